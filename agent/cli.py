@@ -1,0 +1,267 @@
+"""The ``closedloop`` command line: run, resume, demo, status.
+
+Exit codes: 0 success, 1 a failure while running, 2 bad input (one line naming the field), 3 stopped by an
+operator.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agent.status import SessionState, summarize
+from closedloop.errors import ClosedLoopError, InstrumentError, SessionError, SpecError
+from closedloop.records import Decision, Observation, Verdict
+from closedloop.spec import load_spec
+
+if TYPE_CHECKING:
+    from agent.session import Checkpoint, Session
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 3
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="A closed-loop autonomous experiment agent."
+)
+console = Console()
+err = Console(stderr=True)
+
+_CHOICES = {
+    "a": Verdict.APPROVE,
+    "approve": Verdict.APPROVE,
+    "r": Verdict.REJECT,
+    "reject": Verdict.REJECT,
+    "s": Verdict.STOP,
+    "stop": Verdict.STOP,
+}
+
+
+def _fail(code: int, message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _proposal_table(checkpoint: Checkpoint, session: Session) -> Table:
+    table = Table(title=f"Checkpoint: iteration {checkpoint.iteration}, review the proposal(s)")
+    table.add_column("proposal")
+    for name, variable in session.spec.variables.items():
+        table.add_column(f"{name} [{variable.units}]" if variable.units else name, justify="right")
+        table.add_column("limits", style="dim")
+    for proposal in checkpoint.proposals:
+        row = [proposal["id"]]
+        for name, variable in session.spec.variables.items():
+            row += [f"{proposal['setpoints'][name]:.4g}", f"[{variable.limits[0]:g}, {variable.limits[1]:g}]"]
+        table.add_row(*row)
+    return table
+
+
+def _ask(checkpoint: Checkpoint, session: Session, approve_all: list[bool]) -> Decision | None:
+    """Ask the operator at the terminal; None when there is nobody to ask (end of input)."""
+    if approve_all[0]:
+        return Decision(verdict=Verdict.APPROVE, by="--yes")
+    console.print(_proposal_table(checkpoint, session))
+    while True:
+        try:
+            answer = console.input("[bold]approve, approve all, reject or stop?[/] [a/A/r/s] ").strip()
+        except EOFError:
+            return None
+        if answer == "A" or answer.lower() == "all":
+            approve_all[0] = True
+            return Decision(verdict=Verdict.APPROVE, by="operator", reason="approve all")
+        if answer.lower() in _CHOICES:
+            return Decision(verdict=_CHOICES[answer.lower()], by="operator")
+        console.print("please answer a (approve), A (approve all from now on), r (reject) or s (stop)")
+
+
+def _drive(session: Session, approve_all: bool, as_json: bool) -> int:
+    """Run a session to its end or to a checkpoint nobody answers; return the exit code."""
+    flag = [approve_all]
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("best {task.fields[best]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+    )
+    status = summarize(session.folder)
+    task = progress.add_task(
+        session.spec.name,
+        total=status["budget"],
+        completed=status["experiments"],
+        best=_fmt(status["best_value"]),
+    )
+
+    def observed(observation: Observation) -> None:
+        now = summarize(session.folder)
+        progress.update(task, completed=now["experiments"], best=_fmt(now["best_value"]))
+        if not observation.ok:
+            progress.console.print(f"[yellow]failed[/] {observation.proposal_id}: {observation.error}")
+
+    session._on_observation = observed
+    checkpoint = session.pending_checkpoint()
+    with progress:
+        if checkpoint is None:
+            checkpoint = session.advance()
+        while checkpoint is not None:
+            progress.stop()
+            decision = _ask(checkpoint, session, flag)
+            if decision is None:
+                break
+            progress.start()
+            checkpoint = session.answer(decision)
+    return _report(session, as_json)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.5g}"
+
+
+def _report(session: Session, as_json: bool) -> int:
+    status = summarize(session.folder)
+    if as_json:
+        console.print_json(json.dumps(status))
+    else:
+        console.print(_status_table(status))
+        if status["state"] == SessionState.WAITING.value:
+            console.print(f"waiting at a checkpoint; answer it with: closedloop resume {session.folder}")
+    return {
+        SessionState.STOPPED.value: EXIT_STOPPED,
+        SessionState.FAILED.value: EXIT_FAILED,
+    }.get(status["state"], EXIT_OK)
+
+
+def _status_table(status: dict[str, Any]) -> Table:
+    table = Table(title=f"closedloop session {status['name']} ({status['session_id']})", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    best_point = status["best_point"] or {}
+    rows = [
+        ("state", status["state"]),
+        ("experiments", f"{status['experiments']} of {status['budget']} ({status['failed']} failed)"),
+        (f"best {status['objective']}", _fmt(status["best_value"])),
+        ("best point", ", ".join(f"{k}={v:.4g}" for k, v in best_point.items()) or "-"),
+        ("decisions", str(status["decisions"])),
+        ("data", f"{status['folder']}/store.sqlite, runs/*.jsonl"),
+    ]
+    if status.get("error"):
+        rows.append(("error", status["error"]))
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _guarded(action: Any) -> None:
+    """Run a command body, turning closedloop errors into one line and an exit code."""
+    try:
+        code = action()
+    except SpecError as exc:
+        raise _fail(EXIT_BAD_INPUT, str(exc)) from None
+    except SessionError as exc:
+        raise _fail(EXIT_BAD_INPUT, str(exc)) from None
+    except InstrumentError as exc:
+        raise _fail(EXIT_FAILED, str(exc)) from None
+    except ClosedLoopError as exc:
+        raise _fail(EXIT_FAILED, str(exc)) from None
+    raise typer.Exit(code)
+
+
+def _default_folder(spec_path: Path, folder: str | None, name: str) -> Path:
+    if folder is not None:
+        return (spec_path.parent / folder).resolve()
+    return Path("sessions") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+@app.command()
+def run(
+    session_file: Annotated[Path, typer.Argument(help="the session file (YAML)")],
+    dir: Annotated[Path | None, typer.Option("--dir", help="session folder (default: from the file)")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="approve every checkpoint")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Start a new session from a session file."""
+
+    def body() -> int:
+        spec = load_spec(session_file)
+        folder = dir or _default_folder(session_file, spec.folder, spec.name)
+        from agent.session import Session  # imports torch and bluesky: only once the input is good
+
+        session = Session.create(session_file, folder, spec)
+        try:
+            if not as_json:
+                console.print(f"session folder: {folder}")
+            return _drive(session, yes, as_json)
+        finally:
+            session.close()
+
+    _guarded(body)
+
+
+@app.command()
+def resume(
+    folder: Annotated[Path, typer.Argument(help="the session folder")],
+    yes: Annotated[bool, typer.Option("--yes", help="approve every checkpoint")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Continue a session that was stopped, killed, or left waiting at a checkpoint."""
+
+    def body() -> int:
+        from agent.session import Session
+
+        session = Session.open(folder)
+        try:
+            return _drive(session, yes, as_json)
+        finally:
+            session.close()
+
+    _guarded(body)
+
+
+@app.command()
+def demo(
+    dir: Annotated[Path | None, typer.Option("--dir", help="session folder")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="approve every checkpoint")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Run the bundled demo: align two mirrors on a simulated beamline."""
+    source = resources.files("agent") / "demo" / "beamline.yaml"
+    with resources.as_file(source) as path:
+        run(path, dir or Path("sessions") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}", yes, as_json)
+
+
+@app.command()
+def status(
+    folder: Annotated[Path, typer.Argument(help="the session folder")],
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+) -> None:
+    """Where a session is: state, experiments done and failed, budget, best point so far."""
+
+    def body() -> int:
+        info = summarize(folder)
+        if as_json:
+            console.print_json(json.dumps(info))
+        else:
+            console.print(_status_table(info))
+        return EXIT_OK
+
+    _guarded(body)
+
+
+def main() -> None:
+    """Entry point of the ``closedloop`` console script."""
+    logging.getLogger("bluesky").setLevel(logging.CRITICAL)  # failed runs are reported in the audit log
+    app(prog_name="closedloop")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""The loop as a LangGraph graph: propose -> review -> dispatch -> ingest -> decide.
+
+Graph state holds small things only (the iteration, the ids of the current proposals, the last verdict); the
+proposals, documents and observations live in the :class:`~agent.store.SessionStore`. Every node is safe to
+re-run after a crash: it looks in the store before doing anything twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypedDict
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
+
+from agent.store import SessionStore
+from closedloop.errors import SafetyError
+from closedloop.records import (
+    Decision,
+    Observation,
+    ObservationStatus,
+    Proposal,
+    ProposalStatus,
+    Verdict,
+)
+from closedloop.spec import ReviewPolicy, SessionSpec
+from instruments.executor import RunRecord
+from instruments.ingest import observation_from_documents
+
+
+class LoopState(TypedDict, total=False):
+    """What the graph checkpoints: small values only."""
+
+    iteration: int
+    proposal_ids: list[str]
+    verdict: str
+    outcome: str
+
+
+class Executes(Protocol):
+    """Something that carries out a proposal as a run (the in-process executor, later a queueserver one)."""
+
+    def run(self, proposal: Proposal, md: dict[str, Any] | None = None) -> RunRecord: ...
+
+
+class Suggests(Protocol):
+    """A gest-api generator, as the loop uses it."""
+
+    def suggest(self, num_points: int | None) -> list[dict[str, Any]]: ...
+
+    def ingest(self, results: list[dict[str, Any]]) -> None: ...
+
+
+@dataclass
+class LoopContext:
+    """Everything the nodes need that is not graph state: built anew in every process.
+
+    Attributes:
+        spec: the session spec.
+        store: the session store.
+        planner: the gest-api generator proposing points.
+        executor: runs proposals.
+        on_observation: called after each stored observation (progress bars, dashboards).
+        issued: proposal id -> the planner's ``_id``, for points the current planner instance made.
+        stop_requested: set by an operator to end the session after the current step.
+    """
+
+    spec: SessionSpec
+    store: SessionStore
+    planner: Suggests
+    executor: Executes
+    on_observation: Callable[[Observation], None] = lambda observation: None
+    issued: dict[str, int] = field(default_factory=dict)
+    stop_requested: bool = False
+
+
+def review_payload(proposals: list[Proposal], iteration: int) -> dict[str, Any]:
+    """What an operator is shown at a checkpoint (JSON-ready)."""
+    return {
+        "kind": "review",
+        "iteration": iteration,
+        "proposals": [p.model_dump(mode="json") for p in proposals],
+        "choices": [v.value for v in Verdict],
+    }
+
+
+def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
+    """Compile the loop graph over ``ctx`` with ``checkpointer`` persisting its state."""
+    spec, store = ctx.spec, ctx.store
+
+    def remaining() -> int:
+        return spec.budget.experiments - store.count_observations(ObservationStatus.OK)
+
+    def propose(state: LoopState) -> LoopState:
+        iteration = state.get("iteration", 0)
+        waiting = [
+            p
+            for p in store.proposals(iteration=iteration)
+            if p.status in (ProposalStatus.PROPOSED, ProposalStatus.APPROVED)
+        ]
+        if not waiting:
+            count = max(1, min(spec.planner.batch_size, remaining()))
+            points = ctx.planner.suggest(count)
+            waiting = []
+            for point in points:
+                planner_id = point.get("_id")
+                proposal = Proposal(
+                    iteration=iteration,
+                    setpoints={name: float(point[name]) for name in spec.variables},
+                    planner_id=int(planner_id) if planner_id is not None else None,
+                )
+                if planner_id is not None:
+                    ctx.issued[proposal.id] = int(planner_id)
+                waiting.append(proposal)
+            store.add_proposals(waiting)
+            store.log("propose", f"iteration {iteration}: {len(waiting)} proposal(s)")
+        return {"iteration": iteration, "proposal_ids": [p.id for p in waiting]}
+
+    def review(state: LoopState) -> LoopState:
+        ids = state["proposal_ids"]
+        if spec.review.policy == ReviewPolicy.NEVER:
+            decision = Decision(verdict=Verdict.APPROVE, proposal_ids=ids, by="policy")
+        else:
+            answer = interrupt(review_payload(store.proposals(ids=ids), state["iteration"]))
+            decision = Decision.model_validate(answer)
+            decision = decision.model_copy(update={"proposal_ids": decision.proposal_ids or ids})
+        store.add_decision(state["iteration"], decision)
+        store.log("decision", f"{decision.verdict.value} {len(decision.proposal_ids)} by {decision.by}")
+        if decision.verdict == Verdict.APPROVE:
+            store.set_status(ids, ProposalStatus.APPROVED)
+        elif decision.verdict == Verdict.REJECT:
+            # Rejected points stay pending in the planner, which steers it away from them.
+            store.set_status(ids, ProposalStatus.REJECTED)
+        return {"verdict": decision.verdict.value}
+
+    def dispatch(state: LoopState) -> LoopState:
+        for proposal in store.proposals(ids=state["proposal_ids"]):
+            if store.run(proposal.id) is not None or store.observation(proposal.id) is not None:
+                continue  # already ran: never move twice for one proposal
+            try:
+                record = ctx.executor.run(proposal)
+            except SafetyError as exc:
+                store.log("safety", f"{proposal.id}: {exc}")
+                record = RunRecord(error=f"refused by the safety gate: {exc}")
+            store.add_run(proposal.id, record.documents, record.error, record.seconds)
+        return {}
+
+    def ingest(state: LoopState) -> LoopState:
+        for proposal in store.proposals(ids=state["proposal_ids"]):
+            if store.observation(proposal.id) is not None:
+                continue
+            stored = store.run(proposal.id)
+            documents, error = stored if stored is not None else ([], "the run was lost")
+            observation = observation_from_documents(spec, proposal, documents, error)
+            store.add_observation(observation)
+            if not observation.ok:
+                store.log("failure", f"{proposal.id}: {observation.error}")
+            result = observation.as_result()
+            if proposal.id in ctx.issued:
+                result["_id"] = ctx.issued.pop(proposal.id)
+            ctx.planner.ingest([result])
+            ctx.on_observation(observation)
+        return {}
+
+    def decide(state: LoopState) -> LoopState:
+        if state.get("verdict") == Verdict.STOP.value or ctx.stop_requested:
+            return {"outcome": "stopped"}
+        if remaining() <= 0:
+            return {"outcome": "finished"}
+        failed = store.count_observations(ObservationStatus.FAILED)
+        if failed >= max(5, spec.budget.experiments):
+            return {"outcome": "failed"}
+        return {"iteration": state["iteration"] + 1, "proposal_ids": []}
+
+    def after_review(state: LoopState) -> str:
+        verdict = state.get("verdict")
+        if verdict == Verdict.APPROVE.value:
+            return "dispatch"
+        return "decide"
+
+    def after_decide(state: LoopState) -> str:
+        return END if state.get("outcome") else "propose"
+
+    builder = StateGraph(LoopState)
+    builder.add_node("propose", propose)
+    builder.add_node("review", review)
+    builder.add_node("dispatch", dispatch)
+    builder.add_node("ingest", ingest)
+    builder.add_node("decide", decide)
+    builder.add_edge(START, "propose")
+    builder.add_edge("propose", "review")
+    builder.add_conditional_edges("review", after_review, ["dispatch", "decide"])
+    builder.add_edge("dispatch", "ingest")
+    builder.add_edge("ingest", "decide")
+    builder.add_conditional_edges("decide", after_decide, ["propose", END])
+    return builder.compile(checkpointer=checkpointer)

@@ -1,0 +1,61 @@
+"""closedloop's shared vocabulary: the session spec, the records of the loop, and the error types."""
+
+from closedloop.errors import (
+    ClosedLoopError,
+    InstrumentError,
+    PlannerError,
+    SafetyError,
+    SessionError,
+    SpecError,
+)
+from closedloop.records import (
+    Decision,
+    Observation,
+    ObservationStatus,
+    Proposal,
+    ProposalStatus,
+    Verdict,
+    new_id,
+)
+from closedloop.spec import (
+    BudgetSpec,
+    Direction,
+    InstrumentSpec,
+    ObjectiveSpec,
+    PlannerSpec,
+    ReviewPolicy,
+    ReviewSpec,
+    SessionSpec,
+    VariableSpec,
+    load_spec,
+    resolve_import_path,
+    spec_from_dict,
+)
+
+__all__ = [
+    "BudgetSpec",
+    "ClosedLoopError",
+    "Decision",
+    "Direction",
+    "InstrumentError",
+    "InstrumentSpec",
+    "ObjectiveSpec",
+    "Observation",
+    "ObservationStatus",
+    "PlannerError",
+    "PlannerSpec",
+    "Proposal",
+    "ProposalStatus",
+    "ReviewPolicy",
+    "ReviewSpec",
+    "SafetyError",
+    "SessionError",
+    "SessionSpec",
+    "SpecError",
+    "VariableSpec",
+    "Verdict",
+    "load_spec",
+    "new_id",
+    "resolve_import_path",
+    "spec_from_dict",
+]

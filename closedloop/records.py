@@ -1,0 +1,119 @@
+"""The records that flow through the loop: proposals, observations and review decisions."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def new_id(prefix: str) -> str:
+    """Return a short unique id such as ``p-1a2b3c4d5e6f``."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+class ProposalStatus(str, Enum):
+    """Where a proposal is in its life."""
+
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    OBSERVED = "observed"
+
+
+class Proposal(BaseModel):
+    """One experiment the planner suggests: a setpoint for every variable.
+
+    Attributes:
+        id: the agent's id, carried into the run's start document.
+        iteration: the loop iteration that made it.
+        setpoints: variable name -> value asked for.
+        planner_id: the planner's own integer ``_id`` for the point, if it gave one.
+        status: where the proposal is in its life.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default_factory=lambda: new_id("p"))
+    iteration: int = Field(ge=0)
+    setpoints: dict[str, float]
+    planner_id: int | None = None
+    status: ProposalStatus = ProposalStatus.PROPOSED
+    created: float = Field(default_factory=time.time)
+
+
+class ObservationStatus(str, Enum):
+    """How a run ended, as the documents tell it."""
+
+    OK = "ok"
+    FAILED = "failed"
+
+
+class Observation(BaseModel):
+    """What one run measured, taken from its documents.
+
+    Attributes:
+        proposal_id: the proposal the run carried out.
+        status: ``ok`` or ``failed``.
+        setpoints: what was asked for.
+        readbacks: what the instrument read back, variable name -> value.
+        values: objective (and other output) name -> measured value.
+        run_uid: the Bluesky run's uid, when a run started.
+        error: why the run failed, when it did.
+        duration: seconds from run start to run stop.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    proposal_id: str
+    status: ObservationStatus
+    setpoints: dict[str, float]
+    readbacks: dict[str, float] = Field(default_factory=dict)
+    values: dict[str, float] = Field(default_factory=dict)
+    run_uid: str | None = None
+    error: str | None = None
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the run succeeded and every value is a finite number."""
+        return self.status == ObservationStatus.OK and all(math.isfinite(v) for v in self.values.values())
+
+    def as_result(self) -> dict[str, Any]:
+        """The observation as a gest-api result: read-back inputs and outputs (NaN when failed)."""
+        point: dict[str, Any] = dict(self.setpoints)
+        point.update(self.readbacks)
+        if self.ok:
+            point.update(self.values)
+        return point
+
+
+class Verdict(str, Enum):
+    """An operator's answer at a review checkpoint."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    STOP = "stop"
+
+
+class Decision(BaseModel):
+    """An answer at a review checkpoint, for every proposal it names.
+
+    Attributes:
+        verdict: approve, reject or stop.
+        proposal_ids: the proposals it answers (empty means all shown).
+        by: who answered (``operator``, ``policy``, ``--yes``).
+        reason: free text for the audit log.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Verdict
+    proposal_ids: list[str] = Field(default_factory=list)
+    by: str = "operator"
+    reason: str = ""
+    at: float = Field(default_factory=time.time)

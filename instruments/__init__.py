@@ -1,0 +1,15 @@
+"""Everything that touches Bluesky: the executor that owns the RunEngine, the plan, ingestion, the safety gate."""
+
+from instruments.executor import InProcessExecutor, RunRecord, build_run_engine
+from instruments.ingest import observation_from_documents
+from instruments.plans import measure_point
+from instruments.safety import check_setpoints
+
+__all__ = [
+    "InProcessExecutor",
+    "RunRecord",
+    "build_run_engine",
+    "check_setpoints",
+    "measure_point",
+    "observation_from_documents",
+]

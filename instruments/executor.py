@@ -1,0 +1,139 @@
+"""The in-process executor: owns the one RunEngine and the session's devices, runs one plan at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bluesky import RunEngine
+from bluesky.run_engine import call_in_bluesky_event_loop
+
+from closedloop.errors import InstrumentError
+from closedloop.records import Proposal
+from closedloop.spec import SessionSpec, resolve_import_path
+from instruments.ingest import Document
+from instruments.plans import measure_point
+from instruments.safety import check_setpoints
+
+
+@dataclass
+class RunRecord:
+    """What executing one proposal produced.
+
+    Attributes:
+        documents: ``(name, document)`` pairs as the RunEngine emitted them.
+        error: the exception the RunEngine raised, as text, if any.
+        seconds: wall time spent inside the RunEngine.
+    """
+
+    documents: list[Document] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def build_run_engine() -> RunEngine:
+    """The RunEngine as closedloop uses it: no signal handlers (safe off the main thread), plans' results."""
+    return RunEngine(context_managers=[], call_returns_result=True)
+
+
+class InProcessExecutor:
+    """Runs proposals on the session's devices through a RunEngine in this process.
+
+    The RunEngine is created first, then the devices (from the session's instrument factory), which are
+    connected in the RunEngine's event loop. Devices that move a variable are movers; every other device is
+    triggered and read as a detector.
+
+    Args:
+        spec: the session spec.
+        session_id: goes into every start document.
+        run_engine: an existing RunEngine to use (tests); by default one is built.
+
+    Raises:
+        InstrumentError: the factory failed, or a variable's device does not exist, or there is no detector.
+    """
+
+    def __init__(self, spec: SessionSpec, session_id: str, run_engine: RunEngine | None = None) -> None:
+        self.spec = spec
+        self.session_id = session_id
+        self.run_engine = run_engine or build_run_engine()
+        self._lock = threading.Lock()
+        self.devices = self._make_devices()
+        self.movers = {name: self.devices[spec.device_of(name)] for name in spec.variables}
+        mover_names = {spec.device_of(name) for name in spec.variables}
+        self.detectors = [device for key, device in self.devices.items() if key not in mover_names]
+        if not self.detectors:
+            raise InstrumentError("instrument: no detector (every device moves a variable)")
+
+    def _make_devices(self) -> dict[str, Any]:
+        instrument = self.spec.instrument
+        factory: Callable[..., dict[str, Any]] = resolve_import_path(instrument.factory_path)
+        options = dict(instrument.options)
+        if self.spec.seed is not None and "seed" in inspect.signature(factory).parameters:
+            options.setdefault("seed", self.spec.seed)
+        try:
+            devices = factory(**options)
+        except Exception as exc:
+            raise InstrumentError(f"instrument: {instrument.factory_path} failed: {exc}") from exc
+        if not isinstance(devices, dict):
+            raise InstrumentError(f"instrument: {instrument.factory_path} must return a dict of devices")
+        for name in self.spec.variables:
+            if self.spec.device_of(name) not in devices:
+                raise InstrumentError(
+                    f"variables.{name}.device: no device '{self.spec.device_of(name)}' in the instrument",
+                    f"devices are: {', '.join(sorted(devices))}",
+                )
+        connects = [d.connect() for d in devices.values() if inspect.iscoroutinefunction(d.connect)]
+
+        async def _connect_all() -> None:
+            await asyncio.gather(*connects)
+
+        if connects:
+            call_in_bluesky_event_loop(_connect_all())
+        return devices
+
+    def run(self, proposal: Proposal, md: dict[str, Any] | None = None) -> RunRecord:
+        """Check the proposal against the hard limits, then carry it out as one Bluesky run.
+
+        A failure inside the run (a device error, an abort) is not raised: it comes back in the record, with
+        whatever documents were emitted, so the caller stores a failed observation.
+
+        Raises:
+            SafetyError: a setpoint is outside its hard limits; nothing was moved and no plan was built.
+        """
+        setpoints = check_setpoints(self.spec, proposal.setpoints)
+        metadata = {
+            "proposal_id": proposal.id,
+            "session_id": self.session_id,
+            "iteration": proposal.iteration,
+            "plan_name": "measure_point",
+            **(md or {}),
+        }
+        moves = {self.movers[name]: value for name, value in setpoints.items()}
+        record = RunRecord()
+        with self._lock:
+            started = time.perf_counter()
+            try:
+                self.run_engine(
+                    measure_point(moves, self.detectors, metadata),
+                    lambda name, doc: record.documents.append((name, doc)),
+                )
+            except Exception as exc:
+                record.error = f"{type(exc).__name__}: {_root_cause(exc)}"
+            record.seconds = time.perf_counter() - started
+        return record
+
+    def close(self) -> None:
+        """Stop the RunEngine's event loop thread."""
+        if self.run_engine.state != "idle":
+            self.run_engine.halt()
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return str(exc)

@@ -1,0 +1,92 @@
+"""Simulated instruments as real ophyd-async devices, and the analytic problems behind them.
+
+Each factory returns ``{device name: device}``, the form a session's ``instrument`` section loads: devices that
+move a variable are motors, the rest are triggered and read as detectors. Session files name them as
+``instrument: {simulator: beamline}``. Library code never imports this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ophyd_async.core import Device
+from ophyd_async.sim import SimMotor
+
+from simulators._devices import SimFieldDetector
+from simulators.physics import (
+    BEAMLINE_BOUNDS,
+    BEAMLINE_OPTIMUM,
+    BRANIN_BOUNDS,
+    BRANIN_OPTIMUM,
+    HARTMANN6_BOUNDS,
+    HARTMANN6_OPTIMUM,
+    Optimum,
+    beamline_flux,
+)
+from simulators.physics import branin as branin_function
+from simulators.physics import hartmann6 as hartmann6_function
+
+__all__ = [
+    "BEAMLINE_BOUNDS",
+    "BEAMLINE_OPTIMUM",
+    "BRANIN_BOUNDS",
+    "BRANIN_OPTIMUM",
+    "HARTMANN6_BOUNDS",
+    "HARTMANN6_OPTIMUM",
+    "Optimum",
+    "SimFieldDetector",
+    "beamline",
+    "beamline_flux",
+    "branin",
+    "branin_function",
+    "hartmann6",
+    "hartmann6_function",
+]
+
+
+def _motors_and_detector(
+    function: Callable[..., float],
+    motor_names: dict[str, str],
+    field: str,
+    noise: float,
+    seed: int | None,
+    instant: bool,
+) -> dict[str, Device]:
+    motors = {arg: SimMotor(name=motor, instant=instant) for arg, motor in motor_names.items()}
+    detector = SimFieldDetector(
+        function,
+        {arg: motor.user_readback for arg, motor in motors.items()},
+        field=field,
+        noise=noise,
+        seed=seed,
+        name="det",
+    )
+    devices: dict[str, Device] = {motor.name: motor for motor in motors.values()}
+    devices["det"] = detector
+    return devices
+
+
+def beamline(noise: float = 10.0, seed: int | None = None, instant: bool = True) -> dict[str, Device]:
+    """A simulated beamline: two mirror-pitch motors ``m1``, ``m2`` and a flux detector ``det``.
+
+    The detector reads ``det-flux``: the flux of a beam focused through a slit (see
+    :func:`simulators.physics.beamline_flux`), peak 1020 counts at pitch1=0.35, pitch2=-0.6 mrad, plus
+    Gaussian noise of ``noise`` counts.
+
+    Args:
+        noise: detector noise (standard deviation, counts).
+        seed: seed of the noise.
+        instant: motors move instantly (``False``: at a real velocity, seconds per move).
+    """
+    return _motors_and_detector(beamline_flux, {"pitch1": "m1", "pitch2": "m2"}, "flux", noise, seed, instant)
+
+
+def branin(noise: float = 0.0, seed: int | None = None, instant: bool = True) -> dict[str, Device]:
+    """Branin as an instrument: motors ``x1``, ``x2`` and detector ``det`` reading ``det-value``."""
+    return _motors_and_detector(branin_function, {"x1": "x1", "x2": "x2"}, "value", noise, seed, instant)
+
+
+def hartmann6(noise: float = 0.0, seed: int | None = None, instant: bool = True) -> dict[str, Device]:
+    """Hartmann6 as an instrument: motors ``x1`` .. ``x6`` and detector ``det`` reading ``det-value``."""
+    names = {f"x{i}": f"x{i}" for i in range(1, 7)}
+    return _motors_and_detector(hartmann6_function, names, "value", noise, seed, instant)

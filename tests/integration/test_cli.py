@@ -1,0 +1,138 @@
+"""The command line as an operator uses it: real processes, real files, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import beamline_session
+
+CLI = [sys.executable, "-m", "agent.cli"]
+
+
+def closedloop(*args: str, stdin: str = "", timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+
+
+def observations(folder: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(folder / "store.sqlite") as conn:
+        return [tuple(row) for row in conn.execute("SELECT proposal_id, body FROM observations ORDER BY seq")]
+
+
+def meta(folder: Path, key: str) -> object:
+    try:
+        with sqlite3.connect(folder / "store.sqlite") as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return json.loads(row[0]) if row else None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"colour": "blue"}, "colour: unknown key"),
+        ({"variables": {"p": {"bounds": [0.0, 3.0], "hard_limits": [0.0, 2.0]}}}, "variables.p: bounds"),
+        ({"variables": {"p": {"bounds": [1.0, 0.0]}}}, "variables.p.bounds: low must be below high"),
+        ({"variables": {}}, "variables: at least one variable"),
+        ({"planner": {"name": "nope"}}, "planner.name: unknown planner 'nope'"),
+        (
+            {"instrument": {"factory": "nowhere.devices:make"}},
+            "instrument: 'nowhere.devices:make' does not import",
+        ),
+        ({"budget": {"experiments": 0}}, "budget.experiments"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, write_session, overrides: dict, field: str) -> None:
+    path = write_session(beamline_session(**overrides))
+    result = closedloop("run", str(path), "--dir", str(tmp_path / "run"))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert field in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # nothing was created, nothing moved
+
+
+def test_run_then_status_and_a_second_run_in_the_same_folder_is_refused(
+    tmp_path: Path, write_session
+) -> None:
+    path = write_session(beamline_session(budget={"experiments": 3}))
+    result = closedloop("run", str(path), "--dir", str(tmp_path / "run"), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["state"] == "finished" and summary["experiments"] == 3
+    status = json.loads(closedloop("status", str(tmp_path / "run"), "--json").stdout)
+    assert status == summary
+    again = closedloop("run", str(path), "--dir", str(tmp_path / "run"))
+    assert again.returncode == 2
+    assert "already holds a session" in again.stderr
+
+
+def test_stop_at_a_checkpoint_exits_3(tmp_path: Path, write_session) -> None:
+    path = write_session(beamline_session(review={"policy": "always"}))
+    result = closedloop("run", str(path), "--dir", str(tmp_path / "run"), stdin="a\ns\n")
+    assert result.returncode == 3, result.stderr
+    assert len(observations(tmp_path / "run")) == 1
+    assert meta(tmp_path / "run", "state") == "stopped"
+
+
+def test_a_session_killed_at_a_checkpoint_resumes_with_nothing_lost_or_duplicated(
+    tmp_path: Path, write_session
+) -> None:
+    folder = tmp_path / "run"
+    path = write_session(beamline_session(review={"policy": "always"}, budget={"experiments": 5}))
+    log = (tmp_path / "first.log").open("w")
+    first = subprocess.Popen(
+        [*CLI, "run", str(path), "--dir", str(folder)],
+        stdin=subprocess.PIPE,
+        stdout=log,
+        stderr=log,
+        text=True,
+    )
+    try:
+        assert first.stdin is not None
+        first.stdin.write("a\na\n")
+        first.stdin.flush()
+        deadline = time.monotonic() + 90
+        while not (
+            len(observations(folder) if (folder / "store.sqlite").exists() else []) == 2
+            and meta(folder, "state") == "waiting"
+        ):
+            assert time.monotonic() < deadline, (tmp_path / "first.log").read_text()
+            assert first.poll() is None, (tmp_path / "first.log").read_text()
+            time.sleep(0.1)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(timeout=30)
+        if first.stdin is not None:
+            first.stdin.close()
+        log.close()
+    assert first.returncode == -signal.SIGKILL
+    before = observations(folder)
+    with sqlite3.connect(folder / "store.sqlite") as conn:
+        waiting = [row[0] for row in conn.execute("SELECT id FROM proposals WHERE status = 'proposed'")]
+    assert len(before) == 2 and len(waiting) == 1
+
+    result = closedloop("resume", str(folder), "--yes", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["experiments"] == 5
+    after = observations(folder)
+    assert after[:2] == before  # nothing lost or rewritten
+    ids = [proposal_id for proposal_id, _ in after]
+    assert len(ids) == 5 and len(set(ids)) == 5  # nothing duplicated
+    assert ids[2] == waiting[0]  # the proposal held at the checkpoint is the one that ran next
+    with sqlite3.connect(folder / "store.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 5
+    assert len(list((folder / "runs").glob("*.jsonl"))) == 5

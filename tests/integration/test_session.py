@@ -1,0 +1,81 @@
+"""Whole sessions through the real graph, RunEngine, devices and SQLite files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agent.session import Session
+from agent.status import summarize
+from closedloop import Decision, ObservationStatus, Verdict
+from tests.conftest import beamline_session
+
+
+def test_an_unattended_session_runs_to_its_budget(tmp_path: Path, write_session) -> None:
+    path = write_session(beamline_session(budget={"experiments": 5}))
+    session = Session.create(path, tmp_path / "run")
+    try:
+        assert session.advance() is None
+        observations = session.store.observations()
+        assert len(observations) == 5
+        assert all(o.status == ObservationStatus.OK for o in observations)
+        assert len({o.proposal_id for o in observations}) == 5
+        # each run's documents are in the folder, with the proposal id in the start document
+        for observation in observations:
+            lines = (tmp_path / "run" / "runs" / f"{observation.proposal_id}.jsonl").read_text().splitlines()
+            start = json.loads(lines[0])
+            assert start["name"] == "start"
+            assert start["doc"]["proposal_id"] == observation.proposal_id
+            assert start["doc"]["uid"] == observation.run_uid
+    finally:
+        session.close()
+    status = summarize(tmp_path / "run")
+    assert status["state"] == "finished"
+    assert status["experiments"] == 5
+    assert status["best_value"] == max(o.values["flux"] for o in observations)
+
+
+def test_checkpoints_hold_the_loop_and_take_answers(tmp_path: Path, write_session) -> None:
+    path = write_session(beamline_session(review={"policy": "always"}, budget={"experiments": 2}))
+    session = Session.create(path, tmp_path / "run")
+    try:
+        first = session.advance()
+        assert first is not None and len(first.proposals) == 1
+        assert session.store.count_observations() == 0  # nothing ran before the answer
+        second = session.answer(Decision(verdict=Verdict.REJECT))
+        assert second is not None and second.iteration == 1
+        assert session.store.count_observations() == 0
+        third = session.answer(Decision(verdict=Verdict.APPROVE))
+        assert third is not None
+        assert session.store.count_observations() == 1
+        assert session.answer(Decision(verdict=Verdict.STOP)) is None
+        assert session.outcome == "stopped"
+        verdicts = [d.verdict for _, d in session.store.decisions()]
+        assert verdicts == [Verdict.REJECT, Verdict.APPROVE, Verdict.STOP]
+        statuses = [p.status.value for p in session.store.proposals()]
+        assert statuses == ["rejected", "observed", "proposed"]
+    finally:
+        session.close()
+
+
+def test_failed_runs_are_stored_and_the_loop_goes_on(tmp_path: Path, write_session) -> None:
+    from bluesky.run_engine import call_in_bluesky_event_loop
+
+    path = write_session(beamline_session(budget={"experiments": 3}))
+    session = Session.create(path, tmp_path / "run")
+    try:
+        detector = session.executor.devices["det"]
+
+        async def inject() -> None:
+            await detector.fail_next.set(2)
+
+        call_in_bluesky_event_loop(inject())
+        assert session.advance() is None
+        observations = session.store.observations()
+        assert [o.status for o in observations] == ["failed", "failed", "ok", "ok", "ok"]
+        assert all("injected detector fault" in (o.error or "") for o in observations[:2])
+        assert (session.planner.n_observed, session.planner.n_failed) == (3, 2)
+        kinds = [kind for _, kind, _ in session.store.events()]
+        assert kinds.count("failure") == 2
+    finally:
+        session.close()

@@ -1,0 +1,111 @@
+"""The session spec: good files load, bad ones give one line naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+import closedloop
+from closedloop import SessionSpec, SpecError, load_spec, spec_from_dict
+from tests.conftest import beamline_session
+
+
+def test_every_public_name_resolves() -> None:
+    for name in closedloop.__all__:
+        assert getattr(closedloop, name) is not None
+
+
+def test_demo_like_session_loads_and_maps_onto_vocs() -> None:
+    spec = spec_from_dict(beamline_session())
+    vocs = spec.vocs()
+    assert vocs.variable_names == ["pitch1", "pitch2"]
+    assert vocs.bounds == [[-1.5, 1.5], [-1.5, 1.5]]
+    assert type(vocs.objectives["flux"]).__name__ == "MaximizeObjective"
+    assert spec.device_of("pitch1") == "m1"
+    assert spec.readback_of("pitch1") == "m1"
+    assert spec.field_of("flux") == "det-flux"
+    assert spec.variables["pitch1"].limits == (-2.0, 2.0)
+
+
+def _variables(**pitch1: object) -> dict[str, object]:
+    return {"pitch1": {"bounds": [-1.5, 1.5], "device": "m1", **pitch1}}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "words"),
+    [
+        ({"colour": "blue"}, "colour", "unknown key"),
+        ({"variables": _variables(speed=3)}, "variables.pitch1.speed", "unknown key"),
+        (
+            {"variables": {"pitch1": {"bounds": [1.0, -1.0]}}},
+            "variables.pitch1.bounds",
+            "low must be below high",
+        ),
+        (
+            {"variables": _variables(hard_limits=[-1.0, 1.0])},
+            "variables.pitch1",
+            "outside hard_limits",
+        ),
+        (
+            {"variables": _variables(hard_limits=[2.0, -2.0])},
+            "variables.pitch1.hard_limits",
+            "low must be below",
+        ),
+        ({"variables": {}}, "variables", "at least one variable"),
+        ({"planner": {"name": "no-such-planner"}}, "planner.name", "unknown planner 'no-such-planner'"),
+        ({"instrument": {"factory": "no_such_pkg.devices:make"}}, "instrument", "does not import"),
+        ({"instrument": {"factory": "closedloop.spec:NoSuchThing"}}, "instrument", "has no 'NoSuchThing'"),
+        ({"instrument": {"simulator": "no_such_sim"}}, "instrument", "does not import"),
+        ({"budget": {"experiments": 0}}, "budget.experiments", "greater than or equal to 1"),
+        ({"objectives": {}}, "objectives", "at least one objective"),
+        ({"review": {"policy": "sometimes"}}, "review.policy", "always"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_field(overrides: dict, field: str, words: str) -> None:
+    with pytest.raises(SpecError) as info:
+        spec_from_dict(beamline_session(**overrides))
+    message = str(info.value)
+    assert "\n" not in message
+    assert f"{field}:" in message
+    assert words in message
+
+
+def test_missing_budget_is_named() -> None:
+    data = beamline_session()
+    del data["budget"]
+    with pytest.raises(SpecError, match="budget: required but missing"):
+        spec_from_dict(data)
+
+
+def test_load_spec_reports_unreadable_and_non_yaml_files(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="cannot read"):
+        load_spec(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("variables: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text("- 1\n- 2\n")
+    with pytest.raises(SpecError, match="must be a mapping"):
+        load_spec(listy)
+
+
+bounds = st.tuples(st.floats(-1e6, 1e6, allow_nan=False), st.floats(1e-3, 1e6, allow_nan=False)).map(
+    lambda lw: (lw[0], lw[0] + lw[1])
+)
+
+
+@given(bounds=bounds, margin=st.floats(0, 1e3, allow_nan=False))
+def test_specs_round_trip_through_yaml(bounds: tuple[float, float], margin: float) -> None:
+    low, high = bounds
+    data = beamline_session(
+        variables={"x": {"bounds": [low, high], "hard_limits": [low - margin, high + margin], "device": "m1"}}
+    )
+    spec = spec_from_dict(data)
+    again = spec_from_dict(yaml.safe_load(yaml.safe_dump(spec.model_dump(mode="json"))))
+    assert again == spec
+    assert SessionSpec.model_validate_json(spec.model_dump_json()) == spec
