@@ -29,9 +29,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 3
 
-app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="A closed-loop autonomous experiment agent."
-)
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="A closed-loop autonomous experiment agent.")
 console = Console()
 err = Console(stderr=True)
 

@@ -51,9 +51,7 @@ class Session:
     ends or reaches a checkpoint; :meth:`answer` gives the checkpoint its decision and runs on.
     """
 
-    def __init__(
-        self, folder: Path, spec: SessionSpec, on_observation: Callable[[Observation], None] | None = None
-    ):
+    def __init__(self, folder: Path, spec: SessionSpec, on_observation: Callable[[Observation], None] | None = None):
         self.folder = folder
         self.spec = spec
         (folder / "runs").mkdir(parents=True, exist_ok=True)

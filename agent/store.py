@@ -99,10 +99,7 @@ class SessionStore:
             start = conn.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM proposals").fetchone()[0]
             conn.executemany(
                 "INSERT INTO proposals (id, seq, iteration, status, body) VALUES (?, ?, ?, ?, ?)",
-                [
-                    (p.id, start + i, p.iteration, p.status.value, p.model_dump_json())
-                    for i, p in enumerate(proposals)
-                ],
+                [(p.id, start + i, p.iteration, p.status.value, p.model_dump_json()) for i, p in enumerate(proposals)],
             )
 
     def set_status(self, proposal_ids: Sequence[str], status: ProposalStatus) -> None:
@@ -122,10 +119,7 @@ class SessionStore:
         """Proposals by id (in the order given), or of one iteration, or all (in order of birth)."""
         with self._lock:
             if ids is not None:
-                rows = [
-                    self._conn.execute("SELECT body FROM proposals WHERE id = ?", (i,)).fetchone()
-                    for i in ids
-                ]
+                rows = [self._conn.execute("SELECT body FROM proposals WHERE id = ?", (i,)).fetchone() for i in ids]
             elif iteration is not None:
                 rows = self._conn.execute(
                     "SELECT body FROM proposals WHERE iteration = ? ORDER BY seq", (iteration,)
@@ -155,6 +149,12 @@ class SessionStore:
             return None
         return [(name, doc) for name, doc in json.loads(row[0])], row[1]
 
+    def run_seconds(self, proposal_id: str) -> float:
+        """Seconds the proposal's run spent inside the RunEngine (0 if it has not run)."""
+        with self._lock:
+            row = self._conn.execute("SELECT seconds FROM runs WHERE proposal_id = ?", (proposal_id,)).fetchone()
+        return float(row[0]) if row else 0.0
+
     # observations --------------------------------------------------------------------------------------------
     def add_observation(self, observation: Observation) -> bool:
         """Store an observation; returns False if the proposal already has one (nothing is duplicated)."""
@@ -165,13 +165,9 @@ class SessionStore:
             )
             added = cursor.rowcount == 1
             if added:
-                row = conn.execute(
-                    "SELECT body FROM proposals WHERE id = ?", (observation.proposal_id,)
-                ).fetchone()
+                row = conn.execute("SELECT body FROM proposals WHERE id = ?", (observation.proposal_id,)).fetchone()
                 if row is not None:
-                    body = Proposal.model_validate_json(row[0]).model_copy(
-                        update={"status": ProposalStatus.OBSERVED}
-                    )
+                    body = Proposal.model_validate_json(row[0]).model_copy(update={"status": ProposalStatus.OBSERVED})
                     conn.execute(
                         "UPDATE proposals SET status = ?, body = ? WHERE id = ?",
                         (ProposalStatus.OBSERVED.value, body.model_dump_json(), observation.proposal_id),
@@ -181,9 +177,7 @@ class SessionStore:
     def observation(self, proposal_id: str) -> Observation | None:
         """The observation of one proposal, if any."""
         with self._lock:
-            row = self._conn.execute(
-                "SELECT body FROM observations WHERE proposal_id = ?", (proposal_id,)
-            ).fetchone()
+            row = self._conn.execute("SELECT body FROM observations WHERE proposal_id = ?", (proposal_id,)).fetchone()
         return Observation.model_validate_json(row[0]) if row else None
 
     def observations(self) -> list[Observation]:
@@ -197,9 +191,9 @@ class SessionStore:
         with self._lock:
             if status is None:
                 return self._conn.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
-            return self._conn.execute(
-                "SELECT COUNT(*) FROM observations WHERE status = ?", (status.value,)
-            ).fetchone()[0]
+            return self._conn.execute("SELECT COUNT(*) FROM observations WHERE status = ?", (status.value,)).fetchone()[
+                0
+            ]
 
     # decisions and the audit log -----------------------------------------------------------------------------
     def add_decision(self, iteration: int, decision: Decision) -> None:
@@ -219,14 +213,9 @@ class SessionStore:
     def log(self, kind: str, message: str) -> None:
         """Append a line to the audit log."""
         with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO events (time, kind, message) VALUES (?, ?, ?)", (time.time(), kind, message)
-            )
+            conn.execute("INSERT INTO events (time, kind, message) VALUES (?, ?, ?)", (time.time(), kind, message))
 
     def events(self) -> list[tuple[float, str, str]]:
         """The audit log, oldest first."""
         with self._lock:
-            return [
-                tuple(row)
-                for row in self._conn.execute("SELECT time, kind, message FROM events ORDER BY seq")
-            ]
+            return [tuple(row) for row in self._conn.execute("SELECT time, kind, message FROM events ORDER BY seq")]

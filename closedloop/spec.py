@@ -53,9 +53,7 @@ class VariableSpec(BaseModel):
         if self.hard_limits is not None:
             lo, hi = self.hard_limits
             if self.bounds[0] < lo or self.bounds[1] > hi:
-                raise ValueError(
-                    f"bounds [{self.bounds[0]}, {self.bounds[1]}] go outside hard_limits [{lo}, {hi}]"
-                )
+                raise ValueError(f"bounds [{self.bounds[0]}, {self.bounds[1]}] go outside hard_limits [{lo}, {hi}]")
         return self
 
     @property
@@ -127,9 +125,7 @@ class PlannerSpec(BaseModel):
         if ":" in value:
             resolve_import_path(value)
         elif value not in registered_planners():
-            raise ValueError(
-                f"unknown planner '{value}'; registered: {', '.join(registered_planners()) or 'none'}"
-            )
+            raise ValueError(f"unknown planner '{value}'; registered: {', '.join(registered_planners()) or 'none'}")
         return value
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 from abc import abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,8 +96,7 @@ class PlannerBase(Generator):
         for obj, spec in vocs.objectives.items():
             if not isinstance(spec, MaximizeObjective | MinimizeObjective):
                 raise PlannerError(
-                    f"{name} supports MAXIMIZE or MINIMIZE objectives; objective '{obj}' is "
-                    f"{type(spec).__name__}"
+                    f"{name} supports MAXIMIZE or MINIMIZE objectives; objective '{obj}' is {type(spec).__name__}"
                 )
 
     # -- gest-api ------------------------------------------------------------------------------------------
@@ -115,9 +115,7 @@ class PlannerBase(Generator):
             raise PlannerError(f"num_points must be a positive integer, got {num_points!r}")
         U = self._propose(n)
         if tuple(U.shape) != (n, self.dim):
-            raise RuntimeError(
-                f"{type(self).__name__}._propose returned shape {tuple(U.shape)}, not {(n, self.dim)}"
-            )
+            raise RuntimeError(f"{type(self).__name__}._propose returned shape {tuple(U.shape)}, not {(n, self.dim)}")
         points = []
         for x in self.from_unit(U).tolist():
             point: dict[str, Any] = dict(zip(self.variable_names, x, strict=True))
@@ -145,6 +143,20 @@ class PlannerBase(Generator):
             if point_id is not None:
                 self._pending.pop(point_id, None)
             self._records.append(record)
+
+    def discard(self, ids: Iterable[int]) -> None:
+        """Forget pending points that will never be measured (an operator rejected them, say).
+
+        Raises:
+            ValueError: an id is not pending.
+        """
+        wanted = [self._parse_id(i) for i in ids]
+        unknown = [str(i) for i in wanted if i is None or i not in self._pending]
+        if unknown:
+            raise PlannerError(f"not pending: _id {', '.join(unknown)}")
+        for i in wanted:
+            if i is not None:
+                del self._pending[i]
 
     def finalize(self) -> None:
         """Nothing to close down; harmless to call more than once."""
@@ -208,11 +220,12 @@ class PlannerBase(Generator):
     @property
     def best(self) -> dict[str, Any] | None:
         """The best ok point so far (variables, constants, objective, ``"_id"`` if it had one), or None."""
-        ok = [r for r in self._records if r.y is not None]
-        if not ok:
+        sign = 1.0 if self.maximize else -1.0
+        scored = [(sign * r.y, i) for i, r in enumerate(self._records) if r.y is not None]
+        if not scored:
             return None
-        pick = max if self.maximize else min
-        return dict(pick(ok, key=lambda r: r.y).point)
+        _, index = max(scored, key=lambda s: (s[0], -s[1]))  # the first of equals
+        return dict(self._records[index].point)
 
     @property
     def pending(self) -> list[dict[str, Any]]:

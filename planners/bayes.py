@@ -92,9 +92,7 @@ class BoTorchPlanner(PlannerBase):
             ("maxiter", maxiter, 1),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise PlannerError(
-                    f"BoTorchPlanner option {option} must be an integer >= {least}, got {value!r}"
-                )
+                raise PlannerError(f"BoTorchPlanner option {option} must be an integer >= {least}, got {value!r}")
         self.n_initial = n_initial
         self.num_restarts = num_restarts
         self.raw_samples = raw_samples

@@ -62,9 +62,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, write_session, override
     assert not (tmp_path / "run").exists()  # nothing was created, nothing moved
 
 
-def test_run_then_status_and_a_second_run_in_the_same_folder_is_refused(
-    tmp_path: Path, write_session
-) -> None:
+def test_run_then_status_and_a_second_run_in_the_same_folder_is_refused(tmp_path: Path, write_session) -> None:
     path = write_session(beamline_session(budget={"experiments": 3}))
     result = closedloop("run", str(path), "--dir", str(tmp_path / "run"), "--json")
     assert result.returncode == 0, result.stderr

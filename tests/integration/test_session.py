@@ -79,3 +79,24 @@ def test_failed_runs_are_stored_and_the_loop_goes_on(tmp_path: Path, write_sessi
         assert kinds.count("failure") == 2
     finally:
         session.close()
+
+
+def test_botorch_drives_the_real_loop_towards_the_optimum(tmp_path: Path, write_session) -> None:
+    """A short botorch session through the real graph and devices ends near the beamline's optimum."""
+    from simulators import BEAMLINE_OPTIMUM
+    from simulators.physics import beamline_flux
+
+    data = beamline_session(
+        budget={"experiments": 12},
+        planner={"name": "botorch", "options": {"n_initial": 5}},
+        seed=11,
+    )
+    session = Session.create(write_session(data), tmp_path / "run")
+    try:
+        assert session.advance() is None
+        observations = session.store.observations()
+    finally:
+        session.close()
+    assert len(observations) == 12
+    best = max(observations, key=lambda o: o.values["flux"])
+    assert beamline_flux(**best.readbacks) > 0.9 * BEAMLINE_OPTIMUM.value

@@ -170,3 +170,12 @@ def test_minimize(planner_name, evaluate):
     planner.ingest(points)
     assert planner.best["f"] == min(p["f"] for p in points)
     assert len(planner.suggest(1)) == 1
+
+
+def test_discard_pending(planner_name, vocs):
+    planner = load_planner(planner_name, vocs, seed=SEED)
+    points = planner.suggest(3)
+    planner.discard([points[0]["_id"], points[2]["_id"]])
+    assert [p["_id"] for p in planner.pending] == [points[1]["_id"]]
+    with pytest.raises(ValueError, match="not pending"):
+        planner.discard([points[0]["_id"]])

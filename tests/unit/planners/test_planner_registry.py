@@ -53,9 +53,7 @@ def test_unknown_option_is_named(vocs):
         load_planner("botorch", vocs, n_intial=3)
 
 
-@pytest.mark.parametrize(
-    "options", [{"n_initial": 0}, {"num_restarts": 0}, {"raw_samples": 2, "num_restarts": 4}]
-)
+@pytest.mark.parametrize("options", [{"n_initial": 0}, {"num_restarts": 0}, {"raw_samples": 2, "num_restarts": 4}])
 def test_bad_option_values(vocs, options):
     with pytest.raises(PlannerError, match=next(iter(options))):
         load_planner("botorch", vocs, **options)

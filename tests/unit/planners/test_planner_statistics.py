@@ -27,9 +27,7 @@ def beamline_flux(pitch1: float, pitch2: float) -> float:
     return 1000.0 * math.exp(-(u**2 + 0.6 * u * v + 1.4 * v**2) / (2 * 0.45**2)) + 20.0
 
 
-VOCS_BEAMLINE = VOCS(
-    variables={"pitch1": [-1.5, 1.5], "pitch2": [-1.5, 1.5]}, objectives={"flux": "MAXIMIZE"}
-)
+VOCS_BEAMLINE = VOCS(variables={"pitch1": [-1.5, 1.5], "pitch2": [-1.5, 1.5]}, objectives={"flux": "MAXIMIZE"})
 
 
 def run_session(name: str, seed: int) -> float:

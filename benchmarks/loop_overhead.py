@@ -1,0 +1,126 @@
+"""The agent's own cost per experiment, beside the RunEngine's.
+
+Runs one unattended session of N experiments with the ``sobol`` planner on the simulated beamline, in process,
+and splits every iteration's wall time into planner time, RunEngine time and the rest (the agent: LangGraph
+steps and checkpoints, the store, ingestion). In the same invocation it runs the same plan N times on a bare
+RunEngine as the baseline, and prints the agent's median cost per experiment and its ratio to the bare run.
+
+    python benchmarks/loop_overhead.py [--experiments 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent.session import Session
+from closedloop.records import Proposal
+from closedloop.spec import spec_from_dict
+from instruments.executor import InProcessExecutor
+
+SESSION: dict[str, Any] = {
+    "name": "loop-overhead",
+    "seed": 0,
+    "variables": {
+        "pitch1": {"bounds": [-1.5, 1.5], "hard_limits": [-2.0, 2.0], "device": "m1"},
+        "pitch2": {"bounds": [-1.5, 1.5], "hard_limits": [-2.0, 2.0], "device": "m2"},
+    },
+    "objectives": {"flux": {"field": "det-flux"}},
+    "budget": {"experiments": 100},
+    "planner": {"name": "sobol"},
+    "instrument": {"simulator": "beamline"},
+    "review": {"policy": "never"},
+}
+
+
+class TimedPlanner:
+    """Wraps a planner and adds up the time spent in it."""
+
+    def __init__(self, planner: Any) -> None:
+        self.planner = planner
+        self.seconds = 0.0
+
+    def suggest(self, num_points: int | None = None) -> list[dict[str, Any]]:
+        started = time.perf_counter()
+        try:
+            return self.planner.suggest(num_points)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def ingest(self, results: list[dict[str, Any]]) -> None:
+        started = time.perf_counter()
+        try:
+            self.planner.ingest(results)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
+def measure_loop(experiments: int, folder: Path) -> tuple[list[float], list[float], list[float]]:
+    """Per-experiment (iteration, planner, RunEngine) seconds for one session."""
+    data = dict(SESSION, budget={"experiments": experiments})
+    path = folder / "session.yaml"
+    path.write_text(yaml.safe_dump(data))
+    marks: list[tuple[float, float, str]] = []
+    session = Session.create(path, folder / "run")
+    timed = TimedPlanner(session.planner)
+    session.context.planner = timed
+    session.context.on_observation = lambda o: marks.append((time.perf_counter(), timed.seconds, o.proposal_id))
+    started = time.perf_counter()
+    try:
+        session.advance()
+        iterations, planner, engine = [], [], []
+        previous_time, previous_planner = started, 0.0
+        for now, planner_total, proposal_id in marks:
+            run_seconds = session.store.run_seconds(proposal_id)
+            iterations.append(now - previous_time)
+            planner.append(planner_total - previous_planner)
+            engine.append(run_seconds)
+            previous_time, previous_planner = now, planner_total
+    finally:
+        session.close()
+    # the first iteration carries one-off costs (first LangGraph compile paths, first run): leave it out
+    return iterations[1:], planner[1:], engine[1:]
+
+
+def measure_bare_run_engine(experiments: int) -> list[float]:
+    """Seconds per run of the same plan on a bare RunEngine with the same devices (the baseline)."""
+    spec = spec_from_dict(SESSION)
+    executor = InProcessExecutor(spec, "s-bare")
+    seconds = []
+    try:
+        for i in range(experiments):
+            proposal = Proposal(iteration=i, setpoints={"pitch1": 0.01 * (i % 100), "pitch2": -0.5})
+            started = time.perf_counter()
+            executor.run(proposal)
+            seconds.append(time.perf_counter() - started)
+    finally:
+        executor.close()
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiments", type=int, default=100)
+    args = parser.parse_args()
+    bare = measure_bare_run_engine(args.experiments)
+    with tempfile.TemporaryDirectory() as tmp:
+        iterations, planner, engine = measure_loop(args.experiments, Path(tmp))
+    agent = [it - pl - en for it, pl, en in zip(iterations, planner, engine, strict=True)]
+    median = statistics.median
+    print(f"experiments measured          : {len(iterations)} (sobol, simulated beamline, review never)")
+    print(f"median iteration              : {1e3 * median(iterations):7.2f} ms")
+    print(f"median planner (suggest+ingest): {1e3 * median(planner):7.2f} ms")
+    print(f"median RunEngine run          : {1e3 * median(engine):7.2f} ms")
+    print(f"median bare RunEngine run     : {1e3 * median(bare):7.2f} ms  (baseline, same invocation)")
+    print(f"median agent cost/experiment  : {1e3 * median(agent):7.2f} ms  (target < 15 ms)")
+    print(f"agent cost / bare RunEngine   : {median(agent) / median(bare):7.2f}x")
+
+
+if __name__ == "__main__":
+    main()
