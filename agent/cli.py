@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agent.status import SessionState, summarize
-from closedloop.errors import ClosedLoopError, InstrumentError, SessionError, SpecError
+from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SessionError, SpecError
 from closedloop.records import Decision, Observation, Verdict
 from closedloop.spec import load_spec
 
@@ -165,7 +165,7 @@ def _guarded(action: Any) -> None:
         code = action()
     except SpecError as exc:
         raise _fail(EXIT_BAD_INPUT, str(exc)) from None
-    except SessionError as exc:
+    except (SessionError, PlannerError) as exc:
         raise _fail(EXIT_BAD_INPUT, str(exc)) from None
     except InstrumentError as exc:
         raise _fail(EXIT_FAILED, str(exc)) from None

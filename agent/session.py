@@ -44,6 +44,15 @@ class Checkpoint:
     proposals: list[dict[str, Any]]
 
 
+def build_planner(spec: SessionSpec) -> Any:
+    """The session's planner, built from its spec (the session seed is passed when the planner takes one).
+
+    Raises:
+        PlannerError: the planner refuses the problem or its options.
+    """
+    return load_planner(spec.planner.name, spec.vocs(), default_seed=spec.seed, **spec.planner.options)
+
+
 class Session:
     """One session folder, opened for running.
 
@@ -66,7 +75,7 @@ class Session:
                 budget=spec.budget.experiments,
             )
         self._on_observation = on_observation or (lambda observation: None)
-        self.planner = load_planner(spec.planner.name, spec.vocs(), **self._planner_options())
+        self.planner = build_planner(spec)
         self._replay_into_planner()
         self.executor = InProcessExecutor(spec, self.session_id)
         self._checkpoint_conn = sqlite3.connect(folder / CHECKPOINT_FILE, check_same_thread=False)
@@ -85,6 +94,7 @@ class Session:
         spec = spec or load_spec(spec_path)
         if (folder / STORE_FILE).exists():
             raise SessionError(f"{folder} already holds a session", f"use: closedloop resume {folder}")
+        build_planner(spec)  # refuse a planner that cannot take the problem before anything is created
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(spec_path, folder / SESSION_FILE)
         return cls(folder, spec, **kwargs)
@@ -99,12 +109,6 @@ class Session:
         if not (folder / STORE_FILE).exists() or not (folder / SESSION_FILE).exists():
             raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
         return cls(folder, load_spec(folder / SESSION_FILE), **kwargs)
-
-    def _planner_options(self) -> dict[str, Any]:
-        options = dict(self.spec.planner.options)
-        if self.spec.seed is not None:
-            options.setdefault("seed", self.spec.seed)
-        return options
 
     def _replay_into_planner(self) -> None:
         """Rebuild the planner's knowledge from the store: every observation, as points it did not make."""

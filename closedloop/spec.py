@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from gest_api.vocs import VOCS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from closedloop.errors import SpecError
 
@@ -260,7 +261,7 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     path = _field_path(error["loc"])
     if error["type"] == "extra_forbidden":
         return f"{path}: unknown key"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -16,14 +17,24 @@ def planner_names() -> list[str]:
     return registered_planners()
 
 
-def load_planner(name: str, vocs: VOCS, **options: Any) -> Any:
+def _accepts(factory: Any, option: str) -> bool:
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == option or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def load_planner(name: str, vocs: VOCS, *, default_seed: int | None = None, **options: Any) -> Any:
     """Build a planner for ``vocs``.
 
     Args:
         name: a name registered in ``closedloop.planners`` (``sobol``, ``botorch``, ...), or the import path
             ``"package.module:Class"`` of any gest-api generator class.
         vocs: the problem.
-        **options: keyword arguments for the planner's constructor (``seed=`` for closedloop's own planners).
+        default_seed: the session's seed, passed as ``seed=`` when the options give none and the constructor
+            takes one (third-party generators without a ``seed`` parameter are built without it).
+        **options: keyword arguments for the planner's constructor.
 
     Returns:
         the planner: anything with gest-api's ``suggest``, ``ingest`` and ``finalize``.
@@ -47,6 +58,8 @@ def load_planner(name: str, vocs: VOCS, **options: Any) -> Any:
         factory = found[0].load()
     if not callable(factory):
         raise PlannerError(f"planner '{name}' is {type(factory).__name__}, not a generator class")
+    if default_seed is not None and "seed" not in options and _accepts(factory, "seed"):
+        options["seed"] = default_seed
     try:
         planner = factory(vocs, **options)
     except PlannerError:

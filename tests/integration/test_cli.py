@@ -49,6 +49,8 @@ def meta(folder: Path, key: str) -> object:
             "instrument: 'nowhere.devices:make' does not import",
         ),
         ({"budget": {"experiments": 0}}, "budget.experiments"),
+        ({"planner": {"name": "sobol", "options": {"colour": 1}}}, "SobolPlanner got unknown options: colour"),
+        ({"planner": {"name": "botorch", "options": {"n_initial": 0}}}, "n_initial must be an integer >= 1"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, write_session, overrides: dict, field: str) -> None:
