@@ -53,11 +53,17 @@ def _proposal_table(checkpoint: Checkpoint, session: Session) -> Table:
     table.add_column("proposal")
     for name, variable in session.spec.variables.items():
         table.add_column(f"{name} [{variable.units}]" if variable.units else name, justify="right")
-        table.add_column("limits", style="dim")
+        table.add_column("allowed", style="dim")
     for proposal in checkpoint.proposals:
         row = [proposal["id"]]
         for name, variable in session.spec.variables.items():
-            row += [f"{proposal['setpoints'][name]:.4g}", f"[{variable.limits[0]:g}, {variable.limits[1]:g}]"]
+            if variable.values is not None:
+                allowed = ", ".join(str(v) for v in variable.values)
+            else:
+                allowed = f"[{variable.limits[0]:g}, {variable.limits[1]:g}]"
+                if variable.max_step is not None:
+                    allowed += f" step <= {variable.max_step:g}"
+            row += [_fmt(proposal["setpoints"][name]), allowed]
         table.add_row(*row)
     return table
 
@@ -121,8 +127,10 @@ def _drive(session: Session, approve_all: bool, as_json: bool) -> int:
     return _report(session, as_json)
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.5g}"
+def _fmt(value: float | str | None) -> str:
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else f"{value:.5g}"
 
 
 def _report(session: Session, as_json: bool) -> int:
@@ -147,11 +155,15 @@ def _status_table(status: dict[str, Any]) -> Table:
     rows = [
         ("state", status["state"]),
         ("experiments", f"{status['experiments']} of {status['budget']} ({status['failed']} failed)"),
-        (f"best {status['objective']}", _fmt(status["best_value"])),
-        ("best point", ", ".join(f"{k}={v:.4g}" for k, v in best_point.items()) or "-"),
+        (f"best {status['objective']}" + (" (feasible)" if status["infeasible"] else ""), _fmt(status["best_value"])),
+        ("best point", ", ".join(f"{k}={_fmt(v)}" for k, v in best_point.items()) or "-"),
         ("decisions", str(status["decisions"])),
         ("data", f"{status['folder']}/store.sqlite, runs/*.jsonl"),
     ]
+    if status["pareto_front"]:
+        rows.append(("pareto front", f"{len(status['pareto_front'])} point(s)"))
+        for entry in status["pareto_front"]:
+            rows.append(("", ", ".join(f"{k}={v:.4g}" for k, v in entry["values"].items())))
     if status.get("error"):
         rows.append(("error", status["error"]))
     for row in rows:

@@ -76,6 +76,17 @@ class LoopContext:
     stop_requested: bool = False
 
 
+def proposal_setpoints(spec: SessionSpec, point: dict[str, Any]) -> dict[str, float | str]:
+    """A planner's point as setpoints: every variable (numbers as floats) and every constant."""
+    setpoints: dict[str, float | str] = {}
+    for name, variable in spec.variables.items():
+        value = point[name]
+        setpoints[name] = str(value) if variable.categorical else float(value)
+    for name, constant in spec.constants.items():
+        setpoints[name] = point.get(name, constant.value)
+    return setpoints
+
+
 def review_payload(proposals: list[Proposal], iteration: int) -> dict[str, Any]:
     """What an operator is shown at a checkpoint (JSON-ready)."""
     return {
@@ -108,7 +119,7 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
                 planner_id = point.get("_id")
                 proposal = Proposal(
                     iteration=iteration,
-                    setpoints={name: float(point[name]) for name in spec.variables},
+                    setpoints=proposal_setpoints(spec, point),
                     planner_id=int(planner_id) if planner_id is not None else None,
                 )
                 if planner_id is not None:

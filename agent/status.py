@@ -8,8 +8,8 @@ from typing import Any
 
 from agent.store import SessionStore
 from closedloop.errors import SessionError
-from closedloop.records import ObservationStatus
-from closedloop.spec import Direction, load_spec
+from closedloop.records import Observation, ObservationStatus
+from closedloop.spec import Direction, SessionSpec, load_spec
 
 SESSION_FILE = "session.yaml"
 STORE_FILE = "store.sqlite"
@@ -26,6 +26,20 @@ class SessionState(str, Enum):
     FAILED = "failed"
 
 
+def pareto_front(spec: SessionSpec, observations: list[Observation]) -> list[Observation]:
+    """The observations no other observation dominates on every objective (ok, feasible ones expected)."""
+    signs = {name: 1.0 if o.direction == Direction.MAXIMIZE else -1.0 for name, o in spec.objectives.items()}
+
+    def scores(o: Observation) -> list[float]:
+        return [signs[name] * o.values[name] for name in signs]
+
+    def dominates(a: list[float], b: list[float]) -> bool:
+        return all(x >= y for x, y in zip(a, b, strict=True)) and any(x > y for x, y in zip(a, b, strict=True))
+
+    scored = [(o, scores(o)) for o in observations]
+    return [o for o, s in scored if not any(dominates(t, s) for _, t in scored)]
+
+
 def summarize(folder: Path) -> dict[str, Any]:
     """The status of a session folder, without opening its instrument (safe while another process runs it)."""
     if not (folder / STORE_FILE).exists():
@@ -35,21 +49,27 @@ def summarize(folder: Path) -> dict[str, Any]:
     try:
         observations = store.observations()
         ok = [o for o in observations if o.ok]
+        feasible = [o for o in ok if spec.feasible(o.values)]
         objective = next(iter(spec.objectives))
         sign = 1.0 if spec.objectives[objective].direction == Direction.MAXIMIZE else -1.0
-        best = max(ok, key=lambda o: sign * o.values[objective], default=None)
+        best = max(feasible, key=lambda o: sign * o.values[objective], default=None)
+        front = pareto_front(spec, feasible) if len(spec.objectives) > 1 else []
         return {
             "folder": str(folder),
             "session_id": store.meta("session_id"),
             "name": spec.name,
             "state": store.meta("state"),
             "experiments": len(ok),
+            "infeasible": len(ok) - len(feasible),
             "failed": sum(1 for o in observations if o.status == ObservationStatus.FAILED),
             "budget": spec.budget.experiments,
             "objective": objective,
             "best_value": best.values[objective] if best else None,
             "best_point": (best.readbacks or best.setpoints) if best else None,
             "best_proposal": best.proposal_id if best else None,
+            "pareto_front": [
+                {"proposal": o.proposal_id, "point": o.readbacks or o.setpoints, "values": o.values} for o in front
+            ],
             "decisions": len(store.decisions()),
             "error": store.meta("error"),
         }

@@ -19,6 +19,8 @@ from closedloop.records import (
 )
 from closedloop.spec import (
     BudgetSpec,
+    ConstantSpec,
+    ConstraintSpec,
     Direction,
     InstrumentSpec,
     ObjectiveSpec,
@@ -35,6 +37,8 @@ from closedloop.spec import (
 __all__ = [
     "BudgetSpec",
     "ClosedLoopError",
+    "ConstantSpec",
+    "ConstraintSpec",
     "Decision",
     "Direction",
     "InstrumentError",

@@ -40,7 +40,7 @@ class Proposal(BaseModel):
 
     id: str = Field(default_factory=lambda: new_id("p"))
     iteration: int = Field(ge=0)
-    setpoints: dict[str, float]
+    setpoints: dict[str, float | str]
     planner_id: int | None = None
     status: ProposalStatus = ProposalStatus.PROPOSED
     created: float = Field(default_factory=time.time)
@@ -71,8 +71,8 @@ class Observation(BaseModel):
 
     proposal_id: str
     status: ObservationStatus
-    setpoints: dict[str, float]
-    readbacks: dict[str, float] = Field(default_factory=dict)
+    setpoints: dict[str, float | str]
+    readbacks: dict[str, float | str] = Field(default_factory=dict)
     values: dict[str, float] = Field(default_factory=dict)
     run_uid: str | None = None
     error: str | None = None

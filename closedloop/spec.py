@@ -23,12 +23,22 @@ from closedloop.errors import SpecError
 _STRICT = ConfigDict(extra="forbid")
 
 
+Value = float | str
+
+
 class VariableSpec(BaseModel):
     """One variable the planner may set.
 
+    A continuous variable has ``bounds``; a discrete one lists its allowed ``values`` (numbers: ordered
+    settings such as a filter thickness; strings: categories such as a crystal or a filter name).
+
     Attributes:
-        bounds: ``[low, high]`` the planner searches within.
-        hard_limits: ``[low, high]`` nothing may ever cross; defaults to ``bounds``.
+        bounds: ``[low, high]`` the planner searches within (continuous variables).
+        values: the allowed settings (discrete or categorical variables).
+        hard_limits: ``[low, high]`` no numeric setpoint may ever cross; defaults to ``bounds`` (or the range of
+            numeric ``values``).
+        max_step: the largest move allowed in one step from the current position, in the variable's units; the
+            safety gate refuses a longer move, and planners that support it keep their proposals within it.
         device: name of the instrument device that moves it; defaults to the variable's name.
         readback: event field holding the position read back; defaults to the device name.
         units: for people only.
@@ -36,8 +46,10 @@ class VariableSpec(BaseModel):
 
     model_config = _STRICT
 
-    bounds: tuple[float, float]
+    bounds: tuple[float, float] | None = None
+    values: list[Value] | None = None
     hard_limits: tuple[float, float] | None = None
+    max_step: float | None = Field(default=None, gt=0)
     device: str | None = None
     readback: str | None = None
     units: str = ""
@@ -49,18 +61,102 @@ class VariableSpec(BaseModel):
             raise ValueError(f"low must be below high, got [{value[0]}, {value[1]}]")
         return value
 
+    @field_validator("values")
+    @classmethod
+    def _distinct(cls, value: list[Value] | None) -> list[Value] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("at least one value is needed")
+        if len(set(value)) != len(value):
+            raise ValueError("values must be distinct")
+        if any(isinstance(v, str) for v in value) and not all(isinstance(v, str) for v in value):
+            raise ValueError("values must be all numbers or all names, not a mix")
+        return value
+
     @model_validator(mode="after")
     def _inside_limits(self) -> VariableSpec:
+        if (self.bounds is None) == (self.values is None):
+            raise ValueError("give exactly one of 'bounds' (continuous) or 'values' (discrete)")
+        if self.categorical and (self.hard_limits is not None or self.max_step is not None):
+            raise ValueError("hard_limits and max_step apply to numbers, not to named values")
         if self.hard_limits is not None:
             lo, hi = self.hard_limits
-            if self.bounds[0] < lo or self.bounds[1] > hi:
-                raise ValueError(f"bounds [{self.bounds[0]}, {self.bounds[1]}] go outside hard_limits [{lo}, {hi}]")
+            low, high = self.range
+            if low < lo or high > hi:
+                what = "bounds" if self.bounds is not None else "values"
+                raise ValueError(f"{what} [{low}, {high}] go outside hard_limits [{lo}, {hi}]")
         return self
 
     @property
+    def categorical(self) -> bool:
+        """True when the values are names rather than numbers."""
+        return self.values is not None and all(isinstance(v, str) for v in self.values)
+
+    @property
+    def range(self) -> tuple[float, float]:
+        """The numeric search range: ``bounds``, or the smallest and largest numeric value."""
+        if self.bounds is not None:
+            return self.bounds
+        numbers = [float(v) for v in self.values or []]
+        return (min(numbers), max(numbers))
+
+    @property
     def limits(self) -> tuple[float, float]:
-        """The hard limits in force (``bounds`` when none were given)."""
-        return self.hard_limits if self.hard_limits is not None else self.bounds
+        """The hard limits in force (the search range when none were given)."""
+        return self.hard_limits if self.hard_limits is not None else self.range
+
+
+class ConstantSpec(BaseModel):
+    """A setting held fixed for the whole session (gest-api's constants).
+
+    Attributes:
+        value: the setting.
+        device: the device to set it on before each run (none: it is only recorded and told to the planner).
+        hard_limits: ``[low, high]`` a numeric value must lie within.
+    """
+
+    model_config = _STRICT
+
+    value: Value
+    device: str | None = None
+    hard_limits: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _inside_limits(self) -> ConstantSpec:
+        if self.hard_limits is not None:
+            lo, hi = self.hard_limits
+            if isinstance(self.value, str) or not lo <= self.value <= hi:
+                raise ValueError(f"value {self.value!r} is outside hard_limits [{lo}, {hi}]")
+        return self
+
+
+class ConstraintSpec(BaseModel):
+    """An outcome constraint: a measured field must stay below or above a value for a point to be feasible.
+
+    Attributes:
+        field: the event field it reads; defaults to the constraint's name.
+        less_than: feasible when the value is below this.
+        greater_than: feasible when the value is above this.
+    """
+
+    model_config = _STRICT
+
+    field: str | None = None
+    less_than: float | None = None
+    greater_than: float | None = None
+
+    @model_validator(mode="after")
+    def _one_side(self) -> ConstraintSpec:
+        if (self.less_than is None) == (self.greater_than is None):
+            raise ValueError("give exactly one of 'less_than' or 'greater_than'")
+        return self
+
+    def satisfied(self, value: float) -> bool:
+        """Whether a measured value is feasible."""
+        if self.less_than is not None:
+            return value < self.less_than
+        return value > float(self.greater_than)  # type: ignore[arg-type]
 
 
 class Direction(str, Enum):
@@ -182,7 +278,9 @@ class SessionSpec(BaseModel):
     Attributes:
         name: a label for people.
         variables: variable name -> :class:`VariableSpec`.
-        objectives: objective name -> :class:`ObjectiveSpec`.
+        objectives: objective name -> :class:`ObjectiveSpec` (two or more: multi-objective).
+        constraints: output name -> :class:`ConstraintSpec` (outcome constraints).
+        constants: name -> :class:`ConstantSpec` (settings held fixed).
         budget: when to end.
         planner: which planner proposes points.
         instrument: where the devices come from.
@@ -196,6 +294,8 @@ class SessionSpec(BaseModel):
     name: str = "session"
     variables: dict[str, VariableSpec]
     objectives: dict[str, ObjectiveSpec]
+    constraints: dict[str, ConstraintSpec] = Field(default_factory=dict)
+    constants: dict[str, ConstantSpec] = Field(default_factory=dict)
     budget: BudgetSpec
     planner: PlannerSpec = Field(default_factory=PlannerSpec)
     instrument: InstrumentSpec
@@ -217,6 +317,15 @@ class SessionSpec(BaseModel):
             raise ValueError("at least one objective is needed")
         return value
 
+    @model_validator(mode="after")
+    def _names_unique(self) -> SessionSpec:
+        inputs = set(self.variables) | set(self.constants)
+        outputs = set(self.objectives) | set(self.constraints)
+        clash = sorted((set(self.variables) & set(self.constants)) | (inputs & outputs))
+        if clash:
+            raise ValueError(f"the name '{clash[0]}' is used twice (variables, constants, objectives, constraints)")
+        return self
+
     def device_of(self, variable: str) -> str:
         """The device name that moves ``variable``."""
         return self.variables[variable].device or variable
@@ -226,15 +335,36 @@ class SessionSpec(BaseModel):
         spec = self.variables[variable]
         return spec.readback or self.device_of(variable)
 
-    def field_of(self, objective: str) -> str:
-        """The event field ``objective`` reads."""
-        return self.objectives[objective].field or objective
+    def field_of(self, output: str) -> str:
+        """The event field an objective or constraint reads."""
+        spec = self.objectives.get(output) or self.constraints.get(output)
+        if spec is None:
+            raise KeyError(output)
+        return spec.field or output
+
+    @property
+    def outputs(self) -> list[str]:
+        """Objective names, then constraint names: what each run must measure."""
+        return list(self.objectives) + list(self.constraints)
+
+    def feasible(self, values: dict[str, float]) -> bool:
+        """Whether measured outputs satisfy every outcome constraint."""
+        return all(name in values and c.satisfied(values[name]) for name, c in self.constraints.items())
 
     def vocs(self) -> VOCS:
         """The optimization problem as a gest-api ``VOCS`` (what a planner sees)."""
+        variables: dict[str, Any] = {}
+        for name, v in self.variables.items():
+            variables[name] = [v.bounds[0], v.bounds[1]] if v.bounds is not None else set(v.values or [])
+        constraints = {
+            name: ["LESS_THAN", c.less_than] if c.less_than is not None else ["GREATER_THAN", c.greater_than]
+            for name, c in self.constraints.items()
+        }
         return VOCS(
-            variables={name: [v.bounds[0], v.bounds[1]] for name, v in self.variables.items()},
+            variables=variables,
             objectives={name: o.direction.value.upper() for name, o in self.objectives.items()},
+            constraints=constraints,
+            constants={name: c.value for name, c in self.constants.items()},
         )
 
 

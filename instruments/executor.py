@@ -64,7 +64,9 @@ class InProcessExecutor:
         self._lock = threading.Lock()
         self.devices = self._make_devices()
         self.movers = {name: self.devices[spec.device_of(name)] for name in spec.variables}
+        self.movers.update({name: self.devices[c.device] for name, c in spec.constants.items() if c.device is not None})
         mover_names = {spec.device_of(name) for name in spec.variables}
+        mover_names |= {c.device for c in spec.constants.values() if c.device is not None}
         self.detectors = [device for key, device in self.devices.items() if key not in mover_names]
         if not self.detectors:
             raise InstrumentError("instrument: no detector (every device moves a variable)")
@@ -81,11 +83,14 @@ class InProcessExecutor:
             raise InstrumentError(f"instrument: {instrument.factory_path} failed: {exc}") from exc
         if not isinstance(devices, dict):
             raise InstrumentError(f"instrument: {instrument.factory_path} must return a dict of devices")
-        for name in self.spec.variables:
-            if self.spec.device_of(name) not in devices:
+        wanted = {f"variables.{name}.device": self.spec.device_of(name) for name in self.spec.variables}
+        wanted.update(
+            {f"constants.{name}.device": c.device for name, c in self.spec.constants.items() if c.device is not None}
+        )
+        for where, device in wanted.items():
+            if device not in devices:
                 raise InstrumentError(
-                    f"variables.{name}.device: no device '{self.spec.device_of(name)}' in the instrument",
-                    f"devices are: {', '.join(sorted(devices))}",
+                    f"{where}: no device '{device}' in the instrument", f"devices are: {', '.join(sorted(devices))}"
                 )
         connects = [d.connect() for d in devices.values() if inspect.iscoroutinefunction(d.connect)]
 
@@ -105,7 +110,7 @@ class InProcessExecutor:
         Raises:
             SafetyError: a setpoint is outside its hard limits; nothing was moved and no plan was built.
         """
-        setpoints = check_setpoints(self.spec, proposal.setpoints)
+        setpoints = check_setpoints(self.spec, proposal.setpoints, self.positions())
         metadata = {
             "proposal_id": proposal.id,
             "session_id": self.session_id,
@@ -113,7 +118,7 @@ class InProcessExecutor:
             "plan_name": "measure_point",
             **(md or {}),
         }
-        moves = {self.movers[name]: value for name, value in setpoints.items()}
+        moves = {self.movers[name]: value for name, value in setpoints.items() if name in self.movers}
         record = RunRecord()
         with self._lock:
             started = time.perf_counter()
@@ -126,6 +131,27 @@ class InProcessExecutor:
                 record.error = f"{type(exc).__name__}: {_root_cause(exc)}"
             record.seconds = time.perf_counter() - started
         return record
+
+    def positions(self) -> dict[str, Any]:
+        """Where each variable's device is now (its read-back), for devices that can say (``Locatable``)."""
+        locatable = {
+            name: self.movers[name]
+            for name in self.spec.variables
+            if callable(getattr(self.movers[name], "locate", None))
+        }
+        if not locatable:
+            return {}
+
+        async def _locate() -> dict[str, Any]:
+            found = {}
+            for name, device in locatable.items():
+                location = device.locate()
+                if inspect.isawaitable(location):
+                    location = await location
+                found[name] = location["readback"]
+            return found
+
+        return call_in_bluesky_event_loop(_locate())
 
     def close(self) -> None:
         """Stop the RunEngine's event loop thread."""

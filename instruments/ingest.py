@@ -40,15 +40,17 @@ def observation_from_documents(
     data: dict[str, Any] = dict(events[-1]["data"]) if events else {}
     duration = float(stop["time"] - start["time"]) if start and stop else 0.0
 
-    readbacks = {
-        variable: float(data[spec.readback_of(variable)])
-        for variable in spec.variables
-        if _is_number(data.get(spec.readback_of(variable)))
-    }
+    readbacks: dict[str, float | str] = {}
+    for variable, variable_spec in spec.variables.items():
+        raw = data.get(spec.readback_of(variable))
+        if variable_spec.categorical and isinstance(raw, str):
+            readbacks[variable] = raw
+        elif _is_number(raw):
+            readbacks[variable] = float(raw)
     values = {
-        objective: float(data[spec.field_of(objective)])
-        for objective in spec.objectives
-        if _is_number(data.get(spec.field_of(objective)))
+        output: float(data[spec.field_of(output)])
+        for output in spec.outputs
+        if _is_number(data.get(spec.field_of(output)))
     }
 
     reason = _failure(spec, start, stop, events, values, error)
@@ -87,7 +89,7 @@ def _failure(
         return error or f"run {stop.get('exit_status')}: {stop.get('reason') or 'no reason given'}"
     if len(events) < EXPECTED_EVENTS:
         return error or f"run ended with {len(events)} of {EXPECTED_EVENTS} events"
-    missing = [spec.field_of(name) for name in spec.objectives if name not in values]
+    missing = [spec.field_of(name) for name in spec.outputs if name not in values]
     if missing:
         return f"event has no finite value for {', '.join(missing)}"
     return error

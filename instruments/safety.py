@@ -1,45 +1,77 @@
-"""The safety gate: no setpoint outside a variable's hard limits ever reaches a plan."""
+"""The safety gate: no setpoint outside a variable's hard limits, or further than its largest step, reaches a plan."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 from closedloop.errors import SafetyError
-from closedloop.spec import SessionSpec
+from closedloop.spec import SessionSpec, Value, VariableSpec
 
 
-def check_setpoints(spec: SessionSpec, setpoints: Mapping[str, float]) -> dict[str, float]:
-    """Check a proposal's setpoints against the session's hard limits, before any plan is built.
+def check_setpoints(
+    spec: SessionSpec, setpoints: Mapping[str, Any], current: Mapping[str, Any] | None = None
+) -> dict[str, Value]:
+    """Check a proposal's setpoints against the session's limits, before any plan is built.
 
     Args:
-        spec: the session spec holding each variable's hard limits.
-        setpoints: variable name -> value to move to.
+        spec: the session spec holding each variable's hard limits, allowed values and largest step.
+        setpoints: variable (and constant) name -> value to move to.
+        current: variable name -> where its device is now, for the largest-step check (omit to skip it).
 
     Returns:
-        The setpoints as plain floats, in the spec's variable order.
+        Every variable's and constant's setpoint (numbers as floats), in the spec's order.
 
     Raises:
-        SafetyError: a variable is missing or unknown, a value is not a finite number, or a value lies outside
-            its hard limits. Nothing has moved.
+        SafetyError: a variable is missing or unknown, a value is not a finite number or not an allowed value,
+            lies outside its hard limits, or is further than ``max_step`` from the current position, or a
+            constant differs from its fixed value. Nothing has moved.
     """
-    unknown = sorted(set(setpoints) - set(spec.variables))
+    unknown = sorted(set(setpoints) - set(spec.variables) - set(spec.constants))
     if unknown:
         raise SafetyError(f"setpoints.{unknown[0]}: not a variable of this session", "check the proposal")
-    checked: dict[str, float] = {}
+    checked: dict[str, Value] = {}
     for name, variable in spec.variables.items():
         if name not in setpoints:
             raise SafetyError(f"setpoints.{name}: missing", "every variable needs a setpoint")
-        try:
-            value = float(setpoints[name])
-        except (TypeError, ValueError):
-            raise SafetyError(f"setpoints.{name}: {setpoints[name]!r} is not a number") from None
-        if not math.isfinite(value):
-            raise SafetyError(f"setpoints.{name}: {value} is not a finite number")
-        low, high = variable.limits
-        if not low <= value <= high:
-            raise SafetyError(
-                f"setpoints.{name}: {value} is outside the hard limits [{low}, {high}]", "nothing was moved"
-            )
-        checked[name] = value
+        checked[name] = _check_variable(name, variable, setpoints[name])
+        here = (current or {}).get(name)
+        if variable.max_step is not None and isinstance(here, int | float) and not isinstance(here, bool):
+            step = abs(float(checked[name]) - float(here))
+            if step > variable.max_step * (1 + 1e-9):
+                raise SafetyError(
+                    f"setpoints.{name}: a move of {step:.6g} from {here:.6g} exceeds max_step {variable.max_step}",
+                    "nothing was moved",
+                )
+    for name, constant in spec.constants.items():
+        value = setpoints.get(name, constant.value)
+        if value != constant.value:
+            raise SafetyError(f"setpoints.{name}: {value!r} differs from the constant {constant.value!r}")
+        checked[name] = constant.value
     return checked
+
+
+def _check_variable(name: str, variable: VariableSpec, raw: Any) -> Value:
+    if variable.categorical:
+        if raw not in (variable.values or []):
+            raise SafetyError(f"setpoints.{name}: {raw!r} is not one of {variable.values}")
+        return str(raw)
+    if isinstance(raw, bool):
+        raise SafetyError(f"setpoints.{name}: {raw!r} is not a number")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise SafetyError(f"setpoints.{name}: {raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise SafetyError(f"setpoints.{name}: {value} is not a finite number")
+    low, high = variable.limits
+    if not low <= value <= high:
+        raise SafetyError(f"setpoints.{name}: {value} is outside the hard limits [{low}, {high}]", "nothing was moved")
+    if variable.values is not None:
+        allowed = [float(v) for v in variable.values]
+        match = [v for v in allowed if math.isclose(v, value, rel_tol=1e-9, abs_tol=1e-12)]
+        if not match:
+            raise SafetyError(f"setpoints.{name}: {value} is not one of {variable.values}")
+        value = match[0]
+    return value

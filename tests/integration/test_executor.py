@@ -67,3 +67,15 @@ def test_a_variable_without_a_device_is_refused(run_engine: Any) -> None:
     data["variables"]["pitch1"]["device"] = "m9"
     with pytest.raises(InstrumentError, match="variables.pitch1.device: no device 'm9'"):
         InProcessExecutor(spec_from_dict(data), "s-test", run_engine=run_engine)
+
+
+def test_max_step_is_enforced_against_the_motor_read_back(run_engine: Any) -> None:
+    data = beamline_session(instrument={"simulator": "beamline", "options": {"noise": 0.0}})
+    data["variables"]["pitch1"]["max_step"] = 0.5
+    executor = InProcessExecutor(spec_from_dict(data), "s-test", run_engine=run_engine)
+    assert executor.positions() == {"pitch1": 0.0, "pitch2": 0.0}
+    assert executor.run(Proposal(iteration=0, setpoints={"pitch1": 0.5, "pitch2": 0.0})).error is None
+    assert executor.positions()["pitch1"] == 0.5
+    with pytest.raises(SafetyError, match="exceeds max_step 0.5"):
+        executor.run(Proposal(iteration=1, setpoints={"pitch1": -0.5, "pitch2": 0.0}))
+    assert executor.positions()["pitch1"] == 0.5

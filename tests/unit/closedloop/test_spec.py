@@ -109,3 +109,47 @@ def test_specs_round_trip_through_yaml(bounds: tuple[float, float], margin: floa
     again = spec_from_dict(yaml.safe_load(yaml.safe_dump(spec.model_dump(mode="json"))))
     assert again == spec
     assert SessionSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+def test_discrete_categorical_constants_and_constraints_map_onto_vocs() -> None:
+    spec = spec_from_dict(
+        beamline_session(
+            variables={
+                "pitch1": {"bounds": [-1.5, 1.5], "device": "m1", "max_step": 0.5},
+                "filter": {"values": [0.0, 0.1, 0.25], "device": "m2"},
+                "crystal": {"values": ["Si111", "Si311"]},
+            },
+            constants={"energy": {"value": 8.0}},
+            constraints={"heat": {"field": "det-heat", "less_than": 3.0}},
+        )
+    )
+    vocs = spec.vocs()
+    assert type(vocs.variables["filter"]).__name__ == "DiscreteVariable"
+    assert vocs.variables["crystal"].values == {"Si111", "Si311"}
+    assert vocs.constants["energy"].value == 8.0
+    assert vocs.constraints["heat"].value == 3.0 and type(vocs.constraints["heat"]).__name__ == "LessThanConstraint"
+    assert spec.outputs == ["flux", "heat"]
+    assert spec.field_of("heat") == "det-heat"
+    assert spec.variables["filter"].limits == (0.0, 0.25)
+    assert spec.variables["crystal"].categorical
+    assert spec.feasible({"flux": 1.0, "heat": 2.0}) and not spec.feasible({"flux": 1.0, "heat": 3.5})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "words"),
+    [
+        ({"variables": {"f": {"values": [0.1, 0.1]}}}, "variables.f.values", "distinct"),
+        ({"variables": {"f": {"values": [0.1, "Cu"]}}}, "variables.f.values", "not a mix"),
+        ({"variables": {"f": {"bounds": [0, 1], "values": [0.5]}}}, "variables.f", "exactly one of 'bounds'"),
+        ({"variables": {"f": {"values": [0.0, 5.0], "hard_limits": [0, 2]}}}, "variables.f", "outside hard_limits"),
+        ({"variables": {"f": {"values": ["a", "b"], "max_step": 1}}}, "variables.f", "apply to numbers"),
+        ({"variables": {"f": {"bounds": [0, 1], "max_step": 0}}}, "variables.f.max_step", "greater than 0"),
+        ({"constraints": {"c": {"field": "x"}}}, "constraints.c", "exactly one of 'less_than'"),
+        ({"constants": {"e": {"value": 9.0, "hard_limits": [0, 8]}}}, "constants.e", "outside hard_limits"),
+        ({"constants": {"pitch1": {"value": 1.0}}}, "(top level)", "'pitch1' is used twice"),
+    ],
+)
+def test_bad_discrete_constant_and_constraint_input(overrides: dict, field: str, words: str) -> None:
+    with pytest.raises(SpecError) as info:
+        spec_from_dict(beamline_session(**overrides))
+    assert f"{field}:" in str(info.value) and words in str(info.value)

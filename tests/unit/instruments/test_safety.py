@@ -47,3 +47,48 @@ def test_nothing_outside_the_hard_limits_ever_passes(p1: float, p2: float) -> No
         assert not inside
     else:
         assert all(-2.0 <= v <= 2.0 for v in checked.values())
+
+
+MIXED = spec_from_dict(
+    beamline_session(
+        variables={
+            "pitch1": {"bounds": [-1.5, 1.5], "hard_limits": [-2.0, 2.0], "max_step": 0.5},
+            "filter": {"values": [0.0, 0.1, 0.25]},
+            "crystal": {"values": ["Si111", "Si311"]},
+        },
+        constants={"energy": {"value": 8.0}},
+    )
+)
+
+
+def test_discrete_categorical_and_constants_are_checked() -> None:
+    ok = check_setpoints(MIXED, {"pitch1": 0.1, "filter": 0.25, "crystal": "Si311"})
+    assert ok == {"pitch1": 0.1, "filter": 0.25, "crystal": "Si311", "energy": 8.0}
+    for bad, words in [
+        ({"filter": 0.2}, "setpoints.filter: 0.2 is not one of"),
+        ({"crystal": "Ge"}, "setpoints.crystal: 'Ge' is not one of"),
+        ({"energy": 9.0}, "setpoints.energy: 9.0 differs from the constant 8.0"),
+    ]:
+        setpoints = {"pitch1": 0.1, "filter": 0.25, "crystal": "Si311", **bad}
+        with pytest.raises(SafetyError, match=words):
+            check_setpoints(MIXED, setpoints)
+
+
+def test_max_step_is_measured_from_the_current_position() -> None:
+    setpoints = {"pitch1": 1.0, "filter": 0.0, "crystal": "Si111"}
+    assert check_setpoints(MIXED, setpoints, current={"pitch1": 0.6})["pitch1"] == 1.0
+    with pytest.raises(SafetyError, match=r"setpoints.pitch1: a move of 0.9 from 0.1 exceeds max_step 0.5"):
+        check_setpoints(MIXED, setpoints, current={"pitch1": 0.1})
+    # without a known position there is nothing to measure a step from
+    assert check_setpoints(MIXED, setpoints)["pitch1"] == 1.0
+
+
+@given(start=st.floats(-2.0, 2.0), target=st.floats(-2.0, 2.0))
+def test_no_move_longer_than_max_step_ever_passes(start: float, target: float) -> None:
+    setpoints = {"pitch1": target, "filter": 0.0, "crystal": "Si111"}
+    try:
+        check_setpoints(MIXED, setpoints, current={"pitch1": start})
+    except SafetyError:
+        assert abs(target - start) > 0.5
+    else:
+        assert abs(target - start) <= 0.5 * (1 + 1e-9)
