@@ -183,6 +183,8 @@ def _guarded(action: Any) -> None:
         raise _fail(EXIT_FAILED, str(exc)) from None
     except ClosedLoopError as exc:
         raise _fail(EXIT_FAILED, str(exc)) from None
+    except Exception as exc:  # a planner or device error while running: the session is marked failed
+        raise _fail(EXIT_FAILED, f"{type(exc).__name__}: {exc}") from None
     raise typer.Exit(code)
 
 

@@ -27,6 +27,7 @@ from closedloop.records import Decision, Observation, new_id
 from closedloop.spec import SessionSpec, load_spec
 from instruments.executor import InProcessExecutor
 from planners.registry import load_planner
+from planners.warmup import WarmStart
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
 
@@ -50,7 +51,11 @@ def build_planner(spec: SessionSpec) -> Any:
     Raises:
         PlannerError: the planner refuses the problem or its options.
     """
-    return load_planner(spec.planner.name, spec.vocs(), default_seed=spec.seed, **spec.planner.options)
+    vocs = spec.vocs()
+    planner = load_planner(spec.planner.name, vocs, default_seed=spec.seed, **spec.planner.options)
+    if spec.planner.initial_design:
+        planner = WarmStart(vocs, planner=planner, initial=spec.planner.initial_design, seed=spec.seed)
+    return planner
 
 
 class Session:

@@ -208,6 +208,8 @@ class PlannerSpec(BaseModel):
             gest-api generator class (``"package.module:Class"``).
         options: keyword arguments for the planner's constructor.
         batch_size: points proposed (and reviewed) together.
+        initial_design: Sobol points proposed before the planner is first asked, for generators that cannot
+            start without data (Xopt's Bayesian generators, for example); 0 leaves the start to the planner.
     """
 
     model_config = _STRICT
@@ -215,6 +217,7 @@ class PlannerSpec(BaseModel):
     name: str = "botorch"
     options: dict[str, Any] = Field(default_factory=dict)
     batch_size: int = Field(default=1, ge=1)
+    initial_design: int = Field(default=0, ge=0)
 
     @field_validator("name")
     @classmethod

@@ -25,6 +25,13 @@ def _accepts(factory: Any, option: str) -> bool:
     return any(p.name == option or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
+def _accepts_name(factory: Any, name: str) -> bool:
+    try:
+        return name in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def load_planner(name: str, vocs: VOCS, *, default_seed: int | None = None, **options: Any) -> Any:
     """Build a planner for ``vocs``.
 
@@ -61,7 +68,7 @@ def load_planner(name: str, vocs: VOCS, *, default_seed: int | None = None, **op
     if default_seed is not None and "seed" not in options and _accepts(factory, "seed"):
         options["seed"] = default_seed
     try:
-        planner = factory(vocs, **options)
+        planner = factory(vocs=vocs, **options) if _accepts_name(factory, "vocs") else factory(vocs, **options)
     except PlannerError:
         raise
     except (TypeError, ValueError) as exc:
