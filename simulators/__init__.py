@@ -20,8 +20,11 @@ from simulators.physics import (
     BRANIN_OPTIMUM,
     HARTMANN6_BOUNDS,
     HARTMANN6_OPTIMUM,
+    HEAT_LIMIT,
     Optimum,
+    beam_width,
     beamline_flux,
+    mirror_heat,
 )
 from simulators.physics import branin as branin_function
 from simulators.physics import hartmann6 as hartmann6_function
@@ -33,14 +36,17 @@ __all__ = [
     "BRANIN_OPTIMUM",
     "HARTMANN6_BOUNDS",
     "HARTMANN6_OPTIMUM",
+    "HEAT_LIMIT",
     "Optimum",
     "SimFieldDetector",
+    "beam_width",
     "beamline",
     "beamline_flux",
     "branin",
     "branin_function",
     "hartmann6",
     "hartmann6_function",
+    "mirror_heat",
 ]
 
 
@@ -51,6 +57,7 @@ def _motors_and_detector(
     noise: float,
     seed: int | None,
     instant: bool,
+    extra: dict[str, tuple[Callable[..., float], float]] | None = None,
 ) -> dict[str, Device]:
     motors = {arg: SimMotor(name=motor, instant=instant) for arg, motor in motor_names.items()}
     detector = SimFieldDetector(
@@ -60,25 +67,39 @@ def _motors_and_detector(
         noise=noise,
         seed=seed,
         name="det",
+        extra=extra,
     )
     devices: dict[str, Device] = {motor.name: motor for motor in motors.values()}
     devices["det"] = detector
     return devices
 
 
-def beamline(noise: float = 10.0, seed: int | None = None, instant: bool = True) -> dict[str, Device]:
-    """A simulated beamline: two mirror-pitch motors ``m1``, ``m2`` and a flux detector ``det``.
+def beamline(
+    noise: float = 10.0,
+    seed: int | None = None,
+    instant: bool = True,
+    width_noise: float = 0.2,
+    heat_noise: float = 0.01,
+) -> dict[str, Device]:
+    """A simulated beamline: two mirror-pitch motors ``m1``, ``m2`` and a detector ``det``.
 
     The detector reads ``det-flux``: the flux of a beam focused through a slit (see
     :func:`simulators.physics.beamline_flux`), peak 1020 counts at pitch1=0.35, pitch2=-0.6 mrad, plus
-    Gaussian noise of ``noise`` counts.
+    Gaussian noise of ``noise`` counts. It also reads ``det-width``, the spot width in micrometres
+    (:func:`~simulators.physics.beam_width`, a second objective to minimize), and ``det-heat``, the first mirror's
+    heat load in watts (:func:`~simulators.physics.mirror_heat`, for an outcome constraint).
 
     Args:
-        noise: detector noise (standard deviation, counts).
+        noise: flux noise (standard deviation, counts).
         seed: seed of the noise.
         instant: motors move instantly (``False``: at a real velocity, seconds per move).
+        width_noise: spot-width noise (standard deviation, micrometres).
+        heat_noise: heat-load noise (standard deviation, watts).
     """
-    return _motors_and_detector(beamline_flux, {"pitch1": "m1", "pitch2": "m2"}, "flux", noise, seed, instant)
+    extra = {"width": (beam_width, width_noise), "heat": (mirror_heat, heat_noise)}
+    return _motors_and_detector(
+        beamline_flux, {"pitch1": "m1", "pitch2": "m2"}, "flux", noise, seed, instant, extra=extra
+    )
 
 
 def branin(noise: float = 0.0, seed: int | None = None, instant: bool = True) -> dict[str, Device]:

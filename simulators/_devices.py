@@ -30,6 +30,8 @@ class SimFieldDetector(StandardReadable):
         noise: standard deviation of additive Gaussian noise, in the reading's units.
         seed: seed of the noise generator.
         name: device name.
+        extra: more readings, field -> (function of the same inputs, noise standard deviation), for
+            multi-objective and constrained problems (a beam's width, a mirror's heat load).
 
     Signals:
         ``fail_next``: writable count of triggers to fail from now (fault injection); each failing trigger
@@ -44,14 +46,20 @@ class SimFieldDetector(StandardReadable):
         noise: float = 0.0,
         seed: int | None = None,
         name: str = "",
+        extra: Mapping[str, tuple[Callable[..., float], float]] | None = None,
     ) -> None:
         self._function = function
         self._inputs = dict(inputs)
         self._noise = float(noise)
         self._rng = np.random.default_rng(seed)
         value, self._set_value = soft_signal_r_and_setter(float, 0.0)
+        self._extra = dict(extra or {})
+        self._set_extra = {}
         with self.add_children_as_readables(StandardReadableFormat.HINTED_SIGNAL):
             setattr(self, field, value)
+            for extra_field in self._extra:
+                signal, self._set_extra[extra_field] = soft_signal_r_and_setter(float, 0.0)
+                setattr(self, extra_field, signal)
         with self.add_children_as_readables(StandardReadableFormat.CONFIG_SIGNAL):
             self.noise = soft_signal_rw(float, self._noise)
         self.fail_next = soft_signal_rw(int, 0)
@@ -71,4 +79,9 @@ class SimFieldDetector(StandardReadable):
         value = self._function(**positions)
         if noise > 0:
             value += float(self._rng.normal(0.0, noise))
+        for extra_field, (function, extra_noise) in self._extra.items():
+            extra_value = function(**positions)
+            if extra_noise > 0:
+                extra_value += float(self._rng.normal(0.0, extra_noise))
+            self._set_extra[extra_field](extra_value)
         self._set_value(value)

@@ -28,6 +28,25 @@ def beamline_flux(pitch1: float, pitch2: float) -> float:
     return 1000.0 * math.exp(-(u**2 + 0.6 * u * v + 1.4 * v**2) / (2 * 0.45**2)) + 20.0
 
 
+def beam_width(pitch1: float, pitch2: float) -> float:
+    """Width of the focused spot at the sample, in micrometres: narrowest away from the flux peak.
+
+    Minimizing it while maximizing :func:`beamline_flux` is a two-objective problem with a real trade-off.
+    """
+    return 15.0 + 40.0 * ((pitch1 - 0.9) ** 2 + 0.5 * (pitch2 + 0.1) ** 2)
+
+
+def mirror_heat(pitch1: float, pitch2: float) -> float:
+    """Heat load on the first mirror, in watts: grows as the mirrors intercept more of the beam.
+
+    With the constraint ``mirror_heat < 2.2`` the flux peak is infeasible and the best feasible flux lies on the
+    constraint's boundary.
+    """
+    return 1.0 + 2.0 * (pitch1 + 1.5) / 3.0 + 0.5 * (pitch2 + 1.5) / 3.0
+
+
+HEAT_LIMIT = 2.2
+
 BEAMLINE_BOUNDS = {"pitch1": (-1.5, 1.5), "pitch2": (-1.5, 1.5)}
 BEAMLINE_OPTIMUM = Optimum({"pitch1": 0.35, "pitch2": -0.6}, 1020.0, maximize=True)
 

@@ -38,15 +38,17 @@ def test_known_optima_are_the_optima() -> None:
 @pytest.mark.parametrize(
     ("factory", "moves", "expected"),
     [
-        ("beamline", {"m1": 0.35, "m2": -0.6}, 1020.0),
-        ("branin", {"x1": math.pi, "x2": 2.275}, 0.397887),
-        ("hartmann6", dict(simulators.HARTMANN6_OPTIMUM.point), -3.32237),
+        ("beamline", {"m1": 0.35, "m2": -0.6}, {"det-flux": 1020.0, "det-width": 32.1, "det-heat": 2.38333}),
+        ("beamline", {"m1": 0.9, "m2": -0.1}, {"det-width": 15.0, "det-heat": 1.0 + 2.0 * 0.8 + 0.5 * 1.4 / 3}),
+        ("branin", {"x1": math.pi, "x2": 2.275}, {"det-value": 0.397887}),
+        ("hartmann6", dict(simulators.HARTMANN6_OPTIMUM.point), {"det-value": -3.32237}),
     ],
 )
 def test_devices_read_the_function_at_the_motor_positions(
-    run_engine: Any, factory: str, moves: dict[str, float], expected: float
+    run_engine: Any, factory: str, moves: dict[str, float], expected: dict[str, float]
 ) -> None:
-    devices = getattr(simulators, factory)(noise=0.0)
+    options = {"width_noise": 0.0, "heat_noise": 0.0} if factory == "beamline" else {}
+    devices = getattr(simulators, factory)(noise=0.0, **options)
     connect(devices)
     detector = devices["det"]
     readings: dict[str, Any] = {}
@@ -60,8 +62,8 @@ def test_devices_read_the_function_at_the_motor_positions(
         readings.update((yield from bps.read(detector)))
 
     run_engine(plan())
-    (value,) = [reading["value"] for reading in readings.values()]
-    assert value == pytest.approx(expected, abs=1e-4)
+    for key, value in expected.items():
+        assert readings[key]["value"] == pytest.approx(value, abs=1e-4), key
 
 
 def test_noise_is_seeded_and_has_the_asked_spread(run_engine: Any) -> None:
