@@ -1,8 +1,10 @@
 """The planner base: the gest-api contract every closedloop planner keeps.
 
-:class:`PlannerBase` owns what all planners share: checking the VOCS, handing out integer ``_id``s, tracking
-pending points, parsing ingested results (numpy scalars, foreign points, failed points), and moving points
-between the real domain and the unit cube. A subclass only writes :meth:`PlannerBase._propose`.
+:class:`PlannerBase` owns what all planners share: checking the VOCS against the class's ``supports_*`` flags,
+handing out integer ``_id``s, tracking pending points, parsing ingested results (numpy scalars, foreign
+points, failed points), telling feasible points from infeasible ones, and moving points between their values,
+the real domain and the unit cube (see :mod:`planners._space`). A subclass only writes
+:meth:`PlannerBase._propose`.
 """
 
 from __future__ import annotations
@@ -12,41 +14,69 @@ import random
 from abc import abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+from botorch.utils.multi_objective.pareto import is_non_dominated
 from gest_api import Generator
-from gest_api.vocs import VOCS, ContextualVariable, ContinuousVariable, MaximizeObjective, MinimizeObjective
+from gest_api.vocs import (
+    VOCS,
+    BoundsConstraint,
+    DiscreteVariable,
+    GreaterThanConstraint,
+    LessThanConstraint,
+    MaximizeObjective,
+    MinimizeObjective,
+)
 from torch import Tensor
 
 from closedloop.errors import PlannerError
+from planners._space import Space, as_float, build_variables
 
 ID_KEY = "_id"
 
 
 @dataclass(frozen=True)
 class _Record:
-    """One ingested point. ``y`` is the objective as measured, ``None`` when the point failed."""
+    """One ingested point.
+
+    ``x`` is real-domain (categorical: the index). ``outcomes`` holds every objective then every constraint
+    output as measured, or is ``None`` when the point failed (any of them missing or not finite); ``y`` is the
+    first objective, ``None`` when failed.
+    """
 
     x: tuple[float, ...]
     y: float | None
     point: dict[str, Any]
+    outcomes: tuple[float, ...] | None = None
 
 
 class PlannerBase(Generator):
-    """A gest-api generator for one continuous, unconstrained, single-objective problem.
+    """A gest-api generator; what a subclass may handle is set by its ``supports_*`` flags.
+
+    A point is *failed* when any objective or constraint output is missing, ``None`` or not finite: it is
+    counted in :attr:`n_failed`, kept, and never fit as a number. A point is *feasible* when every VOCS
+    constraint holds (:meth:`feasible`).
 
     Args:
-        vocs: the problem. Continuous variables, exactly one ``MAXIMIZE`` or ``MINIMIZE`` objective, no
-            constraints; constants are copied into every point, observables are ignored.
+        vocs: the problem. Variables (continuous; discrete or categorical where ``supports_discrete``),
+            ``MAXIMIZE``/``MINIMIZE`` objectives (several where ``supports_multi_objective``), constraints
+            where ``supports_constraints``; constants are copied into every point, observables are ignored.
         seed: seed for everything random in the planner; ``None`` draws one (see :attr:`seed`).
         **options: planner options. The base takes none: any left over here are refused.
 
     Raises:
-        PlannerError: the VOCS asks for something the planner cannot do, or an option is unknown.
+        PlannerError: the VOCS asks for something the planner cannot do (the message names it), or an
+            option is unknown.
     """
 
     returns_id = True
+    #: Outcome constraints (``LESS_THAN``, ``GREATER_THAN``, ``BOUNDS``) are accepted.
+    supports_constraints: ClassVar[bool] = False
+    #: More than one objective is accepted.
+    supports_multi_objective: ClassVar[bool] = False
+    #: Discrete (numeric set) and categorical (non-numeric set) variables are accepted.
+    supports_discrete: ClassVar[bool] = False
 
     def __init__(self, vocs: VOCS, *, seed: int | None = None, **options: Any) -> None:
         if options:
@@ -58,11 +88,18 @@ class PlannerBase(Generator):
         self.vocs = vocs
         self.seed: int = seed if seed is not None else random.SystemRandom().randrange(2**31)
         self.variable_names: list[str] = list(vocs.variable_names)
-        self.objective_name: str = vocs.objective_names[0]
-        self.maximize: bool = isinstance(vocs.objectives[self.objective_name], MaximizeObjective)
+        self.objective_names: list[str] = list(vocs.objective_names)
+        self.objective_name: str = self.objective_names[0]
+        #: +1 for each objective maximized, -1 for each minimized.
+        self.signs: list[float] = [
+            1.0 if isinstance(vocs.objectives[o], MaximizeObjective) else -1.0 for o in self.objective_names
+        ]
+        self.maximize: bool = self.signs[0] > 0
+        self.constraint_names: list[str] = list(vocs.constraint_names)
         self.constants: dict[str, Any] = {name: c.value for name, c in vocs.constants.items()}
-        #: 2 x d, low and high of every variable, float64.
-        self.bounds: Tensor = torch.tensor(vocs.bounds, dtype=torch.float64).T.contiguous()
+        self.space = Space(build_variables(vocs))
+        #: 2 x d, low and high of every variable in the real domain (categorical: index 0 .. k-1), float64.
+        self.bounds: Tensor = torch.stack([self.space.lo, self.space.hi]).contiguous()
         self._next_id = 0
         self._pending: dict[int, dict[str, Any]] = {}
         self._records: list[_Record] = []
@@ -71,27 +108,35 @@ class PlannerBase(Generator):
     # -- the VOCS check ------------------------------------------------------------------------------------
 
     def _validate_vocs(self, vocs: VOCS) -> None:
+        """Refuse what the ``supports_*`` flags exclude; a subclass may override and call this."""
         name = type(self).__name__
         if not isinstance(vocs, VOCS):
             raise PlannerError(f"{name} needs a gest-api VOCS, got {type(vocs).__name__}")
         if not vocs.variables:
             raise PlannerError(f"{name} needs at least one variable")
         for var, spec in vocs.variables.items():
-            if isinstance(spec, ContextualVariable) or not isinstance(spec, ContinuousVariable):
+            if isinstance(spec, DiscreteVariable) and not self.supports_discrete:
                 raise PlannerError(
-                    f"{name} supports continuous variables only; variable '{var}' is {type(spec).__name__}"
+                    f"{name} supports continuous variables only; variable '{var}' is {type(spec).__name__}",
+                    hint="choose a planner that supports discrete variables, e.g. botorch or sobol",
                 )
-            if not all(math.isfinite(b) for b in spec.domain):
-                raise PlannerError(f"{name} needs finite bounds; variable '{var}' has {spec.domain}")
-        if vocs.constraints:
+        try:
+            build_variables(vocs)
+        except PlannerError as exc:
+            raise PlannerError(f"{name}: {exc}") from None
+        if vocs.constraints and not self.supports_constraints:
             raise PlannerError(
                 f"{name} does not support constraints; got {', '.join(vocs.constraints)}",
                 hint="remove the constraints or choose a planner that supports them",
             )
-        if len(vocs.objectives) != 1:
+        for con, cspec in vocs.constraints.items():
+            if not isinstance(cspec, LessThanConstraint | GreaterThanConstraint | BoundsConstraint):
+                raise PlannerError(f"{name} does not support constraint '{con}' of type {type(cspec).__name__}")
+        if not vocs.objectives or (len(vocs.objectives) > 1 and not self.supports_multi_objective):
             raise PlannerError(
                 f"{name} supports exactly one objective; got {len(vocs.objectives)}"
-                + (f" ({', '.join(vocs.objectives)})" if vocs.objectives else "")
+                + (f" ({', '.join(vocs.objectives)})" if vocs.objectives else ""),
+                hint="choose a planner that supports multiple objectives" if vocs.objectives else None,
             )
         for obj, spec in vocs.objectives.items():
             if not isinstance(spec, MaximizeObjective | MinimizeObjective):
@@ -105,7 +150,8 @@ class PlannerBase(Generator):
         """Propose ``num_points`` points (one when ``None``).
 
         Returns:
-            one dict per point: every variable (inside its bounds), every constant, and an integer ``"_id"``.
+            one dict per point: every variable (inside its bounds; discrete and categorical ones an allowed
+            member of their set), every constant, and an integer ``"_id"``.
 
         Raises:
             ValueError: ``num_points`` is not a positive integer.
@@ -116,9 +162,14 @@ class PlannerBase(Generator):
         U = self._propose(n)
         if tuple(U.shape) != (n, self.dim):
             raise RuntimeError(f"{type(self).__name__}._propose returned shape {tuple(U.shape)}, not {(n, self.dim)}")
+        X = self.from_unit(U)
+        box = self._proposal_box()
+        if box is not None:
+            for j in self.space.cont_dims:
+                X[:, j] = X[:, j].clamp(box[0, j], box[1, j])
         points = []
-        for x in self.from_unit(U).tolist():
-            point: dict[str, Any] = dict(zip(self.variable_names, x, strict=True))
+        for x in X.tolist():
+            point: dict[str, Any] = {v: self.space.member(j, x[j]) for j, v in enumerate(self.variable_names)}
             point.update(self.constants)
             point[ID_KEY] = self._next_id
             self._pending[self._next_id] = dict(point)
@@ -129,14 +180,14 @@ class PlannerBase(Generator):
     def ingest(self, results: list[dict[str, Any]]) -> None:
         """Take evaluated points.
 
-        Each result needs every variable. The objective may be missing, ``None`` or not finite: the point is
-        then recorded as failed and never fit as a number. A result without ``"_id"`` (or with ``None``) is a
-        foreign point, for example one re-ingested from the store on resume. Nothing is recorded unless every
-        result parses.
+        Each result needs every variable (a categorical one an allowed member). An objective or constraint
+        output may be missing, ``None`` or not finite: the point is then recorded as failed and never fit as
+        a number. A result without ``"_id"`` (or with ``None``) is a foreign point, for example one
+        re-ingested from the store on resume. Nothing is recorded unless every result parses.
 
         Raises:
             ValueError: a result has an ``"_id"`` this planner never gave out, or a variable is missing or
-                not a number.
+                not a valid value.
         """
         parsed = [self._parse(result) for result in results]
         for record, point_id in parsed:
@@ -169,12 +220,18 @@ class PlannerBase(Generator):
         """Return ``n`` new points in the unit cube, ``n x d`` float64.
 
         :attr:`pending` holds the points already out (not including these), :meth:`train_data` the data.
+        Discrete and categorical columns may be anywhere in ``[0, 1]``: :meth:`suggest` snaps them to the
+        allowed value they fall on (see :mod:`planners._space`).
         """
+
+    def _proposal_box(self) -> Tensor | None:
+        """A ``2 x d`` real-domain box every proposal is clipped to (continuous columns), or None."""
+        return None
 
     @property
     def dim(self) -> int:
         """Number of variables ``d``."""
-        return len(self.variable_names)
+        return self.space.d
 
     @property
     def n_known(self) -> int:
@@ -182,27 +239,37 @@ class PlannerBase(Generator):
         return len(self._records) + len(self._pending)
 
     def to_unit(self, X: Tensor) -> Tensor:
-        """Map real-domain points ``X: n x d`` into the unit cube."""
-        lo, hi = self.bounds
-        return (X.to(torch.float64) - lo) / (hi - lo)
+        """Map real-domain points ``X: n x d`` into the unit cube (categorical columns hold the index)."""
+        return self.space.to_unit(X)
 
     def from_unit(self, U: Tensor) -> Tensor:
-        """Map unit-cube points ``U: n x d`` to the real domain, clipped inside the bounds."""
-        lo, hi = self.bounds
-        X = lo + U.to(torch.float64).clamp(0.0, 1.0) * (hi - lo)
-        return torch.minimum(torch.maximum(X, lo), hi)
+        """Map unit-cube points ``U: n x d`` to the real domain: clipped inside the bounds, discrete columns
+        on the nearest allowed value, categorical columns the index of the category whose bin they fall in."""
+        return self.space.from_unit(U)
 
     def train_data(self) -> tuple[Tensor, Tensor]:
-        """Ok observations: ``X: n x d`` in the unit cube, ``Y: n x 1`` signed so that larger is better."""
-        ok = [r for r in self._records if r.y is not None]
-        sign = 1.0 if self.maximize else -1.0
+        """Ok observations: ``X: n x d`` in the unit cube, ``Y: n x 1`` the first objective, larger is better."""
+        X, Y, _ = self.train_outcomes()
+        return X, Y[:, :1]
+
+    def train_outcomes(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Ok observations with every outcome.
+
+        Returns:
+            ``X: n x d`` in the unit cube; ``Y: n x m`` the objectives, each signed so that larger is better;
+            ``C: n x k`` the constraint outputs as measured, in VOCS order.
+        """
+        ok = [r for r in self._records if r.outcomes is not None]
+        m = len(self.objective_names)
         X = torch.tensor([r.x for r in ok], dtype=torch.float64).reshape(len(ok), self.dim)
-        Y = torch.tensor([sign * r.y for r in ok if r.y is not None], dtype=torch.float64).reshape(-1, 1)
-        return self.to_unit(X), Y
+        k = m + len(self.constraint_names)
+        out = torch.tensor([r.outcomes for r in ok], dtype=torch.float64).reshape(len(ok), k)
+        Y = out[:, :m] * torch.tensor(self.signs, dtype=torch.float64)
+        return self.to_unit(X), Y, out[:, m : m + len(self.constraint_names)]
 
     def pending_unit(self) -> Tensor:
         """The pending points in the unit cube, ``n_pending x d``."""
-        X = [[p[v] for v in self.variable_names] for p in self._pending.values()]
+        X = [self._point_x(p) for p in self._pending.values()]
         return self.to_unit(torch.tensor(X, dtype=torch.float64).reshape(len(X), self.dim))
 
     # -- for the agent -------------------------------------------------------------------------------------
@@ -210,22 +277,43 @@ class PlannerBase(Generator):
     @property
     def n_observed(self) -> int:
         """Number of ok observations ingested (own and foreign)."""
-        return sum(r.y is not None for r in self._records)
+        return sum(r.outcomes is not None for r in self._records)
 
     @property
     def n_failed(self) -> int:
         """Number of failed observations ingested."""
-        return sum(r.y is None for r in self._records)
+        return sum(r.outcomes is None for r in self._records)
+
+    def feasible(self, point: dict[str, Any]) -> bool:
+        """Whether every VOCS constraint holds at ``point`` (a result dict); a missing output is infeasible."""
+        for name, spec in self.vocs.constraints.items():
+            value = as_float(point.get(name))
+            if value is None or not math.isfinite(value) or not spec.check(value):
+                return False
+        return True
 
     @property
     def best(self) -> dict[str, Any] | None:
-        """The best ok point so far (variables, constants, objective, ``"_id"`` if it had one), or None."""
-        sign = 1.0 if self.maximize else -1.0
-        scored = [(sign * r.y, i) for i, r in enumerate(self._records) if r.y is not None]
+        """The best ok, feasible point so far (variables, constants, outputs, ``"_id"`` if it had one), or None.
+
+        With several objectives, the best in the first one (see :meth:`pareto_front` for the trade-off).
+        """
+        sign = self.signs[0]
+        scored = [(sign * r.y, i) for i, r in enumerate(self._records) if r.y is not None and self.feasible(r.point)]
         if not scored:
             return None
         _, index = max(scored, key=lambda s: (s[0], -s[1]))  # the first of equals
         return dict(self._records[index].point)
+
+    def pareto_front(self) -> list[dict[str, Any]]:
+        """The ok, feasible observed points no other such point dominates, in the order ingested."""
+        front = [r for r in self._records if r.outcomes is not None and self.feasible(r.point)]
+        if not front:
+            return []
+        m = len(self.objective_names)
+        Y = torch.tensor([r.outcomes[:m] for r in front if r.outcomes is not None], dtype=torch.float64)
+        keep = is_non_dominated(Y * torch.tensor(self.signs, dtype=torch.float64), deduplicate=False)
+        return [dict(r.point) for r, k in zip(front, keep.tolist(), strict=True) if k]
 
     @property
     def pending(self) -> list[dict[str, Any]]:
@@ -234,33 +322,52 @@ class PlannerBase(Generator):
 
     # -- parsing -------------------------------------------------------------------------------------------
 
+    def _point_x(self, point: dict[str, Any]) -> list[float]:
+        x = []
+        for j, var in enumerate(self.variable_names):
+            value = self.space.parse(j, point[var])
+            if value is None:
+                raise PlannerError(f"variable '{var}' is {point[var]!r}")
+            x.append(value)
+        return x
+
     def _parse(self, result: dict[str, Any]) -> tuple[_Record, int | None]:
         if not isinstance(result, dict):
             raise PlannerError(f"each result must be a dict, got {type(result).__name__}")
         point_id = self._parse_id(result.get(ID_KEY))
         x = []
-        for var in self.variable_names:
+        for j, var in enumerate(self.variable_names):
             if var not in result:
                 raise PlannerError(f"result {self._label(point_id)} has no value for variable '{var}'")
-            value = _as_float(result[var])
-            if value is None or not math.isfinite(value):
-                raise PlannerError(f"result {self._label(point_id)}: variable '{var}' is {result[var]!r}")
+            value = self.space.parse(j, result[var])
+            if value is None:
+                allowed = self.space.variables[j].values
+                raise PlannerError(
+                    f"result {self._label(point_id)}: variable '{var}' is {result[var]!r}"
+                    + (f"; allowed: {', '.join(map(repr, allowed))}" if allowed else "")
+                )
             x.append(value)
-        # Missing, None, NaN, infinite or not a number at all: a failed point, kept as data, never fit.
-        y = _as_float(result.get(self.objective_name))
-        if y is not None and not math.isfinite(y):
-            y = None
-        point: dict[str, Any] = dict(zip(self.variable_names, x, strict=True))
+        point: dict[str, Any] = {v: self.space.member(j, x[j]) for j, v in enumerate(self.variable_names)}
+        for j in self.space.discrete_dims:  # a foreign value between the allowed ones is kept as measured
+            if x[j] not in self.space.variables[j].numeric:
+                point[self.variable_names[j]] = x[j]
         point.update(self.constants)
-        point[self.objective_name] = y
+        # Missing, None, NaN, infinite or not a number at all: a failed point, kept as data, never fit.
+        values = []
+        for name in self.objective_names + self.constraint_names:
+            value = as_float(result.get(name))
+            values.append(value if value is not None and math.isfinite(value) else None)
+            point[name] = values[-1]
+        ok = all(v is not None for v in values)
+        outcomes = tuple(v for v in values if v is not None) if ok else None
         if point_id is not None:
             point[ID_KEY] = point_id
-        return _Record(x=tuple(x), y=y, point=point), point_id
+        return _Record(x=tuple(x), y=values[0] if ok else None, point=point, outcomes=outcomes), point_id
 
     def _parse_id(self, raw: Any) -> int | None:
         if raw is None:
             return None
-        value = _as_float(raw)
+        value = as_float(raw)
         if value is None or not value.is_integer() or not 0 <= value < self._next_id:
             raise PlannerError(
                 f"unknown _id {raw!r}: this planner gave out "
@@ -272,13 +379,3 @@ class PlannerBase(Generator):
     @staticmethod
     def _label(point_id: int | None) -> str:
         return f"_id={point_id}" if point_id is not None else "(no _id)"
-
-
-def _as_float(value: Any) -> float | None:
-    """``value`` as a float (numpy scalars and 0-d arrays included), or None when it is not a number."""
-    if value is None or isinstance(value, bool | str | bytes):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None

@@ -23,6 +23,10 @@ def sobol_points(d: int, n: int, *, seed: int, skip: int = 0) -> Tensor:
 class SobolPlanner(PlannerBase):
     """Scrambled Sobol points (``torch.quasirandom.SobolEngine``), blind to the data.
 
+    Discrete and categorical variables get the allowed value their Sobol coordinate falls on. Constraints
+    and several objectives are accepted and ignored for proposing (``best``, ``feasible`` and
+    ``pareto_front`` still use them).
+
     The same seed gives the same sequence. Each call continues the sequence after every point the planner
     knows of (ingested or pending), so a planner rebuilt on resume from re-ingested observations carries on
     instead of repeating its first points.
@@ -31,6 +35,10 @@ class SobolPlanner(PlannerBase):
         vocs: the problem (see :class:`~planners.PlannerBase`).
         seed: scrambling seed; ``None`` draws one.
     """
+
+    supports_constraints = True
+    supports_multi_objective = True
+    supports_discrete = True
 
     def __init__(self, vocs: VOCS, *, seed: int | None = None, **options: Any) -> None:
         super().__init__(vocs, seed=seed, **options)

@@ -21,6 +21,18 @@ def vocs() -> VOCS:
     )
 
 
+#: Options a registered planner needs to run through the conformance suite at all, by name (a manual planner
+#: suggests only the points it was given: 30 points inside the bounds of :func:`vocs`).
+PLANNER_OPTIONS: dict[str, dict] = {
+    "manual": {
+        "points": [{"x1": x1, "x2": x2} for x1 in (-1.5, -0.9, -0.3, 0.3, 0.9, 1.5) for x2 in (0, 1, 2.5, 4, 5)]
+    },
+}
+
+#: Planners whose points do not depend on the seed (a manual planner suggests the operator's points in order).
+SEED_FREE = {"manual"}
+
+
 @pytest.fixture(params=registered_planners())
 def planner_name(request: pytest.FixtureRequest) -> str:
     """The name of each planner registered in ``closedloop.planners``."""

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import math
+from importlib.metadata import entry_points
 
 import numpy as np
 import pytest
 from gest_api.vocs import VOCS
 
 from closedloop.errors import PlannerError
-from planners import load_planner
+from closedloop.spec import PLANNER_GROUP
+from planners import load_planner as _load_planner
+from tests.unit.planners.conftest import PLANNER_OPTIONS, SEED_FREE
 
 SEED = 7
+#: Options that keep the model-based planners quick on the feature checks.
+FAST_OPTIONS = {"botorch": {"num_restarts": 2, "raw_samples": 32, "maxiter": 30}}
+
+
+def load_planner(name, *args, **kwargs):
+    """:func:`planners.load_planner` with the options the planner needs for this suite (conftest)."""
+    return _load_planner(name, *args, **PLANNER_OPTIONS.get(name, {}), **kwargs)
 
 
 def warm(planner, evaluate, n: int = 6) -> None:
@@ -131,6 +141,8 @@ def test_same_seed_same_points(planner_name, vocs, evaluate):
 
 
 def test_different_seeds_differ(planner_name, vocs):
+    if planner_name in SEED_FREE:
+        pytest.skip(f"{planner_name} does not use the seed")
     a = load_planner(planner_name, vocs, seed=1)
     b = load_planner(planner_name, vocs, seed=2)
     assert a.suggest(3) != b.suggest(3)
@@ -148,19 +160,70 @@ def test_vocs_as_keyword(planner_name, vocs):
     assert len(planner.suggest(1)) == 1
 
 
-@pytest.mark.parametrize(
-    ("extra", "named"),
-    [
-        ({"constraints": {"c1": ["LESS_THAN", 0.0]}}, "constraint"),
-        ({"objectives": {"f": "MAXIMIZE", "g": "MINIMIZE"}}, "objective"),
-        ({"objectives": {"f": "EXPLORE"}}, "ExploreObjective"),
-        ({"variables": {"x1": [-1.5, 1.5], "mode": {"a", "b"}}}, "mode"),
-    ],
-)
-def test_unsupported_vocs_is_refused(planner_name, extra, named):
+def planner_class(name: str) -> type:
+    """The class registered under ``name``."""
+    (entry,) = [e for e in entry_points(group=PLANNER_GROUP) if e.name == name]
+    return entry.load()
+
+
+#: Each optional feature: the support flag that decides it, a VOCS using it, what a refusal must name, and
+#: an evaluation giving every output that VOCS asks for.
+FEATURES = {
+    "constraints": (
+        "supports_constraints",
+        {"constraints": {"c1": ["LESS_THAN", 0.0]}},
+        "constraint",
+        lambda p: {"f": -(p["x1"] ** 2), "c1": p["x1"] - 0.5},
+    ),
+    "multi_objective": (
+        "supports_multi_objective",
+        {"objectives": {"f": "MAXIMIZE", "g": "MINIMIZE"}},
+        "objective",
+        lambda p: {"f": -(p["x1"] ** 2), "g": (p["x1"] - 1.0) ** 2},
+    ),
+    "discrete": (
+        "supports_discrete",
+        {"variables": {"x1": [-1.5, 1.5], "mode": {"a", "b"}, "n": {1, 4}}},
+        "mode",
+        lambda p: {"f": -(p["x1"] ** 2) + (p["mode"] == "a") + 0.1 * p["n"]},
+    ),
+}
+
+
+@pytest.mark.parametrize("feature", sorted(FEATURES))
+def test_optional_feature_accepted_or_refused_by_its_flag(planner_name, feature):
+    flag, extra, named, outputs = FEATURES[feature]
     fields = {"variables": {"x1": [-1.5, 1.5], "x2": [0.0, 5.0]}, "objectives": {"f": "MAXIMIZE"}} | extra
-    with pytest.raises(PlannerError, match=named):
-        load_planner(planner_name, VOCS(**fields), seed=SEED)
+    vocs = VOCS(**fields)
+    if not getattr(planner_class(planner_name), flag, False):
+        with pytest.raises(PlannerError, match=named):
+            load_planner(planner_name, vocs, seed=SEED)
+        return
+    planner = load_planner(planner_name, vocs, seed=SEED, **FAST_OPTIONS.get(planner_name, {}))
+    for n in (6, 1):  # cold, then with data
+        points = planner.suggest(n)
+        for point in points:
+            assert -1.5 <= point["x1"] <= 1.5
+            if "mode" in point:
+                assert point["mode"] in {"a", "b"} and point["n"] in {1, 4}
+        planner.ingest([dict(p, **outputs(p)) for p in points])
+
+
+def test_explore_objective_is_refused(planner_name):
+    vocs = VOCS(variables={"x1": [-1.5, 1.5]}, objectives={"f": "EXPLORE"})
+    with pytest.raises(PlannerError, match="ExploreObjective"):
+        load_planner(planner_name, vocs, seed=SEED)
+
+
+def test_constants_of_any_type_are_passed_through(planner_name, evaluate):
+    constants = {"energy": 9.5, "mode": "fly", "repeats": 3}
+    vocs = VOCS(variables={"x1": [-1.5, 1.5], "x2": [0.0, 5.0]}, objectives={"f": "MAXIMIZE"}, constants=constants)
+    planner = load_planner(planner_name, vocs, seed=SEED)
+    for _ in range(2):  # cold, then with data
+        points = planner.suggest(3)
+        assert all({k: p[k] for k in constants} == constants for p in points)
+        assert all(type(p["repeats"]) is int for p in points)
+        planner.ingest(evaluate(points + planner.suggest(3)))
 
 
 def test_minimize(planner_name, evaluate):

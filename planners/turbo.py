@@ -1,0 +1,344 @@
+"""Trust-region Bayesian optimization (TuRBO-1, Eriksson et al., NeurIPS 2019) for problems of six or more variables.
+
+A single GP fit over the whole space of a high-dimensional problem is spread thin; TuRBO keeps the search local.
+A box around the best observed point, its sides shaped by the GP's lengthscales, grows after a run of improvements,
+shrinks after a run of failures, and when it has shrunk to nothing the search starts again from a fresh space-filling
+design.
+
+The trust-region state is never stored: it is replayed from the ingested observations, in order, on every proposal
+(:func:`replay_trust_region`). A planner rebuilt on resume by re-ingesting the observations is therefore in exactly
+the state the original was in.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from botorch.acquisition import qLogNoisyExpectedImprovement
+from botorch.exceptions import ModelFittingError
+from botorch.exceptions.warnings import BadInitialCandidatesWarning, InputDataWarning, OptimizationWarning
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import SingleTaskGP
+from botorch.models.model import Model
+from botorch.models.transforms import Normalize, Standardize
+from botorch.optim import optimize_acqf
+from gest_api.vocs import VOCS, ContextualVariable, ContinuousVariable
+from gpytorch.mlls import ExactMarginalLogLikelihood
+from linear_operator.utils.errors import NotPSDError
+from linear_operator.utils.warnings import NumericalWarning
+from torch import Tensor
+from torch.quasirandom import SobolEngine
+
+from closedloop.errors import PlannerError
+from planners._base import PlannerBase
+
+_log = logging.getLogger(__name__)
+
+#: Warnings BoTorch and GPyTorch raise in normal use; logged, not shown. Any other warning passes through.
+_EXPECTED_WARNINGS = (InputDataWarning, OptimizationWarning, BadInitialCandidatesWarning, NumericalWarning)
+
+LENGTH_INIT = 0.8
+LENGTH_MIN = 0.5**7
+LENGTH_MAX = 1.6
+SUCCESS_TOLERANCE = 3
+#: An observation improves on the best when it beats it by this fraction of ``|best|`` (as in the paper).
+IMPROVEMENT_FRACTION = 1e-3
+#: The GP needs at least this many ok observations in the current run; before that the planner proposes Sobol points.
+MIN_OBSERVATIONS = 2
+
+
+@contextmanager
+def _expected_warnings_logged() -> Iterator[None]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if issubclass(w.category, _EXPECTED_WARNINGS):
+            _log.info("%s: %s", w.category.__name__, w.message)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+@dataclass(frozen=True)
+class TrustRegionState:
+    """Where the trust region stands after a sequence of observations.
+
+    Attributes:
+        length: side length ``L`` of the region in the unit cube, before the lengthscale weights.
+        successes: consecutive improving batches since the last change of ``length``.
+        failures: consecutive non-improving batches since the last change of ``length``.
+        restarts: times the region collapsed and the search started again.
+        run_start: index (among ok observations, in ingest order) of the first observation of the current run;
+            only observations from here on are fit and define the centre.
+        best_value: best objective (larger is better) of the current run, or None when it has none yet.
+    """
+
+    length: float = LENGTH_INIT
+    successes: int = 0
+    failures: int = 0
+    restarts: int = 0
+    run_start: int = 0
+    best_value: float | None = None
+
+
+def failure_tolerance(dim: int, batch_size: int) -> int:
+    """Non-improving batches before the region shrinks: ``ceil(max(4 / q, d / q))`` (the paper's choice)."""
+    return math.ceil(max(4.0 / batch_size, dim / batch_size))
+
+
+def replay_trust_region(Y: Sequence[float], *, dim: int, n_initial: int, batch_size: int = 1) -> TrustRegionState:
+    """Replay TuRBO's success/failure rule over objective values ``Y`` (larger is better), in ingest order.
+
+    Each run opens with its first ``n_initial`` observations (the space-filling design), which only set the best
+    value. The rest are taken in consecutive batches of ``batch_size``: a batch whose best beats the run's best by
+    ``1e-3 * |best|`` is a success, any other a failure. ``3`` successes in a row double the length (up to 1.6),
+    :func:`failure_tolerance` failures in a row halve it; below ``0.5**7`` the run ends and a new one begins with
+    the next observation. A trailing incomplete batch is not counted yet.
+    """
+    fail_tol = failure_tolerance(dim, batch_size)
+    length, succ, fail, restarts, start = LENGTH_INIT, 0, 0, 0, 0
+    best: float | None = None
+    pos = 0
+    while pos < len(Y):
+        if pos - start < n_initial:
+            best = Y[pos] if best is None else max(best, Y[pos])
+            pos += 1
+            continue
+        batch = Y[pos : pos + batch_size]
+        if len(batch) < batch_size:
+            break
+        pos += batch_size
+        top = max(batch)
+        if best is None or top > best + IMPROVEMENT_FRACTION * abs(best):
+            succ, fail = succ + 1, 0
+        else:
+            succ, fail = 0, fail + 1
+        best = top if best is None else max(best, top)
+        if succ >= SUCCESS_TOLERANCE:
+            length, succ = min(2.0 * length, LENGTH_MAX), 0
+        elif fail >= fail_tol:
+            length, fail = length / 2.0, 0
+        if length < LENGTH_MIN:
+            length, succ, fail, best = LENGTH_INIT, 0, 0, None
+            restarts += 1
+            start = pos
+    return TrustRegionState(length, succ, fail, restarts, start, best)
+
+
+class TurboPlanner(PlannerBase):
+    """TuRBO-1: Bayesian optimization inside a trust region that follows the best point.
+
+    Each run starts with ``n_initial`` scrambled Sobol points. Then a ``SingleTaskGP`` (float64, ``Normalize``,
+    ``Standardize``) is fit to the run's ok observations (the ``max_fit_points`` nearest the centre when there
+    are more), and the region is the box centred on the run's best point with sides
+    ``L * w_i``, where ``w`` are the GP's ARD lengthscales scaled to geometric mean 1, clipped to the unit cube.
+    Points are chosen inside it by Thompson sampling over a perturbed Sobol candidate set (``acquisition="ts"``,
+    the paper's choice) or by ``qLogNoisyExpectedImprovement`` optimized over the box (``"qlognei"``). Points in
+    flight are accounted for: Thompson sampling conditions the GP on them at its posterior mean, qLogNEI takes
+    them as ``X_pending``. ``L`` follows :func:`replay_trust_region`; a collapsed region starts a new run with a
+    fresh Sobol design (a new scramble), fitting only the new run's data.
+
+    Reproducible: the same seed and the same ingested sequence give the same points, and the state is a
+    function of the ingested sequence alone, so a planner rebuilt from re-ingested observations carries on.
+
+    Args:
+        vocs: the problem: continuous variables, one objective, no constraints.
+        seed: seed for the designs, the fit and the acquisition; ``None`` draws one.
+        n_initial: points of each run's Sobol design; default ``max(2 * d, 5)``.
+        batch_size: observations per success/failure step (``q`` in the paper); set it to the number of points
+            asked for at a time.
+        acquisition: ``"ts"`` (Thompson sampling) or ``"qlognei"``.
+        n_candidates: Thompson-sampling candidates; default ``min(5000, max(1000, 100 * d))``.
+        max_fit_points: most observations fit by the GP.
+        num_restarts: optimizer restarts (``"qlognei"`` only).
+        raw_samples: raw samples choosing the restarts (``"qlognei"`` only).
+
+    Raises:
+        PlannerError: the VOCS is unsupported (constraints, several objectives, non-continuous variables) or an
+            option is out of range.
+    """
+
+    def __init__(
+        self,
+        vocs: VOCS,
+        *,
+        seed: int | None = None,
+        n_initial: int | None = None,
+        batch_size: int = 1,
+        acquisition: Literal["ts", "qlognei"] = "ts",
+        n_candidates: int | None = None,
+        max_fit_points: int = 200,
+        num_restarts: int = 4,
+        raw_samples: int = 128,
+        **options: Any,
+    ) -> None:
+        super().__init__(vocs, seed=seed, **options)
+        d = self.dim
+        n_initial = max(2 * d, 5) if n_initial is None else n_initial
+        n_candidates = min(5000, max(1000, 100 * d)) if n_candidates is None else n_candidates
+        for option, value, least in (
+            ("n_initial", n_initial, MIN_OBSERVATIONS),
+            ("batch_size", batch_size, 1),
+            ("n_candidates", n_candidates, 1),
+            ("max_fit_points", max_fit_points, MIN_OBSERVATIONS),
+            ("num_restarts", num_restarts, 1),
+            ("raw_samples", raw_samples, num_restarts),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise PlannerError(f"TurboPlanner option {option} must be an integer >= {least}, got {value!r}")
+        if acquisition not in ("ts", "qlognei"):
+            raise PlannerError(f"TurboPlanner option acquisition must be 'ts' or 'qlognei', got {acquisition!r}")
+        self.n_initial = n_initial
+        self.batch_size = batch_size
+        self.acquisition = acquisition
+        self.n_candidates = n_candidates
+        self.max_fit_points = max_fit_points
+        self.num_restarts = num_restarts
+        self.raw_samples = raw_samples
+        #: 2 x d, the trust region of the last proposal in the unit cube, or None when it came from a design.
+        self.last_region: Tensor | None = None
+
+    def _validate_vocs(self, vocs: VOCS) -> None:
+        super()._validate_vocs(vocs)
+        # Refused here as well, whatever the base comes to support: TuRBO-1 here is continuous, single objective.
+        if vocs.constraints:
+            raise PlannerError(
+                f"TurboPlanner does not support constraints; got {', '.join(vocs.constraints)}",
+                hint="remove the constraints or choose a planner that supports them",
+            )
+        if len(vocs.objectives) != 1:
+            raise PlannerError(f"TurboPlanner supports exactly one objective; got {len(vocs.objectives)}")
+        for var, spec in vocs.variables.items():
+            if isinstance(spec, ContextualVariable) or not isinstance(spec, ContinuousVariable):
+                raise PlannerError(
+                    f"TurboPlanner supports continuous variables only; variable '{var}' is {type(spec).__name__}"
+                )
+
+    # -- state ---------------------------------------------------------------------------------------------
+
+    @property
+    def trust_region(self) -> TrustRegionState:
+        """The trust-region state replayed from the ok observations ingested so far."""
+        _, Y = self._data()
+        return replay_trust_region(
+            Y.reshape(-1).tolist(), dim=self.dim, n_initial=self.n_initial, batch_size=self.batch_size
+        )
+
+    def _design(self, n: int, restarts: int) -> Tensor:
+        """``n`` Sobol points for run ``restarts`` (a new scramble per run), continuing after every known point."""
+        seed = self.seed if restarts == 0 else (self.seed + 104_729 * restarts) % 2**31
+        engine = SobolEngine(dimension=self.dim, scramble=True, seed=seed)
+        if self.n_known:
+            engine.fast_forward(self.n_known)
+        return engine.draw(n, dtype=torch.float64)
+
+    # -- proposing -----------------------------------------------------------------------------------------
+
+    def _data(self) -> tuple[Tensor, Tensor]:
+        """:meth:`train_data`, or empty ``0 x d`` and ``0 x 1`` tensors before any ok observation."""
+        if self.n_observed == 0:
+            return torch.zeros(0, self.dim, dtype=torch.float64), torch.zeros(0, 1, dtype=torch.float64)
+        return self.train_data()
+
+    def _propose(self, n: int) -> Tensor:
+        X, Y = self._data()
+        state = replay_trust_region(
+            Y.reshape(-1).tolist(), dim=self.dim, n_initial=self.n_initial, batch_size=self.batch_size
+        )
+        X, Y = X[state.run_start :], Y[state.run_start :]
+        pending = self.pending_unit()
+        n_design = min(n, max(0, self.n_initial - len(Y) - len(pending)))
+        if len(Y) < MIN_OBSERVATIONS:
+            n_design = n
+        design = self._design(n_design, state.restarts)
+        self.last_region = None
+        if n_design == n:
+            return design
+        X_pending = torch.cat([pending, design])
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed + self.n_known)
+            center = X[Y.reshape(-1).argmax()]
+            X, Y = self._nearest(X, Y, center)
+            try:
+                model = self._fit(X, Y)
+                weights = self._weights(model)
+            except (ModelFittingError, NotPSDError) as exc:
+                _log.warning("GP fit failed (%s); sampling the trust region uniformly", exc)
+                model, weights = None, torch.ones(self.dim, dtype=torch.float64)
+            half = weights * state.length / 2.0
+            region = torch.stack([(center - half).clamp(0.0, 1.0), (center + half).clamp(0.0, 1.0)])
+            self.last_region = region
+            q = n - n_design
+            if model is None:
+                candidates = region[0] + (region[1] - region[0]) * torch.rand(q, self.dim, dtype=torch.float64)
+            elif self.acquisition == "ts":
+                candidates = self._thompson(model, center, region, X_pending, q)
+            else:
+                candidates = self._qlognei(model, X, region, X_pending, q)
+        return torch.cat([design, candidates])
+
+    def _nearest(self, X: Tensor, Y: Tensor, center: Tensor) -> tuple[Tensor, Tensor]:
+        """The ``max_fit_points`` observations nearest ``center`` (sup norm), all of them when there are fewer."""
+        if len(X) <= self.max_fit_points:
+            return X, Y
+        keep = (X - center).abs().amax(dim=-1).argsort(stable=True)[: self.max_fit_points]
+        return X[keep], Y[keep]
+
+    def _fit(self, X: Tensor, Y: Tensor) -> SingleTaskGP:
+        """Fit a GP to ``X: n x d`` (unit cube) and ``Y: n x 1`` (larger is better)."""
+        unit = torch.stack([torch.zeros(self.dim), torch.ones(self.dim)]).to(torch.float64)
+        with _expected_warnings_logged():
+            model = SingleTaskGP(
+                X, Y, input_transform=Normalize(d=self.dim, bounds=unit), outcome_transform=Standardize(m=1)
+            )
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+        return model
+
+    def _weights(self, model: SingleTaskGP) -> Tensor:
+        """The ARD lengthscales (``d``), scaled to geometric mean 1."""
+        kernel = getattr(model.covar_module, "base_kernel", model.covar_module)
+        lengthscales = kernel.lengthscale.detach().to(torch.float64).reshape(-1).expand(self.dim)
+        return lengthscales / lengthscales.log().mean().exp()
+
+    def _thompson(self, model: SingleTaskGP, center: Tensor, region: Tensor, X_pending: Tensor, q: int) -> Tensor:
+        """Thompson sampling on perturbed Sobol candidates in ``region``: ``q x d``, distinct points."""
+        m = max(self.n_candidates, q)
+        engine = SobolEngine(dimension=self.dim, scramble=True, seed=int(torch.randint(2**31 - 1, (1,))))
+        sobol = region[0] + (region[1] - region[0]) * engine.draw(m, dtype=torch.float64)
+        # Perturb only some coordinates of the centre (about 20 of them), as the paper does for large d.
+        mask = torch.rand(m, self.dim, dtype=torch.float64) <= min(20.0 / self.dim, 1.0)
+        empty = ~mask.any(dim=-1)
+        mask[empty, torch.randint(self.dim, (int(empty.sum()),))] = True
+        candidates = torch.where(mask, sobol, center.expand_as(sobol))
+        with _expected_warnings_logged(), torch.no_grad():
+            if len(X_pending):
+                # Kriging believer: points in flight are taken at the posterior mean, which removes their
+                # uncertainty, so samples do not pile up on them.
+                believed = model.posterior(X_pending).mean
+                sampled: Model = model.condition_on_observations(X_pending, believed)
+            else:
+                sampled = model
+            samples = sampled.posterior(candidates).rsample(torch.Size([q])).reshape(q, -1)
+        chosen: list[int] = []
+        for sample in samples:
+            order = sample.argsort(descending=True).tolist()
+            chosen.append(next(i for i in order if i not in chosen))
+        return candidates[chosen]
+
+    def _qlognei(self, model: SingleTaskGP, X: Tensor, region: Tensor, X_pending: Tensor, q: int) -> Tensor:
+        """``q`` points maximizing qLogNEI over ``region`` given the pending points: ``q x d``."""
+        acq = qLogNoisyExpectedImprovement(
+            model, X_baseline=X, X_pending=X_pending if len(X_pending) else None, prune_baseline=True
+        )
+        with _expected_warnings_logged():
+            candidates, _ = optimize_acqf(
+                acq, bounds=region, q=q, num_restarts=self.num_restarts, raw_samples=self.raw_samples
+            )
+        return candidates.detach().reshape(q, self.dim)

@@ -1,0 +1,78 @@
+"""BoTorchPlanner with outcome constraints: constrained qLogNEI, the best feasible point, feasible proposals."""
+
+from __future__ import annotations
+
+import pytest
+from gest_api.vocs import VOCS
+
+import planners.bayes as bayes
+from planners import BoTorchPlanner, SobolPlanner
+
+#: Maximize x1 + x2 inside a disc around (0.2, 0.2): the unconstrained optimum (1, 1) is infeasible.
+CONSTRAINED = VOCS(
+    variables={"x1": [0.0, 1.0], "x2": [0.0, 1.0]},
+    objectives={"f": "MAXIMIZE"},
+    constraints={"c": ["LESS_THAN", 0.1]},
+)
+FAST = {"num_restarts": 2, "raw_samples": 32, "n_initial": 6}
+SEEDS = [0, 1, 2]
+STEPS = 5
+
+
+def evaluate(points: list[dict]) -> list[dict]:
+    return [dict(p, f=p["x1"] + p["x2"], c=(p["x1"] - 0.2) ** 2 + (p["x2"] - 0.2) ** 2) for p in points]
+
+
+def test_single_objective_with_constraints_uses_constrained_q_log_nei(monkeypatch):
+    calls = []
+
+    class Spy(bayes.qLogNoisyExpectedImprovement):
+        def __init__(self, *args, constraints=None, **kwargs):
+            calls.append(len(constraints or []))
+            super().__init__(*args, constraints=constraints, **kwargs)
+
+    monkeypatch.setattr(bayes, "qLogNoisyExpectedImprovement", Spy)
+    planner = BoTorchPlanner(CONSTRAINED, seed=0, **FAST)
+    planner.ingest(evaluate(planner.suggest(6)))
+    planner.suggest(1)  # q = 1, nothing pending: still qLogNEI, with the constraint
+    assert calls == [1]
+
+
+def test_best_is_the_best_feasible_point():
+    planner = BoTorchPlanner(CONSTRAINED, seed=0, **FAST)
+    results = evaluate(planner.suggest(8))
+    planner.ingest(results)
+    feasible = [r for r in results if r["c"] < 0.1]
+    assert feasible and len(feasible) < len(results)
+    assert max(r["f"] for r in results) > max(r["f"] for r in feasible)  # the best overall is infeasible
+    assert planner.best["_id"] == max(feasible, key=lambda r: r["f"])["_id"]
+    assert planner.feasible(planner.best)
+    assert not planner.feasible(max(results, key=lambda r: r["f"]))
+    assert not planner.feasible({"x1": 0.2, "x2": 0.2})  # the constraint output is missing
+
+
+def test_missing_constraint_output_is_a_failed_point():
+    planner = BoTorchPlanner(CONSTRAINED, seed=0, **FAST)
+    results = evaluate(planner.suggest(4))
+    del results[0]["c"]
+    planner.ingest(results)
+    assert (planner.n_observed, planner.n_failed) == (3, 1)
+
+
+def feasible_fraction(planner) -> float:
+    planner.ingest(evaluate(planner.suggest(6)))  # the same Sobol design for both
+    proposals = []
+    for _ in range(STEPS):
+        points = evaluate(planner.suggest(1))
+        planner.ingest(points)
+        proposals += points
+    return sum(p["c"] < 0.1 for p in proposals) / len(proposals)
+
+
+@pytest.mark.slow
+def test_more_feasible_proposals_than_sobol():
+    bo = [feasible_fraction(BoTorchPlanner(CONSTRAINED, seed=s, **FAST)) for s in SEEDS]
+    sobol = [feasible_fraction(SobolPlanner(CONSTRAINED, seed=s)) for s in SEEDS]
+    print(f"feasible fraction after the design: botorch {bo}, sobol {sobol}")
+    assert sum(bo) / len(bo) >= sum(sobol) / len(sobol) + 0.3
+    assert sum(b > s for b, s in zip(bo, sobol, strict=True)) >= 2
