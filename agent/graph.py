@@ -28,6 +28,7 @@ from closedloop.records import (
 from closedloop.spec import ReviewPolicy, SessionSpec
 from instruments.executor import RunRecord
 from instruments.ingest import observation_from_documents
+from planners import KnowsPosition
 
 
 class LoopState(TypedDict, total=False):
@@ -113,6 +114,11 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         ]
         if not waiting:
             count = max(1, min(spec.planner.batch_size, remaining()))
+            if isinstance(ctx.planner, KnowsPosition):
+                where = getattr(ctx.executor, "positions", dict)()
+                numeric = {k: float(v) for k, v in where.items() if isinstance(v, int | float) and k in spec.variables}
+                if numeric:
+                    ctx.planner.set_position(numeric)
             points = ctx.planner.suggest(count)
             waiting = []
             for point in points:

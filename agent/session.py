@@ -26,7 +26,7 @@ from closedloop.errors import SessionError
 from closedloop.records import Decision, Observation, new_id
 from closedloop.spec import SessionSpec, load_spec
 from instruments.executor import InProcessExecutor
-from planners.registry import load_planner
+from planners.registry import accepts_option, load_planner
 from planners.warmup import WarmStart
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
@@ -46,13 +46,23 @@ class Checkpoint:
 
 
 def build_planner(spec: SessionSpec) -> Any:
-    """The session's planner, built from its spec (the session seed is passed when the planner takes one).
+    """The session's planner, built from its spec.
+
+    The session seed is passed when the planner takes one, and variables' ``max_step`` become the planner's
+    ``max_travel`` when it takes that and the options do not set it.
 
     Raises:
         PlannerError: the planner refuses the problem or its options.
     """
     vocs = spec.vocs()
-    planner = load_planner(spec.planner.name, vocs, default_seed=spec.seed, **spec.planner.options)
+    options = dict(spec.planner.options)
+    steps = {name: v.max_step for name, v in spec.variables.items() if v.max_step is not None}
+    if steps and "max_travel" not in options and accepts_option(spec.planner.name, "max_travel"):
+        # keep proposals within reach of the safety gate's max_step; in a batch, run one after another, two
+        # points each within max_step/2 of the start are within max_step of each other
+        share = 1.0 if spec.planner.batch_size == 1 else 2.0
+        options["max_travel"] = {name: step / share for name, step in steps.items()}
+    planner = load_planner(spec.planner.name, vocs, default_seed=spec.seed, **options)
     if spec.planner.initial_design:
         planner = WarmStart(vocs, planner=planner, initial=spec.planner.initial_design, seed=spec.seed)
     return planner

@@ -17,12 +17,33 @@ def planner_names() -> list[str]:
     return registered_planners()
 
 
-def _accepts(factory: Any, option: str) -> bool:
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == option or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+def planner_class(name: str) -> Any:
+    """The class (or factory) a planner name or import path stands for.
+
+    Raises:
+        PlannerError: the name is unknown or the path does not import to something callable.
+    """
+    if ":" in name:
+        try:
+            factory = resolve_import_path(name)
+        except ValueError as exc:
+            raise PlannerError(str(exc)) from None
+    else:
+        found = [entry for entry in entry_points(group=PLANNER_GROUP) if entry.name == name]
+        if not found:
+            raise PlannerError(
+                f"unknown planner '{name}'; registered: {', '.join(planner_names()) or 'none'}",
+                hint="or give the import path of a gest-api generator, 'package.module:Class'",
+            )
+        factory = found[0].load()
+    if not callable(factory):
+        raise PlannerError(f"planner '{name}' is {type(factory).__name__}, not a generator class")
+    return factory
+
+
+def accepts_option(name: str, option: str) -> bool:
+    """Whether the planner's constructor names ``option`` among its parameters (``**kwargs`` does not count)."""
+    return _accepts_name(planner_class(name), option)
 
 
 def _accepts_name(factory: Any, name: str) -> bool:
@@ -50,22 +71,8 @@ def load_planner(name: str, vocs: VOCS, *, default_seed: int | None = None, **op
         PlannerError: the name is unknown, the class does not import, the options do not fit its
             constructor, or the planner refuses the VOCS.
     """
-    if ":" in name:
-        try:
-            factory = resolve_import_path(name)
-        except ValueError as exc:
-            raise PlannerError(str(exc)) from None
-    else:
-        found = [entry for entry in entry_points(group=PLANNER_GROUP) if entry.name == name]
-        if not found:
-            raise PlannerError(
-                f"unknown planner '{name}'; registered: {', '.join(planner_names()) or 'none'}",
-                hint="or give the import path of a gest-api generator, 'package.module:Class'",
-            )
-        factory = found[0].load()
-    if not callable(factory):
-        raise PlannerError(f"planner '{name}' is {type(factory).__name__}, not a generator class")
-    if default_seed is not None and "seed" not in options and _accepts(factory, "seed"):
+    factory = planner_class(name)
+    if default_seed is not None and "seed" not in options and _accepts_name(factory, "seed"):
         options["seed"] = default_seed
     try:
         planner = factory(vocs=vocs, **options) if _accepts_name(factory, "vocs") else factory(vocs, **options)
