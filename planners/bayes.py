@@ -326,25 +326,15 @@ class BoTorchPlanner(PlannerBase):
             bounds = box if box is not None else self._unit_bounds
             combos = categorical_combinations(self.space)
             free = len(self.space.cont_dims) + len(self.space.discrete_dims)
+            effort: dict[str, Any] = {
+                "num_restarts": self.num_restarts,
+                "raw_samples": self.raw_samples,
+                "options": {"maxiter": self.maxiter},
+            }
             if combos is not None and free > 0:
-                candidates, _ = optimize_acqf_mixed(
-                    acq,
-                    bounds=bounds,
-                    q=q,
-                    num_restarts=self.num_restarts,
-                    raw_samples=self.raw_samples,
-                    fixed_features_list=combos,
-                    options={"maxiter": self.maxiter},
-                )
+                candidates, _ = optimize_acqf_mixed(acq, bounds=bounds, q=q, fixed_features_list=combos, **effort)
             else:
-                candidates, _ = optimize_acqf(
-                    acq,
-                    bounds=bounds,
-                    q=q,
-                    num_restarts=self.num_restarts,
-                    raw_samples=self.raw_samples,
-                    options={"maxiter": self.maxiter},
-                )
+                candidates, _ = optimize_acqf(acq, bounds=bounds, q=q, **effort)
         return self.space.snap_unit(candidates.detach().reshape(q, self.dim), box)
 
     def _replace_duplicates(self, candidates: Tensor, known: Tensor, box: Tensor | None, skip: int) -> Tensor:

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from botorch.acquisition import qLogNoisyExpectedImprovement
 from botorch.exceptions import ModelFittingError
-from botorch.exceptions.warnings import BadInitialCandidatesWarning, InputDataWarning, OptimizationWarning
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.model import Model
@@ -32,17 +29,15 @@ from botorch.optim import optimize_acqf
 from gest_api.vocs import VOCS, ContextualVariable, ContinuousVariable
 from gpytorch.mlls import ExactMarginalLogLikelihood
 from linear_operator.utils.errors import NotPSDError
-from linear_operator.utils.warnings import NumericalWarning
 from torch import Tensor
 from torch.quasirandom import SobolEngine
 
 from closedloop.errors import PlannerError
 from planners._base import PlannerBase
+from planners.bayes import _expected_warnings_logged
 
 _log = logging.getLogger(__name__)
 
-#: Warnings BoTorch and GPyTorch raise in normal use; logged, not shown. Any other warning passes through.
-_EXPECTED_WARNINGS = (InputDataWarning, OptimizationWarning, BadInitialCandidatesWarning, NumericalWarning)
 
 LENGTH_INIT = 0.8
 LENGTH_MIN = 0.5**7
@@ -52,18 +47,6 @@ SUCCESS_TOLERANCE = 3
 IMPROVEMENT_FRACTION = 1e-3
 #: The GP needs at least this many ok observations in the current run; before that the planner proposes Sobol points.
 MIN_OBSERVATIONS = 2
-
-
-@contextmanager
-def _expected_warnings_logged() -> Iterator[None]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for w in caught:
-        if issubclass(w.category, _EXPECTED_WARNINGS):
-            _log.info("%s: %s", w.category.__name__, w.message)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 @dataclass(frozen=True)

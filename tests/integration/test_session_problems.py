@@ -15,8 +15,8 @@ from tests.conftest import beamline_session
 BOTORCH = {"name": "botorch", "options": {"n_initial": 4, "num_restarts": 2, "raw_samples": 64}}
 
 
-def run(tmp_path: Path, write_session, **overrides: Any) -> tuple[dict[str, Any], list[Any], list[Any]]:
-    session = Session.create(write_session(beamline_session(**overrides)), tmp_path / "run")
+def run(tmp_path: Path, write_session, data: dict[str, Any] | None = None, **overrides: Any) -> tuple[Any, ...]:
+    session = Session.create(write_session(data or beamline_session(**overrides)), tmp_path / "run")
     try:
         assert session.advance() is None
         observations = session.store.observations()
@@ -71,13 +71,7 @@ def test_max_step_keeps_every_move_short_and_nothing_is_refused(
     data = beamline_session(planner=planner, budget={"experiments": 8}, seed=2)
     for variable in data["variables"].values():
         variable["max_step"] = 0.4
-    session = Session.create(write_session(data), tmp_path / "run")
-    try:
-        assert session.advance() is None
-        observations = session.store.observations()
-        events = session.store.events()
-    finally:
-        session.close()
+    _, observations, events = run(tmp_path, write_session, data)
     refused = [message for _, kind, message in events if kind == "safety"]
     if planner["name"] == "botorch":  # botorch takes max_step as its max_travel: every move is short
         assert not refused
