@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,20 @@ class SessionState(str, Enum):
     FINISHED = "finished"
     STOPPED = "stopped"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"  # the process died while running: `closedloop resume` carries on
+
+
+def _live_state(state: str | None, pid: int | None) -> str | None:
+    """``running`` only while the process that runs the session is alive; otherwise ``interrupted``."""
+    if state != SessionState.RUNNING.value or pid is None:
+        return state
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return SessionState.INTERRUPTED.value
+    except PermissionError:
+        return state
+    return state
 
 
 def pareto_front(spec: SessionSpec, observations: list[Observation]) -> list[Observation]:
@@ -58,7 +73,7 @@ def summarize(folder: Path) -> dict[str, Any]:
             "folder": str(folder),
             "session_id": store.meta("session_id"),
             "name": spec.name,
-            "state": store.meta("state"),
+            "state": _live_state(store.meta("state"), store.meta("pid")),
             "experiments": len(ok),
             "infeasible": len(ok) - len(feasible),
             "failed": sum(1 for o in observations if o.status == ObservationStatus.FAILED),
