@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from botorch.acquisition import AcquisitionFunction, LogExpectedImprovement, qLogNoisyExpectedImprovement
@@ -56,6 +57,32 @@ _ALL_INFEASIBLE_SAMPLES = "When all training points are infeasible"
 #: The model needs at least this many ok observations; before that the planner keeps to the Sobol design.
 MIN_OBSERVATIONS = 2
 
+#: State-dict entries that belong to the data, not to the GP's hyperparameters: the outcome transform's mean
+#: and scale (recomputed from all the data each time) and the fixed input transform.
+_DATA_STATE = ("outcome_transform.", "input_transform.")
+
+Refit = Literal["scheduled", "always"]
+
+
+def refit_size(n: int, always_below: int, growth: float) -> int:
+    """How many ok observations the hyperparameters used at ``n`` ok observations are fitted to.
+
+    Every size below ``always_below``; from there the sizes ``always_below``, ``ceil(always_below * growth)``,
+    and so on (each at least one more than the one before): the largest of these not above ``n``. A function
+    of ``n`` alone, so a planner rebuilt from the same data fits to the same observations.
+    """
+    if n < always_below:
+        return n
+    size = always_below
+    while (grown := max(size + 1, math.ceil(size * growth))) <= n:
+        size = grown
+    return size
+
+
+def hyperparameters(model: torch.nn.Module) -> dict[str, Tensor]:
+    """The fitted hyperparameters of one GP (its state dict without the transforms' data-dependent entries)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith(_DATA_STATE)}
+
 
 @contextmanager
 def _expected_warnings_logged() -> Iterator[None]:
@@ -79,6 +106,18 @@ class BoTorchPlanner(PlannerBase):
     space-filling. After that, a GP (float64, inputs in the unit cube, ``Standardize`` on the outcome;
     ``MixedSingleTaskGP`` with a categorical kernel when there are categorical variables) is fit to the ok
     observations of each outcome with ``fit_gpytorch_mll``. Failed points are never fit.
+
+    Refitting: with fewer than ``always_refit_below`` ok observations (or with ``refit="always"``) the GP
+    hyperparameters are fitted afresh for every proposal. From there they are fitted only when the number
+    of ok observations reaches the next size of a geometric schedule (``always_refit_below``, then each
+    size ``refit_growth`` times the one before, see :func:`refit_size`), to the *first* that many ok
+    observations in the order ingested; between refits the last fitted hyperparameters are reused and the
+    GP is conditioned on all the ok observations (the ``Standardize`` transform recomputed from all of
+    them). A fit to more than ``max_fit_points`` observations uses a seeded random subset of that many;
+    the GP is still conditioned on all. A fit always starts from the default hyperparameters, never from
+    the last fitted ones, so what the planner proposes depends on the data alone: a planner rebuilt by
+    re-ingesting the same observations in the same order fits once, at the last scheduled size, and then
+    proposes exactly the points the original would. :attr:`n_fits` and :attr:`n_reuses` count both cases.
 
     Which acquisition function:
 
@@ -108,7 +147,8 @@ class BoTorchPlanner(PlannerBase):
     ``max_travel`` of the current position (not of the point before it). Categorical variables take no part.
 
     Reproducible: the same seed and the same ingested data give the same points (the torch RNG is forked and
-    seeded from ``seed`` and the number of points known for every call, and global state is left untouched).
+    seeded from ``seed`` and the number of points known for every call, a scheduled fit from ``seed`` and
+    its size, and global state is left untouched).
 
     Args:
         vocs: the problem (see :class:`~planners.PlannerBase`); constraints, several objectives, discrete and
@@ -124,6 +164,12 @@ class BoTorchPlanner(PlannerBase):
             non-categorical variable or ``{variable: cost}``.
         max_travel: the largest move from the current position, one number for every non-categorical
             variable or ``{variable: distance}`` (variables left out are not limited).
+        refit: ``"scheduled"`` (fit the hyperparameters on the schedule above) or ``"always"`` (fit them
+            for every proposal, the slow reference).
+        always_refit_below: below this many ok observations, fit for every proposal.
+        refit_growth: from ``always_refit_below`` on, refit when the ok observations have grown by this
+            factor since the last scheduled size (> 1).
+        max_fit_points: fit the hyperparameters to at most this many observations (a seeded random subset).
 
     Raises:
         PlannerError: the VOCS is unsupported or an option is out of range.
@@ -145,6 +191,10 @@ class BoTorchPlanner(PlannerBase):
         reference_point: dict[str, float] | None = None,
         travel_cost: float | dict[str, float] | None = None,
         max_travel: float | dict[str, float] | None = None,
+        refit: Refit = "scheduled",
+        always_refit_below: int = 100,
+        refit_growth: float = 1.2,
+        max_fit_points: int = 300,
         **options: Any,
     ) -> None:
         super().__init__(vocs, seed=seed, **options)
@@ -153,9 +203,25 @@ class BoTorchPlanner(PlannerBase):
             ("num_restarts", num_restarts, 1),
             ("raw_samples", raw_samples, num_restarts),
             ("maxiter", maxiter, 1),
+            ("always_refit_below", always_refit_below, MIN_OBSERVATIONS),
+            ("max_fit_points", max_fit_points, 10),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise PlannerError(f"BoTorchPlanner option {option} must be an integer >= {least}, got {value!r}")
+        if refit not in ("scheduled", "always"):
+            raise PlannerError(f"BoTorchPlanner option refit must be 'scheduled' or 'always', got {refit!r}")
+        growth = refit_growth if isinstance(refit_growth, int | float) and not isinstance(refit_growth, bool) else 0
+        if not (1.0 < growth < math.inf):
+            raise PlannerError(f"BoTorchPlanner option refit_growth must be a number > 1, got {refit_growth!r}")
+        self.refit: Refit = refit
+        self.always_refit_below = always_refit_below
+        self.refit_growth = float(growth)
+        self.max_fit_points = max_fit_points
+        #: Proposals whose GP hyperparameters were fitted successfully (one count for all the GPs of a proposal).
+        self.n_fits = 0
+        #: Proposals that reused the hyperparameters of the last scheduled fit.
+        self.n_reuses = 0
+        self._fitted: tuple[int, list[dict[str, Tensor]]] | None = None  # (size, per-GP hyperparameters)
         self.n_initial = n_initial
         self.num_restarts = num_restarts
         self.raw_samples = raw_samples
@@ -253,7 +319,7 @@ class BoTorchPlanner(PlannerBase):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed + known)
             try:
-                model = self._fit_outcomes(X, Y, C)
+                model = self._model(X, Y, C)
             except ModelFittingError as exc:
                 _log.warning("GP fit failed (%s); proposing Sobol points instead", exc)
                 return self._design(n, known, box)
@@ -261,19 +327,18 @@ class BoTorchPlanner(PlannerBase):
         candidates = self._replace_duplicates(candidates, torch.cat([X, X_pending]), box, skip=known + n)
         return torch.cat([design, candidates])
 
+    def _build(self, X: Tensor, Y: Tensor) -> SingleTaskGP:
+        """An unfitted GP on ``X: n x d`` (unit cube) and one outcome ``Y: n x 1``."""
+        if self.space.cat_dims:
+            return MixedSingleTaskGP(X, Y, cat_dims=self.space.cat_dims, outcome_transform=Standardize(m=1))
+        return SingleTaskGP(
+            X, Y, input_transform=Normalize(d=self.dim, bounds=self._unit_bounds), outcome_transform=Standardize(m=1)
+        )
+
     def _fit(self, X: Tensor, Y: Tensor) -> SingleTaskGP:
         """Fit a GP to ``X: n x d`` (unit cube) and one outcome ``Y: n x 1``."""
         with _expected_warnings_logged():
-            model: SingleTaskGP
-            if self.space.cat_dims:
-                model = MixedSingleTaskGP(X, Y, cat_dims=self.space.cat_dims, outcome_transform=Standardize(m=1))
-            else:
-                model = SingleTaskGP(
-                    X,
-                    Y,
-                    input_transform=Normalize(d=self.dim, bounds=self._unit_bounds),
-                    outcome_transform=Standardize(m=1),
-                )
+            model = self._build(X, Y)
             fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
         return model
 
@@ -283,6 +348,48 @@ class BoTorchPlanner(PlannerBase):
             return self._fit(X, Y)
         outcomes = torch.cat([Y, C], dim=-1)
         return ModelListGP(*[self._fit(X, outcomes[:, i : i + 1]) for i in range(outcomes.shape[1])])
+
+    def _model(self, X: Tensor, Y: Tensor, C: Tensor) -> Model:
+        """The model for this proposal: fitted afresh, or conditioned with reused hyperparameters (see class)."""
+        n = len(X)
+        if self.refit == "always" or n < self.always_refit_below:
+            if n <= self.max_fit_points:
+                model = self._fit_outcomes(X, Y, C)
+                self.n_fits += 1
+                return model
+            fitted = self._fit_hyperparameters(X, Y, C)
+        else:
+            size = refit_size(n, self.always_refit_below, self.refit_growth)
+            if self._fitted is not None and self._fitted[0] == size:
+                self.n_reuses += 1
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.seed + size)
+                    self._fitted = (size, self._fit_hyperparameters(X[:size], Y[:size], C[:size]))
+            fitted = self._fitted[1]
+        return self._conditioned(X, Y, C, fitted)
+
+    def _fit_hyperparameters(self, X: Tensor, Y: Tensor, C: Tensor) -> list[dict[str, Tensor]]:
+        """Fit the GPs to ``X, Y, C`` (a seeded subset of ``max_fit_points`` when larger); their hyperparameters."""
+        n = len(X)
+        if n > self.max_fit_points:
+            generator = torch.Generator().manual_seed(self.seed + n)
+            keep = torch.randperm(n, generator=generator)[: self.max_fit_points].sort().values
+            X, Y, C = X[keep], Y[keep], C[keep]
+        model = self._fit_outcomes(X, Y, C)
+        self.n_fits += 1
+        return [hyperparameters(m) for m in (model.models if isinstance(model, ModelListGP) else [model])]
+
+    def _conditioned(self, X: Tensor, Y: Tensor, C: Tensor, fitted: list[dict[str, Tensor]]) -> Model:
+        """GPs on all of ``X`` and ``[Y | C]`` with the given hyperparameters, shaped like :meth:`_fit_outcomes`."""
+        outcomes = torch.cat([Y, C], dim=-1)
+        models = []
+        with _expected_warnings_logged():
+            for i, params in enumerate(fitted):
+                model = self._build(X, outcomes[:, i : i + 1])
+                model.load_state_dict(model.state_dict() | params)
+                models.append(model.eval())
+        return models[0] if len(models) == 1 else ModelListGP(*models)
 
     def _acquisition(self, model: Model, X: Tensor, Y: Tensor, X_pending: Tensor, q: int) -> AcquisitionFunction:
         m = Y.shape[1]

@@ -1,0 +1,293 @@
+"""The benchmark problems: a gest-api VOCS, the true (noiseless) outputs, the noise model and the known optimum.
+
+Five problems, all built on :mod:`simulators.physics` where it has the function:
+
+- ``branin``: 2-D, minimize, f* = 0.397887 (three global minima).
+- ``hartmann6``: 6-D unit cube, minimize, f* = -3.32237.
+- ``beamline``: the simulated beamline's analytic flux, 2-D, maximize, f* = 1020 counts, measured with the
+  simulator's noise model (additive Gaussian, sd 10 counts). Regret is scored on the noiseless flux.
+- ``branin_disk``: Branin (minimize) subject to the outcome constraint ``c = (x1 - 2.5)^2 + (x2 - 7.5)^2 - 20
+  <= 0`` (a disk of radius sqrt(20) around the centre of the box). All three unconstrained minima lie outside
+  the disk. The feasible optimum is on its boundary, f* = 0.9394760454 at (3.0101968, 3.0570619): found on a
+  3001 x 3001 grid (best feasible 0.94204) and refined with SLSQP from there and from four other starts (the
+  other local minimum is 8.0646 at (-1.837, 8.592)). :func:`feasible_optimum` repeats the computation.
+- ``branin_currin``: two objectives on the unit square, both minimized (BoTorch's BraninCurrin), reference point
+  (18, 6). The hypervolume bound is the larger of BoTorch's published 59.36011874867746 (NSGA-II) and the
+  hypervolume of the Pareto set of a 1001 x 1001 grid (:func:`grid_hypervolume`).
+
+"Within 1 %" of the optimum means a true value within ``hit_tolerance = 0.01 * |f*|`` of f*, or, when f* is
+zero, within 1 % of the range of f over the domain; for the two-objective problem, a hypervolume of at least
+99 % of the bound.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from gest_api.vocs import VOCS
+
+from simulators.physics import (
+    BEAMLINE_BOUNDS,
+    BEAMLINE_OPTIMUM,
+    BRANIN_BOUNDS,
+    BRANIN_OPTIMUM,
+    HARTMANN6_BOUNDS,
+    HARTMANN6_OPTIMUM,
+    beamline_flux,
+    branin,
+    hartmann6,
+)
+
+#: Feasible optimum of ``branin_disk`` (see the module docstring).
+DISK_OPTIMUM_POINT = {"x1": 3.0101967558974234, "x2": 3.0570618651311654}
+DISK_OPTIMUM_VALUE = 0.9394760454485489
+DISK_RADIUS_SQ = 20.0
+
+BRANIN_CURRIN_REF = (18.0, 6.0)
+BRANIN_CURRIN_MAX_HV = 59.36011874867746
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One benchmark problem.
+
+    Attributes:
+        name: short name used on the command line and in the table.
+        vocs: the gest-api problem every contender is given.
+        truth: point (dict of variables) -> the noiseless outputs (objectives and constraints).
+        optimum: the best feasible objective value (single objective); ``None`` for two objectives.
+        noise: sd of the additive Gaussian noise on each objective as measured (constraints are noiseless).
+        ref_point: for two objectives, the reference point (in the objectives' own units and senses).
+        max_hv: for two objectives, the hypervolume bound the regret is measured against.
+        hit_tolerance: how close to the optimum (or to ``max_hv``) counts as "within 1 %".
+        worst: the regret recorded before the first feasible point (the worst feasible value's regret, or the
+            whole bound for two objectives).
+    """
+
+    name: str
+    vocs: VOCS
+    truth: Callable[[dict[str, float]], dict[str, float]]
+    optimum: float | None
+    hit_tolerance: float
+    worst: float
+    noise: float = 0.0
+    ref_point: tuple[float, ...] | None = None
+    max_hv: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return len(self.vocs.variable_names)
+
+    @property
+    def objective_names(self) -> list[str]:
+        return list(self.vocs.objective_names)
+
+    @property
+    def maximize(self) -> list[bool]:
+        return [type(self.vocs.objectives[n]).__name__ == "MaximizeObjective" for n in self.objective_names]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objective_names) > 1
+
+    def evaluate(self, point: dict[str, Any], rng: np.random.Generator | None = None) -> dict[str, float]:
+        """The outputs as measured: the true outputs plus noise on the objectives (when ``rng`` is given)."""
+        outputs = self.truth({name: float(point[name]) for name in self.vocs.variable_names})
+        if self.noise and rng is not None:
+            for name in self.objective_names:
+                outputs[name] += float(rng.normal(0.0, self.noise))
+        return outputs
+
+    def feasible(self, outputs: dict[str, float]) -> bool:
+        """Whether noiseless outputs meet every constraint (``LESS_THAN``/``GREATER_THAN`` only)."""
+        for name, spec in self.vocs.constraints.items():
+            kind = type(spec).__name__
+            if kind == "LessThanConstraint" and not outputs[name] <= spec.value:
+                return False
+            if kind == "GreaterThanConstraint" and not outputs[name] >= spec.value:
+                return False
+        return True
+
+    def regret_curve(self, true_outputs: Sequence[dict[str, float]]) -> list[float]:
+        """Simple regret after each evaluation, scored on the noiseless outputs of the points evaluated so far.
+
+        Single objective: distance of the best feasible true value so far from the optimum. Two objectives:
+        ``max_hv`` minus the hypervolume of the feasible true outputs so far.
+        """
+        curve: list[float] = []
+        if self.multi_objective:
+            assert self.ref_point is not None and self.max_hv is not None
+            front: list[tuple[float, ...]] = []
+            for outputs in true_outputs:
+                if self.feasible(outputs):
+                    front.append(tuple(outputs[n] for n in self.objective_names))
+                curve.append(max(self.max_hv - hypervolume_2d(front, self.ref_point), 0.0))
+            return curve
+        assert self.optimum is not None
+        sign = 1.0 if self.maximize[0] else -1.0
+        best = -math.inf
+        name = self.objective_names[0]
+        for outputs in true_outputs:
+            if self.feasible(outputs):
+                best = max(best, sign * outputs[name])
+            curve.append(self.worst if best == -math.inf else max(sign * self.optimum - best, 0.0))
+        return curve
+
+    def hypervolume(self, true_outputs: Sequence[dict[str, float]]) -> float | None:
+        """Hypervolume of the feasible true outputs (two objectives), else None."""
+        if not self.multi_objective or self.ref_point is None:
+            return None
+        front = [tuple(o[n] for n in self.objective_names) for o in true_outputs if self.feasible(o)]
+        return hypervolume_2d(front, self.ref_point)
+
+
+def hypervolume_2d(points: Sequence[Sequence[float]], ref_point: Sequence[float]) -> float:
+    """Hypervolume dominated by ``points`` (two objectives, both minimized) up to ``ref_point``."""
+    r1, r2 = ref_point
+    inside = sorted((p[0], p[1]) for p in points if p[0] < r1 and p[1] < r2)
+    volume, level = 0.0, r2
+    for f1, f2 in inside:  # by f1 ascending; a point adds area only when it lowers the f2 level
+        if f2 < level:
+            volume += (r1 - f1) * (level - f2)
+            level = f2
+    return volume
+
+
+# -- the functions ---------------------------------------------------------------------------------------------
+
+
+def _branin_truth(p: dict[str, float]) -> dict[str, float]:
+    return {"f": branin(p["x1"], p["x2"])}
+
+
+def _hartmann6_truth(p: dict[str, float]) -> dict[str, float]:
+    return {"f": hartmann6(*(p[f"x{i}"] for i in range(1, 7)))}
+
+
+def _beamline_truth(p: dict[str, float]) -> dict[str, float]:
+    return {"flux": beamline_flux(p["pitch1"], p["pitch2"])}
+
+
+def disk_constraint(x1: float, x2: float) -> float:
+    """The ``branin_disk`` constraint value; feasible when <= 0."""
+    return (x1 - 2.5) ** 2 + (x2 - 7.5) ** 2 - DISK_RADIUS_SQ
+
+
+def _branin_disk_truth(p: dict[str, float]) -> dict[str, float]:
+    return {"f": branin(p["x1"], p["x2"]), "c": disk_constraint(p["x1"], p["x2"])}
+
+
+def currin(x1: float, x2: float) -> float:
+    """The Currin function on the unit square (the second BraninCurrin objective)."""
+    factor = 1.0 if x2 <= 0.0 else 1.0 - math.exp(-1.0 / (2.0 * x2))
+    numerator = 2300 * x1**3 + 1900 * x1**2 + 2092 * x1 + 60
+    denominator = 100 * x1**3 + 500 * x1**2 + 4 * x1 + 20
+    return factor * numerator / denominator
+
+
+def _branin_currin_truth(p: dict[str, float]) -> dict[str, float]:
+    return {"f1": branin(15.0 * p["x1"] - 5.0, 15.0 * p["x2"]), "f2": currin(p["x1"], p["x2"])}
+
+
+def grid_hypervolume(n: int = 1001) -> float:
+    """Hypervolume of the Pareto set of BraninCurrin on an ``n x n`` grid (a lower bound of the true one)."""
+    g = np.linspace(0.0, 1.0, n)
+    x1, x2 = np.meshgrid(g, g)
+    a = 15.0 * x1 - 5.0
+    b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
+    f1 = (15.0 * x2 - b * a**2 + c * a - 6) ** 2 + 10 * (1 - t) * np.cos(a) + 10
+    with np.errstate(divide="ignore"):
+        factor = np.where(x2 > 0, 1.0 - np.exp(-1.0 / (2.0 * np.where(x2 > 0, x2, 1.0))), 1.0)
+    f2 = factor * (2300 * x1**3 + 1900 * x1**2 + 2092 * x1 + 60) / (100 * x1**3 + 500 * x1**2 + 4 * x1 + 20)
+    return hypervolume_2d(np.stack([f1.ravel(), f2.ravel()], axis=1).tolist(), BRANIN_CURRIN_REF)
+
+
+def feasible_optimum(n: int = 1501) -> tuple[dict[str, float], float]:
+    """Recompute the ``branin_disk`` feasible optimum: the best point of an ``n x n`` grid, refined by SLSQP."""
+    from scipy.optimize import minimize
+
+    lo, hi = np.array([-5.0, 0.0]), np.array([10.0, 15.0])
+    g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n))
+    f = np.vectorize(branin)(g1, g2)
+    f[(g1 - 2.5) ** 2 + (g2 - 7.5) ** 2 - DISK_RADIUS_SQ > 0] = np.inf
+    i = int(np.argmin(f))
+    result = minimize(
+        lambda x: branin(x[0], x[1]),
+        [g1.flat[i], g2.flat[i]],
+        method="SLSQP",
+        bounds=list(zip(lo, hi, strict=True)),
+        constraints=[{"type": "ineq", "fun": lambda x: -disk_constraint(x[0], x[1])}],
+        options={"ftol": 1e-14, "maxiter": 500},
+    )
+    return {"x1": float(result.x[0]), "x2": float(result.x[1])}, float(result.fun)
+
+
+# -- the catalogue ---------------------------------------------------------------------------------------------
+
+
+def _tolerance(optimum: float, value_range: float) -> float:
+    return 0.01 * abs(optimum) if optimum != 0.0 else 0.01 * value_range
+
+
+def build_problems() -> dict[str, Problem]:
+    """Every benchmark problem by name."""
+    branin_vocs = VOCS(variables={k: list(v) for k, v in BRANIN_BOUNDS.items()}, objectives={"f": "MINIMIZE"})
+    problems = [
+        Problem(
+            name="branin",
+            vocs=branin_vocs,
+            truth=_branin_truth,
+            optimum=BRANIN_OPTIMUM.value,
+            hit_tolerance=_tolerance(BRANIN_OPTIMUM.value, 308.1),
+            worst=308.1,
+        ),
+        Problem(
+            name="hartmann6",
+            vocs=VOCS(variables={k: list(v) for k, v in HARTMANN6_BOUNDS.items()}, objectives={"f": "MINIMIZE"}),
+            truth=_hartmann6_truth,
+            optimum=HARTMANN6_OPTIMUM.value,
+            hit_tolerance=_tolerance(HARTMANN6_OPTIMUM.value, 3.32237),
+            worst=3.32237,
+        ),
+        Problem(
+            name="beamline",
+            vocs=VOCS(variables={k: list(v) for k, v in BEAMLINE_BOUNDS.items()}, objectives={"flux": "MAXIMIZE"}),
+            truth=_beamline_truth,
+            optimum=BEAMLINE_OPTIMUM.value,
+            hit_tolerance=_tolerance(BEAMLINE_OPTIMUM.value, 1000.0),
+            worst=1000.0,
+            noise=10.0,
+        ),
+        Problem(
+            name="branin_disk",
+            vocs=VOCS(
+                variables={k: list(v) for k, v in BRANIN_BOUNDS.items()},
+                objectives={"f": "MINIMIZE"},
+                constraints={"c": ["LESS_THAN", 0.0]},
+            ),
+            truth=_branin_disk_truth,
+            optimum=DISK_OPTIMUM_VALUE,
+            hit_tolerance=_tolerance(DISK_OPTIMUM_VALUE, 200.0),
+            # the worst feasible Branin value inside the disk is 111.5; 200 marks "no feasible point yet"
+            worst=200.0 - DISK_OPTIMUM_VALUE,
+        ),
+        Problem(
+            name="branin_currin",
+            vocs=VOCS(variables={"x1": [0.0, 1.0], "x2": [0.0, 1.0]}, objectives={"f1": "MINIMIZE", "f2": "MINIMIZE"}),
+            truth=_branin_currin_truth,
+            optimum=None,
+            ref_point=BRANIN_CURRIN_REF,
+            max_hv=BRANIN_CURRIN_MAX_HV,
+            hit_tolerance=0.01 * BRANIN_CURRIN_MAX_HV,
+            worst=BRANIN_CURRIN_MAX_HV,
+        ),
+    ]
+    return {p.name: p for p in problems}
+
+
+PROBLEMS: dict[str, Problem] = build_problems()

@@ -1,0 +1,157 @@
+"""The planner benchmark harness: its problems' optima, its option parsing, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks._problems import (
+    BRANIN_CURRIN_MAX_HV,
+    DISK_OPTIMUM_POINT,
+    DISK_OPTIMUM_VALUE,
+    PROBLEMS,
+    feasible_optimum,
+    grid_hypervolume,
+    hypervolume_2d,
+)
+from benchmarks.planners import PlannerSpec, main, parse_planner_specs, parse_value, run_one
+from closedloop.errors import PlannerError
+from simulators.physics import BEAMLINE_OPTIMUM, BRANIN_OPTIMUM, HARTMANN6_OPTIMUM
+
+
+def _random_points(problem_name: str, n: int, seed: int = 0) -> list[dict[str, float]]:
+    vocs = PROBLEMS[problem_name].vocs
+    rng = np.random.default_rng(seed)
+    lo, hi = np.array(vocs.bounds).T
+    return [dict(zip(vocs.variable_names, lo + rng.random(len(lo)) * (hi - lo), strict=True)) for _ in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("name", "optimum"), [("branin", BRANIN_OPTIMUM), ("hartmann6", HARTMANN6_OPTIMUM), ("beamline", BEAMLINE_OPTIMUM)]
+)
+def test_known_optima_are_reached_and_never_beaten(name: str, optimum) -> None:
+    problem = PROBLEMS[name]
+    objective = problem.objective_names[0]
+    assert problem.truth(optimum.point)[objective] == pytest.approx(problem.optimum, abs=1e-4)
+    sign = 1.0 if optimum.maximize else -1.0
+    values = [sign * problem.truth(p)[objective] for p in _random_points(name, 2000)]
+    assert max(values) <= sign * problem.optimum + 1e-9
+    assert problem.regret_curve([problem.truth(optimum.point)])[-1] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_constrained_optimum_is_feasible_and_beats_a_dense_grid() -> None:
+    problem = PROBLEMS["branin_disk"]
+    at_optimum = problem.truth(DISK_OPTIMUM_POINT)
+    assert at_optimum["f"] == pytest.approx(DISK_OPTIMUM_VALUE, abs=1e-9)
+    assert at_optimum["c"] <= 1e-9
+    # the unconstrained minima are all infeasible: the constraint matters
+    for point in ({"x1": -math.pi, "x2": 12.275}, {"x1": math.pi, "x2": 2.275}, {"x1": 9.42478, "x2": 2.475}):
+        assert not problem.feasible(problem.truth(point))
+    g1, g2 = np.meshgrid(np.linspace(-5, 10, 301), np.linspace(0, 15, 301))
+    best_grid = min(
+        problem.truth({"x1": a, "x2": b})["f"]
+        for a, b in zip(g1.ravel(), g2.ravel(), strict=True)
+        if problem.feasible(problem.truth({"x1": a, "x2": b}))
+    )
+    assert DISK_OPTIMUM_VALUE <= best_grid
+    point, value = feasible_optimum(n=301)
+    assert value == pytest.approx(DISK_OPTIMUM_VALUE, abs=1e-6)
+    assert point["x1"] == pytest.approx(DISK_OPTIMUM_POINT["x1"], abs=1e-3)
+
+
+def test_hypervolume_matches_botorch_and_the_front_beats_random() -> None:
+    from botorch.utils.multi_objective.hypervolume import Hypervolume
+
+    problem = PROBLEMS["branin_currin"]
+    outputs = [problem.truth(p) for p in _random_points("branin_currin", 40, seed=1)]
+    Y = torch.tensor([[o["f1"], o["f2"]] for o in outputs], dtype=torch.float64)
+    reference = Hypervolume(ref_point=-torch.tensor(problem.ref_point, dtype=torch.float64))
+    botorch_hv = reference.compute(-Y)  # BoTorch maximizes
+    random_hv = problem.hypervolume(outputs)
+    assert random_hv == pytest.approx(botorch_hv, rel=1e-9)
+    front_hv = grid_hypervolume(n=201)
+    assert 0 < random_hv < front_hv <= BRANIN_CURRIN_MAX_HV
+    assert front_hv > 0.95 * BRANIN_CURRIN_MAX_HV
+    assert hypervolume_2d([], problem.ref_point) == 0.0
+
+
+def test_regret_curve_never_rises_and_counts_only_feasible_points() -> None:
+    problem = PROBLEMS["branin_disk"]
+    outputs = [problem.truth(p) for p in _random_points("branin_disk", 30, seed=2)]
+    curve = problem.regret_curve(outputs)
+    assert all(b <= a for a, b in zip(curve, curve[1:], strict=False))
+    infeasible = {"x1": math.pi, "x2": 2.275}  # the unconstrained minimum
+    assert problem.regret_curve([problem.truth(infeasible)]) == [problem.worst]
+
+
+def test_beamline_noise_is_gaussian_sd_10() -> None:
+    problem = PROBLEMS["beamline"]
+    rng = np.random.default_rng(0)
+    point = BEAMLINE_OPTIMUM.point
+    measured = np.array([problem.evaluate(point, rng)["flux"] for _ in range(4000)])
+    assert problem.noise == 10.0
+    assert measured.mean() == pytest.approx(BEAMLINE_OPTIMUM.value, abs=1.0)
+    assert measured.std() == pytest.approx(10.0, rel=0.05)
+
+
+def test_planner_specs_parse_with_options() -> None:
+    specs = parse_planner_specs("botorch[n_initial=10,raw_samples=512,flag=true,rate=0.5,mode=fast],sobol, xopt")
+    assert [s.name for s in specs] == ["botorch", "sobol", "xopt"]
+    assert specs[0].options == {"n_initial": 10, "raw_samples": 512, "flag": True, "rate": 0.5, "mode": "fast"}
+    assert specs[0].label == "botorch[n_initial=10,raw_samples=512,flag=true,rate=0.5,mode=fast]"
+    assert specs[2].is_peer and not specs[1].is_peer
+    assert parse_value("none") is None and parse_value("1e-3") == 1e-3 and parse_value("False") is False
+    assert parse_planner_specs("pkg.mod:Cls[a=1]")[0].name == "pkg.mod:Cls"
+
+
+@pytest.mark.parametrize("bad", ["botorch[n_initial=10", "botorch]", "botorch[n_initial]", "", "bo torch"])
+def test_bad_planner_specs_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError):
+        parse_planner_specs(bad)
+
+
+class RefusingPlanner:
+    """A generator that refuses every problem with constraints, as a planner's constructor does."""
+
+    def __init__(self, vocs, *, seed: int | None = None) -> None:
+        if vocs.constraints:
+            raise PlannerError("RefusingPlanner does not support constraints")
+
+
+def test_a_planner_that_refuses_the_problem_is_reported_unsupported() -> None:
+    name = f"{__name__}:RefusingPlanner"
+    run = run_one(PlannerSpec(name, name), PROBLEMS["branin_disk"], seed=0, n_initial=2, budget=1)
+    assert run.status == "unsupported"
+    assert "constraints" in run.message
+    assert (
+        run_one(
+            PlannerSpec("xopt[n_restarts=3]", "xopt", {"n_restarts": 3}),
+            PROBLEMS["branin"],
+            seed=0,
+            n_initial=2,
+            budget=1,
+        ).status
+        == "unsupported"
+    )  # peers run at their defaults
+
+
+def test_bad_input_exits_2(tmp_path) -> None:
+    assert main(["--problems", "nope", "--out", str(tmp_path)]) == 2
+    assert main(["--planners", "sobol[x", "--out", str(tmp_path)]) == 2
+
+
+def test_smoke_run_writes_table_json_and_plot(tmp_path) -> None:
+    argv = ["--planners", "sobol", "--problems", "branin", "--seeds", "1", "--initial", "3", "--budget-2d", "2"]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "table.md").read_text()
+    assert "| branin | sobol | 1/1 |" in table
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["finished"] is True
+    (run,) = results["runs"]
+    assert run["status"] == "ok" and len(run["regret"]) == 5 and len(run["seconds"]) == 5
+    assert "final_regret" in results["summary"]["branin"]["sobol"]
+    assert (tmp_path / "regret_branin.png").stat().st_size > 1000
