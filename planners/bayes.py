@@ -29,7 +29,10 @@ from botorch.models.model import Model
 from botorch.models.transforms import Normalize, Standardize
 from botorch.optim import optimize_acqf, optimize_acqf_mixed
 from gest_api.vocs import VOCS
+from gpytorch.constraints import GreaterThan
+from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.mlls import ExactMarginalLogLikelihood
+from gpytorch.priors import GammaPrior
 from linear_operator.utils.warnings import NumericalWarning
 from torch import Tensor
 
@@ -53,9 +56,17 @@ _EXPECTED_WARNINGS = (InputDataWarning, OptimizationWarning, BadInitialCandidate
 #: With outcome constraints, some posterior samples of the observed points are all infeasible even when an
 #: observed point is feasible; BoTorch then falls back to a lower bound and says so. Expected, logged.
 _ALL_INFEASIBLE_SAMPLES = "When all training points are infeasible"
+#: BoTorch retries an acquisition optimization whose L-BFGS-B run stopped abnormally, and says so. Expected, logged.
+_RETRYING_OPTIMIZATION = "Optimization failed"
 
 #: The model needs at least this many ok observations; before that the planner keeps to the Sobol design.
 MIN_OBSERVATIONS = 2
+
+Acquisition = Literal["logei", "logei-mean", "qlognei"]
+#: How one point with nothing pending is chosen (single objective, no constraints): LogEI against the best
+#: observed value, LogEI against the best posterior mean at the observed points (noise-aware, as cheap), or
+#: qLogNEI (noise-aware, integrates over the noisy incumbent; slower).
+ACQUISITIONS: tuple[str, ...] = ("logei", "logei-mean", "qlognei")
 
 #: State-dict entries that belong to the data, not to the GP's hyperparameters: the outcome transform's mean
 #: and scale (recomputed from all the data each time) and the fixed input transform.
@@ -91,8 +102,10 @@ def _expected_warnings_logged() -> Iterator[None]:
         warnings.simplefilter("always")
         yield
     for w in caught:
-        if issubclass(w.category, _EXPECTED_WARNINGS) or (
-            issubclass(w.category, BotorchWarning) and str(w.message).startswith(_ALL_INFEASIBLE_SAMPLES)
+        if (
+            issubclass(w.category, _EXPECTED_WARNINGS)
+            or (issubclass(w.category, BotorchWarning) and str(w.message).startswith(_ALL_INFEASIBLE_SAMPLES))
+            or (issubclass(w.category, RuntimeWarning) and str(w.message).startswith(_RETRYING_OPTIMIZATION))
         ):
             _log.info("%s: %s", w.category.__name__, w.message)
         else:
@@ -121,9 +134,10 @@ class BoTorchPlanner(PlannerBase):
 
     Which acquisition function:
 
-    - one objective, no constraints: one point with nothing pending by ``LogExpectedImprovement``; a batch,
-      or one point while others are in flight, by ``qLogNoisyExpectedImprovement`` with the pending points as
-      ``X_pending``, so points in flight are not proposed again;
+    - one objective, no constraints: ``qLogNoisyExpectedImprovement`` (noise-aware: it integrates over the
+      noisy incumbent), with the pending points as ``X_pending`` so points in flight are not proposed again;
+      ``acquisition="logei"`` uses ``LogExpectedImprovement`` against the best observed value for one point
+      with nothing pending, ``"logei-mean"`` against the best posterior mean;
     - while no ok observation is feasible: ``qLogProbabilityOfFeasibility``, to find the feasible region;
     - one objective with constraints: ``qLogNoisyExpectedImprovement`` (even for one point) on a
       ``ModelListGP`` with one GP per constraint output, the constraints passed as BoTorch outcome
@@ -131,6 +145,12 @@ class BoTorchPlanner(PlannerBase):
     - two or more objectives: ``qLogNoisyExpectedHypervolumeImprovement`` on a ``ModelListGP`` (one GP per
       objective and per constraint output), against ``reference_point`` or, without it, the nadir of the
       observed objectives less 10% of their range.
+
+    Noise: ``low_noise_prior`` (default on) puts a Gamma(1, 100) prior on the GP's noise in standardized
+    units, so a nearly noiseless instrument is interpolated while real noise is still learned from the data.
+    The benchmark harness's ablation (``benchmarks/planners.py``) chose both defaults: on Branin and the noisy
+    beamline, qLogNEI with the low-noise prior cut the median final regret 100-fold and 8-fold against LogEI
+    with BoTorch's default noise prior.
 
     Discrete variables are optimized relaxed and rounded to the nearest allowed value; categorical ones by
     ``optimize_acqf_mixed`` over every combination of categories when there are at most
@@ -195,6 +215,8 @@ class BoTorchPlanner(PlannerBase):
         always_refit_below: int = 100,
         refit_growth: float = 1.2,
         max_fit_points: int = 300,
+        acquisition: Acquisition = "qlognei",
+        low_noise_prior: bool = True,
         **options: Any,
     ) -> None:
         super().__init__(vocs, seed=seed, **options)
@@ -208,6 +230,15 @@ class BoTorchPlanner(PlannerBase):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise PlannerError(f"BoTorchPlanner option {option} must be an integer >= {least}, got {value!r}")
+        if acquisition not in ACQUISITIONS:
+            raise PlannerError(
+                f"BoTorchPlanner option acquisition must be one of {', '.join(ACQUISITIONS)}, got {acquisition!r}"
+            )
+        self.acquisition: Acquisition = acquisition
+        if not isinstance(low_noise_prior, bool):
+            raise PlannerError(f"BoTorchPlanner option low_noise_prior must be true or false, got {low_noise_prior!r}")
+        #: A Gamma(1, 100) prior on the noise (standardized units) that lets the GP interpolate noiseless data.
+        self.low_noise_prior = low_noise_prior
         if refit not in ("scheduled", "always"):
             raise PlannerError(f"BoTorchPlanner option refit must be 'scheduled' or 'always', got {refit!r}")
         growth = refit_growth if isinstance(refit_growth, int | float) and not isinstance(refit_growth, bool) else 0
@@ -329,10 +360,19 @@ class BoTorchPlanner(PlannerBase):
 
     def _build(self, X: Tensor, Y: Tensor) -> SingleTaskGP:
         """An unfitted GP on ``X: n x d`` (unit cube) and one outcome ``Y: n x 1``."""
+        likelihood = None
+        if self.low_noise_prior:
+            likelihood = GaussianLikelihood(noise_prior=GammaPrior(1.0, 100.0), noise_constraint=GreaterThan(1e-8))
         if self.space.cat_dims:
-            return MixedSingleTaskGP(X, Y, cat_dims=self.space.cat_dims, outcome_transform=Standardize(m=1))
+            return MixedSingleTaskGP(
+                X, Y, cat_dims=self.space.cat_dims, outcome_transform=Standardize(m=1), likelihood=likelihood
+            )
         return SingleTaskGP(
-            X, Y, input_transform=Normalize(d=self.dim, bounds=self._unit_bounds), outcome_transform=Standardize(m=1)
+            X,
+            Y,
+            likelihood=likelihood,
+            input_transform=Normalize(d=self.dim, bounds=self._unit_bounds),
+            outcome_transform=Standardize(m=1),
         )
 
     def _fit(self, X: Tensor, Y: Tensor) -> SingleTaskGP:
@@ -417,8 +457,12 @@ class BoTorchPlanner(PlannerBase):
                 X_pending=pending,
                 prune_baseline=True,
             )
-        if q == 1 and pending is None:
+        if q == 1 and pending is None and self.acquisition == "logei":
             return LogExpectedImprovement(model, best_f=Y.max())
+        if q == 1 and pending is None and self.acquisition == "logei-mean":
+            with torch.no_grad():
+                incumbent = model.posterior(X).mean.max()  # type: ignore[attr-defined]
+            return LogExpectedImprovement(model, best_f=incumbent)
         return qLogNoisyExpectedImprovement(model, X_baseline=X, X_pending=pending, prune_baseline=True)
 
     def _any_feasible(self) -> bool:

@@ -47,14 +47,14 @@ def test_design_fills_up_then_model_takes_over(vocs, spy, evaluate):
 
 
 def test_one_point_nothing_pending_uses_log_ei(vocs, spy, evaluate):
-    planner = BoTorchPlanner(vocs, seed=3, n_initial=5)
+    planner = BoTorchPlanner(vocs, seed=3, n_initial=5, acquisition="logei")
     planner.ingest(evaluate(planner.suggest(5)))
     planner.suggest(1)
     assert spy == [("LogEI", 0)]
 
 
 def test_one_point_with_pending_uses_q_log_nei(vocs, spy, evaluate):
-    planner = BoTorchPlanner(vocs, seed=3, n_initial=5)
+    planner = BoTorchPlanner(vocs, seed=3, n_initial=5, acquisition="logei")
     planner.ingest(evaluate(planner.suggest(5)))
     (first,) = planner.suggest(1)
     (second,) = planner.suggest(1)

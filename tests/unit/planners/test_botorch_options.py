@@ -1,0 +1,59 @@
+"""BoTorchPlanner's acquisition and noise-prior options (what the benchmark ablation compares)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from gest_api.vocs import VOCS
+
+from closedloop.errors import PlannerError
+from planners import BoTorchPlanner
+
+VOCS_2D = VOCS(variables={"x": [0.0, 1.0], "y": [-1.0, 1.0]}, objectives={"f": "MAXIMIZE"})
+
+
+def peak(x: float, y: float) -> float:
+    return math.exp(-((x - 0.7) ** 2 + (y + 0.2) ** 2) / 0.1)
+
+
+@pytest.mark.parametrize("acquisition", ["logei", "logei-mean", "qlognei"])
+@pytest.mark.parametrize("low_noise_prior", [False, True])
+def test_every_acquisition_and_prior_proposes_inside_the_bounds(acquisition: str, low_noise_prior: bool) -> None:
+    planner = BoTorchPlanner(
+        VOCS_2D,
+        seed=1,
+        n_initial=4,
+        num_restarts=2,
+        raw_samples=32,
+        acquisition=acquisition,
+        low_noise_prior=low_noise_prior,
+    )
+    for _ in range(6):
+        (point,) = planner.suggest(1)
+        assert 0.0 <= point["x"] <= 1.0 and -1.0 <= point["y"] <= 1.0
+        planner.ingest([{**point, "f": peak(point["x"], point["y"])}])
+    assert planner.n_fits >= 2
+
+
+def test_the_low_noise_prior_lets_the_gp_interpolate_noiseless_data() -> None:
+    noises = {}
+    for low in (False, True):
+        planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=12, low_noise_prior=low)
+        points = planner.suggest(12)
+        planner.ingest([{**p, "f": peak(p["x"], p["y"])} for p in points])
+        X, Y, C = planner.train_outcomes()
+        noises[low] = float(planner._model(X, Y, C).likelihood.noise.detach().mean())
+    assert noises[True] < noises[False] / 10
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"acquisition": "ucb"}, "acquisition must be one of logei, logei-mean, qlognei"),
+        ({"low_noise_prior": "yes"}, "low_noise_prior must be true or false"),
+    ],
+)
+def test_bad_options_are_refused(options: dict, words: str) -> None:
+    with pytest.raises(PlannerError, match=words):
+        BoTorchPlanner(VOCS_2D, **options)
