@@ -22,7 +22,8 @@ s with 1; Xopt 2.3-2.7 s, sd 1.0-1.2 s against 0.20-0.24 s, sd 0.04-0.07 s).
 
 A planner entry is a registered name, an import path, ``xopt`` or ``ax``, optionally with constructor options in
 brackets (``name[key=value,...]``; values parse as int, float, bool or string). Ours are built with
-``planners.load_planner`` and ``n_initial=--initial`` when the constructor takes it. A contender that refuses a
+``planners.load_planner`` and ``n_initial=--initial`` when the constructor takes it (and, for two objectives, the
+problem's reference point, as the peers are given it). A contender that refuses a
 problem (``PlannerError``/``ValueError`` when built) is reported as unsupported; an uninstalled peer as skipped.
 """
 
@@ -176,6 +177,10 @@ def build_contender(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial
         options = dict(spec.options)
         if "n_initial" not in options and _takes_option(spec.name, "n_initial"):
             options["n_initial"] = n_initial
+        if problem.ref_point is not None and "reference_point" not in options and _takes_option(
+            spec.name, "reference_point"
+        ):  # the same reference point the peers are given
+            options["reference_point"] = dict(zip(problem.objective_names, problem.ref_point, strict=True))
         return load_planner(spec.name, problem.vocs, default_seed=seed, **options)
     except PeerUnavailable as exc:
         raise Skipped(str(exc)) from exc
