@@ -42,6 +42,30 @@ def meta(folder: Path, key: str) -> object:
     return json.loads(row[0]) if row else None
 
 
+def run_then_kill(command: list[str], ready, log_path: Path, stdin: str | None = None) -> None:
+    """Start ``command``, feed it ``stdin``, and SIGKILL it as soon as ``ready()`` holds (within 90 s)."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE if stdin else None, stdout=log, stderr=log, text=True)
+        try:
+            if stdin:
+                assert process.stdin is not None
+                process.stdin.write(stdin)
+                process.stdin.flush()
+            deadline = time.monotonic() + 90
+            while not ready():
+                assert time.monotonic() < deadline and process.poll() is None, log_path.read_text()
+                time.sleep(0.02)
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=30)
+            if process.stdin is not None:
+                process.stdin.close()
+    assert process.returncode == -signal.SIGKILL
+
+
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
@@ -96,33 +120,12 @@ def test_a_session_killed_at_a_checkpoint_resumes_with_nothing_lost_or_duplicate
 ) -> None:
     folder = tmp_path / "run"
     path = write_session(beamline_session(review={"policy": "always"}, budget={"experiments": 5}))
-    log = (tmp_path / "first.log").open("w")
-    first = subprocess.Popen(
+    run_then_kill(
         [*CLI, "run", str(path), "--dir", str(folder)],
-        stdin=subprocess.PIPE,
-        stdout=log,
-        stderr=log,
-        text=True,
+        ready=lambda: len(observations(folder)) == 2 and meta(folder, "state") == "waiting",
+        log_path=tmp_path / "first.log",
+        stdin="a\na\n",
     )
-    try:
-        assert first.stdin is not None
-        first.stdin.write("a\na\n")
-        first.stdin.flush()
-        deadline = time.monotonic() + 90
-        while not (len(observations(folder)) == 2 and meta(folder, "state") == "waiting"):
-            assert time.monotonic() < deadline, (tmp_path / "first.log").read_text()
-            assert first.poll() is None, (tmp_path / "first.log").read_text()
-            time.sleep(0.1)
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
-    finally:
-        if first.poll() is None:
-            os.kill(first.pid, signal.SIGKILL)
-            first.wait(timeout=30)
-        if first.stdin is not None:
-            first.stdin.close()
-        log.close()
-    assert first.returncode == -signal.SIGKILL
     before = observations(folder)
     with sqlite3.connect(folder / "store.sqlite") as conn:
         waiting = [row[0] for row in conn.execute("SELECT id FROM proposals WHERE status = 'proposed'")]
@@ -144,20 +147,11 @@ def test_a_session_killed_at_a_checkpoint_resumes_with_nothing_lost_or_duplicate
 def test_a_session_killed_while_running_shows_interrupted_and_resumes_exactly(tmp_path: Path, write_session) -> None:
     folder = tmp_path / "run"
     path = write_session(beamline_session(budget={"experiments": 60}))
-    log = (tmp_path / "first.log").open("w")
-    first = subprocess.Popen([*CLI, "run", str(path), "--dir", str(folder)], stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 90
-        while len(observations(folder)) < 5:
-            assert time.monotonic() < deadline and first.poll() is None, (tmp_path / "first.log").read_text()
-            time.sleep(0.02)
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
-    finally:
-        if first.poll() is None:
-            os.kill(first.pid, signal.SIGKILL)
-            first.wait(timeout=30)
-        log.close()
+    run_then_kill(
+        [*CLI, "run", str(path), "--dir", str(folder)],
+        ready=lambda: len(observations(folder)) >= 5,
+        log_path=tmp_path / "first.log",
+    )
     before = observations(folder)
     status = json.loads(closedloop("status", str(folder), "--json").stdout)
     assert status["state"] == "interrupted"
