@@ -28,6 +28,7 @@ from botorch.models import MixedSingleTaskGP, ModelListGP, SingleTaskGP
 from botorch.models.model import Model
 from botorch.models.transforms import Normalize, Standardize
 from botorch.optim import optimize_acqf, optimize_acqf_mixed
+from botorch.sampling.normal import SobolQMCNormalSampler
 from gest_api.vocs import VOCS
 from gpytorch.constraints import GreaterThan
 from gpytorch.likelihoods import GaussianLikelihood
@@ -217,6 +218,7 @@ class BoTorchPlanner(PlannerBase):
         max_fit_points: int = 300,
         acquisition: Acquisition = "qlognei",
         low_noise_prior: bool = True,
+        mc_samples: int = 128,
         **options: Any,
     ) -> None:
         super().__init__(vocs, seed=seed, **options)
@@ -227,6 +229,7 @@ class BoTorchPlanner(PlannerBase):
             ("maxiter", maxiter, 1),
             ("always_refit_below", always_refit_below, MIN_OBSERVATIONS),
             ("max_fit_points", max_fit_points, 10),
+            ("mc_samples", mc_samples, 16),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise PlannerError(f"BoTorchPlanner option {option} must be an integer >= {least}, got {value!r}")
@@ -235,6 +238,8 @@ class BoTorchPlanner(PlannerBase):
                 f"BoTorchPlanner option acquisition must be one of {', '.join(ACQUISITIONS)}, got {acquisition!r}"
             )
         self.acquisition: Acquisition = acquisition
+        #: Quasi-MC samples for the MC acquisition functions (BoTorch's default is 512).
+        self.mc_samples = mc_samples
         if not isinstance(low_noise_prior, bool):
             raise PlannerError(f"BoTorchPlanner option low_noise_prior must be true or false, got {low_noise_prior!r}")
         #: A Gamma(1, 100) prior on the noise (standardized units) that lets the GP interpolate noiseless data.
@@ -436,11 +441,14 @@ class BoTorchPlanner(PlannerBase):
         constraints = outcome_constraints(self.vocs, first_col=m)
         pending = X_pending if len(X_pending) else None
         if constraints and not self._any_feasible():
-            return qLogProbabilityOfFeasibility(model, constraints=constraints, X_pending=pending)
+            return qLogProbabilityOfFeasibility(
+                model, constraints=constraints, X_pending=pending, sampler=self._sampler()
+            )
         if m > 1:
             ref_point = self.reference_point if self.reference_point is not None else infer_reference_point(Y)
             return qLogNoisyExpectedHypervolumeImprovement(
                 model,
+                sampler=self._sampler(),
                 ref_point=ref_point,
                 X_baseline=X,
                 objective=IdentityMCMultiOutputObjective(outcomes=list(range(m))),
@@ -451,6 +459,7 @@ class BoTorchPlanner(PlannerBase):
         if constraints:
             return qLogNoisyExpectedImprovement(
                 model,
+                sampler=self._sampler(),
                 X_baseline=X,
                 objective=GenericMCObjective(first_output),
                 constraints=constraints,
@@ -463,7 +472,13 @@ class BoTorchPlanner(PlannerBase):
             with torch.no_grad():
                 incumbent = model.posterior(X).mean.max()  # type: ignore[attr-defined]
             return LogExpectedImprovement(model, best_f=incumbent)
-        return qLogNoisyExpectedImprovement(model, X_baseline=X, X_pending=pending, prune_baseline=True)
+        return qLogNoisyExpectedImprovement(
+            model, X_baseline=X, X_pending=pending, prune_baseline=True, sampler=self._sampler()
+        )
+
+    def _sampler(self) -> SobolQMCNormalSampler:
+        """Quasi-MC base samples for the MC acquisition functions (``mc_samples`` of them)."""
+        return SobolQMCNormalSampler(sample_shape=torch.Size([self.mc_samples]))
 
     def _any_feasible(self) -> bool:
         return any(r.outcomes is not None and self.feasible(r.point) for r in self._records)
@@ -481,6 +496,7 @@ class BoTorchPlanner(PlannerBase):
                 "num_restarts": self.num_restarts,
                 "raw_samples": self.raw_samples,
                 "options": {"maxiter": self.maxiter},
+                "retry_on_optimization_warning": False,
             }
             if combos is not None and free > 0:
                 candidates, _ = optimize_acqf_mixed(acq, bounds=bounds, q=q, fixed_features_list=combos, **effort)
