@@ -17,7 +17,7 @@ def peak(x: float, y: float) -> float:
     return math.exp(-((x - 0.7) ** 2 + (y + 0.2) ** 2) / 0.1)
 
 
-@pytest.mark.parametrize("acquisition", ["logei", "logei-mean", "qlognei"])
+@pytest.mark.parametrize("acquisition", ["auto", "logei", "logei-mean", "qlognei"])
 @pytest.mark.parametrize("low_noise_prior", [False, True])
 def test_every_acquisition_and_prior_proposes_inside_the_bounds(acquisition: str, low_noise_prior: bool) -> None:
     planner = BoTorchPlanner(
@@ -50,10 +50,28 @@ def test_the_low_noise_prior_lets_the_gp_interpolate_noiseless_data() -> None:
 @pytest.mark.parametrize(
     ("options", "words"),
     [
-        ({"acquisition": "ucb"}, "acquisition must be one of logei, logei-mean, qlognei"),
+        ({"acquisition": "ucb"}, "acquisition must be one of auto, logei, logei-mean, qlognei"),
         ({"low_noise_prior": "yes"}, "low_noise_prior must be true or false"),
     ],
 )
 def test_bad_options_are_refused(options: dict, words: str) -> None:
     with pytest.raises(PlannerError, match=words):
         BoTorchPlanner(VOCS_2D, **options)
+
+
+def test_auto_takes_log_ei_on_noiseless_data_and_q_log_nei_on_noisy_data() -> None:
+    import numpy as np
+
+    from planners import bayes
+
+    chosen = {}
+    for noise in (0.0, 0.1):
+        rng = np.random.default_rng(0)
+        planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=40, num_restarts=2, raw_samples=32)
+        points = planner.suggest(40)
+        planner.ingest([{**p, "f": peak(p["x"], p["y"]) + noise * rng.normal()} for p in points])
+        X, Y, C = planner.train_outcomes()
+        model = planner._model(X, Y, C)
+        chosen[noise] = type(planner._acquisition(model, X, Y, planner.pending_unit(), q=1)).__name__
+        assert bayes._noiseless(model) == (noise == 0.0)
+    assert chosen == {0.0: "LogExpectedImprovement", 0.1: "qLogNoisyExpectedImprovement"}
