@@ -94,6 +94,10 @@ class Session:
         self._replay_into_planner()
         self.executor = InProcessExecutor(spec, self.session_id)
         self._checkpoint_conn = sqlite3.connect(folder / CHECKPOINT_FILE, check_same_thread=False)
+        # WAL with synchronous=NORMAL: a committed checkpoint survives the process being killed; only a power cut
+        # can lose the last few (as for the store)
+        self._checkpoint_conn.execute("PRAGMA journal_mode=WAL")
+        self._checkpoint_conn.execute("PRAGMA synchronous=NORMAL")
         self.context = LoopContext(spec, self.store, self.planner, self.executor, self._observed)
         self.graph = build_graph(self.context, SqliteSaver(self._checkpoint_conn))
         self.config = thread_config(self.session_id, spec.budget.experiments)
@@ -149,10 +153,14 @@ class Session:
         elif snapshot.values.get("outcome"):
             return None  # already over
         else:
-            graph_input = {"iteration": 0, "proposal_ids": []}
+            # a new session, or one whose last checkpoint names no next step: start the loop at the iteration the
+            # checkpoint holds; propose reuses that iteration's proposals that have not run yet
+            graph_input = {"iteration": snapshot.values.get("iteration", 0), "proposal_ids": []}
         self.store.set_meta(state=SessionState.RUNNING.value, pid=os.getpid())
         try:
-            self.graph.invoke(graph_input, self.config)
+            # durability="sync": each step's checkpoint is on disk before the next step starts, so a kill at any
+            # moment resumes from the step it was in (with "async", a kill could leave a checkpoint with no next step)
+            self.graph.invoke(graph_input, self.config, durability="sync")
         except Exception as exc:
             self.store.set_meta(state=SessionState.FAILED.value, error=f"{type(exc).__name__}: {exc}")
             self.store.log("error", f"{type(exc).__name__}: {exc}")

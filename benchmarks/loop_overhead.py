@@ -5,7 +5,7 @@ and splits every iteration's wall time into planner time, RunEngine time and the
 steps and checkpoints, the store, ingestion). In the same invocation it runs the same plan N times on a bare
 RunEngine as the baseline, and prints the agent's median cost per experiment and its ratio to the bare run.
 
-    python benchmarks/loop_overhead.py [--experiments 100]
+    python -m benchmarks.loop_overhead [--experiments 100]
 """
 
 from __future__ import annotations

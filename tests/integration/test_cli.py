@@ -146,7 +146,7 @@ def test_a_session_killed_at_a_checkpoint_resumes_with_nothing_lost_or_duplicate
 
 def test_a_session_killed_while_running_shows_interrupted_and_resumes_exactly(tmp_path: Path, write_session) -> None:
     folder = tmp_path / "run"
-    path = write_session(beamline_session(budget={"experiments": 60}))
+    path = write_session(beamline_session(budget={"experiments": 150}))
     run_then_kill(
         [*CLI, "run", str(path), "--dir", str(folder)],
         ready=lambda: len(observations(folder)) >= 5,
@@ -162,9 +162,9 @@ def test_a_session_killed_while_running_shows_interrupted_and_resumes_exactly(tm
     after = observations(folder)
     assert after[: len(before)] == before
     ids = [proposal_id for proposal_id, _ in after]
-    assert len(ids) == 60 and len(set(ids)) == 60
+    assert len(ids) == 150 and len(set(ids)) == 150
     with sqlite3.connect(folder / "store.sqlite") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 60
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 150
         # the Sobol sequence carried on after the kill: no setpoint was proposed twice
         bodies = [json.loads(row[0]) for row in conn.execute("SELECT body FROM proposals")]
     points = {(b["setpoints"]["pitch1"], b["setpoints"]["pitch2"]) for b in bodies}
