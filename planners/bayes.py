@@ -148,11 +148,11 @@ class BoTorchPlanner(PlannerBase):
 
     - one objective, no constraints: ``qLogNoisyExpectedImprovement`` (noise-aware: it integrates over the
       noisy incumbent), with the pending points as ``X_pending`` so points in flight are not proposed again;
-      with ``acquisition="auto"`` (the default), one point with nothing pending on data the GP fits as
-      noiseless uses the cheaper ``LogExpectedImprovement`` against the best observed value;
-      ``acquisition="qlognei"`` always uses qLogNEI; ``"logei"`` always uses ``LogExpectedImprovement``
-      against the best observed value for one point with nothing pending, ``"logei-mean"`` against the best
-      posterior mean;
+      with ``acquisition="auto"``, one point with nothing pending on data the GP fits as noiseless uses the
+      cheaper ``LogExpectedImprovement`` against the best observed value (faster, but on Hartmann6 its
+      median regret was 0.135 against qLogNEI's 0.022, so qLogNEI stays the default); ``"logei"`` always
+      uses ``LogExpectedImprovement`` against the best observed value for one point with nothing pending,
+      ``"logei-mean"`` against the best posterior mean;
     - while no ok observation is feasible: ``qLogProbabilityOfFeasibility``, to find the feasible region;
     - one objective with constraints: ``qLogNoisyExpectedImprovement`` (even for one point) on a
       ``ModelListGP`` with one GP per constraint output, the constraints passed as BoTorch outcome
@@ -230,7 +230,7 @@ class BoTorchPlanner(PlannerBase):
         always_refit_below: int = 100,
         refit_growth: float = 1.2,
         max_fit_points: int = 300,
-        acquisition: Acquisition = "auto",
+        acquisition: Acquisition = "qlognei",
         low_noise_prior: bool = True,
         mc_samples: int = 128,
         **options: Any,

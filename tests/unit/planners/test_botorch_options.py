@@ -67,7 +67,7 @@ def test_auto_takes_log_ei_on_noiseless_data_and_q_log_nei_on_noisy_data() -> No
     chosen = {}
     for noise in (0.0, 0.1):
         rng = np.random.default_rng(0)
-        planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=40, num_restarts=2, raw_samples=32)
+        planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=40, num_restarts=2, raw_samples=32, acquisition="auto")
         points = planner.suggest(40)
         planner.ingest([{**p, "f": peak(p["x"], p["y"]) + noise * rng.normal()} for p in points])
         X, Y, C = planner.train_outcomes()
