@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Literal
 
 import torch
@@ -17,24 +14,10 @@ from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputO
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.acquisition.penalized import PenalizedAcquisitionFunction
 from botorch.exceptions import ModelFittingError
-from botorch.exceptions.warnings import (
-    BadInitialCandidatesWarning,
-    BotorchWarning,
-    InputDataWarning,
-    OptimizationWarning,
-)
-from botorch.fit import fit_gpytorch_mll
-from botorch.models import MixedSingleTaskGP, ModelListGP, SingleTaskGP
 from botorch.models.model import Model
-from botorch.models.transforms import Normalize, Standardize
 from botorch.optim import optimize_acqf, optimize_acqf_mixed
 from botorch.sampling.normal import SobolQMCNormalSampler
 from gest_api.vocs import VOCS
-from gpytorch.constraints import GreaterThan
-from gpytorch.likelihoods import GaussianLikelihood
-from gpytorch.mlls import ExactMarginalLogLikelihood
-from gpytorch.priors import GammaPrior
-from linear_operator.utils.warnings import NumericalWarning
 from torch import Tensor
 
 from closedloop.errors import PlannerError
@@ -45,20 +28,11 @@ from planners._acquisition import (
     outcome_constraints,
     parse_reference_point,
 )
-from planners._base import PlannerBase
+from planners._fitting import Refit, ScheduledFitting, expected_warnings_logged
 from planners._travel import TravelPenalty, per_variable, unit_box
 from planners.sobol import sobol_points
 
 _log = logging.getLogger(__name__)
-
-#: Warnings BoTorch emits in normal use (a fit that retried, a restart that stopped early, a foreign
-#: point just outside the bounds). They are logged, not shown; any other warning passes through unchanged.
-_EXPECTED_WARNINGS = (InputDataWarning, OptimizationWarning, BadInitialCandidatesWarning, NumericalWarning)
-#: With outcome constraints, some posterior samples of the observed points are all infeasible even when an
-#: observed point is feasible; BoTorch then falls back to a lower bound and says so. Expected, logged.
-_ALL_INFEASIBLE_SAMPLES = "When all training points are infeasible"
-#: BoTorch retries an acquisition optimization whose L-BFGS-B run stopped abnormally, and says so. Expected, logged.
-_RETRYING_OPTIMIZATION = "Optimization failed"
 
 #: The model needs at least this many ok observations; before that the planner keeps to the Sobol design.
 MIN_OBSERVATIONS = 2
@@ -73,32 +47,6 @@ ACQUISITIONS: tuple[str, ...] = ("auto", "logei", "logei-mean", "qlognei")
 #: (noiseless) fits 1e-8, the beamline (noise sd 10 on a 1000-count peak) 2e-4 to 7e-4.
 NOISELESS_BELOW = 1e-6
 
-#: State-dict entries that belong to the data, not to the GP's hyperparameters: the outcome transform's mean
-#: and scale (recomputed from all the data each time) and the fixed input transform.
-_DATA_STATE = ("outcome_transform.", "input_transform.")
-
-Refit = Literal["scheduled", "always"]
-
-
-def refit_size(n: int, always_below: int, growth: float) -> int:
-    """How many ok observations the hyperparameters used at ``n`` ok observations are fitted to.
-
-    Every size below ``always_below``; from there the sizes ``always_below``, ``ceil(always_below * growth)``,
-    and so on (each at least one more than the one before): the largest of these not above ``n``. A function
-    of ``n`` alone, so a planner rebuilt from the same data fits to the same observations.
-    """
-    if n < always_below:
-        return n
-    size = always_below
-    while (grown := max(size + 1, math.ceil(size * growth))) <= n:
-        size = grown
-    return size
-
-
-def hyperparameters(model: torch.nn.Module) -> dict[str, Tensor]:
-    """The fitted hyperparameters of one GP (its state dict without the transforms' data-dependent entries)."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith(_DATA_STATE)}
-
 
 def _noiseless(model: Model) -> bool:
     """Whether a fitted GP takes its data as noiseless (noise variance below :data:`NOISELESS_BELOW`)."""
@@ -107,24 +55,7 @@ def _noiseless(model: Model) -> bool:
     return noise is not None and float(noise.detach().max()) < NOISELESS_BELOW
 
 
-@contextmanager
-def _expected_warnings_logged() -> Iterator[None]:
-    """Log BoTorch's expected warnings raised inside the block; re-emit every other warning."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for w in caught:
-        if (
-            issubclass(w.category, _EXPECTED_WARNINGS)
-            or (issubclass(w.category, BotorchWarning) and str(w.message).startswith(_ALL_INFEASIBLE_SAMPLES))
-            or (issubclass(w.category, RuntimeWarning) and str(w.message).startswith(_RETRYING_OPTIMIZATION))
-        ):
-            _log.info("%s: %s", w.category.__name__, w.message)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-
-
-class BoTorchPlanner(PlannerBase):
+class BoTorchPlanner(ScheduledFitting):
     """Bayesian optimization: a Sobol start, then GPs and a log-improvement acquisition function.
 
     The first ``n_initial`` points come from a seeded scrambled Sobol design, so a cold start is
@@ -377,79 +308,6 @@ class BoTorchPlanner(PlannerBase):
         candidates = self._replace_duplicates(candidates, torch.cat([X, X_pending]), box, skip=known + n)
         return torch.cat([design, candidates])
 
-    def _build(self, X: Tensor, Y: Tensor) -> SingleTaskGP:
-        """An unfitted GP on ``X: n x d`` (unit cube) and one outcome ``Y: n x 1``."""
-        likelihood = None
-        if self.low_noise_prior:
-            likelihood = GaussianLikelihood(noise_prior=GammaPrior(1.0, 100.0), noise_constraint=GreaterThan(1e-8))
-        if self.space.cat_dims:
-            return MixedSingleTaskGP(
-                X, Y, cat_dims=self.space.cat_dims, outcome_transform=Standardize(m=1), likelihood=likelihood
-            )
-        return SingleTaskGP(
-            X,
-            Y,
-            likelihood=likelihood,
-            input_transform=Normalize(d=self.dim, bounds=self._unit_bounds),
-            outcome_transform=Standardize(m=1),
-        )
-
-    def _fit(self, X: Tensor, Y: Tensor) -> SingleTaskGP:
-        """Fit a GP to ``X: n x d`` (unit cube) and one outcome ``Y: n x 1``."""
-        with _expected_warnings_logged():
-            model = self._build(X, Y)
-            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
-        return model
-
-    def _fit_outcomes(self, X: Tensor, Y: Tensor, C: Tensor) -> Model:
-        """One GP for one unconstrained objective; otherwise a ``ModelListGP`` over ``[Y | C]``."""
-        if Y.shape[1] == 1 and C.shape[1] == 0:
-            return self._fit(X, Y)
-        outcomes = torch.cat([Y, C], dim=-1)
-        return ModelListGP(*[self._fit(X, outcomes[:, i : i + 1]) for i in range(outcomes.shape[1])])
-
-    def _model(self, X: Tensor, Y: Tensor, C: Tensor) -> Model:
-        """The model for this proposal: fitted afresh, or conditioned with reused hyperparameters (see class)."""
-        n = len(X)
-        if self.refit == "always" or n < self.always_refit_below:
-            if n <= self.max_fit_points:
-                model = self._fit_outcomes(X, Y, C)
-                self.n_fits += 1
-                return model
-            fitted = self._fit_hyperparameters(X, Y, C)
-        else:
-            size = refit_size(n, self.always_refit_below, self.refit_growth)
-            if self._fitted is not None and self._fitted[0] == size:
-                self.n_reuses += 1
-            else:
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(self.seed + size)
-                    self._fitted = (size, self._fit_hyperparameters(X[:size], Y[:size], C[:size]))
-            fitted = self._fitted[1]
-        return self._conditioned(X, Y, C, fitted)
-
-    def _fit_hyperparameters(self, X: Tensor, Y: Tensor, C: Tensor) -> list[dict[str, Tensor]]:
-        """Fit the GPs to ``X, Y, C`` (a seeded subset of ``max_fit_points`` when larger); their hyperparameters."""
-        n = len(X)
-        if n > self.max_fit_points:
-            generator = torch.Generator().manual_seed(self.seed + n)
-            keep = torch.randperm(n, generator=generator)[: self.max_fit_points].sort().values
-            X, Y, C = X[keep], Y[keep], C[keep]
-        model = self._fit_outcomes(X, Y, C)
-        self.n_fits += 1
-        return [hyperparameters(m) for m in (model.models if isinstance(model, ModelListGP) else [model])]
-
-    def _conditioned(self, X: Tensor, Y: Tensor, C: Tensor, fitted: list[dict[str, Tensor]]) -> Model:
-        """GPs on all of ``X`` and ``[Y | C]`` with the given hyperparameters, shaped like :meth:`_fit_outcomes`."""
-        outcomes = torch.cat([Y, C], dim=-1)
-        models = []
-        with _expected_warnings_logged():
-            for i, params in enumerate(fitted):
-                model = self._build(X, outcomes[:, i : i + 1])
-                model.load_state_dict(model.state_dict() | params)
-                models.append(model.eval())
-        return models[0] if len(models) == 1 else ModelListGP(*models)
-
     def _acquisition(self, model: Model, X: Tensor, Y: Tensor, X_pending: Tensor, q: int) -> AcquisitionFunction:
         m = Y.shape[1]
         constraints = outcome_constraints(self.vocs, first_col=m)
@@ -503,7 +361,7 @@ class BoTorchPlanner(PlannerBase):
         self, model: Model, X: Tensor, Y: Tensor, X_pending: Tensor, q: int, box: Tensor | None = None
     ) -> Tensor:
         """Choose ``q`` new points (``q x d``, unit cube, snapped) given the pending ones (``X_pending: p x d``)."""
-        with _expected_warnings_logged():
+        with expected_warnings_logged():
             acq = self._penalized(self._acquisition(model, X, Y, X_pending, q))
             bounds = box if box is not None else self._unit_bounds
             combos = categorical_combinations(self.space)

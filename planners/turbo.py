@@ -34,7 +34,7 @@ from torch.quasirandom import SobolEngine
 
 from closedloop.errors import PlannerError
 from planners._base import PlannerBase
-from planners.bayes import _expected_warnings_logged
+from planners._fitting import expected_warnings_logged as _expected_warnings_logged
 
 _log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import pytest
 
 from closedloop.errors import PlannerError
 from planners import BoTorchPlanner
-from planners.bayes import refit_size
+from planners._fitting import refit_size
 
 #: Small and quick; the schedule fits at 6, 9, 14 and 21 ok observations and at every size below 6.
 SCHEDULE = {"always_refit_below": 6, "refit_growth": 1.5}
