@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.status import SessionState, summarize
+from agent.status import SessionState, summarize, summarize_store
 from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SessionError, SpecError
 from closedloop.records import Decision, Observation, Verdict
 from closedloop.spec import load_spec
@@ -98,7 +98,7 @@ def _drive(session: Session, approve_all: bool, as_json: bool) -> int:
         console=console,
         disable=as_json,
     )
-    status = summarize(session.folder)
+    status = summarize_store(session.folder, session.spec, session.store)
     task = progress.add_task(
         session.spec.name,
         total=status["budget"],
@@ -107,7 +107,7 @@ def _drive(session: Session, approve_all: bool, as_json: bool) -> int:
     )
 
     def observed(observation: Observation) -> None:
-        now = summarize(session.folder)
+        now = summarize_store(session.folder, session.spec, session.store)
         progress.update(task, completed=now["experiments"], best=_fmt(now["best_value"]))
         if not observation.ok:
             progress.console.print(f"[yellow]failed[/] {observation.proposal_id}: {observation.error}")
@@ -134,7 +134,7 @@ def _fmt(value: float | str | None) -> str:
 
 
 def _report(session: Session, as_json: bool) -> int:
-    status = summarize(session.folder)
+    status = summarize_store(session.folder, session.spec, session.store)
     if as_json:
         console.print_json(json.dumps(status))
     else:

@@ -154,7 +154,7 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
 
     def dispatch(state: LoopState) -> LoopState:
         for proposal in store.proposals(ids=state["proposal_ids"]):
-            if store.run(proposal.id) is not None or store.observation(proposal.id) is not None:
+            if store.has_run(proposal.id) or store.observation(proposal.id) is not None:
                 continue  # already ran: never move twice for one proposal
             try:
                 record = ctx.executor.run(proposal)

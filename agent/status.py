@@ -62,31 +62,36 @@ def summarize(folder: Path) -> dict[str, Any]:
     spec = load_spec(folder / SESSION_FILE)
     store = SessionStore(folder / STORE_FILE)
     try:
-        observations = store.observations()
-        ok = [o for o in observations if o.ok]
-        feasible = [o for o in ok if spec.feasible(o.values)]
-        objective = next(iter(spec.objectives))
-        sign = 1.0 if spec.objectives[objective].direction == Direction.MAXIMIZE else -1.0
-        best = max(feasible, key=lambda o: sign * o.values[objective], default=None)
-        front = pareto_front(spec, feasible) if len(spec.objectives) > 1 else []
-        return {
-            "folder": str(folder),
-            "session_id": store.meta("session_id"),
-            "name": spec.name,
-            "state": _live_state(store.meta("state"), store.meta("pid")),
-            "experiments": len(ok),
-            "infeasible": len(ok) - len(feasible),
-            "failed": sum(1 for o in observations if o.status == ObservationStatus.FAILED),
-            "budget": spec.budget.experiments,
-            "objective": objective,
-            "best_value": best.values[objective] if best else None,
-            "best_point": (best.readbacks or best.setpoints) if best else None,
-            "best_proposal": best.proposal_id if best else None,
-            "pareto_front": [
-                {"proposal": o.proposal_id, "point": o.readbacks or o.setpoints, "values": o.values} for o in front
-            ],
-            "decisions": len(store.decisions()),
-            "error": store.meta("error"),
-        }
+        return summarize_store(folder, spec, store)
     finally:
         store.close()
+
+
+def summarize_store(folder: Path, spec: SessionSpec, store: SessionStore) -> dict[str, Any]:
+    """The status of a session whose spec and store are already open (what :func:`summarize` reports)."""
+    observations = store.observations()
+    ok = [o for o in observations if o.ok]
+    feasible = [o for o in ok if spec.feasible(o.values)]
+    objective = next(iter(spec.objectives))
+    sign = 1.0 if spec.objectives[objective].direction == Direction.MAXIMIZE else -1.0
+    best = max(feasible, key=lambda o: sign * o.values[objective], default=None)
+    front = pareto_front(spec, feasible) if len(spec.objectives) > 1 else []
+    return {
+        "folder": str(folder),
+        "session_id": store.meta("session_id"),
+        "name": spec.name,
+        "state": _live_state(store.meta("state"), store.meta("pid")),
+        "experiments": len(ok),
+        "infeasible": len(ok) - len(feasible),
+        "failed": sum(1 for o in observations if o.status == ObservationStatus.FAILED),
+        "budget": spec.budget.experiments,
+        "objective": objective,
+        "best_value": best.values[objective] if best else None,
+        "best_point": (best.readbacks or best.setpoints) if best else None,
+        "best_proposal": best.proposal_id if best else None,
+        "pareto_front": [
+            {"proposal": o.proposal_id, "point": o.readbacks or o.setpoints, "values": o.values} for o in front
+        ],
+        "decisions": len(store.decisions()),
+        "error": store.meta("error"),
+    }

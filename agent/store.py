@@ -139,6 +139,11 @@ class SessionStore:
                 (proposal_id, error, seconds, dumps(documents)),
             )
 
+    def has_run(self, proposal_id: str) -> bool:
+        """Whether the proposal's run is stored (without loading its documents)."""
+        with self._lock:
+            return self._conn.execute("SELECT 1 FROM runs WHERE proposal_id = ?", (proposal_id,)).fetchone() is not None
+
     def run(self, proposal_id: str) -> tuple[list[tuple[str, dict[str, Any]]], str | None] | None:
         """A proposal's run documents and error, or ``None`` if it has not run."""
         with self._lock:

@@ -63,6 +63,7 @@ class InProcessExecutor:
         self.run_engine = run_engine or build_run_engine()
         self._lock = threading.Lock()
         self.devices = self._make_devices()
+        self._steps_limited = any(v.max_step is not None for v in spec.variables.values())
         self.movers = {name: self.devices[spec.device_of(name)] for name in spec.variables}
         self.movers.update({name: self.devices[c.device] for name, c in spec.constants.items() if c.device is not None})
         mover_names = {spec.device_of(name) for name in spec.variables}
@@ -110,7 +111,8 @@ class InProcessExecutor:
         Raises:
             SafetyError: a setpoint is outside its hard limits; nothing was moved and no plan was built.
         """
-        setpoints = check_setpoints(self.spec, proposal.setpoints, self.positions())
+        current = self.positions() if self._steps_limited else None  # read positions only when a step is limited
+        setpoints = check_setpoints(self.spec, proposal.setpoints, current)
         metadata = {
             "proposal_id": proposal.id,
             "session_id": self.session_id,
