@@ -1,4 +1,4 @@
-"""The ``closedloop`` command line: run, resume, demo, status.
+"""The ``closedloop`` command line: run, resume, demo, status, add.
 
 Exit codes: 0 success, 1 a failure while running, 2 bad input (one line naming the field), 3 stopped by an
 operator.
@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.status import SessionState, summarize, summarize_store
-from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SessionError, SpecError
+from agent.status import SESSION_FILE, STORE_FILE, SessionState, summarize, summarize_store
+from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SafetyError, SessionError, SpecError
 from closedloop.records import Decision, Observation, Verdict
 from closedloop.spec import load_spec
 
@@ -55,7 +55,7 @@ def _proposal_table(checkpoint: Checkpoint, session: Session) -> Table:
         table.add_column(f"{name} [{variable.units}]" if variable.units else name, justify="right")
         table.add_column("allowed", style="dim")
     for proposal in checkpoint.proposals:
-        row = [proposal["id"]]
+        row = [proposal["id"] + (" (operator)" if proposal.get("origin") == "operator" else "")]
         for name, variable in session.spec.variables.items():
             if variable.values is not None:
                 allowed = ", ".join(str(v) for v in variable.values)
@@ -68,8 +68,30 @@ def _proposal_table(checkpoint: Checkpoint, session: Session) -> Table:
     return table
 
 
+def _ask_for_points(checkpoint: Checkpoint, session: Session, approve_all: list[bool]) -> Decision | None:
+    """The planner has no points left: go on once some are queued; None when nobody is there to queue them."""
+    if session.store.queued_points():
+        return Decision(verdict=Verdict.APPROVE, by="--yes" if approve_all[0] else "operator", reason="points queued")
+    if approve_all[0]:
+        return None
+    console.print(f"[bold]The planner has no points left:[/] {checkpoint.reason}")
+    console.print(f"queue some from another terminal with: closedloop add {session.folder} NAME=VALUE ...")
+    while True:
+        try:
+            answer = console.input("[bold]press Enter once they are queued, or s to stop[/] ").strip().lower()
+        except EOFError:
+            return None
+        if answer in ("s", "stop"):
+            return Decision(verdict=Verdict.STOP, by="operator")
+        if session.store.queued_points():
+            return Decision(verdict=Verdict.APPROVE, by="operator", reason="points queued")
+        console.print("no points are queued yet")
+
+
 def _ask(checkpoint: Checkpoint, session: Session, approve_all: list[bool]) -> Decision | None:
     """Ask the operator at the terminal; None when there is nobody to ask (end of input)."""
+    if checkpoint.kind == "points":
+        return _ask_for_points(checkpoint, session, approve_all)
     if approve_all[0]:
         return Decision(verdict=Verdict.APPROVE, by="--yes")
     console.print(_proposal_table(checkpoint, session))
@@ -139,7 +161,13 @@ def _report(session: Session, as_json: bool) -> int:
         console.print_json(json.dumps(status))
     else:
         console.print(_status_table(status))
-        if status["state"] == SessionState.WAITING.value:
+        checkpoint = session.pending_checkpoint()
+        if checkpoint is not None and checkpoint.kind == "points":
+            console.print(
+                f"waiting for points ({checkpoint.reason}); queue some with: closedloop add {session.folder} "
+                f"NAME=VALUE ..., then: closedloop resume {session.folder}"
+            )
+        elif status["state"] == SessionState.WAITING.value:
             console.print(f"waiting at a checkpoint; answer it with: closedloop resume {session.folder}")
     return {
         SessionState.STOPPED.value: EXIT_STOPPED,
@@ -158,6 +186,7 @@ def _status_table(status: dict[str, Any]) -> Table:
         (f"best {status['objective']}" + (" (feasible)" if status["infeasible"] else ""), _fmt(status["best_value"])),
         ("best point", ", ".join(f"{k}={_fmt(v)}" for k, v in best_point.items()) or "-"),
         ("decisions", str(status["decisions"])),
+        ("queued points", str(status["queued"])),
         ("data", f"{status['folder']}/store.sqlite, runs/*.jsonl"),
     ]
     if status["pareto_front"]:
@@ -177,7 +206,7 @@ def _guarded(action: Any) -> None:
         code = action()
     except SpecError as exc:
         raise _fail(EXIT_BAD_INPUT, str(exc)) from None
-    except (SessionError, PlannerError) as exc:
+    except (SessionError, PlannerError, SafetyError) as exc:
         raise _fail(EXIT_BAD_INPUT, str(exc)) from None
     except InstrumentError as exc:
         raise _fail(EXIT_FAILED, str(exc)) from None
@@ -264,6 +293,77 @@ def demo(
     source = resources.files("agent") / "demo" / "beamline.yaml"
     with resources.as_file(source) as path:
         run(path, dir or Path("sessions") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}", yes, as_json, threads)
+
+
+def parse_point(words: list[str]) -> dict[str, str]:
+    """``["a=1", "b=x"]`` as ``{"a": "1", "b": "x"}`` (values checked later, against the session).
+
+    Raises:
+        SpecError: a word is not NAME=VALUE, or names a variable twice.
+    """
+    point: dict[str, str] = {}
+    for word in words:
+        name, sep, value = word.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise SpecError(f"point: {word!r} is not NAME=VALUE")
+        if name.strip() in point:
+            raise SpecError(f"point.{name.strip()}: given twice")
+        point[name.strip()] = value.strip()
+    return point
+
+
+@app.command()
+def add(
+    folder: Annotated[Path, typer.Argument(help="the session folder")],
+    point: Annotated[list[str] | None, typer.Argument(help="one point as NAME=VALUE for every variable")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="points to queue: CSV with a header row, or a YAML/JSON list")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print what was queued as JSON")] = False,
+) -> None:
+    """Queue points for a session to measure next, before its planner's own: while it runs, waits or is stopped.
+
+    Each point is checked against the session's hard limits and allowed values first; if any is refused, none is
+    queued. A point further than a variable's max_step from where the instrument then is will be refused at run time.
+    """
+
+    def body() -> int:
+        from agent.store import SessionStore
+        from instruments.safety import check_setpoints
+        from planners.baselines import read_points
+
+        if not (folder / STORE_FILE).exists() or not (folder / SESSION_FILE).exists():
+            raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
+        if bool(point) == (file is not None):
+            raise SpecError("give one point as NAME=VALUE arguments, or --file, not both or neither")
+        raw = [parse_point(point)] if point else read_points(file) if file is not None else []
+        if not raw:
+            raise SpecError(f"{file}: holds no points")
+        spec = load_spec(folder / SESSION_FILE)
+        checked = []
+        for i, entry in enumerate(raw):
+            if not isinstance(entry, dict):
+                raise SpecError(f"point {i + 1}: must be NAME: VALUE pairs, got {type(entry).__name__}")
+            try:
+                checked.append(check_setpoints(spec, entry))
+            except SafetyError as exc:
+                raise SafetyError(
+                    f"point {i + 1}: {exc}" if len(raw) > 1 else str(exc), "no point was queued"
+                ) from None
+        store = SessionStore(folder / STORE_FILE)
+        try:
+            seqs = store.queue_points(checked)
+            store.log("queue", f"{len(seqs)} point(s) queued by an operator")
+            waiting = len(store.queued_points())
+        finally:
+            store.close()
+        if as_json:
+            console.print_json(json.dumps({"queued": checked, "waiting": waiting}))
+        else:
+            console.print(f"queued {len(checked)} point(s); {waiting} waiting to be measured")
+        return EXIT_OK
+
+    _guarded(body)
 
 
 @app.command()

@@ -16,7 +16,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
 from agent.store import SessionStore
-from closedloop.errors import SafetyError
+from closedloop.errors import PointsExhaustedError, SafetyError
 from closedloop.records import (
     Decision,
     Observation,
@@ -94,7 +94,19 @@ def review_payload(proposals: list[Proposal], iteration: int) -> dict[str, Any]:
         "kind": "review",
         "iteration": iteration,
         "proposals": [p.model_dump(mode="json") for p in proposals],
+        "reason": "",
         "choices": [v.value for v in Verdict],
+    }
+
+
+def points_payload(iteration: int, reason: str) -> dict[str, Any]:
+    """What an operator is shown when the planner has no points left to give (JSON-ready)."""
+    return {
+        "kind": "points",
+        "iteration": iteration,
+        "proposals": [],
+        "reason": reason,
+        "choices": [Verdict.APPROVE.value, Verdict.STOP.value],
     }
 
 
@@ -105,6 +117,25 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
     def remaining() -> int:
         return spec.budget.experiments - store.count_observations(ObservationStatus.OK)
 
+    def planner_proposals(iteration: int, count: int) -> list[Proposal]:
+        if isinstance(ctx.planner, KnowsPosition):
+            where = getattr(ctx.executor, "positions", dict)()
+            numeric = {k: float(v) for k, v in where.items() if isinstance(v, int | float) and k in spec.variables}
+            if numeric:
+                ctx.planner.set_position(numeric)
+        proposals = []
+        for point in ctx.planner.suggest(count):
+            planner_id = point.get("_id")
+            proposal = Proposal(
+                iteration=iteration,
+                setpoints=proposal_setpoints(spec, point),
+                planner_id=int(planner_id) if planner_id is not None else None,
+            )
+            if planner_id is not None:
+                ctx.issued[proposal.id] = int(planner_id)
+            proposals.append(proposal)
+        return proposals
+
     def propose(state: LoopState) -> LoopState:
         iteration = state.get("iteration", 0)
         waiting = [
@@ -114,25 +145,21 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         ]
         if not waiting:
             count = max(1, min(spec.planner.batch_size, remaining()))
-            if isinstance(ctx.planner, KnowsPosition):
-                where = getattr(ctx.executor, "positions", dict)()
-                numeric = {k: float(v) for k, v in where.items() if isinstance(v, int | float) and k in spec.variables}
-                if numeric:
-                    ctx.planner.set_position(numeric)
-            points = ctx.planner.suggest(count)
-            waiting = []
-            for point in points:
-                planner_id = point.get("_id")
-                proposal = Proposal(
-                    iteration=iteration,
-                    setpoints=proposal_setpoints(spec, point),
-                    planner_id=int(planner_id) if planner_id is not None else None,
-                )
-                if planner_id is not None:
-                    ctx.issued[proposal.id] = int(planner_id)
-                waiting.append(proposal)
-            store.add_proposals(waiting)
-            store.log("propose", f"iteration {iteration}: {len(waiting)} proposal(s)")
+            # points an operator queued go first, then the planner's own
+            queued = store.queued_points()[:count]
+            waiting = [Proposal(iteration=iteration, setpoints=point, origin="operator") for _, point in queued]
+            if len(waiting) < count:
+                try:
+                    waiting += planner_proposals(iteration, count - len(waiting))
+                except PointsExhaustedError as exc:
+                    if not waiting:
+                        # hold until an operator queues points (closedloop add) and says go on, or says stop
+                        answer = Decision.model_validate(interrupt(points_payload(iteration, str(exc))))
+                        store.log("decision", f"{answer.verdict.value} while waiting for points, by {answer.by}")
+                        return {"iteration": iteration, "proposal_ids": [], "verdict": answer.verdict.value}
+            store.add_proposals(waiting, taken={seq: p.id for (seq, _), p in zip(queued, waiting, strict=False)})
+            from_queue = f", {len(queued)} queued by an operator" if queued else ""
+            store.log("propose", f"iteration {iteration}: {len(waiting)} proposal(s){from_queue}")
         return {"iteration": iteration, "proposal_ids": [p.id for p in waiting]}
 
     def review(state: LoopState) -> LoopState:
@@ -191,6 +218,12 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
             return {"outcome": "failed"}
         return {"iteration": state["iteration"] + 1, "proposal_ids": []}
 
+    def after_propose(state: LoopState) -> str:
+        if state.get("proposal_ids"):
+            return "review"
+        # no proposal: the operator was asked for points; stop, or look for them again
+        return "decide" if state.get("verdict") == Verdict.STOP.value else "propose"
+
     def after_review(state: LoopState) -> str:
         verdict = state.get("verdict")
         if verdict == Verdict.APPROVE.value:
@@ -207,7 +240,7 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
     builder.add_node("ingest", ingest)
     builder.add_node("decide", decide)
     builder.add_edge(START, "propose")
-    builder.add_edge("propose", "review")
+    builder.add_conditional_edges("propose", after_propose, ["review", "decide", "propose"])
     builder.add_conditional_edges("review", after_review, ["dispatch", "decide"])
     builder.add_edge("dispatch", "ingest")
     builder.add_edge("ingest", "decide")

@@ -39,10 +39,20 @@ def thread_config(session_id: str, budget: int) -> dict[str, Any]:
 
 @dataclass
 class Checkpoint:
-    """The loop is holding for a human: what it shows them."""
+    """The loop is holding for a human: what it shows them.
+
+    Attributes:
+        iteration: the loop iteration.
+        proposals: the proposals to review (JSON), empty when ``kind`` is ``points``.
+        kind: ``review`` (approve, reject or stop the proposals) or ``points`` (the planner has no points left:
+            queue some with ``closedloop add`` and go on, or stop).
+        reason: why the loop holds, for ``points``.
+    """
 
     iteration: int
     proposals: list[dict[str, Any]]
+    kind: str = "review"
+    reason: str = ""
 
 
 def build_planner(spec: SessionSpec) -> Any:
@@ -172,7 +182,12 @@ class Session:
         snapshot = self.graph.get_state(self.config)
         for item in snapshot.interrupts:
             value = item.value
-            return Checkpoint(iteration=value["iteration"], proposals=value["proposals"])
+            return Checkpoint(
+                iteration=value["iteration"],
+                proposals=value["proposals"],
+                kind=value.get("kind", "review"),
+                reason=value.get("reason", ""),
+            )
         return None
 
     def answer(self, decision: Decision) -> Checkpoint | None:

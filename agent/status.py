@@ -93,5 +93,6 @@ def summarize_store(folder: Path, spec: SessionSpec, store: SessionStore) -> dic
             {"proposal": o.proposal_id, "point": o.readbacks or o.setpoints, "values": o.values} for o in front
         ],
         "decisions": len(store.decisions()),
+        "queued": len(store.queued_points()),
         "error": store.meta("error"),
     }

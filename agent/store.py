@@ -10,7 +10,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS observations (
     body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS decisions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, iteration INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS queued_points (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, by TEXT NOT NULL, setpoints TEXT NOT NULL,
+    proposal_id TEXT);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL);
 """
@@ -93,14 +96,38 @@ class SessionStore:
         return json.loads(row[0]) if row else default
 
     # proposals -----------------------------------------------------------------------------------------------
-    def add_proposals(self, proposals: Sequence[Proposal]) -> None:
-        """Store new proposals (in order)."""
+    def add_proposals(self, proposals: Sequence[Proposal], taken: Mapping[int, str] | None = None) -> None:
+        """Store new proposals (in order), and mark the queued points they take (``{seq: proposal id}``), at once."""
         with self._tx() as conn:
             start = conn.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM proposals").fetchone()[0]
             conn.executemany(
                 "INSERT INTO proposals (id, seq, iteration, status, body) VALUES (?, ?, ?, ?, ?)",
                 [(p.id, start + i, p.iteration, p.status.value, p.model_dump_json()) for i, p in enumerate(proposals)],
             )
+            conn.executemany(
+                "UPDATE queued_points SET proposal_id = ? WHERE seq = ? AND proposal_id IS NULL",
+                [(proposal_id, seq) for seq, proposal_id in (taken or {}).items()],
+            )
+
+    # points an operator queued -------------------------------------------------------------------------------
+    def queue_points(self, points: Sequence[Mapping[str, float | str]], by: str = "operator") -> list[int]:
+        """Queue checked setpoints to be proposed before the planner's own, oldest first; their sequence numbers."""
+        seqs: list[int] = []
+        with self._tx() as conn:
+            for point in points:
+                cursor = conn.execute(
+                    "INSERT INTO queued_points (time, by, setpoints) VALUES (?, ?, ?)", (time.time(), by, dumps(point))
+                )
+                seqs.append(int(cursor.lastrowid or 0))
+        return seqs
+
+    def queued_points(self) -> list[tuple[int, dict[str, float | str]]]:
+        """The queued points no proposal has taken yet, oldest first, as ``(seq, setpoints)``."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT seq, setpoints FROM queued_points WHERE proposal_id IS NULL ORDER BY seq"
+            ).fetchall()
+        return [(row[0], json.loads(row[1])) for row in rows]
 
     def set_status(self, proposal_ids: Sequence[str], status: ProposalStatus) -> None:
         """Move proposals to a new status."""

@@ -36,6 +36,10 @@ class PlannerError(ClosedLoopError, ValueError):
     """A planner cannot handle the problem or the request."""
 
 
+class PointsExhaustedError(PlannerError):
+    """A planner that only replays given points (a grid, an operator's list) has none left to give."""
+
+
 class InstrumentError(ClosedLoopError, RuntimeError):
     """The instrument could not be set up or could not run a plan."""
 

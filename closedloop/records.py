@@ -6,7 +6,7 @@ import math
 import time
 import uuid
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,7 @@ class Proposal(BaseModel):
         iteration: the loop iteration that made it.
         setpoints: variable name -> value asked for.
         planner_id: the planner's own integer ``_id`` for the point, if it gave one.
+        origin: ``planner``, or ``operator`` for a point an operator queued (``closedloop add``).
         status: where the proposal is in its life.
     """
 
@@ -42,6 +43,7 @@ class Proposal(BaseModel):
     iteration: int = Field(ge=0)
     setpoints: dict[str, float | str]
     planner_id: int | None = None
+    origin: Literal["planner", "operator"] = "planner"
     status: ProposalStatus = ProposalStatus.PROPOSED
     created: float = Field(default_factory=time.time)
 

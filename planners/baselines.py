@@ -18,7 +18,7 @@ import yaml
 from gest_api.vocs import VOCS
 from torch import Tensor
 
-from closedloop.errors import PlannerError
+from closedloop.errors import PlannerError, PointsExhaustedError
 from planners._base import PlannerBase
 
 #: The largest grid :class:`GridPlanner` builds (its visiting order is held in memory).
@@ -141,7 +141,7 @@ class GridPlanner(PlannerBase):
         visited = self._visited()
         free = self._order[~visited[self._order]]
         if len(free) < n:
-            raise PlannerError(
+            raise PointsExhaustedError(
                 f"the grid is exhausted: {len(free)} of its {self.size} points left, asked for {n}",
                 hint="ask for fewer points, or choose more points_per_dim",
             )
@@ -187,7 +187,7 @@ class ManualPlanner(PlannerBase):
         if points is not None:
             self.add(points)
         if file is not None:
-            self.add(_read_points(Path(file)))
+            self.add(read_points(Path(file)))
 
     @property
     def queued(self) -> list[dict[str, float]]:
@@ -263,9 +263,9 @@ class ManualPlanner(PlannerBase):
 
     def _propose(self, n: int) -> Tensor:
         if len(self._queue) < n:
-            raise PlannerError(
+            raise PointsExhaustedError(
                 f"ManualPlanner has {len(self._queue)} queued point(s) left, asked for {n}",
-                hint="queue more points with add(), or ask for fewer",
+                hint="queue more points with add() (in a session: closedloop add), or ask for fewer",
             )
         self._taken = self._queue[:n]
         del self._queue[:n]
@@ -281,13 +281,17 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def _read_points(path: Path) -> list[dict[str, Any]]:
-    """The points in a CSV (header row of names), YAML or JSON (a list of dicts) file."""
+def read_points(path: Path) -> list[dict[str, Any]]:
+    """The points in a CSV (header row of names), YAML or JSON (a list of dicts) file.
+
+    Raises:
+        PlannerError: the file cannot be read or parsed, or does not hold a list.
+    """
     suffix = path.suffix.lower()
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PlannerError(f"ManualPlanner cannot read points file {str(path)!r}: {exc.strerror}") from None
+        raise PlannerError(f"cannot read points file {str(path)!r}: {exc.strerror}") from None
     try:
         if suffix == ".csv":
             rows = list(csv.DictReader(text.splitlines()))
@@ -297,9 +301,9 @@ def _read_points(path: Path) -> list[dict[str, Any]]:
         elif suffix == ".json":
             data = json.loads(text)
         else:
-            raise PlannerError(f"ManualPlanner points file {str(path)!r} must end in .csv, .yaml, .yml or .json")
+            raise PlannerError(f"points file {str(path)!r} must end in .csv, .yaml, .yml or .json")
     except (yaml.YAMLError, json.JSONDecodeError, csv.Error) as exc:
-        raise PlannerError(f"ManualPlanner cannot parse points file {str(path)!r}: {exc}") from None
+        raise PlannerError(f"cannot parse points file {str(path)!r}: {exc}") from None
     if not isinstance(data, list):
-        raise PlannerError(f"ManualPlanner points file {str(path)!r} must hold a list of points")
+        raise PlannerError(f"points file {str(path)!r} must hold a list of points")
     return data
