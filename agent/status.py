@@ -9,8 +9,9 @@ from typing import Any
 
 from agent.store import SessionStore
 from closedloop.errors import SessionError
+from closedloop.problem import Direction
 from closedloop.records import Observation, ObservationStatus
-from closedloop.spec import Direction, SessionSpec, load_spec
+from closedloop.spec import SessionSpec, load_spec
 
 SESSION_FILE = "session.yaml"
 STORE_FILE = "store.sqlite"

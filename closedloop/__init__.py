@@ -9,6 +9,7 @@ from closedloop.errors import (
     SessionError,
     SpecError,
 )
+from closedloop.problem import ConstantSpec, ConstraintSpec, Direction, ObjectiveSpec, VariableSpec
 from closedloop.records import (
     Decision,
     Observation,
@@ -20,16 +21,11 @@ from closedloop.records import (
 )
 from closedloop.spec import (
     BudgetSpec,
-    ConstantSpec,
-    ConstraintSpec,
-    Direction,
     InstrumentSpec,
-    ObjectiveSpec,
     PlannerSpec,
     ReviewPolicy,
     ReviewSpec,
     SessionSpec,
-    VariableSpec,
     load_spec,
     resolve_import_path,
     spec_from_dict,

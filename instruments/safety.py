@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from closedloop.errors import SafetyError
-from closedloop.spec import SessionSpec, Value, VariableSpec
+from closedloop.problem import Value, VariableSpec
+from closedloop.spec import SessionSpec
 
 
 def check_setpoints(

@@ -1,0 +1,168 @@
+"""What a session optimizes: its variables, constants, objectives and outcome constraints, as the session file
+gives them. :mod:`closedloop.spec` puts them together into a :class:`~closedloop.spec.SessionSpec`.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_STRICT = ConfigDict(extra="forbid")
+
+
+Value = float | str
+
+
+class VariableSpec(BaseModel):
+    """One variable the planner may set.
+
+    A continuous variable has ``bounds``; a discrete one lists its allowed ``values`` (numbers: ordered
+    settings such as a filter thickness; strings: categories such as a crystal or a filter name).
+
+    Attributes:
+        bounds: ``[low, high]`` the planner searches within (continuous variables).
+        values: the allowed settings (discrete or categorical variables).
+        hard_limits: ``[low, high]`` no numeric setpoint may ever cross; defaults to ``bounds`` (or the range of
+            numeric ``values``).
+        max_step: the largest move allowed in one step from the current position, in the variable's units; the
+            safety gate refuses a longer move, and planners that support it keep their proposals within it.
+        device: name of the instrument device that moves it; defaults to the variable's name.
+        readback: event field holding the position read back; defaults to the device name.
+        units: for people only.
+    """
+
+    model_config = _STRICT
+
+    bounds: tuple[float, float] | None = None
+    values: list[Value] | None = None
+    hard_limits: tuple[float, float] | None = None
+    max_step: float | None = Field(default=None, gt=0)
+    device: str | None = None
+    readback: str | None = None
+    units: str = ""
+
+    @field_validator("bounds", "hard_limits")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not value[0] < value[1]:
+            raise ValueError(f"low must be below high, got [{value[0]}, {value[1]}]")
+        return value
+
+    @field_validator("values")
+    @classmethod
+    def _distinct(cls, value: list[Value] | None) -> list[Value] | None:
+        if value is None:
+            return value
+        if not value:
+            raise ValueError("at least one value is needed")
+        if len(set(value)) != len(value):
+            raise ValueError("values must be distinct")
+        if any(isinstance(v, str) for v in value) and not all(isinstance(v, str) for v in value):
+            raise ValueError("values must be all numbers or all names, not a mix")
+        return value
+
+    @model_validator(mode="after")
+    def _inside_limits(self) -> VariableSpec:
+        if (self.bounds is None) == (self.values is None):
+            raise ValueError("give exactly one of 'bounds' (continuous) or 'values' (discrete)")
+        if self.categorical and (self.hard_limits is not None or self.max_step is not None):
+            raise ValueError("hard_limits and max_step apply to numbers, not to named values")
+        if self.hard_limits is not None:
+            lo, hi = self.hard_limits
+            low, high = self.range
+            if low < lo or high > hi:
+                what = "bounds" if self.bounds is not None else "values"
+                raise ValueError(f"{what} [{low}, {high}] go outside hard_limits [{lo}, {hi}]")
+        return self
+
+    @property
+    def categorical(self) -> bool:
+        """True when the values are names rather than numbers."""
+        return self.values is not None and all(isinstance(v, str) for v in self.values)
+
+    @property
+    def range(self) -> tuple[float, float]:
+        """The numeric search range: ``bounds``, or the smallest and largest numeric value."""
+        if self.bounds is not None:
+            return self.bounds
+        numbers = [float(v) for v in self.values or []]
+        return (min(numbers), max(numbers))
+
+    @property
+    def limits(self) -> tuple[float, float]:
+        """The hard limits in force (the search range when none were given)."""
+        return self.hard_limits if self.hard_limits is not None else self.range
+
+
+class ConstantSpec(BaseModel):
+    """A setting held fixed for the whole session (gest-api's constants).
+
+    Attributes:
+        value: the setting.
+        device: the device to set it on before each run (none: it is only recorded and told to the planner).
+        hard_limits: ``[low, high]`` a numeric value must lie within.
+    """
+
+    model_config = _STRICT
+
+    value: Value
+    device: str | None = None
+    hard_limits: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _inside_limits(self) -> ConstantSpec:
+        if self.hard_limits is not None:
+            lo, hi = self.hard_limits
+            if isinstance(self.value, str) or not lo <= self.value <= hi:
+                raise ValueError(f"value {self.value!r} is outside hard_limits [{lo}, {hi}]")
+        return self
+
+
+class ConstraintSpec(BaseModel):
+    """An outcome constraint: a measured field must stay below or above a value for a point to be feasible.
+
+    Attributes:
+        field: the event field it reads; defaults to the constraint's name.
+        less_than: feasible when the value is below this.
+        greater_than: feasible when the value is above this.
+    """
+
+    model_config = _STRICT
+
+    field: str | None = None
+    less_than: float | None = None
+    greater_than: float | None = None
+
+    @model_validator(mode="after")
+    def _one_side(self) -> ConstraintSpec:
+        if (self.less_than is None) == (self.greater_than is None):
+            raise ValueError("give exactly one of 'less_than' or 'greater_than'")
+        return self
+
+    def satisfied(self, value: float) -> bool:
+        """Whether a measured value is feasible."""
+        if self.less_than is not None:
+            return value < self.less_than
+        return value > float(self.greater_than)  # type: ignore[arg-type]
+
+
+class Direction(str, Enum):
+    """Which way an objective is optimized."""
+
+    MAXIMIZE = "maximize"
+    MINIMIZE = "minimize"
+
+
+class ObjectiveSpec(BaseModel):
+    """One objective, read from an event field.
+
+    Attributes:
+        direction: ``maximize`` or ``minimize``.
+        field: the event data key it reads (for example ``det-flux``); defaults to the objective's name.
+    """
+
+    model_config = _STRICT
+
+    direction: Direction = Direction.MAXIMIZE
+    field: str | None = None
