@@ -177,8 +177,10 @@ def build_contender(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial
         options = dict(spec.options)
         if "n_initial" not in options and _takes_option(spec.name, "n_initial"):
             options["n_initial"] = n_initial
-        if problem.ref_point is not None and "reference_point" not in options and _takes_option(
-            spec.name, "reference_point"
+        if (
+            problem.ref_point is not None
+            and "reference_point" not in options
+            and _takes_option(spec.name, "reference_point")
         ):  # the same reference point the peers are given
             options["reference_point"] = dict(zip(problem.objective_names, problem.ref_point, strict=True))
         return load_planner(spec.name, problem.vocs, default_seed=seed, **options)

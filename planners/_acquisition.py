@@ -56,6 +56,20 @@ def outcome_constraints(vocs: VOCS, first_col: int) -> list[Callable[[Tensor], T
     return out
 
 
+def constraint_bounds(vocs: VOCS, first_col: int) -> dict[int, tuple[float | None, float | None]]:
+    """The VOCS constraints as ``{model output: (low, high)}``, as BoTorch's analytic constrained EI takes them."""
+    out: dict[int, tuple[float | None, float | None]] = {}
+    for i, spec in enumerate(vocs.constraints.values()):
+        if isinstance(spec, LessThanConstraint):
+            out[first_col + i] = (None, float(spec.value))
+        elif isinstance(spec, GreaterThanConstraint):
+            out[first_col + i] = (float(spec.value), None)
+        elif isinstance(spec, BoundsConstraint):
+            low, high = (float(b) for b in spec.range)
+            out[first_col + i] = (low, high)
+    return out
+
+
 def parse_reference_point(value: Any, objectives: list[str], signs: list[float]) -> Tensor | None:
     """The ``reference_point`` option (``{objective: value}`` in each objective's units) in maximization space.
 

@@ -22,7 +22,7 @@ from botorch.exceptions.warnings import (
     OptimizationWarning,
 )
 from botorch.fit import fit_gpytorch_mll
-from botorch.models import MixedSingleTaskGP, ModelListGP, SingleTaskGP
+from botorch.models import MixedSingleTaskGP, SingleTaskGP
 from botorch.models.model import Model
 from botorch.models.transforms import Normalize, Standardize
 from gpytorch.constraints import GreaterThan
@@ -52,6 +52,17 @@ _DATA_STATE = ("outcome_transform.", "input_transform.")
 
 Refit = Literal["scheduled", "always"]
 
+#: Below this fitted noise variance (in standardized units) a GP takes its data as noiseless. Measured here with
+#: the low-noise prior: Branin (noiseless) fits 1e-8, the beamline (noise sd 10 on a 1000-count peak) 2e-4 to 7e-4.
+NOISELESS_BELOW = 1e-6
+
+
+def noiseless(model: Model) -> bool:
+    """Whether a fitted GP takes its data as noiseless (noise variance below :data:`NOISELESS_BELOW`)."""
+    likelihood = getattr(model, "likelihood", None)
+    noise = getattr(likelihood, "noise", None)
+    return noise is not None and float(noise.detach().max()) < NOISELESS_BELOW
+
 
 def refit_size(n: int, always_below: int, growth: float) -> int:
     """How many ok observations the hyperparameters used at ``n`` ok observations are fitted to.
@@ -71,6 +82,11 @@ def refit_size(n: int, always_below: int, growth: float) -> int:
 def hyperparameters(model: torch.nn.Module) -> dict[str, Tensor]:
     """The fitted hyperparameters of one GP (its state dict without the transforms' data-dependent entries)."""
     return {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith(_DATA_STATE)}
+
+
+#: Below ``always_refit_below``, a fit from the defaults (a cold fit) happens whenever the ok observations have
+#: grown by this factor since the last one; the fits in between start from the last fit (warm).
+COLD_FIT_GROWTH = 1.25
 
 
 @contextmanager
@@ -94,52 +110,64 @@ class ScheduledFitting(PlannerBase):
     """The GP fitting half of :class:`~planners.BoTorchPlanner` (see its docstring for the schedule)."""
 
     low_noise_prior: bool
+    warm_start: bool
     refit: Refit
     always_refit_below: int
     refit_growth: float
     max_fit_points: int
     n_fits: int
     n_reuses: int
-    _fitted: tuple[int, list[dict[str, Tensor]]] | None
+    _fitted: tuple[int, dict[str, Tensor]] | None
+    _warm: tuple[int, dict[str, Tensor]] | None
     _unit_bounds: Tensor
 
-    def _build(self, X: Tensor, Y: Tensor) -> SingleTaskGP:
-        """An unfitted GP on ``X: n x d`` (unit cube) and one outcome ``Y: n x 1``."""
+    def _build(self, X: Tensor, outcomes: Tensor) -> SingleTaskGP:
+        """An unfitted GP on ``X: n x d`` (unit cube) and ``outcomes: n x k``; one batched GP for all ``k``."""
+        k = outcomes.shape[-1]
         likelihood = None
         if self.low_noise_prior:
-            likelihood = GaussianLikelihood(noise_prior=GammaPrior(1.0, 100.0), noise_constraint=GreaterThan(1e-8))
+            likelihood = GaussianLikelihood(
+                noise_prior=GammaPrior(1.0, 100.0),
+                noise_constraint=GreaterThan(1e-8),
+                batch_shape=torch.Size([k]) if k > 1 else torch.Size(),
+            )
         if self.space.cat_dims:
             return MixedSingleTaskGP(
-                X, Y, cat_dims=self.space.cat_dims, outcome_transform=Standardize(m=1), likelihood=likelihood
+                X, outcomes, cat_dims=self.space.cat_dims, outcome_transform=Standardize(m=k), likelihood=likelihood
             )
         return SingleTaskGP(
             X,
-            Y,
+            outcomes,
             likelihood=likelihood,
             input_transform=Normalize(d=self.dim, bounds=self._unit_bounds),
-            outcome_transform=Standardize(m=1),
+            outcome_transform=Standardize(m=k),
         )
 
-    def _fit(self, X: Tensor, Y: Tensor) -> SingleTaskGP:
-        """Fit a GP to ``X: n x d`` (unit cube) and one outcome ``Y: n x 1``."""
+    def _fit(self, X: Tensor, Y: Tensor, C: Tensor, start: dict[str, Tensor] | None = None) -> SingleTaskGP:
+        """Fit one GP to ``X: n x d`` (unit cube) and the outcomes ``[Y | C]: n x k``.
+
+        The fit starts from ``start`` (hyperparameters of an earlier fit of the same outcomes) when given,
+        otherwise from the defaults.
+        """
         with expected_warnings_logged():
-            model = self._build(X, Y)
+            model = self._build(X, torch.cat([Y, C], dim=-1))
+            if start is not None:
+                model.load_state_dict(model.state_dict() | start)
             fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
         return model
 
-    def _fit_outcomes(self, X: Tensor, Y: Tensor, C: Tensor) -> Model:
-        """One GP for one unconstrained objective; otherwise a ``ModelListGP`` over ``[Y | C]``."""
-        if Y.shape[1] == 1 and C.shape[1] == 0:
-            return self._fit(X, Y)
-        outcomes = torch.cat([Y, C], dim=-1)
-        return ModelListGP(*[self._fit(X, outcomes[:, i : i + 1]) for i in range(outcomes.shape[1])])
-
     def _model(self, X: Tensor, Y: Tensor, C: Tensor) -> Model:
-        """The model for this proposal: fitted afresh, or conditioned with reused hyperparameters (see class)."""
+        """The model for this proposal: fitted (warm-started), or conditioned with reused hyperparameters."""
         n = len(X)
         if self.refit == "always" or n < self.always_refit_below:
             if n <= self.max_fit_points:
-                model = self._fit_outcomes(X, Y, C)
+                # A warm start from a fit that took the data as noiseless begins at the noise's lower bound, where the
+                # gradient of its softplus parameter vanishes: warm fits alone never found the noise that more data
+                # reveal (noisy beamline, 10 seeds: median regret 0.49 against 0.13 with every fit cold). Cold fits
+                # on a geometric schedule find it; warm fits in between halve the fitting time.
+                warm = self._warm if self.warm_start and self._warm and n < self._warm[0] * COLD_FIT_GROWTH else None
+                model = self._fit(X, Y, C, start=warm[1] if warm else None)
+                self._warm = (warm[0] if warm else n, hyperparameters(model))
                 self.n_fits += 1
                 return model
             fitted = self._fit_hyperparameters(X, Y, C)
@@ -154,24 +182,20 @@ class ScheduledFitting(PlannerBase):
             fitted = self._fitted[1]
         return self._conditioned(X, Y, C, fitted)
 
-    def _fit_hyperparameters(self, X: Tensor, Y: Tensor, C: Tensor) -> list[dict[str, Tensor]]:
-        """Fit the GPs to ``X, Y, C`` (a seeded subset of ``max_fit_points`` when larger); their hyperparameters."""
+    def _fit_hyperparameters(self, X: Tensor, Y: Tensor, C: Tensor) -> dict[str, Tensor]:
+        """Fit a GP to ``X, Y, C`` (a seeded subset of ``max_fit_points`` when larger) from the defaults."""
         n = len(X)
         if n > self.max_fit_points:
             generator = torch.Generator().manual_seed(self.seed + n)
             keep = torch.randperm(n, generator=generator)[: self.max_fit_points].sort().values
             X, Y, C = X[keep], Y[keep], C[keep]
-        model = self._fit_outcomes(X, Y, C)
+        model = self._fit(X, Y, C)
         self.n_fits += 1
-        return [hyperparameters(m) for m in (model.models if isinstance(model, ModelListGP) else [model])]
+        return hyperparameters(model)
 
-    def _conditioned(self, X: Tensor, Y: Tensor, C: Tensor, fitted: list[dict[str, Tensor]]) -> Model:
-        """GPs on all of ``X`` and ``[Y | C]`` with the given hyperparameters, shaped like :meth:`_fit_outcomes`."""
-        outcomes = torch.cat([Y, C], dim=-1)
-        models = []
+    def _conditioned(self, X: Tensor, Y: Tensor, C: Tensor, fitted: dict[str, Tensor]) -> Model:
+        """A GP on all of ``X`` and ``[Y | C]`` with the given hyperparameters."""
         with expected_warnings_logged():
-            for i, params in enumerate(fitted):
-                model = self._build(X, outcomes[:, i : i + 1])
-                model.load_state_dict(model.state_dict() | params)
-                models.append(model.eval())
-        return models[0] if len(models) == 1 else ModelListGP(*models)
+            model = self._build(X, torch.cat([Y, C], dim=-1))
+            model.load_state_dict(model.state_dict() | fitted)
+        return model.eval()

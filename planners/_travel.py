@@ -1,4 +1,5 @@
-"""Movement: a travel-cost penalty for the acquisition function and the ``max_travel`` box around the position.
+"""Movement: a travel-cost penalty for the acquisition function, the ``max_travel`` box around the position, and
+:class:`Travelling`, the part of the BoTorch planner that knows where the instrument is.
 
 Distances are per variable, in each variable's own units; categorical variables have no distance and take
 no part. The penalty is a ``torch.nn.Module`` for BoTorch's ``PenalizedAcquisitionFunction``, like BoTorch's
@@ -11,9 +12,12 @@ import math
 from typing import Any
 
 import torch
+from botorch.acquisition import AcquisitionFunction
+from botorch.acquisition.penalized import PenalizedAcquisitionFunction
 from torch import Tensor
 
 from closedloop.errors import PlannerError
+from planners._base import PlannerBase
 from planners._space import Space, as_float
 
 
@@ -87,3 +91,74 @@ def unit_box(space: Space, position: Tensor, max_travel: Tensor) -> Tensor:
         if j in space.cat_dims or space.hi[j] == space.lo[j]:
             box[0, j], box[1, j] = 0.0, 1.0
     return box
+
+
+class Travelling(PlannerBase):
+    """The movement half of :class:`~planners.BoTorchPlanner`: the current position, the ``max_travel`` box around
+    it and the travel-cost penalty (see its docstring)."""
+
+    travel_cost: Tensor | None
+    max_travel: Tensor | None
+    _position: Tensor | None
+    _position_at: int
+
+    def set_position(self, position: dict[str, float]) -> None:
+        """Tell the planner where the instrument is: a value for every non-categorical variable.
+
+        Other keys (constants, outputs, ``_id``) are ignored. Holds until the next ingest.
+
+        Raises:
+            ValueError: a non-categorical variable is missing or not a finite number.
+        """
+        x = torch.zeros(self.dim, dtype=torch.float64)
+        for j, var in enumerate(self.space.variables):
+            if var.kind == "categorical":
+                continue
+            value = self.space.parse(j, position.get(var.name))
+            if value is None:
+                raise PlannerError(f"set_position: variable '{var.name}' is {position.get(var.name)!r}")
+            x[j] = value
+        self._position = x
+        self._position_at = len(self._records)
+
+    @property
+    def position(self) -> dict[str, float] | None:
+        """The current position (non-categorical variables), or None when not known."""
+        x = self._current_position()
+        if x is None:
+            return None
+        return {v.name: float(x[j]) for j, v in enumerate(self.space.variables) if v.kind != "categorical"}
+
+    def _current_position(self) -> Tensor | None:
+        if self._position is not None and self._position_at >= len(self._records):
+            return self._position
+        if self._records:
+            return torch.tensor(self._records[-1].x, dtype=torch.float64)
+        return self._position
+
+    def _travel_box(self) -> Tensor | None:
+        """The ``2 x d`` unit-cube box ``max_travel`` allows, or None."""
+        position = self._current_position()
+        if self.max_travel is None or position is None:
+            return None
+        return unit_box(self.space, position, self.max_travel)
+
+    def _proposal_box(self) -> Tensor | None:
+        position = self._current_position()
+        if self.max_travel is None or position is None:
+            return None
+        return torch.stack(
+            [
+                torch.maximum(self.space.lo, position - self.max_travel),
+                torch.minimum(self.space.hi, position + self.max_travel),
+            ]
+        )
+
+    def _penalized(self, acq: AcquisitionFunction) -> AcquisitionFunction:
+        position = self._current_position()
+        if self.travel_cost is None or position is None or not bool((self.travel_cost > 0).any()):
+            return acq
+        weights = self.travel_cost * self.space.span
+        weights[self.space.cat_dims] = 0.0
+        pos_unit = self.to_unit(position.reshape(1, -1)).reshape(-1)
+        return PenalizedAcquisitionFunction(acq, TravelPenalty(pos_unit, weights), regularization_parameter=1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from gest_api.vocs import VOCS
 
@@ -23,19 +24,48 @@ def evaluate(points: list[dict]) -> list[dict]:
     return [dict(p, f=p["x1"] + p["x2"], c=(p["x1"] - 0.2) ** 2 + (p["x2"] - 0.2) ** 2) for p in points]
 
 
-def test_single_objective_with_constraints_uses_constrained_q_log_nei(monkeypatch):
-    calls = []
+def spy_on(monkeypatch, name: str) -> list[dict]:
+    """Record the keyword arguments each construction of ``bayes.<name>`` receives."""
+    calls: list[dict] = []
+    original = getattr(bayes, name)
 
-    class Spy(bayes.qLogNoisyExpectedImprovement):
-        def __init__(self, *args, constraints=None, **kwargs):
-            calls.append(len(constraints or []))
-            super().__init__(*args, constraints=constraints, **kwargs)
+    class Spy(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            calls.append(kwargs)
+            super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(bayes, "qLogNoisyExpectedImprovement", Spy)
+    monkeypatch.setattr(bayes, name, Spy)
+    return calls
+
+
+def test_one_point_on_noiseless_data_uses_analytic_constrained_log_ei(monkeypatch):
+    analytic = spy_on(monkeypatch, "LogConstrainedExpectedImprovement")
+    sampled = spy_on(monkeypatch, "qLogNoisyExpectedImprovement")
     planner = BoTorchPlanner(CONSTRAINED, seed=0, **FAST)
-    planner.ingest(evaluate(planner.suggest(6)))
-    planner.suggest(1)  # q = 1, nothing pending: still qLogNEI, with the constraint
-    assert calls == [1]
+    results = evaluate(planner.suggest(6))
+    planner.ingest(results)
+    planner.suggest(1)  # q = 1, nothing pending, a noiseless fit
+    assert sampled == []
+    (kwargs,) = analytic
+    assert kwargs["constraints"] == {1: (None, 0.1)}  # output 1 (c) below 0.1
+    assert float(kwargs["best_f"]) == pytest.approx(max(r["f"] for r in results if r["c"] < 0.1))
+
+
+@pytest.mark.parametrize("case", ["qlognei option", "noisy data", "a batch"])
+def test_otherwise_constrained_q_log_nei(monkeypatch, case):
+    analytic = spy_on(monkeypatch, "LogConstrainedExpectedImprovement")
+    sampled = spy_on(monkeypatch, "qLogNoisyExpectedImprovement")
+    options = {"acquisition": "qlognei"} if case == "qlognei option" else {}
+    planner = BoTorchPlanner(CONSTRAINED, seed=0, **FAST | {"n_initial": 16}, **options)
+    results = evaluate(planner.suggest(16))
+    if case == "noisy data":
+        rng = np.random.default_rng(0)
+        for result in results:
+            result["f"] += float(rng.normal(0.0, 0.3))
+    planner.ingest(results)
+    planner.suggest(2 if case == "a batch" else 1)
+    assert analytic == []
+    assert [len(kwargs["constraints"]) for kwargs in sampled] == [1]
 
 
 def test_best_is_the_best_feasible_point():

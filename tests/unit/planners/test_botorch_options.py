@@ -52,6 +52,7 @@ def test_the_low_noise_prior_lets_the_gp_interpolate_noiseless_data() -> None:
     [
         ({"acquisition": "ucb"}, "acquisition must be one of auto, logei, logei-mean, qlognei"),
         ({"low_noise_prior": "yes"}, "low_noise_prior must be true or false"),
+        ({"warm_start": 1}, "warm_start must be true or false"),
     ],
 )
 def test_bad_options_are_refused(options: dict, words: str) -> None:
@@ -59,19 +60,57 @@ def test_bad_options_are_refused(options: dict, words: str) -> None:
         BoTorchPlanner(VOCS_2D, **options)
 
 
-def test_auto_takes_log_ei_on_noiseless_data_and_q_log_nei_on_noisy_data() -> None:
+def test_noiseless_tells_noiseless_data_from_noisy_data() -> None:
+    """What the analytic constrained path and the warm start are switched on (``noiseless``)."""
     import numpy as np
 
-    from planners import bayes
+    from planners._fitting import noiseless
 
-    chosen = {}
+    found = {}
     for noise in (0.0, 0.1):
         rng = np.random.default_rng(0)
-        planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=40, num_restarts=2, raw_samples=32, acquisition="auto")
+        planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=40, num_restarts=2, raw_samples=32)
         points = planner.suggest(40)
         planner.ingest([{**p, "f": peak(p["x"], p["y"]) + noise * rng.normal()} for p in points])
         X, Y, C = planner.train_outcomes()
         model = planner._model(X, Y, C)
-        chosen[noise] = type(planner._acquisition(model, X, Y, planner.pending_unit(), q=1)).__name__
-        assert bayes._noiseless(model) == (noise == 0.0)
-    assert chosen == {0.0: "LogExpectedImprovement", 0.1: "qLogNoisyExpectedImprovement"}
+        found[noise] = noiseless(model)
+        # one objective, no constraints: qLogNEI either way
+        acq = planner._acquisition(model, X, Y, C, planner.pending_unit(), q=1)
+        assert type(acq).__name__ == "qLogNoisyExpectedImprovement"
+    assert found == {0.0: True, 0.1: False}
+
+
+def test_fits_start_cold_on_a_geometric_schedule_and_warm_in_between(monkeypatch) -> None:
+    seen: list[tuple[int, bool]] = []
+    fit = BoTorchPlanner._fit
+
+    def spy(self, X, Y, C, start=None):
+        seen.append((len(X), start is not None))
+        return fit(self, X, Y, C, start)
+
+    monkeypatch.setattr(BoTorchPlanner, "_fit", spy)
+    planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=20, num_restarts=2, raw_samples=32)
+    planner.ingest([{**p, "f": peak(p["x"], p["y"])} for p in planner.suggest(20)])
+    for _ in range(7):
+        (point,) = planner.suggest(1)
+        planner.ingest([{**point, "f": peak(point["x"], point["y"])}])
+    # cold at 20, warm until 20 * 1.25 = 25, cold again there
+    assert seen == [(20, False), (21, True), (22, True), (23, True), (24, True), (25, False), (26, True)]
+
+
+def test_warm_start_can_be_turned_off(monkeypatch) -> None:
+    seen: list[bool] = []
+    fit = BoTorchPlanner._fit
+
+    def spy(self, X, Y, C, start=None):
+        seen.append(start is not None)
+        return fit(self, X, Y, C, start)
+
+    monkeypatch.setattr(BoTorchPlanner, "_fit", spy)
+    planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=12, num_restarts=2, raw_samples=32, warm_start=False)
+    planner.ingest([{**p, "f": peak(p["x"], p["y"])} for p in planner.suggest(12)])
+    for _ in range(3):
+        (point,) = planner.suggest(1)
+        planner.ingest([{**point, "f": peak(point["x"], point["y"])}])
+    assert seen == [False, False, False]

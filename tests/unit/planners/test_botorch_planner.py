@@ -74,9 +74,9 @@ def test_failed_points_are_never_fit(vocs, monkeypatch, evaluate):
     fitted = []
     original = BoTorchPlanner._fit
 
-    def fit(self, X, Y):
+    def fit(self, X, Y, C, start=None):
         fitted.append(Y.clone())
-        return original(self, X, Y)
+        return original(self, X, Y, C, start)
 
     monkeypatch.setattr(BoTorchPlanner, "_fit", fit)
     planner = BoTorchPlanner(vocs, seed=3, n_initial=5)

@@ -95,9 +95,9 @@ def test_large_fits_use_a_subset_and_condition_on_all(vocs, evaluate, monkeypatc
     conditioned: list[tuple[int, float, float]] = []
     fit, optimize = BoTorchPlanner._fit, BoTorchPlanner._optimize
 
-    def spy_fit(self, X, Y):
+    def spy_fit(self, X, Y, C, start=None):
         fitted.append(len(X))
-        return fit(self, X, Y)
+        return fit(self, X, Y, C, start)
 
     def spy_optimize(self, model, X, Y, *args, **kwargs):
         conditioned.append((len(model.train_inputs[0]), float(model.outcome_transform.means), float(Y.mean())))
