@@ -160,8 +160,14 @@ class Session:
             graph_input: Any = Command(resume=resume)
         elif snapshot.next:
             graph_input = None  # continue from the last checkpoint (after a crash or a kill)
+        elif snapshot.values.get("outcome") == "stopped":
+            # an operator stopped it; resuming carries on at the iteration it stopped in, whose proposals that have
+            # not run are shown again
+            iteration = snapshot.values.get("iteration", 0)
+            graph_input = {"iteration": iteration, "proposal_ids": [], "outcome": "", "verdict": ""}
+            self.store.log("resume", "resumed after a stop")
         elif snapshot.values.get("outcome"):
-            return None  # already over
+            return None  # over: finished, or failed
         else:
             # a new session, or one whose last checkpoint names no next step: start the loop at the iteration the
             # checkpoint holds; propose reuses that iteration's proposals that have not run yet

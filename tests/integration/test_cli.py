@@ -107,12 +107,19 @@ def test_run_then_status_and_a_second_run_in_the_same_folder_is_refused(tmp_path
     assert "already holds a session" in again.stderr
 
 
-def test_stop_at_a_checkpoint_exits_3(tmp_path: Path, write_session) -> None:
+def test_stop_at_a_checkpoint_exits_3_and_resume_carries_on(tmp_path: Path, write_session) -> None:
     path = write_session(beamline_session(review={"policy": "always"}))
     result = closedloop("run", str(path), "--dir", str(tmp_path / "run"), stdin="a\ns\n")
     assert result.returncode == 3, result.stderr
     assert len(observations(tmp_path / "run")) == 1
     assert meta(tmp_path / "run", "state") == "stopped"
+    with sqlite3.connect(tmp_path / "run" / "store.sqlite") as conn:
+        (held,) = conn.execute("SELECT id FROM proposals WHERE status = 'proposed'").fetchone()
+    resumed = closedloop("resume", str(tmp_path / "run"), "--yes", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["state"] == "finished"
+    done = observations(tmp_path / "run")
+    assert len(done) == 4 and done[1][0] == held  # the proposal shown at the stop is the next to run
 
 
 def test_a_session_killed_at_a_checkpoint_resumes_with_nothing_lost_or_duplicated(

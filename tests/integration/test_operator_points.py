@@ -67,14 +67,24 @@ def test_a_manual_session_waits_for_the_operator_when_its_points_run_out(tmp_pat
         session.close()
 
 
-def test_stop_while_waiting_for_points_ends_the_session(tmp_path: Path, write_session) -> None:
-    path = write_session(beamline_session(planner=MANUAL, budget={"experiments": 4}))
-    session = Session.create(path, tmp_path / "run")
+def test_stop_while_waiting_for_points_then_add_and_resume_carries_on(tmp_path: Path, write_session) -> None:
+    path = write_session(beamline_session(planner=MANUAL, budget={"experiments": 3}))
+    folder = tmp_path / "run"
+    session = Session.create(path, folder)
     try:
         assert session.advance() is not None
         assert session.answer(Decision(verdict=Verdict.STOP)) is None
         assert session.outcome == "stopped"
         assert session.store.count_observations() == 2
+    finally:
+        session.close()
+    assert closedloop("add", str(folder), "pitch1=0.25", "pitch2=-0.5").returncode == 0
+    resumed = closedloop("resume", str(folder), "--yes", "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["state"] == "finished"
+    session = Session.open(folder)
+    try:
+        assert readbacks(session) == [(0.1, 0.2), (-0.3, 0.4), (0.25, -0.5)]
     finally:
         session.close()
 
