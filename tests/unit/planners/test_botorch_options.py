@@ -114,3 +114,12 @@ def test_warm_start_can_be_turned_off(monkeypatch) -> None:
         (point,) = planner.suggest(1)
         planner.ingest([{**point, "f": peak(point["x"], point["y"])}])
     assert seen == [False, False, False]
+
+
+def test_default_restarts_depend_on_the_problem() -> None:
+    two_objectives = VOCS(variables={"x": [0.0, 1.0], "y": [-1.0, 1.0]}, objectives={"f": "MAXIMIZE", "g": "MINIMIZE"})
+    six_d = VOCS(variables={f"x{i}": [0.0, 1.0] for i in range(6)}, objectives={"f": "MINIMIZE"})
+    assert BoTorchPlanner(VOCS_2D).num_restarts == 2
+    assert BoTorchPlanner(two_objectives).num_restarts == 4
+    assert BoTorchPlanner(six_d).num_restarts == 4
+    assert BoTorchPlanner(six_d, num_restarts=3).num_restarts == 3
