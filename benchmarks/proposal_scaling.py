@@ -1,8 +1,8 @@
 """How BoTorchPlanner's proposal time grows with the number of observations, against a full refit every time.
 
-On Hartmann6 (d = 6, one objective, ``suggest(1)``, LogEI), for each size ``n`` a planner ingests ``n`` seeded
-random observations, then makes ``--calls`` proposals, each after ingesting the result of the one before, so
-the refit schedule runs as in a session. Two planners in the same invocation on the same data:
+On Hartmann6 (d = 6, one objective, ``suggest(1)``, the default qLogNEI), for each size ``n`` a planner ingests
+``n`` seeded random observations, then makes ``--calls`` proposals, each after ingesting the result of the one
+before, so the refit schedule runs as in a session. Two planners in the same invocation on the same data:
 
 - ``scheduled``: the default (hyperparameters fitted on the geometric schedule, on at most ``max_fit_points``
   observations, reused in between; see :class:`planners.BoTorchPlanner`);

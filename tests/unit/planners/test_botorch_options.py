@@ -53,6 +53,8 @@ def test_the_low_noise_prior_lets_the_gp_interpolate_noiseless_data() -> None:
         ({"acquisition": "ucb"}, "acquisition must be one of auto, logei, logei-mean, qlognei"),
         ({"low_noise_prior": "yes"}, "low_noise_prior must be true or false"),
         ({"warm_start": 1}, "warm_start must be true or false"),
+        ({"ftol": 0}, "ftol must be a number between 0 and 1"),
+        ({"ftol": "1e-4"}, "ftol must be a number between 0 and 1"),
     ],
 )
 def test_bad_options_are_refused(options: dict, words: str) -> None:
