@@ -7,6 +7,8 @@ process, as an operator in a second terminal would run it.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from agent.session import Session
@@ -17,14 +19,23 @@ from tests.integration.test_cli import closedloop
 MANUAL = {"name": "manual", "options": {"points": [{"pitch1": 0.1, "pitch2": 0.2}, {"pitch1": -0.3, "pitch2": 0.4}]}}
 
 
+@contextmanager
+def opened(folder: Path, session_file: Path | None = None) -> Iterator[Session]:
+    """A new session from ``session_file`` in ``folder``, or the one already there, closed afterwards."""
+    session = Session.create(session_file, folder) if session_file else Session.open(folder)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
 def readbacks(session: Session) -> list[tuple[float, float]]:
     return [(round(o.readbacks["pitch1"], 6), round(o.readbacks["pitch2"], 6)) for o in session.store.observations()]
 
 
 def test_a_queued_point_is_proposed_first_and_measured_where_asked(tmp_path: Path, write_session) -> None:
     path = write_session(beamline_session(review={"policy": "always"}, budget={"experiments": 3}))
-    session = Session.create(path, tmp_path / "run")
-    try:
+    with opened(tmp_path / "run", path) as session:
         added = closedloop("add", str(tmp_path / "run"), "pitch1=0.35", "pitch2=-0.6")
         assert added.returncode == 0, added.stderr
         checkpoint = session.advance()
@@ -36,15 +47,12 @@ def test_a_queued_point_is_proposed_first_and_measured_where_asked(tmp_path: Pat
         assert readbacks(session) == [(0.35, -0.6)]
         assert session.store.queued_points() == []  # taken, not proposed twice
         assert checkpoint is not None and checkpoint.proposals[0]["origin"] == "planner"
-    finally:
-        session.close()
 
 
 def test_a_manual_session_waits_for_the_operator_when_its_points_run_out(tmp_path: Path, write_session) -> None:
     path = write_session(beamline_session(planner=MANUAL, budget={"experiments": 4}))
     folder = tmp_path / "run"
-    session = Session.create(path, folder)
-    try:
+    with opened(folder, path) as session:
         checkpoint = session.advance()
         assert checkpoint is not None and checkpoint.kind == "points"
         assert "0 queued point(s) left" in checkpoint.reason
@@ -63,30 +71,22 @@ def test_a_manual_session_waits_for_the_operator_when_its_points_run_out(tmp_pat
         assert readbacks(session) == [(0.1, 0.2), (-0.3, 0.4), (0.5, 0.5), (-0.5, -0.25)]
         origins = [p.origin for p in session.store.proposals()]
         assert origins == ["planner", "planner", "operator", "operator"]
-    finally:
-        session.close()
 
 
 def test_stop_while_waiting_for_points_then_add_and_resume_carries_on(tmp_path: Path, write_session) -> None:
     path = write_session(beamline_session(planner=MANUAL, budget={"experiments": 3}))
     folder = tmp_path / "run"
-    session = Session.create(path, folder)
-    try:
+    with opened(folder, path) as session:
         assert session.advance() is not None
         assert session.answer(Decision(verdict=Verdict.STOP)) is None
         assert session.outcome == "stopped"
         assert session.store.count_observations() == 2
-    finally:
-        session.close()
     assert closedloop("add", str(folder), "pitch1=0.25", "pitch2=-0.5").returncode == 0
     resumed = closedloop("resume", str(folder), "--yes", "--json")
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["state"] == "finished"
-    session = Session.open(folder)
-    try:
+    with opened(folder) as session:
         assert readbacks(session) == [(0.1, 0.2), (-0.3, 0.4), (0.25, -0.5)]
-    finally:
-        session.close()
 
 
 def test_run_waits_for_points_then_add_and_resume_finish_it(tmp_path: Path, write_session) -> None:
