@@ -163,10 +163,9 @@ def _report(session: Session, as_json: bool) -> int:
         console.print(_status_table(status))
         checkpoint = session.pending_checkpoint()
         if checkpoint is not None and checkpoint.kind == "points":
-            console.print(
-                f"waiting for points ({checkpoint.reason}); queue some with: closedloop add {session.folder} "
-                f"NAME=VALUE ..., then: closedloop resume {session.folder}"
-            )
+            console.print(f"waiting for points: {checkpoint.reason}")
+            folder = session.folder
+            console.print(f"queue some with: closedloop add {folder} NAME=VALUE ..., then: closedloop resume {folder}")
         elif status["state"] == SessionState.WAITING.value:
             console.print(f"waiting at a checkpoint; answer it with: closedloop resume {session.folder}")
     return {
@@ -347,8 +346,9 @@ def add(
             try:
                 checked.append(check_setpoints(spec, entry))
             except SafetyError as exc:
+                message = exc.args[0]  # without the gate's own hint: nothing moves when a point is queued
                 raise SafetyError(
-                    f"point {i + 1}: {exc}" if len(raw) > 1 else str(exc), "no point was queued"
+                    f"point {i + 1}: {message}" if len(raw) > 1 else message, "no point was queued"
                 ) from None
         store = SessionStore(folder / STORE_FILE)
         try:

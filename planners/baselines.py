@@ -265,7 +265,7 @@ class ManualPlanner(PlannerBase):
         if len(self._queue) < n:
             raise PointsExhaustedError(
                 f"ManualPlanner has {len(self._queue)} queued point(s) left, asked for {n}",
-                hint="queue more points with add() (in a session: closedloop add), or ask for fewer",
+                hint="queue more with add(), or with closedloop add in a session",
             )
         self._taken = self._queue[:n]
         del self._queue[:n]

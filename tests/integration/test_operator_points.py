@@ -125,5 +125,7 @@ def test_a_point_outside_the_limits_is_refused_and_nothing_is_queued(tmp_path: P
     (folder / "bad.yaml").write_text("- {pitch1: 0.1, pitch2: 0.1}\n- {pitch1: 0.1, pitch2: 9}\n")
     refused = closedloop("add", str(folder), "--file", str(folder / "bad.yaml"))
     assert refused.returncode == 2
-    assert "point 2: setpoints.pitch2: 9.0 is outside the hard limits" in refused.stderr
+    assert "point 2: setpoints.pitch2: 9.0 is outside the hard limits [-2.0, 2.0] (no point was queued)" in " ".join(
+        refused.stderr.split()
+    )
     assert json.loads(closedloop("status", str(folder), "--json").stdout)["queued"] == 0
