@@ -234,13 +234,16 @@ def _tolerance(optimum: float, value_range: float) -> float:
     return 0.01 * abs(optimum) if optimum != 0.0 else 0.01 * value_range
 
 
+def _vocs(bounds: dict[str, tuple[float, float]], objectives: dict[str, str], **constraints: list[Any]) -> VOCS:
+    return VOCS(variables={k: list(v) for k, v in bounds.items()}, objectives=objectives, constraints=constraints)
+
+
 def build_problems() -> dict[str, Problem]:
     """Every benchmark problem by name."""
-    branin_vocs = VOCS(variables={k: list(v) for k, v in BRANIN_BOUNDS.items()}, objectives={"f": "MINIMIZE"})
     problems = [
         Problem(
             name="branin",
-            vocs=branin_vocs,
+            vocs=_vocs(BRANIN_BOUNDS, {"f": "MINIMIZE"}),
             truth=_branin_truth,
             optimum=BRANIN_OPTIMUM.value,
             hit_tolerance=_tolerance(BRANIN_OPTIMUM.value, 308.1),
@@ -248,7 +251,7 @@ def build_problems() -> dict[str, Problem]:
         ),
         Problem(
             name="hartmann6",
-            vocs=VOCS(variables={k: list(v) for k, v in HARTMANN6_BOUNDS.items()}, objectives={"f": "MINIMIZE"}),
+            vocs=_vocs(HARTMANN6_BOUNDS, {"f": "MINIMIZE"}),
             truth=_hartmann6_truth,
             optimum=HARTMANN6_OPTIMUM.value,
             hit_tolerance=_tolerance(HARTMANN6_OPTIMUM.value, 3.32237),
@@ -256,7 +259,7 @@ def build_problems() -> dict[str, Problem]:
         ),
         Problem(
             name="beamline",
-            vocs=VOCS(variables={k: list(v) for k, v in BEAMLINE_BOUNDS.items()}, objectives={"flux": "MAXIMIZE"}),
+            vocs=_vocs(BEAMLINE_BOUNDS, {"flux": "MAXIMIZE"}),
             truth=_beamline_truth,
             optimum=BEAMLINE_OPTIMUM.value,
             hit_tolerance=_tolerance(BEAMLINE_OPTIMUM.value, 1000.0),
@@ -265,11 +268,7 @@ def build_problems() -> dict[str, Problem]:
         ),
         Problem(
             name="branin_disk",
-            vocs=VOCS(
-                variables={k: list(v) for k, v in BRANIN_BOUNDS.items()},
-                objectives={"f": "MINIMIZE"},
-                constraints={"c": ["LESS_THAN", 0.0]},
-            ),
+            vocs=_vocs(BRANIN_BOUNDS, {"f": "MINIMIZE"}, c=["LESS_THAN", 0.0]),
             truth=_branin_disk_truth,
             optimum=DISK_OPTIMUM_VALUE,
             hit_tolerance=_tolerance(DISK_OPTIMUM_VALUE, 200.0),
@@ -278,7 +277,7 @@ def build_problems() -> dict[str, Problem]:
         ),
         Problem(
             name="branin_currin",
-            vocs=VOCS(variables={"x1": [0.0, 1.0], "x2": [0.0, 1.0]}, objectives={"f1": "MINIMIZE", "f2": "MINIMIZE"}),
+            vocs=_vocs({"x1": (0.0, 1.0), "x2": (0.0, 1.0)}, {"f1": "MINIMIZE", "f2": "MINIMIZE"}),
             truth=_branin_currin_truth,
             optimum=None,
             ref_point=BRANIN_CURRIN_REF,

@@ -70,6 +70,11 @@ class TravelPenalty(torch.nn.Module):
         return ((X - self.position).abs() * self.weights).sum(dim=-1).sum(dim=-1)
 
 
+def travel_box(space: Space, position: Tensor, max_travel: Tensor) -> Tensor:
+    """The ``2 x d`` real-domain box within ``max_travel`` of ``position``, intersected with the bounds."""
+    return torch.stack([torch.maximum(space.lo, position - max_travel), torch.minimum(space.hi, position + max_travel)])
+
+
 def unit_box(space: Space, position: Tensor, max_travel: Tensor) -> Tensor:
     """The ``2 x d`` unit-cube box within ``max_travel`` of ``position`` (real domain), inside the bounds.
 
@@ -78,8 +83,7 @@ def unit_box(space: Space, position: Tensor, max_travel: Tensor) -> Tensor:
     Raises:
         PlannerError: the box does not meet the bounds (the position is further than ``max_travel`` outside).
     """
-    lo = torch.maximum(space.lo, position - max_travel)
-    hi = torch.minimum(space.hi, position + max_travel)
+    lo, hi = travel_box(space, position, max_travel)
     outside = [space.variables[j].name for j in range(space.d) if j not in space.cat_dims and lo[j] > hi[j]]
     if outside:
         raise PlannerError(
@@ -147,12 +151,7 @@ class Travelling(PlannerBase):
         position = self._current_position()
         if self.max_travel is None or position is None:
             return None
-        return torch.stack(
-            [
-                torch.maximum(self.space.lo, position - self.max_travel),
-                torch.minimum(self.space.hi, position + self.max_travel),
-            ]
-        )
+        return travel_box(self.space, position, self.max_travel)
 
     def _penalized(self, acq: AcquisitionFunction) -> AcquisitionFunction:
         position = self._current_position()

@@ -34,7 +34,7 @@ from torch.quasirandom import SobolEngine
 
 from closedloop.errors import PlannerError
 from planners._base import PlannerBase
-from planners._fitting import expected_warnings_logged as _expected_warnings_logged
+from planners._fitting import expected_warnings_logged
 
 _log = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ class TurboPlanner(PlannerBase):
     def _fit(self, X: Tensor, Y: Tensor) -> SingleTaskGP:
         """Fit a GP to ``X: n x d`` (unit cube) and ``Y: n x 1`` (larger is better)."""
         unit = torch.stack([torch.zeros(self.dim), torch.ones(self.dim)]).to(torch.float64)
-        with _expected_warnings_logged():
+        with expected_warnings_logged():
             model = SingleTaskGP(
                 X, Y, input_transform=Normalize(d=self.dim, bounds=unit), outcome_transform=Standardize(m=1)
             )
@@ -300,7 +300,7 @@ class TurboPlanner(PlannerBase):
         empty = ~mask.any(dim=-1)
         mask[empty, torch.randint(self.dim, (int(empty.sum()),))] = True
         candidates = torch.where(mask, sobol, center.expand_as(sobol))
-        with _expected_warnings_logged(), torch.no_grad():
+        with expected_warnings_logged(), torch.no_grad():
             if len(X_pending):
                 # Kriging believer: points in flight are taken at the posterior mean, which removes their
                 # uncertainty, so samples do not pile up on them.
@@ -320,7 +320,7 @@ class TurboPlanner(PlannerBase):
         acq = qLogNoisyExpectedImprovement(
             model, X_baseline=X, X_pending=X_pending if len(X_pending) else None, prune_baseline=True
         )
-        with _expected_warnings_logged():
+        with expected_warnings_logged():
             candidates, _ = optimize_acqf(
                 acq, bounds=region, q=q, num_restarts=self.num_restarts, raw_samples=self.raw_samples
             )
