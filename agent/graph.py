@@ -26,7 +26,7 @@ from closedloop.records import (
     Verdict,
 )
 from closedloop.spec import ReviewPolicy, SessionSpec
-from instruments.executor import RunRecord
+from instruments.protocols import Executes, RunRecord
 from instruments.ingest import observation_from_documents
 from planners import KnowsPosition
 
@@ -38,12 +38,6 @@ class LoopState(TypedDict, total=False):
     proposal_ids: list[str]
     verdict: str
     outcome: str
-
-
-class Executes(Protocol):
-    """Something that carries out a proposal as a run (the in-process executor, later a queueserver one)."""
-
-    def run(self, proposal: Proposal, md: dict[str, Any] | None = None) -> RunRecord: ...
 
 
 class Suggests(Protocol):

@@ -6,8 +6,7 @@ import asyncio
 import inspect
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bluesky import RunEngine
@@ -16,24 +15,9 @@ from bluesky.run_engine import call_in_bluesky_event_loop
 from closedloop.errors import InstrumentError
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec, resolve_import_path
-from instruments.ingest import Document
 from instruments.plans import measure_point
+from instruments.protocols import DocumentSink, RunRecord
 from instruments.safety import check_setpoints
-
-
-@dataclass
-class RunRecord:
-    """What executing one proposal produced.
-
-    Attributes:
-        documents: ``(name, document)`` pairs as the RunEngine emitted them.
-        error: the exception the RunEngine raised, as text, if any.
-        seconds: wall time spent inside the RunEngine.
-    """
-
-    documents: list[Document] = field(default_factory=list)
-    error: str | None = None
-    seconds: float = 0.0
 
 
 def build_run_engine() -> RunEngine:
@@ -102,7 +86,9 @@ class InProcessExecutor:
             call_in_bluesky_event_loop(_connect_all())
         return devices
 
-    def run(self, proposal: Proposal, md: dict[str, Any] | None = None) -> RunRecord:
+    def run(
+        self, proposal: Proposal, md: Mapping[str, Any] | None = None, on_document: DocumentSink | None = None
+    ) -> RunRecord:
         """Check the proposal against the hard limits, then carry it out as one Bluesky run.
 
         A failure inside the run (a device error, an abort) is not raised: it comes back in the record, with
@@ -127,7 +113,7 @@ class InProcessExecutor:
             try:
                 self.run_engine(
                     measure_point(moves, self.detectors, metadata),
-                    lambda name, doc: record.documents.append((name, doc)),
+                    lambda name, doc: _collect(record, on_document, name, doc),
                 )
             except Exception as exc:
                 record.error = f"{type(exc).__name__}: {_root_cause(exc)}"
@@ -159,6 +145,12 @@ class InProcessExecutor:
         """Stop the RunEngine's event loop thread."""
         if self.run_engine.state != "idle":
             self.run_engine.halt()
+
+
+def _collect(record: RunRecord, sink: DocumentSink | None, name: str, doc: dict[str, Any]) -> None:
+    record.documents.append((name, doc))
+    if sink is not None:
+        sink(name, doc)
 
 
 def _root_cause(exc: BaseException) -> str:

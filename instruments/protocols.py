@@ -1,0 +1,58 @@
+"""The executor seam: what the loop asks of anything that carries out proposals as Bluesky runs.
+
+The in-process executor and the queueserver executor both follow :class:`Executes`. The safety gate is not an
+executor's job: the loop's dispatch step checks every proposal (hard limits, allowed values, ``max_step`` against
+:meth:`Executes.positions`) before it calls :meth:`Executes.run`, so no executor can skip it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from closedloop.records import Proposal
+
+Document = tuple[str, dict[str, Any]]
+DocumentSink = Callable[[str, dict[str, Any]], None]
+"""Called with ``(name, document)`` for every document of a run, as it is emitted (before the run returns)."""
+
+
+@dataclass
+class RunRecord:
+    """What executing one proposal produced.
+
+    Attributes:
+        documents: ``(name, document)`` pairs as the RunEngine emitted them.
+        error: the exception the RunEngine raised, as text, if any.
+        seconds: wall time spent inside the RunEngine.
+        aborted_by_operator: the run was aborted on an operator's request (not a failed measurement).
+    """
+
+    documents: list[Document] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    aborted_by_operator: bool = False
+
+
+@runtime_checkable
+class Executes(Protocol):
+    """Carries out checked proposals as Bluesky runs, one at a time."""
+
+    def run(
+        self, proposal: Proposal, md: Mapping[str, Any] | None = None, on_document: DocumentSink | None = None
+    ) -> RunRecord:
+        """Carry out one proposal (already through the safety gate) as one run; faults come back in the record.
+
+        ``md`` is merged into the start document (which always names the proposal id); ``on_document`` sees
+        every document as it is emitted.
+        """
+
+    def positions(self) -> dict[str, Any]:
+        """Variable name -> the read-back position of its device now, for every variable with a ``max_step``."""
+
+    def abort(self, reason: str) -> None:
+        """Abort the run in progress, if any, from any thread; the record then says ``aborted_by_operator``."""
+
+    def close(self) -> None:
+        """Release the RunEngine (or the connection to it) and the devices."""
