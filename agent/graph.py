@@ -26,8 +26,8 @@ from closedloop.records import (
     Verdict,
 )
 from closedloop.spec import ReviewPolicy, SessionSpec
-from instruments.protocols import Executes, RunRecord
 from instruments.ingest import observation_from_documents
+from instruments.protocols import Executes, RunRecord
 from planners import KnowsPosition
 
 
