@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.status import SESSION_FILE, STORE_FILE, SessionState, summarize, summarize_store
+from agent.status import SESSION_FILE, STORE_FILE, SessionState, summarize, summary
 from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SafetyError, SessionError, SpecError
-from closedloop.records import Decision, Observation, Verdict
+from closedloop.records import Observation
 from closedloop.spec import load_spec
 
 if TYPE_CHECKING:
@@ -33,84 +34,54 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="A closed-loo
 console = Console()
 err = Console(stderr=True)
 
-_CHOICES = {
-    "a": Verdict.APPROVE,
-    "approve": Verdict.APPROVE,
-    "r": Verdict.REJECT,
-    "reject": Verdict.REJECT,
-    "s": Verdict.STOP,
-    "stop": Verdict.STOP,
-}
-
 
 def _fail(code: int, message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
-def _proposal_table(checkpoint: Checkpoint, session: Session) -> Table:
+def _proposal_table(checkpoint: Checkpoint) -> Table:
+    info = checkpoint.info
     table = Table(title=f"Checkpoint: iteration {checkpoint.iteration}, review the proposal(s)")
     table.add_column("proposal")
-    for name, variable in session.spec.variables.items():
-        table.add_column(f"{name} [{variable.units}]" if variable.units else name, justify="right")
+    for name, variable in info["variables"].items():
+        units = variable.get("units")
+        table.add_column(escape(f"{name} [{units}]" if units else name), justify="right")
         table.add_column("allowed", style="dim")
     for proposal in checkpoint.proposals:
-        row = [proposal["id"] + (" (operator)" if proposal.get("origin") == "operator" else "")]
-        for name, variable in session.spec.variables.items():
-            if variable.values is not None:
-                allowed = ", ".join(str(v) for v in variable.values)
+        row = [escape(proposal["id"] + (f" ({proposal['why']})" if proposal.get("why") else ""))]
+        for name, variable in info["variables"].items():
+            if variable.get("values") is not None:
+                allowed = ", ".join(str(v) for v in variable["values"])
             else:
-                allowed = f"[{variable.limits[0]:g}, {variable.limits[1]:g}]"
-                if variable.max_step is not None:
-                    allowed += f" step <= {variable.max_step:g}"
-            row += [_fmt(proposal["setpoints"][name]), allowed]
+                low, high = variable["hard_limits"]
+                allowed = f"[{low:g}, {high:g}]"
+                if variable.get("max_step") is not None:
+                    allowed += f" step <= {variable['max_step']:g}"
+            row += [_fmt(proposal["setpoints"][name]), escape(allowed)]
         table.add_row(*row)
     return table
 
 
-def _ask_for_points(checkpoint: Checkpoint, session: Session, approve_all: list[bool]) -> Decision | None:
-    """The planner has no points left: go on once some are queued; None when nobody is there to queue them."""
-    if session.store.queued_points():
-        return Decision(verdict=Verdict.APPROVE, by="--yes" if approve_all[0] else "operator", reason="points queued")
-    if approve_all[0]:
-        return None
-    console.print(f"[bold]The planner has no points left:[/] {checkpoint.reason}")
-    console.print(f"queue some from another terminal with: closedloop add {session.folder} NAME=VALUE ...")
-    while True:
-        try:
-            answer = console.input("[bold]press Enter once they are queued, or s to stop[/] ").strip().lower()
-        except EOFError:
-            return None
-        if answer in ("s", "stop"):
-            return Decision(verdict=Verdict.STOP, by="operator")
-        if session.store.queued_points():
-            return Decision(verdict=Verdict.APPROVE, by="operator", reason="points queued")
-        console.print("no points are queued yet")
-
-
-def _ask(checkpoint: Checkpoint, session: Session, approve_all: list[bool]) -> Decision | None:
-    """Ask the operator at the terminal; None when there is nobody to ask (end of input)."""
-    if checkpoint.kind == "points":
-        return _ask_for_points(checkpoint, session, approve_all)
-    if approve_all[0]:
-        return Decision(verdict=Verdict.APPROVE, by="--yes")
-    console.print(_proposal_table(checkpoint, session))
-    while True:
-        try:
-            answer = console.input("[bold]approve, approve all, reject or stop?[/] [a/A/r/s] ").strip()
-        except EOFError:
-            return None
-        if answer == "A" or answer.lower() == "all":
-            approve_all[0] = True
-            return Decision(verdict=Verdict.APPROVE, by="operator", reason="approve all")
-        if answer.lower() in _CHOICES:
-            return Decision(verdict=_CHOICES[answer.lower()], by="operator")
-        console.print("please answer a (approve), A (approve all from now on), r (reject) or s (stop)")
+def _show(checkpoint: Checkpoint, folder: Path) -> None:
+    """Show a checkpoint at the session's own terminal, with the keys that answer it."""
+    if checkpoint.kind == "review":
+        console.print(_proposal_table(checkpoint))
+        console.print(escape("approve, approve all, reject, edit or stop? [a/A/r/e/s]"), style="bold")
+    elif checkpoint.kind == "points":
+        console.print(f"[bold]The planner has no points left:[/] {escape(checkpoint.reason)}")
+        console.print(f"queue some from another terminal with: closedloop add {folder} NAME=VALUE ...")
+        console.print("[bold]press Enter once they are queued, or s to stop[/]")
+    else:
+        console.print(f"[bold]{checkpoint.kind}:[/] {escape(checkpoint.reason)}")
+        console.print("[bold]press Enter to go on, or s to stop[/]")
 
 
 def _drive(session: Session, approve_all: bool, as_json: bool) -> int:
     """Run a session to its end or to a checkpoint nobody answers; return the exit code."""
-    flag = [approve_all]
+    from agent.driver import Driver
+    from agent.operations import Operations
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -120,32 +91,40 @@ def _drive(session: Session, approve_all: bool, as_json: bool) -> int:
         console=console,
         disable=as_json,
     )
-    status = summarize_store(session.folder, session.spec, session.store)
+    tally = session.tally
     task = progress.add_task(
-        session.spec.name,
-        total=status["budget"],
-        completed=status["experiments"],
-        best=_fmt(status["best_value"]),
+        escape(session.spec.name),
+        total=session.context.budget(),
+        completed=tally.experiments,
+        best=_fmt(tally.best_value),
     )
 
     def observed(observation: Observation) -> None:
-        now = summarize_store(session.folder, session.spec, session.store)
-        progress.update(task, completed=now["experiments"], best=_fmt(now["best_value"]))
+        # the running tally: no store read per observation, so the cost stays flat over a long session
+        progress.update(task, completed=tally.experiments, total=session.context.budget(), best=_fmt(tally.best_value))
         if not observation.ok:
-            progress.console.print(f"[yellow]failed[/] {observation.proposal_id}: {observation.error}")
+            progress.console.print(
+                f"[yellow]{observation.status.value}[/] {observation.proposal_id}: {escape(str(observation.error))}"
+            )
 
-    session._on_observation = observed
-    checkpoint = session.pending_checkpoint()
+    session.on_observation = observed
+    operations = Operations(session, session.context.emit)
+
+    def show(checkpoint: Checkpoint) -> None:
+        progress.stop()
+        _show(checkpoint, session.folder)
+
+    driver = Driver(
+        session,
+        operations,
+        console,
+        approve_all=approve_all,
+        interactive=True,
+        show=show,
+        wait_for_channel=False,
+    )
     with progress:
-        if checkpoint is None:
-            checkpoint = session.advance()
-        while checkpoint is not None:
-            progress.stop()
-            decision = _ask(checkpoint, session, flag)
-            if decision is None:
-                break
-            progress.start()
-            checkpoint = session.answer(decision)
+        driver.run()
     return _report(session, as_json)
 
 
@@ -156,7 +135,7 @@ def _fmt(value: float | str | None) -> str:
 
 
 def _report(session: Session, as_json: bool) -> int:
-    status = summarize_store(session.folder, session.spec, session.store)
+    status = summary(session.folder, session.spec, session.store, session.tally, session.store.observations())
     if as_json:
         console.print_json(json.dumps(status))
     else:

@@ -2,21 +2,32 @@
 
 Graph state holds small things only (the iteration, the ids of the current proposals, the last verdict); the
 proposals, documents and observations live in the :class:`~agent.store.SessionStore`. Every node is safe to
-re-run after a crash: it looks in the store before doing anything twice.
+re-run after a crash: it looks in the store before doing anything twice, and a node that asks an operator
+(``interrupt()``) does nothing with side effects before asking.
+
+At most once on the hardware: dispatch stores the intent to run a proposal before anything moves. A proposal
+whose intent is stored but whose run is not is one the process died during; it is never run again by itself but
+recorded as ``interrupted`` with whatever documents reached its ``runs/<id>.jsonl``.
 """
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
+from agent.documents import RunFile, read_run_file
+from agent.review import checkpoint_id, checkpoint_info, policy_asks, read_answer
+from agent.status import Tally
 from agent.store import SessionStore
-from closedloop.errors import PointsExhaustedError, SafetyError
+from closedloop.errors import PlannerError, PointsExhaustedError, SafetyError
 from closedloop.records import (
     Decision,
     Observation,
@@ -25,10 +36,14 @@ from closedloop.records import (
     ProposalStatus,
     Verdict,
 )
-from closedloop.spec import ReviewPolicy, SessionSpec
+from closedloop.spec import SessionSpec
 from instruments.ingest import observation_from_documents
 from instruments.protocols import Executes, RunRecord
+from instruments.safety import check_setpoints
 from planners import KnowsPosition
+
+INTERRUPTED = "interrupted: the session process ended while this run may have been moving; not run again by itself"
+PLANNER_ATTEMPTS = 3
 
 
 class LoopState(TypedDict, total=False):
@@ -49,6 +64,15 @@ class Suggests(Protocol):
 
 
 @dataclass
+class Requests:
+    """What operators asked of the running loop, set from any thread and read by the nodes."""
+
+    stop: bool = False
+    stop_reason: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
 class LoopContext:
     """Everything the nodes need that is not graph state: built anew in every process.
 
@@ -57,51 +81,84 @@ class LoopContext:
         store: the session store.
         planner: the gest-api generator proposing points.
         executor: runs proposals.
-        on_observation: called after each stored observation (progress bars, dashboards).
+        runs: the folder of ``<proposal id>.jsonl`` document files.
+        tally: running counts (experiments, failures, best so far).
+        on_observation: called after each stored observation (progress bars).
+        emit: called with an event kind and its data (the control channel's event stream).
         issued: proposal id -> the planner's ``_id``, for points the current planner instance made.
-        stop_requested: set by an operator to end the session after the current step.
+        requests: what operators asked (stop after the current run).
     """
 
     spec: SessionSpec
     store: SessionStore
     planner: Suggests
     executor: Executes
+    runs: Path
+    tally: Tally
     on_observation: Callable[[Observation], None] = lambda observation: None
+    emit: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
     issued: dict[str, int] = field(default_factory=dict)
-    stop_requested: bool = False
+    requests: Requests = field(default_factory=Requests)
+
+    def budget(self) -> int:
+        """The budget in force (an operator may have changed it)."""
+        return int(self.store.meta("budget", self.spec.budget.experiments))
+
+    def positions(self) -> dict[str, Any]:
+        """Where each variable's device is now, as far as the executor can say."""
+        return self.executor.positions()
+
+    def predictions(self, proposals: list[Proposal]) -> list[dict[str, Any] | None]:
+        """The planner's prediction for each proposal, or None for planners that do not predict."""
+        predict = getattr(self.planner, "predict", None)
+        if not callable(predict) or not proposals:
+            return [None] * len(proposals)
+        try:
+            return list(predict([dict(p.setpoints) for p in proposals]))
+        except Exception:  # a prediction is for people only: never let it stop the loop
+            return [None] * len(proposals)
+
+    def tell_rejected(self, proposal: Proposal) -> None:
+        """Tell the planner a point will not be measured: as a failed result (see ``planners``' policy)."""
+        result: dict[str, Any] = dict(proposal.setpoints)
+        result.update({name: math.nan for name in self.spec.outputs})
+        if proposal.id in self.issued:
+            result["_id"] = self.issued.pop(proposal.id)
+        self.planner.ingest([result])
 
 
 def proposal_setpoints(spec: SessionSpec, point: dict[str, Any]) -> dict[str, float | str]:
-    """A planner's point as setpoints: every variable (numbers as floats) and every constant."""
+    """A planner's point as setpoints: every variable and every constant.
+
+    Raises:
+        PlannerError: a variable is missing, not a finite number, or not an allowed category.
+    """
     setpoints: dict[str, float | str] = {}
     for name, variable in spec.variables.items():
+        if name not in point:
+            raise PlannerError(f"the planner's point has no value for '{name}'")
         value = point[name]
-        setpoints[name] = str(value) if variable.categorical else float(value)
+        if variable.categorical:
+            if value not in (variable.values or []):
+                raise PlannerError(f"the planner's point has {name}={value!r}, not one of {variable.values}")
+            setpoints[name] = str(value)
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise PlannerError(f"the planner's point has {name}={value!r}, not a number") from None
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise PlannerError(f"the planner's point has {name}={value!r}, not a finite number")
+        setpoints[name] = number
     for name, constant in spec.constants.items():
-        setpoints[name] = point.get(name, constant.value)
+        setpoints[name] = constant.value
     return setpoints
 
 
-def review_payload(proposals: list[Proposal], iteration: int) -> dict[str, Any]:
-    """What an operator is shown at a checkpoint (JSON-ready)."""
-    return {
-        "kind": "review",
-        "iteration": iteration,
-        "proposals": [p.model_dump(mode="json") for p in proposals],
-        "reason": "",
-        "choices": [v.value for v in Verdict],
-    }
-
-
-def points_payload(iteration: int, reason: str) -> dict[str, Any]:
-    """What an operator is shown when the planner has no points left to give (JSON-ready)."""
-    return {
-        "kind": "points",
-        "iteration": iteration,
-        "proposals": [],
-        "reason": reason,
-        "choices": [Verdict.APPROVE.value, Verdict.STOP.value],
-    }
+def gate(spec: SessionSpec, setpoints: dict[str, Any], executor: Executes) -> dict[str, Any]:
+    """The safety gate every proposal passes before any executor sees it (hard limits, values, max_step)."""
+    limited = any(v.max_step is not None for v in spec.variables.values())
+    return check_setpoints(spec, setpoints, executor.positions() if limited else None)
 
 
 def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
@@ -109,26 +166,48 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
     spec, store = ctx.spec, ctx.store
 
     def remaining() -> int:
-        return spec.budget.experiments - store.count_observations(ObservationStatus.OK)
+        return ctx.budget() - store.count_observations(ObservationStatus.OK)
+
+    def hold(kind: str, iteration: int, reason: str, proposals: list[Proposal] | None = None) -> Decision:
+        """Ask an operator (a LangGraph interrupt, durable across kills) and return the first decision."""
+        shown = proposals or []
+        info = checkpoint_info(spec, kind, iteration, shown, ctx.positions(), ctx.predictions(shown), ctx.tally, reason)
+        return read_answer(interrupt(info), [p.id for p in shown] or [""], info["checkpoint"])[0]
 
     def planner_proposals(iteration: int, count: int) -> list[Proposal]:
         if isinstance(ctx.planner, KnowsPosition):
-            where = getattr(ctx.executor, "positions", dict)()
+            where = ctx.positions()
             numeric = {k: float(v) for k, v in where.items() if isinstance(v, int | float) and k in spec.variables}
             if numeric:
                 ctx.planner.set_position(numeric)
-        proposals = []
-        for point in ctx.planner.suggest(count):
-            planner_id = point.get("_id")
-            proposal = Proposal(
-                iteration=iteration,
-                setpoints=proposal_setpoints(spec, point),
-                planner_id=int(planner_id) if planner_id is not None else None,
-            )
-            if planner_id is not None:
-                ctx.issued[proposal.id] = int(planner_id)
-            proposals.append(proposal)
-        return proposals
+        for _ in range(PLANNER_ATTEMPTS):
+            proposals = []
+            for point in ctx.planner.suggest(count):
+                planner_id = point.get("_id") if isinstance(point, dict) else None
+                try:
+                    setpoints = proposal_setpoints(spec, point)
+                except PlannerError as exc:
+                    # refused before it is stored: logged, and told to the planner as a failed point
+                    store.log("refused", f"iteration {iteration}: {exc}")
+                    bad = {k: v for k, v in point.items() if k != "_id"} if isinstance(point, dict) else {}
+                    bad.update({name: math.nan for name in spec.outputs})
+                    if planner_id is not None:
+                        bad["_id"] = planner_id
+                    ctx.planner.ingest([bad])
+                    continue
+                why = str(point.get("_why", "planner"))  # a planner may say why (initial design, model)
+                proposal = Proposal(
+                    iteration=iteration,
+                    setpoints=setpoints,
+                    planner_id=int(planner_id) if planner_id is not None else None,
+                    why=why,
+                )
+                if planner_id is not None:
+                    ctx.issued[proposal.id] = int(planner_id)
+                proposals.append(proposal)
+            if proposals:
+                return proposals
+        raise PlannerError(f"the planner gave no usable point in {PLANNER_ATTEMPTS} attempts")
 
     def propose(state: LoopState) -> LoopState:
         iteration = state.get("iteration", 0)
@@ -137,80 +216,217 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
             for p in store.proposals(iteration=iteration)
             if p.status in (ProposalStatus.PROPOSED, ProposalStatus.APPROVED)
         ]
-        if not waiting:
-            count = max(1, min(spec.planner.batch_size, remaining()))
-            # points an operator queued go first, then the planner's own
-            queued = store.queued_points()[:count]
-            waiting = [Proposal(iteration=iteration, setpoints=point, origin="operator") for _, point in queued]
-            if len(waiting) < count:
-                try:
-                    waiting += planner_proposals(iteration, count - len(waiting))
-                except PointsExhaustedError as exc:
-                    if not waiting:
-                        # hold until an operator queues points (closedloop add) and says go on, or says stop
-                        answer = Decision.model_validate(interrupt(points_payload(iteration, str(exc))))
-                        store.log("decision", f"{answer.verdict.value} while waiting for points, by {answer.by}")
-                        return {"iteration": iteration, "proposal_ids": [], "verdict": answer.verdict.value}
-            store.add_proposals(waiting, taken={seq: p.id for (seq, _), p in zip(queued, waiting, strict=False)})
-            from_queue = f", {len(queued)} queued by an operator" if queued else ""
-            store.log("propose", f"iteration {iteration}: {len(waiting)} proposal(s){from_queue}")
+        if waiting:
+            return {"iteration": iteration, "proposal_ids": [p.id for p in waiting]}
+        count = max(1, min(spec.planner.batch_size, remaining()))
+        # points an operator queued go first, then the planner's own
+        queued = store.queued_points(limit=count)
+        waiting = [Proposal(iteration=iteration, setpoints=p, origin="operator", why="operator") for _, p in queued]
+        if len(waiting) < count:
+            try:
+                waiting += planner_proposals(iteration, count - len(waiting))
+            except PointsExhaustedError as exc:
+                if not waiting:
+                    # hold until an operator queues points (closedloop add) and says go on, or says stop
+                    answer = hold("points", iteration, str(exc))
+                    store.log("decision", f"{answer.verdict.value} while waiting for points, by {answer.by}")
+                    return {"iteration": iteration, "proposal_ids": [], "verdict": answer.verdict.value}
+            except Exception as exc:  # the planner failed: the session holds for an operator, it does not die
+                if not waiting:
+                    reason = f"the planner failed: {type(exc).__name__}: {exc}"
+                    ctx.emit("failure", {"iteration": iteration, "reason": reason})
+                    answer = hold("failures", iteration, reason)
+                    store.log("decision", f"{answer.verdict.value} after a planner failure, by {answer.by}")
+                    return {"iteration": iteration, "proposal_ids": [], "verdict": answer.verdict.value}
+        store.add_proposals(waiting, taken={seq: p.id for (seq, _), p in zip(queued, waiting, strict=False)})
+        from_queue = f", {len(queued)} queued by an operator" if queued else ""
+        store.log("propose", f"iteration {iteration}: {len(waiting)} proposal(s){from_queue}")
+        for proposal in waiting:
+            ctx.emit("proposal", proposal.model_dump(mode="json"))
         return {"iteration": iteration, "proposal_ids": [p.id for p in waiting]}
 
     def review(state: LoopState) -> LoopState:
-        ids = state["proposal_ids"]
-        if spec.review.policy == ReviewPolicy.NEVER:
-            decision = Decision(verdict=Verdict.APPROVE, proposal_ids=ids, by="policy")
+        iteration, ids = state["iteration"], state["proposal_ids"]
+        proposals = store.proposals(ids=ids)
+        current = ctx.positions()
+        predictions = ctx.predictions(proposals)
+        last = ctx.tally.last_observation
+        asked_before = store.count_proposals() - len(proposals)
+        why = policy_asks(
+            spec,
+            iteration,
+            proposals,
+            current,
+            predictions,
+            last is not None and last.status == ObservationStatus.FAILED,
+            asked_before,
+        )
+        key = checkpoint_id("review", iteration, proposals)
+        if why is None:
+            decisions = [
+                Decision(verdict=Verdict.APPROVE, proposal_ids=[p.id], by="policy", via="policy", checkpoint=key)
+                for p in proposals
+            ]
         else:
-            answer = interrupt(review_payload(store.proposals(ids=ids), state["iteration"]))
-            decision = Decision.model_validate(answer)
-            decision = decision.model_copy(update={"proposal_ids": decision.proposal_ids or ids})
-        store.add_decision(state["iteration"], decision)
-        store.log("decision", f"{decision.verdict.value} {len(decision.proposal_ids)} by {decision.by}")
-        if decision.verdict == Verdict.APPROVE:
-            store.set_status(ids, ProposalStatus.APPROVED)
-        elif decision.verdict == Verdict.REJECT:
-            # Rejected points stay pending in the planner, which steers it away from them.
-            store.set_status(ids, ProposalStatus.REJECTED)
-        return {"verdict": decision.verdict.value}
+            info = checkpoint_info(spec, "review", iteration, proposals, current, predictions, ctx.tally, why)
+            decisions = read_answer(interrupt(info), ids, key)
+        return apply_decisions(iteration, proposals, decisions, current)
+
+    def apply_decisions(
+        iteration: int, proposals: list[Proposal], decisions: list[Decision], current: dict[str, Any]
+    ) -> LoopState:
+        by_id = {p.id: p for p in proposals}
+        released: list[str] = []
+        verdict = Verdict.REJECT.value
+        for decision in decisions:
+            pid = decision.proposal_ids[0]
+            if store.add_decision(iteration, decision, key=f"{decision.checkpoint}:{pid}"):
+                store.log("decision", f"{decision.verdict.value} {pid} by {decision.by} via {decision.via}")
+                ctx.emit("decision", decision.model_dump(mode="json"))
+            if decision.verdict == Verdict.STOP:
+                return {"verdict": Verdict.STOP.value, "proposal_ids": []}
+            proposal = by_id[pid]
+            if decision.verdict == Verdict.APPROVE:
+                store.set_status([pid], ProposalStatus.APPROVED)
+                released.append(pid)
+            elif decision.verdict == Verdict.EDIT:
+                edited = edited_proposal(proposal, decision, current)
+                if edited is not None:
+                    released.append(edited.id)
+            elif store.proposals(ids=[pid])[0].status != ProposalStatus.REJECTED:
+                store.set_status([pid], ProposalStatus.REJECTED)
+                ctx.tell_rejected(proposal)
+        if released:
+            verdict = Verdict.APPROVE.value
+        return {"verdict": verdict, "proposal_ids": released}
+
+    def edited_proposal(proposal: Proposal, decision: Decision, current: dict[str, Any]) -> Proposal | None:
+        """The operator's setpoints as a new proposal (checked again); the planner's own point is rejected."""
+        try:
+            setpoints = check_setpoints(spec, decision.setpoints or {}, current)
+        except SafetyError as exc:
+            store.log("safety", f"edit of {proposal.id} refused: {exc}", key=f"edit-refused-{proposal.id}")
+            setpoints = None
+        if store.proposals(ids=[proposal.id])[0].status != ProposalStatus.REJECTED:
+            store.set_status([proposal.id], ProposalStatus.REJECTED)
+            ctx.tell_rejected(proposal)
+        if setpoints is None:
+            return None
+        edited = Proposal(
+            id=f"{proposal.id}-edit",
+            iteration=proposal.iteration,
+            setpoints=setpoints,
+            origin="operator",
+            why=f"edited {proposal.id}",
+            status=ProposalStatus.APPROVED,
+        )
+        store.add_proposals([edited])  # the same id on a re-run: stored once
+        return edited
 
     def dispatch(state: LoopState) -> LoopState:
         for proposal in store.proposals(ids=state["proposal_ids"]):
             if store.has_run(proposal.id) or store.observation(proposal.id) is not None:
                 continue  # already ran: never move twice for one proposal
+            path = ctx.runs / f"{proposal.id}.jsonl"
+            if store.was_dispatched(proposal.id):
+                # the process died while this run may have been moving: record what its documents show
+                store.add_run(proposal.id, read_run_file(path), INTERRUPTED, 0.0, status="interrupted")
+                store.log("interrupted", f"{proposal.id}: {INTERRUPTED}", key=f"interrupted-{proposal.id}")
+                continue
+            if ctx.requests.stop:
+                continue  # an operator asked to stop: nothing more moves
             try:
-                record = ctx.executor.run(proposal)
+                setpoints = gate(spec, dict(proposal.setpoints), ctx.executor)
             except SafetyError as exc:
                 store.log("safety", f"{proposal.id}: {exc}")
-                record = RunRecord(error=f"refused by the safety gate: {exc}")
-            store.add_run(proposal.id, record.documents, record.error, record.seconds)
+                store.add_run(proposal.id, [], f"refused by the safety gate: {exc}", 0.0, status="refused")
+                continue
+            checked = proposal.model_copy(update={"setpoints": setpoints})
+            with RunFile(path) as sink:  # the file exists before anything moves
+                store.mark_dispatched(proposal.id, setpoints)
+                ctx.emit("run_started", {"proposal": proposal.id, "setpoints": setpoints})
+                try:
+                    record = ctx.executor.run(checked, {"decision_ids": decision_ids(proposal.id)}, sink)
+                except Exception as exc:  # an executor bug is a failed run, never a dead session
+                    record = RunRecord(error=f"{type(exc).__name__}: {exc}", documents=sink.documents)
+            status = "aborted" if record.aborted_by_operator else "done"
+            store.add_run(proposal.id, record.documents, record.error, record.seconds, status=status)
+            ctx.emit("run_finished", {"proposal": proposal.id, "error": record.error, "status": status})
         return {}
+
+    def decision_ids(proposal_id: str) -> list[str]:
+        return [d.id for _, d in store.decisions_for(proposal_id)]
 
     def ingest(state: LoopState) -> LoopState:
         for proposal in store.proposals(ids=state["proposal_ids"]):
             if store.observation(proposal.id) is not None:
                 continue
-            stored = store.run(proposal.id)
-            documents, error = stored if stored is not None else ([], "the run was lost")
+            stored = store.run_with_status(proposal.id)
+            if stored is None:
+                continue  # not run: an operator stopped the loop before it moved
+            documents, error, status = stored
             observation = observation_from_documents(spec, proposal, documents, error)
-            store.add_observation(observation)
+            if status == "interrupted":
+                observation = observation.model_copy(update={"status": ObservationStatus.INTERRUPTED})
+            elif status == "aborted":
+                observation = observation.model_copy(
+                    update={"status": ObservationStatus.ABORTED, "error": error or "aborted by an operator"}
+                )
+            if not store.add_observation(observation):
+                continue
             if not observation.ok:
-                store.log("failure", f"{proposal.id}: {observation.error}")
-            result = observation.as_result()
-            if proposal.id in ctx.issued:
-                result["_id"] = ctx.issued.pop(proposal.id)
-            ctx.planner.ingest([result])
+                store.log("failure", f"{proposal.id}: {observation.status.value}: {observation.error}")
+            if observation.status in (ObservationStatus.INTERRUPTED, ObservationStatus.ABORTED):
+                ctx.tell_rejected(proposal)
+            else:
+                result = observation.as_result()
+                if proposal.id in ctx.issued:
+                    result["_id"] = ctx.issued.pop(proposal.id)
+                ctx.planner.ingest([result])
+            best = ctx.tally.add(observation)
+            ctx.emit("observation", observation.model_dump(mode="json"))
+            if best:
+                ctx.emit("best", {"proposal": proposal.id, "values": observation.values})
             ctx.on_observation(observation)
         return {}
 
+    def consecutive_failures() -> int:
+        policy = spec.failures
+        since = int(store.meta("failures_acknowledged", 0))
+        recent = store.recent_statuses(min(policy.max_consecutive, store.count_observations() - since))
+        run = 0
+        for status in recent:
+            if status != ObservationStatus.FAILED.value:
+                break
+            run += 1
+        return run
+
     def decide(state: LoopState) -> LoopState:
-        if state.get("verdict") == Verdict.STOP.value or ctx.stop_requested:
+        iteration = state.get("iteration", 0)
+        if state.get("verdict") == Verdict.STOP.value or ctx.requests.stop:
             return {"outcome": "stopped"}
         if remaining() <= 0:
             return {"outcome": "finished"}
-        failed = store.count_observations(ObservationStatus.FAILED)
-        if failed >= max(5, spec.budget.experiments):
-            return {"outcome": "failed"}
-        return {"iteration": state["iteration"] + 1, "proposal_ids": []}
+        failures = consecutive_failures()
+        if failures >= spec.failures.max_consecutive:
+            reason = f"{failures} failed runs in a row (failures.max_consecutive: {spec.failures.max_consecutive})"
+            ctx.emit("failure", {"iteration": iteration, "reason": reason})
+            if spec.failures.then == "stop":
+                store.log("failure", f"stopping: {reason}", key=f"failure-stop-{iteration}")
+                return {"outcome": "stopped"}
+            answer = hold("failures", iteration, reason)
+            store.set_meta(failures_acknowledged=store.count_observations())
+            store.log("decision", f"{answer.verdict.value} after {reason}, by {answer.by}", key=f"fail-{iteration}")
+            if answer.verdict == Verdict.STOP:
+                return {"outcome": "stopped"}
+        if store.meta("pause_requested", False):
+            answer = hold("paused", iteration, f"paused by {store.meta('pause_requested')}")
+            store.set_meta(pause_requested=False)
+            store.log("resume", f"{answer.verdict.value} after a pause, by {answer.by}", key=f"pause-{iteration}")
+            ctx.emit("resumed", {"by": answer.by})
+            if answer.verdict == Verdict.STOP:
+                return {"outcome": "stopped"}
+        return {"iteration": iteration + 1, "proposal_ids": [], "verdict": ""}
 
     def after_propose(state: LoopState) -> str:
         if state.get("proposal_ids"):
@@ -219,10 +435,7 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         return "decide" if state.get("verdict") == Verdict.STOP.value else "propose"
 
     def after_review(state: LoopState) -> str:
-        verdict = state.get("verdict")
-        if verdict == Verdict.APPROVE.value:
-            return "dispatch"
-        return "decide"
+        return "dispatch" if state.get("verdict") == Verdict.APPROVE.value else "decide"
 
     def after_decide(state: LoopState) -> str:
         return END if state.get("outcome") else "propose"

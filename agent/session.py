@@ -2,11 +2,16 @@
 
 Everything a session needs to resume lives in its folder: ``session.yaml`` (the session file as given),
 ``store.sqlite`` (proposals, runs, observations, decisions, audit log), ``checkpoints.sqlite`` (LangGraph's
-state) and ``runs/`` (one JSON-lines file of documents per run).
+state), ``runs/`` (one JSON-lines file of documents per run) and ``seal.json`` (how much the store held when it
+last changed, so that a store copied without its ``-wal`` file is recognised).
+
+The store is the truth. Both databases carry the session's id; a store that is empty, damaged, foreign or older
+than the session's own record of it is refused, and a lost checkpoint database is rebuilt from the store.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -20,39 +25,61 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
 from agent.graph import LoopContext, build_graph
-from agent.status import SESSION_FILE, STORE_FILE, SessionState
-from agent.store import SessionStore, dumps
+from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally
+from agent.store import SessionStore
 from closedloop.errors import SessionError
-from closedloop.records import Decision, Observation, new_id
+from closedloop.records import Decision, Observation, ProposalStatus, new_id
 from closedloop.spec import SessionSpec, load_spec
 from instruments.executor import InProcessExecutor
+from instruments.protocols import Executes
 from planners.registry import accepts_option, load_planner
 from planners.warmup import WarmStart
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
+SEAL_FILE = "seal.json"
 
 
 def thread_config(session_id: str, budget: int) -> dict[str, Any]:
     """LangGraph's run configuration for one session (its thread id), hidden behind one helper."""
-    return {"configurable": {"thread_id": session_id}, "recursion_limit": 50 + 12 * budget}
+    return {"configurable": {"thread_id": session_id}, "recursion_limit": 10_000 + 12 * budget}
 
 
 @dataclass
 class Checkpoint:
-    """The loop is holding for a human: what it shows them.
+    """The loop is holding for a human: what it shows them (see :func:`agent.review.checkpoint_info`).
 
     Attributes:
-        iteration: the loop iteration.
-        proposals: the proposals to review (JSON), empty when ``kind`` is ``points``.
-        kind: ``review`` (approve, reject or stop the proposals) or ``points`` (the planner has no points left:
-            queue some with ``closedloop add`` and go on, or stop).
-        reason: why the loop holds, for ``points``.
+        info: the question, JSON-ready: its ``checkpoint`` id, ``kind`` (``review``, ``points``, ``paused``,
+            ``failures``), ``iteration``, ``reason``, ``proposals`` with predictions, the variables' limits, the
+            last and best values.
     """
 
-    iteration: int
-    proposals: list[dict[str, Any]]
-    kind: str = "review"
-    reason: str = ""
+    info: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        """``review``, ``points``, ``paused`` or ``failures``."""
+        return str(self.info["kind"])
+
+    @property
+    def id(self) -> str:
+        """The checkpoint's id (a late answer to an earlier one is recognised by it)."""
+        return str(self.info["checkpoint"])
+
+    @property
+    def iteration(self) -> int:
+        """The loop iteration it holds in."""
+        return int(self.info["iteration"])
+
+    @property
+    def proposals(self) -> list[dict[str, Any]]:
+        """The proposals to review (empty unless ``kind`` is ``review``)."""
+        return list(self.info["proposals"])
+
+    @property
+    def reason(self) -> str:
+        """Why the loop holds."""
+        return str(self.info.get("reason", ""))
 
 
 def build_planner(spec: SessionSpec) -> Any:
@@ -78,37 +105,134 @@ def build_planner(spec: SessionSpec) -> Any:
     return planner
 
 
+def build_executor(spec: SessionSpec, session_id: str, store: SessionStore) -> Executes:
+    """The executor the session's instrument section asks for."""
+    return InProcessExecutor(spec, session_id)
+
+
+def open_store(folder: Path, new: bool) -> SessionStore:
+    """Open a session's store: checked for damage, its identity and what the session recorded of it.
+
+    Raises:
+        SessionError: the store is missing, empty, damaged, or holds less than the session recorded (a copy
+            without its ``-wal`` file, for example); the message names the file.
+    """
+    path = folder / STORE_FILE
+    if not new and (not path.exists() or path.stat().st_size == 0):
+        raise SessionError(f"{path}: missing or empty; the session cannot be resumed from it", "restore a copy")
+    store = SessionStore(path, check=not new)
+    if new:
+        return store
+    try:
+        session_id = store.meta("session_id")
+        if session_id is None:
+            raise SessionError(f"{path}: holds no session (empty or overwritten)", "restore a copy")
+        seal = _read_seal(folder)
+        if seal.get("session_id", session_id) != session_id:
+            raise SessionError(f"{path}: belongs to session {session_id}, but the folder to {seal['session_id']}")
+        held = store.count_observations()
+        if held < int(seal.get("observations", 0)):
+            raise SessionError(
+                f"{path}: holds {held} observations but the session recorded {seal['observations']} "
+                "(copied without its -wal file, or rolled back?)",
+                "restore the store with its -wal file",
+            )
+    except SessionError:
+        store.close()
+        raise
+    return store
+
+
+def _read_seal(folder: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads((folder / SEAL_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def write_seal(folder: Path, session_id: str, observations: int) -> None:
+    """Record how many observations the store holds (written beside it, replaced atomically)."""
+    temporary = folder / f".{SEAL_FILE}.tmp"
+    temporary.write_text(json.dumps({"session_id": session_id, "observations": observations}))
+    os.replace(temporary, folder / SEAL_FILE)
+
+
+def open_checkpoints(folder: Path, session_id: str) -> tuple[sqlite3.Connection, bool]:
+    """Open LangGraph's checkpoint database; returns it and whether it was (re)made empty.
+
+    Raises:
+        SessionError: the file is damaged or belongs to another session.
+    """
+    path = folder / CHECKPOINT_FILE
+    fresh = not path.exists() or path.stat().st_size == 0
+    conn = sqlite3.connect(path, check_same_thread=False)
+    try:
+        if not fresh:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                raise SessionError(f"{path}: damaged ({problems[0]})", "move it away to rebuild it from the store")
+        # WAL with synchronous=NORMAL: a committed checkpoint survives the process being killed
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS closedloop_session (session_id TEXT NOT NULL)")
+        row = conn.execute("SELECT session_id FROM closedloop_session").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO closedloop_session VALUES (?)", (session_id,))
+            conn.commit()
+        elif row[0] != session_id:
+            raise SessionError(f"{path}: belongs to session {row[0]}, not {session_id}", "move it away to rebuild it")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise SessionError(f"{path}: not a readable SQLite database ({exc})", "move it away to rebuild it") from None
+    except SessionError:
+        conn.close()
+        raise
+    return conn, fresh
+
+
 class Session:
     """One session folder, opened for running.
 
     Use :meth:`create` for a new session and :meth:`open` to resume one. :meth:`advance` runs the loop until it
     ends or reaches a checkpoint; :meth:`answer` gives the checkpoint its decision and runs on.
+
+    Args:
+        folder: the session folder.
+        spec: the session spec.
+        store: its open store.
+        planner: the planner (default: built from the spec, then told every stored observation).
+        executor: the executor (default: built from the spec's instrument section).
+        on_observation: called after each stored observation.
     """
 
-    def __init__(self, folder: Path, spec: SessionSpec, on_observation: Callable[[Observation], None] | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        spec: SessionSpec,
+        store: SessionStore,
+        planner: Any = None,
+        executor: Executes | None = None,
+        on_observation: Callable[[Observation], None] | None = None,
+    ) -> None:
         self.folder = folder
         self.spec = spec
+        self.store = store
+        self.session_id: str = store.meta("session_id")
         (folder / "runs").mkdir(parents=True, exist_ok=True)
-        self.store = SessionStore(folder / STORE_FILE)
-        self.session_id: str = self.store.meta("session_id") or new_id("s")
-        if self.store.meta("session_id") is None:
-            self.store.set_meta(
-                session_id=self.session_id,
-                name=spec.name,
-                state=SessionState.NEW.value,
-                created=time.time(),
-                budget=spec.budget.experiments,
-            )
-        self._on_observation = on_observation or (lambda observation: None)
-        self.planner = build_planner(spec)
-        self._replay_into_planner()
-        self.executor = InProcessExecutor(spec, self.session_id)
-        self._checkpoint_conn = sqlite3.connect(folder / CHECKPOINT_FILE, check_same_thread=False)
-        # WAL with synchronous=NORMAL: a committed checkpoint survives the process being killed; only a power cut
-        # can lose the last few (as for the store)
-        self._checkpoint_conn.execute("PRAGMA journal_mode=WAL")
-        self._checkpoint_conn.execute("PRAGMA synchronous=NORMAL")
-        self.context = LoopContext(spec, self.store, self.planner, self.executor, self._observed)
+        self.on_observation = on_observation or (lambda observation: None)
+        self._checkpoint_conn, rebuilt = open_checkpoints(folder, self.session_id)
+        self._rebuilt = rebuilt and store.count_proposals() > 0
+        try:
+            self.planner = planner if planner is not None else build_planner(spec)
+            self._replay_into_planner()
+            self.executor = executor if executor is not None else build_executor(spec, self.session_id, store)
+        except BaseException:
+            self._checkpoint_conn.close()
+            raise
+        observations = store.observations()
+        self.tally = Tally.from_observations(spec, observations)
+        self.context = LoopContext(spec, store, self.planner, self.executor, folder / "runs", self.tally)
+        self.context.on_observation = self._observed
         self.graph = build_graph(self.context, SqliteSaver(self._checkpoint_conn))
         self.config = thread_config(self.session_id, spec.budget.experiments)
 
@@ -123,36 +247,75 @@ class Session:
         spec = spec or load_spec(spec_path)
         if (folder / STORE_FILE).exists():
             raise SessionError(f"{folder} already holds a session", f"use: closedloop resume {folder}")
-        build_planner(spec)  # refuse a planner that cannot take the problem before anything is created
+        if "planner" not in kwargs:
+            build_planner(spec)  # refuse a planner that cannot take the problem before anything is created
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(spec_path, folder / SESSION_FILE)
-        return cls(folder, spec, **kwargs)
+        store = open_store(folder, new=True)
+        session_id = new_id("s")
+        store.set_meta(
+            session_id=session_id,
+            name=spec.name,
+            state=SessionState.NEW.value,
+            created=time.time(),
+            budget=spec.budget.experiments,
+            spec=spec.model_dump(mode="json"),
+        )
+        write_seal(folder, session_id, 0)
+        try:
+            return cls(folder, spec, store, **kwargs)
+        except BaseException:
+            store.close()
+            raise
 
     @classmethod
     def open(cls, folder: Path, **kwargs: Any) -> Session:
         """Open an existing session folder to resume it.
 
         Raises:
-            SessionError: the folder holds no session.
+            SessionError: the folder holds no session, or its store or checkpoints are damaged or foreign.
         """
-        if not (folder / STORE_FILE).exists() or not (folder / SESSION_FILE).exists():
+        if not (folder / SESSION_FILE).exists() and not (folder / STORE_FILE).exists():
             raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
-        return cls(folder, load_spec(folder / SESSION_FILE), **kwargs)
+        if not (folder / SESSION_FILE).exists():
+            raise SessionError(f"{folder / SESSION_FILE}: missing", "restore the session file the session began with")
+        spec = load_spec(folder / SESSION_FILE)
+        store = open_store(folder, new=False)
+        try:
+            return cls(folder, spec, store, **kwargs)
+        except BaseException:
+            store.close()
+            raise
 
     def _replay_into_planner(self) -> None:
-        """Rebuild the planner's knowledge from the store: every observation, as points it did not make."""
+        """Rebuild the planner's knowledge from the store: every observation, and every point an operator
+        rejected (as a failed point, as the live planner was told), all as points it did not make."""
         results = [observation.as_result() for observation in self.store.observations()]
+        rejected = [p for p in self.store.proposals() if p.status == ProposalStatus.REJECTED]
+        for proposal in rejected:
+            result: dict[str, Any] = dict(proposal.setpoints)
+            result.update({name: float("nan") for name in self.spec.outputs})
+            results.append(result)
         if results:
             self.planner.ingest(results)
 
     def _observed(self, observation: Observation) -> None:
-        path = self.folder / "runs" / f"{observation.proposal_id}.jsonl"
-        stored = self.store.run(observation.proposal_id)
-        if stored is not None and not path.exists():
-            path.write_text("".join(dumps({"name": n, "doc": d}) + "\n" for n, d in stored[0]))
-        self._on_observation(observation)
+        write_seal(self.folder, self.session_id, self.tally.experiments + self.tally.failed + self.tally.interrupted)
+        self.on_observation(observation)
 
     # running -------------------------------------------------------------------------------------------------
+    def _start_iteration(self) -> int:
+        """Where a loop with no checkpoint starts: the store's last iteration, or the next one when it is done."""
+        if self.store.count_proposals() == 0:
+            return 0
+        last = self.store.max_iteration()
+        open_ = [
+            p
+            for p in self.store.proposals(iteration=last)
+            if p.status in (ProposalStatus.PROPOSED, ProposalStatus.APPROVED)
+        ]
+        return last if open_ else last + 1
+
     def advance(self, resume: Any = None) -> Checkpoint | None:
         """Run the loop until it ends (returns None) or holds at a checkpoint (returns what it shows)."""
         snapshot = self.graph.get_state(self.config)
@@ -163,15 +326,19 @@ class Session:
         elif snapshot.values.get("outcome") == "stopped":
             # an operator stopped it; resuming carries on at the iteration it stopped in, whose proposals that have
             # not run are shown again
-            iteration = snapshot.values.get("iteration", 0)
-            graph_input = {"iteration": iteration, "proposal_ids": [], "outcome": "", "verdict": ""}
+            graph_input = {"iteration": self._start_iteration(), "proposal_ids": [], "outcome": "", "verdict": ""}
             self.store.log("resume", "resumed after a stop")
-        elif snapshot.values.get("outcome"):
-            return None  # over: finished, or failed
+        elif snapshot.values.get("outcome") and self.store.count_observations() and self._budget_left() <= 0:
+            return None  # over: finished
+        elif snapshot.values.get("outcome") == "failed":
+            return None
         else:
-            # a new session, or one whose last checkpoint names no next step: start the loop at the iteration the
-            # checkpoint holds; propose reuses that iteration's proposals that have not run yet
-            graph_input = {"iteration": snapshot.values.get("iteration", 0), "proposal_ids": []}
+            # a new session, one whose checkpoint names no next step, one whose budget was raised, or one whose
+            # checkpoint database was lost: start at the store's last iteration (the store is the truth)
+            if self._rebuilt:
+                self.store.log("rebuild", f"{CHECKPOINT_FILE} was missing or empty: rebuilt from the store")
+                self._rebuilt = False
+            graph_input = {"iteration": self._start_iteration(), "proposal_ids": [], "outcome": "", "verdict": ""}
         self.store.set_meta(state=SessionState.RUNNING.value, pid=os.getpid())
         try:
             # durability="sync": each step's checkpoint is on disk before the next step starts, so a kill at any
@@ -183,33 +350,33 @@ class Session:
             raise
         return self._settle()
 
+    def _budget_left(self) -> int:
+        return self.context.budget() - self.tally.experiments
+
     def pending_checkpoint(self) -> Checkpoint | None:
         """The checkpoint the session is holding at, if any."""
         snapshot = self.graph.get_state(self.config)
         for item in snapshot.interrupts:
-            value = item.value
-            return Checkpoint(
-                iteration=value["iteration"],
-                proposals=value["proposals"],
-                kind=value.get("kind", "review"),
-                reason=value.get("reason", ""),
-            )
+            return Checkpoint(dict(item.value))
         return None
 
-    def answer(self, decision: Decision) -> Checkpoint | None:
-        """Answer the checkpoint the session holds at, and run on."""
+    def answer(self, decision: Decision | list[Decision]) -> Checkpoint | None:
+        """Answer the checkpoint the session holds at (one decision for all, or one per proposal), and run on."""
         if self.pending_checkpoint() is None:
             raise SessionError("the session is not waiting at a checkpoint")
-        return self.advance(resume=decision.model_dump(mode="json"))
+        decisions = decision if isinstance(decision, list) else [decision]
+        return self.advance(resume={"decisions": [d.model_dump(mode="json") for d in decisions]})
 
     def _settle(self) -> Checkpoint | None:
         checkpoint = self.pending_checkpoint()
         if checkpoint is not None:
-            self.store.set_meta(state=SessionState.WAITING.value)
+            state = SessionState.PAUSED if checkpoint.kind == "paused" else SessionState.WAITING
+            self.store.set_meta(state=state.value)
             return checkpoint
         outcome = self.graph.get_state(self.config).values.get("outcome", "finished")
         self.store.set_meta(state=outcome, ended=time.time())
         self.store.log("end", outcome)
+        self.context.emit(outcome if outcome in ("stopped", "finished") else "failure", {"outcome": outcome})
         return None
 
     @property

@@ -26,6 +26,7 @@ class SessionState(str, Enum):
     FINISHED = "finished"
     STOPPED = "stopped"
     FAILED = "failed"
+    PAUSED = "paused"
     INTERRUPTED = "interrupted"  # the process died while running: `closedloop resume` carries on
 
 
@@ -56,6 +57,73 @@ def pareto_front(spec: SessionSpec, observations: list[Observation]) -> list[Obs
     return [o for o, s in scored if not any(dominates(t, s) for _, t in scored)]
 
 
+class Tally:
+    """Running counts of a session (experiments, failures, best so far, last values), updated per observation.
+
+    Built once from the store when a session opens, then kept up to date without reading the store again, so
+    the progress display costs the same at the 3,000th experiment as at the first.
+    """
+
+    def __init__(self, spec: SessionSpec) -> None:
+        self.spec = spec
+        self.objective = next(iter(spec.objectives))
+        self._sign = 1.0 if spec.objectives[self.objective].direction == Direction.MAXIMIZE else -1.0
+        self.experiments = 0
+        self.infeasible = 0
+        self.failed = 0
+        self.interrupted = 0
+        self.best_observation: Observation | None = None
+        self.last_observation: Observation | None = None
+
+    @classmethod
+    def from_observations(cls, spec: SessionSpec, observations: list[Observation]) -> Tally:
+        """A tally of the observations so far."""
+        tally = cls(spec)
+        for observation in observations:
+            tally.add(observation)
+        return tally
+
+    def add(self, observation: Observation) -> bool:
+        """Count one new observation; True when it is the new best."""
+        self.last_observation = observation
+        if observation.status == ObservationStatus.FAILED:
+            self.failed += 1
+        elif observation.status in (ObservationStatus.INTERRUPTED, ObservationStatus.ABORTED):
+            self.interrupted += 1
+        if not observation.ok:
+            return False
+        self.experiments += 1
+        if not self.spec.feasible(observation.values):
+            self.infeasible += 1
+            return False
+        best = self.best_observation
+        if best is None or self._sign * observation.values[self.objective] > self._sign * best.values[self.objective]:
+            self.best_observation = observation
+            return True
+        return False
+
+    @property
+    def best_value(self) -> float | None:
+        """The best feasible value of the first objective so far."""
+        return self.best_observation.values[self.objective] if self.best_observation else None
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The best observation so far, for people: proposal, values and point."""
+        o = self.best_observation
+        if o is None:
+            return None
+        return {"proposal": o.proposal_id, "values": o.values, "point": o.readbacks or o.setpoints}
+
+    @property
+    def last(self) -> dict[str, Any] | None:
+        """The last observation, for people: proposal, status, values, error."""
+        o = self.last_observation
+        if o is None:
+            return None
+        return {"proposal": o.proposal_id, "status": o.status.value, "values": o.values, "error": o.error}
+
+
 def summarize(folder: Path) -> dict[str, Any]:
     """The status of a session folder, without opening its instrument (safe while another process runs it)."""
     if not (folder / STORE_FILE).exists():
@@ -71,21 +139,29 @@ def summarize(folder: Path) -> dict[str, Any]:
 def summarize_store(folder: Path, spec: SessionSpec, store: SessionStore) -> dict[str, Any]:
     """The status of a session whose spec and store are already open (what :func:`summarize` reports)."""
     observations = store.observations()
-    ok = [o for o in observations if o.ok]
-    feasible = [o for o in ok if spec.feasible(o.values)]
-    objective = next(iter(spec.objectives))
-    sign = 1.0 if spec.objectives[objective].direction == Direction.MAXIMIZE else -1.0
-    best = max(feasible, key=lambda o: sign * o.values[objective], default=None)
-    front = pareto_front(spec, feasible) if len(spec.objectives) > 1 else []
+    tally = Tally.from_observations(spec, observations)
+    return summary(folder, spec, store, tally, observations)
+
+
+def summary(
+    folder: Path, spec: SessionSpec, store: SessionStore, tally: Tally, observations: list[Observation] | None = None
+) -> dict[str, Any]:
+    """The status of a session from its running tally; the Pareto front only when the observations are given."""
+    objective = tally.objective
+    best = tally.best_observation
+    front: list[Observation] = []
+    if observations is not None and len(spec.objectives) > 1:
+        front = pareto_front(spec, [o for o in observations if o.ok and spec.feasible(o.values)])
     return {
         "folder": str(folder),
         "session_id": store.meta("session_id"),
         "name": spec.name,
         "state": _live_state(store.meta("state"), store.meta("pid")),
-        "experiments": len(ok),
-        "infeasible": len(ok) - len(feasible),
-        "failed": sum(1 for o in observations if o.status == ObservationStatus.FAILED),
-        "budget": spec.budget.experiments,
+        "experiments": tally.experiments,
+        "infeasible": tally.infeasible,
+        "failed": tally.failed,
+        "interrupted": tally.interrupted,
+        "budget": int(store.meta("budget", spec.budget.experiments)),
         "objective": objective,
         "best_value": best.values[objective] if best else None,
         "best_point": (best.readbacks or best.setpoints) if best else None,
@@ -93,7 +169,7 @@ def summarize_store(folder: Path, spec: SessionSpec, store: SessionStore) -> dic
         "pareto_front": [
             {"proposal": o.proposal_id, "point": o.readbacks or o.setpoints, "values": o.values} for o in front
         ],
-        "decisions": len(store.decisions()),
-        "queued": len(store.queued_points()),
+        "decisions": store.count_decisions(),
+        "queued": store.count_queued(),
         "error": store.meta("error"),
     }

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from closedloop.errors import SessionError
 from closedloop.records import Decision, Observation, ObservationStatus, Proposal, ProposalStatus
 
 _SCHEMA = """
@@ -23,17 +24,24 @@ CREATE TABLE IF NOT EXISTS proposals (
     id TEXT PRIMARY KEY, seq INTEGER NOT NULL, iteration INTEGER NOT NULL, status TEXT NOT NULL,
     body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
-    proposal_id TEXT PRIMARY KEY, error TEXT, seconds REAL NOT NULL, documents TEXT NOT NULL);
+    proposal_id TEXT PRIMARY KEY, error TEXT, seconds REAL NOT NULL, documents TEXT NOT NULL, status TEXT);
 CREATE TABLE IF NOT EXISTS observations (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, proposal_id TEXT UNIQUE NOT NULL, status TEXT NOT NULL,
     body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS decisions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, iteration INTEGER NOT NULL, body TEXT NOT NULL);
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, iteration INTEGER NOT NULL, body TEXT NOT NULL, key TEXT UNIQUE,
+    proposal_id TEXT);
+CREATE TABLE IF NOT EXISTS dispatches (
+    proposal_id TEXT PRIMARY KEY, time REAL NOT NULL, setpoints TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS queued_points (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, by TEXT NOT NULL, setpoints TEXT NOT NULL,
     proposal_id TEXT);
 CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL);
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL,
+    key TEXT UNIQUE);
+CREATE INDEX IF NOT EXISTS proposals_by_iteration ON proposals (iteration, seq);
+CREATE INDEX IF NOT EXISTS queued_waiting ON queued_points (seq) WHERE proposal_id IS NULL;
+CREATE INDEX IF NOT EXISTS observations_by_status ON observations (status);
 """
 
 
@@ -55,15 +63,31 @@ class SessionStore:
 
     Args:
         path: the SQLite file (created if missing).
+        check: run SQLite's integrity check first (a damaged file is refused).
+
+    Raises:
+        SessionError: the file is not a SQLite database, or fails the integrity check; the message names the file.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, check: bool = False) -> None:
         self.path = Path(path)
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.RLock()
-        self._conn.executescript(_SCHEMA)
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            if check:
+                problems = [row[0] for row in self._conn.execute("PRAGMA quick_check").fetchall()]
+                if problems != ["ok"]:
+                    raise SessionError(f"{self.path}: damaged ({problems[0]})", "restore the folder from a copy")
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(_SCHEMA)
+            _add_missing_columns(self._conn)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise SessionError(f"{self.path}: not a readable SQLite database ({exc})", "restore a copy") from None
+        except SessionError:
+            self._conn.close()
+            raise
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -101,7 +125,7 @@ class SessionStore:
         with self._tx() as conn:
             start = conn.execute("SELECT COALESCE(MAX(seq), -1) + 1 FROM proposals").fetchone()[0]
             conn.executemany(
-                "INSERT INTO proposals (id, seq, iteration, status, body) VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO proposals (id, seq, iteration, status, body) VALUES (?, ?, ?, ?, ?)",
                 [(p.id, start + i, p.iteration, p.status.value, p.model_dump_json()) for i, p in enumerate(proposals)],
             )
             conn.executemany(
@@ -121,13 +145,18 @@ class SessionStore:
                 seqs.append(int(cursor.lastrowid or 0))
         return seqs
 
-    def queued_points(self) -> list[tuple[int, dict[str, float | str]]]:
-        """The queued points no proposal has taken yet, oldest first, as ``(seq, setpoints)``."""
+    def queued_points(self, limit: int = -1) -> list[tuple[int, dict[str, float | str]]]:
+        """The queued points no proposal has taken yet, oldest first (at most ``limit``), as ``(seq, setpoints)``."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT seq, setpoints FROM queued_points WHERE proposal_id IS NULL ORDER BY seq"
+                "SELECT seq, setpoints FROM queued_points WHERE proposal_id IS NULL ORDER BY seq LIMIT ?", (limit,)
             ).fetchall()
         return [(row[0], json.loads(row[1])) for row in rows]
+
+    def count_queued(self) -> int:
+        """How many queued points wait to be proposed."""
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM queued_points WHERE proposal_id IS NULL").fetchone()[0])
 
     def set_status(self, proposal_ids: Sequence[str], status: ProposalStatus) -> None:
         """Move proposals to a new status."""
@@ -155,16 +184,59 @@ class SessionStore:
                 rows = self._conn.execute("SELECT body FROM proposals ORDER BY seq").fetchall()
         return [Proposal.model_validate_json(row[0]) for row in rows if row is not None]
 
+    def count_proposals(self) -> int:
+        """How many proposals were made."""
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM proposals").fetchone()[0])
+
+    def max_iteration(self) -> int:
+        """The highest iteration any proposal was made in (0 when there is none)."""
+        with self._lock:
+            return int(self._conn.execute("SELECT COALESCE(MAX(iteration), 0) FROM proposals").fetchone()[0])
+
     # runs ----------------------------------------------------------------------------------------------------
-    def add_run(
-        self, proposal_id: str, documents: list[tuple[str, dict[str, Any]]], error: str | None, seconds: float
-    ) -> None:
-        """Store the documents one proposal's run emitted (once per proposal)."""
+    def mark_dispatched(self, proposal_id: str, setpoints: Mapping[str, Any]) -> None:
+        """Record, durably and before anything moves, that a proposal's run is about to start."""
         with self._tx() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO runs (proposal_id, error, seconds, documents) VALUES (?, ?, ?, ?)",
-                (proposal_id, error, seconds, dumps(documents)),
+                "INSERT OR IGNORE INTO dispatches (proposal_id, time, setpoints) VALUES (?, ?, ?)",
+                (proposal_id, time.time(), dumps(dict(setpoints))),
             )
+
+    def was_dispatched(self, proposal_id: str) -> bool:
+        """Whether a run was started (or about to start) for this proposal."""
+        with self._lock:
+            row = self._conn.execute("SELECT 1 FROM dispatches WHERE proposal_id = ?", (proposal_id,)).fetchone()
+        return row is not None
+
+    def add_run(
+        self,
+        proposal_id: str,
+        documents: list[tuple[str, dict[str, Any]]],
+        error: str | None,
+        seconds: float,
+        status: str = "done",
+    ) -> None:
+        """Store the documents one proposal's run emitted (once per proposal).
+
+        ``status`` is ``done``, ``interrupted`` (the process died during it), ``aborted`` (by an operator) or
+        ``refused`` (by the safety gate: nothing moved).
+        """
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO runs (proposal_id, error, seconds, documents, status) VALUES (?, ?, ?, ?, ?)",
+                (proposal_id, error, seconds, dumps(documents), status),
+            )
+
+    def run_with_status(self, proposal_id: str) -> tuple[list[tuple[str, dict[str, Any]]], str | None, str] | None:
+        """A proposal's run documents, error and status (see :meth:`add_run`), or ``None`` if it has not run."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT documents, error, status FROM runs WHERE proposal_id = ?", (proposal_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        return [(name, doc) for name, doc in json.loads(row[0])], row[1], row[2] or "done"
 
     def has_run(self, proposal_id: str) -> bool:
         """Whether the proposal's run is stored (without loading its documents)."""
@@ -218,6 +290,12 @@ class SessionStore:
             rows = self._conn.execute("SELECT body FROM observations ORDER BY seq").fetchall()
         return [Observation.model_validate_json(row[0]) for row in rows]
 
+    def recent_statuses(self, count: int) -> list[str]:
+        """The statuses of the last ``count`` observations, newest first."""
+        with self._lock:
+            rows = self._conn.execute("SELECT status FROM observations ORDER BY seq DESC LIMIT ?", (count,)).fetchall()
+        return [row[0] for row in rows]
+
     def count_observations(self, status: ObservationStatus | None = None) -> int:
         """How many observations (of one status, if given)."""
         with self._lock:
@@ -228,13 +306,28 @@ class SessionStore:
             ]
 
     # decisions and the audit log -----------------------------------------------------------------------------
-    def add_decision(self, iteration: int, decision: Decision) -> None:
-        """Record an answer at a checkpoint."""
+    def add_decision(self, iteration: int, decision: Decision, key: str | None = None) -> bool:
+        """Record an answer at a checkpoint, once per ``key`` (a re-run step writes nothing twice); True if added."""
+        proposal_id = decision.proposal_ids[0] if len(decision.proposal_ids) == 1 else None
         with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO decisions (iteration, body) VALUES (?, ?)",
-                (iteration, decision.model_dump_json()),
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO decisions (iteration, body, key, proposal_id) VALUES (?, ?, ?, ?)",
+                (iteration, decision.model_dump_json(), key, proposal_id),
             )
+        return cursor.rowcount == 1
+
+    def decisions_for(self, proposal_id: str) -> list[tuple[int, Decision]]:
+        """The decisions that answered one proposal, in order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT iteration, body FROM decisions WHERE proposal_id = ? ORDER BY seq", (proposal_id,)
+            ).fetchall()
+        return [(row[0], Decision.model_validate_json(row[1])) for row in rows]
+
+    def count_decisions(self) -> int:
+        """How many decisions are recorded."""
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0])
 
     def decisions(self) -> list[tuple[int, Decision]]:
         """Every decision, in order, with its iteration."""
@@ -242,12 +335,31 @@ class SessionStore:
             rows = self._conn.execute("SELECT iteration, body FROM decisions ORDER BY seq").fetchall()
         return [(row[0], Decision.model_validate_json(row[1])) for row in rows]
 
-    def log(self, kind: str, message: str) -> None:
-        """Append a line to the audit log."""
+    def log(self, kind: str, message: str, key: str | None = None) -> None:
+        """Append a line to the audit log (once per ``key``, when one is given: a re-run step logs nothing twice)."""
         with self._tx() as conn:
-            conn.execute("INSERT INTO events (time, kind, message) VALUES (?, ?, ?)", (time.time(), kind, message))
+            conn.execute(
+                "INSERT OR IGNORE INTO events (time, kind, message, key) VALUES (?, ?, ?, ?)",
+                (time.time(), kind, message, key),
+            )
 
     def events(self) -> list[tuple[float, str, str]]:
         """The audit log, oldest first."""
         with self._lock:
             return [tuple(row) for row in self._conn.execute("SELECT time, kind, message FROM events ORDER BY seq")]
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring a store made by an older closedloop up to this schema (columns added since, all nullable)."""
+    for table, column, unique in (
+        ("decisions", "key", True),
+        ("decisions", "proposal_id", False),
+        ("events", "key", True),
+        ("runs", "status", False),
+    ):
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+            if unique:
+                conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {table}_{column} ON {table} ({column})")
+    conn.execute("CREATE INDEX IF NOT EXISTS decisions_by_proposal ON decisions (proposal_id)")

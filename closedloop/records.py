@@ -23,6 +23,7 @@ class ProposalStatus(str, Enum):
     APPROVED = "approved"
     REJECTED = "rejected"
     OBSERVED = "observed"
+    REFUSED = "refused"  # stopped by the safety gate before anything moved
 
 
 class Proposal(BaseModel):
@@ -33,7 +34,8 @@ class Proposal(BaseModel):
         iteration: the loop iteration that made it.
         setpoints: variable name -> value asked for.
         planner_id: the planner's own integer ``_id`` for the point, if it gave one.
-        origin: ``planner``, or ``operator`` for a point an operator queued (``closedloop add``).
+        origin: ``planner``, or ``operator`` for a point an operator queued (``closedloop add``) or edited.
+        why: why this point, for the operator (``initial design``, ``model``, ``operator``, ``edited p-...``).
         status: where the proposal is in its life.
     """
 
@@ -44,6 +46,7 @@ class Proposal(BaseModel):
     setpoints: dict[str, float | str]
     planner_id: int | None = None
     origin: Literal["planner", "operator"] = "planner"
+    why: str = ""
     status: ProposalStatus = ProposalStatus.PROPOSED
     created: float = Field(default_factory=time.time)
 
@@ -53,6 +56,8 @@ class ObservationStatus(str, Enum):
 
     OK = "ok"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"  # the session process died while the run may have been moving: never re-run by itself
+    ABORTED = "aborted"  # an operator aborted the run: not a failed measurement
 
 
 class Observation(BaseModel):
@@ -99,23 +104,32 @@ class Verdict(str, Enum):
 
     APPROVE = "approve"
     REJECT = "reject"
+    EDIT = "edit"
     STOP = "stop"
 
 
 class Decision(BaseModel):
-    """An answer at a review checkpoint, for every proposal it names.
+    """An answer at a checkpoint, for every proposal it names.
 
     Attributes:
-        verdict: approve, reject or stop.
+        verdict: approve, reject, edit (measure ``setpoints`` instead) or stop.
         proposal_ids: the proposals it answers (empty means all shown).
-        by: who answered (``operator``, ``policy``, ``--yes``).
-        reason: free text for the audit log.
+        setpoints: for ``edit``: the setpoints to measure instead (checked against the limits before use).
+        by: who answered (an operator's name, ``policy``, ``--yes``, ``timeout``).
+        via: where the answer came from (``terminal``, ``channel``, ``web``, ``policy``).
+        reason: why, for the audit log.
+        checkpoint: the id of the checkpoint it answers (empty: whichever is pending).
+        id: the decision's own id; the start document of the run it releases names it.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     verdict: Verdict
     proposal_ids: list[str] = Field(default_factory=list)
+    setpoints: dict[str, float | str] | None = None
     by: str = "operator"
+    via: str = "terminal"
     reason: str = ""
+    checkpoint: str = ""
+    id: str = Field(default_factory=lambda: new_id("d"))
     at: float = Field(default_factory=time.time)

@@ -11,7 +11,7 @@ import importlib
 from enum import Enum
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from gest_api.vocs import VOCS
@@ -105,18 +105,79 @@ class InstrumentSpec(BaseModel):
 
 
 class ReviewPolicy(str, Enum):
-    """When the loop stops for a human."""
+    """When the loop stops for a human: every time, never, or by the rules in :class:`ReviewSpec`."""
 
     ALWAYS = "always"
     NEVER = "never"
+    RULES = "rules"
+
+
+class RiskySpec(BaseModel):
+    """What makes a proposal risky enough to ask an operator (any one of them asks).
+
+    Attributes:
+        step: a move longer than this from the current position (in the variable's units).
+        margin: a setpoint within this distance of a hard limit.
+        std: a predicted standard deviation of an objective above this (planners that predict).
+    """
+
+    model_config = _STRICT
+
+    step: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    std: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
 class ReviewSpec(BaseModel):
-    """The review policy: ``always`` holds every batch for an operator, ``never`` runs unattended."""
+    """When to hold proposals for an operator, and how long to wait for one.
+
+    ``policy: always`` holds every proposal, ``never`` runs unattended. The rules ``first``, ``every``, ``risky``
+    and ``after_failure`` combine (any of them asks); giving any of them means ``policy: rules``.
+
+    Attributes:
+        policy: ``always``, ``never`` or ``rules``.
+        first: ask for the first N proposals of the session.
+        every: ask at every Nth iteration.
+        risky: ask when a proposal is risky (see :class:`RiskySpec`).
+        after_failure: ask for the proposal after a failed run.
+        timeout: seconds a checkpoint waits for an answer (none: wait for ever).
+        on_timeout: what happens then: ``pause`` the session, or ``approve`` the proposals.
+    """
 
     model_config = _STRICT
 
     policy: ReviewPolicy = ReviewPolicy.ALWAYS
+    first: int | None = Field(default=None, ge=1)
+    every: int | None = Field(default=None, ge=1)
+    risky: RiskySpec | None = None
+    after_failure: bool = False
+    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    on_timeout: Literal["pause", "approve"] = "pause"
+
+    @model_validator(mode="after")
+    def _rules_or_policy(self) -> ReviewSpec:
+        rules = self.first is not None or self.every is not None or self.risky is not None or self.after_failure
+        if rules and "policy" not in self.model_fields_set:
+            self.policy = ReviewPolicy.RULES
+        elif rules and self.policy != ReviewPolicy.RULES:
+            raise ValueError(f"policy '{self.policy.value}' with first/every/risky/after_failure: use policy: rules")
+        elif self.policy == ReviewPolicy.RULES and not rules:
+            raise ValueError("policy 'rules' needs at least one of first, every, risky, after_failure")
+        return self
+
+
+class FailureSpec(BaseModel):
+    """What the loop does when runs keep failing (the session itself never dies of an instrument fault).
+
+    Attributes:
+        max_consecutive: failed runs in a row that trigger ``then``.
+        then: ``pause`` (hold for an operator) or ``stop`` the session.
+    """
+
+    model_config = _STRICT
+
+    max_consecutive: int = Field(default=3, ge=1)
+    then: Literal["pause", "stop"] = "pause"
 
 
 class SessionSpec(BaseModel):
@@ -132,6 +193,7 @@ class SessionSpec(BaseModel):
         planner: which planner proposes points.
         instrument: where the devices come from.
         review: when to stop for a human.
+        failures: what to do when runs keep failing.
         folder: the session folder (relative to the session file); ``closedloop run --dir`` overrides it.
         seed: seed for the planner and the simulator, for reproducible sessions.
     """
@@ -147,6 +209,7 @@ class SessionSpec(BaseModel):
     planner: PlannerSpec = Field(default_factory=PlannerSpec)
     instrument: InstrumentSpec
     review: ReviewSpec = Field(default_factory=ReviewSpec)
+    failures: FailureSpec = Field(default_factory=FailureSpec)
     folder: str | None = None
     seed: int | None = None
 

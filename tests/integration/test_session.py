@@ -23,10 +23,11 @@ def test_an_unattended_session_runs_to_its_budget(tmp_path: Path, write_session)
         # each run's documents are in the folder, with the proposal id in the start document
         for observation in observations:
             lines = (tmp_path / "run" / "runs" / f"{observation.proposal_id}.jsonl").read_text().splitlines()
-            start = json.loads(lines[0])
-            assert start["name"] == "start"
-            assert start["doc"]["proposal_id"] == observation.proposal_id
-            assert start["doc"]["uid"] == observation.run_uid
+            name, start = json.loads(lines[0])  # [name, doc], as suitcase-jsonl writes
+            assert name == "start"
+            assert start["proposal_id"] == observation.proposal_id
+            assert start["uid"] == observation.run_uid
+            assert [json.loads(line)[0] for line in lines] == ["start", "descriptor", "event", "stop"]
     finally:
         session.close()
     status = summarize(tmp_path / "run")

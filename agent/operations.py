@@ -1,0 +1,201 @@
+"""What an operator can do to a running session, in one place: the terminal, the ZeroMQ control channel and a
+web page all call these, and none of them holds rules of its own.
+
+The session process's driver waits at a checkpoint for the first answer from any of them (:meth:`next_answer`);
+requests that change the loop (pause, stop, budget) take effect between runs, and an abort reaches the executor
+at once. Every operation is recorded in the audit log with who asked and from where.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from closedloop.errors import SafetyError, SessionError, SpecError
+from closedloop.records import Decision, Verdict
+from instruments.safety import check_setpoints
+
+if TYPE_CHECKING:
+    from agent.session import Checkpoint, Session
+
+
+class Operations:
+    """The operations on one running session (thread-safe).
+
+    Args:
+        session: the open session this process drives.
+        emit: publishes an event (kind, data) to whoever watches (the control channel).
+    """
+
+    def __init__(self, session: Session, emit: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+        self.session = session
+        self.emit = emit or (lambda kind, data: None)
+        self._lock = threading.Lock()
+        self._pending: Checkpoint | None = None
+        self._answered: dict[str, str] = {}
+        self._answers: queue.Queue[tuple[str, list[Decision]]] = queue.Queue()
+
+    # the driver's side ---------------------------------------------------------------------------------------
+    def holding(self, checkpoint: Checkpoint | None) -> None:
+        """The driver holds at ``checkpoint`` (or runs again, with None)."""
+        with self._lock:
+            self._pending = checkpoint
+        if checkpoint is not None:
+            self.emit("checkpoint", checkpoint.info)
+            if checkpoint.kind == "paused":
+                self.emit("paused", {"reason": checkpoint.reason})
+
+    def next_answer(self, timeout: float | None) -> list[Decision] | None:
+        """The first answer to the pending checkpoint, or None when ``timeout`` seconds pass without one."""
+        while True:
+            try:
+                checkpoint, decisions = self._answers.get(timeout=timeout)
+            except queue.Empty:
+                return None
+            with self._lock:
+                if self._pending is not None and checkpoint == self._pending.id:
+                    return decisions
+
+    # the operations ------------------------------------------------------------------------------------------
+    def checkpoint(self) -> dict[str, Any] | None:
+        """The question the session is waiting on, or None."""
+        with self._lock:
+            return None if self._pending is None else dict(self._pending.info)
+
+    def answer(self, checkpoint: str, decisions: Sequence[Decision]) -> dict[str, Any]:
+        """Answer a checkpoint; the first answer wins.
+
+        Raises:
+            SessionError: nothing is pending, the checkpoint is another one, or someone answered first.
+            SafetyError: an edit's setpoints are outside the hard limits or further than max_step.
+        """
+        if not decisions:
+            raise SpecError("answer: no decision given")
+        with self._lock:
+            pending = self._pending
+            if checkpoint in self._answered:
+                raise SessionError(f"too late: checkpoint {checkpoint} was answered by {self._answered[checkpoint]}")
+            if pending is None:
+                raise SessionError("the session is not waiting at a checkpoint")
+            if checkpoint and checkpoint != pending.id:
+                raise SessionError(f"too late: checkpoint {checkpoint} is over; the session now waits at {pending.id}")
+            ids = [p["id"] for p in pending.proposals]
+            checked = [self._checked(pending, decision, ids) for decision in decisions]
+            self._answered[pending.id] = checked[0].by
+            self._answers.put((pending.id, checked))
+        return {"checkpoint": pending.id, "accepted": [d.verdict.value for d in checked]}
+
+    def _checked(self, pending: Checkpoint, decision: Decision, ids: list[str]) -> Decision:
+        unknown = [pid for pid in decision.proposal_ids if pid not in ids]
+        if unknown:
+            raise SpecError(f"answer.proposal_ids: {unknown[0]} is not shown at checkpoint {pending.id}")
+        if decision.verdict not in {Verdict(v) for v in pending.info.get("choices", [])}:
+            raise SpecError(
+                f"answer.verdict: '{decision.verdict.value}' is not a choice at a {pending.kind} checkpoint"
+            )
+        if decision.verdict == Verdict.EDIT:
+            if len(decision.proposal_ids) != 1:
+                raise SpecError("answer.proposal_ids: an edit names exactly one proposal")
+            current = self.session.context.positions()
+            try:
+                setpoints = check_setpoints(self.session.spec, decision.setpoints or {}, current)
+            except SafetyError as exc:
+                raise SafetyError(f"edit refused: {exc.args[0]}", "nothing was moved") from None
+            decision = decision.model_copy(update={"setpoints": setpoints})
+        return decision.model_copy(update={"checkpoint": pending.id})
+
+    def approve_pending(self, by: str, via: str, reason: str = "") -> dict[str, Any]:
+        """Approve whatever the session waits on (the resume of a pause, more points queued)."""
+        with self._lock:
+            pending = self._pending
+        if pending is None:
+            raise SessionError("the session is not waiting at a checkpoint")
+        return self.answer(pending.id, [Decision(verdict=Verdict.APPROVE, by=by, via=via, reason=reason)])
+
+    def pause(self, by: str, via: str) -> dict[str, Any]:
+        """Hold after the current run (motors stay where they are); durable across a kill."""
+        store = self.session.store
+        store.set_meta(pause_requested=by)
+        store.log("pause", f"pause requested by {by} via {via}")
+        return {"pausing": True}
+
+    def resume(self, by: str, via: str) -> dict[str, Any]:
+        """Carry on a paused session.
+
+        Raises:
+            SessionError: the session is not paused.
+        """
+        with self._lock:
+            pending = self._pending
+        if self.session.store.meta("pause_requested") and (pending is None or pending.kind != "paused"):
+            self.session.store.set_meta(pause_requested=False)  # asked to pause, not yet paused: never mind
+            self.session.store.log("resume", f"pause withdrawn by {by} via {via}")
+            return {"resumed": True}
+        if pending is None or pending.kind != "paused":
+            raise SessionError("the session is running, not paused")
+        self.answer(pending.id, [Decision(verdict=Verdict.APPROVE, by=by, via=via, reason="resume")])
+        return {"resumed": True}
+
+    def stop(self, by: str, via: str, abort: bool = False, reason: str = "") -> dict[str, Any]:
+        """End the session after the current run; with ``abort``, abort the run in progress now."""
+        context = self.session.context
+        context.requests.stop = True
+        context.requests.stop_reason = reason or f"stopped by {by}"
+        self.session.store.log("stop", f"{'abort' if abort else 'stop'} requested by {by} via {via}: {reason}")
+        if abort:
+            self.session.executor.abort(f"aborted by {by}: {reason}" if reason else f"aborted by {by}")
+        with self._lock:
+            pending = self._pending
+        if pending is not None and pending.id not in self._answered:
+            self.answer(pending.id, [Decision(verdict=Verdict.STOP, by=by, via=via, reason=reason)])
+        return {"stopping": True, "abort": abort}
+
+    def add(self, points: Sequence[Mapping[str, Any]], by: str, via: str) -> dict[str, Any]:
+        """Queue points (checked against the limits first: one bad point and none is queued).
+
+        Raises:
+            SafetyError: a point is outside the limits or not an allowed value; the message names it.
+        """
+        checked = check_points(self.session.spec, points)
+        store = self.session.store
+        store.queue_points(checked, by=by)
+        store.log("queue", f"{len(checked)} point(s) queued by {by} via {via}")
+        with self._lock:
+            pending = self._pending
+        if pending is not None and pending.kind == "points":
+            self.answer(pending.id, [Decision(verdict=Verdict.APPROVE, by=by, via=via, reason="points queued")])
+        return {"queued": checked, "waiting": store.count_queued()}
+
+    def budget(self, experiments: int, by: str, via: str) -> dict[str, Any]:
+        """Change the number of successful experiments the session runs to."""
+        if experiments < 1:
+            raise SpecError(f"budget.experiments: {experiments} must be at least 1")
+        store = self.session.store
+        old = store.meta("budget", self.session.spec.budget.experiments)
+        store.set_meta(budget=experiments)
+        store.log("budget", f"budget {old} -> {experiments} by {by} via {via}")
+        return {"budget": experiments, "was": old}
+
+
+def check_points(spec: Any, points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Check operator points against the session's limits; one bad point and none is accepted.
+
+    Raises:
+        SpecError: a point is not a mapping. SafetyError: a value is outside the limits (the message names it).
+    """
+    if not points:
+        raise SpecError("points: none given")
+    checked = []
+    for i, entry in enumerate(points):
+        if not isinstance(entry, Mapping):
+            raise SpecError(f"point {i + 1}: must be NAME: VALUE pairs, got {type(entry).__name__}")
+        try:
+            checked.append(check_setpoints(spec, entry))
+        except SafetyError as exc:
+            message = exc.args[0]  # without the gate's own hint: nothing moves when a point is queued
+            raise SafetyError(
+                f"point {i + 1}: {message}" if len(points) > 1 else message, "no point was queued"
+            ) from None
+    return checked
