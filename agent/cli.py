@@ -102,10 +102,9 @@ def _drive(session: Session, approve_all: bool, as_json: bool) -> int:
     def observed(observation: Observation) -> None:
         # the running tally: no store read per observation, so the cost stays flat over a long session
         progress.update(task, completed=tally.experiments, total=session.context.budget(), best=_fmt(tally.best_value))
-        if not observation.ok:
-            progress.console.print(
-                f"[yellow]{observation.status.value}[/] {observation.proposal_id}: {escape(str(observation.error))}"
-            )
+        if not observation.ok and not as_json:
+            what = f"{observation.proposal_id}: {escape(str(observation.error))}"
+            progress.console.print(f"[yellow]{observation.status.value}[/] {what}")
 
     session.on_observation = observed
     operations = Operations(session, session.context.emit)

@@ -11,7 +11,6 @@ than the session's own record of it is refused, and a lost checkpoint database i
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
@@ -24,6 +23,7 @@ from typing import Any
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
+from agent.folder import open_store, write_seal
 from agent.graph import LoopContext, build_graph
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally
 from agent.store import SessionStore
@@ -36,7 +36,6 @@ from planners.registry import accepts_option, load_planner
 from planners.warmup import WarmStart
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
-SEAL_FILE = "seal.json"
 
 
 def thread_config(session_id: str, budget: int) -> dict[str, Any]:
@@ -108,53 +107,6 @@ def build_planner(spec: SessionSpec) -> Any:
 def build_executor(spec: SessionSpec, session_id: str, store: SessionStore) -> Executes:
     """The executor the session's instrument section asks for."""
     return InProcessExecutor(spec, session_id)
-
-
-def open_store(folder: Path, new: bool) -> SessionStore:
-    """Open a session's store: checked for damage, its identity and what the session recorded of it.
-
-    Raises:
-        SessionError: the store is missing, empty, damaged, or holds less than the session recorded (a copy
-            without its ``-wal`` file, for example); the message names the file.
-    """
-    path = folder / STORE_FILE
-    if not new and (not path.exists() or path.stat().st_size == 0):
-        raise SessionError(f"{path}: missing or empty; the session cannot be resumed from it", "restore a copy")
-    store = SessionStore(path, check=not new)
-    if new:
-        return store
-    try:
-        session_id = store.meta("session_id")
-        if session_id is None:
-            raise SessionError(f"{path}: holds no session (empty or overwritten)", "restore a copy")
-        seal = _read_seal(folder)
-        if seal.get("session_id", session_id) != session_id:
-            raise SessionError(f"{path}: belongs to session {session_id}, but the folder to {seal['session_id']}")
-        held = store.count_observations()
-        if held < int(seal.get("observations", 0)):
-            raise SessionError(
-                f"{path}: holds {held} observations but the session recorded {seal['observations']} "
-                "(copied without its -wal file, or rolled back?)",
-                "restore the store with its -wal file",
-            )
-    except SessionError:
-        store.close()
-        raise
-    return store
-
-
-def _read_seal(folder: Path) -> dict[str, Any]:
-    try:
-        return dict(json.loads((folder / SEAL_FILE).read_text()))
-    except (OSError, ValueError, TypeError):
-        return {}
-
-
-def write_seal(folder: Path, session_id: str, observations: int) -> None:
-    """Record how many observations the store holds (written beside it, replaced atomically)."""
-    temporary = folder / f".{SEAL_FILE}.tmp"
-    temporary.write_text(json.dumps({"session_id": session_id, "observations": observations}))
-    os.replace(temporary, folder / SEAL_FILE)
 
 
 def open_checkpoints(folder: Path, session_id: str) -> tuple[sqlite3.Connection, bool]:
@@ -383,6 +335,12 @@ class Session:
     def outcome(self) -> str:
         """The session's state as stored (see :class:`SessionState`)."""
         return str(self.store.meta("state", SessionState.NEW.value))
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def close(self) -> None:
         """Release the RunEngine, the planner and the databases."""

@@ -7,14 +7,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from agent.folder import SESSION_FILE, STORE_FILE, open_store
 from agent.store import SessionStore
 from closedloop.errors import SessionError
 from closedloop.problem import Direction
 from closedloop.records import Observation, ObservationStatus
 from closedloop.spec import SessionSpec, load_spec
-
-SESSION_FILE = "session.yaml"
-STORE_FILE = "store.sqlite"
 
 
 class SessionState(str, Enum):
@@ -129,7 +127,7 @@ def summarize(folder: Path) -> dict[str, Any]:
     if not (folder / STORE_FILE).exists():
         raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
     spec = load_spec(folder / SESSION_FILE)
-    store = SessionStore(folder / STORE_FILE)
+    store = open_store(folder, new=False)
     try:
         return summarize_store(folder, spec, store)
     finally:

@@ -1,0 +1,68 @@
+"""A session folder's own files and the checks made when one is opened.
+
+``store.sqlite`` is the truth; ``seal.json`` records, beside it, how many observations it holds, so that a store
+that lost its last commits (copied without its ``-wal`` file, or rolled back) is recognised instead of resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from agent.store import SessionStore
+from closedloop.errors import SessionError
+
+SESSION_FILE = "session.yaml"
+STORE_FILE = "store.sqlite"
+SEAL_FILE = "seal.json"
+
+
+def open_store(folder: Path, new: bool) -> SessionStore:
+    """Open a session's store: checked for damage, its identity and what the session recorded of it.
+
+    Raises:
+        SessionError: the store is missing, empty, damaged, or holds less than the session recorded (a copy
+            without its ``-wal`` file, for example); the message names the file.
+    """
+    path = folder / STORE_FILE
+    if not new and (not path.exists() or path.stat().st_size == 0):
+        raise SessionError(f"{path}: missing or empty; the session cannot be resumed from it", "restore a copy")
+    store = SessionStore(path, check=not new)
+    if new:
+        return store
+    try:
+        session_id = store.meta("session_id")
+        seal = _read_seal(folder)
+        lost = "(copied without its -wal file, or rolled back?)"
+        if session_id is None and seal.get("session_id"):
+            raise SessionError(f"{path}: holds none of session {seal['session_id']}'s records {lost}", "restore a copy")
+        if session_id is None:
+            raise SessionError(f"{path}: holds no session (empty or overwritten)", "restore a copy")
+        if seal.get("session_id", session_id) != session_id:
+            raise SessionError(f"{path}: belongs to session {session_id}, but the folder to {seal['session_id']}")
+        held = store.count_observations()
+        if held < int(seal.get("observations", 0)):
+            raise SessionError(
+                f"{path}: holds {held} observations but the session recorded {seal['observations']} {lost}",
+                "restore the store with its -wal file",
+            )
+    except SessionError:
+        store.close()
+        raise
+    return store
+
+
+def _read_seal(folder: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads((folder / SEAL_FILE).read_text()))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def write_seal(folder: Path, session_id: str, observations: int) -> None:
+    """Record how many observations the store holds (written beside it, replaced atomically)."""
+    temporary = folder / f".{SEAL_FILE}.tmp"
+    temporary.write_text(json.dumps({"session_id": session_id, "observations": observations}))
+    os.replace(temporary, folder / SEAL_FILE)
