@@ -90,7 +90,7 @@ class PlanSpec(BaseModel):
 
     name: BundledPlan | None = None
     factory: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     count_time: float | None = Field(default=None, gt=0)
     monitor: str | None = None
 

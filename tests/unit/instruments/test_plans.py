@@ -32,6 +32,7 @@ def my_plan(setpoints, movers, detectors, md, exposure: float = 1.0):  # pragma:
         ({"options": {"nm": 2}}, "plan.options: nm: unknown option (options of 'measure': num)"),
         ({"options": {"num": 0}}, "plan.options: num: Input should be greater than or equal to 1"),
         ({"name": "scan", "options": {"width": 0.4}}, "plan.options: variable: Field required"),
+        ({"name": "scan"}, "plan.options: variable: Field required"),
         ({"name": "scan", "options": {"variable": "pitch1", "width": -1}}, "plan.options: width: Input should be"),
         (
             {"name": "scan", "options": {"variable": "pitch9", "width": 0.4}},
