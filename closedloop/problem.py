@@ -126,6 +126,9 @@ class ConstraintSpec(BaseModel):
         field: the event field it reads; defaults to the constraint's name.
         less_than: feasible when the value is below this.
         greater_than: feasible when the value is above this.
+        reducer: the import path of a function that computes the value from the run's documents
+            (``"package.module:function"``, see :func:`check_reducer`); without one, the value is the mean of
+            ``field`` over the run's ``primary`` events.
     """
 
     model_config = _STRICT
@@ -133,6 +136,12 @@ class ConstraintSpec(BaseModel):
     field: str | None = None
     less_than: float | None = None
     greater_than: float | None = None
+    reducer: str | None = None
+
+    @field_validator("reducer")
+    @classmethod
+    def _reducer_imports(cls, value: str | None) -> str | None:
+        return check_reducer(value)
 
     @model_validator(mode="after")
     def _one_side(self) -> ConstraintSpec:
@@ -160,9 +169,35 @@ class ObjectiveSpec(BaseModel):
     Attributes:
         direction: ``maximize`` or ``minimize``.
         field: the event data key it reads (for example ``det-flux``); defaults to the objective's name.
+        reducer: the import path of a function that computes the value from the run's documents
+            (``"package.module:function"``, see :func:`check_reducer`); without one, the value is the mean of
+            ``field`` over the run's ``primary`` events.
     """
 
     model_config = _STRICT
 
     direction: Direction = Direction.MAXIMIZE
     field: str | None = None
+    reducer: str | None = None
+
+    @field_validator("reducer")
+    @classmethod
+    def _reducer_imports(cls, value: str | None) -> str | None:
+        return check_reducer(value)
+
+
+def check_reducer(value: str | None) -> str | None:
+    """Check a reducer's import path at load time: it must import and be callable.
+
+    A reducer is called once per run as ``reducer(documents, field=..., monitor=...)``: ``documents`` are the
+    run's ``(name, document)`` pairs as emitted, ``field`` the output's ``field`` (its name by default), and
+    ``monitor`` the event field to normalise by (objectives only; None otherwise). It returns a number, or a
+    mapping holding one under the output's name. The bundled ones are in ``instruments.reducers``.
+    """
+    if value is None:
+        return value
+    from closedloop.spec import resolve_import_path  # spec.py imports this module
+
+    if not callable(resolve_import_path(value)):
+        raise ValueError(f"'{value}' is not callable")
+    return value

@@ -15,10 +15,11 @@ from typing import Any, Literal
 
 import yaml
 from gest_api.vocs import VOCS
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from closedloop.errors import SpecError
+from closedloop.plan import PlanSpec
 from closedloop.problem import ConstantSpec, ConstraintSpec, ObjectiveSpec, VariableSpec
 
 _STRICT = ConfigDict(extra="forbid")
@@ -196,6 +197,7 @@ class SessionSpec(BaseModel):
         failures: what to do when runs keep failing.
         folder: the session folder (relative to the session file); ``closedloop run --dir`` overrides it.
         seed: seed for the planner and the simulator, for reproducible sessions.
+        plan: the plan that carries out each proposal (a bundled one, or a factory of your own).
     """
 
     model_config = _STRICT
@@ -212,6 +214,13 @@ class SessionSpec(BaseModel):
     failures: FailureSpec = Field(default_factory=FailureSpec)
     folder: str | None = None
     seed: int | None = None
+    plan: PlanSpec = Field(default_factory=PlanSpec)
+
+    @field_validator("plan")
+    @classmethod
+    def _plan_fits_the_variables(cls, plan: PlanSpec, info: ValidationInfo) -> PlanSpec:
+        plan.check_variables(info.data.get("variables") or {})
+        return plan
 
     @field_validator("variables")
     @classmethod

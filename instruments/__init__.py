@@ -2,7 +2,7 @@
 
 from instruments.executor import InProcessExecutor, build_run_engine
 from instruments.ingest import observation_from_documents
-from instruments.plans import measure_point
+from instruments.plans import measure_point, plan_for, scan_point
 from instruments.protocols import DocumentSink, Executes, RunRecord
 from instruments.safety import check_setpoints
 
@@ -15,4 +15,6 @@ __all__ = [
     "check_setpoints",
     "measure_point",
     "observation_from_documents",
+    "plan_for",
+    "scan_point",
 ]

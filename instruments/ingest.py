@@ -1,20 +1,34 @@
 """Turning a run's documents into an :class:`~closedloop.records.Observation`.
 
-The documents are the truth: positions are what the instrument read back, not what was asked, and a run that
-stopped with ``abort`` or ``fail``, or with fewer events than the plan makes, is a failed observation.
+The documents are the truth: positions are what the instrument read back, not what was asked, and only the
+``primary`` stream counts (a ``baseline`` or monitor stream is welcome and ignored). A run is a failed
+observation, with a reason that names what is wrong, when:
+
+- it never started, made more than one run, or its start document names another proposal;
+- it stopped with ``abort`` or ``fail``, or with fewer ``primary`` events than its plan makes (``num`` for the
+  bundled plans; the start document's ``num_points`` for a factory's plan, at least one);
+- a variable's read-back, an output's field or the monitor is not in the stream, or is not a finite number;
+- an output's reducer raises.
+
+Values: an output with a ``reducer`` gets what the reducer returns; any other reads its field in every event
+and takes the mean. Objectives are divided by the plan's ``monitor`` event by event; constraints are not. A
+variable's read-back is its mean over the events (the scanned variable's: the centre of the range measured).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
+from closedloop.errors import InstrumentError
 from closedloop.records import Observation, ObservationStatus, Proposal
-from closedloop.spec import SessionSpec
+from closedloop.spec import SessionSpec, resolve_import_path
+from instruments.reducers import RunDocuments
 
 Document = tuple[str, dict[str, Any]]
-EXPECTED_EVENTS = 1
 
 
 def observation_from_documents(
@@ -26,34 +40,21 @@ def observation_from_documents(
     """Build the observation of one proposal's run from its documents.
 
     Args:
-        spec: says which event field each variable's read-back and each objective lives in.
+        spec: says which field each variable's read-back and each output lives in, and the plan.
         proposal: the proposal the run carried out.
         documents: ``(name, document)`` pairs, in the order the RunEngine emitted them.
         error: what the executor saw go wrong, if anything (kept as the failure reason).
 
     Returns:
-        An ``ok`` observation with read-backs and objective values, or a ``failed`` one saying why.
+        An ``ok`` observation with read-backs and output values, or a ``failed`` one saying why.
     """
-    start = next((doc for name, doc in documents if name == "start"), None)
-    stop = next((doc for name, doc in documents if name == "stop"), None)
-    events = [doc for name, doc in documents if name == "event"]
-    data: dict[str, Any] = dict(events[-1]["data"]) if events else {}
+    run = RunDocuments(documents)
+    start, stop = run.start, run.stop
     duration = float(stop["time"] - start["time"]) if start and stop else 0.0
-
-    readbacks: dict[str, float | str] = {}
-    for variable, variable_spec in spec.variables.items():
-        raw = data.get(spec.readback_of(variable))
-        if variable_spec.categorical and isinstance(raw, str):
-            readbacks[variable] = raw
-        elif _is_number(raw):
-            readbacks[variable] = float(raw)
-    values = {
-        output: float(data[spec.field_of(output)])
-        for output in spec.outputs
-        if _is_number(data.get(spec.field_of(output)))
-    }
-
-    reason = _failure(spec, start, stop, events, values, error)
+    problems: list[str] = []
+    readbacks = _readbacks(spec, run, problems)
+    values = _values(spec, run, documents, problems) if run.events else {}
+    reason = _run_failure(spec, proposal, run, error) or error or (problems[0] if problems else None)
     return Observation(
         proposal_id=proposal.id,
         status=ObservationStatus.FAILED if reason else ObservationStatus.OK,
@@ -66,30 +67,132 @@ def observation_from_documents(
     )
 
 
-def _is_number(value: Any) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
+def expected_events(spec: SessionSpec, start: Mapping[str, Any]) -> int:
+    """How many ``primary`` events the run's plan makes: the bundled plan's ``num``, or for a factory's plan
+    the start document's ``num_points`` (at least one)."""
+    expected = spec.plan.expected_events
+    if expected is not None:
+        return expected
+    declared = start.get("num_points")
+    return declared if isinstance(declared, int) and declared > 0 else 1
 
 
-def _failure(
-    spec: SessionSpec,
-    start: dict[str, Any] | None,
-    stop: dict[str, Any] | None,
-    events: list[dict[str, Any]],
-    values: dict[str, float],
-    error: str | None,
-) -> str | None:
+def _run_failure(spec: SessionSpec, proposal: Proposal, run: RunDocuments, error: str | None) -> str | None:
+    start, stop = run.start, run.stop
     if start is None:
-        return error or "the run never started"
+        return error or "the run never started (the plan emitted no start document)"
+    if len(run.starts) > 1:
+        return f"the plan made {len(run.starts)} runs; one proposal is one run"
+    if start.get("proposal_id") != proposal.id:
+        return (
+            f"the run's start document names proposal {start.get('proposal_id')!r}, not {proposal.id!r} "
+            "(a plan must pass md to its run)"
+        )
     if stop is None:
         return error or "the run has no stop document"
     if stop.get("exit_status") != "success":
         return error or f"run {stop.get('exit_status')}: {stop.get('reason') or 'no reason given'}"
-    if len(events) < EXPECTED_EVENTS:
-        return error or f"run ended with {len(events)} of {EXPECTED_EVENTS} events"
-    missing = [spec.field_of(name) for name in spec.outputs if name not in values]
-    if missing:
-        return f"event has no finite value for {', '.join(missing)}"
-    return error
+    wanted = expected_events(spec, start)
+    if len(run.events) < wanted:
+        return error or f"run ended with {len(run.events)} of {wanted} events in the {run.stream} stream"
+    return None
+
+
+def _readbacks(spec: SessionSpec, run: RunDocuments, problems: list[str]) -> dict[str, float | str]:
+    movers = ((run.start or {}).get("closedloop") or {}).get("movers") or {}
+    readbacks: dict[str, float | str] = {}
+    if not run.events:
+        return readbacks
+    for name, variable in spec.variables.items():
+        where = f"variables.{name}.readback"
+        try:
+            field = _readback_field(spec, run, name, movers.get(name))
+            raw = run.values(field)
+        except InstrumentError as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if variable.categorical:
+            readbacks[name] = str(raw[-1])
+            continue
+        try:
+            numbers = np.asarray(raw, dtype=float)
+            position = float(numbers[0]) if np.all(numbers == numbers[0]) else float(np.mean(numbers))
+        except (TypeError, ValueError, IndexError):
+            position = math.nan
+        if math.isfinite(position):
+            readbacks[name] = position
+        else:
+            problems.append(f"{where}: '{field}' read back {raw[-1]!r}, not a finite number")
+    return readbacks
+
+
+def _readback_field(spec: SessionSpec, run: RunDocuments, variable: str, mover: str | None) -> str:
+    """The read-back field: the one the spec names, else the mover device's (by the name the run gave it)."""
+    explicit = spec.variables[variable].readback
+    if explicit is not None:
+        return run.field(explicit)
+    for name in dict.fromkeys(n for n in (mover, spec.device_of(variable)) if n):
+        try:
+            return run.field(name)
+        except InstrumentError:
+            continue
+    return run.field(spec.device_of(variable))  # raises, naming the spec's device
+
+
+def _values(spec: SessionSpec, run: RunDocuments, documents: Sequence[Document], problems: list[str]) -> dict:
+    monitor: str | None = None
+    if spec.plan.monitor is not None:
+        try:
+            monitor = run.field(spec.plan.monitor)
+        except InstrumentError as exc:
+            problems.append(f"plan.monitor: {exc}")
+            return {}
+    values: dict[str, float] = {}
+    for name in spec.outputs:
+        is_objective = name in spec.objectives
+        output = spec.objectives[name] if is_objective else spec.constraints[name]
+        where = f"{'objectives' if is_objective else 'constraints'}.{name}"
+        norm = monitor if is_objective else None
+        try:
+            if output.reducer is not None:
+                value = _reduce(output.reducer, name, documents, spec.field_of(name), norm)
+            else:
+                value = _mean_of_field(run, spec.field_of(name), norm)
+        except (InstrumentError, ValueError) as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if math.isfinite(value):
+            values[name] = value
+        else:
+            per = f" per monitor '{monitor}'" if norm else ""
+            problems.append(f"{where}: '{spec.field_of(name)}'{per} is {value}, not a finite number")
+    return values
+
+
+def _mean_of_field(run: RunDocuments, name: str, monitor: str | None) -> float:
+    field = run.field(name)
+    if run.is_external(field):
+        raise InstrumentError(
+            f"'{field}' is written to a file by its detector, not put in the events: "
+            "give this output a reducer (for example instruments.reducers:mean, or frame_sum for images)"
+        )
+    data = run.column(field, monitor)
+    if data.ndim != 1:
+        raise InstrumentError(f"'{field}' holds arrays, not numbers: give this output a reducer")
+    return float(np.mean(data))
+
+
+def _reduce(path: str, output: str, documents: Sequence[Document], field: str, monitor: str | None) -> float:
+    try:
+        reducer = resolve_import_path(path)
+        result = reducer(documents, field=field, monitor=monitor)
+    except Exception as exc:  # a reducer is user code: any fault is this output's failure, with its name
+        raise InstrumentError(f"reducer {path} failed: {type(exc).__name__}: {exc}") from None
+    if isinstance(result, Mapping):
+        if output not in result:
+            raise InstrumentError(f"reducer {path} returned no value for '{output}' (it gave {', '.join(result)})")
+        result = result[output]
+    try:
+        return float(result)
+    except (TypeError, ValueError):
+        raise InstrumentError(f"reducer {path} returned {result!r}, not a number") from None
