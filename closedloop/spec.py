@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from closedloop.errors import SpecError
+from closedloop.instrument import InstrumentSpec, PublishSpec, RunMetadata, SuspenderSpec
 from closedloop.problem import ConstantSpec, ConstraintSpec, ObjectiveSpec, VariableSpec
 
 _STRICT = ConfigDict(extra="forbid")
@@ -73,37 +74,6 @@ class PlannerSpec(BaseModel):
         return value
 
 
-class InstrumentSpec(BaseModel):
-    """Where the devices come from: a bundled simulator by name, or a factory by import path.
-
-    A factory is ``"package.module:function"``; called with ``options`` as keyword arguments it returns a dict
-    from device name to ophyd-async (or ophyd) device. Devices that move no variable are triggered and read as
-    detectors.
-    """
-
-    model_config = _STRICT
-
-    simulator: str | None = None
-    factory: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> InstrumentSpec:
-        if (self.simulator is None) == (self.factory is None):
-            raise ValueError("give exactly one of 'simulator' or 'factory'")
-        factory = resolve_import_path(self.factory_path)
-        if not callable(factory):
-            raise ValueError(f"'{self.factory_path}' is not callable")
-        return self
-
-    @property
-    def factory_path(self) -> str:
-        """The import path of the device factory (bundled simulators live in ``simulators``)."""
-        if self.factory is not None:
-            return self.factory
-        return f"simulators:{self.simulator}"
-
-
 class ReviewPolicy(str, Enum):
     """When the loop stops for a human."""
 
@@ -134,6 +104,9 @@ class SessionSpec(BaseModel):
         review: when to stop for a human.
         folder: the session folder (relative to the session file); ``closedloop run --dir`` overrides it.
         seed: seed for the planner and the simulator, for reproducible sessions.
+        metadata: keys merged into every run's start document (not ``proposal_id``, ``session_id``, ``iteration``).
+        suspenders: signals that hold a run while they are below a floor (a ring current).
+        publish: where every run's documents are published as JSON (a bluesky 0MQ proxy).
     """
 
     model_config = _STRICT
@@ -149,6 +122,9 @@ class SessionSpec(BaseModel):
     review: ReviewSpec = Field(default_factory=ReviewSpec)
     folder: str | None = None
     seed: int | None = None
+    metadata: RunMetadata = Field(default_factory=dict)
+    suspenders: list[SuspenderSpec] = Field(default_factory=list)
+    publish: PublishSpec | None = None
 
     @field_validator("variables")
     @classmethod

@@ -8,7 +8,7 @@ import pytest
 from bluesky.run_engine import call_in_bluesky_event_loop
 
 from closedloop import InstrumentError, ObservationStatus, Proposal, SafetyError, spec_from_dict
-from instruments import InProcessExecutor, observation_from_documents
+from instruments import InProcessExecutor, gate, observation_from_documents
 from simulators import BEAMLINE_OPTIMUM
 from tests.conftest import beamline_session
 
@@ -57,7 +57,7 @@ def test_the_safety_gate_refuses_before_anything_moves(executor: InProcessExecut
 
     before = call_in_bluesky_event_loop(position())
     with pytest.raises(SafetyError, match="setpoints.pitch1"):
-        executor.run(Proposal(iteration=0, setpoints={"pitch1": 2.5, "pitch2": 0.0}))
+        gate(executor.spec, {"pitch1": 2.5, "pitch2": 0.0}, executor)
     assert call_in_bluesky_event_loop(position()) == before
     assert executor.detectors[0].triggers == 0
 
@@ -73,9 +73,11 @@ def test_max_step_is_enforced_against_the_motor_read_back(run_engine: Any) -> No
     data = beamline_session(instrument={"simulator": "beamline", "options": {"noise": 0.0}})
     data["variables"]["pitch1"]["max_step"] = 0.5
     executor = InProcessExecutor(spec_from_dict(data), "s-test", run_engine=run_engine)
+    spec = executor.spec
     assert executor.positions() == {"pitch1": 0.0, "pitch2": 0.0}
-    assert executor.run(Proposal(iteration=0, setpoints={"pitch1": 0.5, "pitch2": 0.0})).error is None
+    first = {"pitch1": 0.5, "pitch2": 0.0}
+    assert executor.run(Proposal(iteration=0, setpoints=gate(spec, first, executor))).error is None
     assert executor.positions()["pitch1"] == 0.5
-    with pytest.raises(SafetyError, match="exceeds max_step 0.5"):
-        executor.run(Proposal(iteration=1, setpoints={"pitch1": -0.5, "pitch2": 0.0}))
+    with pytest.raises(SafetyError, match="a move of 1 from 0.5 exceeds max_step 0.5"):
+        gate(spec, {"pitch1": -0.5, "pitch2": 0.0}, executor)
     assert executor.positions()["pitch1"] == 0.5
