@@ -23,6 +23,7 @@ T = TypeVar("T")
 PositionSource = Literal["locate", "position", "read"]
 CONNECT_GRACE = 1.0
 """Seconds allowed past the connect timeout for a device that ignores its own timeout, before it is given up on."""
+DETAIL_CHARS = 160
 
 
 def in_loop(run_engine: RunEngine, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -31,8 +32,11 @@ def in_loop(run_engine: RunEngine, coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def is_device(obj: Any) -> bool:
-    """Whether ``obj`` looks like a Bluesky device: a ``name`` and a ``read()`` (ophyd classic or ophyd-async)."""
-    return isinstance(getattr(obj, "name", None), str) and callable(getattr(obj, "read", None))
+    """Whether ``obj`` looks like a Bluesky device: a ``name`` and a ``read()`` or a ``set()`` (a write-only
+    setpoint is a device too), ophyd classic or ophyd-async."""
+    if not isinstance(getattr(obj, "name", None), str):
+        return False
+    return callable(getattr(obj, "read", None)) or callable(getattr(obj, "set", None))
 
 
 def make_devices(spec: SessionSpec, run_engine: RunEngine) -> dict[str, Any]:
@@ -64,8 +68,8 @@ def make_devices(spec: SessionSpec, run_engine: RunEngine) -> dict[str, Any]:
     for key, device in devices.items():
         if not is_device(device):
             raise InstrumentError(
-                f"instrument: '{key}' from {instrument.factory_path} is not a device (no name and read()): "
-                f"{type(device).__name__}"
+                f"instrument: '{key}' from {instrument.factory_path} is not a device "
+                f"(no name, or neither read() nor set()): {type(device).__name__}"
             )
     connect_devices(devices, run_engine, instrument.connect_timeout)
     return devices
@@ -94,17 +98,12 @@ def connect_devices(devices: Mapping[str, Any], run_engine: RunEngine, timeout: 
     for key, outcome in zip(devices, in_loop(run_engine, connect_all()), strict=True):
         if outcome is None:
             continue
-        if _is_timeout(outcome):
-            raise InstrumentError(f"instrument: device '{key}' did not connect within {timeout:g} s")
-        first_line = (str(outcome).strip().splitlines() or [type(outcome).__name__])[0]
-        raise InstrumentError(f"instrument: device '{key}' did not connect: {first_line}") from outcome
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
-        return True
-    # ophyd-async reports a timeout as NotConnectedError naming each signal; ophyd classic as TimeoutError
-    return type(exc).__name__ == "NotConnectedError" and "timeout" in str(exc).lower()
+        lines = [line.strip() for line in str(outcome).splitlines() if line.strip()]
+        detail = (lines[0] if lines else type(outcome).__name__)[:DETAIL_CHARS]
+        if isinstance(outcome, TimeoutError) or type(outcome).__name__ == "NotConnectedError":
+            hint = detail if lines else None
+            raise InstrumentError(f"instrument: device '{key}' did not connect within {timeout:g} s", hint)
+        raise InstrumentError(f"instrument: device '{key}' did not connect: {detail}") from outcome
 
 
 def resolve_device(devices: Mapping[str, Any], path: str) -> Any:

@@ -111,6 +111,11 @@ class InProcessExecutor:
         self.detectors = [device for key, device in self.devices.items() if key not in top_level_movers]
         if not self.detectors:
             raise InstrumentError("instrument: no detector (every device moves a variable)")
+        unreadable = [
+            key for key, device in self.devices.items() if key not in top_level_movers and not _readable(device)
+        ]
+        if unreadable:
+            raise InstrumentError(f"instrument: device '{unreadable[0]}' moves nothing and has no read()")
         self._sources = in_loop(self.run_engine, self._position_sources())
         self._suspenders = build_suspenders(spec.suspenders, self.devices, self.run_engine, self._suspender_changed)
         if spec.publish is not None:
@@ -321,6 +326,10 @@ class InProcessExecutor:
         if self._publisher is not None:
             self._publisher.close()
             self._publisher = None
+
+
+def _readable(device: Any) -> bool:
+    return callable(getattr(device, "read", None))
 
 
 def _is_number(value: Any) -> bool:

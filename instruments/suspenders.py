@@ -1,7 +1,7 @@
 """Suspenders from the session file, on ophyd classic and ophyd-async signals, that report when they trip.
 
 Bluesky's suspenders watch a signal through ophyd classic's ``subscribe(callback, event_type=, run=)``,
-``clear_sub(callback)`` and ``get()``; ophyd-async signals have ``subscribe_value`` instead.
+``clear_sub(callback)`` and ``get()``; ophyd-async signals have ``subscribe_reading`` (called with a reading) instead.
 :class:`ClassicSubscription` gives an ophyd-async signal the classic calls. :class:`ReportingSuspendFloor` is
 bluesky's ``SuspendFloor`` that also says when it trips and when it lets go.
 """
@@ -15,6 +15,7 @@ from typing import Any
 
 from bluesky import RunEngine
 from bluesky.suspenders import SuspendFloor
+from ophyd_async.core import SignalR
 
 from closedloop.errors import InstrumentError
 from closedloop.instrument import SuspenderSpec
@@ -35,7 +36,7 @@ class ClassicSubscription:
     def __init__(self, signal: Any, loop: asyncio.AbstractEventLoop) -> None:
         self._signal = signal
         self._loop = loop
-        self._callbacks: dict[Callable[..., Any], Callable[[Any], None]] = {}
+        self._callbacks: dict[Callable[..., Any], Callable[[dict[str, Any]], None]] = {}
         self._value: Any = None
 
     @property
@@ -53,18 +54,19 @@ class ClassicSubscription:
     def subscribe(self, callback: Callable[..., Any], event_type: str | None = None, run: bool = True) -> None:
         """Call ``callback(value=..., old_value=..., obj=self)`` on every change (and now: ophyd-async always does)."""
 
-        def on_value(value: Any) -> None:
+        def on_reading(reading: dict[str, Any]) -> None:
+            value = next(iter(reading.values()))["value"]
             old, self._value = self._value, value
             callback(value=value, old_value=old, obj=self)
 
-        self._callbacks[callback] = on_value
-        self._in_loop(lambda: self._signal.subscribe_value(on_value))
+        self._callbacks[callback] = on_reading
+        self._in_loop(lambda: self._signal.subscribe_reading(on_reading))
 
     def clear_sub(self, callback: Callable[..., Any]) -> None:
         """Stop calling ``callback``."""
-        on_value = self._callbacks.pop(callback, None)
-        if on_value is not None:
-            self._in_loop(lambda: self._signal.clear_sub(on_value))
+        on_reading = self._callbacks.pop(callback, None)
+        if on_reading is not None:
+            self._in_loop(lambda: self._signal.clear_sub(on_reading))
 
     def _in_loop(self, call: Callable[[], None]) -> None:
         if threading.get_ident() == getattr(self._loop, "_thread_id", None):
@@ -119,7 +121,7 @@ def build_suspenders(
             signal = resolve_device(devices, spec.signal)
         except KeyError as exc:
             raise InstrumentError(f"{where}: {exc.args[0]} for '{spec.signal}'") from None
-        if callable(getattr(signal, "subscribe_value", None)):
+        if isinstance(signal, SignalR):
             signal = ClassicSubscription(signal, run_engine.loop)
         elif not (callable(getattr(signal, "subscribe", None)) and callable(getattr(signal, "get", None))):
             raise InstrumentError(f"{where}: '{spec.signal}' is not a signal (no subscribe/get)")
