@@ -244,7 +244,8 @@ class InProcessExecutor:
         except (RunEngineInterrupted, _Interrupted):
             pass  # an abort or a timeout: said below
         except Exception as exc:
-            record.error = f"{type(exc).__name__}: {_root_cause(exc)}"
+            root = _root_cause(exc)
+            record.error = f"{type(root).__name__}: {root}"
             transient = is_transient(exc)
         finally:
             done.set()
@@ -346,7 +347,7 @@ def _collect(record: RunRecord, sink: DocumentSink | None, name: str, doc: dict[
         sink(name, doc)
 
 
-def _root_cause(exc: BaseException) -> str:
+def _root_cause(exc: BaseException) -> BaseException:
     while exc.__cause__ is not None:
         exc = exc.__cause__
-    return str(exc)
+    return exc
