@@ -18,7 +18,7 @@ from ophyd_async.core import SignalW, SoftSignalBackend, StaticFilenameProvider,
 from ophyd_async.epics.motor import Motor
 from ophyd_async.sim import PatternGenerator, SimBlobDetector, SimMotor, SimPointDetector, SimStage
 
-from closedloop import InstrumentError, ObservationStatus, Proposal, SafetyError, spec_from_dict
+from closedloop import InstrumentError, ObservationStatus, Proposal, SafetyError, SpecError, spec_from_dict
 from instruments import InProcessExecutor, gate, observation_from_documents
 from simulators import SimFieldDetector
 
@@ -240,3 +240,29 @@ def test_an_epics_motor_without_its_ioc_is_named(
     message = str(info.value)
     assert message.startswith("instrument: device 'm' did not connect within 0.5 s (")
     assert pv in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("top", "words"),
+    [
+        ({"suspenders": [{"signal": "ring.current", "below": 100, "resume_above": 50}]}, "suspenders.0: resume_above"),
+        ({"suspenders": [{"signal": "ring current", "below": 100}]}, "suspenders.0.signal"),
+        ({"publish": {"address": "localhost"}}, "publish: address 'localhost' is not host:port"),
+        ({"metadata": {"session_id": "x"}}, "metadata: key 'session_id' is reserved"),
+        ({"metadata": {"when": float("inf")}}, "metadata: 'when' is not plain JSON data"),
+        ({"instrument": {"simulator": "beamline", "connect_timeout": 0}}, "instrument.connect_timeout"),
+        ({"instrument": {"simulator": "beamline", "run_timeout": float("nan")}}, "instrument.run_timeout"),
+        ({"instrument": {"simulator": "beamline", "retries": {"attempts": 0}}}, "instrument.retries.attempts"),
+    ],
+)
+def test_bad_instrument_settings_are_refused_in_one_line(top: dict[str, Any], words: str) -> None:
+    data = {
+        "variables": {"p": {"bounds": [-1, 1], "device": "m1"}},
+        "objectives": {"flux": {"field": "det-flux"}},
+        "budget": {"experiments": 1},
+        "instrument": {"simulator": "beamline"},
+        **top,
+    }
+    with pytest.raises(SpecError) as info:
+        spec_from_dict(data)
+    assert words in str(info.value) and "\n" not in str(info.value)
