@@ -39,7 +39,7 @@ from closedloop.records import (
 from closedloop.spec import SessionSpec
 from instruments.ingest import observation_from_documents
 from instruments.protocols import Executes, RunRecord
-from instruments.safety import check_setpoints
+from instruments.safety import check_setpoints, gate
 from planners import KnowsPosition
 
 INTERRUPTED = "interrupted: the session process ended while this run may have been moving; not run again by itself"
@@ -153,12 +153,6 @@ def proposal_setpoints(spec: SessionSpec, point: dict[str, Any]) -> dict[str, fl
     for name, constant in spec.constants.items():
         setpoints[name] = constant.value
     return setpoints
-
-
-def gate(spec: SessionSpec, setpoints: dict[str, Any], executor: Executes) -> dict[str, Any]:
-    """The safety gate every proposal passes before any executor sees it (hard limits, values, max_step)."""
-    limited = any(v.max_step is not None for v in spec.variables.values())
-    return check_setpoints(spec, setpoints, executor.positions() if limited else None)
 
 
 def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
@@ -351,6 +345,9 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
                     record = RunRecord(error=f"{type(exc).__name__}: {exc}", documents=sink.documents)
             status = "aborted" if record.aborted_by_operator else "done"
             store.add_run(proposal.id, record.documents, record.error, record.seconds, status=status)
+            scan_ids = [doc.get("scan_id") for name, doc in record.documents if name == "start"]
+            if scan_ids and isinstance(scan_ids[-1], int):
+                store.set_meta(scan_id=scan_ids[-1])  # scan_id carries on across resume
             ctx.emit("run_finished", {"proposal": proposal.id, "error": record.error, "status": status})
         return {}
 

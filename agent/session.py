@@ -11,6 +11,7 @@ than the session's own record of it is refused, and a lost checkpoint database i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -105,8 +106,15 @@ def build_planner(spec: SessionSpec) -> Any:
 
 
 def build_executor(spec: SessionSpec, session_id: str, store: SessionStore) -> Executes:
-    """The executor the session's instrument section asks for."""
-    return InProcessExecutor(spec, session_id)
+    """The executor the session's instrument section asks for, its scan ids carrying on from the store's last."""
+
+    def on_event(kind: str, details: dict[str, Any]) -> None:
+        # called from the RunEngine's thread: record it, never block
+        if kind in ("suspended", "resumed"):
+            store.set_meta(suspended=kind == "suspended")
+        store.log(kind, json.dumps(details, default=str))
+
+    return InProcessExecutor(spec, session_id, scan_id=int(store.meta("scan_id", 0)), on_event=on_event)
 
 
 def open_checkpoints(folder: Path, session_id: str) -> tuple[sqlite3.Connection, bool]:

@@ -25,11 +25,13 @@ class SessionState(str, Enum):
     STOPPED = "stopped"
     FAILED = "failed"
     PAUSED = "paused"
+    SUSPENDED = "suspended"  # running, but a suspender holds the run (no beam)
     INTERRUPTED = "interrupted"  # the process died while running: `closedloop resume` carries on
 
 
-def _live_state(state: str | None, pid: int | None) -> str | None:
-    """``running`` only while the process that runs the session is alive; otherwise ``interrupted``."""
+def _live_state(state: str | None, pid: int | None, suspended: bool = False) -> str | None:
+    """``running`` only while the process that runs the session is alive (``suspended`` while a suspender holds
+    its run); otherwise ``interrupted``."""
     if state != SessionState.RUNNING.value or pid is None:
         return state
     try:
@@ -38,7 +40,7 @@ def _live_state(state: str | None, pid: int | None) -> str | None:
         return SessionState.INTERRUPTED.value
     except PermissionError:
         return state
-    return state
+    return SessionState.SUSPENDED.value if suspended else state
 
 
 def pareto_front(spec: SessionSpec, observations: list[Observation]) -> list[Observation]:
@@ -154,7 +156,7 @@ def summary(
         "folder": str(folder),
         "session_id": store.meta("session_id"),
         "name": spec.name,
-        "state": _live_state(store.meta("state"), store.meta("pid")),
+        "state": _live_state(store.meta("state"), store.meta("pid"), bool(store.meta("suspended", False))),
         "experiments": tally.experiments,
         "infeasible": tally.infeasible,
         "failed": tally.failed,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import ErrorDetails
 
 from closedloop.errors import SpecError
+from closedloop.instrument import InstrumentSpec, PublishSpec, RunMetadata, SuspenderSpec
 from closedloop.plan import PlanSpec
 from closedloop.problem import ConstantSpec, ConstraintSpec, ObjectiveSpec, VariableSpec
 
@@ -72,37 +73,6 @@ class PlannerSpec(BaseModel):
         elif value not in registered_planners():
             raise ValueError(f"unknown planner '{value}'; registered: {', '.join(registered_planners()) or 'none'}")
         return value
-
-
-class InstrumentSpec(BaseModel):
-    """Where the devices come from: a bundled simulator by name, or a factory by import path.
-
-    A factory is ``"package.module:function"``; called with ``options`` as keyword arguments it returns a dict
-    from device name to ophyd-async (or ophyd) device. Devices that move no variable are triggered and read as
-    detectors.
-    """
-
-    model_config = _STRICT
-
-    simulator: str | None = None
-    factory: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _one_source(self) -> InstrumentSpec:
-        if (self.simulator is None) == (self.factory is None):
-            raise ValueError("give exactly one of 'simulator' or 'factory'")
-        factory = resolve_import_path(self.factory_path)
-        if not callable(factory):
-            raise ValueError(f"'{self.factory_path}' is not callable")
-        return self
-
-    @property
-    def factory_path(self) -> str:
-        """The import path of the device factory (bundled simulators live in ``simulators``)."""
-        if self.factory is not None:
-            return self.factory
-        return f"simulators:{self.simulator}"
 
 
 class ReviewPolicy(str, Enum):
@@ -198,6 +168,9 @@ class SessionSpec(BaseModel):
         folder: the session folder (relative to the session file); ``closedloop run --dir`` overrides it.
         seed: seed for the planner and the simulator, for reproducible sessions.
         plan: the plan that carries out each proposal (a bundled one, or a factory of your own).
+        metadata: keys merged into every run's start document (not ``proposal_id``, ``session_id``, ``iteration``).
+        suspenders: signals that hold a run while they are below a floor (a ring current).
+        publish: where every run's documents are published as JSON (a bluesky 0MQ proxy).
     """
 
     model_config = _STRICT
@@ -221,6 +194,9 @@ class SessionSpec(BaseModel):
     def _plan_fits_the_variables(cls, plan: PlanSpec, info: ValidationInfo) -> PlanSpec:
         plan.check_variables(info.data.get("variables") or {})
         return plan
+    metadata: RunMetadata = Field(default_factory=dict)
+    suspenders: list[SuspenderSpec] = Field(default_factory=list)
+    publish: PublishSpec | None = None
 
     @field_validator("variables")
     @classmethod

@@ -1,150 +1,332 @@
-"""The in-process executor: owns the one RunEngine and the session's devices, runs one plan at a time."""
+"""The in-process executor: owns the one RunEngine and the session's devices, runs one plan at a time.
+
+It builds the RunEngine as beamlines configure it (session metadata in every start document, ``scan_id``
+continuing from the last one used, suspenders from the session file, documents published to a 0MQ proxy as JSON),
+connects the devices within their timeout, and runs each proposal under the session's run timeout and retry
+policy. It does not check proposals: :func:`instruments.safety.gate` does, above every executor.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
+import json
+import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from bluesky import RunEngine
-from bluesky.run_engine import call_in_bluesky_event_loop
+from bluesky.callbacks.zmq import Publisher
+from bluesky.run_engine import TransitionError
+from bluesky.utils import MsgGenerator, RunEngineInterrupted
+from event_model import NumpyEncoder
 
 from closedloop.errors import InstrumentError
 from closedloop.records import Proposal
-from closedloop.spec import SessionSpec, resolve_import_path
-from instruments.plans import measure_point
-from instruments.protocols import DocumentSink, RunRecord
-from instruments.safety import check_setpoints
+from closedloop.spec import SessionSpec
+from instruments.devices import in_loop, make_devices, position_source, read_position, resolve_device
+from instruments.plans import plan_for
+from instruments.protocols import DocumentSink, EventSink, RunRecord, is_transient
+from instruments.suspenders import build_suspenders
+
+log = logging.getLogger(__name__)
+WATCHDOG_TICK = 0.02
+"""Seconds between the run-timeout watchdog's looks at the clock."""
 
 
 def build_run_engine() -> RunEngine:
-    """The RunEngine as closedloop uses it: no signal handlers (safe off the main thread), plans' results."""
+    """The RunEngine as closedloop uses it: no signal handlers (safe off the main thread; Ctrl-C never reaches it),
+    plans' results returned."""
     return RunEngine(context_managers=[], call_returns_result=True)
+
+
+def json_document(doc: dict[str, Any]) -> bytes:
+    """A document as JSON bytes (numpy values as plain numbers), for bluesky's 0MQ ``Publisher``; never pickle."""
+    return json.dumps(doc, cls=NumpyEncoder).encode()
+
+
+class _Interrupted(Exception):
+    """Raised by the guarded plan when an abort or a timeout came before the RunEngine started it."""
 
 
 class InProcessExecutor:
     """Runs proposals on the session's devices through a RunEngine in this process.
 
-    The RunEngine is created first, then the devices (from the session's instrument factory), which are
-    connected in the RunEngine's event loop. Devices that move a variable are movers; every other device is
-    triggered and read as a detector.
+    The RunEngine is created first, then the devices (from the session's instrument factory, which may take the
+    RunEngine as ``run_engine``), each connected within ``instrument.connect_timeout``. Devices that move a
+    variable or a constant (``device``, or a dotted path such as ``stage.x``) are movers; every other device of
+    the factory is triggered and read as a detector (a parent of a mover included, so that it can be staged).
 
     Args:
         spec: the session spec.
         session_id: goes into every start document.
-        run_engine: an existing RunEngine to use (tests); by default one is built.
+        run_engine: an existing RunEngine to use (tests); by default one is built (:func:`build_run_engine`).
+        scan_id: the last scan id used (from the store, on resume); the next run gets ``scan_id + 1``.
+        on_event: called with ``(kind, details)`` on ``"suspended"``, ``"resumed"`` and ``"retry"``, from the
+            RunEngine's thread (for suspenders) or the running thread (for retries); it must not block.
 
     Raises:
-        InstrumentError: the factory failed, or a variable's device does not exist, or there is no detector.
+        InstrumentError: the factory failed or returned a non-device, a device did not connect in time, a
+            variable's or a suspender's device does not exist, a ``max_step`` cannot be enforced because its
+            device cannot report a position, or there is no detector.
     """
 
-    def __init__(self, spec: SessionSpec, session_id: str, run_engine: RunEngine | None = None) -> None:
+    def __init__(
+        self,
+        spec: SessionSpec,
+        session_id: str,
+        run_engine: RunEngine | None = None,
+        *,
+        scan_id: int = 0,
+        on_event: EventSink | None = None,
+    ) -> None:
         self.spec = spec
         self.session_id = session_id
         self.run_engine = run_engine or build_run_engine()
+        self.run_engine.md["scan_id"] = int(scan_id)
+        self._on_event = on_event
         self._lock = threading.Lock()
-        self.devices = self._make_devices()
-        self._steps_limited = any(v.max_step is not None for v in spec.variables.values())
-        self.movers = {name: self.devices[spec.device_of(name)] for name in spec.variables}
-        self.movers.update({name: self.devices[c.device] for name, c in spec.constants.items() if c.device is not None})
-        mover_names = {spec.device_of(name) for name in spec.variables}
-        mover_names |= {c.device for c in spec.constants.values() if c.device is not None}
-        self.detectors = [device for key, device in self.devices.items() if key not in mover_names]
+        self._state = threading.Lock()
+        self._active = False
+        self._interrupt: tuple[str, str] | None = None
+        self._wake = threading.Event()
+        self._tokens: list[int] = []
+        self._publisher: Publisher | None = None
+        self.devices = make_devices(spec, self.run_engine)
+        self.movers = self._find_movers()
+        moving = {id(device) for device in self.movers.values()}
+        top_level_movers = {key for key, device in self.devices.items() if id(device) in moving}
+        self.detectors = [device for key, device in self.devices.items() if key not in top_level_movers]
         if not self.detectors:
             raise InstrumentError("instrument: no detector (every device moves a variable)")
+        unreadable = [
+            key for key, device in self.devices.items() if key not in top_level_movers and not _readable(device)
+        ]
+        if unreadable:
+            raise InstrumentError(f"instrument: device '{unreadable[0]}' moves nothing and has no read()")
+        self._sources = in_loop(self.run_engine, self._position_sources())
+        self._suspenders = build_suspenders(spec.suspenders, self.devices, self.run_engine, self._suspender_changed)
+        if spec.publish is not None:
+            self._publisher = Publisher(spec.publish.address, serializer=json_document)
+            self._tokens.append(self.run_engine.subscribe(self._publisher))
 
-    def _make_devices(self) -> dict[str, Any]:
-        instrument = self.spec.instrument
-        factory: Callable[..., dict[str, Any]] = resolve_import_path(instrument.factory_path)
-        options = dict(instrument.options)
-        if self.spec.seed is not None and "seed" in inspect.signature(factory).parameters:
-            options.setdefault("seed", self.spec.seed)
-        try:
-            devices = factory(**options)
-        except Exception as exc:
-            raise InstrumentError(f"instrument: {instrument.factory_path} failed: {exc}") from exc
-        if not isinstance(devices, dict):
-            raise InstrumentError(f"instrument: {instrument.factory_path} must return a dict of devices")
-        wanted = {f"variables.{name}.device": self.spec.device_of(name) for name in self.spec.variables}
-        wanted.update(
-            {f"constants.{name}.device": c.device for name, c in self.spec.constants.items() if c.device is not None}
-        )
-        for where, device in wanted.items():
-            if device not in devices:
+    def _find_movers(self) -> dict[str, Any]:
+        wanted = {name: (f"variables.{name}.device", self.spec.device_of(name)) for name in self.spec.variables}
+        for name, constant in self.spec.constants.items():
+            if constant.device is not None:
+                wanted[name] = (f"constants.{name}.device", constant.device)
+        movers = {}
+        for name, (where, path) in wanted.items():
+            try:
+                movers[name] = resolve_device(self.devices, path)
+            except KeyError as exc:
                 raise InstrumentError(
-                    f"{where}: no device '{device}' in the instrument", f"devices are: {', '.join(sorted(devices))}"
+                    f"{where}: {exc.args[0]} in the instrument", f"devices are: {', '.join(sorted(self.devices))}"
+                ) from None
+        return movers
+
+    async def _position_sources(self) -> dict[str, tuple[Any, str, str]]:
+        """variable -> (device, how to read its position, read-back field); refuses an unenforceable max_step."""
+        sources = {}
+        for name, variable in self.spec.variables.items():
+            device = self.movers[name]
+            field = variable.readback or device.name
+            source = await position_source(device, field)
+            if source is not None:
+                sources[name] = (device, source, field)
+            elif variable.max_step is not None:
+                raise InstrumentError(
+                    f"variables.{name}.max_step: device '{self.spec.device_of(name)}' cannot report its position "
+                    f"(no locate(), no position, no '{field}' in its read()), so max_step cannot be enforced"
                 )
-        connects = [d.connect() for d in devices.values() if inspect.iscoroutinefunction(d.connect)]
+        return sources
 
-        async def _connect_all() -> None:
-            await asyncio.gather(*connects)
+    @property
+    def scan_id(self) -> int:
+        """The last scan id used (the next run gets one more); store it to continue after a resume."""
+        return int(self.run_engine.md.get("scan_id", 0))
 
-        if connects:
-            call_in_bluesky_event_loop(_connect_all())
-        return devices
+    @property
+    def suspended(self) -> bool:
+        """Whether a suspender is holding runs now (the beam is down)."""
+        return any(suspender.tripped for suspender in self._suspenders)
+
+    def _emit(self, kind: str, details: dict[str, Any]) -> None:
+        if self._on_event is None:
+            return
+        try:
+            self._on_event(kind, details)
+        except Exception:  # a listener's fault must not break a suspender or a run
+            log.exception("on_event(%r) raised", kind)
+
+    def _suspender_changed(self, tripped: bool, details: dict[str, Any]) -> None:
+        self._emit("suspended" if tripped else "resumed", details)
 
     def run(
         self, proposal: Proposal, md: Mapping[str, Any] | None = None, on_document: DocumentSink | None = None
     ) -> RunRecord:
-        """Check the proposal against the hard limits, then carry it out as one Bluesky run.
+        """Carry out one proposal (already through :func:`~instruments.safety.gate`) as one Bluesky run.
 
-        A failure inside the run (a device error, an abort) is not raised: it comes back in the record, with
-        whatever documents were emitted, so the caller stores a failed observation.
-
-        Raises:
-            SafetyError: a setpoint is outside its hard limits; nothing was moved and no plan was built.
+        The start document holds the session's ``metadata``, then ``md``, then ``proposal_id``, ``session_id``,
+        ``iteration`` and ``attempt`` (which nothing overrides). A failure inside the run (a device error, a
+        timeout, an abort) is not raised: it comes back in the record, with whatever documents were emitted. A
+        run that failed of a transient fault is run again, up to ``instrument.retries.attempts`` times.
         """
-        current = self.positions() if self._steps_limited else None  # read positions only when a step is limited
-        setpoints = check_setpoints(self.spec, proposal.setpoints, current)
+        setpoints: dict[str, float | str] = {
+            name: proposal.setpoints.get(name, constant.value) for name, constant in self.spec.constants.items()
+        }
+        setpoints.update({k: v for k, v in proposal.setpoints.items() if k in self.spec.variables})
+        retries = self.spec.instrument.retries
+        with self._lock:
+            with self._state:
+                self._active, self._interrupt = True, None
+                self._wake.clear()
+            total = 0.0
+            try:
+                for attempt in range(1, retries.attempts + 1):
+                    record, transient = self._run_once(proposal, setpoints, md, on_document, attempt)
+                    total += record.seconds
+                    if record.error is None or not transient or self._interrupt or attempt == retries.attempts:
+                        break
+                    wait = retries.backoff * 2 ** (attempt - 1)
+                    self._emit("retry", {"proposal_id": proposal.id, "attempt": attempt, "error": record.error})
+                    if self._wake.wait(wait):
+                        break  # aborted while waiting to retry
+            finally:
+                with self._state:
+                    self._active = False
+        record.seconds = total
+        if self._interrupt is not None and self._interrupt[0] == "operator" and not record.aborted_by_operator:
+            record.aborted_by_operator = True
+            record.error = f"aborted by operator: {self._interrupt[1]}"
+        return record
+
+    def _run_once(
+        self,
+        proposal: Proposal,
+        setpoints: dict[str, float | str],
+        md: Mapping[str, Any] | None,
+        sink: DocumentSink | None,
+        attempt: int,
+    ) -> tuple[RunRecord, bool]:
         metadata = {
+            "plan_name": "measure_point",
+            **self.spec.metadata,
+            **(md or {}),
             "proposal_id": proposal.id,
             "session_id": self.session_id,
             "iteration": proposal.iteration,
-            "plan_name": "measure_point",
-            **(md or {}),
+            "attempt": attempt,
         }
-        moves = {self.movers[name]: value for name, value in setpoints.items() if name in self.movers}
-        record = RunRecord()
-        with self._lock:
-            started = time.perf_counter()
-            try:
-                self.run_engine(
-                    measure_point(moves, self.detectors, metadata),
-                    lambda name, doc: _collect(record, on_document, name, doc),
-                )
-            except Exception as exc:
-                record.error = f"{type(exc).__name__}: {_root_cause(exc)}"
-            record.seconds = time.perf_counter() - started
-        return record
+        record = RunRecord(attempts=attempt)
+        transient = False
+        done = threading.Event()
+        timeout = self.spec.instrument.run_timeout
+        watchdog = threading.Thread(target=self._watchdog, args=(timeout, done), daemon=True) if timeout else None
+        started = time.perf_counter()
+        try:
+            plan = plan_for(self.spec, setpoints, self.movers, self.detectors, metadata)
+            if watchdog is not None:
+                watchdog.start()
+            self.run_engine(self._guarded(plan), lambda name, doc: _collect(record, sink, name, doc))
+        except (RunEngineInterrupted, _Interrupted):
+            pass  # an abort or a timeout: said below
+        except Exception as exc:
+            root = _root_cause(exc)
+            record.error = f"{type(root).__name__}: {root}"
+            transient = is_transient(exc)
+        finally:
+            done.set()
+            if watchdog is not None:
+                watchdog.join()
+        record.seconds = time.perf_counter() - started
+        if self._interrupt is not None:
+            kind, reason = self._interrupt
+            record.aborted_by_operator = kind == "operator"
+            record.error = f"aborted by operator: {reason}" if kind == "operator" else reason
+        return record, transient
+
+    def _guarded(self, plan: MsgGenerator[Any]) -> MsgGenerator[Any]:
+        if self._interrupt is not None:  # came after the run was asked for, before the RunEngine started it
+            plan.close()
+            raise _Interrupted(self._interrupt[1])
+        return (yield from plan)
+
+    def _watchdog(self, limit: float, done: threading.Event) -> None:
+        """Abort the run once it has run ``limit`` seconds, not counting time held by a suspender."""
+        used, last = 0.0, time.monotonic()
+        while not done.wait(WATCHDOG_TICK):
+            now = time.monotonic()
+            if not self.suspended:
+                used += now - last
+            last = now
+            if used >= limit:
+                self._interrupt_run("timeout", f"timed out after {limit:g} s")
+                return
+
+    def abort(self, reason: str) -> None:
+        """Abort the run in progress, if any, from any thread; its record then says ``aborted_by_operator``.
+
+        The RunEngine aborts cleanly (its stop document says ``abort``) and stays usable; with no run in progress
+        this does nothing.
+        """
+        self._interrupt_run("operator", reason)
+
+    def _interrupt_run(self, kind: str, reason: str) -> None:
+        with self._state:
+            if not self._active or self._interrupt is not None:
+                return
+            self._interrupt = (kind, reason)
+        self._wake.set()
+        if threading.get_ident() == getattr(self.run_engine.loop, "_thread_id", None):
+            # RunEngine.abort waits for its own loop: never call it from there
+            threading.Thread(target=self._abort_engine, args=(reason,), daemon=True).start()
+        else:
+            self._abort_engine(reason)
+
+    def _abort_engine(self, reason: str) -> None:
+        try:
+            self.run_engine.abort(reason)
+        except TransitionError:
+            pass  # not started yet (the guarded plan refuses to start) or already over
 
     def positions(self) -> dict[str, Any]:
-        """Where each variable's device is now (its read-back), for devices that can say (``Locatable``)."""
-        locatable = {
-            name: self.movers[name]
-            for name in self.spec.variables
-            if callable(getattr(self.movers[name], "locate", None))
-        }
-        if not locatable:
-            return {}
+        """Variable -> the read-back position of its device now, for every variable whose device can report one
+        (all those with a ``max_step``: the executor refuses to be built otherwise)."""
 
-        async def _locate() -> dict[str, Any]:
+        async def read_all() -> dict[str, Any]:
             found = {}
-            for name, device in locatable.items():
-                location = device.locate()
-                if inspect.isawaitable(location):
-                    location = await location
-                found[name] = location["readback"]
+            for name, (device, source, field) in self._sources.items():
+                found[name] = await read_position(device, source, field)
             return found
 
-        return call_in_bluesky_event_loop(_locate())
+        found = in_loop(self.run_engine, read_all())
+        return {name: float(v) if _is_number(v) else v for name, v in found.items()}
 
     def close(self) -> None:
-        """Stop the RunEngine's event loop thread."""
+        """Stop any run, remove the suspenders, stop publishing."""
         if self.run_engine.state != "idle":
             self.run_engine.halt()
+        for suspender in self._suspenders:
+            self.run_engine.remove_suspender(suspender)
+        for token in self._tokens:
+            self.run_engine.unsubscribe(token)
+        self._tokens.clear()
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
+
+
+def _readable(device: Any) -> bool:
+    return callable(getattr(device, "read", None))
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(value, bool | str)
 
 
 def _collect(record: RunRecord, sink: DocumentSink | None, name: str, doc: dict[str, Any]) -> None:
@@ -153,7 +335,7 @@ def _collect(record: RunRecord, sink: DocumentSink | None, name: str, doc: dict[
         sink(name, doc)
 
 
-def _root_cause(exc: BaseException) -> str:
+def _root_cause(exc: BaseException) -> BaseException:
     while exc.__cause__ is not None:
         exc = exc.__cause__
-    return str(exc)
+    return exc

@@ -16,6 +16,24 @@ from closedloop.records import Proposal
 Document = tuple[str, dict[str, Any]]
 DocumentSink = Callable[[str, dict[str, Any]], None]
 """Called with ``(name, document)`` for every document of a run, as it is emitted (before the run returns)."""
+EventSink = Callable[[str, dict[str, Any]], None]
+"""Called with ``(kind, details)`` when the instrument's state changes outside a run's documents: ``"suspended"``
+and ``"resumed"`` (a suspender tripped or let go), ``"retry"`` (a run is tried again after a transient fault)."""
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Whether a device marked the fault as transient: an exception with ``transient = True`` in ``exc``'s chain.
+
+    A device (or its driver) marks a fault worth retrying by raising an exception whose ``transient`` attribute is
+    ``True``, directly or as the cause or context of what the RunEngine raised. Nothing else is ever retried.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if getattr(exc, "transient", False) is True:
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 @dataclass
@@ -27,12 +45,15 @@ class RunRecord:
         error: the exception the RunEngine raised, as text, if any.
         seconds: wall time spent inside the RunEngine.
         aborted_by_operator: the run was aborted on an operator's request (not a failed measurement).
+        attempts: how many runs were made for the proposal (more than one after transient faults); ``documents``
+            are the last attempt's, the document sink saw every attempt's.
     """
 
     documents: list[Document] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
     aborted_by_operator: bool = False
+    attempts: int = 1
 
 
 @runtime_checkable

@@ -1,14 +1,54 @@
-"""The safety gate: no setpoint outside a variable's hard limits, or further than its largest step, reaches a plan."""
+"""The safety gate: no setpoint outside a variable's hard limits, or further than its largest step, reaches a plan.
+
+:func:`gate` is what the loop calls before every run, whatever the executor: it reads where the movers are (only
+when a variable has a ``max_step``) and checks the proposal with :func:`check_setpoints`.
+"""
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
 from closedloop.errors import SafetyError
 from closedloop.problem import Value, VariableSpec
 from closedloop.spec import SessionSpec
+from instruments.protocols import Executes
+
+
+def gate(spec: SessionSpec, setpoints: Mapping[str, Any], executor: Executes) -> dict[str, Value]:
+    """The one safety check before any executor runs a proposal.
+
+    Args:
+        spec: the session spec.
+        setpoints: the proposal's setpoints.
+        executor: asked for :meth:`~instruments.protocols.Executes.positions` when any variable has a
+            ``max_step``.
+
+    Returns:
+        The checked setpoints (see :func:`check_setpoints`).
+
+    Raises:
+        SafetyError: the proposal is refused (nothing has moved); also when a variable has a ``max_step`` and the
+            executor cannot say where its device is.
+    """
+    limited = [name for name, variable in spec.variables.items() if variable.max_step is not None]
+    if not limited:
+        return check_setpoints(spec, setpoints)
+    current = {name: float(value) for name, value in executor.positions().items() if _is_real(value)}
+    unknown = [name for name in limited if name not in current]
+    if unknown:
+        device = spec.device_of(unknown[0])
+        raise SafetyError(
+            f"setpoints.{unknown[0]}: no read-back position from device '{device}' to measure max_step from",
+            "nothing was moved",
+        )
+    return check_setpoints(spec, setpoints, current)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
 
 
 def check_setpoints(

@@ -2,17 +2,22 @@
 
 Each factory returns ``{device name: device}``, the form a session's ``instrument`` section loads: devices that
 move a variable are motors, the rest are triggered and read as detectors. Session files name them as
-``instrument: {simulator: beamline}``. Library code never imports this package.
+``instrument: {simulator: beamline}``; ``instrument.options`` are the factory's keyword arguments, among them
+``exposure`` (seconds per reading) and ``faults`` (see :mod:`simulators.faults`). Library code never imports this
+package.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from ophyd_async.core import Device
-from ophyd_async.sim import SimMotor
 
 from simulators._devices import SimFieldDetector
+from simulators._motor import SimFaultyMotor
+from simulators._ring import SimRing
+from simulators.faults import Faults, FaultSpec, SimLimitSwitchError, SimTransientError
 from simulators.physics import (
     BEAMLINE_BOUNDS,
     BEAMLINE_OPTIMUM,
@@ -37,8 +42,14 @@ __all__ = [
     "HARTMANN6_BOUNDS",
     "HARTMANN6_OPTIMUM",
     "HEAT_LIMIT",
+    "FaultSpec",
+    "Faults",
     "Optimum",
+    "SimFaultyMotor",
     "SimFieldDetector",
+    "SimLimitSwitchError",
+    "SimRing",
+    "SimTransientError",
     "beam_width",
     "beamline",
     "beamline_flux",
@@ -57,9 +68,13 @@ def _motors_and_detector(
     noise: float,
     seed: int | None,
     instant: bool,
+    exposure: float,
+    faults: dict[str, Any] | None,
     extra: dict[str, tuple[Callable[..., float], float]] | None = None,
+    ring: SimRing | None = None,
 ) -> dict[str, Device]:
-    motors = {arg: SimMotor(name=motor, instant=instant) for arg, motor in motor_names.items()}
+    injected = Faults(faults, seed)
+    motors = {arg: SimFaultyMotor(name=motor, faults=injected, instant=instant) for arg, motor in motor_names.items()}
     detector = SimFieldDetector(
         function,
         {arg: motor.user_readback for arg, motor in motors.items()},
@@ -68,9 +83,15 @@ def _motors_and_detector(
         seed=seed,
         name="det",
         extra=extra,
+        exposure=exposure,
+        beam=ring.current if ring is not None else None,
+        nominal_beam=ring.nominal if ring is not None else 1.0,
+        faults=injected,
     )
     devices: dict[str, Device] = {motor.name: motor for motor in motors.values()}
     devices["det"] = detector
+    if ring is not None:
+        devices[ring.name] = ring
     return devices
 
 
@@ -80,34 +101,66 @@ def beamline(
     instant: bool = True,
     width_noise: float = 0.2,
     heat_noise: float = 0.01,
+    exposure: float = 0.0,
+    ring_current: float = 400.0,
+    faults: dict[str, Any] | None = None,
 ) -> dict[str, Device]:
-    """A simulated beamline: two mirror-pitch motors ``m1``, ``m2`` and a detector ``det``.
+    """A simulated beamline: two mirror-pitch motors ``m1``, ``m2``, a detector ``det`` and the ring ``ring``.
 
     The detector reads ``det-flux``: the flux of a beam focused through a slit (see
-    :func:`simulators.physics.beamline_flux`), peak 1020 counts at pitch1=0.35, pitch2=-0.6 mrad, plus
-    Gaussian noise of ``noise`` counts. It also reads ``det-width``, the spot width in micrometres
-    (:func:`~simulators.physics.beam_width`, a second objective to minimize), and ``det-heat``, the first mirror's
-    heat load in watts (:func:`~simulators.physics.mirror_heat`, for an outcome constraint).
+    :func:`simulators.physics.beamline_flux`), peak 1020 counts at pitch1=0.35, pitch2=-0.6 mrad at the nominal
+    ring current, in proportion to the ring current averaged over the exposure, plus Gaussian noise of ``noise``
+    counts. It also reads ``det-width``, the spot width in micrometres (:func:`~simulators.physics.beam_width`, a
+    second objective to minimize), and ``det-heat``, the first mirror's heat load in watts
+    (:func:`~simulators.physics.mirror_heat`, for an outcome constraint). The ring reads ``ring-current`` (mA) and
+    can lose its beam for a while (:meth:`SimRing.dump`), for a suspender to hold the run.
 
     Args:
         noise: flux noise (standard deviation, counts).
-        seed: seed of the noise.
+        seed: seed of the noise and of faults given as rates.
         instant: motors move instantly (``False``: at a real velocity, seconds per move).
         width_noise: spot-width noise (standard deviation, micrometres).
         heat_noise: heat-load noise (standard deviation, watts).
+        exposure: seconds each detector reading takes.
+        ring_current: the ring's nominal current, mA.
+        faults: faults to inject (:class:`~simulators.faults.FaultSpec`).
     """
     extra = {"width": (beam_width, width_noise), "heat": (mirror_heat, heat_noise)}
+    ring = SimRing(current=ring_current, name="ring")
     return _motors_and_detector(
-        beamline_flux, {"pitch1": "m1", "pitch2": "m2"}, "flux", noise, seed, instant, extra=extra
+        beamline_flux,
+        {"pitch1": "m1", "pitch2": "m2"},
+        "flux",
+        noise,
+        seed,
+        instant,
+        exposure,
+        faults,
+        extra=extra,
+        ring=ring,
     )
 
 
-def branin(noise: float = 0.0, seed: int | None = None, instant: bool = True) -> dict[str, Device]:
+def branin(
+    noise: float = 0.0,
+    seed: int | None = None,
+    instant: bool = True,
+    exposure: float = 0.0,
+    faults: dict[str, Any] | None = None,
+) -> dict[str, Device]:
     """Branin as an instrument: motors ``x1``, ``x2`` and detector ``det`` reading ``det-value``."""
-    return _motors_and_detector(branin_function, {"x1": "x1", "x2": "x2"}, "value", noise, seed, instant)
+    return _motors_and_detector(
+        branin_function, {"x1": "x1", "x2": "x2"}, "value", noise, seed, instant, exposure, faults
+    )
 
 
-def hartmann6(noise: float = 0.0, seed: int | None = None, instant: bool = True) -> dict[str, Device]:
+def hartmann6(
+    noise: float = 0.0,
+    seed: int | None = None,
+    instant: bool = True,
+    exposure: float = 0.0,
+    faults: dict[str, Any] | None = None,
+) -> dict[str, Device]:
     """Hartmann6 as an instrument: motors ``x1`` .. ``x6`` and detector ``det`` reading ``det-value``."""
     names = {f"x{i}": f"x{i}" for i in range(1, 7)}
-    return _motors_and_detector(hartmann6_function, names, "value", noise, seed, instant)
+    return _motors_and_detector(hartmann6_function, names, "value", noise, seed, instant, exposure, faults)

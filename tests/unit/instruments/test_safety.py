@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from closedloop import SafetyError, spec_from_dict
-from instruments import check_setpoints
+from instruments import check_setpoints, gate
 from tests.conftest import beamline_session
 
 SPEC = spec_from_dict(beamline_session())
@@ -92,3 +94,33 @@ def test_no_move_longer_than_max_step_ever_passes(start: float, target: float) -
         assert abs(target - start) > 0.5
     else:
         assert abs(target - start) <= 0.5 * (1 + 1e-9)
+
+
+class Positions:
+    """Stands in for an executor's positions() only (the gate asks nothing else); real executors are tested
+    against the gate in tests/integration."""
+
+    def __init__(self, where: dict[str, Any] | None) -> None:
+        self.where = where
+        self.asked = 0
+
+    def positions(self) -> dict[str, Any]:
+        self.asked += 1
+        if self.where is None:
+            raise AssertionError("positions() read although no variable has a max_step")
+        return self.where
+
+
+def test_the_gate_reads_positions_only_when_a_step_is_limited() -> None:
+    assert gate(SPEC, {"pitch1": 1.0, "pitch2": 0.0}, Positions(None)) == {"pitch1": 1.0, "pitch2": 0.0}
+    executor = Positions({"pitch1": np.float64(0.8), "filter": 0.0, "crystal": "Si111"})
+    setpoints = {"pitch1": 1.2, "filter": 0.1, "crystal": "Si311"}
+    assert gate(MIXED, setpoints, executor)["pitch1"] == 1.2 and executor.asked == 1
+    with pytest.raises(SafetyError, match=r"a move of 1.2 from 0 exceeds max_step 0.5"):
+        gate(MIXED, setpoints, Positions({"pitch1": np.int64(0)}))
+
+
+@pytest.mark.parametrize("where", [{}, {"pitch1": float("nan")}, {"pitch1": None}, {"pitch1": True}])
+def test_the_gate_refuses_a_limited_step_without_a_known_position(where: dict[str, Any]) -> None:
+    with pytest.raises(SafetyError, match=r"setpoints.pitch1: no read-back position from device 'pitch1'"):
+        gate(MIXED, {"pitch1": 0.1, "filter": 0.0, "crystal": "Si111"}, Positions(where))
