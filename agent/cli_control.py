@@ -37,6 +37,7 @@ from closedloop.control import (
     validate_request,
 )
 from closedloop.errors import ClosedLoopError, SessionError, SpecError
+from closedloop.records import new_id
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 3
 STORE_FILE = "store.sqlite"
@@ -74,7 +75,9 @@ def build(kind: str, by: str | None, **fields: Any) -> Request:
     Raises:
         SpecError: a value is out of range; the message names the field (``budget.experiments: ...``).
     """
-    return validate_request({"v": 1, "type": kind, "by": by or operator_name(), "via": "channel", **fields})
+    return validate_request(
+        {"v": 1, "id": new_id("r"), "type": kind, "by": by or operator_name(), "via": "channel", **fields}
+    )
 
 
 def exit_code(reply: Reply) -> int:

@@ -161,7 +161,7 @@ def _public_address(bound: str, host: str) -> str:
     """The address a client connects to: a wildcard bind is published under this host's name."""
     if host in ("0.0.0.0", "*", "::"):
         port = bound.rsplit(":", 1)[1]
-        return f"tcp://{socket.getfqdn()}:{port}"
+        return f"tcp://{socket.gethostname()}:{port}"
     return bound
 
 
@@ -396,9 +396,18 @@ class ControlClient:
         self._sock.connect(self.info["requests"])
         self._early: dict[str, Reply] = {}
 
-    def send(self, request: Request) -> str:
-        """Send a request without waiting; returns its id, for :meth:`receive`."""
-        self._sock.send(encode(request))
+    def send(self, request: Request, timeout: float | None = None) -> str:
+        """Send a request without waiting for its reply; returns its id, for :meth:`receive`.
+
+        Raises:
+            SessionError: it could not even be handed over within the timeout (no connection was made).
+        """
+        timeout = self.timeout if timeout is None else timeout
+        self._sock.sndtimeo = max(1, int(timeout * 1000))
+        try:
+            self._sock.send(encode(request))
+        except zmq.Again:
+            raise self._silence(timeout) from None
         return request.id
 
     def receive(self, request_id: str, timeout: float | None = None) -> Reply:
@@ -409,9 +418,23 @@ class ControlClient:
                 authorised.
         """
         timeout = self.timeout if timeout is None else timeout
+        return self._await(request_id, time.monotonic() + timeout, timeout)
+
+    def call(self, request: Request, timeout: float | None = None) -> Reply:
+        """Send a request and wait for its reply; ``timeout`` (default the client's) covers both.
+
+        Raises:
+            SessionError: no reply within the timeout: the session is not running, or this client is not
+                authorised.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        self.send(request, timeout)
+        return self._await(request.id, deadline, timeout)
+
+    def _await(self, request_id: str, deadline: float, timeout: float) -> Reply:
         if request_id in self._early:
             return self._early.pop(request_id)
-        deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             if not self._sock.poll(left * 1000):
                 break
@@ -422,14 +445,13 @@ class ControlClient:
             if reply.id == request_id:
                 return reply
             self._early[reply.id] = reply
-        raise SessionError(
+        raise self._silence(timeout)
+
+    def _silence(self, timeout: float) -> SessionError:
+        return SessionError(
             f"{self.folder}: no answer within {timeout:g} s: the session is not running, or this client is not "
             "authorised"
         )
-
-    def call(self, request: Request, timeout: float | None = None) -> Reply:
-        """Send a request and wait for its reply (see :meth:`receive`)."""
-        return self.receive(self.send(request), timeout)
 
     def close(self) -> None:
         """Close the connection."""
