@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, cast
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -32,7 +33,6 @@ from closedloop.control import (
     ProposalInfo,
     Reply,
     Request,
-    StatusRequest,
     operator_name,
     validate_request,
 )
@@ -103,6 +103,10 @@ def _guarded(as_json: bool, body: Callable[[], int]) -> None:
         code = _error(as_json, str(exc), EXIT_BAD_INPUT)
     except ClosedLoopError as exc:
         code = _error(as_json, str(exc), EXIT_FAILED)
+    except ValidationError as exc:  # a reply from a session speaking another dialect
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        code = _error(as_json, f"the session's reply is not understood: {where}: {first['msg']}", EXIT_FAILED)
     raise typer.Exit(code)
 
 
@@ -192,7 +196,7 @@ def answer_from_flags(
 
 def _ask(prompt: str) -> str:
     try:
-        return console.input(Text(prompt, style="bold")).strip()  # type: ignore[arg-type]
+        return console.input(Text(prompt, style="bold")).strip()
     except EOFError:
         raise SessionError("no answer given; nothing was sent") from None
 
@@ -294,14 +298,16 @@ def review(
 
 
 # watch, pause, stop, budget --------------------------------------------------------------------------------------
-def watch(folder: FolderArg, as_json: JsonOpt = False, timeout: TimeoutOpt = 5.0, keys: KeysOpt = None) -> None:
+def watch(
+    folder: FolderArg, as_json: JsonOpt = False, by: ByOpt = None, timeout: TimeoutOpt = 5.0, keys: KeysOpt = None
+) -> None:
     """Print a running session's events as they happen (JSON lines with --json).
 
     It starts with the recent ones, and ends when the session process ends, or quietly on Ctrl-C.
     """
 
     def body() -> int:
-        send(folder, StatusRequest(), timeout, keys)  # is it there, and does it answer us?
+        send(folder, build("status", by), timeout, keys)  # is it there, and does it answer us?
         try:
             for event in subscribe(folder, keys_dir=keys):
                 print(event.model_dump_json() if as_json else event_line(event), flush=True)
@@ -429,7 +435,7 @@ def audit_trail(folder: Path) -> list[dict[str, Any]]:
             }
         )
     for timestamp, kind, message in lines:
-        entry = {"timestamp": timestamp, "source": "log", "who": None, "via": None}
+        entry: dict[str, Any] = {"timestamp": timestamp, "source": "log", "who": None, "via": None}
         trail.append({**entry, "what": kind, "detail": message, "why": ""})
     trail.sort(key=lambda entry: entry["timestamp"])
     for entry in trail:

@@ -208,22 +208,25 @@ class ControlServer:
         self._closed = False
         try:
             server_key = self._setup_sockets(host)
+            self.info = {
+                "v": 1,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "requests": _public_address(self.requests_address, host),
+                "events": _public_address(self.events_address, host),
+                "server_key": server_key,
+                "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            }
+            path = self.folder / CONTROL_FILE
+            tmp = path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(self.info, indent=1))
+            tmp.replace(path)
+        except (OSError, zmq.ZMQError) as exc:
+            self._teardown()
+            raise SessionError(f"{self.folder}: cannot open the control channel on {host} ({exc})") from None
         except BaseException:
             self._teardown()
             raise
-        self.info = {
-            "v": 1,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "requests": _public_address(self.requests_address, host),
-            "events": _public_address(self.events_address, host),
-            "server_key": server_key,
-            "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        }
-        path = self.folder / CONTROL_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.info, indent=1))
-        tmp.replace(path)
         self._thread = threading.Thread(target=self._serve, name="closedloop-control", daemon=True)
         self._thread.start()
 
@@ -349,6 +352,9 @@ class ControlServer:
                 path.unlink()
         except (OSError, json.JSONDecodeError):
             pass
+        if self._thread.is_alive():  # a handler that never returns: its sockets cannot be closed from here
+            log.warning("the control thread did not stop within 5 s; leaving its sockets open")
+            return
         self._teardown()
 
     def _teardown(self) -> None:
@@ -436,7 +442,7 @@ class ControlClient:
         if request_id in self._early:
             return self._early.pop(request_id)
         while (left := deadline - time.monotonic()) > 0:
-            if not self._sock.poll(left * 1000):
+            if not self._sock.poll(max(1, int(left * 1000))):
                 break
             try:
                 reply = Reply.model_validate_json(self._sock.recv())
@@ -498,7 +504,7 @@ def subscribe(
         sock.connect(info["events"])
         seen: set[int] = set()
         while True:
-            if sock.poll(idle * 1000):
+            if sock.poll(max(1, int(idle * 1000))):
                 try:
                     event = Event.model_validate_json(sock.recv())
                 except ValueError:

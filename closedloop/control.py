@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import getpass
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import ErrorDetails
@@ -34,7 +34,7 @@ from pydantic_core import ErrorDetails
 from closedloop.errors import SessionError, SpecError
 from closedloop.records import new_id
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Final = 1
 """The version every message carries in ``v``; a message of another version is refused."""
 
 MAX_MESSAGE_BYTES = 64 * 1024

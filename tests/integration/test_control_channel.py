@@ -33,7 +33,6 @@ from closedloop.control import (
     Reply,
     Request,
     StatusRequest,
-    encode,
 )
 from closedloop.errors import SafetyError, SessionError
 from closedloop.records import Decision, Verdict
@@ -253,6 +252,20 @@ def test_an_unknown_event_kind_is_refused(tmp_path: Path, serve) -> None:
     server = serve(Recorder())
     with pytest.raises(ValueError, match="kind"):
         server.publish("exploded", {})
+
+
+def test_a_host_that_cannot_be_bound_is_refused_in_one_line(tmp_path: Path) -> None:
+    make_keys(tmp_path)
+    with pytest.raises(SessionError, match="cannot open the control channel on 203.0.113.9"):
+        ControlServer(tmp_path, Recorder(), host="203.0.113.9", curve=True)  # not an address of this machine
+    assert not (tmp_path / CONTROL_FILE).exists()
+
+
+def test_the_latency_benchmark_measures_both_paths(tmp_path: Path) -> None:
+    from benchmarks.control_latency import bare_round_trips, control_delivery, control_round_trips
+
+    assert len(control_round_trips(tmp_path, 20)) == 20 and len(bare_round_trips(20, b"x")) == 20
+    assert all(t > 0 for t in control_delivery(tmp_path, 20))
 
 
 # CurveZMQ --------------------------------------------------------------------------------------------------------
