@@ -12,12 +12,11 @@ Exit codes: 0 done; 1 no session process runs, it did not answer, or it refused 
 
 from __future__ import annotations
 
-import datetime
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, cast
 
 import typer
 from pydantic import ValidationError
@@ -25,19 +24,18 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agent.control import ControlClient, make_keys, subscribe
-from agent.display import checkpoint_table, event_line, fmt
+from agent.audit import audit_trail
+from agent.control import ControlClient, subscribe
+from agent.curve import make_keys
+from agent.display import event_line, fmt
+from agent.operator_input import answer_at_terminal, answer_from_flags, build, describe_answer
 from closedloop.control import (
     AnswerRequest,
     CheckpointInfo,
-    ProposalInfo,
     Reply,
     Request,
-    operator_name,
-    validate_request,
 )
 from closedloop.errors import ClosedLoopError, SessionError, SpecError
-from closedloop.records import new_id
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 3
 STORE_FILE = "store.sqlite"
@@ -67,17 +65,6 @@ def send(folder: Path, request: Request, timeout: float = 5.0, keys_dir: Path | 
     """
     with ControlClient(folder, timeout=timeout, keys_dir=keys_dir) as client:
         return client.call(request)
-
-
-def build(kind: str, by: str | None, **fields: Any) -> Request:
-    """A request of ``kind`` from the command line's values, checked as the session would check it.
-
-    Raises:
-        SpecError: a value is out of range; the message names the field (``budget.experiments: ...``).
-    """
-    return validate_request(
-        {"v": 1, "id": new_id("r"), "type": kind, "by": by or operator_name(), "via": "channel", **fields}
-    )
 
 
 def exit_code(reply: Reply) -> int:
@@ -117,8 +104,9 @@ def _error(as_json: bool, message: str, code: int) -> int:
     return code
 
 
-def _finish(reply: Reply, as_json: bool, done: str) -> int:
-    """Print a reply (``done`` when it succeeded) and return its exit code."""
+def report(reply: Reply, as_json: bool, done: str) -> int:
+    """Print a reply (the JSON reply with ``as_json``; else ``done`` and the result when it succeeded, the refusal
+    on stderr when not) and return its exit code."""
     if as_json:
         print(reply.model_dump_json())
     if not reply.ok:
@@ -130,130 +118,6 @@ def _finish(reply: Reply, as_json: bool, done: str) -> int:
 
 
 # review ----------------------------------------------------------------------------------------------------------
-def _value(text: str) -> float | str:
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def parse_edits(words: list[str], info: CheckpointInfo) -> dict[str, dict[str, float | str]]:
-    """``["[ID:]NAME=VALUE", ...]`` as ``{proposal id: {name: value}}``; the id may be left out for one proposal.
-
-    Raises:
-        SpecError: a word is malformed, or names a proposal or variable the checkpoint does not hold.
-    """
-    ids = [p.id for p in info.proposals]
-    edits: dict[str, dict[str, float | str]] = {}
-    for word in words:
-        left, sep, value = word.partition("=")
-        proposal_id, colon, name = left.rpartition(":")
-        name, value = name.strip(), value.strip()
-        if not sep or not name or not value:
-            raise SpecError(f"--edit: {word!r} is not [ID:]NAME=VALUE")
-        if not colon:
-            if len(ids) != 1:
-                raise SpecError(f"--edit: the checkpoint holds {len(ids)} proposals; write ID:NAME=VALUE ({word!r})")
-            proposal_id = ids[0]
-        if proposal_id not in ids:
-            raise SpecError(f"--edit: no proposal {proposal_id} at this checkpoint (it holds {', '.join(ids)})")
-        if info.variables and name not in info.variables:
-            raise SpecError(f"--edit.{name}: not a variable of this session (one of {', '.join(info.variables)})")
-        edits.setdefault(proposal_id, {})[name] = _value(value)
-    return edits
-
-
-def answer_from_flags(
-    info: CheckpointInfo, by: str | None, approve: bool, reject: str | None, edit: list[str], stop: bool, reason: str
-) -> Request:
-    """The answer the non-interactive flags of ``review`` give at this checkpoint.
-
-    ``--stop`` stops; otherwise each proposal gets its ``--edit`` if it has one, else ``--approve`` or
-    ``--reject REASON``. A checkpoint without proposals is carried on with ``--approve``.
-
-    Raises:
-        SpecError: the flags contradict each other or leave a proposal unanswered.
-    """
-    if stop:
-        if approve or reject is not None or edit:
-            raise SpecError("--stop: give it alone, without --approve, --reject or --edit")
-        return build("answer", by, checkpoint=info.checkpoint, stop=True, reason=reason)
-    if approve and reject is not None:
-        raise SpecError("--approve and --reject: give one of them")
-    edits = parse_edits(edit, info)
-    answers = []
-    for proposal in info.proposals:
-        if proposal.id in edits:
-            setpoints = {**proposal.setpoints, **edits[proposal.id]}
-            answers.append({"proposal_id": proposal.id, "verdict": "edit", "setpoints": setpoints, "reason": reason})
-        elif approve or reject is not None:
-            verdict = "approve" if approve else "reject"
-            answers.append({"proposal_id": proposal.id, "verdict": verdict, "reason": reject or reason})
-        else:
-            raise SpecError(f"review: proposal {proposal.id} is not answered; add --approve or --reject REASON")
-    return build("answer", by, checkpoint=info.checkpoint, answers=answers, reason=reason)
-
-
-def _ask(prompt: str) -> str:
-    try:
-        return console.input(Text(prompt, style="bold")).strip()
-    except EOFError:
-        raise SessionError("no answer given; nothing was sent") from None
-
-
-def _ask_proposal(proposal: ProposalInfo, info: CheckpointInfo) -> dict[str, Any] | None:
-    """One proposal's verdict from the terminal; None for stop."""
-    while True:
-        answer = _ask(f"{proposal.id}: approve, reject, edit or stop? [a/r/e/s] ").lower()
-        if answer in ("a", "approve"):
-            return {"proposal_id": proposal.id, "verdict": "approve"}
-        if answer in ("r", "reject"):
-            return {"proposal_id": proposal.id, "verdict": "reject", "reason": _ask("why? ")}
-        if answer in ("s", "stop"):
-            return None
-        if answer in ("e", "edit"):
-            words = _ask("new setpoints, NAME=VALUE ...: ").split()
-            try:
-                edits = parse_edits([f"{proposal.id}:{w}" for w in words], info) if words else {}
-            except SpecError as exc:
-                err.print(Text(str(exc)))
-                continue
-            if edits:
-                setpoints = {**proposal.setpoints, **edits[proposal.id]}
-                return {"proposal_id": proposal.id, "verdict": "edit", "setpoints": setpoints}
-        console.print(Text("please answer a (approve), r (reject), e (edit) or s (stop)"))
-
-
-def answer_at_terminal(info: CheckpointInfo, by: str | None) -> Request:
-    """Show the checkpoint and ask for a verdict per proposal (or carry on / stop when it holds none).
-
-    Raises:
-        SessionError: the input ended before an answer was complete (nothing is sent).
-    """
-    console.print(checkpoint_table(info))
-    if not info.proposals:
-        while True:
-            answer = _ask(f"{info.reason or info.kind}: carry on or stop? [c/s] ").lower()
-            if answer in ("c", "carry on", "continue", "a", "approve"):
-                return build("answer", by, checkpoint=info.checkpoint)
-            if answer in ("s", "stop"):
-                return build("answer", by, checkpoint=info.checkpoint, stop=True)
-    answers = []
-    for proposal in info.proposals:
-        verdict = _ask_proposal(proposal, info)
-        if verdict is None:
-            return build("answer", by, checkpoint=info.checkpoint, stop=True)
-        answers.append(verdict)
-    return build("answer", by, checkpoint=info.checkpoint, answers=answers)
-
-
-def _describe_answer(request: AnswerRequest) -> str:
-    if request.stop:
-        return f"answered {request.checkpoint}: stop"
-    verdicts = [f"{a.proposal_id} {a.verdict}" + (f" ({a.reason})" if a.reason else "") for a in request.answers]
-    return f"answered {request.checkpoint}: " + (", ".join(verdicts) or "carry on")
-
-
 def review(
     folder: FolderArg,
     approve: Annotated[bool, typer.Option("--approve", help="approve every proposal (not edited)")] = False,
@@ -280,7 +144,7 @@ def review(
         with ControlClient(folder, timeout=timeout, keys_dir=keys) as client:
             reply = client.call(build("checkpoint", by))
             if not reply.ok:
-                return _finish(reply, as_json, "")
+                return report(reply, as_json, "")
             if reply.result.get("checkpoint") is None:
                 state = reply.result.get("state")
                 raise SessionError(f"{folder}: no checkpoint is waiting" + (f" (state: {state})" if state else ""))
@@ -291,7 +155,7 @@ def review(
                 request = answer_from_flags(info, by, approve, reject, edit or [], stop, reason)
             reply = client.call(request)
         answer = cast(AnswerRequest, request)  # build("answer", ...) makes one
-        code = _finish(reply, as_json, _describe_answer(answer))
+        code = report(reply, as_json, describe_answer(answer))
         return EXIT_STOPPED if reply.ok and answer.stop else code
 
     _guarded(as_json, body)
@@ -330,7 +194,7 @@ def pause(
 ) -> None:
     """Hold a running session after its current run; the motors stay where they are."""
     _guarded(
-        as_json, lambda: _finish(send(folder, build("pause", by, reason=reason), timeout, keys), as_json, "pausing")
+        as_json, lambda: report(send(folder, build("pause", by, reason=reason), timeout, keys), as_json, "pausing")
     )
 
 
@@ -347,7 +211,7 @@ def stop_command(
     done = "aborting the current run" if abort else "stopping after the current run"
     _guarded(
         as_json,
-        lambda: _finish(send(folder, build("stop", by, abort=abort, reason=reason), timeout, keys), as_json, done),
+        lambda: report(send(folder, build("stop", by, abort=abort, reason=reason), timeout, keys), as_json, done),
     )
 
 
@@ -364,7 +228,7 @@ def budget(
 
     def body() -> int:
         request = build("budget", by, experiments=experiments, reason=reason)
-        return _finish(send(folder, request, timeout, keys), as_json, f"budget set to {experiments}")
+        return report(send(folder, request, timeout, keys), as_json, f"budget set to {experiments}")
 
     _guarded(as_json, body)
 
@@ -391,56 +255,6 @@ def keys_command(
         return EXIT_OK
 
     _guarded(as_json, body)
-
-
-def _when(timestamp: float) -> str:
-    return datetime.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
-
-
-def audit_trail(folder: Path) -> list[dict[str, Any]]:
-    """Every decision and audit-log line of a session, oldest first, read from its store (no process needed).
-
-    Each entry has ``time`` (ISO), ``timestamp``, ``source`` (``decision`` or ``log``), ``who``, ``via``, ``what``,
-    ``detail`` and ``why``; a decision's other fields are kept under ``decision``.
-
-    Raises:
-        SpecError: the folder holds no session.
-    """
-    from agent.store import SessionStore
-
-    if not (Path(folder) / STORE_FILE).exists():
-        raise SpecError(f"{folder}: holds no session (no {STORE_FILE})")
-    store = SessionStore(Path(folder) / STORE_FILE)
-    try:
-        decisions, lines = store.decisions(), store.events()
-    finally:
-        store.close()
-    trail: list[dict[str, Any]] = []
-    for iteration, decision in decisions:
-        fields = decision.model_dump(mode="json")
-        ids = fields.get("proposal_ids") or []
-        rest = {k: v for k, v in fields.items() if k not in ("verdict", "proposal_ids", "by", "reason", "at", "via")}
-        detail = f"iteration {iteration}" + (f", {', '.join(ids)}" if ids else "")
-        detail += "".join(f", {key}={fmt(value)}" for key, value in rest.items() if value not in (None, "", [], {}))
-        trail.append(
-            {
-                "timestamp": decision.at,
-                "source": "decision",
-                "who": fields.get("by"),
-                "via": fields.get("via"),
-                "what": str(fields.get("verdict")),
-                "detail": detail,
-                "why": fields.get("reason") or "",
-                "decision": {"iteration": iteration, **fields},
-            }
-        )
-    for timestamp, kind, message in lines:
-        entry: dict[str, Any] = {"timestamp": timestamp, "source": "log", "who": None, "via": None}
-        trail.append({**entry, "what": kind, "detail": message, "why": ""})
-    trail.sort(key=lambda entry: entry["timestamp"])
-    for entry in trail:
-        entry["time"] = _when(entry["timestamp"])
-    return trail
 
 
 def audit(folder: FolderArg, as_json: JsonOpt = False) -> None:

@@ -23,7 +23,8 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.control import CONTROL_FILE, MAX_FRAME_BYTES, ControlClient, ControlServer, make_keys, subscribe
+from agent.control import CONTROL_FILE, MAX_FRAME_BYTES, ControlClient, ControlServer, subscribe
+from agent.curve import make_keys
 from agent.store import SessionStore
 from closedloop.control import (
     MAX_MESSAGE_BYTES,
@@ -429,6 +430,14 @@ def test_review_refusals_and_stop_give_their_exit_codes(tmp_path: Path, serve) -
     handler.fail = LateAnswerError("c-5", "bob")
     late = cli("review", str(tmp_path), "--approve")
     assert late.returncode == 1 and "too late: answered already by bob" in late.stderr
+
+
+def test_a_checkpoint_this_client_cannot_read_is_reported_in_one_line(tmp_path: Path, serve) -> None:
+    serve(lambda request: {"checkpoint": {"checkpoint": "c-1", "kind": "quiz", "iteration": 0}})
+    done = cli("review", str(tmp_path), "--approve")
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: the session's reply is not understood: kind:")
+    assert "Traceback" not in done.stderr
 
 
 def test_pause_stop_and_budget_reach_the_session_with_who_sent_them(tmp_path: Path, serve) -> None:
