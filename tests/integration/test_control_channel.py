@@ -273,12 +273,16 @@ def test_the_latency_benchmark_measures_both_paths(tmp_path: Path) -> None:
 def test_with_curve_only_clients_holding_an_admitted_key_are_answered(tmp_path: Path, serve) -> None:
     made = make_keys(tmp_path, "alice")
     assert made["client"].stat().st_mode & 0o077 == 0  # secret keys are private
-    serve(Recorder(), curve=True)
+    server = serve(Recorder(), curve=True)
     info = json.loads((tmp_path / CONTROL_FILE).read_text())
     assert info["server_key"] and len(info["server_key"]) == 40
 
     with ControlClient(tmp_path, timeout=2, key_name="alice") as client:
         assert client.call(StatusRequest(by="alice")).ok
+    server.publish("paused", {"by": "alice"})
+    events = subscribe(tmp_path, key_name="alice")  # events are encrypted too, and reach an admitted subscriber
+    assert next(events).data == {"by": "alice"}
+    events.close()
     with ControlClient(tmp_path, timeout=0.5, keys_dir=tmp_path / "none") as client:  # no key at all
         with pytest.raises(SessionError, match="not running, or this client is not authorised"):
             client.call(StatusRequest())
