@@ -1,0 +1,302 @@
+"""The operator's commands on a running session, from any terminal: review, watch, pause, stop, budget; and keys
+and audit, which need no running process.
+
+:func:`register` mounts them on a Typer app (``closedloop`` mounts them on its own); ``python -m
+agent.cli_control`` runs them alone. Each takes ``--json``; those that talk to the session take ``--by NAME`` (who
+the audit trail names; default the OS user), ``--timeout S`` and ``--keys DIR`` (a CurveZMQ client key, default
+``DIR/keys``). :func:`send` is the one call they share, for other commands (add, resume) to reuse.
+
+Exit codes: 0 done; 1 no session process runs, it did not answer, or it refused (too late, not possible now);
+2 bad input (one line naming the field); 3 the answer given was stop.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, cast
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from agent.audit import audit_trail
+from agent.control import ControlClient, subscribe
+from agent.curve import make_keys
+from agent.display import event_line, fmt
+from agent.operator_input import answer_at_terminal, answer_from_flags, build, describe_answer
+from closedloop.control import (
+    AnswerRequest,
+    CheckpointInfo,
+    Reply,
+    Request,
+)
+from closedloop.errors import ClosedLoopError, SessionError, SpecError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 3
+STORE_FILE = "store.sqlite"
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the reply as JSON")]
+ByOpt = Annotated[str | None, typer.Option("--by", help="your name for the audit trail (default: the OS user)")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.01, help="seconds to wait for the session's answer")]
+KeysOpt = Annotated[Path | None, typer.Option("--keys", help="folder holding your CurveZMQ client key")]
+FolderArg = Annotated[Path, typer.Argument(help="the session folder")]
+
+
+class _Done(Exception):
+    """End a command with an exit code (after its output is printed)."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def send(folder: Path, request: Request, timeout: float = 5.0, keys_dir: Path | None = None) -> Reply:
+    """Send one request to the session running ``folder`` and return its reply.
+
+    Raises:
+        SessionError: no session process runs there, or none answered within ``timeout`` seconds.
+    """
+    with ControlClient(folder, timeout=timeout, keys_dir=keys_dir) as client:
+        return client.call(request)
+
+
+def exit_code(reply: Reply) -> int:
+    """The exit code for a reply: 0 done, 2 an invalid request, 1 any other refusal."""
+    if reply.ok:
+        return EXIT_OK
+    return EXIT_BAD_INPUT if reply.code == "invalid" else EXIT_FAILED
+
+
+def _refusal(reply: Reply) -> str:
+    if reply.code == "late":
+        return f"too late: answered already by {reply.result.get('answered_by', 'someone else')}"
+    return reply.error or "refused"
+
+
+def _guarded(as_json: bool, body: Callable[[], int]) -> None:
+    """Run a command; closedloop errors become one line (and a JSON object with --json) and an exit code."""
+    try:
+        code = body()
+    except _Done as done:
+        code = done.code
+    except SpecError as exc:
+        code = _error(as_json, str(exc), EXIT_BAD_INPUT)
+    except ClosedLoopError as exc:
+        code = _error(as_json, str(exc), EXIT_FAILED)
+    except ValidationError as exc:  # a reply from a session speaking another dialect
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        code = _error(as_json, f"the session's reply is not understood: {where}: {first['msg']}", EXIT_FAILED)
+    raise typer.Exit(code)
+
+
+def _error(as_json: bool, message: str, code: int) -> int:
+    if as_json:
+        print(json.dumps({"ok": False, "error": message}))
+    err.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
+    return code
+
+
+def report(reply: Reply, as_json: bool, done: str) -> int:
+    """Print a reply (the JSON reply with ``as_json``; else ``done`` and the result when it succeeded, the refusal
+    on stderr when not) and return its exit code."""
+    if as_json:
+        print(reply.model_dump_json())
+    if not reply.ok:
+        err.print(Text("error: ", style="bold red") + Text(_refusal(reply)), soft_wrap=True)
+    elif not as_json:
+        extra = fmt(reply.result) if reply.result else ""
+        console.print(Text(f"{done}: {extra}" if extra else done), soft_wrap=True)
+    return exit_code(reply)
+
+
+# review ----------------------------------------------------------------------------------------------------------
+def review(
+    folder: FolderArg,
+    approve: Annotated[bool, typer.Option("--approve", help="approve every proposal (not edited)")] = False,
+    reject: Annotated[
+        str | None, typer.Option("--reject", metavar="REASON", help="reject every proposal (not edited)")
+    ] = None,
+    edit: Annotated[
+        list[str] | None, typer.Option("--edit", metavar="[ID:]NAME=VALUE", help="run this setpoint instead")
+    ] = None,
+    stop: Annotated[bool, typer.Option("--stop", help="stop the session")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="why, for the audit trail")] = "",
+    as_json: JsonOpt = False,
+    by: ByOpt = None,
+    timeout: TimeoutOpt = 5.0,
+    keys: KeysOpt = None,
+) -> None:
+    """Answer the checkpoint a running session waits at.
+
+    At the terminal, a verdict per proposal; or at once with --approve, --reject, --edit or --stop.
+    """
+
+    def body() -> int:
+        interactive = not (approve or stop or reject is not None or edit)
+        with ControlClient(folder, timeout=timeout, keys_dir=keys) as client:
+            reply = client.call(build("checkpoint", by))
+            if not reply.ok:
+                return report(reply, as_json, "")
+            if reply.result.get("checkpoint") is None:
+                state = reply.result.get("state")
+                raise SessionError(f"{folder}: no checkpoint is waiting" + (f" (state: {state})" if state else ""))
+            info = CheckpointInfo.model_validate(reply.result["checkpoint"])
+            if interactive:
+                request = answer_at_terminal(info, by)
+            else:
+                request = answer_from_flags(info, by, approve, reject, edit or [], stop, reason)
+            reply = client.call(request)
+        answer = cast(AnswerRequest, request)  # build("answer", ...) makes one
+        code = report(reply, as_json, describe_answer(answer))
+        return EXIT_STOPPED if reply.ok and answer.stop else code
+
+    _guarded(as_json, body)
+
+
+# watch, pause, stop, budget --------------------------------------------------------------------------------------
+def watch(
+    folder: FolderArg, as_json: JsonOpt = False, by: ByOpt = None, timeout: TimeoutOpt = 5.0, keys: KeysOpt = None
+) -> None:
+    """Print a running session's events as they happen (JSON lines with --json).
+
+    It starts with the recent ones, and ends when the session process ends, or quietly on Ctrl-C.
+    """
+
+    def body() -> int:
+        send(folder, build("status", by), timeout, keys)  # is it there, and does it answer us?
+        try:
+            for event in subscribe(folder, keys_dir=keys):
+                print(event.model_dump_json() if as_json else event_line(event), flush=True)
+        except KeyboardInterrupt:
+            return EXIT_OK
+        if not as_json:
+            print(f"the session process for {folder} has ended", flush=True)
+        return EXIT_OK
+
+    _guarded(as_json, body)
+
+
+def pause(
+    folder: FolderArg,
+    reason: Annotated[str, typer.Option("--reason", help="why, for the audit trail")] = "",
+    as_json: JsonOpt = False,
+    by: ByOpt = None,
+    timeout: TimeoutOpt = 5.0,
+    keys: KeysOpt = None,
+) -> None:
+    """Hold a running session after its current run; the motors stay where they are."""
+    _guarded(
+        as_json, lambda: report(send(folder, build("pause", by, reason=reason), timeout, keys), as_json, "pausing")
+    )
+
+
+def stop_command(
+    folder: FolderArg,
+    abort: Annotated[bool, typer.Option("--abort", help="abort the current run now")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="why, for the audit trail")] = "",
+    as_json: JsonOpt = False,
+    by: ByOpt = None,
+    timeout: TimeoutOpt = 5.0,
+    keys: KeysOpt = None,
+) -> None:
+    """End a running session after its current run, or abort the run now with --abort."""
+    done = "aborting the current run" if abort else "stopping after the current run"
+    _guarded(
+        as_json,
+        lambda: report(send(folder, build("stop", by, abort=abort, reason=reason), timeout, keys), as_json, done),
+    )
+
+
+def budget(
+    folder: FolderArg,
+    experiments: Annotated[int, typer.Argument(help="successful experiments to run in all")],
+    reason: Annotated[str, typer.Option("--reason", help="why, for the audit trail")] = "",
+    as_json: JsonOpt = False,
+    by: ByOpt = None,
+    timeout: TimeoutOpt = 5.0,
+    keys: KeysOpt = None,
+) -> None:
+    """Change how many successful experiments a running session runs."""
+
+    def body() -> int:
+        request = build("budget", by, experiments=experiments, reason=reason)
+        return report(send(folder, request, timeout, keys), as_json, f"budget set to {experiments}")
+
+    _guarded(as_json, body)
+
+
+# keys and audit: no process needed -------------------------------------------------------------------------------
+def keys_command(
+    folder: FolderArg,
+    name: Annotated[str, typer.Option("--name", help="the client key's name (one per operator or machine)")] = "client",
+    as_json: JsonOpt = False,
+) -> None:
+    """Make CurveZMQ keys for a session folder, which a control channel off loopback needs.
+
+    The server's pair (once) and a client pair; the session admits the client's public key.
+    """
+
+    def body() -> int:
+        made = {what: str(path) for what, path in make_keys(folder, name).items()}
+        if as_json:
+            print(json.dumps(made))
+        else:
+            console.print(Text(f"server public key: {made['server']}"))
+            console.print(Text(f"client secret key: {made['client']} (give it to the operator; keep it private)"))
+            console.print(Text(f"admitted:          {made['authorized']} (delete it to shut this client out)"))
+        return EXIT_OK
+
+    _guarded(as_json, body)
+
+
+def audit(folder: FolderArg, as_json: JsonOpt = False) -> None:
+    """Who decided what, when, from where and why, and what the session logged (no process needed)."""
+
+    def body() -> int:
+        trail = audit_trail(folder)
+        if as_json:
+            print(json.dumps({"folder": str(folder), "trail": trail}))
+            return EXIT_OK
+        table = Table(title=Text(f"audit trail of {folder}"))
+        for column in ("when", "who", "via", "what", "detail", "why"):
+            table.add_column(Text(column))
+        for e in trail:
+            row = [e["time"], e["who"] or "-", e["via"] or "-", e["what"], e["detail"], e["why"] or "-"]
+            table.add_row(*(Text(str(cell)) for cell in row), style="bold" if e["source"] == "decision" else None)
+        console.print(table)
+        return EXIT_OK
+
+    _guarded(as_json, body)
+
+
+COMMANDS: dict[str, Callable[..., None]] = {
+    "review": review,
+    "watch": watch,
+    "pause": pause,
+    "stop": stop_command,
+    "budget": budget,
+    "keys": keys_command,
+    "audit": audit,
+}
+
+
+def register(app: typer.Typer) -> None:
+    """Mount the commands on a Typer app."""
+    for name, command in COMMANDS.items():
+        app.command(name)(command)
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Operate a running closedloop session.")
+register(app)
+
+
+if __name__ == "__main__":
+    sys.exit(app(prog_name="closedloop"))

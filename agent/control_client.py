@@ -1,0 +1,211 @@
+"""The client side of the control channel: find a running session, send it requests, follow its events.
+
+:func:`read_control` reads the addresses a session's :class:`~agent.control.ControlServer` wrote into
+``control.json``; :class:`ControlClient` sends requests and matches replies by correlation id, with a timeout on
+every call; :func:`subscribe` follows the events. A client that a CurveZMQ server does not admit gets no reply at
+all, so every timeout says "the session is not running, or this client is not authorised".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from agent.curve import KEYS_DIR, client_curve
+from closedloop.control import Event, Reply, Request, encode
+from closedloop.errors import SessionError
+
+CONTROL_FILE = "control.json"
+BACKLOG = 100
+"""Events a server sends again to each subscriber that joins."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_control(folder: Path) -> dict[str, Any]:
+    """The addresses of the session process running ``folder``.
+
+    Raises:
+        SessionError: no process runs it (no ``control.json``, or one left by a process on this host that died).
+    """
+    folder = Path(folder)
+    not_running = SessionError(f"no session process is running for {folder}")
+    try:
+        info = json.loads((folder / CONTROL_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        raise not_running from None
+    if not isinstance(info, dict) or not isinstance(info.get("requests"), str):
+        raise not_running
+    if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and not _pid_alive(info["pid"]):
+        raise not_running
+    return info
+
+
+class ControlClient:
+    """A connection to a running session's control channel.
+
+    Args:
+        folder: the session folder (its ``control.json`` names the addresses).
+        timeout: seconds to wait for each reply.
+        keys_dir: where this client's CurveZMQ key is (default ``folder/keys``); used when the session has
+            CurveZMQ on.
+        key_name: the client key's name (``<key_name>.key_secret``), as ``closedloop keys --name`` made it.
+
+    Raises:
+        SessionError: no session process is running for ``folder``.
+    """
+
+    def __init__(
+        self, folder: Path, timeout: float = 5.0, keys_dir: Path | None = None, key_name: str = "client"
+    ) -> None:
+        self.folder = Path(folder)
+        self.timeout = timeout
+        self.info = read_control(self.folder)
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._sock = self._ctx.socket(zmq.DEALER)
+        self._sock.linger = 0
+        if self.info.get("server_key"):
+            client_curve(self._sock, Path(keys_dir or self.folder / KEYS_DIR), key_name, self.info["server_key"])
+        self._sock.connect(self.info["requests"])
+        self._early: dict[str, Reply] = {}
+
+    def send(self, request: Request, timeout: float | None = None) -> str:
+        """Send a request without waiting for its reply; returns its id, for :meth:`receive`.
+
+        Raises:
+            SessionError: it could not even be handed over within the timeout (no connection was made).
+        """
+        timeout = self.timeout if timeout is None else timeout
+        self._sock.sndtimeo = max(1, int(timeout * 1000))
+        try:
+            self._sock.send(encode(request))
+        except zmq.Again:
+            raise self._silence(timeout) from None
+        return request.id
+
+    def receive(self, request_id: str, timeout: float | None = None) -> Reply:
+        """The reply to the request with this id; replies to other requests that arrive first are kept for later.
+
+        Raises:
+            SessionError: no reply within the timeout: the session is not running, or this client is not
+                authorised.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        return self._await(request_id, time.monotonic() + timeout, timeout)
+
+    def call(self, request: Request, timeout: float | None = None) -> Reply:
+        """Send a request and wait for its reply; ``timeout`` (default the client's) covers both.
+
+        Raises:
+            SessionError: no reply within the timeout: the session is not running, or this client is not
+                authorised.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        self.send(request, timeout)
+        return self._await(request.id, deadline, timeout)
+
+    def _await(self, request_id: str, deadline: float, timeout: float) -> Reply:
+        if request_id in self._early:
+            return self._early.pop(request_id)
+        while (left := deadline - time.monotonic()) > 0:
+            if not self._sock.poll(max(1, int(left * 1000))):
+                break
+            try:
+                reply = Reply.model_validate_json(self._sock.recv())
+            except ValueError:
+                continue  # not a reply of ours
+            if reply.id == request_id:
+                return reply
+            self._early[reply.id] = reply
+        raise self._silence(timeout)
+
+    def _silence(self, timeout: float) -> SessionError:
+        return SessionError(
+            f"{self.folder}: no answer within {timeout:g} s: the session is not running, or this client is not "
+            "authorised"
+        )
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._sock.close(linger=0)
+        self._ctx.term()
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def subscribe(
+    folder: Path,
+    since: int = 0,
+    keys_dir: Path | None = None,
+    key_name: str = "client",
+    idle: float = 0.5,
+) -> Iterator[Event]:
+    """The events of the session running ``folder``, as they happen; ends when that session process ends.
+
+    The first events are the server's recent backlog (up to :data:`BACKLOG`), then live ones; each is yielded once,
+    in the order sent (except that a live event sent while this subscriber joins may come before the backlog).
+
+    Args:
+        folder: the session folder.
+        since: yield only events with a larger ``seq``.
+        keys_dir: where this client's CurveZMQ key is (default ``folder/keys``).
+        key_name: the client key's name.
+        idle: seconds without an event after which it checks that the session still runs.
+
+    Raises:
+        SessionError: no session process is running for ``folder`` (when the iteration starts).
+    """
+    info = read_control(Path(folder))
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = ctx.socket(zmq.SUB)
+    sock.linger = 0
+    try:
+        if info.get("server_key"):
+            client_curve(sock, Path(keys_dir or Path(folder) / KEYS_DIR), key_name, info["server_key"])
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.connect(info["events"])
+        seen: set[int] = set()
+        while True:
+            if sock.poll(max(1, int(idle * 1000))):
+                try:
+                    event = Event.model_validate_json(sock.recv())
+                except ValueError:
+                    continue
+                if event.seq > since and event.seq not in seen:
+                    seen.add(event.seq)
+                    if len(seen) > 20 * BACKLOG:  # forget what no replay can bring again
+                        seen = {seq for seq in seen if seq > event.seq - 2 * BACKLOG}
+                    yield event
+            elif not _still_serving(Path(folder), info):
+                return
+    finally:
+        sock.close(linger=0)
+        ctx.term()
+
+
+def _still_serving(folder: Path, info: dict[str, Any]) -> bool:
+    try:
+        now = read_control(folder)
+    except SessionError:
+        return False
+    return now.get("events") == info.get("events") and now.get("pid") == info.get("pid")
