@@ -40,33 +40,13 @@ def _fail(code: int, message: str) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _proposal_table(checkpoint: Checkpoint) -> Table:
-    info = checkpoint.info
-    table = Table(title=f"Checkpoint: iteration {checkpoint.iteration}, review the proposal(s)")
-    table.add_column("proposal")
-    for name, variable in info["variables"].items():
-        units = variable.get("units")
-        table.add_column(escape(f"{name} [{units}]" if units else name), justify="right")
-        table.add_column("allowed", style="dim")
-    for proposal in checkpoint.proposals:
-        row = [escape(proposal["id"] + (f" ({proposal['why']})" if proposal.get("why") else ""))]
-        for name, variable in info["variables"].items():
-            if variable.get("values") is not None:
-                allowed = ", ".join(str(v) for v in variable["values"])
-            else:
-                low, high = variable["hard_limits"]
-                allowed = f"[{low:g}, {high:g}]"
-                if variable.get("max_step") is not None:
-                    allowed += f" step <= {variable['max_step']:g}"
-            row += [_fmt(proposal["setpoints"][name]), escape(allowed)]
-        table.add_row(*row)
-    return table
-
-
 def _show(checkpoint: Checkpoint, folder: Path) -> None:
     """Show a checkpoint at the session's own terminal, with the keys that answer it."""
+    from agent.display import checkpoint_table
+    from closedloop.control import CheckpointInfo
+
     if checkpoint.kind == "review":
-        console.print(_proposal_table(checkpoint))
+        console.print(checkpoint_table(CheckpointInfo.model_validate(checkpoint.info)))
         console.print(escape("approve, approve all, reject, edit or stop? [a/A/r/e/s]"), style="bold")
     elif checkpoint.kind == "points":
         console.print(f"[bold]The planner has no points left:[/] {escape(checkpoint.reason)}")
@@ -77,8 +57,9 @@ def _show(checkpoint: Checkpoint, folder: Path) -> None:
         console.print("[bold]press Enter to go on, or s to stop[/]")
 
 
-def _drive(session: Session, approve_all: bool, as_json: bool) -> int:
-    """Run a session to its end or to a checkpoint nobody answers; return the exit code."""
+def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.0.0.1") -> int:
+    """Run a session to its end (waiting at checkpoints for the terminal or the control channel); the exit code."""
+    from agent.control import ControlServer
     from agent.driver import Driver
     from agent.operations import Operations
 
@@ -107,7 +88,9 @@ def _drive(session: Session, approve_all: bool, as_json: bool) -> int:
             progress.console.print(f"[yellow]{observation.status.value}[/] {what}")
 
     session.on_observation = observed
-    operations = Operations(session, session.context.emit)
+    operations = Operations(session)
+    server = ControlServer(session.folder, operations.handle, host=host)
+    session.context.emit = operations.emit = lambda kind, data: server.publish(kind, data)
 
     def show(checkpoint: Checkpoint) -> None:
         progress.stop()
@@ -118,12 +101,15 @@ def _drive(session: Session, approve_all: bool, as_json: bool) -> int:
         operations,
         console,
         approve_all=approve_all,
-        interactive=True,
+        interactive=sys.stdin is not None and not sys.stdin.closed,
         show=show,
-        wait_for_channel=False,
+        wait_for_channel=True,
     )
-    with progress:
-        driver.run()
+    try:
+        with progress:
+            driver.run()
+    finally:
+        server.close()
     return _report(session, as_json)
 
 
@@ -203,6 +189,64 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _lock(folder: Path, new: bool) -> Any:
+    """Take the session folder's lock for this process (made first for a new session).
+
+    Raises:
+        SessionError: another process drives the session (named: pid, host, since).
+    """
+    from agent.lock import SessionLock
+
+    if new:
+        if (folder / STORE_FILE).exists():
+            raise SessionError(f"{folder} already holds a session", f"use: closedloop resume {folder}")
+        folder.mkdir(parents=True, exist_ok=True)
+    elif not (folder / STORE_FILE).exists() and not (folder / SESSION_FILE).exists():
+        raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
+    lock = SessionLock(folder)
+    lock.acquire()
+    return lock
+
+
+def _resume_through_channel(folder: Path, as_json: bool) -> int:
+    """A process runs the session: resume it if it is paused, else refuse naming the process."""
+    from agent.cli_control import report, send
+    from agent.lock import holder
+    from agent.operator_input import build
+
+    who = holder(folder) or {}
+    reply = send(folder, build("resume", None, "channel"))
+    if not reply.ok and reply.code == "refused":
+        since = who.get("since", "?")
+        raise SessionError(
+            f"{folder} is driven by pid {who.get('pid')} on {who.get('host')} since {since}, and is not paused",
+            f"watch it with: closedloop watch {folder}",
+        )
+    return report(reply, as_json, "resumed")
+
+
+def _detach(args: list[str], folder: Path, yes: bool, threads: int) -> int:
+    """Start the session process in the background, its output in the folder's session.log; return once its control
+    channel is up (or it has ended)."""
+    import subprocess
+
+    from agent.control import CONTROL_FILE
+
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "agent.cli", *args, "--threads", str(threads)] + (["--yes"] if yes else [])
+    with (folder / "session.log").open("a") as log:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (folder / CONTROL_FILE).exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if process.poll() not in (None, 0):
+        tail = (folder / "session.log").read_text(errors="replace").strip().splitlines()[-1:]
+        raise SessionError(f"the session process ended with exit {process.returncode}: {' '.join(tail)}")
+    console.print(f"session running in the background: pid {process.pid}, folder {folder}")
+    console.print(f"watch it with: closedloop watch {folder}; its output is in {folder / 'session.log'}")
+    return EXIT_OK
+
+
 def _default_folder(spec_path: Path, folder: str | None, name: str) -> Path:
     if folder is not None:
         return (spec_path.parent / folder).resolve()
@@ -216,6 +260,7 @@ def run(
     yes: Annotated[bool, typer.Option("--yes", help="approve every checkpoint")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads for the planner")] = 1,
+    detach: Annotated[bool, typer.Option("--detach", help="run in the background (output in DIR/session.log)")] = False,
 ) -> None:
     """Start a new session from a session file."""
 
@@ -226,6 +271,9 @@ def run(
 
         _set_threads(threads)
 
+        if detach:
+            return _detach(["run", str(session_file), "--dir", str(folder)], folder, yes, threads)
+        lock = _lock(folder, new=True)
         session = Session.create(session_file, folder, spec)
         try:
             if not as_json:
@@ -233,6 +281,7 @@ def run(
             return _drive(session, yes, as_json)
         finally:
             session.close()
+            lock.release()
 
     _guarded(body)
 
@@ -243,18 +292,28 @@ def resume(
     yes: Annotated[bool, typer.Option("--yes", help="approve every checkpoint")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads for the planner")] = 1,
+    detach: Annotated[bool, typer.Option("--detach", help="run in the background (output in DIR/session.log)")] = False,
 ) -> None:
-    """Continue a session that was stopped, killed, or left waiting at a checkpoint."""
+    """Continue a session: a paused one through its running process, or a stopped, killed or waiting one in a new
+    process."""
 
     def body() -> int:
+        from agent.lock import holder
+
+        if holder(folder) is not None:
+            return _resume_through_channel(folder, as_json)
+        if detach:
+            return _detach(["resume", str(folder)], folder, yes, threads)
         from agent.session import Session
 
         _set_threads(threads)
+        lock = _lock(folder, new=False)
         session = Session.open(folder)
         try:
             return _drive(session, yes, as_json)
         finally:
             session.close()
+            lock.release()
 
     _guarded(body)
 
@@ -269,7 +328,7 @@ def demo(
     """Run the bundled demo: align two mirrors on a simulated beamline."""
     source = resources.files("agent") / "demo" / "beamline.yaml"
     with resources.as_file(source) as path:
-        run(path, dir or Path("sessions") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}", yes, as_json, threads)
+        run(path, dir or Path("sessions") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}", yes, as_json, threads, False)
 
 
 def parse_point(words: list[str]) -> dict[str, str]:
@@ -297,6 +356,7 @@ def add(
         Path | None, typer.Option("--file", help="points to queue: CSV with a header row, or a YAML/JSON list")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print what was queued as JSON")] = False,
+    by: Annotated[str | None, typer.Option("--by", help="your name for the audit trail")] = None,
 ) -> None:
     """Queue points for a session to measure next, before its planner's own: while it runs, waits or is stopped.
 
@@ -305,8 +365,9 @@ def add(
     """
 
     def body() -> int:
-        from agent.store import SessionStore
-        from instruments.safety import check_setpoints
+        from agent.folder import open_store
+        from agent.lock import holder
+        from agent.operations import check_points
         from planners.baselines import read_points
 
         if not (folder / STORE_FILE).exists() or not (folder / SESSION_FILE).exists():
@@ -316,25 +377,24 @@ def add(
         raw = [parse_point(point)] if point else read_points(file) if file is not None else []
         if not raw:
             raise SpecError(f"{file}: holds no points")
-        spec = load_spec(folder / SESSION_FILE)
-        checked = []
-        for i, entry in enumerate(raw):
-            if not isinstance(entry, dict):
-                raise SpecError(f"point {i + 1}: must be NAME: VALUE pairs, got {type(entry).__name__}")
+        checked = check_points(load_spec(folder / SESSION_FILE), raw)
+        if holder(folder) is not None:
+            # a process runs the session: through its channel, which wakes it if it waits for points
+            from agent.cli_control import send
+            from agent.operator_input import build
+
+            reply = send(folder, build("add", by, "channel", points=checked))
+            if not reply.ok:
+                raise SessionError(str(reply.error))
+            waiting = int(reply.result.get("waiting", 0))
+        else:
+            store = open_store(folder, new=False)
             try:
-                checked.append(check_setpoints(spec, entry))
-            except SafetyError as exc:
-                message = exc.args[0]  # without the gate's own hint: nothing moves when a point is queued
-                raise SafetyError(
-                    f"point {i + 1}: {message}" if len(raw) > 1 else message, "no point was queued"
-                ) from None
-        store = SessionStore(folder / STORE_FILE)
-        try:
-            seqs = store.queue_points(checked)
-            store.log("queue", f"{len(seqs)} point(s) queued by an operator")
-            waiting = len(store.queued_points())
-        finally:
-            store.close()
+                store.queue_points(checked, by=by or "operator")
+                store.log("queue", f"{len(checked)} point(s) queued by {by or 'operator'} in the store")
+                waiting = store.count_queued()
+            finally:
+                store.close()
         if as_json:
             console.print_json(json.dumps({"queued": checked, "waiting": waiting}))
         else:
@@ -360,6 +420,15 @@ def status(
         return EXIT_OK
 
     _guarded(body)
+
+
+def _mount_commands() -> None:
+    from agent.cli_control import register
+
+    register(app)
+
+
+_mount_commands()
 
 
 def main() -> None:

@@ -13,6 +13,18 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from closedloop.control import (
+    AddRequest,
+    AnswerRequest,
+    BudgetRequest,
+    CheckpointRequest,
+    LateAnswerError,
+    PauseRequest,
+    Request,
+    ResumeRequest,
+    StatusRequest,
+    StopRequest,
+)
 from closedloop.errors import SafetyError, SessionError, SpecError
 from closedloop.records import Decision, Verdict
 from instruments.safety import check_setpoints
@@ -58,6 +70,67 @@ class Operations:
                 if self._pending is not None and checkpoint == self._pending.id:
                     return decisions
 
+    # the control channel -------------------------------------------------------------------------------------
+    def handle(self, request: Request) -> dict[str, Any]:
+        """Carry out one request from the control channel (called in the channel's thread; quick)."""
+        by, via = request.by, request.via
+        if isinstance(request, StatusRequest):
+            return self.status()
+        if isinstance(request, CheckpointRequest):
+            return {"checkpoint": self.checkpoint(), "state": self.status()["state"]}
+        if isinstance(request, AnswerRequest):
+            return self.answer(request.checkpoint, self._decisions(request))
+        if isinstance(request, PauseRequest):
+            return self.pause(by, via)
+        if isinstance(request, ResumeRequest):
+            return self.resume(by, via)
+        if isinstance(request, StopRequest):
+            return self.stop(by, via, abort=request.abort, reason=request.reason)
+        if isinstance(request, AddRequest):
+            return self.add(request.points, by, via)
+        if isinstance(request, BudgetRequest):
+            return self.budget(request.experiments, by, via)
+        raise SpecError(f"type: '{request.type}' is not a request this session serves")
+
+    def _decisions(self, request: AnswerRequest) -> list[Decision]:
+        """A channel answer as decisions: a stop, a verdict per proposal, or (none given) carry on."""
+        common = {"by": request.by, "via": request.via, "checkpoint": request.checkpoint}
+        if request.stop:
+            return [Decision(verdict=Verdict.STOP, reason=request.reason, **common)]
+        if not request.answers:
+            return [Decision(verdict=Verdict.APPROVE, reason=request.reason, **common)]
+        with self._lock:
+            shown = {p["id"]: p for p in (self._pending.proposals if self._pending is not None else [])}
+        decisions = []
+        for answer in request.answers:
+            setpoints = None
+            if answer.verdict == "edit":
+                # variables the edit does not name keep the proposed value
+                setpoints = {**shown.get(answer.proposal_id, {}).get("setpoints", {}), **(answer.setpoints or {})}
+            decisions.append(
+                Decision(
+                    verdict=Verdict(answer.verdict),
+                    proposal_ids=[answer.proposal_id],
+                    setpoints=setpoints,
+                    reason=answer.reason or request.reason,
+                    **common,
+                )
+            )
+        return decisions
+
+    def status(self) -> dict[str, Any]:
+        """The session's status from its running tally (what ``closedloop status --json`` prints)."""
+        from agent.status import summary
+
+        session = self.session
+        info = summary(session.folder, session.spec, session.store, session.tally)
+        with self._lock:
+            pending = self._pending
+        if pending is not None:
+            info["state"] = "paused" if pending.kind == "paused" else "waiting"
+            info["checkpoint"] = pending.id
+        return info
+
     # the operations ------------------------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any] | None:
         """The question the session is waiting on, or None."""
@@ -76,7 +149,7 @@ class Operations:
         with self._lock:
             pending = self._pending
             if checkpoint in self._answered:
-                raise SessionError(f"too late: checkpoint {checkpoint} was answered by {self._answered[checkpoint]}")
+                raise LateAnswerError(checkpoint, self._answered[checkpoint])
             if pending is None:
                 raise SessionError("the session is not waiting at a checkpoint")
             if checkpoint and checkpoint != pending.id:

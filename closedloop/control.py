@@ -277,7 +277,8 @@ class ProposalInfo(BaseModel):
         id: the proposal's id.
         setpoints: variable name -> value proposed.
         origin: ``planner`` or ``operator``.
-        why: ``initial design`` (space filling), ``model`` (the planner's model chose it) or ``operator`` (queued).
+        why: ``initial design`` (space filling), ``model`` or ``planner`` (the planner chose it), ``operator``
+            (queued), ``edited p-...`` (an operator's edit of a proposal).
         current: variable name -> where the instrument is now (None when unknown).
         prediction: objective name -> predicted mean and standard deviation, or None when the planner cannot say.
         acquisition: the acquisition function's value at the point, when the planner gives one.
@@ -288,7 +289,7 @@ class ProposalInfo(BaseModel):
     id: str
     setpoints: dict[str, Value]
     origin: Literal["planner", "operator"] = "planner"
-    why: Literal["initial design", "model", "operator"] = "model"
+    why: str = "model"
     current: dict[str, Value | None] = Field(default_factory=dict)
     prediction: dict[str, Prediction] | None = None
     acquisition: float | None = None
