@@ -1,0 +1,182 @@
+"""An operator in charge of a real session process from other terminals: the lock, the control channel, Ctrl-C.
+
+One detached session process serves most of these tests (a CLI call costs a couple of seconds of imports); every
+command goes through the real ZeroMQ channel on loopback to the real loop, RunEngine and simulated beamline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import beamline_session
+from tests.integration.test_cli import CLI, closedloop
+
+
+def meta(folder: Path, key: str) -> Any:
+    try:
+        with sqlite3.connect(folder / "store.sqlite") as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return json.loads(row[0]) if row else None
+
+
+def count(folder: Path, query: str) -> int:
+    with sqlite3.connect(folder / "store.sqlite") as conn:
+        return int(conn.execute(query).fetchone()[0])
+
+
+def wait_for(condition, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def checkpoint(folder: Path) -> dict[str, Any]:
+    result = closedloop("review", str(folder), "--json", "--approve", "--timeout", "10", timeout=60)
+    return json.loads(result.stdout.splitlines()[-1]) if result.stdout else {}
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A session process started with --detach, waiting at its checkpoints for the channel; stopped at the end."""
+    root = tmp_path_factory.mktemp("operator")
+    path = root / "session.yaml"
+    path.write_text(yaml.safe_dump(beamline_session(review={"policy": "always"}, budget={"experiments": 20})))
+    folder = root / "run"
+    started = closedloop("run", str(path), "--dir", str(folder), "--detach")
+    assert started.returncode == 0, started.stderr
+    try:
+        yield folder
+    finally:
+        pid = (json.loads((folder / "control.json").read_text()) if (folder / "control.json").exists() else {}).get(
+            "pid"
+        )
+        closedloop("stop", str(folder), "--timeout", "10")
+        if pid:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_review_approves_through_the_channel_and_a_second_answer_is_too_late(running: Path) -> None:
+    wait_for(lambda: meta(running, "state") == "waiting")
+    shown = json.loads(closedloop("status", str(running), "--json").stdout)
+    assert shown["state"] == "waiting"
+    before = count(running, "SELECT COUNT(*) FROM observations")
+    first = closedloop("review", str(running), "--approve", "--by", "ann", "--json")
+    assert first.returncode == 0, first.stderr
+    checkpoint_id = json.loads(first.stdout)["result"]["checkpoint"]
+    late = closedloop("review", str(running), "--approve", "--by", "bob")  # the next question, or too late
+    assert late.returncode in (0, 1)
+    wait_for(lambda: count(running, "SELECT COUNT(*) FROM observations") > before)
+    with sqlite3.connect(running / "store.sqlite") as conn:
+        bodies = [json.loads(row[0]) for row in conn.execute("SELECT body FROM decisions")]
+    ann = [b for b in bodies if b["checkpoint"] == checkpoint_id]
+    assert len(ann) == 1 and ann[0]["by"] == "ann" and ann[0]["via"] == "channel"
+    # the start document of the released run names the decision
+    (proposal,) = ann[0]["proposal_ids"]
+    name, start = json.loads((running / "runs" / f"{proposal}.jsonl").read_text().splitlines()[0])
+    assert name == "start" and start["decision_ids"] == [ann[0]["id"]]
+
+
+def test_a_second_process_is_refused_naming_the_holder(running: Path) -> None:
+    result = closedloop("resume", str(running), "--yes")
+    assert result.returncode == 2
+    pid = json.loads((running / "control.json").read_text())["pid"]
+    assert f"driven by pid {pid}" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_edit_outside_the_limits_is_refused_and_nothing_moves(running: Path) -> None:
+    wait_for(lambda: meta(running, "state") == "waiting")
+    before = count(running, "SELECT COUNT(*) FROM runs")
+    result = closedloop("review", str(running), "--edit", "pitch1=3.0")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "outside the hard limits" in result.stderr
+    assert count(running, "SELECT COUNT(*) FROM runs") == before
+
+
+def test_pause_holds_after_the_run_and_resume_carries_on(running: Path) -> None:
+    wait_for(lambda: meta(running, "state") == "waiting")
+    assert closedloop("pause", str(running)).returncode == 0
+    assert closedloop("review", str(running), "--approve").returncode == 0
+    wait_for(lambda: meta(running, "state") == "paused")
+    runs = count(running, "SELECT COUNT(*) FROM runs")
+    time.sleep(1.0)
+    assert count(running, "SELECT COUNT(*) FROM runs") == runs  # nothing moves while paused
+    assert json.loads(closedloop("status", str(running), "--json").stdout)["state"] == "paused"
+    resumed = closedloop("resume", str(running))
+    assert resumed.returncode == 0, resumed.stderr
+    wait_for(lambda: meta(running, "state") == "waiting")
+
+
+def test_add_and_budget_through_the_channel(running: Path) -> None:
+    added = closedloop("add", str(running), "pitch1=0.35", "pitch2=-0.6", "--json")
+    assert added.returncode == 0, added.stderr
+    assert closedloop("budget", str(running), "7").returncode == 0
+    assert meta(running, "budget") == 7
+    refused = closedloop("add", str(running), "pitch1=9", "pitch2=0")
+    assert refused.returncode == 2 and "outside the hard limits" in refused.stderr
+
+
+def test_stop_ends_the_session_and_the_commands_say_nothing_runs(running: Path) -> None:
+    assert closedloop("stop", str(running)).returncode == 0
+    wait_for(lambda: meta(running, "state") == "stopped")
+    wait_for(lambda: not (running / "control.json").exists())
+    result = closedloop("pause", str(running), "--timeout", "2")
+    assert result.returncode == 1 and "no session process is running" in result.stderr
+    audit = json.loads(closedloop("audit", str(running), "--json").stdout)
+    assert any("stop" in json.dumps(row) for row in audit)
+
+
+def test_ctrl_c_stops_after_the_run_and_twice_aborts_it(tmp_path: Path, write_session) -> None:
+    # motors at a real velocity: a run takes about a second, so Ctrl-C lands inside one
+    instrument = {"simulator": "beamline", "options": {"noise": 1.0, "instant": False}}
+    path = write_session(beamline_session(instrument=instrument, budget={"experiments": 50}))
+    for presses, state in ((1, "ok"), (2, "aborted")):
+        folder = tmp_path / f"run{presses}"
+        process = subprocess.Popen(
+            [*CLI, "run", str(path), "--dir", str(folder)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for(
+                lambda folder=folder: (
+                    (folder / "store.sqlite").exists()
+                    and count(folder, "SELECT COUNT(*) FROM dispatches") > count(folder, "SELECT COUNT(*) FROM runs")
+                )
+            )
+            for _ in range(presses):
+                process.send_signal(signal.SIGINT)
+                time.sleep(0.05)
+            out, err = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 3, out + err
+        assert "Traceback" not in err and "RunEngine" not in err
+        assert meta(folder, "state") == "stopped"
+        with sqlite3.connect(folder / "store.sqlite") as conn:
+            statuses = [row[0] for row in conn.execute("SELECT status FROM observations ORDER BY seq")]
+        assert statuses[-1] == state
