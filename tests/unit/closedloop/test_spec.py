@@ -146,7 +146,7 @@ def test_discrete_categorical_constants_and_constraints_map_onto_vocs() -> None:
         ({"variables": {"f": {"bounds": [0, 1], "max_step": 0}}}, "variables.f.max_step", "greater than 0"),
         ({"constraints": {"c": {"field": "x"}}}, "constraints.c", "exactly one of 'less_than'"),
         ({"constants": {"e": {"value": 9.0, "hard_limits": [0, 8]}}}, "constants.e", "outside hard_limits"),
-        ({"constants": {"pitch1": {"value": 1.0}}}, "(top level)", "'pitch1' is used twice"),
+        ({"constants": {"pitch1": {"value": 1.0}}}, "constants.pitch1", "'pitch1' is already used in variables"),
     ],
 )
 def test_bad_discrete_constant_and_constraint_input(overrides: dict, field: str, words: str) -> None:
