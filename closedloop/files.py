@@ -4,10 +4,10 @@ Every refusal is a :class:`~closedloop.errors.SpecError` whose one-line message 
 
 - :func:`read_text` refuses a file larger than its cap before reading it whole, and any text that is not UTF-8
   (a UTF-16 or UTF-32 byte-order mark, NUL bytes, or an invalid byte), naming what it found.
-- :func:`parse_yaml` is PyYAML's safe loader with three limits: a key given twice in one mapping is refused
-  (naming its path and both lines), at most :data:`MAX_ALIASES` alias uses, and aliases may add at most
+- :func:`parse_yaml` is PyYAML's safe loader with four limits: a key given twice in one mapping is refused
+  (naming its path and both lines), at most :data:`MAX_ALIASES` alias uses, aliases may add at most
   :data:`MAX_ALIAS_NODES` nodes to the document once expanded (a "billion laughs" file is refused before anything
-  is built from it).
+  is built from it), and collections nest at most :data:`MAX_DEPTH` deep.
 - :func:`parse_json` refuses duplicate keys and the non-standard ``NaN`` and ``Infinity``.
 """
 
@@ -32,6 +32,8 @@ POINTS_FILE_LIMIT = 16 << 20
 MAX_ALIASES = 100
 #: The most nodes that aliases may add to a YAML document once every alias is expanded.
 MAX_ALIAS_NODES = 10_000
+#: The deepest nesting of collections in a YAML document (PyYAML's time per token grows with the depth).
+MAX_DEPTH = 64
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _BOMS = (  # UTF-32 first: its little-endian mark starts with UTF-16's
@@ -61,8 +63,6 @@ def read_text(path: str | Path, limit: int, what: str = "file") -> str:
     try:
         with path.open("rb") as handle:
             info = os.fstat(handle.fileno())
-            if stat.S_ISDIR(info.st_mode):
-                raise SpecError(f"{path}: cannot read the {what} (it is a folder)")
             if stat.S_ISREG(info.st_mode) and info.st_size > limit:
                 raise SpecError(f"{path}: the {what} is {info.st_size} bytes, over the {_size_text(limit)} cap")
             data = handle.read(limit + 1)  # a pipe or device has no size to check beforehand
@@ -99,19 +99,27 @@ class _Refused(Exception):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, counting alias uses as it composes."""
+    """PyYAML's safe loader, counting alias uses and nesting depth as it composes."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.alias_uses = 0
+        self.depth = 0
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(yaml.AliasEvent):
             self.alias_uses += 1
             if self.alias_uses > MAX_ALIASES:
-                line = self.peek_event().start_mark.line + 1
-                raise _Refused(f"line {line}: more than {MAX_ALIASES} aliases")
-        return super().compose_node(parent, index)
+                raise _Refused(f"line {self.peek_event().start_mark.line + 1}: more than {MAX_ALIASES} aliases")
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _Refused(
+                    f"line {self.peek_event().start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _children(node: Node) -> list[tuple[str, Node]]:

@@ -332,7 +332,7 @@ def _non_finite(data: Any, path: str) -> str | None:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def resolve_import_path(path: str) -> Any:
