@@ -7,10 +7,8 @@ objectives and the event fields they read, the budget, the planner, the instrume
 
 from __future__ import annotations
 
-import importlib
 import math
 from enum import Enum
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,8 +16,10 @@ from gest_api.vocs import VOCS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from closedloop.errors import SpecError
+from closedloop.errors import SpecError, one_line
 from closedloop.files import SESSION_FILE_LIMIT, load_yaml_file
+from closedloop.plugins import PLANNER_GROUP as PLANNER_GROUP  # re-exported: others import it from here
+from closedloop.plugins import registered_planners, resolve_import_path
 from closedloop.problem import (
     ConstantSpec,
     ConstraintSpec,
@@ -46,14 +46,6 @@ class BudgetSpec(BaseModel):
     model_config = _STRICT
 
     experiments: int = Field(ge=1, le=2**31 - 1, strict=True)
-
-
-PLANNER_GROUP = "closedloop.planners"
-
-
-def registered_planners() -> list[str]:
-    """Names of the planners registered in the ``closedloop.planners`` entry-point group."""
-    return sorted({entry.name for entry in entry_points(group=PLANNER_GROUP)})
 
 
 class PlannerSpec(BaseModel):
@@ -194,7 +186,7 @@ class SessionSpec(BaseModel):
 
     @field_validator("name")
     @classmethod
-    def _one_line(cls, value: str) -> str:
+    def one_line(cls, value: str) -> str:
         if not value.strip() or not value.isprintable() or len(value) > 200:
             raise ValueError("must be one line of printable text, at most 200 characters")
         return value
@@ -331,36 +323,6 @@ def _non_finite(data: Any, path: str) -> str | None:
     return None
 
 
-def _one_line(text: str) -> str:
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())
-
-
-def resolve_import_path(path: str) -> Any:
-    """Import ``"package.module:attribute"`` and return the attribute.
-
-    Whatever importing the module raises (an exception, ``SystemExit`` from a module that calls ``sys.exit`` at
-    import) becomes a ``ValueError`` naming the path and the error; ``KeyboardInterrupt`` still propagates.
-
-    Raises:
-        ValueError: ``'pkg.mod:attr' does not import: <ExceptionType>: <message>``, or the path is malformed, or
-            the module has no such attribute.
-    """
-    module_name, sep, attribute = path.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(f"'{path}' is not of the form 'package.module:function'")
-    try:
-        module = importlib.import_module(module_name)
-    except (Exception, SystemExit) as exc:  # a module is foreign code: whatever it raises is a bad path
-        detail = _one_line(str(exc if not isinstance(exc, SystemExit) else exc.code))
-        raise ValueError(f"'{path}' does not import: {type(exc).__name__}: {detail}") from None
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise ValueError(f"'{path}' does not import: module '{module_name}' has no '{attribute}'") from None
-    except (Exception, SystemExit) as exc:
-        raise ValueError(f"'{path}' does not import: {type(exc).__name__}: {_one_line(str(exc))}") from None
-
-
 def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(path_segment(part) if isinstance(part, str) else str(part) for part in loc)
 
@@ -376,7 +338,7 @@ def _describe(error: ErrorDetails) -> str:
     if error["type"] == "missing":
         return f"{path}: required but missing"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return _one_line(f"{path}: {message}")
+    return one_line(f"{path}: {message}")
 
 
 def spec_from_dict(data: Any, source: str = "session") -> SessionSpec:

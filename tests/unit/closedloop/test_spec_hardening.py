@@ -226,7 +226,7 @@ def _numbers_in(value: Any) -> list[float]:
     return [float(value)] if isinstance(value, int | float) and not isinstance(value, bool) else []
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=raw_sessions())
 def test_no_accepted_spec_has_a_non_finite_number_or_a_device_moved_twice(data: dict[str, Any]) -> None:
     try:
