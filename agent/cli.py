@@ -261,7 +261,8 @@ class _Made:
         if runs.is_dir() and any(runs.iterdir()):
             return False
         try:
-            with sqlite3.connect(f"file:{self.folder / STORE_FILE}?mode=ro", uri=True) as conn:
+            uri = (self.folder / STORE_FILE).resolve().as_uri() + "?mode=ro"
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
                 (count,) = conn.execute("SELECT COUNT(*) FROM observations").fetchone()
         except sqlite3.Error:
             return True  # no store, or one without observations yet
