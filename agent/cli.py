@@ -6,8 +6,12 @@ operator.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
+import shutil
+import sqlite3
 import sys
 import time
 from importlib import resources
@@ -189,6 +193,12 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _slug(name: str) -> str:
+    """``name`` as one safe folder-name part: letters, digits, ``.``, ``_`` and ``-`` only, never ``.`` or ``..``."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:64].strip(".-")
+    return slug or "session"
+
+
 def _lock(folder: Path, new: bool) -> Any:
     """Take the session folder's lock for this process (made first for a new session).
 
@@ -248,9 +258,50 @@ def _detach(args: list[str], folder: Path, yes: bool, threads: int) -> int:
 
 
 def _default_folder(spec_path: Path, folder: str | None, name: str) -> Path:
+    """The session folder: the file's ``folder`` (relative to the file), or ``sessions/<name>-<time>``, where
+    the name is made safe first, so that no session name (``..``, ``/``, an absolute path) leaves ``sessions/``.
+    """
     if folder is not None:
         return (spec_path.parent / folder).resolve()
-    return Path("sessions") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path("sessions") / f"{_slug(name)}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class _Made:
+    """What a failed start must remove: the folder and its parents it created, or, in a folder that was there
+    before (which is never removed), only the entries it added.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.new_parents = [p for p in [folder, *folder.parents] if not p.exists()]
+        self.had = set(folder.iterdir()) if folder.is_dir() else None
+
+    def ran_nothing(self) -> bool:
+        """True when no run started: no run documents and no observation in the store."""
+        runs = self.folder / "runs"
+        if runs.is_dir() and any(runs.iterdir()):
+            return False
+        try:
+            uri = (self.folder / STORE_FILE).resolve().as_uri() + "?mode=ro"
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+                (count,) = conn.execute("SELECT COUNT(*) FROM observations").fetchone()
+        except sqlite3.Error:
+            return True  # no store, or one without observations yet
+        return int(count) == 0
+
+    def remove(self) -> None:
+        """Remove what the failed start created."""
+        if self.had is None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            for parent in self.new_parents[1:]:
+                with contextlib.suppress(OSError):
+                    parent.rmdir()  # only if empty
+        elif self.folder.is_dir():
+            for entry in set(self.folder.iterdir()) - self.had:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
 
 
 @app.command()
@@ -273,15 +324,30 @@ def run(
 
         if detach:
             return _detach(["run", str(session_file), "--dir", str(folder)], folder, yes, threads)
+        # a start that fails before any run (a missing device, a factory error, a planner refusing) leaves nothing
+        # behind, so the same command works once the cause is fixed; a session that ran something is kept
+        made = _Made(folder) if not (folder / STORE_FILE).exists() else None
         lock = _lock(folder, new=True)
-        session = Session.create(session_file, folder, spec)
+        try:
+            session = Session.create(session_file, folder, spec)
+        except BaseException:
+            lock.release()
+            if made is not None:
+                made.remove()
+            raise
+        failed = False
         try:
             if not as_json:
-                console.print(f"session folder: {folder}")
+                console.print(f"session folder: {escape(str(folder))}")
             return _drive(session, yes, as_json)
+        except Exception:
+            failed = True
+            raise
         finally:
             session.close()
             lock.release()
+            if failed and made is not None and made.ran_nothing():
+                made.remove()
 
     _guarded(body)
 

@@ -28,7 +28,8 @@ from agent.folder import open_store, write_seal
 from agent.graph import LoopContext, build_graph
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally
 from agent.store import SessionStore
-from closedloop.errors import SessionError
+from closedloop.changes import spec_changes, spec_fingerprint
+from closedloop.errors import SessionError, SpecError
 from closedloop.records import Decision, Observation, ProposalStatus, new_id
 from closedloop.spec import SessionSpec, load_spec
 from instruments.executor import InProcessExecutor
@@ -150,6 +151,34 @@ def open_checkpoints(folder: Path, session_id: str) -> tuple[sqlite3.Connection,
     return conn, fresh
 
 
+def check_edits(folder: Path, spec: SessionSpec, store: SessionStore) -> None:
+    """Compare the session file with the spec the session began with: the budget, review and failure policy may
+    change (each change goes into the audit log), nothing else.
+
+    Raises:
+        SpecError: the file changed in a way that would mix two experiments under one session; names the fields.
+    """
+    stored = store.meta("spec")
+    if stored is None:  # a session made before specs were recorded: record this one
+        store.set_meta(spec=spec.model_dump(mode="json"), spec_fingerprint=spec_fingerprint(spec))
+        return
+    if store.meta("spec_fingerprint") == spec_fingerprint(spec):
+        return
+    changes = spec_changes(SessionSpec.model_validate(stored), spec)
+    if changes.refused:
+        more = f" (and {len(changes.refused) - 3} more)" if len(changes.refused) > 3 else ""
+        raise SpecError(
+            f"{folder / SESSION_FILE}: changed since the session began: {'; '.join(changes.refused[:3])}{more}",
+            "only budget, review and failures may change; restore the file, or start a new session",
+        )
+    for change in changes.allowed:
+        store.log("edit", f"session file edited: {change}")
+    values: dict[str, Any] = {"spec": spec.model_dump(mode="json"), "spec_fingerprint": spec_fingerprint(spec)}
+    if spec.budget.experiments != SessionSpec.model_validate(stored).budget.experiments:
+        values["budget"] = spec.budget.experiments
+    store.set_meta(**values)
+
+
 class Session:
     """One session folder, opened for running.
 
@@ -220,6 +249,7 @@ class Session:
             created=time.time(),
             budget=spec.budget.experiments,
             spec=spec.model_dump(mode="json"),
+            spec_fingerprint=spec_fingerprint(spec),
         )
         write_seal(folder, session_id, 0)
         try:
@@ -242,6 +272,7 @@ class Session:
         spec = load_spec(folder / SESSION_FILE)
         store = open_store(folder, new=False)
         try:
+            check_edits(folder, spec, store)
             return cls(folder, spec, store, **kwargs)
         except BaseException:
             store.close()

@@ -1,5 +1,6 @@
 """closedloop's shared vocabulary: the session spec, the records of the loop, and the error types."""
 
+from closedloop.changes import SpecChanges, spec_changes, spec_fingerprint
 from closedloop.errors import (
     ClosedLoopError,
     InstrumentError,
@@ -21,6 +22,7 @@ from closedloop.records import (
 )
 from closedloop.spec import (
     BudgetSpec,
+    FailureSpec,
     InstrumentSpec,
     PlannerSpec,
     ReviewPolicy,
@@ -38,6 +40,7 @@ __all__ = [
     "ConstraintSpec",
     "Decision",
     "Direction",
+    "FailureSpec",
     "InstrumentError",
     "InstrumentSpec",
     "ObjectiveSpec",
@@ -53,11 +56,14 @@ __all__ = [
     "SafetyError",
     "SessionError",
     "SessionSpec",
+    "SpecChanges",
     "SpecError",
     "VariableSpec",
     "Verdict",
     "load_spec",
     "new_id",
     "resolve_import_path",
+    "spec_changes",
+    "spec_fingerprint",
     "spec_from_dict",
 ]

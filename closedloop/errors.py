@@ -46,3 +46,8 @@ class InstrumentError(ClosedLoopError, RuntimeError):
 
 class SessionError(ClosedLoopError, RuntimeError):
     """A session folder is missing, corrupt or in a state that forbids the request."""
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: its lines stripped and joined with spaces, blank lines dropped."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())

@@ -4,14 +4,63 @@ gives them. :mod:`closedloop.spec` puts them together into a :class:`~closedloop
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-_STRICT = ConfigDict(extra="forbid")
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 Value = float | str
+
+#: Names a session may not use: gest-api puts a point's id under ``_id`` in every point and result.
+RESERVED_NAMES = frozenset({"_id"})
+_NAME = re.compile(r"[^\W\d_][\w.\-]*", re.UNICODE)
+_MAX_NAME = 100
+
+
+class FieldError(ValueError):
+    """A validator's complaint about a field below the one it validates (``path`` is relative to it).
+
+    Args:
+        path: the dotted path from the validated field to the bad one (``"pitch1.device"``).
+        message: what is wrong, in one line.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+def path_segment(name: str) -> str:
+    """``name`` as one segment of a dotted field path: as it is when it is a plain name, quoted otherwise."""
+    return name if _NAME.fullmatch(name) or name == "(top level)" else repr(name)
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a variable, constant, objective or constraint, or None when it can.
+
+    A name starts with a letter and holds letters, digits, ``_``, ``.`` and ``-`` only (at most 100 characters):
+    names become keys of every point, result and record, and words on the command line (``NAME=VALUE``).
+    Names starting with ``_`` belong to the generator protocol (gest-api's ``_id``).
+    """
+    if not name.strip():
+        return "a name cannot be empty or blank"
+    if name in RESERVED_NAMES or name.startswith("_"):
+        return f"the name {name!r} is reserved: gest-api puts each point's id under '_id'; start names with a letter"
+    if len(name) > _MAX_NAME:
+        return f"a name is at most {_MAX_NAME} characters"
+    if not _NAME.fullmatch(name):
+        return f"{name!r} is not a usable name: start with a letter; use letters, digits, '_', '.', '-'"
+    return None
+
+
+def _label(value: str | None) -> str | None:
+    """A device or event-field name: non-empty, no spaces or control characters."""
+    if value is not None and (not value or not value.isprintable() or any(c.isspace() for c in value)):
+        raise ValueError(f"{value!r} is not a device or field name (empty, or holds spaces or control characters)")
+    return value
 
 
 class VariableSpec(BaseModel):
@@ -41,6 +90,8 @@ class VariableSpec(BaseModel):
     device: str | None = None
     readback: str | None = None
     units: str = ""
+
+    _device_names = field_validator("device", "readback")(_label)
 
     @field_validator("bounds", "hard_limits")
     @classmethod
@@ -110,6 +161,8 @@ class ConstantSpec(BaseModel):
     device: str | None = None
     hard_limits: tuple[float, float] | None = None
 
+    _device_name = field_validator("device")(_label)
+
     @model_validator(mode="after")
     def _inside_limits(self) -> ConstantSpec:
         if self.hard_limits is not None:
@@ -142,6 +195,8 @@ class ConstraintSpec(BaseModel):
     @classmethod
     def _reducer_imports(cls, value: str | None) -> str | None:
         return check_reducer(value)
+
+    _field_name = field_validator("field")(_label)
 
     @model_validator(mode="after")
     def _one_side(self) -> ConstraintSpec:
@@ -178,6 +233,8 @@ class ObjectiveSpec(BaseModel):
 
     direction: Direction = Direction.MAXIMIZE
     field: str | None = None
+    _field_name = field_validator("field")(_label)
+
     reducer: str | None = None
 
     @field_validator("reducer")
@@ -196,7 +253,7 @@ def check_reducer(value: str | None) -> str | None:
     """
     if value is None:
         return value
-    from closedloop.spec import resolve_import_path  # spec.py imports this module
+    from closedloop.plugins import resolve_import_path
 
     if not callable(resolve_import_path(value)):
         raise ValueError(f"'{value}' is not callable")

@@ -1,4 +1,8 @@
-"""The records that flow through the loop: proposals, observations and review decisions."""
+"""The records that flow through the loop: proposals, observations and review decisions.
+
+Every record is stored as JSON and read back on resume, so a record holds finite numbers only: a NaN or an
+infinity is refused when the record is built (pydantic would write it as ``null`` and then fail to read it back).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,20 @@ import uuid
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_RECORD = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _finite_values(value: Any) -> Any:
+    """Refuse a NaN or infinite float among a mapping's values, naming its key (bools are not numbers)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, bool):
+                raise ValueError(f"{key}: {item!r} is not a number")
+            if isinstance(item, float | int) and not math.isfinite(item):
+                raise ValueError(f"{key}: {item!r} is not a finite number")
+    return value
 
 
 def new_id(prefix: str) -> str:
@@ -39,7 +56,7 @@ class Proposal(BaseModel):
         status: where the proposal is in its life.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _RECORD
 
     id: str = Field(default_factory=lambda: new_id("p"))
     iteration: int = Field(ge=0)
@@ -49,6 +66,8 @@ class Proposal(BaseModel):
     why: str = ""
     status: ProposalStatus = ProposalStatus.PROPOSED
     created: float = Field(default_factory=time.time)
+
+    _finite_setpoints = field_validator("setpoints", mode="before")(_finite_values)
 
 
 class ObservationStatus(str, Enum):
@@ -68,13 +87,14 @@ class Observation(BaseModel):
         status: ``ok`` or ``failed``.
         setpoints: what was asked for.
         readbacks: what the instrument read back, variable name -> value.
-        values: objective (and other output) name -> measured value.
+        values: objective (and other output) name -> measured value, finite numbers only (a reading that is
+            not one is left out, and the run is failed).
         run_uid: the Bluesky run's uid, when a run started.
         error: why the run failed, when it did.
         duration: seconds from run start to run stop.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _RECORD
 
     proposal_id: str
     status: ObservationStatus
@@ -84,6 +104,8 @@ class Observation(BaseModel):
     run_uid: str | None = None
     error: str | None = None
     duration: float = 0.0
+
+    _finite_numbers = field_validator("setpoints", "readbacks", "values", mode="before")(_finite_values)
 
     @property
     def ok(self) -> bool:
@@ -122,7 +144,7 @@ class Decision(BaseModel):
         id: the decision's own id; the start document of the run it releases names it.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _RECORD
 
     verdict: Verdict
     proposal_ids: list[str] = Field(default_factory=list)

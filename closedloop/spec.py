@@ -7,23 +7,35 @@ objectives and the event fields they read, the budget, the planner, the instrume
 
 from __future__ import annotations
 
-import importlib
+import math
 from enum import Enum
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from gest_api.vocs import VOCS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from closedloop.errors import SpecError
+from closedloop.errors import SpecError, one_line
+from closedloop.files import SESSION_FILE_LIMIT, load_yaml_file
 from closedloop.instrument import InstrumentSpec, PublishSpec, RunMetadata, SuspenderSpec
 from closedloop.plan import PlanSpec
-from closedloop.problem import ConstantSpec, ConstraintSpec, ObjectiveSpec, VariableSpec
+from closedloop.plugins import PLANNER_GROUP as PLANNER_GROUP  # re-exported: others import it from here
+from closedloop.plugins import registered_planners, resolve_import_path
+from closedloop.problem import (
+    ConstantSpec,
+    ConstraintSpec,
+    FieldError,
+    ObjectiveSpec,
+    VariableSpec,
+    name_problem,
+    path_segment,
+)
 
-_STRICT = ConfigDict(extra="forbid")
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+#: The largest seed accepted (NumPy's and torch's seeds are 32-bit unsigned).
+MAX_SEED = 2**32 - 1
 
 
 class BudgetSpec(BaseModel):
@@ -35,15 +47,7 @@ class BudgetSpec(BaseModel):
 
     model_config = _STRICT
 
-    experiments: int = Field(ge=1)
-
-
-PLANNER_GROUP = "closedloop.planners"
-
-
-def registered_planners() -> list[str]:
-    """Names of the planners registered in the ``closedloop.planners`` entry-point group."""
-    return sorted({entry.name for entry in entry_points(group=PLANNER_GROUP)})
+    experiments: int = Field(ge=1, le=2**31 - 1, strict=True)
 
 
 class PlannerSpec(BaseModel):
@@ -62,8 +66,8 @@ class PlannerSpec(BaseModel):
 
     name: str = "botorch"
     options: dict[str, Any] = Field(default_factory=dict)
-    batch_size: int = Field(default=1, ge=1)
-    initial_design: int = Field(default=0, ge=0)
+    batch_size: int = Field(default=1, ge=1, le=10_000, strict=True)
+    initial_design: int = Field(default=0, ge=0, le=100_000, strict=True)
 
     @field_validator("name")
     @classmethod
@@ -138,16 +142,16 @@ class ReviewSpec(BaseModel):
 
 
 class FailureSpec(BaseModel):
-    """What the loop does when runs keep failing (the session itself never dies of an instrument fault).
+    """What the loop does when runs keep failing.
 
     Attributes:
         max_consecutive: failed runs in a row that trigger ``then``.
-        then: ``pause`` (hold for an operator) or ``stop`` the session.
+        then: ``pause`` (wait for an operator, who may resume) or ``stop`` (end the session).
     """
 
     model_config = _STRICT
 
-    max_consecutive: int = Field(default=3, ge=1)
+    max_consecutive: int = Field(default=3, ge=1, le=1_000_000, strict=True)
     then: Literal["pause", "stop"] = "pause"
 
 
@@ -166,11 +170,17 @@ class SessionSpec(BaseModel):
         review: when to stop for a human.
         failures: what to do when runs keep failing.
         folder: the session folder (relative to the session file); ``closedloop run --dir`` overrides it.
-        seed: seed for the planner and the simulator, for reproducible sessions.
+        seed: seed for the planner and the simulator, for reproducible sessions: an integer from 0 to
+            ``2**32 - 1``.
         plan: the plan that carries out each proposal (a bundled one, or a factory of your own).
         metadata: keys merged into every run's start document (not ``proposal_id``, ``session_id``, ``iteration``).
         suspenders: signals that hold a run while they are below a floor (a ring current).
         publish: where every run's documents are published as JSON (a bluesky 0MQ proxy).
+
+    Every name (variables, constants, objectives, constraints) must be usable as a key (see
+    :func:`~closedloop.problem.name_problem`), each device is moved by one input only (one variable, or one
+    constant with a ``device``), each variable reads back from its own field, and no number anywhere in the
+    spec, the planner's and the instrument's options included, may be NaN or infinite.
     """
 
     model_config = _STRICT
@@ -194,9 +204,41 @@ class SessionSpec(BaseModel):
     def _plan_fits_the_variables(cls, plan: PlanSpec, info: ValidationInfo) -> PlanSpec:
         plan.check_variables(info.data.get("variables") or {})
         return plan
+
     metadata: RunMetadata = Field(default_factory=dict)
     suspenders: list[SuspenderSpec] = Field(default_factory=list)
     publish: PublishSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_everywhere(cls, data: Any) -> Any:
+        path = _non_finite(data, "")
+        if path is not None:
+            raise FieldError(path, "not a finite number (NaN and infinity are refused)")
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def one_line(cls, value: str) -> str:
+        if not value.strip() or not value.isprintable() or len(value) > 200:
+            raise ValueError("must be one line of printable text, at most 200 characters")
+        return value
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _seed_in_range(cls, value: Any) -> Any:
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_SEED):
+            raise ValueError(f"must be an integer from 0 to {MAX_SEED}, got {value!r}")
+        return value
+
+    @field_validator("variables", "objectives", "constraints", "constants")
+    @classmethod
+    def _usable_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            problem = name_problem(name)
+            if problem is not None:
+                raise FieldError(path_segment(name), problem)
+        return value
 
     @field_validator("variables")
     @classmethod
@@ -214,11 +256,45 @@ class SessionSpec(BaseModel):
 
     @model_validator(mode="after")
     def _names_unique(self) -> SessionSpec:
-        inputs = set(self.variables) | set(self.constants)
-        outputs = set(self.objectives) | set(self.constraints)
-        clash = sorted((set(self.variables) & set(self.constants)) | (inputs & outputs))
-        if clash:
-            raise ValueError(f"the name '{clash[0]}' is used twice (variables, constants, objectives, constraints)")
+        seen: dict[str, str] = {}
+        for section in ("variables", "constants", "objectives", "constraints"):
+            for name in getattr(self, section):
+                if name in seen:
+                    where = f"{section}.{path_segment(name)}"
+                    raise FieldError(where, f"the name '{name}' is already used in {seen[name]}")
+                seen[name] = section
+        return self
+
+    @model_validator(mode="after")
+    def _one_input_per_device(self) -> SessionSpec:
+        movers: dict[str, str] = {}  # device -> the input that moves it
+        for name in self.variables:
+            device = self.device_of(name)
+            where = f"variables.{path_segment(name)}"
+            if device in movers:
+                how = "" if self.variables[name].device else " (by default, the device named like the variable)"
+                raise FieldError(
+                    f"{where}.device", f"device '{device}'{how} is already moved by {movers[device]}; one input each"
+                )
+            movers[device] = where
+        for name, constant in self.constants.items():
+            if constant.device is None:
+                continue
+            where = f"constants.{path_segment(name)}"
+            if constant.device in movers:
+                raise FieldError(
+                    f"{where}.device", f"device '{constant.device}' is already moved by {movers[constant.device]}"
+                )
+            movers[constant.device] = where
+        readers: dict[str, str] = {}
+        for name in self.variables:
+            where = f"variables.{path_segment(name)}"
+            readback = self.readback_of(name)
+            if readback in readers:
+                raise FieldError(f"{where}.readback", f"'{readback}' is already read back by {readers[readback]}")
+            if movers.get(readback, where) != where:
+                raise FieldError(f"{where}.readback", f"'{readback}' is the device of {movers[readback]}, not this one")
+            readers[readback] = where
         return self
 
     def device_of(self, variable: str) -> str:
@@ -263,37 +339,39 @@ class SessionSpec(BaseModel):
         )
 
 
-def resolve_import_path(path: str) -> Any:
-    """Import ``"package.module:attribute"`` and return the attribute.
-
-    Raises:
-        ValueError: the path is malformed or does not import.
-    """
-    module_name, sep, attribute = path.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ValueError(f"'{path}' is not of the form 'package.module:function'")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"'{path}' does not import: {exc}") from None
-    try:
-        return getattr(module, attribute)
-    except AttributeError:
-        raise ValueError(f"'{path}' does not import: module '{module_name}' has no '{attribute}'") from None
+def _non_finite(data: Any, path: str) -> str | None:
+    """The path of the first NaN or infinite float in nested dicts and lists, or None."""
+    if isinstance(data, float):
+        return None if math.isfinite(data) else path or "(top level)"
+    if isinstance(data, dict):
+        items: Any = ((path_segment(str(key)), value) for key, value in data.items())
+    elif isinstance(data, list | tuple):
+        items = ((str(i), value) for i, value in enumerate(data))
+    else:
+        return None
+    for segment, value in items:
+        found = _non_finite(value, f"{path}.{segment}" if path else segment)
+        if found is not None:
+            return found
+    return None
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
+    return ".".join(path_segment(part) if isinstance(part, str) else str(part) for part in loc)
 
 
 def _describe(error: ErrorDetails) -> str:
     path = _field_path(error["loc"])
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldError):
+        path = f"{path}.{cause.path}" if path else cause.path
+    path = path or "(top level)"
     if error["type"] == "extra_forbidden":
         return f"{path}: unknown key"
     if error["type"] == "missing":
         return f"{path}: required but missing"
     message = str(error["msg"]).removeprefix("Value error, ")
-    return f"{path}: {message}"
+    return one_line(f"{path}: {message}")
 
 
 def spec_from_dict(data: Any, source: str = "session") -> SessionSpec:
@@ -312,18 +390,11 @@ def spec_from_dict(data: Any, source: str = "session") -> SessionSpec:
 
 
 def load_spec(path: str | Path) -> SessionSpec:
-    """Load and validate a session file.
+    """Load and validate a session file (read with :mod:`closedloop.files`' limits: 1 MiB, UTF-8, strict YAML).
 
     Raises:
-        SpecError: the file is missing, not YAML, or invalid; the message names the field.
+        SpecError: the file is missing, too large, not UTF-8, not YAML (or has a duplicate key or an alias bomb),
+            or invalid; the message names the file and the field.
     """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read the session file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = load_yaml_file(path, SESSION_FILE_LIMIT, "session file")
     return spec_from_dict(data, source=str(path))

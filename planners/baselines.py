@@ -8,17 +8,16 @@ Bayesian run is measured against, and a manual run replays a plan someone wrote 
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from gest_api.vocs import VOCS
 from torch import Tensor
 
-from closedloop.errors import PlannerError, PointsExhaustedError
+from closedloop.errors import PlannerError, PointsExhaustedError, SpecError
+from closedloop.files import POINTS_FILE_LIMIT, parse_json, parse_yaml, read_text
 from planners._base import PlannerBase
 
 #: The largest grid :class:`GridPlanner` builds (its visiting order is held in memory).
@@ -284,25 +283,24 @@ def _number(value: Any) -> float | None:
 def read_points(path: Path) -> list[dict[str, Any]]:
     """The points in a CSV (header row of names), YAML or JSON (a list of dicts) file.
 
+    The file is read with :mod:`closedloop.files`' limits: at most 16 MiB, UTF-8 only, no duplicate keys, YAML
+    aliases limited.
+
     Raises:
         PlannerError: the file cannot be read or parsed, or does not hold a list.
     """
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".yaml", ".yml", ".json"):
+        raise PlannerError(f"points file {str(path)!r} must end in .csv, .yaml, .yml or .json")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PlannerError(f"cannot read points file {str(path)!r}: {exc.strerror}") from None
-    try:
+        text = read_text(path, POINTS_FILE_LIMIT, "points file")
         if suffix == ".csv":
             rows = list(csv.DictReader(text.splitlines()))
             return [{k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k} for row in rows]
-        if suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        elif suffix == ".json":
-            data = json.loads(text)
-        else:
-            raise PlannerError(f"points file {str(path)!r} must end in .csv, .yaml, .yml or .json")
-    except (yaml.YAMLError, json.JSONDecodeError, csv.Error) as exc:
+        data = parse_yaml(text, str(path)) if suffix in (".yaml", ".yml") else parse_json(text, str(path))
+    except SpecError as exc:
+        raise PlannerError(str(exc)) from None
+    except csv.Error as exc:
         raise PlannerError(f"cannot parse points file {str(path)!r}: {exc}") from None
     if not isinstance(data, list):
         raise PlannerError(f"points file {str(path)!r} must hold a list of points")

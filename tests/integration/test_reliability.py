@@ -332,3 +332,27 @@ def test_a_rejected_point_is_told_to_a_rebuilt_planner_as_to_the_live_one(tmp_pa
         assert len(rebuilt) == 1 and math.isnan(rebuilt[0]["flux"])
     finally:
         session.close()
+
+
+# edits between stop and resume --------------------------------------------------------------------------------
+def test_edits_between_stop_and_resume_only_budget_review_and_failures(tmp_path: Path, write_session) -> None:
+    import yaml
+
+    from closedloop import SpecError
+
+    folder = waiting_session(tmp_path, write_session)
+    path = folder / "session.yaml"
+    original = yaml.safe_load(path.read_text())
+    changed = {**original, "objectives": {"flux": {"direction": "maximize", "field": "det-heat"}}}
+    path.write_text(yaml.safe_dump(changed))
+    with pytest.raises(SpecError, match="objectives.flux.field: det-flux -> det-heat"):
+        Session.open(folder)
+    path.write_text(yaml.safe_dump({**original, "budget": {"experiments": 3}, "review": {"policy": "never"}}))
+    with Session.open(folder) as session:
+        edits = [message for _, kind, message in session.store.events() if kind == "edit"]
+        assert "session file edited: budget.experiments: 4 -> 3" in edits
+        assert session.context.budget() == 3
+        checkpoint = session.pending_checkpoint()
+        assert checkpoint is not None
+        assert session.answer(Decision(verdict=Verdict.APPROVE)) is None
+        assert session.tally.experiments == 3

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import closedloop
-from closedloop import SessionSpec, SpecError, load_spec, spec_from_dict
+from closedloop import SessionSpec, SpecError, load_spec, spec_fingerprint, spec_from_dict
+from closedloop.files import parse_yaml
 from tests.conftest import beamline_session
 
 
@@ -99,16 +100,31 @@ bounds = st.tuples(st.floats(-1e6, 1e6, allow_nan=False), st.floats(1e-3, 1e6, a
 )
 
 
-@given(bounds=bounds, margin=st.floats(0, 1e3, allow_nan=False))
-def test_specs_round_trip_through_yaml(bounds: tuple[float, float], margin: float) -> None:
+@settings(max_examples=40, deadline=None)
+@given(
+    bounds=bounds,
+    margin=st.floats(0, 1e3, allow_nan=False),
+    seed=st.none() | st.integers(0, 2**32 - 1),
+    failures=st.fixed_dictionaries(
+        {"max_consecutive": st.integers(1, 100), "then": st.sampled_from(["pause", "stop"])}
+    ),
+    options=st.dictionaries(st.sampled_from(["noise", "width_noise"]), st.floats(0, 10)),
+)
+def test_specs_round_trip_through_yaml(
+    bounds: tuple[float, float], margin: float, seed: int | None, failures: dict, options: dict
+) -> None:
     low, high = bounds
     data = beamline_session(
-        variables={"x": {"bounds": [low, high], "hard_limits": [low - margin, high + margin], "device": "m1"}}
+        variables={"x": {"bounds": [low, high], "hard_limits": [low - margin, high + margin], "device": "m1"}},
+        seed=seed,
+        failures=failures,
+        instrument={"simulator": "beamline", "options": options},
     )
     spec = spec_from_dict(data)
-    again = spec_from_dict(yaml.safe_load(yaml.safe_dump(spec.model_dump(mode="json"))))
+    again = spec_from_dict(parse_yaml(yaml.safe_dump(spec.model_dump(mode="json")), "again.yaml"))
     assert again == spec
     assert SessionSpec.model_validate_json(spec.model_dump_json()) == spec
+    assert spec_fingerprint(again) == spec_fingerprint(spec)
 
 
 def test_discrete_categorical_constants_and_constraints_map_onto_vocs() -> None:
@@ -146,7 +162,7 @@ def test_discrete_categorical_constants_and_constraints_map_onto_vocs() -> None:
         ({"variables": {"f": {"bounds": [0, 1], "max_step": 0}}}, "variables.f.max_step", "greater than 0"),
         ({"constraints": {"c": {"field": "x"}}}, "constraints.c", "exactly one of 'less_than'"),
         ({"constants": {"e": {"value": 9.0, "hard_limits": [0, 8]}}}, "constants.e", "outside hard_limits"),
-        ({"constants": {"pitch1": {"value": 1.0}}}, "(top level)", "'pitch1' is used twice"),
+        ({"constants": {"pitch1": {"value": 1.0}}}, "constants.pitch1", "'pitch1' is already used in variables"),
     ],
 )
 def test_bad_discrete_constant_and_constraint_input(overrides: dict, field: str, words: str) -> None:

@@ -1,0 +1,50 @@
+"""Where planners and instrument factories come from: the ``closedloop.planners`` entry-point group, or an import
+path ``"package.module:attribute"`` named in a session file.
+
+Importing a named module runs foreign code; whatever it raises is reported as a bad value of the field that named
+it, never as a crash or an exit of the caller.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any
+
+from closedloop.errors import one_line
+
+PLANNER_GROUP = "closedloop.planners"
+
+
+def registered_planners() -> list[str]:
+    """Names of the planners registered in the ``closedloop.planners`` entry-point group."""
+    return sorted({entry.name for entry in entry_points(group=PLANNER_GROUP)})
+
+
+def _failure(path: str, exc: BaseException) -> ValueError:
+    return ValueError(f"'{path}' does not import: {type(exc).__name__}: {one_line(str(exc)) or '(no message)'}")
+
+
+def resolve_import_path(path: str) -> Any:
+    """Import ``"package.module:attribute"`` and return the attribute.
+
+    Whatever importing the module raises (any exception, or ``SystemExit`` from a module that calls ``sys.exit``
+    at import) becomes a ``ValueError`` naming the path and the error; ``KeyboardInterrupt`` still propagates.
+
+    Raises:
+        ValueError: ``'pkg.mod:attr' does not import: <ExceptionType>: <message>`` (on one line), or the path is
+            malformed, or the module has no such attribute.
+    """
+    module_name, sep, attribute = path.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"'{path}' is not of the form 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except (Exception, SystemExit) as exc:  # a module is foreign code: whatever it raises makes the path bad
+        raise _failure(path, exc) from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise ValueError(f"'{path}' does not import: module '{module_name}' has no '{attribute}'") from None
+    except (Exception, SystemExit) as exc:  # a module-level __getattr__ is foreign code too
+        raise _failure(path, exc) from None
