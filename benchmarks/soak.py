@@ -33,7 +33,12 @@ CLI = [sys.executable, "-m", "agent.cli"]
 
 
 def session_file(experiments: int, faults: float, seed: int) -> dict[str, Any]:
-    """The soak's session: sobol on the beamline, unattended, detector faults at the given rate."""
+    """The soak's session: sobol on the beamline, unattended, faults of every kind at about the given rate."""
+    injected = (
+        {"nan_reading": faults / 2, "limit_switch": faults / 4, "stall": faults / 4, "hang_trigger": faults / 20}
+        if faults
+        else {}
+    )
     return {
         "name": "soak",
         "seed": seed,
@@ -44,7 +49,11 @@ def session_file(experiments: int, faults: float, seed: int) -> dict[str, Any]:
         "objectives": {"flux": {"field": "det-flux"}},
         "budget": {"experiments": experiments},
         "planner": {"name": "sobol"},
-        "instrument": {"simulator": "beamline", "options": {"noise": 5.0, "faults": {"trigger_fail_rate": faults}}},
+        "instrument": {
+            "simulator": "beamline",
+            "options": {"noise": 5.0, "faults": injected},
+            "run_timeout": 5.0,
+        },
         "review": {"policy": "never"},
         "failures": {"max_consecutive": 50, "then": "pause"},
     }
@@ -89,15 +98,15 @@ def iteration_times(folder: Path) -> list[float]:
 
 def check(folder: Path) -> dict[str, Any]:
     """What the folder shows after the soak."""
-    starts: collections.Counter[str] = collections.Counter()
+    starts: collections.Counter[str] = collections.Counter()  # (proposal, attempt) -> start documents
     for path in (folder / "runs").glob("*.jsonl"):
         for line in path.read_text().splitlines():
             try:
                 name, doc = json.loads(line)
             except ValueError:
                 continue
-            if name == "start":
-                starts[doc["proposal_id"]] += 1
+            if name == "start":  # a retry of a transient fault is a new attempt, not the same run again
+                starts[f"{doc['proposal_id']}/{doc.get('attempt', 1)}"] += 1
     dispatched = [pid for (pid,) in rows(folder, "SELECT proposal_id FROM dispatches")]
     duplicate_decisions = rows(folder, "SELECT key, COUNT(*) FROM decisions GROUP BY key HAVING COUNT(*) > 1")
     duplicate_events = rows(

@@ -89,21 +89,32 @@ def test_stop_while_waiting_for_points_then_add_and_resume_carries_on(tmp_path: 
         assert readbacks(session) == [(0.1, 0.2), (-0.3, 0.4), (0.25, -0.5)]
 
 
-def test_run_waits_for_points_then_add_and_resume_finish_it(tmp_path: Path, write_session) -> None:
+def test_a_session_waiting_for_points_wakes_when_they_are_added_through_the_channel(
+    tmp_path: Path, write_session
+) -> None:
+    import time
+
     path = write_session(beamline_session(planner=MANUAL, budget={"experiments": 3}))
     folder = tmp_path / "run"
-    first = closedloop("run", str(path), "--dir", str(folder), "--yes")
+    # --yes and no terminal: the session process waits for points from the control channel instead of leaving
+    first = closedloop("run", str(path), "--dir", str(folder), "--yes", "--detach")
     assert first.returncode == 0, first.stderr
-    assert "waiting for points" in first.stdout
-    assert f"closedloop add {folder}" in " ".join(first.stdout.split())
-    status = json.loads(closedloop("status", str(folder), "--json").stdout)
-    assert (status["state"], status["experiments"], status["queued"]) == ("waiting", 2, 0)
+    deadline = time.monotonic() + 120
+    while True:
+        status = json.loads(closedloop("status", str(folder), "--json").stdout)
+        if status["state"] == "waiting":
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.5)
+    assert (status["experiments"], status["queued"]) == (2, 0)
 
     assert closedloop("add", str(folder), "pitch1=0.25", "pitch2=-0.5").returncode == 0
-    resumed = closedloop("resume", str(folder), "--yes", "--json")
-    assert resumed.returncode == 0, resumed.stderr
-    summary = json.loads(resumed.stdout)
-    assert (summary["state"], summary["experiments"], summary["queued"]) == ("finished", 3, 0)
+    while json.loads(closedloop("status", str(folder), "--json").stdout)["state"] != "finished":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    with opened(folder) as session:
+        assert readbacks(session) == [(0.1, 0.2), (-0.3, 0.4), (0.25, -0.5)]
+        assert any("via channel" in message for _, kind, message in session.store.events() if kind == "queue")
 
 
 def test_a_point_outside_the_limits_is_refused_and_nothing_is_queued(tmp_path: Path, write_session) -> None:
