@@ -20,6 +20,7 @@ from pydantic_core import ErrorDetails
 
 from closedloop.errors import SpecError
 from closedloop.problem import ConstantSpec, ConstraintSpec, ObjectiveSpec, VariableSpec
+from closedloop.queueserver import QueueServerSpec
 
 _STRICT = ConfigDict(extra="forbid")
 
@@ -74,23 +75,26 @@ class PlannerSpec(BaseModel):
 
 
 class InstrumentSpec(BaseModel):
-    """Where the devices come from: a bundled simulator by name, or a factory by import path.
+    """Where the devices come from: a bundled simulator by name, a factory by import path, or a queueserver.
 
     A factory is ``"package.module:function"``; called with ``options`` as keyword arguments it returns a dict
     from device name to ophyd-async (or ophyd) device. Devices that move no variable are triggered and read as
-    detectors.
+    detectors. ``queueserver`` runs the proposals on a bluesky-queueserver RE Manager's devices instead.
     """
 
     model_config = _STRICT
 
     simulator: str | None = None
     factory: str | None = None
+    queueserver: QueueServerSpec | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_source(self) -> InstrumentSpec:
-        if (self.simulator is None) == (self.factory is None):
-            raise ValueError("give exactly one of 'simulator' or 'factory'")
+        if [self.simulator, self.factory, self.queueserver].count(None) != 2:
+            raise ValueError("give exactly one of 'simulator', 'factory' or 'queueserver'")
+        if self.queueserver is not None:
+            return self
         factory = resolve_import_path(self.factory_path)
         if not callable(factory):
             raise ValueError(f"'{self.factory_path}' is not callable")
