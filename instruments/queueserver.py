@@ -155,7 +155,7 @@ class QueueServerExecutor:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
-        self._api.close()
+        close_api(self._api)
 
     # ---------------------------------------------------------------------------------------- set-up checks
 
@@ -324,7 +324,7 @@ class QueueServerExecutor:
         return False
 
     def _history_result(self, uid: str) -> dict[str, Any] | None:
-        for entry in reversed(self._request("history_get")["items"]):
+        for entry in reversed(self._request("history_get", reload=True)["items"]):
             if entry.get("item_uid") == uid and entry.get("result", {}).get("exit_status") in _DONE:
                 return dict(entry["result"])
         return None
@@ -332,7 +332,7 @@ class QueueServerExecutor:
     def _remove_requeued(self, added: dict[str, Any]) -> None:
         """Remove the copy of a failed or aborted item that the manager put back in the queue (new uid)."""
         fields = ("name", "args", "kwargs")
-        for entry in self._request("queue_get")["items"]:
+        for entry in self._request("queue_get", reload=True)["items"]:
             if all(entry.get(key) == added.get(key) for key in fields):
                 self._request("item_remove", uid=entry["item_uid"])
                 return
@@ -398,6 +398,27 @@ class QueueServerExecutor:
             finally:
                 self._stream_or_fail().unwatch(token)
         return self._readbacks(record.documents)
+
+
+def close_api(api: REManagerAPI) -> None:
+    """Close a bluesky-queueserver-api client with every 0MQ context it made.
+
+    ``api.close()`` closes the control socket only: the client's context and the console and system-info
+    monitors' subscriptions (made in its constructor, even when never used) stay open until garbage collection,
+    which then warns. This reaches into the client's attributes, each looked up defensively.
+    """
+    api.close()
+    client = getattr(api, "_client", None)
+    thread = getattr(client, "_zmq_receive_thread", None)
+    if thread is not None:
+        thread.join(timeout=1.0)  # it exits within its 0.1 s polling period once closed
+    context = getattr(client, "_ctx", None)
+    if context is not None:
+        context.destroy(linger=0)
+    for monitor in (getattr(api, "_console_monitor", None), getattr(api, "_system_info_monitor", None)):
+        socket = getattr(getattr(monitor, "_rco", None), "_socket", None)
+        if socket is not None:
+            socket.context.destroy(linger=0)
 
 
 def _describe(result: Mapping[str, Any]) -> str:

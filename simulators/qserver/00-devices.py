@@ -5,8 +5,8 @@ Two environment variables, set by whoever starts the manager, configure it:
 
 - ``CLOSEDLOOP_QSERVER_PUBLISH``: the in-address of a ``bluesky-0MQ-proxy`` (``tcp://127.0.0.1:5577``). The
   RunEngine publishes every document there, serialized as JSON (never pickle). Unset: documents are not published.
-- ``CLOSEDLOOP_QSERVER_NOISE``: the detector's flux noise in counts (default 10, as in the demo; 0 gives the
-  noiseless physics of :func:`simulators.physics.beamline_flux`).
+- ``CLOSEDLOOP_QSERVER_NOISE``: the detector's flux noise in counts (default 10, as in the demo; 0 makes every
+  reading noiseless, exactly the physics of :mod:`simulators.physics`).
 
 Devices: the mirror-pitch motors ``m1`` and ``m2`` and the detector ``det`` of :func:`simulators.beamline`
 (``det-flux``, ``det-width``, ``det-heat``), and ``slow_m``, a motor that moves at a real velocity (for tests that
@@ -41,10 +41,12 @@ _publish_to = os.environ.get("CLOSEDLOOP_QSERVER_PUBLISH")
 if _publish_to:
     RE.subscribe(Publisher(_publish_to, serializer=_to_json))
 
-_devices = beamline(noise=float(os.environ.get("CLOSEDLOOP_QSERVER_NOISE", "10.0")))
+_noise = float(os.environ.get("CLOSEDLOOP_QSERVER_NOISE", "10.0"))
+_quiet = {"width_noise": 0.0, "heat_noise": 0.0} if _noise == 0 else {}
+_devices = beamline(noise=_noise, **_quiet)
 with init_devices():
     m1 = _devices["m1"]
     m2 = _devices["m2"]
     det = _devices["det"]
     slow_m = SimMotor(name="slow_m", instant=False)
-del _devices
+del _devices, _noise, _quiet
