@@ -21,20 +21,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from bluesky_queueserver_api import BPlan
-from bluesky_queueserver_api.zmq import REManagerAPI
 
 from closedloop.errors import InstrumentError
 from closedloop.queueserver import AUTO_PLAN, CLOSEDLOOP_PLAN, QueueServerSpec
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
 from instruments._document_stream import DocumentStream, RunWatch
+from instruments._manager_client import ManagerClient, close_api
 from instruments.protocols import Document, DocumentSink, RunRecord
 
-_DONE = {"completed", "failed", "aborted", "halted", "stopped", "unknown"}
+__all__ = ["QueueServerExecutor", "close_api"]
 
 
 class QueueServerExecutor:
@@ -65,16 +65,13 @@ class QueueServerExecutor:
         self._lock = threading.Lock()
         self._positions: dict[str, Any] | None = None
         self._history_uid: str | None = None
-        self._api = REManagerAPI(
-            zmq_control_addr=qs.control_address, timeout_recv=qs.timeout, request_fail_exceptions=False
-        )
-        self._api.user, self._api.user_group = qs.user, qs.user_group
+        self._manager = ManagerClient(qs)
         self._stream: DocumentStream | None = None
         try:
-            status = self._status()
+            status = self._manager.status()
             self._stream = DocumentStream(qs.documents_address, qs.serializer, qs.timeout)
             if not status["worker_environment_exists"]:
-                self._open_environment()
+                self._manager.open_environment()
             self.plan = self._choose_plan()
             self._check_devices()
         except BaseException:
@@ -104,22 +101,8 @@ class QueueServerExecutor:
         """
         metadata = {"proposal_id": proposal.id, "session_id": self.session_id, "iteration": proposal.iteration}
         metadata.update(md or {})
-        record = RunRecord()
         started = time.perf_counter()
-        with self._lock:
-            self._abort_reason, self._stop_requested = None, False
-            watch = self._stream_or_fail().watch(proposal.id)
-            try:
-                opened = False
-                for item in self._items(proposal, metadata):
-                    result = self._execute(item, watch, record, on_document)
-                    opened = opened or bool(result.get("run_uids"))
-                    if result["exit_status"] != "completed":
-                        record.error = _describe(result)
-                        break
-                self._collect(watch, record, on_document, wait=opened)
-            finally:
-                self._stream_or_fail().unwatch(proposal.id)
+        record = self._carry_out(self._items(proposal, metadata), proposal.id, on_document)
         record.seconds = time.perf_counter() - started
         self._positions = self._readbacks(record.documents) if record.error is None else None
         return record
@@ -133,7 +116,7 @@ class QueueServerExecutor:
         limited = [name for name, v in self.spec.variables.items() if v.max_step is not None]
         if not limited:
             return {}
-        if self._positions is None or self._status()["plan_history_uid"] != self._history_uid:
+        if self._positions is None or self._manager.status()["plan_history_uid"] != self._history_uid:
             self._positions = self._read_positions()
         return {name: self._positions[name] for name in limited if name in self._positions}
 
@@ -155,61 +138,12 @@ class QueueServerExecutor:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
-        close_api(self._api)
+        self._manager.close()
 
     # ---------------------------------------------------------------------------------------- set-up checks
 
-    def _status(self) -> dict[str, Any]:
-        return self._request("status", reload=True)
-
-    def _request(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call an API method; a silent manager or a refused request becomes a one-line InstrumentError."""
-        response = self._try(method, *args, **kwargs)
-        if response.get("success") is False:
-            raise InstrumentError(f"queueserver: {method} refused: {response.get('msg') or 'no reason given'}")
-        return response
-
-    def _try(self, method: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Call an API method and return its response, refused or not; a silent manager raises."""
-        try:
-            return dict(getattr(self._api, method)(*args, **kwargs))
-        except self._api.RequestTimeoutError:
-            raise InstrumentError(
-                f"instrument.queueserver.control_address: no RE Manager answered at {self.qs.control_address} "
-                f"within {self.qs.timeout:g} s",
-                "start one with 'closedloop queueserver start', or fix the address",
-            ) from None
-
-    def _wait(self, done: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            status = self._status()
-            if done(status):
-                return status
-            if time.monotonic() > deadline:
-                raise InstrumentError(f"queueserver: the RE Manager did not {what} within {timeout:g} s")
-            time.sleep(self.qs.poll_interval)
-
-    def _open_environment(self) -> None:
-        if not self.qs.open_environment:
-            raise InstrumentError(
-                "instrument.queueserver: the RE Manager's worker environment is closed",
-                "open it (qserver environment open) or set open_environment: true",
-            )
-        self._request("environment_open")
-        seen_busy = False
-
-        def opened(status: dict[str, Any]) -> bool:
-            nonlocal seen_busy
-            seen_busy = seen_busy or status["manager_state"] != "idle"
-            return bool(status["worker_environment_exists"]) or (seen_busy and status["manager_state"] == "idle")
-
-        status = self._wait(opened, self.qs.busy_timeout, "open its worker environment")
-        if not status["worker_environment_exists"]:
-            raise InstrumentError("queueserver: the RE Manager failed to open its worker environment (see its log)")
-
     def _choose_plan(self) -> str:
-        allowed = set(self._request("plans_allowed", user_group=self.qs.user_group)["plans_allowed"])
+        allowed = self._manager.allowed("plans")
         group = f"user group '{self.qs.user_group}'"
         if self.qs.plan == AUTO_PLAN:
             for plan, needs in ((CLOSEDLOOP_PLAN, {CLOSEDLOOP_PLAN}), ("scan", {"scan"}), ("count", {"mv", "count"})):
@@ -230,7 +164,7 @@ class QueueServerExecutor:
         return self.qs.plan
 
     def _check_devices(self) -> None:
-        allowed = set(self._request("devices_allowed", user_group=self.qs.user_group)["devices_allowed"])
+        allowed = self._manager.allowed("devices")
         wanted = {f"instrument.queueserver.detectors.{i}": name for i, name in enumerate(self.qs.detectors)}
         wanted.update({f"variables.{n}.device": self.spec.device_of(n) for n in self.spec.variables})
         wanted.update({f"constants.{n}.device": c.device for n, c in self.spec.constants.items() if c.device})
@@ -258,40 +192,60 @@ class QueueServerExecutor:
             return [BPlan("mv", *pairs), BPlan("count", detectors + [d for d, _ in moves], num=1, md=md)]
         return [BPlan(self.plan, detectors, [d for d, _ in moves], [v for _, v in moves], md=md)]
 
+    def _carry_out(self, items: list[BPlan], proposal_id: str, sink: DocumentSink | None) -> RunRecord:
+        """Run ``items`` one after the other (stopping at the first that fails) and collect their run."""
+        record = RunRecord()
+        with self._lock:
+            self._abort_reason, self._stop_requested = None, False
+            watch = self._stream_or_fail().watch(proposal_id)
+            try:
+                opened = False
+                for item in items:
+                    result = self._execute(item, watch, record, sink)
+                    opened = opened or bool(result.get("run_uids"))
+                    if result["exit_status"] != "completed":
+                        record.error = _describe(result)
+                        break
+                self._collect(watch, record, sink, wait=opened)
+            finally:
+                self._stream_or_fail().unwatch(proposal_id)
+        return record
+
     def _execute(self, item: BPlan, watch: RunWatch, record: RunRecord, sink: DocumentSink | None) -> dict[str, Any]:
         """Wait for an idle manager, run ``item`` alone, and return its history entry's ``result``."""
         status = self._wait_idle(watch, record, sink)
         if status is None:
             return {"exit_status": "aborted", "msg": self._abort_reason}
-        added = self._request("item_add", item, pos="front")["item"]
+        added = self._manager.request("item_add", item, pos="front")["item"]
         uid = added["item_uid"]
-        others = status["items_in_queue"] > 0
-        started = self._try("queue_start")
-        if others and started["success"]:
-            self._try("queue_stop")  # the others' items wait for their owner; ours runs alone
-        acted = False
+        if self._manager.attempt("queue_start")["success"] and status["items_in_queue"] > 0:
+            self._manager.attempt("queue_stop")  # the others' items wait for their owner; ours runs alone
+        seen_running = interrupted = False
         deadline = time.monotonic() + self.qs.run_timeout
         while True:
             self._collect(watch, record, sink, wait=False)
-            status = self._status()
-            if status["running_item_uid"] != uid:
-                result = self._history_result(uid)
-                if result is not None:
-                    break
-                if self._abort_reason is not None and not acted:
-                    self._request("item_remove", uid=uid)  # not started yet: it never will
+            status = self._manager.status()
+            if status["running_item_uid"] == uid:
+                seen_running = True
+                if self._abort_reason is not None and not interrupted:
+                    interrupted = self._interrupt(status)
+            elif (result := self._manager.history_result(uid)) is not None:
+                break
+            elif not seen_running and self._abort_reason is not None:
+                if self._manager.attempt("item_remove", uid=uid)["success"]:  # not started yet: now it never will
                     return {"exit_status": "aborted", "msg": self._abort_reason}
-                if status["manager_state"] == "idle" and not status["queue_stop_pending"]:
-                    if not self._try("queue_start")["success"] and self._status()["manager_state"] == "idle":
-                        raise InstrumentError(f"queueserver: the RE Manager does not start item {uid}")
-            elif self._abort_reason is not None:
-                acted = self._interrupt(status) or acted
+            elif not seen_running and status["manager_state"] == "idle" and not status["queue_stop_pending"]:
+                if (
+                    not self._manager.attempt("queue_start")["success"]
+                    and self._manager.status()["manager_state"] == "idle"
+                ):
+                    raise InstrumentError(f"queueserver: the RE Manager does not start item {uid}")
             if time.monotonic() > deadline:
                 raise InstrumentError(f"queueserver: item {uid} did not finish within {self.qs.run_timeout:g} s")
             time.sleep(self.qs.poll_interval)
-        self._history_uid = status["plan_history_uid"]
+        self._history_uid = self._manager.status()["plan_history_uid"]
         if result["exit_status"] not in {"completed", "stopped"}:
-            self._remove_requeued(added)
+            self._manager.remove_requeued(added)
         if self._abort_reason is not None and result["exit_status"] in {"aborted", "stopped"}:
             record.aborted_by_operator = True
             result = {**result, "msg": self._abort_reason}
@@ -301,7 +255,7 @@ class QueueServerExecutor:
         """Wait (up to ``busy_timeout``) until the manager is idle; ``None`` when we are aborted meanwhile."""
         deadline = time.monotonic() + self.qs.busy_timeout
         while True:
-            status = self._status()
+            status = self._manager.status()
             if self._abort_reason is not None:
                 record.aborted_by_operator = True
                 return None
@@ -318,24 +272,10 @@ class QueueServerExecutor:
     def _interrupt(self, status: dict[str, Any]) -> bool:
         """Pause our running plan at once, then abort (or stop) it; True once the abort or stop is accepted."""
         if status["manager_state"] == "executing_queue" and not status["pause_pending"]:
-            self._try("re_pause", "immediate")
+            self._manager.attempt("re_pause", "immediate")
         elif status["manager_state"] == "paused":
-            return bool(self._try("re_stop" if self._stop_requested else "re_abort")["success"])
+            return bool(self._manager.attempt("re_stop" if self._stop_requested else "re_abort")["success"])
         return False
-
-    def _history_result(self, uid: str) -> dict[str, Any] | None:
-        for entry in reversed(self._request("history_get", reload=True)["items"]):
-            if entry.get("item_uid") == uid and entry.get("result", {}).get("exit_status") in _DONE:
-                return dict(entry["result"])
-        return None
-
-    def _remove_requeued(self, added: dict[str, Any]) -> None:
-        """Remove the copy of a failed or aborted item that the manager put back in the queue (new uid)."""
-        fields = ("name", "args", "kwargs")
-        for entry in self._request("queue_get", reload=True)["items"]:
-            if all(entry.get(key) == added.get(key) for key in fields):
-                self._request("item_remove", uid=entry["item_uid"])
-                return
 
     # ------------------------------------------------------------------------------------------- documents
 
@@ -376,8 +316,7 @@ class QueueServerExecutor:
 
     def _read_positions(self) -> dict[str, Any]:
         """Read the movers with a zero-move ``count`` on the manager."""
-        allowed = self._request("plans_allowed", user_group=self.qs.user_group)["plans_allowed"]
-        if "count" not in allowed:
+        if "count" not in self._manager.allowed("plans"):
             raise InstrumentError(
                 f"variables: max_step cannot be enforced: the RE Manager allows no 'count' to user group "
                 f"'{self.qs.user_group}' to read the movers' positions with",
@@ -386,39 +325,10 @@ class QueueServerExecutor:
         movers = sorted({self.spec.device_of(name) for name in self.spec.variables})
         token = f"positions-{time.time_ns()}"
         md = {"proposal_id": token, "session_id": self.session_id, "purpose": "read positions"}
-        record = RunRecord()
-        with self._lock:
-            self._abort_reason, self._stop_requested = None, False
-            watch = self._stream_or_fail().watch(token)
-            try:
-                result = self._execute(BPlan("count", movers, num=1, md=md), watch, record, None)
-                if result["exit_status"] != "completed":
-                    raise InstrumentError(f"queueserver: reading the movers' positions failed: {_describe(result)}")
-                self._collect(watch, record, None, wait=True)
-            finally:
-                self._stream_or_fail().unwatch(token)
+        record = self._carry_out([BPlan("count", movers, num=1, md=md)], token, None)
+        if record.error is not None:
+            raise InstrumentError(f"queueserver: reading the movers' positions failed: {record.error}")
         return self._readbacks(record.documents)
-
-
-def close_api(api: REManagerAPI) -> None:
-    """Close a bluesky-queueserver-api client with every 0MQ context it made.
-
-    ``api.close()`` closes the control socket only: the client's context and the console and system-info
-    monitors' subscriptions (made in its constructor, even when never used) stay open until garbage collection,
-    which then warns. This reaches into the client's attributes, each looked up defensively.
-    """
-    api.close()
-    client = getattr(api, "_client", None)
-    thread = getattr(client, "_zmq_receive_thread", None)
-    if thread is not None:
-        thread.join(timeout=1.0)  # it exits within its 0.1 s polling period once closed
-    context = getattr(client, "_ctx", None)
-    if context is not None:
-        context.destroy(linger=0)
-    for monitor in (getattr(api, "_console_monitor", None), getattr(api, "_system_info_monitor", None)):
-        socket = getattr(getattr(monitor, "_rco", None), "_socket", None)
-        if socket is not None:
-            socket.context.destroy(linger=0)
 
 
 def _describe(result: Mapping[str, Any]) -> str:
