@@ -49,6 +49,15 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class QueueServerAddresses:
     """Where the local queueserver's parts listen.
@@ -93,14 +102,14 @@ class LocalQueueServer:
         self.startup_dir = Path(startup_dir) if startup_dir else bundled_startup_dir()
         self.noise = noise
         self.start_timeout = start_timeout
-        self._redis = redis
+        self._redis = redis.removeprefix("redis://").rstrip("/") if redis else None
         ports = [port or free_port() for port in (control_port, info_port, proxy_in_port, proxy_out_port)]
         self.addresses = QueueServerAddresses(
             control=f"tcp://{HOST}:{ports[0]}",
             info=f"tcp://{HOST}:{ports[1]}",
             publish=f"tcp://{HOST}:{ports[2]}",
             documents=f"tcp://{HOST}:{ports[3]}",
-            redis=redis or f"{HOST}:{free_port()}",
+            redis=self._redis or f"{HOST}:{free_port()}",
         )
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="closedloop-qserver-"))
@@ -121,6 +130,14 @@ class LocalQueueServer:
         """
         if not (self.startup_dir / "user_group_permissions.yaml").is_file():
             raise InstrumentError(f"queueserver: {self.startup_dir} has no user_group_permissions.yaml")
+        bound = {"control": self.addresses.control, "info": self.addresses.info}
+        bound.update({"proxy in": self.addresses.publish, "proxy out": self.addresses.documents})
+        if self._redis is None:
+            bound["redis"] = self.addresses.redis
+        for role, address in bound.items():
+            port = int(address.rpartition(":")[2])
+            if not _port_free(port):
+                raise InstrumentError(f"queueserver: the {role} port {port} is in use", "choose another port")
         try:
             if self._redis is None:
                 port = self.addresses.redis.rpartition(":")[2]
@@ -128,8 +145,8 @@ class LocalQueueServer:
                     "redis", ["redis-server", "--port", port, "--bind", HOST, "--save", "", "--appendonly", "no"]
                 )
             self._wait_for_redis()
-            proxy_in, proxy_out = (a.rpartition(":")[2] for a in (self.addresses.publish, self.addresses.documents))
-            self._spawn("proxy", [_program("bluesky-0MQ-proxy"), "--in-address", proxy_in, "--out-address", proxy_out])
+            proxy = [_program("bluesky-0MQ-proxy"), "--in-address", self.addresses.publish]
+            self._spawn("proxy", [*proxy, "--out-address", self.addresses.documents])  # loopback only
             env = {PUBLISH_ENV: self.addresses.publish, NOISE_ENV: str(self.noise)}
             self._spawn("manager", self._manager_command(), env)
             self._open_environment()
@@ -189,7 +206,7 @@ class LocalQueueServer:
         for name, process in self.processes.items():
             if process.poll() is not None:
                 raise InstrumentError(
-                    f"queueserver: {name} exited with code {process.returncode}: {self.log_tail(name, 3)}"
+                    f"queueserver: {name} exited with code {process.returncode}: {self.log_tail(name, 1)}"
                 )
 
     def _wait_for_redis(self) -> None:
@@ -230,7 +247,7 @@ class LocalQueueServer:
                 if time.monotonic() > deadline:
                     raise InstrumentError(
                         f"queueserver: the RE Manager's environment did not open in {self.start_timeout:g} s: "
-                        f"{self.log_tail('manager', 3)}"
+                        f"{self.log_tail('manager', 1)}"
                     )
                 time.sleep(0.1)
         finally:
@@ -272,7 +289,13 @@ def start(
     noise: Annotated[float, typer.Option(help="the bundled detector's noise, counts")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="print the addresses as one JSON line")] = False,
 ) -> None:
-    """Start Redis (unless --redis), bluesky-0MQ-proxy and start-re-manager; run until Ctrl-C, then end them all."""
+    """Start Redis (unless --redis), bluesky-0MQ-proxy and start-re-manager; run until Ctrl-C, then end them all.
+
+    Exit codes: 0 after Ctrl-C (or SIGTERM), 1 when a process fails to start or exits, 2 for a bad --startup-dir.
+    """
+    if startup_dir is not None and not (startup_dir / "user_group_permissions.yaml").is_file():
+        typer.echo(f"error: --startup-dir: {startup_dir} has no user_group_permissions.yaml", err=True)
+        raise typer.Exit(2)
     server = LocalQueueServer(startup_dir, redis, control_port, info_port, proxy_in_port, proxy_out_port, noise)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:

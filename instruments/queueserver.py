@@ -261,6 +261,9 @@ class QueueServerExecutor:
                 return None
             if status["manager_state"] == "idle" and status["worker_environment_exists"]:
                 return status
+            if status["manager_state"] == "idle":
+                self._manager.open_environment()  # closed since we started (raises unless open_environment)
+                continue
             if time.monotonic() > deadline:
                 raise InstrumentError(
                     f"queueserver: the RE Manager stayed busy ({status['manager_state']}) for "
