@@ -170,6 +170,26 @@ def test_a_manager_or_proxy_that_is_not_there_fails_in_one_line_within_the_timeo
         assert "\n" not in str(caught.value)
 
 
+def test_a_failing_plan_is_a_failed_record_and_is_not_run_again(qserver, manager) -> None:
+    spec = _spec(qserver)
+    executor = QueueServerExecutor(spec, "s-fail")
+    try:
+        assert manager.item_execute(BPlan("mv", "det.fail_next", 1))["success"]  # the next trigger fails
+        manager.wait_for_idle(timeout=30)
+        proposal = Proposal(iteration=0, setpoints={"pitch1": 0.3, "pitch2": 0.3})
+        record = executor.run(proposal)
+        assert not record.aborted_by_operator
+        assert record.error is not None and "injected detector fault" in record.error
+        assert dict(record.documents)["stop"]["exit_status"] == "fail"
+        observation = observation_from_documents(spec, proposal, record.documents, record.error)
+        assert observation.status == ObservationStatus.FAILED
+        assert _history(manager)[-1]["result"]["exit_status"] == "failed"
+        assert manager.status(reload=True)["items_in_queue"] == 0  # the manager re-queued it; we removed it
+        assert executor.run(Proposal(iteration=1, setpoints={"pitch1": 0.3, "pitch2": 0.3})).error is None
+    finally:
+        executor.close()
+
+
 @pytest.mark.parametrize(
     ("verb", "exit_status", "stop_status"), [("abort", "aborted", "abort"), ("stop", "stopped", "success")]
 )
