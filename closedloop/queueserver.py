@@ -31,7 +31,9 @@ class QueueServerSpec(BaseModel):
         plan: the plan to submit. ``auto``: ``closedloop_point`` when the manager allows it, else a one-point
             ``scan``, else ``mv`` followed by ``count``. ``scan`` and ``count`` are called with Bluesky's standard
             signatures (``count`` after an ``mv`` item); any other name is called as ``closedloop_point`` is:
-            ``(detectors, movers, positions, md=...)``.
+            ``(detectors, movers, positions, md=...)``. The manager turns any string argument that names one
+            of its devices or plans into that object, ``md`` values included, except where a plan's annotations
+            say otherwise (``closedloop_point`` keeps its ``md`` and ``positions`` as given).
         user: the user name the queue items are submitted under.
         user_group: the manager's user group (its ``user_group_permissions.yaml`` says which plans it may run).
         timeout: seconds to wait for the manager to answer a request, or for the proxy to accept a connection.

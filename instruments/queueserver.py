@@ -233,12 +233,11 @@ class QueueServerExecutor:
                 break
             elif not seen_running and self._abort_reason is not None:
                 if self._manager.attempt("item_remove", uid=uid)["success"]:  # not started yet: now it never will
+                    record.aborted_by_operator = True
                     return {"exit_status": "aborted", "msg": self._abort_reason}
             elif not seen_running and status["manager_state"] == "idle" and not status["queue_stop_pending"]:
-                if (
-                    not self._manager.attempt("queue_start")["success"]
-                    and self._manager.status()["manager_state"] == "idle"
-                ):
+                restarted = self._manager.attempt("queue_start")["success"]  # someone stopped the queue meanwhile
+                if not restarted and self._manager.status()["manager_state"] == "idle":
                     raise InstrumentError(f"queueserver: the RE Manager does not start item {uid}")
             if time.monotonic() > deadline:
                 raise InstrumentError(f"queueserver: item {uid} did not finish within {self.qs.run_timeout:g} s")

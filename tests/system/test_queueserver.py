@@ -252,6 +252,24 @@ def test_a_busy_manager_is_waited_for_and_others_items_are_left_alone(qserver, m
         executor.close()
 
 
+def test_an_abort_while_waiting_for_a_busy_manager_submits_nothing(qserver, manager) -> None:
+    executor = QueueServerExecutor(_spec(qserver), "s-wait")
+    try:
+        manager.item_add(BPlan("count", ["det"], num=15, delay=0.1, md={"owner": "someone-else"}))
+        manager.queue_start()
+        manager.wait_for_idle_or_running(timeout=10)
+        threading.Timer(0.3, executor.abort, args=("operator: not now",)).start()
+        record = executor.run(Proposal(iteration=0, setpoints={"pitch1": 0.0, "pitch2": 0.0}))
+        assert record.aborted_by_operator and "operator: not now" in (record.error or "") and not record.documents
+        manager.wait_for_idle(timeout=30)
+        history = _history(manager)
+        assert history[-1]["kwargs"]["md"] == {"owner": "someone-else"}  # theirs ran to the end; ours never ran
+        assert history[-1]["result"]["exit_status"] == "completed"
+        assert manager.status(reload=True)["items_in_queue"] == 0
+    finally:
+        executor.close()
+
+
 def test_the_start_command_prints_the_addresses_and_ends_what_it_started(tmp_path) -> None:
     ports = [str(free_port()) for _ in range(4)]
     options = ["--control-port", "--info-port", "--proxy-in-port", "--proxy-out-port"]
