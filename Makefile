@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch's CPU build first, so that botorch does not pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/closedloop demo --yes
 
-test: $(VENV)/.installed-dev
+# Debian's redis-server for the queueserver system tests (CI runs as root; elsewhere through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@command -v redis-server >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server)
+
+test: system-deps $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-dev

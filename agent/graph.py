@@ -27,7 +27,7 @@ from agent.documents import RunFile, read_run_file
 from agent.review import checkpoint_id, checkpoint_info, policy_asks, read_answer
 from agent.status import Tally
 from agent.store import SessionStore
-from closedloop.errors import PlannerError, PointsExhaustedError, SafetyError
+from closedloop.errors import InstrumentError, PlannerError, PointsExhaustedError, SafetyError
 from closedloop.records import (
     Decision,
     Observation,
@@ -341,6 +341,8 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
                 ctx.emit("run_started", {"proposal": proposal.id, "setpoints": setpoints})
                 try:
                     record = ctx.executor.run(checked, {"decision_ids": decision_ids(proposal.id)}, sink)
+                except InstrumentError:
+                    raise  # the instrument is gone (a queueserver that stopped answering): end, resumable
                 except Exception as exc:  # an executor bug is a failed run, never a dead session
                     record = RunRecord(error=f"{type(exc).__name__}: {exc}", documents=sink.documents)
             status = "aborted" if record.aborted_by_operator else "done"

@@ -115,6 +115,10 @@ def build_executor(spec: SessionSpec, session_id: str, store: SessionStore) -> E
             store.set_meta(suspended=kind == "suspended")
         store.log(kind, json.dumps(details, default=str))
 
+    if spec.instrument.queueserver is not None:
+        from instruments.queueserver import QueueServerExecutor
+
+        return QueueServerExecutor(spec, session_id)
     return InProcessExecutor(spec, session_id, scan_id=int(store.meta("scan_id", 0)), on_event=on_event)
 
 

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from closedloop.queueserver import QueueServerSpec
+
 _STRICT = ConfigDict(extra="forbid")
 
 RESERVED_METADATA = ("proposal_id", "session_id", "iteration", "uid", "time", "scan_id")
@@ -49,6 +51,8 @@ class InstrumentSpec(BaseModel):
     Attributes:
         simulator: a bundled simulator's name (``beamline``, ``branin``, ``hartmann6``).
         factory: the import path of a device factory.
+        queueserver: run the proposals on a bluesky-queueserver RE Manager's devices instead (see
+            :class:`~closedloop.queueserver.QueueServerSpec`).
         options: keyword arguments for the factory.
         connect_timeout: seconds each device has to connect before the session is refused.
         run_timeout: seconds one run may take before it is aborted and recorded as failed (none: no limit).
@@ -59,6 +63,7 @@ class InstrumentSpec(BaseModel):
 
     simulator: str | None = None
     factory: str | None = None
+    queueserver: QueueServerSpec | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     connect_timeout: float = Field(default=10.0, gt=0, le=3600, allow_inf_nan=False)
     run_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
@@ -66,9 +71,11 @@ class InstrumentSpec(BaseModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> InstrumentSpec:
-        if (self.simulator is None) == (self.factory is None):
-            raise ValueError("give exactly one of 'simulator' or 'factory'")
-        from closedloop.spec import resolve_import_path  # spec imports this module: resolve at call time
+        if [self.simulator, self.factory, self.queueserver].count(None) != 2:
+            raise ValueError("give exactly one of 'simulator', 'factory' or 'queueserver'")
+        if self.queueserver is not None:
+            return self  # the devices live in the RE Manager's startup profile
+        from closedloop.plugins import resolve_import_path
 
         factory = resolve_import_path(self.factory_path)
         if not callable(factory):

@@ -1,0 +1,52 @@
+"""closedloop's simulated beamline for bluesky-queueserver: the RunEngine, its document publisher and the devices.
+
+Loaded by ``start-re-manager --startup-dir simulators/qserver`` (``closedloop queueserver start`` does this).
+Two environment variables, set by whoever starts the manager, configure it:
+
+- ``CLOSEDLOOP_QSERVER_PUBLISH``: the in-address of a ``bluesky-0MQ-proxy`` (``tcp://127.0.0.1:5577``). The
+  RunEngine publishes every document there, serialized as JSON (never pickle). Unset: documents are not published.
+- ``CLOSEDLOOP_QSERVER_NOISE``: the detector's flux noise in counts (default 10, as in the demo; 0 makes every
+  reading noiseless, exactly the physics of :mod:`simulators.physics`).
+
+Devices: the mirror-pitch motors ``m1`` and ``m2`` and the detector ``det`` of :func:`simulators.beamline`
+(``det-flux``, ``det-width``, ``det-heat``), and ``slow_m``, a motor that moves at a real velocity (for tests that
+interrupt a run while it moves).
+"""
+
+import json
+import os
+
+from bluesky import RunEngine
+from bluesky.callbacks.zmq import Publisher
+from ophyd_async.core import init_devices
+from ophyd_async.sim import SimMotor
+
+from simulators import beamline
+
+
+def _json_default(value):
+    """numpy scalars and arrays (and anything else with ``tolist``) as plain JSON values."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _to_json(document):
+    return json.dumps(document, default=_json_default).encode()
+
+
+RE = RunEngine({"beamline_id": "closedloop-sim"})
+
+_publish_to = os.environ.get("CLOSEDLOOP_QSERVER_PUBLISH")
+if _publish_to:
+    RE.subscribe(Publisher(_publish_to, serializer=_to_json))
+
+_noise = float(os.environ.get("CLOSEDLOOP_QSERVER_NOISE", "10.0"))
+_quiet = {"width_noise": 0.0, "heat_noise": 0.0} if _noise == 0 else {}
+_devices = beamline(noise=_noise, **_quiet)
+with init_devices():
+    m1 = _devices["m1"]
+    m2 = _devices["m2"]
+    det = _devices["det"]
+    slow_m = SimMotor(name="slow_m", instant=False)
+del _devices, _noise, _quiet

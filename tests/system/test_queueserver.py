@@ -1,0 +1,315 @@
+"""The queueserver executor against real processes: Redis, bluesky-0MQ-proxy and an RE Manager on loopback ports.
+
+One module-scoped manager (the bundled startup folder ``simulators/qserver``, detector noise 0, so every value
+can be checked against the physics) serves every test; its fixture ends every process it started, even when a
+test fails. Its user groups stand in for beamline profiles without closedloop's plan (see the folder's
+``user_group_permissions.yaml``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bluesky_queueserver_api import BPlan
+from bluesky_queueserver_api.zmq import REManagerAPI
+
+from agent.cli_queueserver import LocalQueueServer, QueueServerAddresses, free_port
+from closedloop.errors import InstrumentError
+from closedloop.records import ObservationStatus, Proposal
+from closedloop.spec import SessionSpec, spec_from_dict
+from instruments.ingest import observation_from_documents
+from instruments.protocols import Executes
+from instruments.queueserver import QueueServerExecutor, close_api
+from planners.sobol import SobolPlanner
+from simulators.physics import beamline_flux, mirror_heat
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(120)]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def qserver() -> Iterator[QueueServerAddresses]:
+    """A running Redis, document proxy and RE Manager (environment open); all ended afterwards."""
+    server = LocalQueueServer(noise=0.0)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def manager(qserver: QueueServerAddresses) -> Iterator[REManagerAPI]:
+    """A second client of the manager ("someone else"); the queue is left empty after each test."""
+    api = REManagerAPI(zmq_control_addr=qserver.control, request_fail_exceptions=False)
+    api.user, api.user_group = "someone-else", "primary"
+    try:
+        yield api
+    finally:
+        api.wait_for_idle(timeout=30)
+        api.queue_clear()
+        close_api(api)
+
+
+def _spec(qserver: QueueServerAddresses, variables: dict[str, Any] | None = None, **qs: Any) -> SessionSpec:
+    queueserver = {"control_address": qserver.control, "documents_address": qserver.documents, "detectors": ["det"]}
+    queueserver.update(qs)
+    return spec_from_dict(
+        {
+            "variables": variables
+            or {
+                "pitch1": {"bounds": [-1.5, 1.5], "device": "m1", "max_step": 5.0},
+                "pitch2": {"bounds": [-1.5, 1.5], "device": "m2"},
+            },
+            "objectives": {"flux": {"direction": "maximize", "field": "det-flux"}},
+            "constraints": {"heat": {"less_than": 3.0, "field": "det-heat"}},
+            "budget": {"experiments": 10},
+            "instrument": {"queueserver": queueserver},
+        }
+    )
+
+
+def _history(api: REManagerAPI) -> list[dict[str, Any]]:
+    return list(api.history_get(reload=True)["items"])
+
+
+def _appender(documents: list[tuple[str, dict[str, Any]]]) -> Any:
+    return lambda name, doc: documents.append((name, doc))
+
+
+def _check_physics(spec: SessionSpec, proposal: Proposal, documents: list[tuple[str, dict[str, Any]]]) -> None:
+    observation = observation_from_documents(spec, proposal, documents)
+    assert observation.status == ObservationStatus.OK, observation.error
+    for name, value in proposal.setpoints.items():
+        assert observation.readbacks[name] == pytest.approx(value, abs=1e-9)
+    p1, p2 = observation.readbacks["pitch1"], observation.readbacks["pitch2"]
+    assert observation.values["flux"] == pytest.approx(beamline_flux(p1, p2), rel=1e-12)
+    assert observation.values["heat"] == pytest.approx(mirror_heat(p1, p2), rel=1e-12)
+
+
+def test_ten_proposals_run_on_the_manager_and_match_the_physics(qserver, manager) -> None:
+    spec = _spec(qserver)
+    executor = QueueServerExecutor(spec, "s-qs")
+    try:
+        assert isinstance(executor, Executes)
+        assert executor.plan == "closedloop_point"
+        manager.item_execute(BPlan("mv", "m1", 0.25, "m2", -0.5))  # someone else leaves the mirrors somewhere
+        manager.wait_for_idle(timeout=30)
+        assert executor.positions() == {"pitch1": pytest.approx(0.25)}  # read by a zero-move count
+
+        planner = SobolPlanner(spec.vocs(), seed=11)
+        history_before = len(_history(manager))
+        for iteration, point in enumerate(planner.suggest(10)):
+            setpoints = {name: float(point[name]) for name in spec.variables}
+            proposal = Proposal(iteration=iteration, setpoints=setpoints)
+            streamed: list[tuple[str, dict[str, Any]]] = []
+            record = executor.run(proposal, md={"operator": "qs-test"}, on_document=_appender(streamed))
+            assert record.error is None and not record.aborted_by_operator
+            assert streamed == record.documents
+            assert [name for name, _ in record.documents] == ["start", "descriptor", "event", "stop"]
+            start = record.documents[0][1]
+            assert (start["proposal_id"], start["session_id"], start["operator"]) == (proposal.id, "s-qs", "qs-test")
+            _check_physics(spec, proposal, record.documents)
+            assert executor.positions() == {"pitch1": pytest.approx(setpoints["pitch1"])}
+            entry = _history(manager)[-1]  # the manager's own record names the proposal and the run
+            assert entry["kwargs"]["md"]["proposal_id"] == proposal.id
+            assert entry["result"]["exit_status"] == "completed"
+            assert entry["result"]["run_uids"] == [start["uid"]]
+        assert len(_history(manager)) == history_before + 10  # positions came from the runs: no extra counts
+    finally:
+        executor.close()
+
+
+@pytest.mark.parametrize(
+    ("group", "plan", "names"), [("standard_plans", "scan", ["scan"]), ("move_and_count", "count", ["mv", "count"])]
+)
+def test_a_profile_without_closedloops_plan_gets_standard_plans(qserver, manager, group, plan, names) -> None:
+    spec = _spec(qserver, user_group=group)
+    executor = QueueServerExecutor(spec, "s-std")
+    try:
+        assert executor.plan == plan
+        proposal = Proposal(iteration=0, setpoints={"pitch1": -0.4, "pitch2": 0.7})
+        history_before = len(_history(manager))
+        record = executor.run(proposal)
+        assert record.error is None
+        _check_physics(spec, proposal, record.documents)
+        assert record.documents[0][1]["plan_name"] == plan
+        assert [entry["name"] for entry in _history(manager)[history_before:]] == names
+    finally:
+        executor.close()
+
+
+def test_a_plan_or_device_the_manager_lacks_is_named(qserver) -> None:
+    with pytest.raises(InstrumentError, match=r"queueserver.plan: .*no plan 'tune_everything'"):
+        QueueServerExecutor(_spec(qserver, plan="tune_everything"), "s")
+    with pytest.raises(InstrumentError, match=r"none of 'closedloop_point', 'scan', or 'mv' with 'count'"):
+        QueueServerExecutor(_spec(qserver, user_group="count_only"), "s")
+    with pytest.raises(InstrumentError, match=r"queueserver.detectors.0: the RE Manager has no device 'diode'"):
+        QueueServerExecutor(_spec(qserver, detectors=["diode"]), "s")
+
+
+def test_a_manager_or_proxy_that_is_not_there_fails_in_one_line_within_the_timeout(qserver) -> None:
+    nobody = f"tcp://127.0.0.1:{free_port()}"
+    for field, expected in (
+        ("control_address", "no RE Manager answered"),
+        ("documents_address", "no 0MQ document proxy"),
+    ):
+        started = time.monotonic()
+        with pytest.raises(InstrumentError, match=f"queueserver.{field}: {expected} at {nobody}") as caught:
+            QueueServerExecutor(_spec(qserver, timeout=1.0, **{field: nobody}), "s")
+        assert time.monotonic() - started < 5.0
+        assert "\n" not in str(caught.value)
+
+
+def test_a_failing_plan_is_a_failed_record_and_is_not_run_again(qserver, manager) -> None:
+    spec = _spec(qserver)
+    executor = QueueServerExecutor(spec, "s-fail")
+    try:
+        assert manager.item_execute(BPlan("mv", "det.fail_next", 1))["success"]  # the next trigger fails
+        manager.wait_for_idle(timeout=30)
+        proposal = Proposal(iteration=0, setpoints={"pitch1": 0.3, "pitch2": 0.3})
+        record = executor.run(proposal)
+        assert not record.aborted_by_operator
+        assert record.error is not None and "injected detector fault" in record.error
+        assert dict(record.documents)["stop"]["exit_status"] == "fail"
+        observation = observation_from_documents(spec, proposal, record.documents, record.error)
+        assert observation.status == ObservationStatus.FAILED
+        assert _history(manager)[-1]["result"]["exit_status"] == "failed"
+        assert manager.status(reload=True)["items_in_queue"] == 0  # the manager re-queued it; we removed it
+        assert executor.run(Proposal(iteration=1, setpoints={"pitch1": 0.3, "pitch2": 0.3})).error is None
+    finally:
+        executor.close()
+
+
+@pytest.mark.parametrize(
+    ("verb", "exit_status", "stop_status"), [("abort", "aborted", "abort"), ("stop", "stopped", "success")]
+)
+def test_abort_and_stop_end_the_run_and_the_item_never_runs_again(
+    qserver, manager, verb, exit_status, stop_status
+) -> None:
+    spec = _spec(qserver, variables={"x": {"bounds": [0.0, 20.0], "device": "slow_m"}})
+    executor = QueueServerExecutor(spec, "s-abort")
+    started = threading.Event()
+    try:
+        proposal = Proposal(iteration=0, setpoints={"x": 10.0})  # slow_m moves at 1 unit/s: a 10 s move
+
+        def on_document(name: str, doc: dict[str, Any]) -> None:
+            if name == "start":
+                started.set()
+
+        interrupt = getattr(executor, verb)
+        aborter = threading.Thread(target=lambda: started.wait(10) and interrupt("operator: wrong sample"))
+        aborter.start()
+        began = time.monotonic()
+        record = executor.run(proposal, on_document=on_document)
+        aborter.join()
+        assert time.monotonic() - began < 8.0
+        assert record.aborted_by_operator and "operator: wrong sample" in (record.error or "")
+        stop = dict(record.documents)["stop"]
+        assert stop["exit_status"] == stop_status  # a stopped run closes as a success, with no event
+        assert observation_from_documents(spec, proposal, record.documents, record.error).status == "failed"
+        assert _history(manager)[-1]["result"]["exit_status"] == exit_status
+        status = manager.status(reload=True)
+        assert status["items_in_queue"] == 0 and status["manager_state"] == "idle"  # the re-queued copy is gone
+
+        after = executor.run(Proposal(iteration=1, setpoints={"x": 0.5}))  # the next proposal runs as usual
+        assert after.error is None and not after.aborted_by_operator
+    finally:
+        executor.close()
+
+
+def test_a_busy_manager_is_waited_for_and_others_items_are_left_alone(qserver, manager) -> None:
+    spec = _spec(qserver)
+    executor = QueueServerExecutor(spec, "s-busy")
+    try:
+        manager.item_add(BPlan("count", ["det"], num=12, delay=0.1, md={"owner": "someone-else"}))
+        manager.queue_start()
+        manager.wait_for_idle_or_running(timeout=10)
+        proposal = Proposal(iteration=0, setpoints={"pitch1": 0.1, "pitch2": -0.2})
+        record = executor.run(proposal)
+        assert record.error is None
+        theirs, ours = _history(manager)[-2:]
+        assert theirs["kwargs"]["md"] == {"owner": "someone-else"}
+        assert theirs["result"]["exit_status"] == "completed"  # not interrupted
+        assert ours["result"]["time_start"] >= theirs["result"]["time_stop"]
+        _check_physics(spec, proposal, record.documents)
+
+        waiting = manager.item_add(BPlan("count", ["det"], num=1, md={"owner": "someone-else"}))["item"]
+        record = executor.run(Proposal(iteration=1, setpoints={"pitch1": 0.2, "pitch2": -0.3}))
+        assert record.error is None
+        assert [item["item_uid"] for item in manager.queue_get(reload=True)["items"]] == [waiting["item_uid"]]
+        assert _history(manager)[-1]["kwargs"]["md"]["proposal_id"] == record.documents[0][1]["proposal_id"]
+    finally:
+        executor.close()
+
+
+def test_an_abort_while_waiting_for_a_busy_manager_submits_nothing(qserver, manager) -> None:
+    executor = QueueServerExecutor(_spec(qserver), "s-wait")
+    try:
+        manager.item_add(BPlan("count", ["det"], num=15, delay=0.1, md={"owner": "someone-else"}))
+        manager.queue_start()
+        manager.wait_for_idle_or_running(timeout=10)
+        threading.Timer(0.3, executor.abort, args=("operator: not now",)).start()
+        record = executor.run(Proposal(iteration=0, setpoints={"pitch1": 0.0, "pitch2": 0.0}))
+        assert record.aborted_by_operator and "operator: not now" in (record.error or "") and not record.documents
+        manager.wait_for_idle(timeout=30)
+        history = _history(manager)
+        assert history[-1]["kwargs"]["md"] == {"owner": "someone-else"}  # theirs ran to the end; ours never ran
+        assert history[-1]["result"]["exit_status"] == "completed"
+        assert manager.status(reload=True)["items_in_queue"] == 0
+    finally:
+        executor.close()
+
+
+def test_the_start_command_prints_the_addresses_and_ends_what_it_started(tmp_path) -> None:
+    ports = [str(free_port()) for _ in range(4)]
+    options = ["--control-port", "--info-port", "--proxy-in-port", "--proxy-out-port"]
+    command = [sys.executable, "-m", "agent.cli_queueserver", "start", "--json", "--noise", "0"]
+    command += [part for pair in zip(options, ports, strict=True) for part in pair]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    pids: dict[str, int] = {}
+    try:
+        assert process.stdout is not None
+        printed = json.loads(process.stdout.readline())
+        pids = printed["pids"]
+        assert set(pids) == {"redis", "proxy", "manager"}
+        assert printed["control"] == f"tcp://127.0.0.1:{ports[0]}"
+        assert printed["documents"] == f"tcp://127.0.0.1:{ports[3]}"
+        api = REManagerAPI(zmq_control_addr=printed["control"], timeout_recv=2.0)
+        try:
+            assert api.status()["worker_environment_exists"] is True
+        finally:
+            close_api(api)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+    assert process.returncode == 0
+    for name, pid in pids.items():  # each was started in its own process group, led by it
+        assert not _group_alive(pid), f"{name} (process group {pid}) still runs"
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any live (not zombie) process is left in process group ``pgid`` (the RE worker included)."""
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
