@@ -313,3 +313,56 @@ def _group_alive(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] != "Z":
             return True
     return False
+
+
+def test_a_ten_experiment_session_runs_through_the_manager_from_the_cli(qserver, tmp_path: Path) -> None:
+    """The whole loop (planner, review, safety gate, store, resume) with the manager as the instrument."""
+    import yaml
+
+    queueserver = {"control_address": qserver.control, "documents_address": qserver.documents, "detectors": ["det"]}
+    session = {
+        "name": "qserver-session",
+        "seed": 4,
+        "variables": {
+            "pitch1": {"bounds": [-1.5, 1.5], "hard_limits": [-2.0, 2.0], "device": "m1", "max_step": 4.0},
+            "pitch2": {"bounds": [-1.5, 1.5], "hard_limits": [-2.0, 2.0], "device": "m2"},
+        },
+        "objectives": {"flux": {"field": "det-flux"}},
+        "budget": {"experiments": 10},
+        "planner": {"name": "sobol"},
+        "instrument": {"queueserver": queueserver},
+        "review": {"policy": "never"},
+    }
+    path = tmp_path / "session.yaml"
+    path.write_text(yaml.safe_dump(session))
+    folder = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "run", str(path), "--dir", str(folder), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["state"], summary["experiments"], summary["failed"]) == ("finished", 10, 0)
+    from agent.session import Session
+
+    with Session.open(folder, executor=_NoInstrument()) as opened:
+        for observation in opened.store.observations():
+            point = observation.readbacks
+            assert observation.values["flux"] == pytest.approx(beamline_flux(point["pitch1"], point["pitch2"]))
+            name, start = json.loads((folder / "runs" / f"{observation.proposal_id}.jsonl").read_text().splitlines()[0])
+            assert name == "start" and start["proposal_id"] == observation.proposal_id
+
+
+class _NoInstrument:
+    """Opens a finished session's store without reconnecting to the manager (nothing runs)."""
+
+    def positions(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        return None
