@@ -12,6 +12,7 @@ recorded as ``interrupted`` with whatever documents reached its ``runs/<id>.json
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections.abc import Callable
@@ -264,6 +265,9 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         else:
             info = checkpoint_info(spec, "review", iteration, proposals, current, predictions, ctx.tally, why)
             decisions = read_answer(interrupt(info), ids, key)
+            # what was asked, with the model's prediction, for the audit trail (once per checkpoint)
+            asked = {"checkpoint": key, "reason": why, "proposals": info["proposals"]}
+            store.log("question", json.dumps(asked, default=str), key=f"question-{key}")
         return apply_decisions(iteration, proposals, decisions, current)
 
     def apply_decisions(

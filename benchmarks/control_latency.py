@@ -8,21 +8,25 @@ Two measurements, each against a baseline measured in the same invocation:
 - **event delivery**: :meth:`~agent.control.ControlServer.publish` to a :func:`~agent.control.subscribe` iterator
   in another thread, one event in flight at a time; the baseline is a bare PUB/SUB pair sending the same bytes.
 
-The time from an operator's approve to the first motor move is a session measurement, added with the session's
-wiring.
+- **approve to first move**: a real session (the simulated beamline, review always) served by its control channel,
+  its driver waiting at each checkpoint; a client sends ``answer`` (approve) and the time until the RunEngine
+  processes the first ``set`` message is taken from the RunEngine's message hook. The baseline, in the same
+  invocation, is the same session answered in-process (``Session.answer`` called directly, no channel).
 
-    python -m benchmarks.control_latency [--calls 2000]
+    python -m benchmarks.control_latency [--calls 2000] [--approvals 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import queue
 import statistics
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import zmq
 
@@ -135,9 +139,98 @@ def control_delivery(folder: Path, events: int) -> list[float]:
     return times
 
 
+SESSION = {
+    "name": "approve-latency",
+    "seed": 0,
+    "variables": {
+        "pitch1": {"bounds": [-1.5, 1.5], "hard_limits": [-2.0, 2.0], "device": "m1"},
+        "pitch2": {"bounds": [-1.5, 1.5], "hard_limits": [-2.0, 2.0], "device": "m2"},
+    },
+    "objectives": {"flux": {"field": "det-flux"}},
+    "planner": {"name": "sobol"},
+    "instrument": {"simulator": "beamline"},
+    "review": {"policy": "always"},
+}
+
+
+def _first_moves(session: Any) -> list[float]:
+    """Times at which the session's RunEngine processed a ``set`` (a motor move), in order."""
+    moves: list[float] = []
+    session.executor.run_engine.msg_hook = lambda msg: (
+        moves.append(time.perf_counter()) if msg.command == "set" else None
+    )
+    return moves
+
+
+def approve_to_move(folder: Path, approvals: int, channel: bool) -> list[float]:
+    """Seconds from an approve to the first move of the run it releases, over ``approvals`` checkpoints."""
+    import yaml
+    from rich.console import Console
+
+    from agent.driver import Driver
+    from agent.operations import Operations
+    from agent.session import Session
+    from closedloop.control import AnswerRequest, CheckpointRequest
+    from closedloop.records import Decision, Verdict
+
+    path = folder / "session.yaml"
+    path.write_text(yaml.safe_dump({**SESSION, "budget": {"experiments": approvals + 1}}))
+    session = Session.create(path, folder / "run")
+    moves = _first_moves(session)
+    latencies: list[float] = []
+    try:
+        if not channel:
+            checkpoint = session.advance()
+            for _ in range(approvals):
+                assert checkpoint is not None
+                count, started = len(moves), time.perf_counter()
+                checkpoint = session.answer(Decision(verdict=Verdict.APPROVE))
+                latencies.append(moves[count] - started)
+            return latencies
+        operations = Operations(session)
+        server = ControlServer(session.folder, operations.handle)
+        session.context.emit = operations.emit = server.publish
+        quiet = Console(file=open(os.devnull, "w"))  # noqa: SIM115 - closed with the process
+        driver = Driver(session, operations, quiet, False, False, lambda c: None, wait_for_channel=True)
+        thread = threading.Thread(target=driver.run, daemon=True)
+        thread.start()
+        client = ControlClient(session.folder, timeout=10)
+        try:
+            for _ in range(approvals):
+                pending = None
+                while pending is None:
+                    pending = client.call(CheckpointRequest(by="bench")).result.get("checkpoint")
+                    time.sleep(0.002)
+                count, started = len(moves), time.perf_counter()
+                reply = client.call(AnswerRequest(by="bench", checkpoint=pending["checkpoint"]))
+                assert reply.ok, reply.error
+                while len(moves) <= count:
+                    time.sleep(0.0005)
+                latencies.append(moves[count] - started)
+            client.call(AnswerRequest(by="bench", checkpoint=_wait_checkpoint(client), stop=True))
+            thread.join(timeout=30)
+        finally:
+            client.close()
+            server.close()
+    finally:
+        session.close()
+    return latencies
+
+
+def _wait_checkpoint(client: ControlClient) -> str:
+    from closedloop.control import CheckpointRequest
+
+    while True:
+        pending = client.call(CheckpointRequest(by="bench")).result.get("checkpoint")
+        if pending is not None:
+            return str(pending["checkpoint"])
+        time.sleep(0.002)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="round trips and events measured")
+    parser.add_argument("--approvals", type=int, default=20, help="checkpoints approved through the channel")
     args = parser.parse_args()
     payload = encode(StatusRequest(by="bench"))
     event_bytes = b'{"v":1,"seq":1,"time":0.0,"kind":"observation","data":{"proposal_id":"p-1","values":{"flux":1.0}}}'
@@ -161,6 +254,15 @@ def main() -> None:
         f"(p95 {ms * percentile(ours_pub, 0.95):.3f} ms)"
     )
     print(f"event / bare delivery          : {statistics.median(ours_pub) / statistics.median(bare_pub):7.2f}x")
+    with tempfile.TemporaryDirectory() as tmp:
+        direct = approve_to_move(Path(tmp), args.approvals, channel=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        channelled = approve_to_move(Path(tmp), args.approvals, channel=True)
+    print(f"median approve -> first move, in-process answer : {ms * statistics.median(direct):7.2f} ms  (baseline)")
+    print(
+        f"median approve -> first move, through channel   : {ms * statistics.median(channelled):7.2f} ms  "
+        f"(target < 50 ms; {statistics.median(channelled) / statistics.median(direct):.2f}x the baseline)"
+    )
 
 
 if __name__ == "__main__":

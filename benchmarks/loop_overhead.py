@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from agent.control import ControlServer
+from agent.operations import Operations
 from agent.session import Session
 from closedloop.records import Proposal
 from closedloop.spec import spec_from_dict
@@ -99,9 +101,11 @@ def document_proxy() -> Iterator[str]:
 
 
 def measure_loop(
-    experiments: int, folder: Path, publish: str | None = None
+    experiments: int, folder: Path, publish: str | None = None, channel: bool = False
 ) -> tuple[list[float], list[float], list[float]]:
-    """Per-experiment (iteration, planner, RunEngine) seconds for one session (publishing to ``publish``)."""
+    """Per-experiment (iteration, planner, RunEngine) seconds for one session (publishing to ``publish``; with
+    ``channel``, serving the ZeroMQ control channel and publishing every loop event on it, as a session process
+    does)."""
     data = dict(SESSION, budget={"experiments": experiments})
     if publish is not None:
         data["publish"] = {"address": publish}
@@ -109,6 +113,11 @@ def measure_loop(
     path.write_text(yaml.safe_dump(data))
     marks: list[tuple[float, float, str]] = []
     session = Session.create(path, folder / "run")
+    server = None
+    if channel:
+        operations = Operations(session)
+        server = ControlServer(session.folder, operations.handle)
+        session.context.emit = server.publish
     timed = TimedPlanner(session.planner)
     session.context.planner = timed
     session.context.on_observation = lambda o: marks.append((time.perf_counter(), timed.seconds, o.proposal_id))
@@ -124,6 +133,8 @@ def measure_loop(
             engine.append(run_seconds)
             previous_time, previous_planner = now, planner_total
     finally:
+        if server is not None:
+            server.close()
         session.close()
     # the first iteration carries one-off costs (first LangGraph compile paths, first run): leave it out
     return iterations[1:], planner[1:], engine[1:]
@@ -161,13 +172,18 @@ def main() -> None:
         f"  the same, publishing as JSON: {1e3 * median(bare_published):7.2f} ms  "
         f"({median(bare_published) / median(bare):.2f}x the bare run)"
     )
-    for label, publishing in (("documents to the store only", False), ("publishing to a 0MQ proxy", True)):
+    variants = (
+        ("documents to the store only", False, False),
+        ("publishing to a 0MQ proxy", True, False),
+        ("control channel on (events published)", False, True),
+    )
+    for label, publishing, channel in variants:
         with tempfile.TemporaryDirectory() as tmp:
             if publishing:
                 with document_proxy() as address:
                     iterations, planner, engine = measure_loop(args.experiments, Path(tmp), publish=address)
             else:
-                iterations, planner, engine = measure_loop(args.experiments, Path(tmp))
+                iterations, planner, engine = measure_loop(args.experiments, Path(tmp), channel=channel)
         agent = [it - pl - en for it, pl, en in zip(iterations, planner, engine, strict=True)]
         print(f"-- {label}")
         print(f"experiments measured          : {len(iterations)} (sobol, simulated beamline, review never)")

@@ -144,7 +144,11 @@ def test_stop_ends_the_session_and_the_commands_say_nothing_runs(running: Path) 
     result = closedloop("pause", str(running), "--timeout", "2")
     assert result.returncode == 1 and "no session process is running" in result.stderr
     audit = json.loads(closedloop("audit", str(running), "--json").stdout)
-    assert any("stop" in json.dumps(row) for row in audit)
+    trail = audit["trail"]
+    assert any(row["what"] == "stop" and "by" in row["detail"] for row in trail)
+    asked = [row for row in trail if row["what"] == "question"]
+    assert asked and "prediction" in asked[0]["detail"]  # what was proposed, with its prediction, is on record
+    assert any(row["source"] == "decision" and row["who"] == "ann" and row["via"] == "channel" for row in trail)
 
 
 def test_ctrl_c_stops_after_the_run_and_twice_aborts_it(tmp_path: Path, write_session) -> None:

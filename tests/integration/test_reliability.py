@@ -307,7 +307,7 @@ def test_an_edit_outside_the_hard_limits_is_refused_and_nothing_moves(tmp_path: 
         assert session.store.count_observations() == 0
         # a second answer to one checkpoint is told it came too late
         ops.answer(checkpoint.id, [Decision(verdict=Verdict.APPROVE, by="ann")])
-        with pytest.raises(SessionError, match="too late: .* answered by ann"):
+        with pytest.raises(SessionError, match="too late: .* answered already by ann"):
             ops.answer(checkpoint.id, [Decision(verdict=Verdict.REJECT, by="bob")])
     finally:
         session.close()
