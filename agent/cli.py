@@ -24,6 +24,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agent.folder import holds_session
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, summarize, summary
 from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SafetyError, SessionError, SpecError
 from closedloop.records import Observation
@@ -208,7 +209,7 @@ def _lock(folder: Path, new: bool) -> Any:
     from agent.lock import SessionLock
 
     if new:
-        if (folder / STORE_FILE).exists():
+        if holds_session(folder):
             raise SessionError(f"{folder} already holds a session", f"use: closedloop resume {folder}")
         folder.mkdir(parents=True, exist_ok=True)
     elif not (folder / STORE_FILE).exists() and not (folder / SESSION_FILE).exists():
@@ -326,7 +327,7 @@ def run(
             return _detach(["run", str(session_file), "--dir", str(folder)], folder, yes, threads)
         # a start that fails before any run (a missing device, a factory error, a planner refusing) leaves nothing
         # behind, so the same command works once the cause is fixed; a session that ran something is kept
-        made = _Made(folder) if not (folder / STORE_FILE).exists() else None
+        made = _Made(folder) if not holds_session(folder) else None
         lock = _lock(folder, new=True)
         try:
             session = Session.create(session_file, folder, spec)

@@ -6,8 +6,10 @@ that lost its last commits (copied without its ``-wal`` file, or rolled back) is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,27 @@ from closedloop.errors import SessionError
 SESSION_FILE = "session.yaml"
 STORE_FILE = "store.sqlite"
 SEAL_FILE = "seal.json"
+
+
+def holds_session(folder: Path) -> bool:
+    """Whether the folder holds a session: a store that records a session id (a creation that was killed before it
+    recorded one holds none, and a new ``run`` may start over in it)."""
+    path = folder / STORE_FILE
+    if not path.exists():
+        return False
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'session_id'").fetchone()
+    except sqlite3.Error:
+        return True  # unreadable: not ours to overwrite; opening it says what is wrong
+    return row is not None
+
+
+def clear_unfinished(folder: Path) -> None:
+    """Remove what a killed creation left (a store with no session id, its checkpoints), before starting over."""
+    for name in (STORE_FILE, "checkpoints.sqlite", SEAL_FILE):
+        for suffix in ("", "-wal", "-shm"):
+            (folder / f"{name}{suffix}").unlink(missing_ok=True)
 
 
 def open_store(folder: Path, new: bool) -> SessionStore:

@@ -24,7 +24,7 @@ from typing import Any
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
-from agent.folder import open_store, write_seal
+from agent.folder import clear_unfinished, holds_session, open_store, write_seal
 from agent.graph import LoopContext, build_graph
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally
 from agent.store import SessionStore
@@ -238,8 +238,9 @@ class Session:
             SessionError: the folder already holds a session.
         """
         spec = spec or load_spec(spec_path)
-        if (folder / STORE_FILE).exists():
+        if holds_session(folder):
             raise SessionError(f"{folder} already holds a session", f"use: closedloop resume {folder}")
+        clear_unfinished(folder)
         if "planner" not in kwargs:
             build_planner(spec)  # refuse a planner that cannot take the problem before anything is created
         folder.mkdir(parents=True, exist_ok=True)

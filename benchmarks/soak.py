@@ -160,7 +160,9 @@ def main() -> None:
                 raise SystemExit(f"the session exited {code}; see {log}")
             else:
                 break
-            command = [*CLI, "resume", str(folder)]
+            made = rows(folder, "SELECT value FROM meta WHERE key = 'session_id'")
+            # killed before the session was made: start it again; else resume it
+            command = [*CLI, "resume", str(folder)] if made else [*CLI, "run", str(path), "--dir", str(folder)]
         wall = time.perf_counter() - started
         found = check(folder)
         ok = found["statuses"].get("ok", 0)
