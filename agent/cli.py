@@ -45,11 +45,13 @@ def _fail(code: int, message: str) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _show(checkpoint: Checkpoint, folder: Path) -> None:
-    """Show a checkpoint at the session's own terminal, with the keys that answer it."""
+def _show(checkpoint: Checkpoint, folder: Path, out: Console) -> None:
+    """Show a checkpoint at the session's own terminal, with the keys that answer it (on ``out``: stderr when the
+    summary goes to stdout as JSON)."""
     from agent.display import checkpoint_table
     from closedloop.control import CheckpointInfo
 
+    console = out
     if checkpoint.kind == "review":
         console.print(checkpoint_table(CheckpointInfo.model_validate(checkpoint.info)))
         console.print(escape("approve, approve all, reject, edit or stop? [a/A/r/e/s]"), style="bold")
@@ -99,7 +101,7 @@ def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.
 
     def show(checkpoint: Checkpoint) -> None:
         progress.stop()
-        _show(checkpoint, session.folder)
+        _show(checkpoint, session.folder, err if as_json else console)
 
     driver = Driver(
         session,

@@ -184,3 +184,14 @@ def test_ctrl_c_stops_after_the_run_and_twice_aborts_it(tmp_path: Path, write_se
         with sqlite3.connect(folder / "store.sqlite") as conn:
             statuses = [row[0] for row in conn.execute("SELECT status FROM observations ORDER BY seq")]
         assert statuses[-1] == state
+
+
+def test_an_unanswered_checkpoint_is_approved_after_its_timeout(tmp_path: Path, write_session) -> None:
+    review = {"policy": "always", "timeout": 0.5, "on_timeout": "approve"}
+    path = write_session(beamline_session(review=review, budget={"experiments": 2}))
+    result = closedloop("run", str(path), "--dir", str(tmp_path / "run"), "--json")  # no terminal answers
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["experiments"] == 2, result.stdout
+    with sqlite3.connect(tmp_path / "run" / "store.sqlite") as conn:
+        by = [json.loads(row[0])["by"] for row in conn.execute("SELECT body FROM decisions")]
+    assert by == ["timeout", "timeout"]
