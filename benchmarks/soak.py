@@ -32,7 +32,7 @@ import yaml
 CLI = [sys.executable, "-m", "agent.cli"]
 
 
-def session_file(experiments: int, faults: float, seed: int) -> dict[str, Any]:
+def session_file(experiments: int, faults: float, seed: int, exposure: float = 0.0) -> dict[str, Any]:
     """The soak's session: sobol on the beamline, unattended, faults of every kind at about the given rate."""
     injected = (
         {"nan_reading": faults / 2, "limit_switch": faults / 4, "stall": faults / 4, "hang_trigger": faults / 20}
@@ -51,7 +51,7 @@ def session_file(experiments: int, faults: float, seed: int) -> dict[str, Any]:
         "planner": {"name": "sobol"},
         "instrument": {
             "simulator": "beamline",
-            "options": {"noise": 5.0, "faults": injected},
+            "options": {"noise": 5.0, "faults": injected, "exposure": exposure},
             "run_timeout": 5.0,
         },
         "review": {"policy": "never"},
@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--faults", type=float, default=0.02, help="chance that a detector trigger fails")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--exposure", type=float, default=0.02, help="seconds per reading (kills then land in runs)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the session folder here")
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -141,10 +142,10 @@ def main() -> None:
         root = args.keep or Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
         path = root / "soak.yaml"
-        path.write_text(yaml.safe_dump(session_file(args.experiments, args.faults, args.seed)))
+        path.write_text(yaml.safe_dump(session_file(args.experiments, args.faults, args.seed, args.exposure)))
         folder, log = root / "session", root / "soak.log"
         # a session of N experiments takes roughly N x 30 ms here: spread the kills over its first 80 %
-        expected = max(5.0, 0.03 * args.experiments)
+        expected = max(5.0, (0.03 + args.exposure) * args.experiments)
         lost, kills, seen = 0, 0, {}
         command = [*CLI, "run", str(path), "--dir", str(folder)]
         started = time.perf_counter()
@@ -175,6 +176,10 @@ def main() -> None:
         print(f"duplicated rows: {found['duplicates']}")
         print(f"proposals physically run twice: {found['twice']}")
         print(f"runs without a documents file: {found['no_file']}")
+        print(
+            "kills that landed inside a run (recorded interrupted, not run again): "
+            f"{found['statuses'].get('interrupted', 0)}"
+        )
         print(f"observations by status: {found['statuses']}; why: {found['reasons']}")
         print(f"peak RSS of a session process: {peak:.0f} MiB")
         print(f"bytes on disk per experiment: {found['bytes'] / max(1, ok):.0f}")
