@@ -71,15 +71,25 @@ def observed(folder: Path) -> dict[str, str]:
     return {pid: body for pid, body in rows(folder, "SELECT proposal_id, body FROM observations")}
 
 
-def run_once(command: list[str], kill_after: float | None, log: Path) -> int:
-    """Run a session process; SIGKILL it after ``kill_after`` seconds if it is still running."""
+def count_observations(folder: Path) -> int:
+    found = rows(folder, "SELECT COUNT(*) FROM observations")
+    return int(found[0][0]) if found else 0
+
+
+def run_once(command: list[str], folder: Path, kill: tuple[int, float] | None, log: Path) -> int:
+    """Run a session process; with ``kill = (n, delay)``, SIGKILL it ``delay`` seconds after it has stored ``n``
+    more observations (so that the kill lands inside the loop: a run, a proposal, a write), if it still runs."""
     with log.open("a") as out:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        try:
-            return process.wait(timeout=kill_after)
-        except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
+        if kill is None:
             return process.wait()
+        target = count_observations(folder) + kill[0]
+        while process.poll() is None and count_observations(folder) < target:
+            time.sleep(0.01)
+        time.sleep(kill[1])
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        return process.wait()
 
 
 def iteration_times(folder: Path) -> list[float]:
@@ -144,14 +154,14 @@ def main() -> None:
         path = root / "soak.yaml"
         path.write_text(yaml.safe_dump(session_file(args.experiments, args.faults, args.seed, args.exposure)))
         folder, log = root / "session", root / "soak.log"
-        # a session of N experiments takes roughly N x 30 ms here: spread the kills over its first 80 %
-        expected = max(5.0, (0.03 + args.exposure) * args.experiments)
+        # spread the kills over the session's first 80 %, each at a random moment of an iteration
+        spacing = max(2, int(0.8 * args.experiments / max(1, args.kills)))
         lost, kills, seen = 0, 0, {}
         command = [*CLI, "run", str(path), "--dir", str(folder)]
         started = time.perf_counter()
         while True:
-            kill_after = rng.uniform(3.0, 3.0 + 0.8 * expected / max(1, args.kills)) if kills < args.kills else None
-            code = run_once(command, kill_after, log)
+            kill = (rng.randint(1, spacing), rng.uniform(0.0, 0.06 + args.exposure)) if kills < args.kills else None
+            code = run_once(command, folder, kill, log)
             now = observed(folder)
             lost += sum(1 for pid, body in seen.items() if now.get(pid) != body)
             seen = now
