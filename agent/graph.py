@@ -14,32 +14,25 @@ from __future__ import annotations
 
 import json
 import math
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol, TypedDict
+from typing import Any, TypedDict
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
+from agent.context import LoopContext, proposal_setpoints
 from agent.documents import RunFile, read_run_file
 from agent.review import checkpoint_id, checkpoint_info, policy_asks, read_answer
-from agent.status import Tally
-from agent.store import SessionStore
 from closedloop.errors import InstrumentError, PlannerError, PointsExhaustedError, SafetyError
 from closedloop.records import (
     Decision,
-    Observation,
     ObservationStatus,
     Proposal,
     ProposalStatus,
     Verdict,
 )
-from closedloop.spec import SessionSpec
 from instruments.ingest import observation_from_documents
-from instruments.protocols import Executes, RunRecord
+from instruments.protocols import RunRecord
 from instruments.safety import check_setpoints, gate
 from planners import KnowsPosition
 
@@ -54,106 +47,6 @@ class LoopState(TypedDict, total=False):
     proposal_ids: list[str]
     verdict: str
     outcome: str
-
-
-class Suggests(Protocol):
-    """A gest-api generator, as the loop uses it."""
-
-    def suggest(self, num_points: int | None) -> list[dict[str, Any]]: ...
-
-    def ingest(self, results: list[dict[str, Any]]) -> None: ...
-
-
-@dataclass
-class Requests:
-    """What operators asked of the running loop, set from any thread and read by the nodes."""
-
-    stop: bool = False
-    stop_reason: str = ""
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass
-class LoopContext:
-    """Everything the nodes need that is not graph state: built anew in every process.
-
-    Attributes:
-        spec: the session spec.
-        store: the session store.
-        planner: the gest-api generator proposing points.
-        executor: runs proposals.
-        runs: the folder of ``<proposal id>.jsonl`` document files.
-        tally: running counts (experiments, failures, best so far).
-        on_observation: called after each stored observation (progress bars).
-        emit: called with an event kind and its data (the control channel's event stream).
-        issued: proposal id -> the planner's ``_id``, for points the current planner instance made.
-        requests: what operators asked (stop after the current run).
-    """
-
-    spec: SessionSpec
-    store: SessionStore
-    planner: Suggests
-    executor: Executes
-    runs: Path
-    tally: Tally
-    on_observation: Callable[[Observation], None] = lambda observation: None
-    emit: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
-    issued: dict[str, int] = field(default_factory=dict)
-    requests: Requests = field(default_factory=Requests)
-
-    def budget(self) -> int:
-        """The budget in force (an operator may have changed it)."""
-        return int(self.store.meta("budget", self.spec.budget.experiments))
-
-    def positions(self) -> dict[str, Any]:
-        """Where each variable's device is now, as far as the executor can say."""
-        return self.executor.positions()
-
-    def predictions(self, proposals: list[Proposal]) -> list[dict[str, Any] | None]:
-        """The planner's prediction for each proposal, or None for planners that do not predict."""
-        predict = getattr(self.planner, "predict", None)
-        if not callable(predict) or not proposals:
-            return [None] * len(proposals)
-        try:
-            return list(predict([dict(p.setpoints) for p in proposals]))
-        except Exception:  # a prediction is for people only: never let it stop the loop
-            return [None] * len(proposals)
-
-    def tell_rejected(self, proposal: Proposal) -> None:
-        """Tell the planner a point will not be measured: as a failed result (see ``planners``' policy)."""
-        result: dict[str, Any] = dict(proposal.setpoints)
-        result.update({name: math.nan for name in self.spec.outputs})
-        if proposal.id in self.issued:
-            result["_id"] = self.issued.pop(proposal.id)
-        self.planner.ingest([result])
-
-
-def proposal_setpoints(spec: SessionSpec, point: dict[str, Any]) -> dict[str, float | str]:
-    """A planner's point as setpoints: every variable and every constant.
-
-    Raises:
-        PlannerError: a variable is missing, not a finite number, or not an allowed category.
-    """
-    setpoints: dict[str, float | str] = {}
-    for name, variable in spec.variables.items():
-        if name not in point:
-            raise PlannerError(f"the planner's point has no value for '{name}'")
-        value = point[name]
-        if variable.categorical:
-            if value not in (variable.values or []):
-                raise PlannerError(f"the planner's point has {name}={value!r}, not one of {variable.values}")
-            setpoints[name] = str(value)
-            continue
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise PlannerError(f"the planner's point has {name}={value!r}, not a number") from None
-        if isinstance(value, bool) or not math.isfinite(number):
-            raise PlannerError(f"the planner's point has {name}={value!r}, not a finite number")
-        setpoints[name] = number
-    for name, constant in spec.constants.items():
-        setpoints[name] = constant.value
-    return setpoints
 
 
 def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:

@@ -24,8 +24,9 @@ from typing import Any
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
+from agent.context import LoopContext
 from agent.folder import clear_unfinished, holds_session, open_store, write_seal
-from agent.graph import LoopContext, build_graph
+from agent.graph import build_graph
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally
 from agent.store import SessionStore
 from closedloop.changes import spec_changes, spec_fingerprint
