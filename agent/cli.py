@@ -24,6 +24,7 @@ from agent.folder import holds_session
 from agent.launch import Made, resume_through_channel, slug, take_lock
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, summarize, summary
 from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SafetyError, SessionError, SpecError
+from closedloop.plugins import imports_unchecked
 from closedloop.records import Observation
 from closedloop.spec import load_spec
 
@@ -341,7 +342,9 @@ def add(
         raw = [parse_point(point)] if point else read_points(file) if file is not None else []
         if not raw:
             raise SpecError(f"{file}: holds no points")
-        checked = check_points(load_spec(folder / SESSION_FILE), raw)
+        with imports_unchecked():  # the limits only: no planner or instrument package is needed to queue a point
+            spec = load_spec(folder / SESSION_FILE)
+        checked = check_points(spec, raw)
         if holder(folder) is not None:
             # a process runs the session: through its channel, which wakes it if it waits for points
             from agent.cli_control import send

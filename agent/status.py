@@ -10,6 +10,7 @@ from typing import Any
 from agent.folder import SESSION_FILE, STORE_FILE, open_store
 from agent.store import SessionStore
 from closedloop.errors import SessionError
+from closedloop.plugins import imports_unchecked
 from closedloop.problem import Direction
 from closedloop.records import Observation, ObservationStatus
 from closedloop.spec import SessionSpec, load_spec
@@ -128,7 +129,8 @@ def summarize(folder: Path) -> dict[str, Any]:
     """The status of a session folder, without opening its instrument (safe while another process runs it)."""
     if not (folder / STORE_FILE).exists():
         raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
-    spec = load_spec(folder / SESSION_FILE)
+    with imports_unchecked():  # read the file without importing its planner or instrument (they may not be here)
+        spec = load_spec(folder / SESSION_FILE)
     store = open_store(folder, new=False)
     try:
         return summarize_store(folder, spec, store)

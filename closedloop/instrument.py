@@ -75,7 +75,10 @@ class InstrumentSpec(BaseModel):
             raise ValueError("give exactly one of 'simulator', 'factory' or 'queueserver'")
         if self.queueserver is not None:
             return self  # the devices live in the RE Manager's startup profile
-        from closedloop.plugins import resolve_import_path
+        from closedloop.plugins import imports_checked, resolve_import_path
+
+        if not imports_checked():
+            return self
 
         factory = resolve_import_path(self.factory_path)
         if not callable(factory):

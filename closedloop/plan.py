@@ -97,9 +97,10 @@ class PlanSpec(BaseModel):
     @field_validator("factory")
     @classmethod
     def _factory_imports(cls, value: str | None) -> str | None:
-        if value is None:
+        from closedloop.plugins import imports_checked, resolve_import_path
+
+        if value is None or not imports_checked():
             return value
-        from closedloop.spec import resolve_import_path  # spec.py imports this module
 
         factory = resolve_import_path(value)
         if not callable(factory):
@@ -136,7 +137,10 @@ class PlanSpec(BaseModel):
         return self
 
     def _check_factory_signature(self) -> None:
-        from closedloop.spec import resolve_import_path
+        from closedloop.plugins import imports_checked, resolve_import_path
+
+        if not imports_checked():
+            return
 
         factory = resolve_import_path(str(self.factory))
         try:

@@ -7,13 +7,34 @@ it, never as a crash or an exit of the caller.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
+from collections.abc import Iterator
 from importlib.metadata import entry_points
 from typing import Any
 
 from closedloop.errors import one_line
 
 PLANNER_GROUP = "closedloop.planners"
+
+_IMPORTS_CHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar("closedloop_imports_checked", default=True)
+
+
+@contextlib.contextmanager
+def imports_unchecked() -> Iterator[None]:
+    """Validate specs without importing what they name (planners, factories, plans, reducers): for reading a
+    session's status or audit where the instrument's packages may not be importable, and quickly."""
+    token = _IMPORTS_CHECKED.set(False)
+    try:
+        yield
+    finally:
+        _IMPORTS_CHECKED.reset(token)
+
+
+def imports_checked() -> bool:
+    """Whether spec validation imports what a spec names (the default), or only checks its form."""
+    return _IMPORTS_CHECKED.get()
 
 
 def registered_planners() -> list[str]:

@@ -253,7 +253,10 @@ def check_reducer(value: str | None) -> str | None:
     """
     if value is None:
         return value
-    from closedloop.plugins import resolve_import_path
+    from closedloop.plugins import imports_checked, resolve_import_path
+
+    if not imports_checked():
+        return value
 
     if not callable(resolve_import_path(value)):
         raise ValueError(f"'{value}' is not callable")

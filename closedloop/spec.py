@@ -21,7 +21,7 @@ from closedloop.files import SESSION_FILE_LIMIT, load_yaml_file
 from closedloop.instrument import InstrumentSpec, PublishSpec, RunMetadata, SuspenderSpec
 from closedloop.plan import PlanSpec
 from closedloop.plugins import PLANNER_GROUP as PLANNER_GROUP  # re-exported: others import it from here
-from closedloop.plugins import registered_planners, resolve_import_path
+from closedloop.plugins import imports_checked, registered_planners, resolve_import_path
 from closedloop.problem import (
     ConstantSpec,
     ConstraintSpec,
@@ -72,6 +72,8 @@ class PlannerSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
+        if not imports_checked():
+            return value
         if ":" in value:
             resolve_import_path(value)
         elif value not in registered_planners():
