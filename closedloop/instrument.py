@@ -12,7 +12,7 @@ import json
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from closedloop.queueserver import QueueServerSpec
 
@@ -69,20 +69,31 @@ class InstrumentSpec(BaseModel):
     run_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     retries: RetrySpec = Field(default_factory=RetrySpec)
 
+    @field_validator("factory", "simulator")
+    @classmethod
+    def _imports(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """The factory (or bundled simulator) must import and be callable; the error names this field."""
+        from closedloop.plugins import imports_checked, resolve_import_path
+
+        if value is None or not imports_checked():
+            return value
+        path = value if info.field_name == "factory" else f"simulators:{value}"
+        if info.field_name == "simulator" and ":" in value:
+            raise ValueError(f"'{value}' is a bundled simulator's name (beamline, branin, hartmann6); use 'factory'")
+        try:
+            factory = resolve_import_path(path)
+        except ValueError as exc:
+            if info.field_name == "simulator":
+                raise ValueError(f"no bundled simulator '{value}' ({exc})") from None
+            raise
+        if not callable(factory):
+            raise ValueError(f"'{path}' is not callable")
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> InstrumentSpec:
         if [self.simulator, self.factory, self.queueserver].count(None) != 2:
             raise ValueError("give exactly one of 'simulator', 'factory' or 'queueserver'")
-        if self.queueserver is not None:
-            return self  # the devices live in the RE Manager's startup profile
-        from closedloop.plugins import imports_checked, resolve_import_path
-
-        if not imports_checked():
-            return self
-
-        factory = resolve_import_path(self.factory_path)
-        if not callable(factory):
-            raise ValueError(f"'{self.factory_path}' is not callable")
         return self
 
     @property

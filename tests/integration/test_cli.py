@@ -76,7 +76,7 @@ def run_then_kill(command: list[str], ready, log_path: Path, stdin: str | None =
         ({"planner": {"name": "nope"}}, "planner.name: unknown planner 'nope'"),
         (
             {"instrument": {"factory": "nowhere.devices:make"}},
-            "instrument: 'nowhere.devices:make' does not import",
+            "instrument.factory: 'nowhere.devices:make' does not import",
         ),
         ({"budget": {"experiments": 0}}, "budget.experiments"),
         ({"planner": {"name": "sobol", "options": {"colour": 1}}}, "SobolPlanner got unknown options: colour"),
