@@ -138,9 +138,21 @@ def test_add_and_budget_through_the_channel(running: Path) -> None:
 
 
 def test_stop_ends_the_session_and_the_commands_say_nothing_runs(running: Path) -> None:
-    assert closedloop("stop", str(running)).returncode == 0
-    wait_for(lambda: meta(running, "state") == "stopped")
-    wait_for(lambda: not (running / "control.json").exists())
+    watcher = subprocess.Popen(
+        [*CLI, "watch", str(running), "--json"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(3.0)  # watch replays the recent events, then follows live ones
+        assert closedloop("stop", str(running), "--reason", "end of shift").returncode == 0
+        wait_for(lambda: meta(running, "state") == "stopped")
+        wait_for(lambda: not (running / "control.json").exists())
+        out, _ = watcher.communicate(timeout=30)  # watch ends when the session process does
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+    kinds = [json.loads(line)["kind"] for line in out.splitlines() if line.startswith("{")]
+    assert {"proposal", "checkpoint", "decision", "run_started", "observation"} <= set(kinds)
+    assert kinds[-1] == "stopped"
     result = closedloop("pause", str(running), "--timeout", "2")
     assert result.returncode == 1 and "no session process is running" in result.stderr
     audit = json.loads(closedloop("audit", str(running), "--json").stdout)

@@ -56,7 +56,7 @@ def test_every_other_edit_is_refused_and_named() -> None:
         "name: test-beamline -> renamed",
         "variables.pitch1.hard_limits: [-2.0, 2.0] -> [-3.0, 3.0]",
         "objectives.flux.field: det-flux -> det-x",
-        'constraints.heat: (absent) -> {"field": "det-heat", "greater_than": null, "less_than": 2.0}',
+        'constraints.heat: (absent) -> {"field": "det-heat", "greater_than": null, "less_than": 2.0, "reducer": null}',
         "planner.name: sobol -> random",
         "instrument.options.noise: 5.0 -> 1.0",
         "seed: 3 -> 4",
@@ -66,8 +66,8 @@ def test_every_other_edit_is_refused_and_named() -> None:
 def test_renaming_an_objective_is_a_removal_and_an_addition() -> None:
     found = changes(objectives={"intensity": {"direction": "maximize", "field": "det-flux"}})
     assert found.refused == [
-        'objectives.flux: {"direction": "maximize", "field": "det-flux"} -> (absent)',
-        'objectives.intensity: (absent) -> {"direction": "maximize", "field": "det-flux"}',
+        'objectives.flux: {"direction": "maximize", "field": "det-flux", "reducer": null} -> (absent)',
+        'objectives.intensity: (absent) -> {"direction": "maximize", "field": "det-flux", "reducer": null}',
     ]
 
 
