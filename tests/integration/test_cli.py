@@ -169,9 +169,12 @@ def test_a_session_killed_while_running_shows_interrupted_and_resumes_exactly(tm
     after = observations(folder)
     assert after[: len(before)] == before
     ids = [proposal_id for proposal_id, _ in after]
-    assert len(ids) == 150 and len(set(ids)) == 150
+    # a kill inside a run leaves that proposal interrupted (never run again by itself): 150 ok, at most one more
+    statuses = [json.loads(body)["status"] for _, body in after]
+    assert statuses.count("ok") == 150 and len(ids) - 150 == statuses.count("interrupted") <= 1
+    assert len(set(ids)) == len(ids)
     with sqlite3.connect(folder / "store.sqlite") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 150
+        assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == len(ids)
         # the Sobol sequence carried on after the kill: no setpoint was proposed twice
         bodies = [json.loads(row[0]) for row in conn.execute("SELECT body FROM proposals")]
     points = {(b["setpoints"]["pitch1"], b["setpoints"]["pitch2"]) for b in bodies}
