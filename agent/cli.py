@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agent.folder import holds_session
-from agent.launch import Made, resume_through_channel, slug, take_lock
+from agent.launch import Made, resume_through_channel, slug, start_detached, take_lock
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, summarize, summary
 from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SafetyError, SessionError, SpecError
 from closedloop.plugins import imports_unchecked
@@ -222,7 +222,7 @@ def run(
         _set_threads(threads)
 
         if detach:
-            return detach(["run", str(session_file), "--dir", str(folder)], folder, yes, threads)
+            return start_detached(["run", str(session_file), "--dir", str(folder)], folder, yes, threads)
         # a start that fails before any run (a missing device, a factory error, a planner refusing) leaves nothing
         # behind, so the same command works once the cause is fixed; a session that ran something is kept
         made = Made(folder) if not holds_session(folder) else None
@@ -268,7 +268,7 @@ def resume(
         if holder(folder) is not None:
             return resume_through_channel(folder, as_json)
         if detach:
-            return detach(["resume", str(folder)], folder, yes, threads)
+            return start_detached(["resume", str(folder)], folder, yes, threads)
         from agent.session import Session
 
         _set_threads(threads)

@@ -60,7 +60,7 @@ def resume_through_channel(folder: Path, as_json: bool) -> int:
     return report(reply, as_json, "resumed")
 
 
-def detach(args: list[str], folder: Path, yes: bool, threads: int) -> int:
+def start_detached(args: list[str], folder: Path, yes: bool, threads: int) -> int:
     """Start the session process in the background, its output in the folder's session.log; return once its control
     channel is up (or it has ended)."""
     from agent.control import CONTROL_FILE

@@ -249,7 +249,7 @@ def test_an_epics_motor_without_its_ioc_is_named(
         ({"suspenders": [{"signal": "ring current", "below": 100}]}, "suspenders.0.signal"),
         ({"publish": {"address": "localhost"}}, "publish: address 'localhost' is not host:port"),
         ({"metadata": {"session_id": "x"}}, "metadata: key 'session_id' is reserved"),
-        ({"metadata": {"when": float("inf")}}, "metadata: 'when' is not plain JSON data"),
+        ({"metadata": {"when": float("inf")}}, "metadata.when: not a finite number"),
         ({"instrument": {"simulator": "beamline", "connect_timeout": 0}}, "instrument.connect_timeout"),
         ({"instrument": {"simulator": "beamline", "run_timeout": float("nan")}}, "instrument.run_timeout"),
         ({"instrument": {"simulator": "beamline", "retries": {"attempts": 0}}}, "instrument.retries.attempts"),
