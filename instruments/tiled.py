@@ -21,13 +21,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from closedloop.errors import InstrumentError
+from closedloop.errors import InstrumentError, one_line
 from closedloop.tiled import TiledSpec
 
 try:
     import httpx
     from bluesky_tiled_plugins import TiledWriter
-    from tiled.client import from_uri
+    from tiled.client import from_context
+    from tiled.client.context import Context
 except ImportError as exc:  # the tiled extra is optional
     _MISSING: ImportError | None = exc
 else:
@@ -173,15 +174,18 @@ class TiledSink:
         """Reach the server (a quick probe first, so a server that is down costs no retries), then open a client."""
         key = self.spec.api_key.get_secret_value() if self.spec.api_key is not None else None
         api = self._base.partition("/metadata")[0]
+        context = None
         try:
             response = httpx.get(f"{api}/", timeout=self.spec.timeout, follow_redirects=True)
             if response.status_code != 200 or "api_version" not in response.text:
                 raise ConnectionError(f"{api}/ answered {response.status_code}, not as a Tiled server does")
-            client = from_uri(self._base, api_key=key, timeout=httpx.Timeout(self.spec.timeout))
-            self._client = client
-            self._writer = TiledWriter(client, batch_size=1)
+            context, path = Context.from_any_uri(self._base, api_key=key, timeout=httpx.Timeout(self.spec.timeout))
+            self._client = from_context(context, node_path_parts=path, remember_me=False)
+            self._writer = TiledWriter(self._client, batch_size=1)
         except Exception as exc:
             self._disconnect()
+            if context is not None:
+                context.close()
             self._fail(run_uid, proposal_id, f"Tiled at {self.spec.url} not usable: {type(exc).__name__}: {exc}")
             return False
         return True
@@ -195,6 +199,7 @@ class TiledSink:
                 log.exception("tiled: closing the client failed")
 
     def _fail(self, run_uid: str | None, proposal_id: str | None, error: str) -> None:
+        error = one_line(error)
         url = self.entry_url(run_uid) if run_uid else self._base
         if run_uid is not None:
             self._errors[run_uid] = error
