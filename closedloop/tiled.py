@@ -21,8 +21,8 @@ class TiledSpec(BaseModel):
         api_key: a Tiled API key allowed to write there. Kept secret: it is shown as ``**********`` and never
             stored with the session's spec. Left out, Tiled's client reads the ``TILED_API_KEY`` environment
             variable, as Tiled documents.
-        timeout: seconds each request to the server may take (and the most :meth:`close` waits for writes still
-            queued when the session ends).
+        timeout: seconds each request to the server may take; when the session ends, runs still queued are
+            written while the server keeps answering, and given up on once it took nothing for this long.
     """
 
     model_config = ConfigDict(extra="forbid")

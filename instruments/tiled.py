@@ -76,6 +76,7 @@ class TiledSink:
         self._run: str | None = None  # uid of the run being written; None: skip documents until the next start
         self._proposal: str | None = None
         self._closed = False
+        self._handled = 0  # documents taken off the queue so far
         self._thread = threading.Thread(target=self._work, name="closedloop-tiled", daemon=True)
         self._thread.start()
 
@@ -118,14 +119,20 @@ class TiledSink:
         return True
 
     def close(self) -> None:
-        """Write what is queued (waiting at most ``spec.timeout`` seconds), then stop the thread and disconnect.
+        """Write what is queued, then stop the thread and disconnect.
 
-        Runs still queued after that are logged and reported as not written.
+        It waits as long as the server keeps taking documents, and gives up once none was handled for
+        ``spec.timeout`` seconds; runs still queued then are logged and reported as not written.
         """
         if self._closed:
             return
         self._closed = True
-        drained = self.flush(self.spec.timeout)
+        drained = False
+        while not drained:
+            before = self._handled
+            drained = self.flush(self.spec.timeout)
+            if self._handled == before:
+                break  # nothing written for `timeout` seconds: Tiled is not answering
         self._queue.put(_STOP)
         if drained:
             self._thread.join(self.spec.timeout)
@@ -134,9 +141,7 @@ class TiledSink:
                 queued = [item for item in self._queue.queue if item is not _STOP]
             pending = {doc["uid"] for name, doc in queued if name == "start"}
             for uid in sorted(pending | ({self._run} if self._run else set())):
-                self._fail(uid, None, f"not written: Tiled did not answer within {self.spec.timeout:g} s of closing")
-        if not self._thread.is_alive():
-            self._disconnect()
+                self._fail(uid, None, f"not written: Tiled took nothing for {self.spec.timeout:g} s while closing")
 
     def _work(self) -> None:
         self._connect(None, None)
@@ -144,11 +149,13 @@ class TiledSink:
             item = self._queue.get()
             try:
                 if item is _STOP:
+                    self._disconnect()
                     return
                 self._handle(*item)
             except Exception:  # _handle reports its own failures; this is a last resort
                 log.exception("tiled: the writer thread failed on a document")
             finally:
+                self._handled += 1
                 self._queue.task_done()
 
     def _handle(self, name: str, doc: dict[str, Any]) -> None:

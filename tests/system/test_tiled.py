@@ -248,3 +248,26 @@ def test_a_server_that_stops_answering_is_skipped_and_used_again_when_it_is_back
         assert list(catalog[written]["primary"]["det-flux"].read()) == flux
     finally:
         catalog.context.close()
+
+
+def test_closing_while_the_server_hangs_gives_up_and_reports_the_run(
+    tiled_server: TiledServer, run_engine: Any
+) -> None:
+    events: list[tuple[str, dict[str, Any]]] = []
+    executor = executor_for(
+        {"url": tiled_server.url, "api_key": tiled_server.api_key, "timeout": 1.0}, run_engine, events
+    )
+    sink = executor.tiled
+    assert sink is not None and sink.flush(30)  # connected
+    tiled_server.process.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        uid, _ = run_point(executor, 0)
+        executor.close()
+        assert time.monotonic() - started < 20  # neither the run nor closing waited out Tiled's own retries
+        assert not sink.written(uid) and sink.error(uid)
+        assert [details["run_uid"] for kind, details in events if kind == "tiled_failed"][-1] == uid
+    finally:
+        tiled_server.process.send_signal(signal.SIGCONT)
+        sink._thread.join(90)  # let the writer thread finish its retries against the server now back, and disconnect
+    assert not sink._thread.is_alive()
