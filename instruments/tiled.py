@@ -77,6 +77,7 @@ class TiledSink:
         self._proposal: str | None = None
         self._closed = False
         self._handled = 0  # documents taken off the queue so far
+        self._connected_once = threading.Event()  # the first attempt to connect is over
         self._thread = threading.Thread(target=self._work, name="closedloop-tiled", daemon=True)
         self._thread.start()
 
@@ -104,12 +105,15 @@ class TiledSink:
         return self._errors.get(run_uid)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every document queued so far has been handled (written or given up on).
+        """Wait until the first attempt to connect is over and the queue is empty (every document written or
+        given up on).
 
         Returns:
-            Whether the queue was drained within ``timeout`` seconds (None: wait as long as it takes).
+            Whether that happened within ``timeout`` seconds (None: wait as long as it takes).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._connected_once.wait(timeout):
+            return False
         with self._queue.all_tasks_done:
             while self._queue.unfinished_tasks:
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -144,7 +148,10 @@ class TiledSink:
                 self._fail(uid, None, f"not written: Tiled took nothing for {self.spec.timeout:g} s while closing")
 
     def _work(self) -> None:
-        self._connect(None, None)
+        try:
+            self._connect(None, None)
+        finally:
+            self._connected_once.set()
         while True:
             item = self._queue.get()
             try:

@@ -258,7 +258,7 @@ def test_closing_while_the_server_hangs_gives_up_and_reports_the_run(
         {"url": tiled_server.url, "api_key": tiled_server.api_key, "timeout": 1.0}, run_engine, events
     )
     sink = executor.tiled
-    assert sink is not None and sink.flush(30)  # connected
+    assert sink is not None and sink.flush(30) and not events  # connected
     tiled_server.process.send_signal(signal.SIGSTOP)
     try:
         started = time.monotonic()
