@@ -21,6 +21,12 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
+# Tiled's server for tests/system/test_tiled.py (about 0.9 GB and 50 s on top of dev; skip it with TILED=0).
+TILED ?= 1
+$(VENV)/.installed-tiled: pyproject.toml $(VENV)/.installed-dev
+	$(BIN)/python -m pip install -q -e ".[dev,tiled-server]"
+	touch $@
+
 demo: $(VENV)/.installed
 	$(BIN)/closedloop demo --yes
 
@@ -29,7 +35,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@command -v redis-server >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server)
 
-test: system-deps $(VENV)/.installed-dev
+test: system-deps $(VENV)/.installed-dev $(if $(filter 1,$(TILED)),$(VENV)/.installed-tiled)
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-dev

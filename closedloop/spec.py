@@ -31,6 +31,7 @@ from closedloop.problem import (
     name_problem,
     path_segment,
 )
+from closedloop.tiled import TiledSpec
 
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -178,6 +179,7 @@ class SessionSpec(BaseModel):
         metadata: keys merged into every run's start document (not ``proposal_id``, ``session_id``, ``iteration``).
         suspenders: signals that hold a run while they are below a floor (a ring current).
         publish: where every run's documents are published as JSON (a bluesky 0MQ proxy).
+        tiled: the Tiled server every run's documents are written to (needs the ``closedloop[tiled]`` extra).
 
     Every name (variables, constants, objectives, constraints) must be usable as a key (see
     :func:`~closedloop.problem.name_problem`), each device is moved by one input only (one variable, or one
@@ -210,6 +212,7 @@ class SessionSpec(BaseModel):
     metadata: RunMetadata = Field(default_factory=dict)
     suspenders: list[SuspenderSpec] = Field(default_factory=list)
     publish: PublishSpec | None = None
+    tiled: TiledSpec | None = None
 
     @model_validator(mode="before")
     @classmethod

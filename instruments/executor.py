@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bluesky import RunEngine
 from bluesky.callbacks.zmq import Publisher
@@ -28,6 +28,9 @@ from instruments.devices import in_loop, make_devices, position_source, read_pos
 from instruments.plans import plan_for
 from instruments.protocols import DocumentSink, EventSink, RunRecord, is_transient
 from instruments.suspenders import build_suspenders
+
+if TYPE_CHECKING:
+    from instruments.tiled import TiledSink
 
 log = logging.getLogger(__name__)
 WATCHDOG_TICK = 0.02
@@ -109,6 +112,12 @@ class InProcessExecutor:
         if spec.publish is not None:
             self._publisher = Publisher(spec.publish.address, serializer=json_document)
             self._tokens.append(self.run_engine.subscribe(self._publisher))
+        self.tiled: TiledSink | None = None
+        if spec.tiled is not None:
+            from instruments.tiled import TiledSink  # the tiled extra is optional: imported only when asked for
+
+            self.tiled = TiledSink(spec.tiled, on_error=lambda details: self._emit("tiled_failed", details))
+            self._tokens.append(self.run_engine.subscribe(self.tiled))
 
     def _find_movers(self) -> dict[str, Any]:
         wanted = {name: (f"variables.{name}.device", self.spec.device_of(name)) for name in self.spec.variables}
@@ -312,6 +321,8 @@ class InProcessExecutor:
         for token in self._tokens:
             self.run_engine.unsubscribe(token)
         self._tokens.clear()
+        if self.tiled is not None:
+            self.tiled.close()
         if self._publisher is not None:
             self._publisher.close()
             self._publisher = None
