@@ -268,6 +268,9 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
                 observation = observation.model_copy(
                     update={"status": ObservationStatus.ABORTED, "error": error or "aborted by an operator"}
                 )
+            tiled = getattr(ctx.executor, "tiled", None)
+            if tiled is not None and observation.run_uid:
+                observation = observation.model_copy(update={"tiled": tiled.entry_url(observation.run_uid)})
             if not store.add_observation(observation):
                 continue
             if not observation.ok:

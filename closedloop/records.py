@@ -92,6 +92,7 @@ class Observation(BaseModel):
         run_uid: the Bluesky run's uid, when a run started.
         error: why the run failed, when it did.
         duration: seconds from run start to run stop.
+        tiled: the run's entry in Tiled, when the session writes runs to a Tiled server.
     """
 
     model_config = _RECORD
@@ -104,6 +105,7 @@ class Observation(BaseModel):
     run_uid: str | None = None
     error: str | None = None
     duration: float = 0.0
+    tiled: str | None = None
 
     _finite_numbers = field_validator("setpoints", "readbacks", "values", mode="before")(_finite_values)
 

@@ -260,6 +260,15 @@ class SessionSpec(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _tiled_needs_the_in_process_engine(self) -> SessionSpec:
+        if self.tiled is not None and self.instrument.queueserver is not None:
+            raise ValueError(
+                "tiled: runs are written to Tiled by the in-process RunEngine; with a queueserver, "
+                "subscribe the manager's own Tiled writer in its profile"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _names_unique(self) -> SessionSpec:
         seen: dict[str, str] = {}
         for section in ("variables", "constants", "objectives", "constraints"):

@@ -168,11 +168,12 @@ def test_every_run_of_a_cli_session_is_in_tiled_with_the_values_the_store_holds(
     finally:
         catalog.context.close()
 
-    # the link an observation gets opens its run directly
+    # the link each observation carries opens its run directly
     sink = TiledSink(spec)
     try:
         uid = observations[1]["run_uid"]
-        linked = tiled_server.client(sink.entry_url(uid))
+        assert all(o["tiled"] == sink.entry_url(o["run_uid"]) for o in observations)
+        linked = tiled_server.client(observations[1]["tiled"])
         try:
             assert list(linked["primary"]["det-flux"].read()) == observations[1]["stored_flux"]
         finally:
