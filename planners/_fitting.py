@@ -12,7 +12,6 @@ import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
 
 import torch
 from botorch.exceptions.warnings import (
@@ -33,6 +32,7 @@ from linear_operator.utils.warnings import NumericalWarning
 from torch import Tensor
 
 from planners._base import PlannerBase
+from planners.options import NoisePrior, Refit
 
 _log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ _RETRYING_OPTIMIZATION = "Optimization failed"
 #: and scale (recomputed from all the data each time) and the fixed input transform.
 _DATA_STATE = ("outcome_transform.", "input_transform.")
 
-Refit = Literal["scheduled", "always"]
 
 #: Below this fitted noise variance (in standardized units) a GP takes its data as noiseless. Measured here with
 #: the low-noise prior: Branin (noiseless) fits 1e-8, the beamline (noise sd 10 on a 1000-count peak) 2e-4 to 7e-4.
@@ -109,7 +108,7 @@ def expected_warnings_logged() -> Iterator[None]:
 class ScheduledFitting(PlannerBase):
     """The GP fitting half of :class:`~planners.BoTorchPlanner` (see its docstring for the schedule)."""
 
-    low_noise_prior: bool
+    noise_prior: NoisePrior
     warm_start: bool
     refit: Refit
     always_refit_below: int
@@ -124,13 +123,14 @@ class ScheduledFitting(PlannerBase):
     def _build(self, X: Tensor, outcomes: Tensor) -> SingleTaskGP:
         """An unfitted GP on ``X: n x d`` (unit cube) and ``outcomes: n x k``; one batched GP for all ``k``."""
         k = outcomes.shape[-1]
-        likelihood = None
-        if self.low_noise_prior:
+        batch = torch.Size([k]) if k > 1 else torch.Size()
+        likelihood = None  # BoTorch's own, with its noise prior
+        if self.noise_prior == "low":
             likelihood = GaussianLikelihood(
-                noise_prior=GammaPrior(1.0, 100.0),
-                noise_constraint=GreaterThan(1e-8),
-                batch_shape=torch.Size([k]) if k > 1 else torch.Size(),
+                noise_prior=GammaPrior(1.0, 100.0), noise_constraint=GreaterThan(1e-8), batch_shape=batch
             )
+        elif self.noise_prior == "flat":
+            likelihood = GaussianLikelihood(noise_constraint=GreaterThan(1e-8), batch_shape=batch)
         if self.space.cat_dims:
             return MixedSingleTaskGP(
                 X, outcomes, cat_dims=self.space.cat_dims, outcome_transform=Standardize(m=k), likelihood=likelihood
