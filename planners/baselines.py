@@ -16,7 +16,7 @@ from gest_api.vocs import VOCS
 
 from closedloop.errors import PlannerError, PointsExhaustedError
 from planners._base import PlannerBase
-from planners.options import GridOptions, ManualOptions, NoOptions
+from planners.options import GridOptions, ManualOptions, RandomOptions
 from planners.points_file import read_points
 
 __all__ = ["MAX_GRID_POINTS", "GridPlanner", "ManualPlanner", "RandomPlanner", "read_points"]
@@ -38,7 +38,7 @@ class RandomPlanner(PlannerBase):
         seed: seed of the generator; ``None`` draws one.
     """
 
-    options_model: ClassVar[type[NoOptions]] = NoOptions
+    options_model: ClassVar[type[RandomOptions]] = RandomOptions
 
     def __init__(self, vocs: VOCS, *, seed: int | None = None, **options: Any) -> None:
         super().__init__(vocs, seed=seed, **options)

@@ -164,6 +164,8 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         self._unit_bounds = torch.stack([torch.zeros(self.dim), torch.ones(self.dim)]).to(torch.float64)
         self._position: Tensor | None = None
         self._position_at = -1  # number of records when set_position was called
+        #: (records ingested then, the model) of the last model-based proposal, for :meth:`predict`
+        self._last_model: tuple[int, Model] | None = None
 
     # -- proposing -----------------------------------------------------------------------------------------
 
@@ -208,10 +210,50 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
                 _log.warning("GP fit failed (%s); proposing Sobol points instead", exc)
                 return self._distinct(self._design(n, known, box), avoid, None, box, skip=known + n)
             candidates = self._optimize(model, X, Y, C, X_pending, q=n - n_design, box=box)
-        self._last_model = (self.n_known, model)
+        self._last_model = (len(self._records), model)
         exact = X if (self.space.cat_dims or self.space.discrete_dims) else None
         candidates = self._distinct(candidates, X_pending, exact, box, skip=known + n)
         return torch.cat([design, candidates])
+
+    def predict(self, points: list[dict[str, Any]]) -> list[dict[str, dict[str, float]]]:
+        """The model's prediction at each point (the :class:`~planners.Predicts` protocol).
+
+        Uses the model of the last proposal when nothing was ingested since, otherwise fits one now (from the
+        defaults, seeded; the planner's fitting schedule is left as it was).
+
+        Returns:
+            per point, ``{objective: {"mean", "std", "acquisition"}}``: the posterior mean and standard deviation
+            in the objective's own units and sense, and the acquisition value of that one point alone (the points
+            in flight, which include those under review, left out; the failed points pending; travel cost included).
+
+        Raises:
+            ValueError: fewer than two ok observations (no model yet), or a point's variable is not valid.
+        """
+        X, Y, C = self.train_tensors()
+        if len(X) < MIN_OBSERVATIONS:
+            raise PlannerError(f"no model yet: {len(X)} ok observation(s), the model needs {MIN_OBSERVATIONS}")
+        U = torch.from_numpy(self.to_unit([self.point_x(p) for p in points]))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed + self.n_known)
+            if self._last_model is not None and self._last_model[0] == len(self._records):
+                model = self._last_model[1]
+            else:
+                model = self._fit(X, Y, C)
+            failed = torch.from_numpy(self.failed_unit())
+            with expected_warnings_logged(), torch.no_grad():
+                acq = self._penalized(self._acquisition(model, X, Y, C, failed, q=1))
+                values = acq(U[:, None, :]).reshape(-1).tolist()
+                posterior = model.posterior(U)
+                mean, std = posterior.mean, posterior.variance.clamp_min(0.0).sqrt()
+        out = []
+        for i, value in enumerate(values):
+            out.append(
+                {
+                    name: {"mean": sign * float(mean[i, j]), "std": float(std[i, j]), "acquisition": float(value)}
+                    for j, (name, sign) in enumerate(zip(self.objective_names, self.signs, strict=True))
+                }
+            )
+        return out
 
     def _acquisition(
         self, model: Model, X: Tensor, Y: Tensor, C: Tensor, X_pending: Tensor, q: int

@@ -13,9 +13,9 @@ variables, variable names in ``max_travel``) are completed or checked by the pla
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from closedloop.errors import PlannerError
 
@@ -32,14 +32,33 @@ class PlannerOptions(BaseModel):
     """Base of every planner's options: strict types (YAML gives them typed), unknown options refused."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    #: One line on what the planner does, for ``closedloop planners``.
+    summary: ClassVar[str] = ""
 
 
 class NoOptions(PlannerOptions):
-    """A planner that takes no options beyond the seed (``sobol``, ``random``)."""
+    """A planner that takes no options beyond the seed."""
+
+
+class SobolOptions(NoOptions):
+    """Options of the ``sobol`` planner (none)."""
+
+    summary = "scrambled Sobol points, blind to the data"
+
+
+class RandomOptions(NoOptions):
+    """Options of the ``random`` planner (none)."""
+
+    summary = "uniform random points, blind to the data"
 
 
 class BoTorchOptions(PlannerOptions):
     """Options of the ``botorch`` planner (:class:`~planners.BoTorchPlanner`)."""
+
+    summary = (
+        "Bayesian optimization: one GP over every outcome, qLogNEI (constrained; qLogNEHVI for several "
+        "objectives), discrete and categorical variables, travel cost and maximum travel"
+    )
 
     n_initial: int = Field(5, ge=1, description="Sobol points proposed before the GP takes over")
     acquisition: Acquisition = Field(
@@ -99,6 +118,8 @@ class BoTorchOptions(PlannerOptions):
 class TurboOptions(PlannerOptions):
     """Options of the ``turbo`` planner (:class:`~planners.TurboPlanner`)."""
 
+    summary = "TuRBO-1 trust-region Bayesian optimization, for six or more continuous variables"
+
     n_initial: int | None = Field(
         None, ge=MIN_OBSERVATIONS, description="Sobol points of each run's design; default max(2 d, 5)"
     )
@@ -123,23 +144,26 @@ class TurboOptions(PlannerOptions):
 class GridOptions(PlannerOptions):
     """Options of the ``grid`` planner (:class:`~planners.GridPlanner`)."""
 
+    summary = "a full factorial grid, shuffled or in order"
+
     points_per_dim: int | dict[str, int] = Field(
         5, description="points per variable: one number for all, or {variable: count} (others get 5)"
     )
     shuffle: bool = Field(True, description="walk the grid in a seeded random order (true) or in order (false)")
 
-    @model_validator(mode="after")
-    def _counts(self) -> GridOptions:
-        counts = self.points_per_dim if isinstance(self.points_per_dim, dict) else {"": self.points_per_dim}
-        for name, k in counts.items():
+    @field_validator("points_per_dim")
+    @classmethod
+    def _counts(cls, value: int | dict[str, int]) -> int | dict[str, int]:
+        for name, k in value.items() if isinstance(value, dict) else [("", value)]:
             if k < 1:
-                where = f" for '{name}'" if name else ""
-                raise ValueError(f"points_per_dim{where} must be >= 1, got {k}")
-        return self
+                raise ValueError(f"must be >= 1{f' for {name!r}' if name else ''}")
+        return value
 
 
 class ManualOptions(PlannerOptions):
     """Options of the ``manual`` planner (:class:`~planners.ManualPlanner`)."""
+
+    summary = "points from a list or a file, then whatever an operator queues with closedloop add"
 
     points: list[dict[str, Any]] | None = Field(None, description="points to queue first, each {variable: value}")
     file: str | None = Field(None, description="a CSV (header row of names), YAML or JSON file of points, queued next")
@@ -149,11 +173,19 @@ class ManualOptions(PlannerOptions):
 BUILTIN_OPTIONS: dict[str, type[PlannerOptions]] = {
     "planners.bayes:BoTorchPlanner": BoTorchOptions,
     "planners.turbo:TurboPlanner": TurboOptions,
-    "planners.sobol:SobolPlanner": NoOptions,
-    "planners.baselines:RandomPlanner": NoOptions,
+    "planners.sobol:SobolPlanner": SobolOptions,
+    "planners.baselines:RandomPlanner": RandomOptions,
     "planners.baselines:GridPlanner": GridOptions,
     "planners.baselines:ManualPlanner": ManualOptions,
 }
+
+
+_TYPE_TAGS = {"int", "float", "str", "bool", "none", "dict", "list"}
+
+
+def _type_tag(part: Any) -> bool:
+    """Whether a pydantic error location part names a member of a union type, not a field or key."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part)
 
 
 def validate_options(model: type[PlannerOptions], options: dict[str, Any]) -> PlannerOptions:
@@ -165,8 +197,8 @@ def validate_options(model: type[PlannerOptions], options: dict[str, Any]) -> Pl
     try:
         return model.model_validate(options)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"] if not str(part).startswith(("function-", "json-")))
+        error = max(exc.errors(), key=lambda e: len(e["loc"]))  # in a union, the branch that got furthest
+        where = ".".join(str(part) for part in error["loc"] if not _type_tag(part))
         field = error["loc"][0] if error["loc"] else ""
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
@@ -182,6 +214,7 @@ def describe(model: type[PlannerOptions]) -> list[dict[str, Any]]:
     out = []
     for name, info in model.model_fields.items():
         annotation = info.annotation
-        kind = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
-        out.append({"name": name, "type": kind, "default": info.default, "description": info.description or ""})
+        kind = str(annotation).replace("typing.", "") if get_args(annotation) else getattr(annotation, "__name__", "")
+        default = None if info.is_required() else info.default
+        out.append({"name": name, "type": kind, "default": default, "description": info.description or ""})
     return out

@@ -12,7 +12,7 @@ import numpy as np
 from gest_api.vocs import VOCS
 
 from planners._base import PlannerBase
-from planners.options import NoOptions
+from planners.options import SobolOptions
 
 
 def sobol_points(d: int, n: int, *, seed: int, skip: int = 0) -> np.ndarray:
@@ -50,7 +50,7 @@ class SobolPlanner(PlannerBase):
     supports_constraints = True
     supports_multi_objective = True
     supports_discrete = True
-    options_model: ClassVar[type[NoOptions]] = NoOptions
+    options_model: ClassVar[type[SobolOptions]] = SobolOptions
 
     def __init__(self, vocs: VOCS, *, seed: int | None = None, **options: Any) -> None:
         super().__init__(vocs, seed=seed, **options)
