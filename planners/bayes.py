@@ -244,7 +244,7 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
                 acq = self._penalized(self._acquisition(model, X, Y, C, failed, q=1))
                 values = acq(U[:, None, :]).reshape(-1).tolist()
                 posterior = model.posterior(U)
-                mean, std = posterior.mean, posterior.variance.clamp_min(0.0).sqrt()
+                mean, std = posterior.mean, posterior.variance.clamp_min(0.0).sqrt()  # type: ignore[attr-defined]
         out = []
         for i, value in enumerate(values):
             out.append(

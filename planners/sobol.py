@@ -20,7 +20,7 @@ def sobol_points(d: int, n: int, *, seed: int, skip: int = 0) -> np.ndarray:
 
     The same ``(d, seed)`` gives the same sequence; asking for it in pieces gives the same points as at once.
     """
-    from scipy.stats import qmc  # scipy.stats takes about a second to import: only when points are drawn
+    from scipy.stats import qmc  # type: ignore[import-untyped]  # about a second to import: only when drawing
 
     engine = qmc.Sobol(d, scramble=True, seed=np.random.default_rng(seed))
     if skip:

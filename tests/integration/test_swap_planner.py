@@ -8,6 +8,7 @@ import pytest
 
 from agent.session import Session
 from closedloop import ObservationStatus
+from closedloop.errors import PlannerError
 from tests.conftest import beamline_session
 
 XOPT_EI = "xopt.generators.bayesian.expected_improvement:ExpectedImprovementGenerator"
@@ -36,12 +37,14 @@ def test_an_xopt_generator_runs_a_session_by_import_path(tmp_path: Path, write_s
 
 
 def test_an_xopt_generator_without_a_design_fails_cleanly(tmp_path: Path, write_session) -> None:
-    """Xopt's Bayesian generators cannot start without data: the session fails with the reason, nothing runs."""
+    """Xopt's Bayesian generators cannot start without data: the session fails saying to set the initial design."""
     pytest.importorskip("xopt", reason="xopt is in the dev extras")
     data = beamline_session(planner={"name": XOPT_EI})
     session = Session.create(write_session(data), tmp_path / "run")
     try:
-        with pytest.raises(RuntimeError, match="no data"):
+        with pytest.raises(
+            PlannerError, match=r"cannot propose without data: RuntimeError: no data.*planner\.initial_design"
+        ):
             session.advance()
         assert session.outcome == "failed"
         assert session.store.count_observations() == 0
