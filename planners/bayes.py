@@ -30,7 +30,7 @@ from planners._acquisition import (
     parse_reference_point,
 )
 from planners._base import near_any
-from planners._fitting import ScheduledFitting, expected_warnings_logged, noiseless
+from planners._fitting import ScheduledFitting, expected_warnings_logged, noise_share, noiseless, stands_out
 from planners._travel import Travelling, per_variable
 from planners.options import MIN_OBSERVATIONS, Acquisition, BoTorchOptions, NoisePrior, Refit
 from planners.sobol import sobol_points
@@ -147,6 +147,8 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         if o.low_noise_prior is not None:
             self.noise_prior = "low" if o.low_noise_prior else "botorch"
         self.warm_start = o.warm_start
+        #: Propose Sobol points while the GP puts more than this share of the objectives' variance in noise.
+        self.noise_fill = o.noise_fill
         self.refit: Refit = o.refit
         self.always_refit_below = o.always_refit_below
         self.refit_growth = o.refit_growth
@@ -209,8 +211,11 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             except ModelFittingError as exc:
                 _log.warning("GP fit failed (%s); proposing Sobol points instead", exc)
                 return self._distinct(self._design(n, known, box), avoid, None, box, skip=known + n)
+            self._last_model = (len(self._records), model)
+            if self.noise_fill is not None and noise_share(model) > self.noise_fill and not stands_out(Y[:, 0]):
+                # the data show no structure yet, only noise, and no reading stands out: keep filling the space
+                return self._distinct(self._design(n, known, box), avoid, None, box, skip=known + n)
             candidates = self._optimize(model, X, Y, C, X_pending, q=n - n_design, box=box)
-        self._last_model = (len(self._records), model)
         exact = X if (self.space.cat_dims or self.space.discrete_dims) else None
         candidates = self._distinct(candidates, X_pending, exact, box, skip=known + n)
         return torch.cat([design, candidates])

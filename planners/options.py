@@ -24,7 +24,7 @@ MIN_OBSERVATIONS = 2
 
 Acquisition = Literal["auto", "qlognei", "logei", "logei-mean"]
 Refit = Literal["scheduled", "always"]
-NoisePrior = Literal["low", "botorch", "flat"]
+NoisePrior = Literal["low", "botorch", "flat", "adaptive"]
 PerVariable = float | dict[str, float] | None
 
 
@@ -69,10 +69,18 @@ class BoTorchOptions(PlannerOptions):
     noise_prior: NoisePrior = Field(
         "low",
         description="prior on the GP noise: low (Gamma(1, 100) in standardized units: lets the GP interpolate "
-        "noiseless data), botorch (BoTorch's default), flat (none: the noise as the data have it)",
+        "noiseless data), botorch (BoTorch's default), flat (none: the noise as the data have it), adaptive (low, "
+        "refit flat when the low fit may explain noise as structure: a lengthscale at its bound)",
     )
     low_noise_prior: bool | None = Field(
         None, description="the older spelling of noise_prior: true is low, false is botorch"
+    )
+    noise_fill: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description="while the GP puts more than this share of the outcomes' variance in noise (the data show "
+        "only noise so far), propose Sobol points; needs an honest noise fit (noise_prior flat or adaptive)",
     )
     warm_start: bool = Field(True, description="start GP fits from the last fit's hyperparameters, between cold fits")
     num_restarts: int | None = Field(
