@@ -84,11 +84,19 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
     All the outcomes (objectives, then constraint outputs) are modelled by one batched multi-output GP: an
     independent GP per outcome, all fitted and evaluated together in one batch.
 
-    Noise: ``low_noise_prior`` (default on) puts a Gamma(1, 100) prior on the GP's noise in standardized
-    units, so a nearly noiseless instrument is interpolated while real noise is still learned from the data.
-    The benchmark harness's ablation (``benchmarks/planners.py``) chose both defaults: on Branin and the noisy
-    beamline, qLogNEI with the low-noise prior cut the median final regret 100-fold and 8-fold against LogEI
-    with BoTorch's default noise prior.
+    Noise (``noise_prior``, ``noise_fill``): ``low`` puts a Gamma(1, 100) prior on the GP's noise in standardized
+    units, so a nearly noiseless instrument is interpolated (on Branin it beats BoTorch's default prior
+    100-fold). On a flat, noisy background that prior makes the GP explain the noise as structure: it fits noise
+    1e-8 and lengthscales at BoTorch's lower bound (0.025), and qLogNEI then chases noise bumps in steps of that
+    size (the creep seen on narrow peaks). ``adaptive`` fits with the low prior and, when a lengthscale sits at its
+    bound (:func:`~planners._fitting.interpolates_noise`), fits again with no prior on the noise; ``noise_fill``
+    then proposes Sobol points while that honest fit puts more than the given share of the variance in noise and
+    no reading stands out of it (:func:`~planners._fitting.stands_out`): the data show only noise, so the space
+    is filled until the peak shows. The harness's ablations (``benchmarks/planners.py``, README) chose them.
+
+    Failed points (a failed, aborted or interrupted run, a rejected proposal; see :mod:`planners`) are never fit,
+    stay pending for good (``X_pending``), and no proposal lies within :data:`~planners._base.SAME_POINT` of one,
+    of a pending point or of another point of its batch (a repeat is replaced by a fresh Sobol point).
 
     Discrete variables are optimized relaxed and rounded to the nearest allowed value; categorical ones by
     ``optimize_acqf_mixed`` over every combination of categories when there are at most

@@ -11,9 +11,9 @@ import torch
 
 from benchmarks._problems import (
     BRANIN_CURRIN_MAX_HV,
-    PEAKS,
     DISK_OPTIMUM_POINT,
     DISK_OPTIMUM_VALUE,
+    PEAKS,
     PROBLEMS,
     feasible_optimum,
     grid_hypervolume,
