@@ -67,7 +67,7 @@ class BoTorchOptions(PlannerOptions):
         "(LogEI against the best observation, one point), logei-mean (LogEI against the best posterior mean)",
     )
     noise_prior: NoisePrior = Field(
-        "low",
+        "adaptive",
         description="prior on the GP noise: low (Gamma(1, 100) in standardized units: lets the GP interpolate "
         "noiseless data), botorch (BoTorch's default), flat (none: the noise as the data have it), adaptive (low, "
         "refit flat when the low fit may explain noise as structure: a lengthscale at its bound)",
@@ -76,7 +76,7 @@ class BoTorchOptions(PlannerOptions):
         None, description="the older spelling of noise_prior: true is low, false is botorch"
     )
     noise_fill: float | None = Field(
-        None,
+        0.3,
         gt=0.0,
         lt=1.0,
         description="while the GP puts more than this share of the outcomes' variance in noise (the data show "

@@ -87,7 +87,7 @@ def test_grid_midpoint_and_option_checks():
     assert xy(GridPlanner(VOCS_2D, seed=0, points_per_dim={"a": 1, "b": 1}).suggest(1)) == [(0.0, 5.0)]
     with pytest.raises(PlannerError, match="^planner.options.points_per_dim: unknown variables c$"):
         GridPlanner(VOCS_2D, seed=0, points_per_dim={"c": 3})
-    with pytest.raises(PlannerError, match="^planner.options.points_per_dim: must be >= 1 for 'b', got 0"):
+    with pytest.raises(PlannerError, match="^planner.options.points_per_dim: must be >= 1 for 'b', got {'b': 0}$"):
         GridPlanner(VOCS_2D, seed=0, points_per_dim={"b": 0})
     with pytest.raises(PlannerError, match="^planner.options.points_per_dim: the grid has 4000000 points"):
         GridPlanner(VOCS_2D, seed=0, points_per_dim=2000)

@@ -52,7 +52,10 @@ def test_the_low_noise_prior_lets_the_gp_interpolate_noiseless_data() -> None:
     ("options", "words"),
     [
         ({"acquisition": "ucb"}, "^planner.options.acquisition: Input should be 'auto', 'qlognei', 'logei' or "),
-        ({"noise_prior": "none"}, "^planner.options.noise_prior: Input should be 'low', 'botorch' or 'flat'"),
+        (
+            {"noise_prior": "none"},
+            "^planner.options.noise_prior: Input should be 'low', 'botorch', 'flat' or 'adaptive', got 'none'$",
+        ),
         ({"low_noise_prior": "yes"}, "^planner.options.low_noise_prior: Input should be a valid boolean, got 'yes'$"),
         ({"warm_start": 1}, "^planner.options.warm_start: Input should be a valid boolean, got 1$"),
         ({"ftol": 0}, "^planner.options.ftol: Input should be greater than 0, got 0$"),
