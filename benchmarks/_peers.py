@@ -88,7 +88,7 @@ class XoptPeer:
     def suggest(self, n: int) -> list[dict[str, Any]]:
         if self._n < self.n_initial:
             k = min(n, self.n_initial - self._n)
-            U = sobol_points(len(self.variables), k, seed=self.seed, skip=self._n)
+            U = torch.from_numpy(sobol_points(len(self.variables), k, seed=self.seed, skip=self._n))
             X = self.bounds[0] + U * (self.bounds[1] - self.bounds[0])
             points = [dict(zip(self.variables, row, strict=True)) for row in X.tolist()]
             self._n += k

@@ -1,6 +1,6 @@
 """The benchmark problems: a gest-api VOCS, the true (noiseless) outputs, the noise model and the known optimum.
 
-Five problems, all built on :mod:`simulators.physics` where it has the function:
+Five classic problems, built on :mod:`simulators.physics` where it has the function:
 
 - ``branin``: 2-D, minimize, f* = 0.397887 (three global minima).
 - ``hartmann6``: 6-D unit cube, minimize, f* = -3.32237.
@@ -14,6 +14,18 @@ Five problems, all built on :mod:`simulators.physics` where it has the function:
 - ``branin_currin``: two objectives on the unit square, both minimized (BoTorch's BraninCurrin), reference point
   (18, 6). The hypervolume bound is the larger of BoTorch's published 59.36011874867746 (NSGA-II) and the
   hypervolume of the Pareto set of a 1001 x 1001 grid (:func:`grid_hypervolume`).
+
+Six problems of one character, a narrow peak or ridge over a flat, noisy background (:func:`peak_problem`): most of
+the space reads only noise, as in aligning an instrument whose signal is a small spot. Each is a Gaussian bump of
+height 1000 counts on a background of 20, measured with additive Gaussian noise; f* = 1020, maximize, on the box
+``[-1.5, 1.5]^d``, centre off the middle of the box and off the Sobol design's lattice:
+
+- ``spot2``: 2-D round spot, width (sd) 0.15, noise sd 10 (1 % of the peak).
+- ``spot2_noisy``: the same spot, noise sd 50 (5 %).
+- ``spot2_narrow``: 2-D round spot, width 0.1, noise sd 10.
+- ``ridge3``: 3-D narrow tilted ridge, width 0.1 across it and 0.8 along it, noise sd 20.
+- ``spot4``: 4-D elongated spot, widths 0.2 to 0.4, noise sd 20.
+- ``spot6``: 6-D spot, width 0.5, noise sd 20.
 
 "Within 1 %" of the optimum means a true value within ``hit_tolerance = 0.01 * |f*|`` of f*, or, when f* is
 zero, within 1 % of the range of f over the domain; for the two-objective problem, a hypervolume of at least
@@ -238,6 +250,62 @@ def _vocs(bounds: dict[str, tuple[float, float]], objectives: dict[str, str], **
     return VOCS(variables={k: list(v) for k, v in bounds.items()}, objectives=objectives, constraints=constraints)
 
 
+#: The narrow-peak problems: (name, centre, widths along the axes of the bump, axis of a ridge or None, noise sd).
+PEAKS: tuple[tuple[str, tuple[float, ...], tuple[float, ...], tuple[float, ...] | None, float], ...] = (
+    ("spot2", (0.47, -0.81), (0.15, 0.15), None, 10.0),
+    ("spot2_noisy", (0.47, -0.81), (0.15, 0.15), None, 50.0),
+    ("spot2_narrow", (-0.63, 0.38), (0.1, 0.1), None, 10.0),
+    ("ridge3", (0.21, -0.34, 0.52), (0.8, 0.1, 0.1), (1.0, 0.6, -0.4), 20.0),
+    ("spot4", (0.33, -0.52, 0.71, -0.18), (0.4, 0.3, 0.25, 0.2), (0.5, 0.5, -0.5, 0.5), 20.0),
+    ("spot6", (0.31, -0.47, 0.62, -0.23, 0.12, -0.71), (0.5,) * 6, None, 20.0),
+)
+PEAK_HEIGHT, PEAK_BACKGROUND, PEAK_HALF_WIDTH = 1000.0, 20.0, 1.5
+
+
+def _rotation(axis: tuple[float, ...] | None, d: int) -> np.ndarray:
+    """An orthonormal ``d x d`` basis whose first row is ``axis`` (normalized); the identity when None."""
+    if axis is None:
+        return np.eye(d)
+    a = np.asarray(axis, dtype=float) / np.linalg.norm(axis)
+    # Householder reflection taking e_1 to a: its rows are orthonormal and the first is a
+    e = np.zeros(d)
+    e[0] = 1.0
+    v = e - a
+    if np.linalg.norm(v) < 1e-12:
+        return np.eye(d)
+    return np.eye(d) - 2.0 * np.outer(v, v) / (v @ v)
+
+
+def peak_value(x: Sequence[float], centre: Sequence[float], widths: Sequence[float], basis: np.ndarray) -> float:
+    """``background + height * exp(-|B (x - c)|^2 / 2)`` with the offset scaled by ``widths`` along basis ``B``."""
+    z = basis @ (np.asarray(x, dtype=float) - np.asarray(centre, dtype=float)) / np.asarray(widths, dtype=float)
+    return PEAK_BACKGROUND + PEAK_HEIGHT * math.exp(-0.5 * float(z @ z))
+
+
+def peak_problem(
+    name: str, centre: tuple[float, ...], widths: tuple[float, ...], axis: tuple[float, ...] | None, noise: float
+) -> Problem:
+    """A narrow peak (or, with a long first width, a ridge along ``axis``) over a flat background."""
+    d = len(centre)
+    names = [f"x{i}" for i in range(1, d + 1)]
+    basis = _rotation(axis, d)
+
+    def truth(p: dict[str, float]) -> dict[str, float]:
+        return {"f": peak_value([p[n] for n in names], centre, widths, basis)}
+
+    optimum = PEAK_BACKGROUND + PEAK_HEIGHT
+    return Problem(
+        name=name,
+        vocs=_vocs({n: (-PEAK_HALF_WIDTH, PEAK_HALF_WIDTH) for n in names}, {"f": "MAXIMIZE"}),
+        truth=truth,
+        optimum=optimum,
+        hit_tolerance=_tolerance(optimum, PEAK_HEIGHT),
+        worst=PEAK_HEIGHT,
+        noise=noise,
+        extra={"centre": dict(zip(names, centre, strict=True)), "widths": widths},
+    )
+
+
 def build_problems() -> dict[str, Problem]:
     """Every benchmark problem by name."""
     problems = [
@@ -286,6 +354,7 @@ def build_problems() -> dict[str, Problem]:
             worst=BRANIN_CURRIN_MAX_HV,
         ),
     ]
+    problems += [peak_problem(*peak) for peak in PEAKS]
     return {p.name: p for p in problems}
 
 

@@ -40,7 +40,6 @@ if __name__ == "__main__" and __package__ in (None, ""):
 
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
-import inspect  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import re  # noqa: E402
@@ -50,7 +49,6 @@ import traceback  # noqa: E402
 import warnings  # noqa: E402
 import zlib  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
-from importlib.metadata import entry_points  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -58,8 +56,7 @@ import torch  # noqa: E402
 
 from benchmarks._peers import PEER_NAMES, PeerUnavailable, build_peer  # noqa: E402
 from benchmarks._problems import PROBLEMS, Problem  # noqa: E402
-from closedloop.spec import PLANNER_GROUP, resolve_import_path  # noqa: E402
-from planners import load_planner  # noqa: E402
+from planners.registry import accepts_option, load_planner  # noqa: E402
 
 DEFAULT_PLANNERS = "botorch,sobol,xopt,ax"
 
@@ -143,16 +140,9 @@ def parse_planner_specs(text: str) -> list[PlannerSpec]:
 
 
 def _takes_option(name: str, option: str) -> bool:
-    """Whether our planner ``name``'s constructor takes ``option`` (or ``**kwargs`` beyond the base's)."""
+    """Whether our planner ``name`` takes ``option`` (its options model, or a named constructor parameter)."""
     try:
-        if ":" in name:
-            factory = resolve_import_path(name)
-        else:
-            found = [e for e in entry_points(group=PLANNER_GROUP) if e.name == name]
-            if not found:
-                return False
-            factory = found[0].load()
-        return option in inspect.signature(factory).parameters
+        return accepts_option(name, option)
     except (ImportError, AttributeError, TypeError, ValueError):
         return False
 
@@ -269,6 +259,7 @@ def summarize(runs: list[Run], problem: Problem, n_initial: int, budget: int) ->
     summary["regret_at"] = {str(n): _quantiles([r.regret[n - 1] for r in done])[0] for n in checkpoints}
     median, q1, q3 = _quantiles([r.regret[-1] for r in done])
     summary.update(final_regret=median, final_regret_q1=q1, final_regret_q3=q3)
+    summary["final_regret_worst"] = max(r.regret[-1] for r in done)
     to_hit = [next((i + 1 for i, v in enumerate(r.regret) if v <= problem.hit_tolerance), None) for r in done]
     hits = [n for n in to_hit if n is not None]
     summary["hit_rate"] = len(hits) / len(done)
@@ -294,16 +285,16 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 def format_table(summaries: dict[str, dict[str, dict[str, Any]]], problems: dict[str, Problem]) -> str:
     """Markdown table: one row per (problem, planner)."""
     lines = [
-        "| problem | planner | runs | regret@init | regret@mid | final regret [IQR] | hit rate | exps to 1 % "
-        "| s/proposal | hypervolume | status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| problem | planner | runs | regret@init | regret@mid | final regret [IQR] | worst seed | hit rate "
+        "| exps to 1 % | s/proposal | hypervolume | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for problem_name, by_planner in summaries.items():
         problem = problems[problem_name]
         for planner, s in by_planner.items():
             if "final_regret" not in s:
                 lines.append(
-                    f"| {problem_name} | {planner} | {s['runs']} | - | - | - | - | - | - | - | "
+                    f"| {problem_name} | {planner} | {s['runs']} | - | - | - | - | - | - | - | - | "
                     f"{s.get('status', '?')}: {s.get('message', '')[:80]} |"
                 )
                 continue
@@ -313,6 +304,7 @@ def format_table(summaries: dict[str, dict[str, dict[str, Any]]], problems: dict
                 f"| {problem_name} | {planner} | {s['ok']}/{s['runs']} | {_fmt(at[0])}"
                 f" | {_fmt(at[1] if len(at) > 2 else None)}"
                 f" | {_fmt(s['final_regret'])} [{_fmt(s['final_regret_q1'])}, {_fmt(s['final_regret_q3'])}]"
+                f" | {_fmt(s['final_regret_worst'])}"
                 f" | {s['hit_rate']:.0%} | {_fmt(s['experiments_to_hit'])} | {s['seconds_per_proposal']:.3f}"
                 f" | {hv} | {s['status']} |"
             )

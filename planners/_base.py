@@ -5,6 +5,9 @@ handing out integer ``_id``s, tracking pending points, parsing ingested results 
 points, failed points), telling feasible points from infeasible ones, and moving points between their values,
 the real domain and the unit cube (see :mod:`planners._space`). A subclass only writes
 :meth:`PlannerBase._propose`.
+
+numpy only: a planner that needs no model (Sobol, random, grid, manual) never imports torch. Arrays are float64
+``n x d``; the model-based planners convert at their edge.
 """
 
 from __future__ import annotations
@@ -16,8 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
-from botorch.utils.multi_objective.pareto import is_non_dominated
+import numpy as np
 from gest_api import Generator
 from gest_api.vocs import (
     VOCS,
@@ -28,12 +30,14 @@ from gest_api.vocs import (
     MaximizeObjective,
     MinimizeObjective,
 )
-from torch import Tensor
 
 from closedloop.errors import PlannerError
+from planners._points import SAME_POINT, near_any, non_dominated
 from planners._space import Space, as_float, build_variables
+from planners.options import NoOptions, PlannerOptions, validate_options
 
 ID_KEY = "_id"
+__all__ = ["ID_KEY", "SAME_POINT", "PlannerBase", "near_any", "non_dominated"]
 
 
 @dataclass(frozen=True)
@@ -63,11 +67,11 @@ class PlannerBase(Generator):
             ``MAXIMIZE``/``MINIMIZE`` objectives (several where ``supports_multi_objective``), constraints
             where ``supports_constraints``; constants are copied into every point, observables are ignored.
         seed: seed for everything random in the planner; ``None`` draws one (see :attr:`seed`).
-        **options: planner options. The base takes none: any left over here are refused.
+        **options: planner options, validated against :attr:`options_model` (the base's takes none).
 
     Raises:
         PlannerError: the VOCS asks for something the planner cannot do (the message names it), or an
-            option is unknown.
+            option is unknown or out of range (the message names ``planner.options.<name>``).
     """
 
     returns_id = True
@@ -77,13 +81,12 @@ class PlannerBase(Generator):
     supports_multi_objective: ClassVar[bool] = False
     #: Discrete (numeric set) and categorical (non-numeric set) variables are accepted.
     supports_discrete: ClassVar[bool] = False
+    #: The pydantic model of the planner's options (see :mod:`planners.options`).
+    options_model: ClassVar[type[PlannerOptions]] = NoOptions
 
     def __init__(self, vocs: VOCS, *, seed: int | None = None, **options: Any) -> None:
-        if options:
-            raise PlannerError(
-                f"{type(self).__name__} got unknown options: {', '.join(sorted(options))}",
-                hint="check the planner options in the session file",
-            )
+        #: The validated options (an instance of the class's :attr:`options_model`).
+        self.options: PlannerOptions = validate_options(self.options_model, options)
         super().__init__(vocs)
         self.vocs = vocs
         self.seed: int = seed if seed is not None else random.SystemRandom().randrange(2**31)
@@ -99,7 +102,7 @@ class PlannerBase(Generator):
         self.constants: dict[str, Any] = {name: c.value for name, c in vocs.constants.items()}
         self.space = Space(build_variables(vocs))
         #: 2 x d, low and high of every variable in the real domain (categorical: index 0 .. k-1), float64.
-        self.bounds: Tensor = torch.stack([self.space.lo, self.space.hi]).contiguous()
+        self.bounds: np.ndarray = np.stack([self.space.lo, self.space.hi])
         self._next_id = 0
         self._pending: dict[int, dict[str, Any]] = {}
         self._records: list[_Record] = []
@@ -159,14 +162,14 @@ class PlannerBase(Generator):
         n = 1 if num_points is None else num_points
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise PlannerError(f"num_points must be a positive integer, got {num_points!r}")
-        U = self._propose(n)
+        U = np.array(self._propose(n), dtype=np.float64)
         if tuple(U.shape) != (n, self.dim):
             raise RuntimeError(f"{type(self).__name__}._propose returned shape {tuple(U.shape)}, not {(n, self.dim)}")
         X = self.from_unit(U)
         box = self._proposal_box()
         if box is not None:
             for j in self.space.cont_dims:
-                X[:, j] = X[:, j].clamp(box[0, j], box[1, j])
+                X[:, j] = np.clip(X[:, j], box[0, j], box[1, j])
         points = []
         for x in X.tolist():
             point: dict[str, Any] = {v: self.space.member(j, x[j]) for j, v in enumerate(self.variable_names)}
@@ -216,7 +219,7 @@ class PlannerBase(Generator):
     # -- for subclasses ------------------------------------------------------------------------------------
 
     @abstractmethod
-    def _propose(self, n: int) -> Tensor:
+    def _propose(self, n: int) -> np.ndarray:
         """Return ``n`` new points in the unit cube, ``n x d`` float64.
 
         :attr:`pending` holds the points already out (not including these), :meth:`train_data` the data.
@@ -224,7 +227,7 @@ class PlannerBase(Generator):
         allowed value they fall on (see :mod:`planners._space`).
         """
 
-    def _proposal_box(self) -> Tensor | None:
+    def _proposal_box(self) -> np.ndarray | None:
         """A ``2 x d`` real-domain box every proposal is clipped to (continuous columns), or None."""
         return None
 
@@ -238,21 +241,21 @@ class PlannerBase(Generator):
         """Points this planner knows of: ingested (ok, failed or foreign) plus pending."""
         return len(self._records) + len(self._pending)
 
-    def to_unit(self, X: Tensor) -> Tensor:
+    def to_unit(self, X: Any) -> np.ndarray:
         """Map real-domain points ``X: n x d`` into the unit cube (categorical columns hold the index)."""
         return self.space.to_unit(X)
 
-    def from_unit(self, U: Tensor) -> Tensor:
+    def from_unit(self, U: Any) -> np.ndarray:
         """Map unit-cube points ``U: n x d`` to the real domain: clipped inside the bounds, discrete columns
         on the nearest allowed value, categorical columns the index of the category whose bin they fall in."""
         return self.space.from_unit(U)
 
-    def train_data(self) -> tuple[Tensor, Tensor]:
+    def train_data(self) -> tuple[np.ndarray, np.ndarray]:
         """Ok observations: ``X: n x d`` in the unit cube, ``Y: n x 1`` the first objective, larger is better."""
         X, Y, _ = self.train_outcomes()
         return X, Y[:, :1]
 
-    def train_outcomes(self) -> tuple[Tensor, Tensor, Tensor]:
+    def train_outcomes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Ok observations with every outcome.
 
         Returns:
@@ -261,16 +264,21 @@ class PlannerBase(Generator):
         """
         ok = [r for r in self._records if r.outcomes is not None]
         m = len(self.objective_names)
-        X = torch.tensor([r.x for r in ok], dtype=torch.float64).reshape(len(ok), self.dim)
+        X = np.array([r.x for r in ok], dtype=np.float64).reshape(len(ok), self.dim)
         k = m + len(self.constraint_names)
-        out = torch.tensor([r.outcomes for r in ok], dtype=torch.float64).reshape(len(ok), k)
-        Y = out[:, :m] * torch.tensor(self.signs, dtype=torch.float64)
+        out = np.array([r.outcomes for r in ok], dtype=np.float64).reshape(len(ok), k)
+        Y = out[:, :m] * np.array(self.signs, dtype=np.float64)
         return self.to_unit(X), Y, out[:, m : m + len(self.constraint_names)]
 
-    def pending_unit(self) -> Tensor:
+    def pending_unit(self) -> np.ndarray:
         """The pending points in the unit cube, ``n_pending x d``."""
-        X = [self._point_x(p) for p in self._pending.values()]
-        return self.to_unit(torch.tensor(X, dtype=torch.float64).reshape(len(X), self.dim))
+        X = [self.point_x(p) for p in self._pending.values()]
+        return self.to_unit(np.array(X, dtype=np.float64).reshape(len(X), self.dim))
+
+    def failed_unit(self) -> np.ndarray:
+        """The failed points (rejected, aborted or faulty runs) in the unit cube, ``n_failed x d``, in ingest order."""
+        X = [r.x for r in self._records if r.outcomes is None]
+        return self.to_unit(np.array(X, dtype=np.float64).reshape(len(X), self.dim))
 
     # -- for the agent -------------------------------------------------------------------------------------
 
@@ -311,9 +319,15 @@ class PlannerBase(Generator):
         if not front:
             return []
         m = len(self.objective_names)
-        Y = torch.tensor([r.outcomes[:m] for r in front if r.outcomes is not None], dtype=torch.float64)
-        keep = is_non_dominated(Y * torch.tensor(self.signs, dtype=torch.float64), deduplicate=False)
+        Y = np.array([r.outcomes[:m] for r in front if r.outcomes is not None], dtype=np.float64)
+        keep = non_dominated(Y * np.array(self.signs, dtype=np.float64))
         return [dict(r.point) for r, k in zip(front, keep.tolist(), strict=True) if k]
+
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        """Every ingested point as a result (variables, constants, outputs; ``_id`` if it had one), in order;
+        a failed point's outputs are None."""
+        return [dict(r.point) for r in self._records]
 
     @property
     def pending(self) -> list[dict[str, Any]]:
@@ -322,7 +336,12 @@ class PlannerBase(Generator):
 
     # -- parsing -------------------------------------------------------------------------------------------
 
-    def _point_x(self, point: dict[str, Any]) -> list[float]:
+    def point_x(self, point: dict[str, Any]) -> list[float]:
+        """The real-domain coordinates of a point's variables (categorical: the index).
+
+        Raises:
+            ValueError: a variable is not a valid value.
+        """
         x = []
         for j, var in enumerate(self.variable_names):
             value = self.space.parse(j, point[var])

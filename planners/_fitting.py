@@ -12,7 +12,6 @@ import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
 
 import torch
 from botorch.exceptions.warnings import (
@@ -33,6 +32,7 @@ from linear_operator.utils.warnings import NumericalWarning
 from torch import Tensor
 
 from planners._base import PlannerBase
+from planners.options import NoisePrior, Refit
 
 _log = logging.getLogger(__name__)
 
@@ -50,7 +50,6 @@ _RETRYING_OPTIMIZATION = "Optimization failed"
 #: and scale (recomputed from all the data each time) and the fixed input transform.
 _DATA_STATE = ("outcome_transform.", "input_transform.")
 
-Refit = Literal["scheduled", "always"]
 
 #: Below this fitted noise variance (in standardized units) a GP takes its data as noiseless. Measured here with
 #: the low-noise prior: Branin (noiseless) fits 1e-8, the beamline (noise sd 10 on a 1000-count peak) 2e-4 to 7e-4.
@@ -62,6 +61,49 @@ def noiseless(model: Model) -> bool:
     likelihood = getattr(model, "likelihood", None)
     noise = getattr(likelihood, "noise", None)
     return noise is not None and float(noise.detach().max()) < NOISELESS_BELOW
+
+
+def noise_share(model: Model) -> float:
+    """The largest share of an outcome's (standardized) variance a fitted GP puts in noise, between 0 and 1."""
+    noise = getattr(getattr(model, "likelihood", None), "noise", None)
+    if noise is None:
+        return 0.0
+    return float((noise.detach() / (1.0 + noise.detach())).max())
+
+
+#: A reading stands out when it is this many robust standard deviations (1.4826 MAD) above the median.
+STANDS_OUT = 5.0
+
+
+def stands_out(y: Tensor) -> bool:
+    """Whether the largest of ``y: n`` lies more than :data:`STANDS_OUT` robust standard deviations above the
+    median: a signal, where a flat noisy background has none (the largest of 100 normal readings is about 2.5
+    standard deviations above their median)."""
+    median = y.median()
+    spread = 1.4826 * (y - median).abs().median()
+    return bool(spread > 0 and (y.max() - median) > STANDS_OUT * spread) or bool(spread == 0 and y.max() > median)
+
+
+#: BoTorch's lower bound on a GP lengthscale (in the unit cube), and how near it counts as at it.
+LENGTHSCALE_FLOOR = 0.025
+AT_FLOOR = 1.5
+
+
+def interpolates_noise(model: Model) -> bool:
+    """Whether a fitted GP may be explaining noise as structure: a lengthscale at (within 1.5x of) BoTorch's lower
+    bound, the wiggliest function it may fit along that variable.
+
+    On a flat, noisy background (the narrow-peak benchmark problems, before the peak is found) the low-noise
+    prior fits exactly this: noise 1e-8 to 0.15 (standardized) where the data are nearly all noise, lengthscales
+    0.025, and the acquisition then chases noise. A genuinely narrow peak or ridge fits short lengthscales too;
+    refitting it without the noise prior costs a second fit and finds the same structure.
+    """
+    kernel = getattr(model, "covar_module", None)
+    lengthscale = getattr(getattr(kernel, "base_kernel", kernel), "lengthscale", None)
+    if lengthscale is None:
+        return False
+    per_output = lengthscale.detach().reshape(-1, lengthscale.shape[-1])
+    return bool((per_output <= AT_FLOOR * LENGTHSCALE_FLOOR).any())
 
 
 def refit_size(n: int, always_below: int, growth: float) -> int:
@@ -109,7 +151,7 @@ def expected_warnings_logged() -> Iterator[None]:
 class ScheduledFitting(PlannerBase):
     """The GP fitting half of :class:`~planners.BoTorchPlanner` (see its docstring for the schedule)."""
 
-    low_noise_prior: bool
+    noise_prior: NoisePrior
     warm_start: bool
     refit: Refit
     always_refit_below: int
@@ -121,16 +163,21 @@ class ScheduledFitting(PlannerBase):
     _warm: tuple[int, dict[str, Tensor]] | None
     _unit_bounds: Tensor
 
-    def _build(self, X: Tensor, outcomes: Tensor) -> SingleTaskGP:
-        """An unfitted GP on ``X: n x d`` (unit cube) and ``outcomes: n x k``; one batched GP for all ``k``."""
+    def _build(self, X: Tensor, outcomes: Tensor, noise_prior: NoisePrior | None = None) -> SingleTaskGP:
+        """An unfitted GP on ``X: n x d`` (unit cube) and ``outcomes: n x k``; one batched GP for all ``k``.
+
+        ``noise_prior`` defaults to the planner's (``adaptive`` builds with the low one first).
+        """
         k = outcomes.shape[-1]
-        likelihood = None
-        if self.low_noise_prior:
+        batch = torch.Size([k]) if k > 1 else torch.Size()
+        likelihood = None  # BoTorch's own, with its noise prior
+        noise_prior = noise_prior or self.noise_prior
+        if noise_prior in ("low", "adaptive"):
             likelihood = GaussianLikelihood(
-                noise_prior=GammaPrior(1.0, 100.0),
-                noise_constraint=GreaterThan(1e-8),
-                batch_shape=torch.Size([k]) if k > 1 else torch.Size(),
+                noise_prior=GammaPrior(1.0, 100.0), noise_constraint=GreaterThan(1e-8), batch_shape=batch
             )
+        elif noise_prior == "flat":
+            likelihood = GaussianLikelihood(noise_constraint=GreaterThan(1e-8), batch_shape=batch)
         if self.space.cat_dims:
             return MixedSingleTaskGP(
                 X, outcomes, cat_dims=self.space.cat_dims, outcome_transform=Standardize(m=k), likelihood=likelihood
@@ -154,6 +201,10 @@ class ScheduledFitting(PlannerBase):
             if start is not None:
                 model.load_state_dict(model.state_dict() | start)
             fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+            if self.noise_prior == "adaptive" and interpolates_noise(model):
+                # the low-noise prior made the GP explain noise as structure: fit again with no prior on the noise
+                model = self._build(X, torch.cat([Y, C], dim=-1), noise_prior="flat")
+                fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
         return model
 
     def _model(self, X: Tensor, Y: Tensor, C: Tensor) -> Model:

@@ -1,4 +1,7 @@
-"""Optional planner abilities, each a small runtime-checkable protocol the agent checks with ``isinstance``."""
+"""Optional planner abilities, each a small runtime-checkable protocol the agent checks with ``isinstance``.
+
+No torch here: checking an ability never loads a model.
+"""
 
 from __future__ import annotations
 
@@ -15,3 +18,17 @@ class KnowsPosition(Protocol):
 
     def set_position(self, position: dict[str, float]) -> None:
         """Tell the planner where the instrument is now: a value for every non-categorical variable."""
+
+
+@runtime_checkable
+class Predicts(Protocol):
+    """A planner whose model predicts the outcome at points, for an operator reviewing proposals.
+
+    Each prediction is ``{objective: {"mean": ..., "std": ..., "acquisition": ...}}`` in the objective's own
+    units and sense (a minimized objective's mean is the predicted value, not its negative): the posterior mean
+    and standard deviation of the measured value (noise not included), and the value of the acquisition function
+    the planner would use for one point now (the same number for every objective of a point; larger is better).
+    """
+
+    def predict(self, points: list[dict[str, object]]) -> list[dict[str, dict[str, float]]]:
+        """One prediction per point (each point needs every variable); raises ``ValueError`` without a model."""

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from numbers import Real
 from typing import Any, Literal
 
-import torch
+import numpy as np
 from gest_api.vocs import VOCS, ContextualVariable, ContinuousVariable, DiscreteVariable
-from torch import Tensor
 
 from closedloop.errors import PlannerError
 
@@ -79,7 +78,10 @@ def build_variables(vocs: VOCS) -> list[Variable]:
 
 
 class Space:
-    """Moves points between real-domain tensors (``n x d``), the unit cube, and point values.
+    """Moves points between real-domain arrays (``n x d``, float64 numpy), the unit cube, and point values.
+
+    numpy, not torch, so that the planners that need no model never import torch; the model-based planners
+    convert at their edge (``torch.from_numpy``).
 
     Args:
         variables: from :func:`build_variables`.
@@ -88,32 +90,32 @@ class Space:
     def __init__(self, variables: list[Variable]) -> None:
         self.variables = variables
         self.d = len(variables)
-        self.lo = torch.tensor([v.lo for v in variables], dtype=torch.float64)
-        self.hi = torch.tensor([v.hi for v in variables], dtype=torch.float64)
+        self.lo = np.array([v.lo for v in variables], dtype=np.float64)
+        self.hi = np.array([v.hi for v in variables], dtype=np.float64)
         span = self.hi - self.lo
         #: Width used for scaling; a one-value discrete variable gets 1 so that it never divides by zero.
-        self.span = torch.where(span > 0, span, torch.ones_like(span))
+        self.span = np.where(span > 0, span, 1.0)
         self.cat_dims = [j for j, v in enumerate(variables) if v.kind == "categorical"]
         self.discrete_dims = [j for j, v in enumerate(variables) if v.kind == "discrete"]
         self.cont_dims = [j for j, v in enumerate(variables) if v.kind == "continuous"]
 
-    def category_units(self, j: int) -> Tensor:
+    def category_units(self, j: int) -> np.ndarray:
         """The unit values (bin centres) of categorical variable ``j``."""
         k = len(self.variables[j].values)
-        return (torch.arange(k, dtype=torch.float64) + 0.5) / k
+        return (np.arange(k, dtype=np.float64) + 0.5) / k
 
-    def allowed_units(self, j: int) -> Tensor:
+    def allowed_units(self, j: int) -> np.ndarray:
         """The unit values of the allowed values of discrete or categorical variable ``j``."""
         if j in self.cat_dims:
             return self.category_units(j)
-        numeric = torch.tensor(self.variables[j].numeric, dtype=torch.float64)
+        numeric = np.array(self.variables[j].numeric, dtype=np.float64)
         if self.hi[j] == self.lo[j]:
-            return torch.full_like(numeric, 0.5)
+            return np.full_like(numeric, 0.5)
         return (numeric - self.lo[j]) / self.span[j]
 
-    def to_unit(self, X: Tensor) -> Tensor:
+    def to_unit(self, X: Any) -> np.ndarray:
         """Real-domain ``X: n x d`` (categorical columns hold the index) to the unit cube."""
-        X = X.to(torch.float64)
+        X = np.array(X, dtype=np.float64).reshape(-1, self.d)
         U = (X - self.lo) / self.span
         for j in self.discrete_dims:
             if self.hi[j] == self.lo[j]:
@@ -122,19 +124,19 @@ class Space:
             U[:, j] = (X[:, j] + 0.5) / len(self.variables[j].values)
         return U
 
-    def from_unit(self, U: Tensor) -> Tensor:
+    def from_unit(self, U: Any) -> np.ndarray:
         """Unit-cube ``U: n x d`` to the real domain, clipped to the bounds, discrete values snapped to allowed."""
-        U = U.to(torch.float64).clamp(0.0, 1.0)
-        X = torch.minimum(torch.maximum(self.lo + U * self.span, self.lo), self.hi)
+        U = np.clip(np.array(U, dtype=np.float64).reshape(-1, self.d), 0.0, 1.0)
+        X = np.minimum(np.maximum(self.lo + U * self.span, self.lo), self.hi)
         for j in self.discrete_dims:
-            numeric = torch.tensor(self.variables[j].numeric, dtype=torch.float64)
-            X[:, j] = numeric[(X[:, j, None] - numeric).abs().argmin(dim=-1)]
+            numeric = np.array(self.variables[j].numeric, dtype=np.float64)
+            X[:, j] = numeric[np.abs(X[:, j, None] - numeric).argmin(axis=-1)]
         for j in self.cat_dims:
             k = len(self.variables[j].values)
-            X[:, j] = (U[:, j] * k).floor().clamp(0, k - 1)
+            X[:, j] = np.clip(np.floor(U[:, j] * k), 0, k - 1)
         return X
 
-    def snap_unit(self, U: Tensor, box: Tensor | None = None) -> Tensor:
+    def snap_unit(self, U: Any, box: Any = None) -> np.ndarray:
         """Put every discrete and categorical column of ``U: n x d`` on an allowed value, inside ``box``.
 
         Args:
@@ -145,10 +147,11 @@ class Space:
         Raises:
             PlannerError: no allowed value of a discrete variable lies inside the box.
         """
-        U = U.to(torch.float64).clamp(0.0, 1.0).clone()
+        U = np.clip(np.array(U, dtype=np.float64).reshape(-1, self.d), 0.0, 1.0)
         if box is not None:
+            box = np.asarray(box, dtype=np.float64)
             for j in self.cont_dims:
-                U[:, j] = U[:, j].clamp(box[0, j], box[1, j])
+                U[:, j] = np.clip(U[:, j], box[0, j], box[1, j])
         for j in self.discrete_dims:
             allowed = self.allowed_units(j)
             if box is not None:
@@ -159,10 +162,10 @@ class Space:
                         f"no allowed value of '{name}' lies within max_travel of the current position",
                         hint="raise max_travel or move the instrument",
                     )
-            U[:, j] = allowed[(U[:, j, None] - allowed).abs().argmin(dim=-1)]
+            U[:, j] = allowed[np.abs(U[:, j, None] - allowed).argmin(axis=-1)]
         for j in self.cat_dims:
             k = len(self.variables[j].values)
-            U[:, j] = ((U[:, j] * k).floor().clamp(0, k - 1) + 0.5) / k
+            U[:, j] = (np.clip(np.floor(U[:, j] * k), 0, k - 1) + 0.5) / k
         return U
 
     def member(self, j: int, x: float) -> Any:

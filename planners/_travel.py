@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction
 from botorch.acquisition.penalized import PenalizedAcquisitionFunction
@@ -72,7 +73,8 @@ class TravelPenalty(torch.nn.Module):
 
 def travel_box(space: Space, position: Tensor, max_travel: Tensor) -> Tensor:
     """The ``2 x d`` real-domain box within ``max_travel`` of ``position``, intersected with the bounds."""
-    return torch.stack([torch.maximum(space.lo, position - max_travel), torch.minimum(space.hi, position + max_travel)])
+    lo, hi = torch.from_numpy(space.lo), torch.from_numpy(space.hi)
+    return torch.stack([torch.maximum(lo, position - max_travel), torch.minimum(hi, position + max_travel)])
 
 
 def unit_box(space: Space, position: Tensor, max_travel: Tensor) -> Tensor:
@@ -90,7 +92,8 @@ def unit_box(space: Space, position: Tensor, max_travel: Tensor) -> Tensor:
             f"the current position is further than max_travel outside the bounds of {', '.join(outside)}",
             hint="move the instrument into the search bounds or raise max_travel",
         )
-    box = torch.stack([(lo - space.lo) / space.span, (hi - space.lo) / space.span]).clamp(0.0, 1.0)
+    low, span = torch.from_numpy(space.lo), torch.from_numpy(space.span)
+    box = torch.stack([(lo - low) / span, (hi - low) / span]).clamp(0.0, 1.0)
     for j in range(space.d):
         if j in space.cat_dims or space.hi[j] == space.lo[j]:
             box[0, j], box[1, j] = 0.0, 1.0
@@ -147,17 +150,17 @@ class Travelling(PlannerBase):
             return None
         return unit_box(self.space, position, self.max_travel)
 
-    def _proposal_box(self) -> Tensor | None:
+    def _proposal_box(self) -> np.ndarray | None:
         position = self._current_position()
         if self.max_travel is None or position is None:
             return None
-        return travel_box(self.space, position, self.max_travel)
+        return travel_box(self.space, position, self.max_travel).numpy()
 
     def _penalized(self, acq: AcquisitionFunction) -> AcquisitionFunction:
         position = self._current_position()
         if self.travel_cost is None or position is None or not bool((self.travel_cost > 0).any()):
             return acq
-        weights = self.travel_cost * self.space.span
+        weights = self.travel_cost * torch.from_numpy(self.space.span)
         weights[self.space.cat_dims] = 0.0
-        pos_unit = self.to_unit(position.reshape(1, -1)).reshape(-1)
+        pos_unit = torch.from_numpy(self.to_unit(position.reshape(1, -1).numpy())).reshape(-1)
         return PenalizedAcquisitionFunction(acq, TravelPenalty(pos_unit, weights), regularization_parameter=1.0)

@@ -7,41 +7,44 @@ Bayesian run is measured against, and a manual run replays a plan someone wrote 
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-import torch
+import numpy as np
 from gest_api.vocs import VOCS
-from torch import Tensor
 
-from closedloop.errors import PlannerError, PointsExhaustedError, SpecError
-from closedloop.files import POINTS_FILE_LIMIT, parse_json, parse_yaml, read_text
+from closedloop.errors import PlannerError, PointsExhaustedError
 from planners._base import PlannerBase
+from planners.options import GridOptions, ManualOptions, RandomOptions
+from planners.points_file import read_points
+
+__all__ = ["MAX_GRID_POINTS", "GridPlanner", "ManualPlanner", "RandomPlanner", "read_points"]
 
 #: The largest grid :class:`GridPlanner` builds (its visiting order is held in memory).
 MAX_GRID_POINTS = 1_000_000
 
 
 class RandomPlanner(PlannerBase):
-    """Points drawn uniformly in the bounds from a seeded ``torch.Generator``.
+    """Points drawn uniformly in the bounds from a seeded numpy generator.
 
     The ``k``-th call after ``m`` known points draws ``m + n`` points from a generator seeded with ``seed`` and
-    returns the last ``n``, so the points are a function of the seed and the number of points known only: a
-    planner rebuilt on resume from re-ingested observations carries on instead of repeating its first points.
+    returns the last ``n``, so the points are a function of the seed and the number of points known only (failed
+    and rejected ones included): a planner rebuilt on resume from re-ingested observations carries on instead of
+    repeating its first points.
 
     Args:
         vocs: the problem: continuous variables, one objective, no constraints.
         seed: seed of the generator; ``None`` draws one.
     """
 
+    options_model: ClassVar[type[RandomOptions]] = RandomOptions
+
     def __init__(self, vocs: VOCS, *, seed: int | None = None, **options: Any) -> None:
         super().__init__(vocs, seed=seed, **options)
 
-    def _propose(self, n: int) -> Tensor:
-        generator = torch.Generator().manual_seed(self.seed)
-        return torch.rand(self.n_known + n, self.dim, generator=generator, dtype=torch.float64)[-n:]
+    def _propose(self, n: int) -> np.ndarray:
+        return np.random.default_rng(self.seed).random((self.n_known + n, self.dim))[-n:]
 
 
 class GridPlanner(PlannerBase):
@@ -49,8 +52,8 @@ class GridPlanner(PlannerBase):
 
     A variable with ``k`` points per dimension takes ``k`` evenly spaced values from its low to its high bound
     (its midpoint when ``k`` is 1). A grid point counts as done once a point at it is pending or ingested (own,
-    foreign or failed), so a planner rebuilt on resume from re-ingested observations skips what was measured,
-    and a discarded point is offered again later.
+    foreign or failed: a rejected point is ingested as failed), so a planner rebuilt on resume from re-ingested
+    observations skips what was measured or rejected.
 
     Args:
         vocs: the problem: continuous variables, one objective, no constraints.
@@ -65,44 +68,33 @@ class GridPlanner(PlannerBase):
             are left.
     """
 
-    def __init__(
-        self,
-        vocs: VOCS,
-        *,
-        seed: int | None = None,
-        points_per_dim: int | dict[str, int] = 5,
-        shuffle: bool = True,
-        **options: Any,
-    ) -> None:
+    options_model: ClassVar[type[GridOptions]] = GridOptions
+    options: GridOptions
+
+    def __init__(self, vocs: VOCS, *, seed: int | None = None, **options: Any) -> None:
         super().__init__(vocs, seed=seed, **options)
+        points_per_dim, shuffle = self.options.points_per_dim, self.options.shuffle
         if isinstance(points_per_dim, dict):
             unknown = sorted(set(points_per_dim) - set(self.variable_names))
             if unknown:
-                raise PlannerError(f"GridPlanner option points_per_dim names unknown variables: {', '.join(unknown)}")
+                raise PlannerError(f"planner.options.points_per_dim: unknown variables {', '.join(unknown)}")
             counts = [points_per_dim.get(v, 5) for v in self.variable_names]
         else:
             counts = [points_per_dim] * self.dim
-        for var, k in zip(self.variable_names, counts, strict=True):
-            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-                raise PlannerError(f"GridPlanner option points_per_dim for '{var}' must be an integer >= 1, got {k!r}")
-        if not isinstance(shuffle, bool):
-            raise PlannerError(f"GridPlanner option shuffle must be true or false, got {shuffle!r}")
         size = math.prod(counts)
         if size > MAX_GRID_POINTS:
             raise PlannerError(
-                f"GridPlanner grid has {size} points, more than {MAX_GRID_POINTS}",
+                f"planner.options.points_per_dim: the grid has {size} points, more than {MAX_GRID_POINTS}",
                 hint="lower points_per_dim",
             )
         #: Points per variable, in variable order.
         self.counts: list[int] = counts
         self.shuffle = shuffle
-        self._radix = torch.tensor(counts, dtype=torch.int64)
+        self._radix = np.array(counts, dtype=np.int64)
         # Mixed-radix place values, the last variable fastest (as itertools.product).
-        self._place = torch.tensor([math.prod(counts[j + 1 :]) for j in range(self.dim)], dtype=torch.int64)
-        self._order = (
-            torch.randperm(size, generator=torch.Generator().manual_seed(self.seed)) if shuffle else torch.arange(size)
-        )
-        self._done = torch.zeros(size, dtype=torch.bool)
+        self._place = np.array([math.prod(counts[j + 1 :]) for j in range(self.dim)], dtype=np.int64)
+        self._order = np.random.default_rng(self.seed).permutation(size) if shuffle else np.arange(size)
+        self._done = np.zeros(size, dtype=bool)
 
     @property
     def size(self) -> int:
@@ -117,26 +109,26 @@ class GridPlanner(PlannerBase):
     def ingest(self, results: list[dict[str, Any]]) -> None:
         """Take evaluated points (see :meth:`PlannerBase.ingest`); those on the grid are marked done."""
         super().ingest(results)
-        X = torch.tensor([[float(r[v]) for v in self.variable_names] for r in results], dtype=torch.float64)
+        X = np.array([[float(r[v]) for v in self.variable_names] for r in results], dtype=np.float64)
         self._done[self._indices(self.to_unit(X.reshape(len(results), self.dim)))] = True
 
-    def _indices(self, U: Tensor) -> Tensor:
+    def _indices(self, U: np.ndarray) -> np.ndarray:
         """Flat grid indices of the rows of ``U: n x d`` (unit cube) that lie on the grid."""
-        steps = (self._radix - 1).clamp(min=1).to(torch.float64)
+        steps = np.maximum(self._radix - 1, 1).astype(np.float64)
         scaled = U * steps
-        digits = scaled.round()
+        digits = np.round(scaled)
         single = self._radix == 1
-        on_grid = torch.where(single, (U - 0.5).abs() < 1e-9, (scaled - digits).abs() < 1e-6)
+        on_grid = np.where(single, np.abs(U - 0.5) < 1e-9, np.abs(scaled - digits) < 1e-6)
         on_grid &= (digits >= 0) & (digits < self._radix)
-        digits = torch.where(single, torch.zeros_like(digits), digits).to(torch.int64)
-        return (digits * self._place).sum(dim=-1)[on_grid.all(dim=-1)]
+        digits = np.where(single, 0.0, digits).astype(np.int64)
+        return (digits * self._place).sum(axis=-1)[on_grid.all(axis=-1)]
 
-    def _visited(self) -> Tensor:
-        visited = self._done.clone()
+    def _visited(self) -> np.ndarray:
+        visited = self._done.copy()
         visited[self._indices(self.pending_unit())] = True
         return visited
 
-    def _propose(self, n: int) -> Tensor:
+    def _propose(self, n: int) -> np.ndarray:
         visited = self._visited()
         free = self._order[~visited[self._order]]
         if len(free) < n:
@@ -145,8 +137,8 @@ class GridPlanner(PlannerBase):
                 hint="ask for fewer points, or choose more points_per_dim",
             )
         digits = (free[:n, None] // self._place) % self._radix
-        steps = (self._radix - 1).clamp(min=1).to(torch.float64)
-        return torch.where(self._radix == 1, 0.5, digits.to(torch.float64) / steps)
+        steps = np.maximum(self._radix - 1, 1).astype(np.float64)
+        return np.where(self._radix == 1, 0.5, digits.astype(np.float64) / steps)
 
 
 class ManualPlanner(PlannerBase):
@@ -156,7 +148,8 @@ class ManualPlanner(PlannerBase):
     every variable (a constant may be given too, with the VOCS's value); every value is checked against the
     bounds when it is queued. A suggested point carries exactly the queued values. A foreign point (no
     ``"_id"``) ingested at the same place as a queued point takes that point off the queue, so a planner rebuilt
-    on resume from re-ingested observations does not measure again what was measured.
+    on resume from re-ingested observations does not measure again what was measured or rejected (a rejected
+    point comes back as a failed one).
 
     Args:
         vocs: the problem: continuous variables, one objective, no constraints.
@@ -171,16 +164,14 @@ class ManualPlanner(PlannerBase):
             ``ValueError``) when fewer points than asked for are queued.
     """
 
-    def __init__(
-        self,
-        vocs: VOCS,
-        *,
-        seed: int | None = None,
-        points: list[dict[str, Any]] | None = None,
-        file: str | Path | None = None,
-        **options: Any,
-    ) -> None:
+    options_model: ClassVar[type[ManualOptions]] = ManualOptions
+    options: ManualOptions
+
+    def __init__(self, vocs: VOCS, *, seed: int | None = None, **options: Any) -> None:
+        if isinstance(options.get("file"), Path):
+            options["file"] = str(options["file"])
         super().__init__(vocs, seed=seed, **options)
+        points, file = self.options.points, self.options.file
         self._queue: list[list[float]] = []
         self._taken: list[list[float]] = []
         if points is not None:
@@ -260,7 +251,7 @@ class ManualPlanner(PlannerBase):
                     point[var] = value
         return points
 
-    def _propose(self, n: int) -> Tensor:
+    def _propose(self, n: int) -> np.ndarray:
         if len(self._queue) < n:
             raise PointsExhaustedError(
                 f"ManualPlanner has {len(self._queue)} queued point(s) left, asked for {n}",
@@ -268,7 +259,7 @@ class ManualPlanner(PlannerBase):
             )
         self._taken = self._queue[:n]
         del self._queue[:n]
-        return self.to_unit(torch.tensor(self._taken, dtype=torch.float64))
+        return self.to_unit(np.array(self._taken, dtype=np.float64))
 
 
 def _number(value: Any) -> float | None:
@@ -278,30 +269,3 @@ def _number(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def read_points(path: Path) -> list[dict[str, Any]]:
-    """The points in a CSV (header row of names), YAML or JSON (a list of dicts) file.
-
-    The file is read with :mod:`closedloop.files`' limits: at most 16 MiB, UTF-8 only, no duplicate keys, YAML
-    aliases limited.
-
-    Raises:
-        PlannerError: the file cannot be read or parsed, or does not hold a list.
-    """
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".yaml", ".yml", ".json"):
-        raise PlannerError(f"points file {str(path)!r} must end in .csv, .yaml, .yml or .json")
-    try:
-        text = read_text(path, POINTS_FILE_LIMIT, "points file")
-        if suffix == ".csv":
-            rows = list(csv.DictReader(text.splitlines()))
-            return [{k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k} for row in rows]
-        data = parse_yaml(text, str(path)) if suffix in (".yaml", ".yml") else parse_json(text, str(path))
-    except SpecError as exc:
-        raise PlannerError(str(exc)) from None
-    except csv.Error as exc:
-        raise PlannerError(f"cannot parse points file {str(path)!r}: {exc}") from None
-    if not isinstance(data, list):
-        raise PlannerError(f"points file {str(path)!r} must hold a list of points")
-    return data

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import math
-from typing import Any, Literal
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction, LogExpectedImprovement, qLogNoisyExpectedImprovement
 from botorch.acquisition.analytic import LogConstrainedExpectedImprovement
@@ -29,20 +29,13 @@ from planners._acquisition import (
     outcome_constraints,
     parse_reference_point,
 )
-from planners._fitting import Refit, ScheduledFitting, expected_warnings_logged, noiseless
+from planners._base import near_any
+from planners._fitting import ScheduledFitting, expected_warnings_logged, noise_share, noiseless, stands_out
 from planners._travel import Travelling, per_variable
+from planners.options import MIN_OBSERVATIONS, Acquisition, BoTorchOptions, NoisePrior, Refit
 from planners.sobol import sobol_points
 
 _log = logging.getLogger(__name__)
-
-#: The model needs at least this many ok observations; before that the planner keeps to the Sobol design.
-MIN_OBSERVATIONS = 2
-
-Acquisition = Literal["auto", "logei", "logei-mean", "qlognei"]
-#: How one point with nothing pending is chosen (see the class docstring): ``auto`` (qLogNEI, or analytic
-#: constrained LogEI under constraints on noiseless data), ``qlognei`` (always), ``logei`` (LogEI against the best
-#: observed value) or ``logei-mean`` (LogEI against the best posterior mean at the observed points).
-ACQUISITIONS: tuple[str, ...] = ("auto", "logei", "logei-mean", "qlognei")
 
 
 class BoTorchPlanner(ScheduledFitting, Travelling):
@@ -91,11 +84,19 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
     All the outcomes (objectives, then constraint outputs) are modelled by one batched multi-output GP: an
     independent GP per outcome, all fitted and evaluated together in one batch.
 
-    Noise: ``low_noise_prior`` (default on) puts a Gamma(1, 100) prior on the GP's noise in standardized
-    units, so a nearly noiseless instrument is interpolated while real noise is still learned from the data.
-    The benchmark harness's ablation (``benchmarks/planners.py``) chose both defaults: on Branin and the noisy
-    beamline, qLogNEI with the low-noise prior cut the median final regret 100-fold and 8-fold against LogEI
-    with BoTorch's default noise prior.
+    Noise (``noise_prior``, ``noise_fill``): ``low`` puts a Gamma(1, 100) prior on the GP's noise in standardized
+    units, so a nearly noiseless instrument is interpolated (on Branin it beats BoTorch's default prior
+    100-fold). On a flat, noisy background that prior makes the GP explain the noise as structure: it fits noise
+    1e-8 and lengthscales at BoTorch's lower bound (0.025), and qLogNEI then chases noise bumps in steps of that
+    size (the creep seen on narrow peaks). ``adaptive`` fits with the low prior and, when a lengthscale sits at its
+    bound (:func:`~planners._fitting.interpolates_noise`), fits again with no prior on the noise; ``noise_fill``
+    then proposes Sobol points while that honest fit puts more than the given share of the variance in noise and
+    no reading stands out of it (:func:`~planners._fitting.stands_out`): the data show only noise, so the space
+    is filled until the peak shows. The harness's ablations (``benchmarks/planners.py``, README) chose them.
+
+    Failed points (a failed, aborted or interrupted run, a rejected proposal; see :mod:`planners`) are never fit,
+    stay pending for good (``X_pending``), and no proposal lies within :data:`~planners._base.SAME_POINT` of one,
+    of a pending point or of another point of its batch (a repeat is replaced by a fresh Sobol point).
 
     Discrete variables are optimized relaxed and rounded to the nearest allowed value; categorical ones by
     ``optimize_acqf_mixed`` over every combination of categories when there are at most
@@ -119,102 +120,47 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         vocs: the problem (see :class:`~planners.PlannerBase`); constraints, several objectives, discrete and
             categorical variables are all supported.
         seed: seed for the design, the fit and the acquisition optimizer; ``None`` draws one.
-        n_initial: points of the Sobol design before the model takes over.
-        num_restarts: optimizer restarts for the acquisition function; by default 2 for one objective of one
-            or two variables (as good on Branin and the beamline over 10 seeds, and 20-30 % faster) and 4
-            otherwise (on Hartmann6, 2 restarts hit the optimum in 7 of 10 seeds against 8; on BraninCurrin
-            the hypervolume gap over 5 seeds was 1.96 against 1.71).
-        raw_samples: random samples used to choose the restarts.
-        maxiter: most optimizer iterations per restart.
-        ftol: the acquisition optimizer (L-BFGS-B) stops when an iteration improves the acquisition value by
-            less than this fraction; the default, 1e-4, is looser than scipy's 2.2e-9 and cuts the optimizer's
-            time by 20-40 % (the acquisition values are logarithms, so 1e-4 of them is a tiny change in EI).
-        reference_point: ``{objective: value}`` for the hypervolume, in each objective's units (two or more
-            objectives only).
-        travel_cost: penalty per unit of distance from the current position, one number for every
-            non-categorical variable or ``{variable: cost}``.
-        max_travel: the largest move from the current position, one number for every non-categorical
-            variable or ``{variable: distance}`` (variables left out are not limited).
-        refit: ``"scheduled"`` (fit the hyperparameters on the schedule above) or ``"always"`` (fit them
-            for every proposal, the slow reference).
-        always_refit_below: below this many ok observations, fit for every proposal.
-        refit_growth: from ``always_refit_below`` on, refit when the ok observations have grown by this
-            factor since the last scheduled size (> 1).
-        max_fit_points: fit the hyperparameters to at most this many observations (a seeded random subset).
-        acquisition: ``auto``, ``qlognei``, ``logei`` or ``logei-mean`` (see above).
-        low_noise_prior: put the Gamma(1, 100) prior on the GP noise (see above).
-        mc_samples: quasi-MC samples for the MC acquisition functions.
-        warm_start: start fits below ``always_refit_below`` from the last fit's hyperparameters, between cold
-            fits on a schedule (see above).
+        **options: see :class:`~planners.options.BoTorchOptions` (``closedloop planners botorch`` lists them).
 
     Raises:
-        PlannerError: the VOCS is unsupported or an option is out of range.
+        PlannerError: the VOCS is unsupported or an option is out of range (``planner.options.<name>: ...``).
     """
 
     supports_constraints = True
     supports_multi_objective = True
     supports_discrete = True
+    options_model: ClassVar[type[BoTorchOptions]] = BoTorchOptions
+    options: BoTorchOptions
 
-    def __init__(
-        self,
-        vocs: VOCS,
-        *,
-        seed: int | None = None,
-        n_initial: int = 5,
-        num_restarts: int | None = None,
-        raw_samples: int = 128,
-        maxiter: int = 200,
-        ftol: float = 1e-4,
-        reference_point: dict[str, float] | None = None,
-        travel_cost: float | dict[str, float] | None = None,
-        max_travel: float | dict[str, float] | None = None,
-        refit: Refit = "scheduled",
-        always_refit_below: int = 100,
-        refit_growth: float = 1.2,
-        max_fit_points: int = 300,
-        acquisition: Acquisition = "auto",
-        low_noise_prior: bool = True,
-        mc_samples: int = 128,
-        warm_start: bool = True,
-        **options: Any,
-    ) -> None:
+    def __init__(self, vocs: VOCS, *, seed: int | None = None, **options: Any) -> None:
         super().__init__(vocs, seed=seed, **options)
-        if num_restarts is None:
-            num_restarts = 2 if self.dim <= 2 and len(self.objective_names) == 1 else 4
-        for option, value, least in (
-            ("n_initial", n_initial, 1),
-            ("num_restarts", num_restarts, 1),
-            ("raw_samples", raw_samples, num_restarts),
-            ("maxiter", maxiter, 1),
-            ("always_refit_below", always_refit_below, MIN_OBSERVATIONS),
-            ("max_fit_points", max_fit_points, 10),
-            ("mc_samples", mc_samples, 16),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise PlannerError(f"BoTorchPlanner option {option} must be an integer >= {least}, got {value!r}")
-        if acquisition not in ACQUISITIONS:
+        o = self.options
+        #: Optimizer restarts: the option, or 2 for one objective in one or two variables and 4 otherwise (on
+        #: Hartmann6, 2 restarts hit the optimum in 7 of 10 seeds against 8; on BraninCurrin the hypervolume gap over
+        #: 5 seeds was 1.96 against 1.71; on Branin and the beamline 2 were as good and 20-30 % faster).
+        self.num_restarts = o.num_restarts or (2 if self.dim <= 2 and len(self.objective_names) == 1 else 4)
+        if o.raw_samples < self.num_restarts:
             raise PlannerError(
-                f"BoTorchPlanner option acquisition must be one of {', '.join(ACQUISITIONS)}, got {acquisition!r}"
+                f"planner.options.raw_samples: must be >= num_restarts ({self.num_restarts}), got {o.raw_samples}"
             )
-        self.acquisition: Acquisition = acquisition
+        self.n_initial = o.n_initial
+        self.raw_samples = o.raw_samples
+        self.maxiter = o.maxiter
+        self.ftol = o.ftol
+        self.acquisition: Acquisition = o.acquisition
         #: Quasi-MC samples for the MC acquisition functions (BoTorch's default is 512).
-        self.mc_samples = mc_samples
-        if not isinstance(low_noise_prior, bool):
-            raise PlannerError(f"BoTorchPlanner option low_noise_prior must be true or false, got {low_noise_prior!r}")
-        #: A Gamma(1, 100) prior on the noise (standardized units) that lets the GP interpolate noiseless data.
-        self.low_noise_prior = low_noise_prior
-        if not isinstance(warm_start, bool):
-            raise PlannerError(f"BoTorchPlanner option warm_start must be true or false, got {warm_start!r}")
-        self.warm_start = warm_start
-        if refit not in ("scheduled", "always"):
-            raise PlannerError(f"BoTorchPlanner option refit must be 'scheduled' or 'always', got {refit!r}")
-        growth = refit_growth if isinstance(refit_growth, int | float) and not isinstance(refit_growth, bool) else 0
-        if not (1.0 < growth < math.inf):
-            raise PlannerError(f"BoTorchPlanner option refit_growth must be a number > 1, got {refit_growth!r}")
-        self.refit: Refit = refit
-        self.always_refit_below = always_refit_below
-        self.refit_growth = float(growth)
-        self.max_fit_points = max_fit_points
+        self.mc_samples = o.mc_samples
+        #: The prior on the GP noise (see :class:`~planners.options.BoTorchOptions`).
+        self.noise_prior: NoisePrior = o.noise_prior
+        if o.low_noise_prior is not None:
+            self.noise_prior = "low" if o.low_noise_prior else "botorch"
+        self.warm_start = o.warm_start
+        #: Propose Sobol points while the GP puts more than this share of the objectives' variance in noise.
+        self.noise_fill = o.noise_fill
+        self.refit: Refit = o.refit
+        self.always_refit_below = o.always_refit_below
+        self.refit_growth = o.refit_growth
+        self.max_fit_points = o.max_fit_points
         #: Proposals whose GP hyperparameters were fitted successfully (one count for all the GPs of a proposal).
         self.n_fits = 0
         #: Proposals that reused the hyperparameters of the last scheduled fit.
@@ -222,50 +168,105 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         self._fitted: tuple[int, dict[str, Tensor]] | None = None  # (size, hyperparameters)
         #: (ok observations at the last cold fit, the last fit's hyperparameters), for warm starts
         self._warm: tuple[int, dict[str, Tensor]] | None = None
-        self.n_initial = n_initial
-        self.num_restarts = num_restarts
-        self.raw_samples = raw_samples
-        self.maxiter = maxiter
-        if isinstance(ftol, bool) or not isinstance(ftol, int | float) or not 0.0 < ftol < 1.0:
-            raise PlannerError(f"BoTorchPlanner option ftol must be a number between 0 and 1, got {ftol!r}")
-        self.ftol = float(ftol)
-        self.reference_point = parse_reference_point(reference_point, self.objective_names, self.signs)
-        self.travel_cost = per_variable("travel_cost", travel_cost, self.space, default=0.0)
-        self.max_travel = per_variable("max_travel", max_travel, self.space, default=float("inf"))
+        self.reference_point = parse_reference_point(o.reference_point, self.objective_names, self.signs)
+        self.travel_cost = per_variable("travel_cost", o.travel_cost, self.space, default=0.0)
+        self.max_travel = per_variable("max_travel", o.max_travel, self.space, default=float("inf"))
         self._unit_bounds = torch.stack([torch.zeros(self.dim), torch.ones(self.dim)]).to(torch.float64)
         self._position: Tensor | None = None
         self._position_at = -1  # number of records when set_position was called
+        #: (records ingested then, the model) of the last model-based proposal, for :meth:`predict`
+        self._last_model: tuple[int, Model] | None = None
 
     # -- proposing -----------------------------------------------------------------------------------------
 
     def _design(self, n: int, skip: int, box: Tensor | None) -> Tensor:
         """``n`` Sobol points from ``skip`` on, inside ``box``, discrete columns snapped."""
-        U = sobol_points(self.dim, n, seed=self.seed, skip=skip)
+        U = torch.from_numpy(sobol_points(self.dim, n, seed=self.seed, skip=skip))
         if box is not None:
             U = box[0] + U * (box[1] - box[0])
-        return self.space.snap_unit(U, box)
+        return self._snap(U, box)
 
-    def _propose(self, n: int) -> Tensor:
+    def train_tensors(self) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`~planners.PlannerBase.train_outcomes` as float64 tensors: ``X: n x d``, ``Y: n x m``, ``C: n x k``."""
+        X, Y, C = self.train_outcomes()
+        return torch.from_numpy(X), torch.from_numpy(Y), torch.from_numpy(C)
+
+    def _snap(self, U: Tensor, box: Tensor | None) -> Tensor:
+        """:meth:`Space.snap_unit <planners._space.Space.snap_unit>` on tensors."""
+        return torch.from_numpy(self.space.snap_unit(U.detach().numpy(), None if box is None else box.numpy()))
+
+    def _propose(self, n: int) -> np.ndarray:
+        return self._points(n).detach().numpy()
+
+    def _points(self, n: int) -> Tensor:
+        """``n`` new points in the unit cube, ``n x d`` (see :meth:`PlannerBase._propose`)."""
         known = self.n_known
         box = self._travel_box()
         n_design = min(n, max(0, self.n_initial - known))
         if self.n_observed < MIN_OBSERVATIONS:
             n_design = n
-        design = self._design(n_design, known, box)
+        # failed points (rejected, aborted, faulty) stay pending for good: the acquisition steers away from them
+        avoid = torch.from_numpy(np.concatenate([self.pending_unit(), self.failed_unit()]))
+        design = self._distinct(self._design(n_design, known, box), avoid, None, box, skip=known + n)
         if n_design == n:
             return design
-        X, Y, C = self.train_outcomes()
-        X_pending = torch.cat([self.pending_unit(), design])
+        X, Y, C = self.train_tensors()
+        X_pending = torch.cat([avoid, design])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed + known)
             try:
                 model = self._model(X, Y, C)
             except ModelFittingError as exc:
                 _log.warning("GP fit failed (%s); proposing Sobol points instead", exc)
-                return self._design(n, known, box)
+                return self._distinct(self._design(n, known, box), avoid, None, box, skip=known + n)
+            self._last_model = (len(self._records), model)
+            if self.noise_fill is not None and noise_share(model) > self.noise_fill and not stands_out(Y[:, 0]):
+                # the data show no structure yet, only noise, and no reading stands out: keep filling the space
+                return self._distinct(self._design(n, known, box), avoid, None, box, skip=known + n)
             candidates = self._optimize(model, X, Y, C, X_pending, q=n - n_design, box=box)
-        candidates = self._replace_duplicates(candidates, torch.cat([X, X_pending]), box, skip=known + n)
+        exact = X if (self.space.cat_dims or self.space.discrete_dims) else None
+        candidates = self._distinct(candidates, X_pending, exact, box, skip=known + n)
         return torch.cat([design, candidates])
+
+    def predict(self, points: list[dict[str, Any]]) -> list[dict[str, dict[str, float]]]:
+        """The model's prediction at each point (the :class:`~planners.Predicts` protocol).
+
+        Uses the model of the last proposal when nothing was ingested since, otherwise fits one now (from the
+        defaults, seeded; the planner's fitting schedule is left as it was).
+
+        Returns:
+            per point, ``{objective: {"mean", "std", "acquisition"}}``: the posterior mean and standard deviation
+            in the objective's own units and sense, and the acquisition value of that one point alone (the points
+            in flight, which include those under review, left out; the failed points pending; travel cost included).
+
+        Raises:
+            ValueError: fewer than two ok observations (no model yet), or a point's variable is not valid.
+        """
+        X, Y, C = self.train_tensors()
+        if len(X) < MIN_OBSERVATIONS:
+            raise PlannerError(f"no model yet: {len(X)} ok observation(s), the model needs {MIN_OBSERVATIONS}")
+        U = torch.from_numpy(self.to_unit([self.point_x(p) for p in points]))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed + self.n_known)
+            if self._last_model is not None and self._last_model[0] == len(self._records):
+                model = self._last_model[1]
+            else:
+                model = self._fit(X, Y, C)
+            failed = torch.from_numpy(self.failed_unit())
+            with expected_warnings_logged(), torch.no_grad():
+                acq = self._penalized(self._acquisition(model, X, Y, C, failed, q=1))
+                values = acq(U[:, None, :]).reshape(-1).tolist()
+                posterior = model.posterior(U)
+                mean, std = posterior.mean, posterior.variance.clamp_min(0.0).sqrt()  # type: ignore[attr-defined]
+        out = []
+        for i, value in enumerate(values):
+            out.append(
+                {
+                    name: {"mean": sign * float(mean[i, j]), "std": float(std[i, j]), "acquisition": float(value)}
+                    for j, (name, sign) in enumerate(zip(self.objective_names, self.signs, strict=True))
+                }
+            )
+        return out
 
     def _acquisition(
         self, model: Model, X: Tensor, Y: Tensor, C: Tensor, X_pending: Tensor, q: int
@@ -342,23 +343,30 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
                 candidates, _ = optimize_acqf_mixed(acq, bounds=bounds, q=q, fixed_features_list=combos, **effort)
             else:
                 candidates, _ = optimize_acqf(acq, bounds=bounds, q=q, **effort)
-        return self.space.snap_unit(candidates.detach().reshape(q, self.dim), box)
+        return self._snap(candidates.detach().reshape(q, self.dim), box)
 
-    def _replace_duplicates(self, candidates: Tensor, known: Tensor, box: Tensor | None, skip: int) -> Tensor:
-        """Replace candidates that repeat a known point or an earlier candidate by fresh Sobol points.
+    def _distinct(
+        self, candidates: Tensor, avoid: Tensor, exact: Tensor | None, box: Tensor | None, skip: int
+    ) -> Tensor:
+        """Replace each candidate that repeats another by a fresh Sobol point (inside ``box``) that does not.
 
-        Only rounding (discrete and categorical variables) makes repeats; in a space with every value
-        taken, a repeat is kept rather than fail.
+        A repeat lies within :data:`~planners._base.SAME_POINT` of a point in ``avoid`` (pending and failed points)
+        or of an earlier candidate, or exactly on a point of ``exact`` (the observations, given when rounding
+        discrete and categorical variables can land on them). In a space with every value taken, a repeat is
+        kept rather than fail.
         """
-        if not (self.space.cat_dims or self.space.discrete_dims):
-            return candidates
         out: list[Tensor] = []
-        spare = self._design(32, skip, box)
+        spare = self._design(max(32, 4 * len(candidates)), skip, box)
         used = 0
         for row in candidates:
-            taken = torch.cat([known, torch.stack(out)]) if out else known
-            while bool((taken - row).abs().max(dim=-1).values.le(1e-9).any()) and used < len(spare):
+            while used < len(spare) and self._repeats(row, torch.cat([avoid, *[r[None] for r in out]]), exact):
                 row = spare[used]
                 used += 1
             out.append(row)
-        return torch.stack(out)
+        return torch.stack(out) if out else candidates
+
+    @staticmethod
+    def _repeats(row: Tensor, avoid: Tensor, exact: Tensor | None) -> bool:
+        if len(avoid) and bool(near_any(row[None].numpy(), avoid.numpy())[0]):
+            return True
+        return exact is not None and len(exact) > 0 and bool((exact - row).abs().max(dim=-1).values.le(1e-9).any())

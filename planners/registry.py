@@ -1,20 +1,36 @@
-"""Finding planners: by name in the ``closedloop.planners`` entry-point group, or by import path."""
+"""Finding planners: by name in the ``closedloop.planners`` entry-point group, or by import path.
+
+Importing this module imports no torch, and neither do :func:`planner_names`, :func:`options_model` and
+:func:`accepts_option` for our own planners: their options models live in :mod:`planners.options`, found from
+the entry point's value without loading the planner class. :func:`load_planner` loads the class.
+"""
 
 from __future__ import annotations
 
 import inspect
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from gest_api.vocs import VOCS
 
 from closedloop.errors import PlannerError
 from closedloop.spec import PLANNER_GROUP, registered_planners, resolve_import_path
+from planners.options import BUILTIN_OPTIONS, PlannerOptions
 
 
 def planner_names() -> list[str]:
     """Names registered in the ``closedloop.planners`` entry-point group, sorted."""
     return registered_planners()
+
+
+def _entry_point(name: str) -> EntryPoint:
+    found = [entry for entry in entry_points(group=PLANNER_GROUP) if entry.name == name]
+    if not found:
+        raise PlannerError(
+            f"unknown planner '{name}'; registered: {', '.join(planner_names()) or 'none'}",
+            hint="or give the import path of a gest-api generator, 'package.module:Class'",
+        )
+    return found[0]
 
 
 def planner_class(name: str) -> Any:
@@ -29,20 +45,34 @@ def planner_class(name: str) -> Any:
         except ValueError as exc:
             raise PlannerError(str(exc)) from None
     else:
-        found = [entry for entry in entry_points(group=PLANNER_GROUP) if entry.name == name]
-        if not found:
-            raise PlannerError(
-                f"unknown planner '{name}'; registered: {', '.join(planner_names()) or 'none'}",
-                hint="or give the import path of a gest-api generator, 'package.module:Class'",
-            )
-        factory = found[0].load()
+        factory = _entry_point(name).load()
     if not callable(factory):
         raise PlannerError(f"planner '{name}' is {type(factory).__name__}, not a generator class")
     return factory
 
 
+def options_model(name: str) -> type[PlannerOptions] | None:
+    """The options model of a planner name or import path, or None when the planner declares none.
+
+    Our planners' models are found without importing the planner (so without torch); any other planner is
+    loaded and its ``options_model`` attribute read.
+
+    Raises:
+        PlannerError: the name is unknown or the path does not import.
+    """
+    path = name if ":" in name else _entry_point(name).value
+    if path in BUILTIN_OPTIONS:
+        return BUILTIN_OPTIONS[path]
+    model = getattr(planner_class(name), "options_model", None)
+    return model if isinstance(model, type) and issubclass(model, PlannerOptions) else None
+
+
 def accepts_option(name: str, option: str) -> bool:
-    """Whether the planner's constructor names ``option`` among its parameters (``**kwargs`` does not count)."""
+    """Whether the planner takes ``option``: a field of its options model, else a named constructor parameter
+    (``**kwargs`` does not count)."""
+    model = options_model(name)
+    if model is not None:
+        return option in model.model_fields
     return _accepts_name(planner_class(name), option)
 
 
@@ -65,11 +95,13 @@ def load_planner(name: str, vocs: VOCS, *, default_seed: int | None = None, **op
         **options: keyword arguments for the planner's constructor.
 
     Returns:
-        the planner: anything with gest-api's ``suggest``, ``ingest`` and ``finalize``.
+        the planner: anything with gest-api's ``suggest``, ``ingest`` and ``finalize``. A generator not of
+        this package comes wrapped in :class:`~planners.warmup.ColdStartGuard`, so that one that cannot propose
+        without data says to set ``planner.initial_design``.
 
     Raises:
         PlannerError: the name is unknown, the class does not import, the options do not fit its
-            constructor, or the planner refuses the VOCS.
+            constructor (``planner.options.<name>: ...``), or the planner refuses the VOCS.
     """
     factory = planner_class(name)
     if default_seed is not None and "seed" not in options and _accepts_name(factory, "seed"):
@@ -83,4 +115,8 @@ def load_planner(name: str, vocs: VOCS, *, default_seed: int | None = None, **op
     missing = [method for method in ("suggest", "ingest") if not callable(getattr(planner, method, None))]
     if missing:
         raise PlannerError(f"planner '{name}' is not a gest-api generator: it has no {', '.join(missing)}")
+    if (name if ":" in name else _entry_point(name).value) not in BUILTIN_OPTIONS:
+        from planners.warmup import ColdStartGuard
+
+        return ColdStartGuard(planner, name=name)
     return planner

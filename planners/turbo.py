@@ -16,8 +16,9 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from botorch.acquisition import qLogNoisyExpectedImprovement
 from botorch.exceptions import ModelFittingError
@@ -33,8 +34,9 @@ from torch import Tensor
 from torch.quasirandom import SobolEngine
 
 from closedloop.errors import PlannerError
-from planners._base import PlannerBase
+from planners._base import PlannerBase, near_any
 from planners._fitting import expected_warnings_logged
+from planners.options import MIN_OBSERVATIONS, TurboOptions
 
 _log = logging.getLogger(__name__)
 
@@ -45,8 +47,6 @@ LENGTH_MAX = 1.6
 SUCCESS_TOLERANCE = 3
 #: An observation improves on the best when it beats it by this fraction of ``|best|`` (as in the paper).
 IMPROVEMENT_FRACTION = 1e-3
-#: The GP needs at least this many ok observations in the current run; before that the planner proposes Sobol points.
-MIN_OBSERVATIONS = 2
 
 
 @dataclass(frozen=True)
@@ -131,60 +131,33 @@ class TurboPlanner(PlannerBase):
     Reproducible: the same seed and the same ingested sequence give the same points, and the state is a
     function of the ingested sequence alone, so a planner rebuilt from re-ingested observations carries on.
 
+    Failed points (rejected, aborted, faulty runs) are never fit and stay pending for good (conditioned on for
+    Thompson sampling, ``X_pending`` for qLogNEI); no proposal lies within ``SAME_POINT`` of one, of a pending
+    point or of another point of the batch.
+
     Args:
         vocs: the problem: continuous variables, one objective, no constraints.
         seed: seed for the designs, the fit and the acquisition; ``None`` draws one.
-        n_initial: points of each run's Sobol design; default ``max(2 * d, 5)``.
-        batch_size: observations per success/failure step (``q`` in the paper); set it to the number of points
-            asked for at a time.
-        acquisition: ``"ts"`` (Thompson sampling) or ``"qlognei"``.
-        n_candidates: Thompson-sampling candidates; default ``min(5000, max(1000, 100 * d))``.
-        max_fit_points: most observations fit by the GP.
-        num_restarts: optimizer restarts (``"qlognei"`` only).
-        raw_samples: raw samples choosing the restarts (``"qlognei"`` only).
+        **options: see :class:`~planners.options.TurboOptions` (``closedloop planners turbo`` lists them).
 
     Raises:
         PlannerError: the VOCS is unsupported (constraints, several objectives, non-continuous variables) or an
             option is out of range.
     """
 
-    def __init__(
-        self,
-        vocs: VOCS,
-        *,
-        seed: int | None = None,
-        n_initial: int | None = None,
-        batch_size: int = 1,
-        acquisition: Literal["ts", "qlognei"] = "ts",
-        n_candidates: int | None = None,
-        max_fit_points: int = 200,
-        num_restarts: int = 4,
-        raw_samples: int = 128,
-        **options: Any,
-    ) -> None:
+    options_model: ClassVar[type[TurboOptions]] = TurboOptions
+    options: TurboOptions
+
+    def __init__(self, vocs: VOCS, *, seed: int | None = None, **options: Any) -> None:
         super().__init__(vocs, seed=seed, **options)
-        d = self.dim
-        n_initial = max(2 * d, 5) if n_initial is None else n_initial
-        n_candidates = min(5000, max(1000, 100 * d)) if n_candidates is None else n_candidates
-        for option, value, least in (
-            ("n_initial", n_initial, MIN_OBSERVATIONS),
-            ("batch_size", batch_size, 1),
-            ("n_candidates", n_candidates, 1),
-            ("max_fit_points", max_fit_points, MIN_OBSERVATIONS),
-            ("num_restarts", num_restarts, 1),
-            ("raw_samples", raw_samples, num_restarts),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise PlannerError(f"TurboPlanner option {option} must be an integer >= {least}, got {value!r}")
-        if acquisition not in ("ts", "qlognei"):
-            raise PlannerError(f"TurboPlanner option acquisition must be 'ts' or 'qlognei', got {acquisition!r}")
-        self.n_initial = n_initial
-        self.batch_size = batch_size
-        self.acquisition = acquisition
-        self.n_candidates = n_candidates
-        self.max_fit_points = max_fit_points
-        self.num_restarts = num_restarts
-        self.raw_samples = raw_samples
+        o, d = self.options, self.dim
+        self.n_initial = max(2 * d, 5) if o.n_initial is None else o.n_initial
+        self.batch_size = o.batch_size
+        self.acquisition = o.acquisition
+        self.n_candidates = min(5000, max(1000, 100 * d)) if o.n_candidates is None else o.n_candidates
+        self.max_fit_points = o.max_fit_points
+        self.num_restarts = o.num_restarts
+        self.raw_samples = o.raw_samples
         #: 2 x d, the trust region of the last proposal in the unit cube, or None when it came from a design.
         self.last_region: Tensor | None = None
 
@@ -225,19 +198,23 @@ class TurboPlanner(PlannerBase):
     # -- proposing -----------------------------------------------------------------------------------------
 
     def _data(self) -> tuple[Tensor, Tensor]:
-        """:meth:`train_data`, or empty ``0 x d`` and ``0 x 1`` tensors before any ok observation."""
-        if self.n_observed == 0:
-            return torch.zeros(0, self.dim, dtype=torch.float64), torch.zeros(0, 1, dtype=torch.float64)
-        return self.train_data()
+        """:meth:`train_data` as tensors (``0 x d`` and ``0 x 1`` before any ok observation)."""
+        X, Y = self.train_data()
+        return torch.from_numpy(X).reshape(-1, self.dim), torch.from_numpy(Y).reshape(-1, 1)
 
-    def _propose(self, n: int) -> Tensor:
+    def _propose(self, n: int) -> np.ndarray:
+        return self._points(n).detach().numpy()
+
+    def _points(self, n: int) -> Tensor:
+        """``n`` new points in the unit cube, ``n x d`` (see :meth:`PlannerBase._propose`)."""
         X, Y = self._data()
         state = replay_trust_region(
             Y.reshape(-1).tolist(), dim=self.dim, n_initial=self.n_initial, batch_size=self.batch_size
         )
         X, Y = X[state.run_start :], Y[state.run_start :]
-        pending = self.pending_unit()
-        n_design = min(n, max(0, self.n_initial - len(Y) - len(pending)))
+        n_design = min(n, max(0, self.n_initial - len(Y) - len(self._pending)))
+        # failed points stay pending for good, so that they are never proposed again
+        pending = torch.from_numpy(np.concatenate([self.pending_unit(), self.failed_unit()]))
         if len(Y) < MIN_OBSERVATIONS:
             n_design = n
         design = self._design(n_design, state.restarts)
@@ -265,7 +242,22 @@ class TurboPlanner(PlannerBase):
                 candidates = self._thompson(model, center, region, X_pending, q)
             else:
                 candidates = self._qlognei(model, X, region, X_pending, q)
+            candidates = self._distinct(candidates, X_pending, region)
         return torch.cat([design, candidates])
+
+    @staticmethod
+    def _distinct(candidates: Tensor, avoid: Tensor, region: Tensor) -> Tensor:
+        """Replace each candidate within ``SAME_POINT`` of ``avoid`` or of an earlier one by a uniform point of
+        ``region`` that is not (kept after 100 tries, in a region too small to hold it)."""
+        out: list[Tensor] = []
+        for row in candidates:
+            for _ in range(100):
+                taken = torch.cat([avoid, *[r[None] for r in out]])
+                if not len(taken) or not bool(near_any(row[None].numpy(), taken.numpy())[0]):
+                    break
+                row = region[0] + (region[1] - region[0]) * torch.rand(len(row), dtype=torch.float64)
+            out.append(row)
+        return torch.stack(out)
 
     def _nearest(self, X: Tensor, Y: Tensor, center: Tensor) -> tuple[Tensor, Tensor]:
         """The ``max_fit_points`` observations nearest ``center`` (sup norm), all of them when there are fewer."""

@@ -36,15 +36,15 @@ def test_an_xopt_generator_runs_a_session_by_import_path(tmp_path: Path, write_s
 
 
 def test_an_xopt_generator_without_a_design_fails_cleanly(tmp_path: Path, write_session) -> None:
-    """Xopt's Bayesian generators cannot start without data: the session holds for an operator with the reason,
-    nothing runs, and it never dies of it."""
+    """Xopt's Bayesian generators cannot start without data: the session holds for an operator, saying to set the
+    initial design; nothing runs, and it never dies of it."""
     pytest.importorskip("xopt", reason="xopt is in the dev extras")
     data = beamline_session(planner={"name": XOPT_EI})
     session = Session.create(write_session(data), tmp_path / "run")
     try:
         checkpoint = session.advance()
         assert checkpoint is not None and checkpoint.kind == "failures"
-        assert "the planner failed" in checkpoint.reason and "no data" in checkpoint.reason
+        assert "cannot propose without data" in checkpoint.reason and "planner.initial_design" in checkpoint.reason
         assert session.outcome == "waiting"
         assert session.store.count_observations() == 0
     finally:

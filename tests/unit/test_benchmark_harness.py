@@ -13,6 +13,7 @@ from benchmarks._problems import (
     BRANIN_CURRIN_MAX_HV,
     DISK_OPTIMUM_POINT,
     DISK_OPTIMUM_VALUE,
+    PEAKS,
     PROBLEMS,
     feasible_optimum,
     grid_hypervolume,
@@ -153,5 +154,23 @@ def test_smoke_run_writes_table_json_and_plot(tmp_path) -> None:
     assert results["finished"] is True
     (run,) = results["runs"]
     assert run["status"] == "ok" and len(run["regret"]) == 5 and len(run["seconds"]) == 5
-    assert "final_regret" in results["summary"]["branin"]["sobol"]
+    summary = results["summary"]["branin"]["sobol"]
+    assert summary["final_regret_worst"] == max(run["regret"][-1] for run in results["runs"])
+    assert "| worst seed |" in table
     assert (tmp_path / "regret_branin.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("name", [peak[0] for peak in PEAKS])
+def test_a_narrow_peak_problem_is_flat_noise_almost_everywhere(name: str) -> None:
+    """Its optimum is at the centre, and most of the space reads only the background (within 3 noise sd)."""
+    problem = PROBLEMS[name]
+    centre = problem.extra["centre"]
+    assert problem.truth(centre)["f"] == pytest.approx(problem.optimum)
+    assert problem.regret_curve([problem.truth(centre)]) == [0.0]
+    values = np.array([problem.truth(p)["f"] for p in _random_points(name, 3000, seed=3)])
+    assert values.max() < problem.optimum
+    background = np.abs(values - 20.0) < 3 * problem.noise
+    assert 0.9 < background.mean() < 1.0  # a narrow peak: most points see nothing, a few see it
+    rng = np.random.default_rng(0)
+    measured = np.array([problem.evaluate(centre, rng)["f"] for _ in range(2000)])
+    assert measured.std() == pytest.approx(problem.noise, rel=0.1)

@@ -71,7 +71,7 @@ def test_grid_shuffle_is_seeded_and_complete():
         planner.suggest(2)
 
 
-def test_grid_skips_what_was_measured_and_offers_discarded_points_again():
+def test_grid_skips_what_was_measured_or_failed():
     original = GridPlanner(VOCS_2D, seed=3, points_per_dim=3)
     done = measured(original.suggest(4))
     done[0]["f"] = None  # failed, still done
@@ -80,17 +80,16 @@ def test_grid_skips_what_was_measured_and_offers_discarded_points_again():
     rebuilt.ingest(measured(done, foreign=True) + [{"a": 0.123, "b": 1.0, "f": 1.0}])  # off the grid: no slot
     assert rebuilt.remaining == 5
     assert xy(rebuilt.suggest(5)) == xy(original.suggest(5))
-    original.discard([p["_id"] for p in original.pending[:2]])
-    assert original.remaining == 2
+    assert original.remaining == 0
 
 
 def test_grid_midpoint_and_option_checks():
     assert xy(GridPlanner(VOCS_2D, seed=0, points_per_dim={"a": 1, "b": 1}).suggest(1)) == [(0.0, 5.0)]
-    with pytest.raises(PlannerError, match="unknown variables: c"):
+    with pytest.raises(PlannerError, match="^planner.options.points_per_dim: unknown variables c$"):
         GridPlanner(VOCS_2D, seed=0, points_per_dim={"c": 3})
-    with pytest.raises(PlannerError, match="'b' must be an integer >= 1"):
+    with pytest.raises(PlannerError, match="^planner.options.points_per_dim: must be >= 1 for 'b', got {'b': 0}$"):
         GridPlanner(VOCS_2D, seed=0, points_per_dim={"b": 0})
-    with pytest.raises(PlannerError, match="4000000 points"):
+    with pytest.raises(PlannerError, match="^planner.options.points_per_dim: the grid has 4000000 points"):
         GridPlanner(VOCS_2D, seed=0, points_per_dim=2000)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 from gest_api.vocs import VOCS
 
 from closedloop.errors import PlannerError
@@ -39,10 +40,10 @@ def test_every_acquisition_and_prior_proposes_inside_the_bounds(acquisition: str
 def test_the_low_noise_prior_lets_the_gp_interpolate_noiseless_data() -> None:
     noises = {}
     for low in (False, True):
-        planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=12, low_noise_prior=low)
+        planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=12, noise_prior="low" if low else "botorch")
         points = planner.suggest(12)
         planner.ingest([{**p, "f": peak(p["x"], p["y"])} for p in points])
-        X, Y, C = planner.train_outcomes()
+        X, Y, C = planner.train_tensors()
         noises[low] = float(planner._model(X, Y, C).likelihood.noise.detach().mean())
     assert noises[True] < noises[False] / 10
 
@@ -50,11 +51,19 @@ def test_the_low_noise_prior_lets_the_gp_interpolate_noiseless_data() -> None:
 @pytest.mark.parametrize(
     ("options", "words"),
     [
-        ({"acquisition": "ucb"}, "acquisition must be one of auto, logei, logei-mean, qlognei"),
-        ({"low_noise_prior": "yes"}, "low_noise_prior must be true or false"),
-        ({"warm_start": 1}, "warm_start must be true or false"),
-        ({"ftol": 0}, "ftol must be a number between 0 and 1"),
-        ({"ftol": "1e-4"}, "ftol must be a number between 0 and 1"),
+        ({"acquisition": "ucb"}, "^planner.options.acquisition: Input should be 'auto', 'qlognei', 'logei' or "),
+        (
+            {"noise_prior": "none"},
+            "^planner.options.noise_prior: Input should be 'low', 'botorch', 'flat' or 'adaptive', got 'none'$",
+        ),
+        ({"low_noise_prior": "yes"}, "^planner.options.low_noise_prior: Input should be a valid boolean, got 'yes'$"),
+        ({"warm_start": 1}, "^planner.options.warm_start: Input should be a valid boolean, got 1$"),
+        ({"ftol": 0}, "^planner.options.ftol: Input should be greater than 0, got 0$"),
+        ({"ftol": "1e-4"}, "^planner.options.ftol: Input should be a valid number, got '1e-4'$"),
+        ({"num_restarts": 0}, "^planner.options.num_restarts: Input should be greater than or equal to 1, got 0$"),
+        ({"raw_samples": 2, "num_restarts": 4}, r"^planner.options: raw_samples \(2\) must be >= num_restarts \(4\)$"),
+        ({"raw_samples": 1}, r"^planner.options.raw_samples: must be >= num_restarts \(2\), got 1$"),
+        ({"n_intial": 3}, r"^planner.options.n_intial: unknown option \(options: n_initial, "),
     ],
 )
 def test_bad_options_are_refused(options: dict, words: str) -> None:
@@ -74,11 +83,11 @@ def test_noiseless_tells_noiseless_data_from_noisy_data() -> None:
         planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=40, num_restarts=2, raw_samples=32)
         points = planner.suggest(40)
         planner.ingest([{**p, "f": peak(p["x"], p["y"]) + noise * rng.normal()} for p in points])
-        X, Y, C = planner.train_outcomes()
+        X, Y, C = planner.train_tensors()
         model = planner._model(X, Y, C)
         found[noise] = noiseless(model)
         # one objective, no constraints: qLogNEI either way
-        acq = planner._acquisition(model, X, Y, C, planner.pending_unit(), q=1)
+        acq = planner._acquisition(model, X, Y, C, torch.from_numpy(planner.pending_unit()), q=1)
         assert type(acq).__name__ == "qLogNoisyExpectedImprovement"
     assert found == {0.0: True, 0.1: False}
 

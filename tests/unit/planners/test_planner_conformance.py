@@ -235,10 +235,21 @@ def test_minimize(planner_name, evaluate):
     assert len(planner.suggest(1)) == 1
 
 
-def test_discard_pending(planner_name, vocs):
-    planner = load_planner(planner_name, vocs, seed=SEED)
-    points = planner.suggest(3)
-    planner.discard([points[0]["_id"], points[2]["_id"]])
-    assert [p["_id"] for p in planner.pending] == [points[1]["_id"]]
-    with pytest.raises(ValueError, match="not pending"):
-        planner.discard([points[0]["_id"]])
+def test_a_failed_point_is_not_proposed_again_live_or_rebuilt(planner_name, vocs, evaluate):
+    """The agent tells a planner about a rejected (or aborted) point by ingesting it as failed: every output NaN,
+    with its ``_id`` live, without it on resume. Neither planner proposes it again."""
+    live = load_planner(planner_name, vocs, seed=SEED)
+    done = evaluate(live.suggest(6))
+    live.ingest(done)
+    batch = live.suggest(2)
+    rejected = batch[0]
+    live.ingest([{**rejected, "f": math.nan}, *evaluate(batch[1:])])
+    rebuilt = load_planner(planner_name, vocs, seed=SEED)
+    rebuilt.ingest([{k: v for k, v in r.items() if k != "_id"} for r in done])
+    rebuilt.ingest([{"x1": rejected["x1"], "x2": rejected["x2"], "energy": 9.5, "f": math.nan}])
+    rebuilt.ingest([{k: v for k, v in r.items() if k != "_id"} for r in evaluate(batch[1:])])
+    for planner in (live, rebuilt):
+        assert planner.n_failed == 1
+        for point in planner.suggest(4):
+            same = abs(point["x1"] - rejected["x1"]) <= 3e-3 and abs(point["x2"] - rejected["x2"]) <= 5e-3
+            assert not same, f"{planner_name} proposed the rejected point {rejected} again: {point}"

@@ -71,11 +71,11 @@ def test_region_holds_the_best_point_and_every_proposal():
     second = planner.suggest(2)  # with the first two pending
     region = planner.last_region
     assert region is not None
-    best = planner.to_unit(torch.tensor([[planner.best[f"x{i}"] for i in range(3)]], dtype=torch.float64))
+    best = torch.from_numpy(planner.to_unit([[planner.best[f"x{i}"] for i in range(3)]]))
     assert bool(((region[0] <= best) & (best <= region[1])).all())
     for point in first + second:
         assert all(-1.0 <= point[f"x{i}"] <= 1.0 for i in range(3))
-    U = planner.to_unit(torch.tensor([[p[f"x{i}"] for i in range(3)] for p in second], dtype=torch.float64))
+    U = torch.from_numpy(planner.to_unit([[p[f"x{i}"] for i in range(3)] for p in second]))
     assert bool(((region[0] - 1e-12 <= U) & (U <= region[1] + 1e-12)).all())
     assert second[0] != second[1]
 
@@ -86,7 +86,7 @@ def test_qlognei_proposes_inside_the_region():
     points = planner.suggest(2)
     region = planner.last_region
     assert region is not None
-    U = planner.to_unit(torch.tensor([[p["x0"], p["x1"]] for p in points], dtype=torch.float64))
+    U = torch.from_numpy(planner.to_unit([[p["x0"], p["x1"]] for p in points]))
     assert bool(((region[0] - 1e-9 <= U) & (U <= region[1] + 1e-9)).all())
 
 

@@ -1,0 +1,71 @@
+"""The noise model on a flat, noisy background: the low-noise prior explains noise as structure (the creep seen
+on narrow peaks); ``adaptive`` refits without it, and ``noise_fill`` fills the space until a reading stands out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gest_api.vocs import VOCS
+
+from planners import BoTorchPlanner
+from planners._fitting import interpolates_noise, noise_share, stands_out
+from planners.sobol import sobol_points
+
+VOCS_2D = VOCS(variables={"x": [-1.5, 1.5], "y": [-1.5, 1.5]}, objectives={"f": "MAXIMIZE"})
+FAST = {"num_restarts": 2, "raw_samples": 32, "maxiter": 50, "n_initial": 40}
+
+
+def flat_noise(points: list[dict], seed: int = 0) -> list[dict]:
+    """Background 20 with noise sd 10: nothing to find here."""
+    rng = np.random.default_rng(seed)
+    return [dict(p, f=20.0 + 10.0 * rng.normal()) for p in points]
+
+
+def fitted(noise_prior: str, results: list[dict]) -> tuple[BoTorchPlanner, object]:
+    planner = BoTorchPlanner(VOCS_2D, seed=0, noise_prior=noise_prior, noise_fill=None, **FAST)
+    planner.ingest(results)
+    X, Y, C = planner.train_tensors()
+    return planner, planner._fit(X, Y, C)
+
+
+def design(n: int = 40) -> list[dict]:
+    U = sobol_points(2, n, seed=11)
+    return [{"x": -1.5 + 3 * u[0], "y": -1.5 + 3 * u[1]} for u in U.tolist()]
+
+
+def test_the_low_noise_prior_explains_flat_noise_as_structure_and_adaptive_does_not() -> None:
+    results = flat_noise(design())
+    _, low = fitted("low", results)
+    # measured: noise 1e-8, one lengthscale 0.025 (the bound), the other 0.09
+    assert interpolates_noise(low) and noise_share(low) < 0.01  # noise taken for signal
+    _, adaptive = fitted("adaptive", results)
+    assert noise_share(adaptive) > 0.3  # measured 0.49: much of the variation is noise, as it is (all of it)
+
+
+def test_smooth_data_keep_the_low_noise_fit() -> None:
+    results = [dict(p, f=-((p["x"] - 0.3) ** 2) - (p["y"] + 0.2) ** 2) for p in design()]
+    _, low = fitted("low", results)
+    _, adaptive = fitted("adaptive", results)
+    assert not interpolates_noise(low)
+    assert noise_share(adaptive) < 0.01  # kept nearly noiseless, as noiseless data should be
+
+
+def test_stands_out() -> None:
+    rng = np.random.default_rng(1)
+    background = torch.from_numpy(20.0 + 10.0 * rng.normal(size=100))
+    assert not stands_out(background)
+    assert stands_out(torch.cat([background, torch.tensor([140.0], dtype=torch.float64)]))
+
+
+@pytest.mark.parametrize("peak_seen", [False, True])
+def test_noise_fill_fills_the_space_until_a_reading_stands_out(peak_seen: bool) -> None:
+    results = flat_noise(design())
+    if peak_seen:
+        results[5]["f"] = 600.0  # the flank of a narrow peak
+    planner = BoTorchPlanner(VOCS_2D, seed=0, **FAST)  # the defaults: adaptive, noise_fill 0.3
+    planner.ingest(results)
+    (point,) = planner.suggest(1)
+    next_sobol = -1.5 + 3 * sobol_points(2, 1, seed=0, skip=40)[0]
+    is_sobol = bool(np.allclose([point["x"], point["y"]], next_sobol))
+    assert is_sobol is not peak_seen
