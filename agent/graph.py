@@ -156,7 +156,8 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
                 for p in proposals
             ]
         else:
-            info = checkpoint_info(spec, "review", iteration, proposals, current, predictions, ctx.tally, why)
+            predicts = callable(getattr(ctx.planner, "predict", None))
+            info = checkpoint_info(spec, "review", iteration, proposals, current, predictions, ctx.tally, why, predicts)
             decisions = read_answer(interrupt(info), ids, key)
             # what was asked, with the model's prediction, for the audit trail (once per checkpoint)
             asked = {"checkpoint": key, "reason": why, "proposals": info["proposals"]}

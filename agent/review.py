@@ -89,18 +89,27 @@ def checkpoint_info(
     predictions: Sequence[Mapping[str, Any] | None],
     tally: Tally,
     reason: str = "",
+    predicts: bool = False,
 ) -> dict[str, Any]:
-    """What an operator is shown at a checkpoint (JSON-ready; the same at the terminal and through the channel)."""
+    """What an operator is shown at a checkpoint (JSON-ready; the same at the terminal and through the channel).
+
+    ``predicts`` says the planner has a model that predicts: its points without a prediction yet are its initial
+    design, those with one the model's choice.
+    """
     shown = []
     for proposal, prediction in zip(proposals, predictions, strict=True):
-        guess = dict(prediction or {})
-        acquisition = guess.pop("acquisition", None)
+        guess: dict[str, Any] = {}
+        acquisition = (prediction or {}).get("acquisition")
+        for objective, value in (prediction or {}).items():
+            if isinstance(value, Mapping) and "mean" in value:
+                guess[objective] = {"mean": float(value["mean"]), "std": float(value.get("std", 0.0))}
+                acquisition = value.get("acquisition", acquisition)
         shown.append(
             {
                 "id": proposal.id,
                 "setpoints": dict(proposal.setpoints),
                 "origin": proposal.origin,
-                "why": proposal.why or proposal.origin,
+                "why": _why(proposal, bool(guess), predicts),
                 "current": {name: current.get(name) for name in spec.variables},
                 "prediction": guess or None,
                 "acquisition": acquisition if isinstance(acquisition, float) else None,
@@ -131,6 +140,14 @@ def checkpoint_info(
         "best": tally.best,
         "choices": choices,
     }
+
+
+def _why(proposal: Proposal, predicted: bool, predicts: bool) -> str:
+    if proposal.why and proposal.why != "planner":
+        return proposal.why  # an operator's point or edit, or what the planner said
+    if predicted:
+        return "model"
+    return "initial design" if predicts else "planner"
 
 
 def read_answer(answer: Any, ids: Sequence[str], checkpoint: str) -> list[Decision]:
