@@ -79,8 +79,11 @@ def run_then_kill(command: list[str], ready, log_path: Path, stdin: str | None =
             "instrument.factory: 'nowhere.devices:make' does not import",
         ),
         ({"budget": {"experiments": 0}}, "budget.experiments"),
-        ({"planner": {"name": "sobol", "options": {"colour": 1}}}, "SobolPlanner got unknown options: colour"),
-        ({"planner": {"name": "botorch", "options": {"n_initial": 0}}}, "n_initial must be an integer >= 1"),
+        ({"planner": {"name": "sobol", "options": {"colour": 1}}}, "planner.options.colour: unknown option"),
+        (
+            {"planner": {"name": "botorch", "options": {"n_initial": 0}}},
+            "planner.options.n_initial: Input should be greater than or equal to 1",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, write_session, overrides: dict, field: str) -> None:

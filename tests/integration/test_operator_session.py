@@ -33,8 +33,12 @@ def meta(folder: Path, key: str) -> Any:
 
 
 def count(folder: Path, query: str) -> int:
-    with sqlite3.connect(folder / "store.sqlite") as conn:
-        return int(conn.execute(query).fetchone()[0])
+    """A count from the session's store (0 while the store is still being made)."""
+    try:
+        with sqlite3.connect(folder / "store.sqlite") as conn:
+            return int(conn.execute(query).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
 
 
 def wait_for(condition, timeout: float = 60.0) -> None:
@@ -190,6 +194,7 @@ def test_ctrl_c_stops_after_the_run_and_twice_aborts_it(tmp_path: Path, write_se
         finally:
             if process.poll() is None:
                 process.kill()
+                process.communicate(timeout=30)  # closes the pipes
         assert process.returncode == 3, out + err
         assert "Traceback" not in err and "RunEngine" not in err
         assert meta(folder, "state") == "stopped"

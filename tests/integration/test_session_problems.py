@@ -69,7 +69,7 @@ def test_max_step_keeps_every_move_short_and_nothing_is_refused(
     tmp_path: Path, write_session, planner: dict[str, Any]
 ) -> None:
     # refusals count as failed runs for the failure policy: let sobol's many refusals run on here
-    data = beamline_session(planner=planner, budget={"experiments": 8}, seed=2, failures={"max_consecutive": 50})
+    data = beamline_session(planner=planner, budget={"experiments": 8}, seed=2, failures={"max_consecutive": 1000})
     for variable in data["variables"].values():
         variable["max_step"] = 0.4
     _, observations, events = run(tmp_path, write_session, data)
