@@ -20,16 +20,7 @@ import pytest
 import yaml
 
 from tests.conftest import beamline_session
-from tests.integration.test_cli import CLI, closedloop
-
-
-def meta(folder: Path, key: str) -> Any:
-    try:
-        with sqlite3.connect(folder / "store.sqlite") as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    except sqlite3.OperationalError:
-        return None
-    return json.loads(row[0]) if row else None
+from tests.integration.test_cli import CLI, closedloop, meta
 
 
 def count(folder: Path, query: str) -> int:
