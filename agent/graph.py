@@ -252,7 +252,8 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         return {}
 
     def decision_ids(proposal_id: str) -> list[str]:
-        return [d.id for _, d in store.decisions_for(proposal_id)]
+        """The decisions that released a proposal's run (an edit's: those on the proposal it edited)."""
+        return [d.id for _, d in store.decisions_for(proposal_id.removesuffix("-edit"))]
 
     def ingest(state: LoopState) -> LoopState:
         for proposal in store.proposals(ids=state["proposal_ids"]):
