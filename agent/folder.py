@@ -25,10 +25,12 @@ def holds_session(folder: Path) -> bool:
     """Whether the folder holds a session: a store that records a session id (a creation that was killed before it
     recorded one holds none, and a new ``run`` may start over in it)."""
     path = folder / STORE_FILE
-    if not path.exists():
+    if not path.exists() or path.stat().st_size == 0:
         return False
     try:
         with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
+                return False  # a database with no session tables yet: a creation that never got that far
             row = conn.execute("SELECT value FROM meta WHERE key = 'session_id'").fetchone()
     except sqlite3.Error:
         return True  # unreadable: not ours to overwrite; opening it says what is wrong

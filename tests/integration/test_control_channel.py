@@ -216,10 +216,12 @@ def test_a_subscriber_gets_the_recent_events_then_live_ones_each_once(tmp_path: 
         server.publish("observation", {"proposal_id": f"p-{i}", "values": {"flux": float(i)}})
     events = subscribe(tmp_path)
     received = [next(events) for _ in range(5)]  # sent before it subscribed: from the backlog
-    assert [e.seq for e in received] == [1, 2, 3, 4, 5]
-    assert received[2].data == {"proposal_id": "p-2", "values": {"flux": 2.0}}
+    # each once; under load a replay under way as it joins can hand one over first (see subscribe's docstring)
+    assert sorted(e.seq for e in received) == [1, 2, 3, 4, 5]
+    by_seq = {e.seq: e for e in received}
+    assert by_seq[3].data == {"proposal_id": "p-2", "values": {"flux": 2.0}}
     late = subscribe(tmp_path, since=3)  # a second subscriber joins: the first must not see repeats
-    assert [next(late).seq for _ in range(2)] == [4, 5]
+    assert sorted(next(late).seq for _ in range(2)) == [4, 5]
     server.publish("best", {"value": 9.0})
     assert (next(events).kind, next(late).kind) == ("best", "best")
     server.close()

@@ -49,6 +49,8 @@ def start_documents(folder: Path) -> list[str]:
 
 def in_flight(folder: Path) -> bool:
     """A run has started (its intent is stored) and is not stored as done."""
+    if not (folder / "store.sqlite").exists():
+        return False  # never let the poll itself make the file
     try:
         with sqlite3.connect(folder / "store.sqlite") as conn:
             row = conn.execute(
