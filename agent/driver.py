@@ -6,7 +6,6 @@ Ctrl-C never reaches the RunEngine: the first asks to stop after the current run
 
 from __future__ import annotations
 
-import getpass
 import queue
 import signal
 import sys
@@ -20,6 +19,7 @@ from rich.markup import escape
 
 from agent.operations import Operations
 from agent.session import Checkpoint, Session
+from closedloop.control import operator_name
 from closedloop.errors import ClosedLoopError
 from closedloop.records import Decision, Verdict
 
@@ -28,14 +28,6 @@ HELP = (
     "a approve, A approve this and all later ones, r [reason] reject, e NAME=VALUE ... edit, s stop; "
     "for a batch, one letter per proposal (a r a)"
 )
-
-
-def operator_name() -> str:
-    """The OS user, the default name decisions are recorded under."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "operator"
 
 
 class TerminalReader(threading.Thread):
