@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from agent.lanes import Lanes
 from agent.status import Tally
 from agent.store import SessionStore
 from closedloop.errors import PlannerError
@@ -44,7 +45,7 @@ class LoopContext:
         spec: the session spec.
         store: the session store.
         planner: the gest-api generator proposing points.
-        executor: runs proposals.
+        lanes: the instruments that run proposals, each in a thread of its own.
         runs: the folder of ``<proposal id>.jsonl`` document files.
         tally: running counts (experiments, failures, best so far).
         on_observation: called after each stored observation (progress bars).
@@ -56,7 +57,7 @@ class LoopContext:
     spec: SessionSpec
     store: SessionStore
     planner: Suggests
-    executor: Executes
+    lanes: Lanes
     runs: Path
     tally: Tally
     on_observation: Callable[[Observation], None] = lambda observation: None
@@ -68,9 +69,14 @@ class LoopContext:
         """The budget in force (an operator may have changed it)."""
         return int(self.store.meta("budget", self.spec.budget.experiments))
 
+    @property
+    def executor(self) -> Executes:
+        """The first instrument's executor."""
+        return self.lanes.first
+
     def positions(self) -> dict[str, Any]:
-        """Where each variable's device is now, as far as the executor can say."""
-        return self.executor.positions()
+        """Where each variable's device will be when the next proposal starts, as far as the executors can say."""
+        return self.lanes.next_positions()
 
     def predictions(self, proposals: list[Proposal]) -> list[dict[str, Any] | None]:
         """The planner's prediction for each proposal, or None for planners that do not predict."""

@@ -23,9 +23,19 @@ class RunFile:
         self.documents: list[tuple[str, dict[str, Any]]] = []
         self._file: IO[str] | None = None
 
-    def __enter__(self) -> RunFile:
+    def open(self) -> RunFile:
+        """Create the file (empty) and return the sink."""
         self._file = self.path.open("w", encoding="utf-8")
         return self
+
+    def close(self) -> None:
+        """Close the file; documents that come later are kept in memory only."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> RunFile:
+        return self.open()
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
         self.documents.append((name, doc))
@@ -36,9 +46,7 @@ class RunFile:
     def __exit__(
         self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self.close()
 
 
 def read_run_file(path: Path) -> list[tuple[str, dict[str, Any]]]:

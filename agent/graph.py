@@ -32,7 +32,6 @@ from closedloop.records import (
     Verdict,
 )
 from instruments.ingest import observation_from_documents
-from instruments.protocols import RunRecord
 from instruments.safety import check_setpoints, gate
 from planners import KnowsPosition
 
@@ -47,6 +46,8 @@ class LoopState(TypedDict, total=False):
     proposal_ids: list[str]
     verdict: str
     outcome: str
+    in_flight: list[str]
+    held: list[str]
 
 
 def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
@@ -97,6 +98,13 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
                 return proposals
         raise PlannerError(f"the planner gave no usable point in {PLANNER_ATTEMPTS} attempts")
 
+    def proposals_wanted(in_flight: int) -> int:
+        """How many to propose: enough for every free instrument (a batch each), and, pipelining, one more to
+        start the moment an instrument is free; never more than the budget left after the runs in flight."""
+        per_round = len(ctx.lanes.usable() or ctx.lanes.lanes) * max(1, spec.planner.batch_size)
+        room = per_round if in_flight == 0 else per_round + (1 if spec.pipeline else 0) - in_flight
+        return min(room, remaining() - in_flight)
+
     def propose(state: LoopState) -> LoopState:
         iteration = state.get("iteration", 0)
         waiting = [
@@ -106,7 +114,9 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         ]
         if waiting:
             return {"iteration": iteration, "proposal_ids": [p.id for p in waiting]}
-        count = max(1, min(spec.planner.batch_size, remaining()))
+        count = proposals_wanted(len(state.get("in_flight", [])))
+        if count <= 0:
+            return {"iteration": iteration, "proposal_ids": []}  # the budget is in flight: wait for the runs
         # points an operator queued go first, then the planner's own
         queued = store.queued_points(limit=count)
         waiting = [Proposal(iteration=iteration, setpoints=p, origin="operator", why="operator") for _, p in queued]
@@ -216,80 +226,112 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         return edited
 
     def dispatch(state: LoopState) -> LoopState:
+        in_flight = list(state.get("in_flight", []))
+        held: list[str] = []
         for proposal in store.proposals(ids=state["proposal_ids"]):
             if store.has_run(proposal.id) or store.observation(proposal.id) is not None:
                 continue  # already ran: never move twice for one proposal
-            path = ctx.runs / f"{proposal.id}.jsonl"
             if store.was_dispatched(proposal.id):
-                # the process died while this run may have been moving: record what its documents show
-                store.add_run(proposal.id, read_run_file(path), INTERRUPTED, 0.0, status="interrupted")
-                store.log("interrupted", f"{proposal.id}: {INTERRUPTED}", key=f"interrupted-{proposal.id}")
+                # the process died while this run may have been moving: ingest records what its documents show
+                in_flight.append(proposal.id)
                 continue
             if ctx.requests.stop:
                 continue  # an operator asked to stop: nothing more moves
+            # with every instrument busy, wait for one: the next run starts the moment the last one ends
+            lane = ctx.lanes.wait_free() if not store.meta("pause_requested", False) else None
+            if ctx.requests.stop:
+                continue
+            if lane is None or store.meta("pause_requested", False):
+                held.append(proposal.id)  # paused: approved, not started; it runs after the pause
+                continue
             try:
-                setpoints = gate(spec, dict(proposal.setpoints), ctx.executor)
+                setpoints = gate(spec, dict(proposal.setpoints), lane.executor)
             except SafetyError as exc:
                 store.log("safety", f"{proposal.id}: {exc}")
                 store.add_run(proposal.id, [], f"refused by the safety gate: {exc}", 0.0, status="refused")
+                in_flight.append(proposal.id)
                 continue
             checked = proposal.model_copy(update={"setpoints": setpoints})
-            with RunFile(path) as sink:  # the file exists before anything moves
-                store.mark_dispatched(proposal.id, setpoints)
-                ctx.emit("run_started", {"proposal": proposal.id, "setpoints": setpoints})
-                try:
-                    record = ctx.executor.run(checked, {"decision_ids": decision_ids(proposal.id)}, sink)
-                except InstrumentError:
-                    raise  # the instrument is gone (a queueserver that stopped answering): end, resumable
-                except Exception as exc:  # an executor bug is a failed run, never a dead session
-                    record = RunRecord(error=f"{type(exc).__name__}: {exc}", documents=sink.documents)
-            status = "aborted" if record.aborted_by_operator else "done"
-            store.add_run(proposal.id, record.documents, record.error, record.seconds, status=status)
-            scan_ids = [doc.get("scan_id") for name, doc in record.documents if name == "start"]
-            if scan_ids and isinstance(scan_ids[-1], int):
-                store.set_meta(scan_id=scan_ids[-1])  # scan_id carries on across resume
-            ctx.emit("run_finished", {"proposal": proposal.id, "error": record.error, "status": status})
-        return {}
+            sink = RunFile(ctx.runs / f"{proposal.id}.jsonl").open()  # the file exists before anything moves
+            store.mark_dispatched(proposal.id, setpoints)
+            md: dict[str, Any] = {"decision_ids": decision_ids(proposal.id)}
+            if len(ctx.lanes) > 1:
+                md["instrument"] = lane.name
+            ctx.lanes.start(lane, checked, md, sink)
+            in_flight.append(proposal.id)
+        return {"in_flight": in_flight, "held": held}
 
     def decision_ids(proposal_id: str) -> list[str]:
         """The decisions that released a proposal's run (an edit's: those on the proposal it edited)."""
         return [d.id for _, d in store.decisions_for(proposal_id.removesuffix("-edit"))]
 
+    def ready_for_more(running: int) -> bool:
+        """Whether the loop may go on to propose: nothing runs, or (pipelining) an instrument will want one."""
+        usable = len(ctx.lanes.usable())
+        if running == 0 or not usable:
+            return True
+        capacity = usable * max(1, spec.planner.batch_size) + 1
+        return spec.pipeline and running < capacity and remaining() - running > 0
+
     def ingest(state: LoopState) -> LoopState:
-        for proposal in store.proposals(ids=state["proposal_ids"]):
-            if store.observation(proposal.id) is not None:
-                continue
+        in_flight = state.get("in_flight", [])
+        if in_flight:
+            ctx.lanes.wait(lambda: ready_for_more(len(ctx.lanes.running())))
+        left = collect(in_flight)
+        if not ctx.lanes.usable():  # every instrument stopped answering: end, resumable
+            raise InstrumentError(ctx.lanes.lanes[-1].failed or "no instrument is left")
+        return {"in_flight": left}
+
+    def collect(in_flight: list[str]) -> list[str]:
+        """Ingest every run of ``in_flight`` that is over; returns those still running."""
+        live = set(ctx.lanes.running())
+        left = []
+        for proposal in store.proposals(ids=in_flight):
+            if proposal.id in live:
+                left.append(proposal.id)
+            elif store.observation(proposal.id) is None:
+                observe(proposal)
+        return left
+
+    def observe(proposal: Proposal) -> None:
+        """Turn a proposal's stored run into its observation and tell the planner."""
+        stored = store.run_with_status(proposal.id)
+        if stored is None:
+            if not store.was_dispatched(proposal.id):
+                return  # never moved
+            # the process died (or its instrument stopped answering) while this run may have been moving
+            path = ctx.runs / f"{proposal.id}.jsonl"
+            store.add_run(proposal.id, read_run_file(path), INTERRUPTED, 0.0, status="interrupted")
+            store.log("interrupted", f"{proposal.id}: {INTERRUPTED}", key=f"interrupted-{proposal.id}")
             stored = store.run_with_status(proposal.id)
-            if stored is None:
-                continue  # not run: an operator stopped the loop before it moved
-            documents, error, status = stored
-            observation = observation_from_documents(spec, proposal, documents, error)
-            if status == "interrupted":
-                observation = observation.model_copy(update={"status": ObservationStatus.INTERRUPTED})
-            elif status == "aborted":
-                observation = observation.model_copy(
-                    update={"status": ObservationStatus.ABORTED, "error": error or "aborted by an operator"}
-                )
-            tiled = getattr(ctx.executor, "tiled", None)
-            if tiled is not None and observation.run_uid:
-                observation = observation.model_copy(update={"tiled": tiled.entry_url(observation.run_uid)})
-            if not store.add_observation(observation):
-                continue
-            if not observation.ok:
-                store.log("failure", f"{proposal.id}: {observation.status.value}: {observation.error}")
-            if observation.status in (ObservationStatus.INTERRUPTED, ObservationStatus.ABORTED):
-                ctx.tell_rejected(proposal)
-            else:
-                result = observation.as_result()
-                if proposal.id in ctx.issued:
-                    result["_id"] = ctx.issued.pop(proposal.id)
-                ctx.planner.ingest([result])
-            best = ctx.tally.add(observation)
-            ctx.emit("observation", observation.model_dump(mode="json"))
-            if best:
-                ctx.emit("best", {"proposal": proposal.id, "values": observation.values})
-            ctx.on_observation(observation)
-        return {}
+            assert stored is not None
+        documents, error, status = stored
+        observation = observation_from_documents(spec, proposal, documents, error)
+        if status == "interrupted":
+            observation = observation.model_copy(update={"status": ObservationStatus.INTERRUPTED})
+        elif status == "aborted":
+            observation = observation.model_copy(
+                update={"status": ObservationStatus.ABORTED, "error": error or "aborted by an operator"}
+            )
+        tiled = getattr(ctx.executor, "tiled", None)
+        if tiled is not None and observation.run_uid:
+            observation = observation.model_copy(update={"tiled": tiled.entry_url(observation.run_uid)})
+        if not store.add_observation(observation):
+            return
+        if not observation.ok:
+            store.log("failure", f"{proposal.id}: {observation.status.value}: {observation.error}")
+        if observation.status in (ObservationStatus.INTERRUPTED, ObservationStatus.ABORTED):
+            ctx.tell_rejected(proposal)
+        else:
+            result = observation.as_result()
+            if proposal.id in ctx.issued:
+                result["_id"] = ctx.issued.pop(proposal.id)
+            ctx.planner.ingest([result])
+        best = ctx.tally.add(observation)
+        ctx.emit("observation", observation.model_dump(mode="json"))
+        if best:
+            ctx.emit("best", {"proposal": proposal.id, "values": observation.values})
+        ctx.on_observation(observation)
 
     def consecutive_failures() -> int:
         policy = spec.failures
@@ -304,42 +346,60 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
 
     def decide(state: LoopState) -> LoopState:
         iteration = state.get("iteration", 0)
-        if state.get("verdict") == Verdict.STOP.value or ctx.requests.stop:
-            return {"outcome": "stopped"}
+        in_flight = state.get("in_flight", [])
+        stopping = state.get("verdict") == Verdict.STOP.value or ctx.requests.stop
+        if in_flight and (
+            stopping
+            or remaining() <= 0
+            or consecutive_failures() >= spec.failures.max_consecutive
+            or store.meta("pause_requested", False)
+        ):
+            # the session ends or holds for an operator: the runs in flight finish and are ingested first
+            ctx.lanes.wait_idle()
+            in_flight = collect(in_flight)
+        if stopping:
+            return {"outcome": "stopped", "in_flight": in_flight}
         if remaining() <= 0:
-            return {"outcome": "finished"}
+            return {"outcome": "finished", "in_flight": in_flight}
         failures = consecutive_failures()
         if failures >= spec.failures.max_consecutive:
             reason = f"{failures} failed runs in a row (failures.max_consecutive: {spec.failures.max_consecutive})"
             ctx.emit("failure", {"iteration": iteration, "reason": reason})
             if spec.failures.then == "stop":
                 store.log("failure", f"stopping: {reason}", key=f"failure-stop-{iteration}")
-                return {"outcome": "stopped"}
+                return {"outcome": "stopped", "in_flight": in_flight}
             answer = hold("failures", iteration, reason)
             store.set_meta(failures_acknowledged=store.count_observations())
             store.log("decision", f"{answer.verdict.value} after {reason}, by {answer.by}", key=f"fail-{iteration}")
             if answer.verdict == Verdict.STOP:
-                return {"outcome": "stopped"}
+                return {"outcome": "stopped", "in_flight": in_flight}
         if store.meta("pause_requested", False):
             answer = hold("paused", iteration, f"paused by {store.meta('pause_requested')}")
             store.set_meta(pause_requested=False)
             store.log("resume", f"{answer.verdict.value} after a pause, by {answer.by}", key=f"pause-{iteration}")
             ctx.emit("resumed", {"by": answer.by})
             if answer.verdict == Verdict.STOP:
-                return {"outcome": "stopped"}
-        return {"iteration": iteration + 1, "proposal_ids": [], "verdict": ""}
+                return {"outcome": "stopped", "in_flight": in_flight}
+        # proposals approved but held by a pause go to dispatch; otherwise the planner proposes
+        held = state.get("held", [])
+        return {"iteration": iteration + 1, "proposal_ids": held, "held": [], "verdict": "", "in_flight": in_flight}
 
     def after_propose(state: LoopState) -> str:
         if state.get("proposal_ids"):
             return "review"
-        # no proposal: the operator was asked for points; stop, or look for them again
-        return "decide" if state.get("verdict") == Verdict.STOP.value else "propose"
+        # no proposal: the operator was asked for points (stop, or look for them again), or the budget left is in
+        # flight (ingest waits for those runs)
+        if state.get("verdict") == Verdict.STOP.value:
+            return "decide"
+        return "ingest" if state.get("in_flight") else "propose"
 
     def after_review(state: LoopState) -> str:
         return "dispatch" if state.get("verdict") == Verdict.APPROVE.value else "decide"
 
     def after_decide(state: LoopState) -> str:
-        return END if state.get("outcome") else "propose"
+        if state.get("outcome"):
+            return END
+        return "dispatch" if state.get("proposal_ids") else "propose"
 
     builder = StateGraph(LoopState)
     builder.add_node("propose", propose)
@@ -348,9 +408,9 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
     builder.add_node("ingest", ingest)
     builder.add_node("decide", decide)
     builder.add_edge(START, "propose")
-    builder.add_conditional_edges("propose", after_propose, ["review", "decide", "propose"])
+    builder.add_conditional_edges("propose", after_propose, ["review", "decide", "propose", "ingest"])
     builder.add_conditional_edges("review", after_review, ["dispatch", "decide"])
     builder.add_edge("dispatch", "ingest")
     builder.add_edge("ingest", "decide")
-    builder.add_conditional_edges("decide", after_decide, ["propose", END])
+    builder.add_conditional_edges("decide", after_decide, ["propose", "dispatch", END])
     return builder.compile(checkpointer=checkpointer)

@@ -218,7 +218,7 @@ class Operations:
         context.requests.stop_reason = reason or f"stopped by {by}"
         self.session.store.log("stop", f"{'abort' if abort else 'stop'} requested by {by} via {via}: {reason}")
         if abort:
-            self.session.executor.abort(f"aborted by {by}: {reason}" if reason else f"aborted by {by}")
+            self.session.lanes.abort(f"aborted by {by}: {reason}" if reason else f"aborted by {by}")
         with self._lock:
             pending = self._pending
         if pending is not None and pending.id not in self._answered:

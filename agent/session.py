@@ -27,13 +27,14 @@ from langgraph.types import Command
 from agent.context import LoopContext
 from agent.folder import clear_unfinished, holds_session, open_store, write_seal
 from agent.graph import build_graph
+from agent.lanes import Lane, Lanes
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally
 from agent.store import SessionStore
 from closedloop.changes import spec_changes, spec_fingerprint
 from closedloop.errors import SessionError, SpecError
 from closedloop.records import Decision, Observation, ProposalStatus, new_id
 from closedloop.spec import SessionSpec, load_spec
-from instruments.executor import InProcessExecutor
+from instruments.executor import InProcessExecutor, build_run_engine
 from instruments.protocols import Executes
 from planners.registry import accepts_option, load_planner
 from planners.warmup import WarmStart
@@ -107,8 +108,11 @@ def build_planner(spec: SessionSpec) -> Any:
     return planner
 
 
-def build_executor(spec: SessionSpec, session_id: str, store: SessionStore) -> Executes:
-    """The executor the session's instrument section asks for, its scan ids carrying on from the store's last."""
+def build_executor(
+    spec: SessionSpec, session_id: str, store: SessionStore, index: int = 0, loop: Any = None
+) -> Executes:
+    """The executor for one of the session's instruments (the first by default), its scan ids carrying on from the
+    store's last; in-process ones after the first share ``loop``, the first one's event loop."""
 
     def on_event(kind: str, details: dict[str, Any]) -> None:
         # called from the RunEngine's thread: record it, never block
@@ -116,11 +120,37 @@ def build_executor(spec: SessionSpec, session_id: str, store: SessionStore) -> E
             store.set_meta(suspended=kind == "suspended")
         store.log(kind, json.dumps(details, default=str))
 
-    if spec.instrument.queueserver is not None:
+    lane_spec = spec.for_instrument(index)
+    assert lane_spec.instrument is not None
+    if lane_spec.instrument.queueserver is not None:
         from instruments.queueserver import QueueServerExecutor
 
-        return QueueServerExecutor(spec, session_id)
-    return InProcessExecutor(spec, session_id, scan_id=int(store.meta("scan_id", 0)), on_event=on_event)
+        return QueueServerExecutor(lane_spec, session_id)
+    run_engine = build_run_engine(loop) if loop is not None else None
+    scan_id = int(store.meta("scan_id", 0))
+    return InProcessExecutor(lane_spec, session_id, run_engine, scan_id=scan_id, on_event=on_event)
+
+
+def build_lanes(spec: SessionSpec, session_id: str, store: SessionStore, executor: Executes | None = None) -> Lanes:
+    """Every instrument of the session as a lane (``executor``, when given, is the only one).
+
+    Raises:
+        InstrumentError: an instrument cannot be built or connected (those built already are closed).
+    """
+    names = [name for name, _ in spec.lanes()]
+    if executor is not None:
+        return Lanes([Lane(names[0], executor)], store)
+    lanes: list[Lane] = []
+    try:
+        for index, name in enumerate(names):
+            engine = getattr(lanes[0].executor, "run_engine", None) if lanes else None
+            loop = engine.loop if engine is not None else None
+            lanes.append(Lane(name, build_executor(spec, session_id, store, index, loop)))
+    except BaseException:
+        for lane in lanes:
+            lane.executor.close()
+        raise
+    return Lanes(lanes, store)
 
 
 def open_checkpoints(folder: Path, session_id: str) -> tuple[sqlite3.Connection, bool]:
@@ -195,7 +225,7 @@ class Session:
         spec: the session spec.
         store: its open store.
         planner: the planner (default: built from the spec, then told every stored observation).
-        executor: the executor (default: built from the spec's instrument section).
+        executor: the executor (default: one per instrument of the spec, each a lane of :class:`Lanes`).
         on_observation: called after each stored observation.
     """
 
@@ -219,14 +249,15 @@ class Session:
         try:
             self.planner = planner if planner is not None else build_planner(spec)
             self._replay_into_planner()
-            self.executor = executor if executor is not None else build_executor(spec, self.session_id, store)
+            self.lanes = build_lanes(spec, self.session_id, store, executor)
         except BaseException:
             self._checkpoint_conn.close()
             raise
         observations = store.observations()
         self.tally = Tally.from_observations(spec, observations)
-        self.context = LoopContext(spec, store, self.planner, self.executor, folder / "runs", self.tally)
+        self.context = LoopContext(spec, store, self.planner, self.lanes, folder / "runs", self.tally)
         self.context.on_observation = self._observed
+        self.lanes.emit = lambda kind, data: self.context.emit(kind, data)
         self.graph = build_graph(self.context, SqliteSaver(self._checkpoint_conn))
         self.config = thread_config(self.session_id, spec.budget.experiments)
 
@@ -377,6 +408,11 @@ class Session:
         return None
 
     @property
+    def executor(self) -> Executes:
+        """The first instrument's executor (the only one, in a session with one instrument)."""
+        return self.lanes.first
+
+    @property
     def outcome(self) -> str:
         """The session's state as stored (see :class:`SessionState`)."""
         return str(self.store.meta("state", SessionState.NEW.value))
@@ -392,6 +428,6 @@ class Session:
         finalize = getattr(self.planner, "finalize", None)
         if callable(finalize):
             finalize()
-        self.executor.close()
+        self.lanes.close()
         self._checkpoint_conn.close()
         self.store.close()

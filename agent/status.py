@@ -44,6 +44,9 @@ def _live_state(state: str | None, pid: int | None, suspended: bool = False) -> 
     return SessionState.SUSPENDED.value if suspended else state
 
 
+LIVE_STATES = (SessionState.RUNNING.value, SessionState.SUSPENDED.value, SessionState.WAITING.value, "paused")
+
+
 def pareto_front(spec: SessionSpec, observations: list[Observation]) -> list[Observation]:
     """The observations no other observation dominates on every objective (ok, feasible ones expected)."""
     signs = {name: 1.0 if o.direction == Direction.MAXIMIZE else -1.0 for name, o in spec.objectives.items()}
@@ -154,11 +157,12 @@ def summary(
     front: list[Observation] = []
     if observations is not None and len(spec.objectives) > 1:
         front = pareto_front(spec, [o for o in observations if o.ok and spec.feasible(o.values)])
+    state = _live_state(store.meta("state"), store.meta("pid"), bool(store.meta("suspended", False)))
     return {
         "folder": str(folder),
         "session_id": store.meta("session_id"),
         "name": spec.name,
-        "state": _live_state(store.meta("state"), store.meta("pid"), bool(store.meta("suspended", False))),
+        "state": state,
         "experiments": tally.experiments,
         "infeasible": tally.infeasible,
         "failed": tally.failed,
@@ -173,5 +177,22 @@ def summary(
         ],
         "decisions": store.count_decisions(),
         "queued": store.count_queued(),
+        "instruments": instrument_states(spec, store, live=state in LIVE_STATES),
         "error": store.meta("error"),
     }
+
+
+def instrument_states(spec: SessionSpec, store: SessionStore, live: bool = True) -> dict[str, dict[str, Any]]:
+    """Each instrument's state (``idle``, ``running`` with its proposal, ``failed`` with why), as the running
+    session last recorded it; ``idle`` for one not used yet, and none ``running`` unless the session is ``live``."""
+    recorded = store.meta("instruments") or {}
+    states = {}
+    for name, _ in spec.lanes():
+        entry = recorded.get(name) or {}
+        state = entry.get("state", "idle")
+        states[name] = {
+            "state": "idle" if state == "running" and not live else state,
+            "proposal": entry.get("proposal"),
+            "error": entry.get("error"),
+        }
+    return states

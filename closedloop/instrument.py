@@ -49,6 +49,8 @@ class InstrumentSpec(BaseModel):
     triggered and read as detectors.
 
     Attributes:
+        name: what operators and ``status`` call this instrument (a session with several needs one per instrument;
+            default ``instrument`` and, among several, ``instrument-2``, ``instrument-3``...).
         simulator: a bundled simulator's name (``beamline``, ``branin``, ``hartmann6``).
         factory: the import path of a device factory.
         queueserver: run the proposals on a bluesky-queueserver RE Manager's devices instead (see
@@ -61,6 +63,7 @@ class InstrumentSpec(BaseModel):
 
     model_config = _STRICT
 
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][\w.-]{0,63}$")
     simulator: str | None = None
     factory: str | None = None
     queueserver: QueueServerSpec | None = None

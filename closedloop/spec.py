@@ -170,6 +170,10 @@ class SessionSpec(BaseModel):
         budget: when to end.
         planner: which planner proposes points.
         instrument: where the devices come from.
+        instruments: several instruments instead of ``instrument``, each with its own devices (or queueserver) and
+            RunEngine; the loop keeps all of them busy from one model. Give ``instrument`` or ``instruments``.
+        pipeline: propose the next experiment while the current one runs, so that it starts as soon as the
+            instrument is free (``false``: propose, run, ingest, strictly in turn).
         review: when to stop for a human.
         failures: what to do when runs keep failing.
         folder: the session folder (relative to the session file); ``closedloop run --dir`` overrides it.
@@ -196,7 +200,9 @@ class SessionSpec(BaseModel):
     constants: dict[str, ConstantSpec] = Field(default_factory=dict)
     budget: BudgetSpec
     planner: PlannerSpec = Field(default_factory=PlannerSpec)
-    instrument: InstrumentSpec
+    instrument: InstrumentSpec | None = None
+    instruments: list[InstrumentSpec] = Field(default_factory=list, max_length=64)
+    pipeline: bool = True
     review: ReviewSpec = Field(default_factory=ReviewSpec)
     failures: FailureSpec = Field(default_factory=FailureSpec)
     folder: str | None = None
@@ -260,13 +266,40 @@ class SessionSpec(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _instrument_or_instruments(self) -> SessionSpec:
+        if (self.instrument is None) == (not self.instruments):
+            raise FieldError("instrument", "give 'instrument' (one) or 'instruments' (a list), exactly one of them")
+        seen: set[str] = set()
+        for index, (name, _) in enumerate(self.lanes()):
+            if name in seen:
+                raise FieldError(f"instruments.{index}.name", f"'{name}' names two instruments; give each its own")
+            seen.add(name)
+        return self
+
+    @model_validator(mode="after")
     def _tiled_needs_the_in_process_engine(self) -> SessionSpec:
-        if self.tiled is not None and self.instrument.queueserver is not None:
+        if self.tiled is not None and any(lane.queueserver is not None for _, lane in self.lanes()):
             raise ValueError(
                 "tiled: runs are written to Tiled by the in-process RunEngine; with a queueserver, "
                 "subscribe the manager's own Tiled writer in its profile"
             )
         return self
+
+    def lanes(self) -> list[tuple[str, InstrumentSpec]]:
+        """Every instrument with its name: ``instrument`` alone, or each of ``instruments``."""
+        if self.instrument is not None:
+            return [(self.instrument.name or "instrument", self.instrument)]
+        return [(spec.name or f"instrument-{i + 1}", spec) for i, spec in enumerate(self.instruments)]
+
+    def for_instrument(self, index: int) -> SessionSpec:
+        """This spec as seen by one of its instruments' executors: ``instrument`` is that one.
+
+        Among several instruments, each after the first gets the seed plus its index (simulated copies of one
+        instrument then have noise of their own).
+        """
+        _, instrument = self.lanes()[index]
+        seed = (self.seed + index) % 2**32 if self.seed is not None and index else self.seed
+        return self.model_copy(update={"instrument": instrument, "instruments": [], "seed": seed})
 
     @model_validator(mode="after")
     def _names_unique(self) -> SessionSpec:

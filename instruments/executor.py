@@ -8,6 +8,7 @@ policy. It does not check proposals: :func:`instruments.safety.gate` does, above
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -37,10 +38,16 @@ WATCHDOG_TICK = 0.02
 """Seconds between the run-timeout watchdog's looks at the clock."""
 
 
-def build_run_engine() -> RunEngine:
+def build_run_engine(loop: asyncio.AbstractEventLoop | None = None) -> RunEngine:
     """The RunEngine as closedloop uses it: no signal handlers (safe off the main thread; Ctrl-C never reaches it),
-    plans' results returned."""
-    return RunEngine(context_managers=[], call_returns_result=True)
+    plans' results returned.
+
+    Args:
+        loop: the event loop of another RunEngine to share (several instruments in one process: ophyd-async
+            devices belong to the loop they connected in, and bluesky keeps one such loop per process); by
+            default a new one.
+    """
+    return RunEngine(loop=loop, context_managers=[], call_returns_result=True)
 
 
 def json_document(doc: dict[str, Any]) -> bytes:

@@ -13,7 +13,11 @@ from instruments.executor import build_run_engine
 
 
 def beamline_session(**overrides: Any) -> dict[str, Any]:
-    """A small session on the simulated beamline, as a dict (override any top-level key)."""
+    """A small session on the simulated beamline, as a dict (override any top-level key).
+
+    It runs strictly in turn (``pipeline: false``), so that a test can count observations at each checkpoint;
+    tests/integration/test_pipeline.py and the tests that pass ``pipeline=True`` run it pipelined.
+    """
     data: dict[str, Any] = {
         "name": "test-beamline",
         "seed": 3,
@@ -26,6 +30,7 @@ def beamline_session(**overrides: Any) -> dict[str, Any]:
         "planner": {"name": "sobol"},
         "instrument": {"simulator": "beamline", "options": {"noise": 5.0}},
         "review": {"policy": "never"},
+        "pipeline": False,
     }
     data.update(overrides)
     return data

@@ -1,0 +1,129 @@
+"""Dead beam time and throughput: how long the instrument sits idle between experiments, and how many experiments
+a minute one model gets from 1, 2 and 4 instruments.
+
+Every session runs in process on the simulated beamline with ``exposure`` seconds per reading and the real
+``botorch`` planner, unattended. In one invocation it runs, per seed:
+
+- one instrument, ``pipeline: false`` (the baseline: propose, run, ingest, strictly in turn);
+- one instrument, pipelined (the default);
+- two and four instruments, pipelined.
+
+For each it prints the instrument's idle time between experiments (one run's stop document to the next run's
+start document on the same instrument, median and max after the initial design), experiments per minute (over the
+whole session, first start to last stop) with its ratio to the pipelined single instrument, and the regret at the
+end (how far the best point's true flux is from the beamline's optimum, read-back positions). Regret is printed
+per seed so that its spread over seeds can be read beside the differences.
+
+    python -m benchmarks.throughput [--experiments 30] [--exposure 2.0] [--seeds 0,1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent.session import Session
+from simulators import BEAMLINE_OPTIMUM, beamline_flux
+
+
+def session_file(experiments: int, exposure: float, instruments: int, pipeline: bool, seed: int) -> dict[str, Any]:
+    """The benchmark's session: the simulated beamline, botorch, no review."""
+    instrument = {"simulator": "beamline", "options": {"exposure": exposure}}
+    data: dict[str, Any] = {
+        "name": "throughput",
+        "seed": seed,
+        "variables": {
+            "pitch1": {"bounds": [-1.5, 1.5], "hard_limits": [-2.0, 2.0], "device": "m1"},
+            "pitch2": {"bounds": [-1.5, 1.5], "hard_limits": [-2.0, 2.0], "device": "m2"},
+        },
+        "objectives": {"flux": {"field": "det-flux"}},
+        "budget": {"experiments": experiments},
+        "planner": {"name": "botorch"},
+        "review": {"policy": "never"},
+        "pipeline": pipeline,
+    }
+    if instruments == 1:
+        data["instrument"] = instrument
+    else:
+        data["instruments"] = [dict(instrument, name=f"i{k + 1}") for k in range(instruments)]
+    return data
+
+
+def measure(data: dict[str, Any], initial: int) -> dict[str, float]:
+    """Run one session; its idle times, experiments per minute and final regret."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "session.yaml"
+        path.write_text(yaml.safe_dump(data))
+        with Session.create(path, Path(tmp) / "run") as session:
+            began = time.perf_counter()
+            assert session.advance() is None, "the session held at a checkpoint"
+            wall = time.perf_counter() - began
+            runs = []
+            for observation in session.store.observations():
+                stored = session.store.run(observation.proposal_id)
+                docs = {name: doc for name, doc in (stored[0] if stored else []) if name in ("start", "stop")}
+                if "start" in docs and "stop" in docs:
+                    runs.append((docs["start"], docs["stop"], observation))
+    runs.sort(key=lambda run: run[0]["time"])
+    idle: list[float] = []
+    lanes: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for index, (start, stop, _) in enumerate(runs):
+        lane = lanes.setdefault(str(start.get("instrument", "instrument")), [])
+        if lane and index >= initial:  # after the initial design: the model's time is what pipelining hides
+            idle.append(start["time"] - lane[-1][1]["time"])
+        lane.append((start, stop))
+    span = runs[-1][1]["time"] - runs[0][0]["time"]
+    ok = [o for _, _, o in runs if o.ok]
+    best = max(beamline_flux(o.readbacks.get("pitch1", 0.0), o.readbacks.get("pitch2", 0.0)) for o in ok)
+    return {
+        "idle_median": statistics.median(idle) if idle else float("nan"),
+        "idle_max": max(idle) if idle else float("nan"),
+        "per_minute": 60.0 * len(runs) / span,
+        "regret": BEAMLINE_OPTIMUM.value - best,
+        "wall": wall,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--experiments", type=int, default=30)
+    parser.add_argument("--exposure", type=float, default=2.0)
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--initial", type=int, default=10, help="experiments of the initial design (not timed)")
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    variants = [("1 instrument, pipeline: false", 1, False), ("1 instrument", 1, True)]
+    variants += [("2 instruments", 2, True), ("4 instruments", 4, True)]
+    results: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in variants}
+    for seed in seeds:
+        for name, count, pipeline in variants:
+            data = session_file(args.experiments, args.exposure, count, pipeline, seed)
+            result = measure(data, args.initial)
+            results[name].append(result)
+            print(
+                f"seed {seed} {name:30s} idle median {1000 * result['idle_median']:7.1f} ms "
+                f"max {1000 * result['idle_max']:7.1f} ms  {result['per_minute']:5.1f} exp/min  "
+                f"regret {result['regret']:.2f}",
+                flush=True,
+            )
+    one = statistics.median(r["per_minute"] for r in results["1 instrument"])
+    print(f"\n{args.experiments} experiments, exposure {args.exposure} s, botorch, seeds {args.seeds}")
+    print(f"{'':32s}{'idle median':>12s}{'idle max':>10s}{'exp/min':>9s}{'x one':>7s}  regret per seed")
+    for name, _, _ in variants:
+        rows = results[name]
+        rate = statistics.median(r["per_minute"] for r in rows)
+        print(
+            f"{name:32s}{1000 * statistics.median(r['idle_median'] for r in rows):10.1f}ms"
+            f"{1000 * max(r['idle_max'] for r in rows):8.1f}ms{rate:9.1f}{rate / one:7.2f}  "
+            + ", ".join(f"{r['regret']:.2f}" for r in rows)
+        )
+
+
+if __name__ == "__main__":
+    main()

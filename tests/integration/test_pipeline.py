@@ -1,0 +1,166 @@
+"""Pipelining and several instruments, on real RunEngines driving the simulated beamline's ophyd-async devices.
+
+With pipelining (the default) the next proposal is made, stored and approved while the current run goes on; with
+``pipeline: false`` the loop proposes, runs and ingests strictly in turn. Each instrument runs one plan at a
+time; several instruments run at once, a suspended one not holding up the others.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.session import Session
+from agent.status import summarize
+from tests.conftest import beamline_session
+from tests.integration.test_cli import meta, run_then_kill
+
+CLI = [sys.executable, "-m", "agent.cli"]
+
+
+def runs_in_order(session: Session) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(proposal id, start document, stop document) of every stored run, in start order."""
+    runs = []
+    for observation in session.store.observations():
+        stored = session.store.run(observation.proposal_id)
+        assert stored is not None
+        docs = dict((name, doc) for name, doc in stored[0] if name in ("start", "stop"))
+        runs.append((observation.proposal_id, docs["start"], docs["stop"]))
+    return sorted(runs, key=lambda run: run[1]["time"])
+
+
+def timed_session(**overrides: Any) -> dict[str, Any]:
+    """The test beamline with an exposure that makes each run last a while (0.3 s)."""
+    instrument = {"simulator": "beamline", "options": {"noise": 5.0, "exposure": 0.3}}
+    return beamline_session(**{"instrument": instrument, "budget": {"experiments": 5}, **overrides})
+
+
+def test_pipelined_the_next_proposal_is_ready_before_the_current_run_ends(tmp_path: Path, write_session) -> None:
+    with Session.create(write_session(timed_session(pipeline=True)), tmp_path / "run") as session:
+        assert session.advance() is None
+        runs = runs_in_order(session)
+        proposals = {p.id: p for p in session.store.proposals()}
+    assert len(runs) == 5
+    for (_, _, stop), (next_id, next_start, _) in zip(runs, runs[1:], strict=False):
+        # proposed while the run before it was still going, and started only after it ended (one plan at a time)
+        assert proposals[next_id].created < stop["time"] <= next_start["time"]
+
+
+def test_without_pipelining_the_loop_proposes_only_after_the_run_ends(tmp_path: Path, write_session) -> None:
+    with Session.create(write_session(timed_session(pipeline=False)), tmp_path / "run") as session:
+        assert session.advance() is None
+        runs = runs_in_order(session)
+        proposals = {p.id: p for p in session.store.proposals()}
+    for (_, _, stop), (next_id, next_start, _) in zip(runs, runs[1:], strict=False):
+        assert stop["time"] < proposals[next_id].created < next_start["time"]
+
+
+def test_a_kill_while_one_runs_and_the_next_waits_loses_nothing_and_runs_nothing_twice(
+    tmp_path: Path, write_session
+) -> None:
+    instrument = {"simulator": "beamline", "options": {"noise": 5.0, "exposure": 1.0}}
+    path = write_session(beamline_session(instrument=instrument, pipeline=True, budget={"experiments": 4}))
+    folder = tmp_path / "run"
+    store = folder / "store.sqlite"
+
+    def one_running_and_the_next_waiting() -> bool:
+        if not store.exists():
+            return False
+        try:
+            with sqlite3.connect(store) as conn:
+                running = conn.execute(
+                    "SELECT COUNT(*) FROM dispatches WHERE proposal_id NOT IN (SELECT proposal_id FROM runs)"
+                ).fetchone()[0]
+                waiting = conn.execute(
+                    "SELECT COUNT(*) FROM proposals WHERE status = 'approved' "
+                    "AND id NOT IN (SELECT proposal_id FROM dispatches)"
+                ).fetchone()[0]
+                done = conn.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
+        except sqlite3.OperationalError:
+            return False
+        return running == 1 and waiting == 1 and done >= 1
+
+    run_then_kill(
+        [*CLI, "run", str(path), "--dir", str(folder), "--yes"], one_running_and_the_next_waiting, tmp_path / "run.log"
+    )
+    with sqlite3.connect(store) as conn:
+        (cut_short,) = conn.execute(
+            "SELECT proposal_id FROM dispatches WHERE proposal_id NOT IN (SELECT proposal_id FROM runs)"
+        ).fetchone()
+        (waiting,) = conn.execute(
+            "SELECT id FROM proposals WHERE status = 'approved' AND id NOT IN (SELECT proposal_id FROM dispatches)"
+        ).fetchone()
+    with Session.open(folder) as session:
+        assert session.advance() is None
+        observations = {o.proposal_id: o for o in session.store.observations()}
+        starts = []
+        for proposal_id in observations:
+            stored = session.store.run(proposal_id)
+            assert stored is not None
+            starts += [doc["proposal_id"] for name, doc in stored[0] if name == "start"]
+        run_file = (folder / "runs" / f"{waiting}.jsonl").read_text().splitlines()
+    assert observations[cut_short].status == "interrupted"  # found by its id, recorded, not run again
+    assert observations[waiting].status == "ok"  # the one that waited ran once, after the resume
+    assert sum(1 for line in run_file if json.loads(line)[0] == "start") == 1
+    assert len(starts) == len(set(starts))  # no proposal ran twice
+    assert sum(o.ok for o in observations.values()) == 4
+
+
+def two_instruments(exposure: float, **overrides: Any) -> dict[str, Any]:
+    options = {"noise": 5.0, "exposure": exposure}
+    instruments = [
+        {"name": "hutch-a", "simulator": "beamline", "options": options},
+        {"name": "hutch-b", "simulator": "beamline", "options": options},
+    ]
+    data = beamline_session(pipeline=True, budget={"experiments": 6}, **overrides)
+    del data["instrument"]
+    data["instruments"] = instruments
+    return data
+
+
+def test_two_instruments_run_at_once_each_one_plan_at_a_time(tmp_path: Path, write_session) -> None:
+    with Session.create(write_session(two_instruments(0.3)), tmp_path / "run") as session:
+        assert session.advance() is None
+        runs = runs_in_order(session)
+        points = [tuple(o.setpoints.values()) for o in session.store.observations()]
+    status = summarize(tmp_path / "run")
+    assert status["experiments"] == 6
+    assert status["instruments"] == {
+        "hutch-a": {"state": "idle", "proposal": None, "error": None},
+        "hutch-b": {"state": "idle", "proposal": None, "error": None},
+    }
+    by_instrument: dict[str, list[tuple[float, float]]] = {}
+    for _, start, stop in runs:
+        by_instrument.setdefault(start["instrument"], []).append((start["time"], stop["time"]))
+    assert set(by_instrument) == {"hutch-a", "hutch-b"}
+    for spans in by_instrument.values():  # one RunEngine never runs two plans at once
+        assert all(end <= next_begin for (_, end), (next_begin, _) in zip(spans, spans[1:], strict=False))
+    a, b = by_instrument["hutch-a"], by_instrument["hutch-b"]
+    assert any(a_begin < b_end and b_begin < a_end for a_begin, a_end in a for b_begin, b_end in b)  # at once
+    assert len(set(points)) == len(points)  # each proposal conditioned on the others in flight: all distinct
+
+
+def test_a_suspended_instrument_does_not_hold_up_the_other(tmp_path: Path, write_session) -> None:
+    suspenders = [{"signal": "ring.current", "below": 100, "resume_above": 150}]
+    data = two_instruments(0.1, suspenders=suspenders)
+    with Session.create(write_session(data), tmp_path / "run") as session:
+        ring = session.lanes.lanes[0].executor.devices["ring"]  # type: ignore[attr-defined]
+        ring.dump(4.0)  # hutch-a has no beam for 4 s
+        worker = threading.Thread(target=session.advance)
+        began = time.time()
+        worker.start()
+        worker.join(timeout=60)
+        assert not worker.is_alive()
+        runs = runs_in_order(session)
+    on_a = [(start, stop) for _, start, stop in runs if start["instrument"] == "hutch-a"]
+    on_b = [(start, stop) for _, start, stop in runs if start["instrument"] == "hutch-b"]
+    held = on_a[0]
+    assert held[1]["time"] - began > 3.5  # hutch-a's first run waited for its beam
+    # hutch-b went on meanwhile: most of the session ran there while hutch-a's run was held
+    assert sum(1 for start, stop in on_b if stop["time"] < held[1]["time"]) >= 4
+    assert meta(tmp_path / "run", "state") == "finished"
