@@ -23,10 +23,11 @@ from rich.table import Table
 from agent.folder import holds_session
 from agent.launch import Made, resume_through_channel, slug, start_detached, take_lock
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, summarize, summary
+from agent.stores import STORE_RECORD, publish_control
 from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SafetyError, SessionError, SpecError
 from closedloop.plugins import imports_unchecked
 from closedloop.records import Observation
-from closedloop.spec import load_spec
+from closedloop.spec import check_store_url, load_spec
 
 if TYPE_CHECKING:
     from agent.session import Checkpoint, Session
@@ -95,6 +96,7 @@ def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.
     session.on_observation = observed
     operations = Operations(session)
     server = ControlServer(session.folder, operations.handle, host=host)
+    publish_control(session.store, server.info, session.folder)
     session.context.emit = operations.emit = lambda kind, data: server.publish(kind, data)
 
     def show(checkpoint: Checkpoint) -> None:
@@ -115,7 +117,20 @@ def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.
             driver.run()
     finally:
         server.close()
+        publish_control(session.store, None, session.folder)
     return _report(session, as_json)
+
+
+def _store_url(url: str) -> str:
+    """A ``--store`` URL, checked like the session file's ``store``.
+
+    Raises:
+        SpecError: it is not a ``postgresql://`` URL (one line naming ``store``, the URL itself not shown).
+    """
+    try:
+        return check_store_url(url)
+    except ValueError as exc:
+        raise SpecError(f"store: {exc}") from None
 
 
 def _fmt(value: float | str | None) -> str:
@@ -155,7 +170,7 @@ def _status_table(status: dict[str, Any]) -> Table:
         ("best point", ", ".join(f"{k}={_fmt(v)}" for k, v in best_point.items()) or "-"),
         ("decisions", str(status["decisions"])),
         ("queued points", str(status["queued"])),
-        ("data", f"{status['folder']}/store.sqlite, runs/*.jsonl"),
+        ("data", f"{status['store']}, {status['folder']}/runs/*.jsonl"),
     ]
     if status["pareto_front"]:
         rows.append(("pareto front", f"{len(status['pareto_front'])} point(s)"))
@@ -211,18 +226,24 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads for the planner")] = 1,
     detach: Annotated[bool, typer.Option("--detach", help="run in the background (output in DIR/session.log)")] = False,
+    store: Annotated[
+        str | None, typer.Option("--store", metavar="URL", help="keep the session in PostgreSQL (overrides the file)")
+    ] = None,
 ) -> None:
     """Start a new session from a session file."""
 
     def body() -> int:
         spec = load_spec(session_file)
+        if store is not None:
+            spec = spec.model_copy(update={"store": _store_url(store)})
         folder = dir or _default_folder(session_file, spec.folder, spec.name)
         from agent.session import Session  # imports torch and bluesky: only once the input is good
 
         _set_threads(threads)
 
         if detach:
-            return start_detached(["run", str(session_file), "--dir", str(folder)], folder, yes, threads)
+            where = ["--store", spec.store] if store is not None and spec.store else []
+            return start_detached(["run", str(session_file), "--dir", str(folder), *where], folder, yes, threads)
         # a start that fails before any run (a missing device, a factory error, a planner refusing) leaves nothing
         # behind, so the same command works once the cause is fixed; a session that ran something is kept
         made = Made(folder) if not holds_session(folder) else None
@@ -293,7 +314,8 @@ def demo(
     """Run the bundled demo: align two mirrors on a simulated beamline."""
     source = resources.files("agent") / "demo" / "beamline.yaml"
     with resources.as_file(source) as path:
-        run(path, dir or Path("sessions") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}", yes, as_json, threads, False)
+        folder = dir or Path("sessions") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+        run(path, folder, yes, as_json, threads, False, None)
 
 
 def parse_point(words: list[str]) -> dict[str, str]:
@@ -335,7 +357,8 @@ def add(
         from agent.operations import check_points
         from planners.baselines import read_points
 
-        if not (folder / STORE_FILE).exists() or not (folder / SESSION_FILE).exists():
+        has_store = (folder / STORE_FILE).exists() or (folder / STORE_RECORD).exists()
+        if not has_store or not (folder / SESSION_FILE).exists():
             raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
         if bool(point) == (file is not None):
             raise SpecError("give one point as NAME=VALUE arguments, or --file, not both or neither")
@@ -373,13 +396,30 @@ def add(
 
 @app.command()
 def status(
-    folder: Annotated[Path, typer.Argument(help="the session folder")],
+    folder: Annotated[Path | None, typer.Argument(help="the session folder (or --store and --session)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+    store: Annotated[
+        str | None, typer.Option("--store", metavar="URL", help="read the session from this PostgreSQL store")
+    ] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", metavar="NAME_OR_ID", help="the session in --store: its name or id")
+    ] = None,
 ) -> None:
-    """Where a session is: state, experiments done and failed, budget, best point so far."""
+    """Where a session is: state, experiments done and failed, budget, best point so far.
+
+    From its folder, or, on a host without the folder, from its PostgreSQL store: --store URL --session NAME_OR_ID.
+    """
 
     def body() -> int:
-        info = summarize(folder)
+        if (folder is None) == (store is None) or (store is None) != (session is None):
+            raise SpecError("give the session folder, or --store URL and --session NAME_OR_ID")
+        if store is not None and session is not None:
+            from agent.stores import summarize_remote
+
+            info = summarize_remote(_store_url(store), session)
+        else:
+            assert folder is not None
+            info = summarize(folder)
         if as_json:
             console.print_json(json.dumps(info))
         else:

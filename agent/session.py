@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
 from agent.context import LoopContext
@@ -29,6 +28,10 @@ from agent.folder import clear_unfinished, holds_session, open_store, write_seal
 from agent.graph import build_graph
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally
 from agent.store import SessionStore
+from agent.store_postgres import PostgresStore
+from agent.store_postgres import open_checkpoints as open_postgres_checkpoints
+from agent.store_sql import SqlStore
+from agent.stores import saver_for
 from closedloop.changes import spec_changes, spec_fingerprint
 from closedloop.errors import SessionError, SpecError
 from closedloop.records import Decision, Observation, ProposalStatus, new_id
@@ -123,12 +126,15 @@ def build_executor(spec: SessionSpec, session_id: str, store: SessionStore) -> E
     return InProcessExecutor(spec, session_id, scan_id=int(store.meta("scan_id", 0)), on_event=on_event)
 
 
-def open_checkpoints(folder: Path, session_id: str) -> tuple[sqlite3.Connection, bool]:
-    """Open LangGraph's checkpoint database; returns it and whether it was (re)made empty.
+def open_checkpoints(folder: Path, session_id: str, store: SqlStore | None = None) -> tuple[Any, bool]:
+    """Open LangGraph's checkpoint database; returns it and whether it was (re)made empty. A session whose
+    ``store`` is in PostgreSQL keeps its checkpoints there (a ``PostgresSaver``, keyed by the session's id).
 
     Raises:
-        SessionError: the file is damaged or belongs to another session.
+        SessionError: the file is damaged or belongs to another session; the PostgreSQL store cannot be reached.
     """
+    if isinstance(store, PostgresStore):
+        return open_postgres_checkpoints(store.url, session_id)
     path = folder / CHECKPOINT_FILE
     fresh = not path.exists() or path.stat().st_size == 0
     conn = sqlite3.connect(path, check_same_thread=False)
@@ -214,7 +220,7 @@ class Session:
         self.session_id: str = store.meta("session_id")
         (folder / "runs").mkdir(parents=True, exist_ok=True)
         self.on_observation = on_observation or (lambda observation: None)
-        self._checkpoint_conn, rebuilt = open_checkpoints(folder, self.session_id)
+        self._checkpoint_conn, rebuilt = open_checkpoints(folder, self.session_id, store)
         self._rebuilt = rebuilt and store.count_proposals() > 0
         try:
             self.planner = planner if planner is not None else build_planner(spec)
@@ -227,7 +233,7 @@ class Session:
         self.tally = Tally.from_observations(spec, observations)
         self.context = LoopContext(spec, store, self.planner, self.executor, folder / "runs", self.tally)
         self.context.on_observation = self._observed
-        self.graph = build_graph(self.context, SqliteSaver(self._checkpoint_conn))
+        self.graph = build_graph(self.context, saver_for(self._checkpoint_conn))
         self.config = thread_config(self.session_id, spec.budget.experiments)
 
     # opening -------------------------------------------------------------------------------------------------
@@ -246,8 +252,8 @@ class Session:
             build_planner(spec)  # refuse a planner that cannot take the problem before anything is created
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(spec_path, folder / SESSION_FILE)
-        store = open_store(folder, new=True)
         session_id = new_id("s")
+        store = open_store(folder, new=True, url=spec.store, session_id=session_id)
         store.set_meta(
             session_id=session_id,
             name=spec.name,
