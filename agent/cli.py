@@ -429,6 +429,25 @@ def status(
     _guarded(body)
 
 
+@app.command()
+def attach(
+    folder: Annotated[Path, typer.Argument(help="a new folder, on this host, to stand for the session")],
+    store: Annotated[str, typer.Option("--store", metavar="URL", help="the PostgreSQL store the session is kept in")],
+    session: Annotated[str, typer.Option("--session", metavar="NAME_OR_ID", help="the session: its name or id")],
+) -> None:
+    """Reach a session kept in PostgreSQL from a host without its folder: DIR then stands for it in status, audit,
+    watch, review, pause, stop and budget (put your CurveZMQ client key in DIR/keys, or pass --keys)."""
+
+    def body() -> int:
+        from agent.stores import attach as attach_folder
+
+        session_id = attach_folder(folder, _store_url(store), session)
+        console.print(f"{escape(str(folder))} stands for session {session_id}; try: closedloop status {folder}")
+        return EXIT_OK
+
+    _guarded(body)
+
+
 def _mount_commands() -> None:
     from agent.cli_control import register
     from agent.cli_planners import planners

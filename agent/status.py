@@ -10,7 +10,7 @@ from typing import Any
 
 from agent.folder import SESSION_FILE, STORE_FILE, open_store
 from agent.store_sql import SqlStore
-from agent.stores import STORE_RECORD
+from agent.stores import STORE_RECORD, recorded_spec
 from closedloop.errors import SessionError
 from closedloop.plugins import imports_unchecked
 from closedloop.problem import Direction
@@ -134,10 +134,13 @@ def summarize(folder: Path) -> dict[str, Any]:
     """The status of a session folder, without opening its instrument (safe while another process runs it)."""
     if not (folder / STORE_FILE).exists() and not (folder / STORE_RECORD).exists():
         raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
-    with imports_unchecked():  # read the file without importing its planner or instrument (they may not be here)
-        spec = load_spec(folder / SESSION_FILE)
     store = open_store(folder, new=False)
     try:
+        if not (folder / SESSION_FILE).exists() and (folder / STORE_RECORD).exists():
+            spec = recorded_spec(store)  # a folder attached to a session kept in PostgreSQL
+        else:
+            with imports_unchecked():  # read the file without importing its planner or instrument (maybe not here)
+                spec = load_spec(folder / SESSION_FILE)
         return summarize_store(folder, spec, store)
     finally:
         store.close()

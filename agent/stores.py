@@ -102,6 +102,60 @@ def publish_control(store: SqlStore, info: dict[str, Any] | None, folder: Path) 
     store.set_meta(control=info, host=socket.gethostname(), folder=str(Path(folder).resolve()))
 
 
+def published_control(folder: Path) -> dict[str, Any] | None:
+    """The control channel's addresses that the process running a PostgreSQL-kept session published in its store
+    (None for a folder whose store is SQLite, or when no process has it open).
+
+    Raises:
+        SessionError: the store cannot be reached.
+    """
+    if recorded_store(folder) is None:
+        return None
+    store = open_postgres(folder, new=False)
+    try:
+        info = store.meta("control")
+    finally:
+        store.close()
+    return info if isinstance(info, dict) else None
+
+
+def attach(folder: Path, url: str, name_or_id: str) -> str:
+    """Make ``folder`` stand for a session kept in PostgreSQL, on a host without its own folder: it records the
+    store, so that ``status``, ``audit`` and the channel commands (``watch``, ``review``, ``pause``, ``stop``,
+    ``budget``) work on it. Returns the session's id.
+
+    Raises:
+        SessionError: the folder holds a session already, or the store holds no such session.
+    """
+    folder = Path(folder)
+    if any((folder / name).exists() for name in (STORE_RECORD, "store.sqlite", "session.yaml")):
+        raise SessionError(f"{folder} holds a session already", "attach into a new folder")
+    store = open_remote(url, name_or_id)
+    try:
+        session_id = store.scope
+    finally:
+        store.close()
+    folder.mkdir(parents=True, exist_ok=True)
+    record_store(folder, url, session_id)
+    return session_id
+
+
+def recorded_spec(store: SqlStore) -> Any:
+    """The session spec a store recorded when the session began (its planner and instrument not imported).
+
+    Raises:
+        SessionError: it recorded none.
+    """
+    from closedloop.plugins import imports_unchecked
+    from closedloop.spec import SessionSpec
+
+    recorded = store.meta("spec")
+    if recorded is None:
+        raise SessionError(f"store {store.location}: holds no session spec")
+    with imports_unchecked():  # its planner and instrument packages need not be on this host
+        return SessionSpec.model_validate(recorded)
+
+
 def summarize_remote(url: str, name_or_id: str) -> dict[str, Any]:
     """The status of a session read from its PostgreSQL store alone (no folder): what ``closedloop status`` shows.
 
@@ -109,16 +163,9 @@ def summarize_remote(url: str, name_or_id: str) -> dict[str, Any]:
         SessionError: the store cannot be reached, or holds no such session.
     """
     from agent.status import summarize_store
-    from closedloop.plugins import imports_unchecked
-    from closedloop.spec import SessionSpec
 
     store = open_remote(url, name_or_id)
     try:
-        recorded = store.meta("spec")
-        if recorded is None:
-            raise SessionError(f"store {store.location}: holds no session spec")
-        with imports_unchecked():  # its planner and instrument packages need not be on this host
-            spec = SessionSpec.model_validate(recorded)
-        return summarize_store(Path(str(store.meta("folder", "-"))), spec, store)
+        return summarize_store(Path(str(store.meta("folder", "-"))), recorded_spec(store), store)
     finally:
         store.close()
