@@ -267,3 +267,40 @@ def test_a_store_that_cannot_be_reached_is_one_line_naming_store_without_the_pas
     down = closedloop("run", str(session_file), "--dir", str(tmp_path / "s"), "--store", url)
     assert down.returncode == 2 and down.stderr.startswith("error: store postgresql://closedloop:***@"), down.stderr
     assert SECRET not in down.stderr + down.stdout and not (tmp_path / "s").exists()
+
+
+def test_an_operator_without_the_folder_answers_a_checkpoint_through_the_store(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    session_file = tmp_path / "held.yaml"
+    data = beamline_session(name="pg-held", budget={"experiments": 1}, review={"policy": "always"})
+    session_file.write_text(json.dumps(data))
+    log = (tmp_path / "held.log").open("w")
+    # no terminal: the session waits for an answer from its control channel
+    agent = subprocess.Popen([*CLI, "run", str(session_file), "--dir", str(tmp_path / "run"), "--store", postgres_url],
+                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while (held := _session_of(postgres_url, "pg-held")) is None or not _sql(
+            postgres_url, "SELECT 1 FROM meta WHERE session = %s AND key = 'state' AND value = '\"waiting\"'", held
+        ):
+            assert time.monotonic() < deadline and agent.poll() is None, (tmp_path / "held.log").read_text()
+            time.sleep(0.05)
+        elsewhere = tmp_path / "elsewhere"
+        sys_env = {**os.environ, "PYTHONPATH": _root()}
+        attached = subprocess.run([*CLI, "attach", str(elsewhere / "held"), "--store", postgres_url, "--session",
+                                   "pg-held"], capture_output=True, text=True, timeout=60, env=sys_env)  # fmt: skip
+        assert attached.returncode == 0 and held in attached.stdout, attached.stderr
+        assert sorted(p.name for p in (elsewhere / "held").iterdir()) == ["store.json"]  # no session.yaml: no resume
+        answer = subprocess.run([*CLI, "review", str(elsewhere / "held"), "--approve", "--by", "remote-ann", "--json"],
+                                capture_output=True, text=True, timeout=60, env=sys_env)  # fmt: skip
+        assert answer.returncode == 0 and json.loads(answer.stdout)["ok"], answer.stdout + answer.stderr
+        assert agent.wait(timeout=90) == 0, (tmp_path / "held.log").read_text()
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait(timeout=30)
+        log.close()
+    decisions = _sql(postgres_url, "SELECT body FROM decisions WHERE session = %s", held)
+    assert [json.loads(body)["by"] for (body,) in decisions] == ["remote-ann"]
+    assert [status for _, status in _observed(postgres_url, held)] == ["ok"]
