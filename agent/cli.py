@@ -121,6 +121,21 @@ def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.
     return _report(session, as_json)
 
 
+def _with_driver_lock(lock: Any, url: str, session: Session) -> Any:
+    """``lock`` and the store's lock on driving the session, let go together (the session is closed if that
+    lock is refused)."""
+    from agent.launch import both
+    from agent.store_postgres import DriverLock
+
+    driver = DriverLock(url, session.session_id)
+    try:
+        driver.acquire()
+    except BaseException:
+        session.close()
+        raise
+    return both(lock, driver)
+
+
 def _store_url(url: str) -> str:
     """A ``--store`` URL, checked like the session file's ``store``.
 
@@ -250,6 +265,8 @@ def run(
         lock = take_lock(folder, new=True)
         try:
             session = Session.create(session_file, folder, spec)
+            if spec.store is not None:  # a copy of the folder on another host must not drive it too
+                lock = _with_driver_lock(lock, spec.store, session)
         except BaseException:
             lock.release()
             if made is not None:

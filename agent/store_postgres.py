@@ -181,6 +181,48 @@ class PostgresStore(SqlStore):
         self._conn.close()
 
 
+class DriverLock:
+    """The one-driver rule across hosts for a session kept in PostgreSQL: a session-level advisory lock on its id,
+    held on its own connection for as long as this process drives the session (the server lets it go when the
+    connection ends, however the process ends).
+
+    Args:
+        url: the store's URL.
+        session_id: the session.
+    """
+
+    def __init__(self, url: str, session_id: str) -> None:
+        self.url, self.session_id = url, session_id
+        self._conn: Any = None
+
+    def acquire(self) -> None:
+        """Take the lock.
+
+        Raises:
+            SessionError: another process, on any host, drives the session (named by the host the store records).
+        """
+        conn = connect(self.url)
+        sql = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
+        (got,) = conn.execute(sql, (f"closedloop {self.session_id}",)).fetchone()
+        if not got:
+            row = conn.execute(
+                "SELECT value FROM meta WHERE session = %s AND key = 'host'", (self.session_id,)
+            ).fetchone()
+            conn.close()
+            host = json.loads(row[0]) if row else "another host"
+            raise SessionError(
+                f"store {redact(self.url)}: session {self.session_id} is driven by another process (on {host})",
+                "wait for it to end, or stop it",
+            )
+        self._conn = conn
+
+    def release(self) -> None:
+        """Let the lock go (harmless when it is not held)."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
+
+
 def find_session(url: str, name_or_id: str) -> str:
     """The id of the session in the store at ``url`` whose id or name is ``name_or_id``.
 

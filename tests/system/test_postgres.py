@@ -26,8 +26,8 @@ import psycopg
 import pytest
 
 from agent.store import SessionStore
-from agent.store_postgres import PostgresStore
-from closedloop import Decision, Observation, ObservationStatus, Proposal, ProposalStatus, Verdict
+from agent.store_postgres import DriverLock, PostgresStore
+from closedloop import Decision, Observation, ObservationStatus, Proposal, ProposalStatus, SessionError, Verdict
 from tests.conftest import beamline_session
 from tests.integration.test_cli import CLI, closedloop
 
@@ -174,12 +174,27 @@ def test_the_postgresql_store_answers_every_call_as_the_sqlite_one_and_keeps_ses
         second.close()
 
 
+def test_one_process_drives_a_session_whichever_host_its_folder_is_on(postgres_url: str) -> None:
+    first, second = DriverLock(postgres_url, "s-driven"), DriverLock(postgres_url, "s-driven")
+    other = DriverLock(postgres_url, "s-other")
+    first.acquire()
+    try:
+        with pytest.raises(SessionError, match="session s-driven is driven by another process"):
+            second.acquire()
+        other.acquire()  # another session is not held by it
+        other.release()
+    finally:
+        first.release()
+    second.acquire()  # let go: the next driver takes it
+    second.release()
+
+
 # whole sessions through the command line -----------------------------------------------------------------------
 def test_sessions_in_one_database_run_survive_a_kill_and_are_read_from_another_host(
     postgres_url: str, tmp_path: Path
 ) -> None:
     files = {}
-    for name, budget in (("pg-a", 3), ("pg-b", 5)):
+    for name, budget in (("pg-a", 2), ("pg-b", 4)):
         files[name] = tmp_path / f"{name}.yaml"
         files[name].write_text(json.dumps(beamline_session(name=name, budget={"experiments": budget})))
     a_folder, b_folder = tmp_path / "a", tmp_path / "b"
@@ -212,19 +227,19 @@ def test_sessions_in_one_database_run_survive_a_kill_and_are_read_from_another_h
     resumed = closedloop("resume", str(b_folder), "--json")
     assert resumed.returncode == 0, resumed.stderr
     status = json.loads(resumed.stdout)
-    assert (status["state"], status["experiments"], status["session_id"]) == ("finished", 5, b_id)
+    assert (status["state"], status["experiments"], status["session_id"]) == ("finished", 4, b_id)
     after = _observed(postgres_url, b_id)
     assert after[: len(before_kill)] == before_kill  # nothing lost
     proposals = [proposal for proposal, _ in after]
     assert len(proposals) == len(set(proposals))  # nothing observed twice
-    assert sum(status == "ok" for _, status in after) == 5
+    assert sum(status == "ok" for _, status in after) == 4
     started = _start_documents(b_folder)
     assert len(started) == len(set(started)) and set(started) <= set(proposals)  # nothing run twice
     # LangGraph's checkpoints are in the same database, one thread per session
     threads = {row[0] for row in _sql(postgres_url, "SELECT DISTINCT thread_id FROM checkpoints")}
     a_id = _session_of(postgres_url, "pg-a")
     assert threads == {a_id, b_id}
-    assert len(_observed(postgres_url, str(a_id))) == 3 and not set(proposals) & {
+    assert len(_observed(postgres_url, str(a_id))) == 2 and not set(proposals) & {
         p for p, _ in _observed(postgres_url, str(a_id))
     }
 
@@ -237,14 +252,14 @@ def test_sessions_in_one_database_run_survive_a_kill_and_are_read_from_another_h
     )  # fmt: skip
     assert found.returncode == 0, found.stderr
     remote = json.loads(found.stdout)
-    assert (remote["session_id"], remote["experiments"], remote["state"]) == (b_id, 5, "finished")
+    assert (remote["session_id"], remote["experiments"], remote["state"]) == (b_id, 4, "finished")
     assert remote["best_value"] == status["best_value"] and remote["folder"] == str(b_folder.resolve())
     assert SECRET not in found.stdout and ":***@" in remote["store"]
     table = subprocess.run(
         [*CLI, "status", "--store", postgres_url, "--session", str(a_id)],
         cwd=elsewhere, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": _root()},
     )  # fmt: skip
-    assert table.returncode == 0 and "pg-a" in table.stdout and "3 of 3" in table.stdout, table.stderr
+    assert table.returncode == 0 and "pg-a" in table.stdout and "2 of 2" in table.stdout, table.stderr
 
 
 def _root() -> str:
