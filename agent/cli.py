@@ -6,6 +6,7 @@ operator.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -117,7 +118,8 @@ def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.
             driver.run()
     finally:
         server.close()
-        publish_control(session.store, None, session.folder)
+        with contextlib.suppress(Exception):  # a store gone away must not hide why the session ended
+            publish_control(session.store, None, session.folder)
     return _report(session, as_json)
 
 
