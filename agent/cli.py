@@ -305,7 +305,8 @@ def resume(
     def body() -> int:
         from agent.lock import holder
 
-        if holder(folder) is not None:
+        attached = (folder / STORE_RECORD).exists() and not (folder / SESSION_FILE).exists()
+        if holder(folder) is not None or attached:  # attached: `closedloop attach` made it, for a session elsewhere
             return resume_through_channel(folder, as_json)
         if detach:
             return start_detached(["resume", str(folder)], folder, yes, threads)

@@ -72,7 +72,11 @@ def resume_through_channel(folder: Path, as_json: bool) -> int:
     from agent.lock import holder
     from agent.operator_input import build
 
-    who = holder(folder) or {}
+    who = holder(folder)
+    if who is None:  # a folder attached to a session run elsewhere: who runs it, as it published
+        from agent.control_client import read_control
+
+        who = read_control(folder)
     reply = send(folder, build("resume", None, "channel"))
     if not reply.ok and reply.code == "refused":
         since = who.get("since", "?")

@@ -316,6 +316,11 @@ def test_an_operator_without_the_folder_answers_a_checkpoint_through_the_store(
             agent.kill()
             agent.wait(timeout=30)
         log.close()
+    seen = subprocess.run([*CLI, "status", str(elsewhere / "held"), "--json"], capture_output=True, text=True,
+                          timeout=60, env=sys_env)  # fmt: skip
+    assert seen.returncode == 0, seen.stderr
+    assert {k: json.loads(seen.stdout)[k] for k in ("session_id", "state", "experiments")} == {
+        "session_id": held, "state": "finished", "experiments": 1}  # fmt: skip
     decisions = _sql(postgres_url, "SELECT body FROM decisions WHERE session = %s", held)
     assert [json.loads(body)["by"] for (body,) in decisions] == ["remote-ann"]
     assert [status for _, status in _observed(postgres_url, held)] == ["ok"]
