@@ -11,6 +11,8 @@ from typing import Any
 
 from agent.display import fmt
 from agent.store import SessionStore
+from agent.store_sql import SqlStore
+from agent.stores import STORE_RECORD, open_postgres
 from closedloop.errors import SpecError
 
 STORE_FILE = "store.sqlite"
@@ -29,9 +31,12 @@ def audit_trail(folder: Path) -> list[dict[str, Any]]:
     Raises:
         SpecError: the folder holds no session.
     """
-    if not (Path(folder) / STORE_FILE).exists():
+    if (Path(folder) / STORE_RECORD).exists():  # kept in PostgreSQL
+        store: SqlStore = open_postgres(Path(folder), new=False)
+    elif not (Path(folder) / STORE_FILE).exists():
         raise SpecError(f"{folder}: holds no session (no {STORE_FILE})")
-    store = SessionStore(Path(folder) / STORE_FILE)
+    else:
+        store = SessionStore(Path(folder) / STORE_FILE)
     try:
         decisions, lines = store.decisions(), store.events()
     finally:

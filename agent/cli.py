@@ -6,6 +6,7 @@ operator.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -23,10 +24,11 @@ from rich.table import Table
 from agent.folder import holds_session
 from agent.launch import Made, resume_through_channel, slug, start_detached, take_lock
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, summarize, summary
+from agent.stores import STORE_RECORD, publish_control
 from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SafetyError, SessionError, SpecError
 from closedloop.plugins import imports_unchecked
 from closedloop.records import Observation
-from closedloop.spec import load_spec
+from closedloop.spec import check_store_url, load_spec
 
 if TYPE_CHECKING:
     from agent.session import Checkpoint, Session
@@ -95,6 +97,7 @@ def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.
     session.on_observation = observed
     operations = Operations(session)
     server = ControlServer(session.folder, operations.handle, host=host)
+    publish_control(session.store, server.info, session.folder)
     session.context.emit = operations.emit = lambda kind, data: server.publish(kind, data)
 
     def show(checkpoint: Checkpoint) -> None:
@@ -115,7 +118,36 @@ def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.
             driver.run()
     finally:
         server.close()
+        with contextlib.suppress(Exception):  # a store gone away must not hide why the session ended
+            publish_control(session.store, None, session.folder)
     return _report(session, as_json)
+
+
+def _with_driver_lock(lock: Any, url: str, session: Session) -> Any:
+    """``lock`` and the store's lock on driving the session, let go together (the session is closed if that
+    lock is refused)."""
+    from agent.launch import both
+    from agent.store_postgres import DriverLock
+
+    driver = DriverLock(url, session.session_id)
+    try:
+        driver.acquire()
+    except BaseException:
+        session.close()
+        raise
+    return both(lock, driver)
+
+
+def _store_url(url: str) -> str:
+    """A ``--store`` URL, checked like the session file's ``store``.
+
+    Raises:
+        SpecError: it is not a ``postgresql://`` URL (one line naming ``store``, the URL itself not shown).
+    """
+    try:
+        return check_store_url(url)
+    except ValueError as exc:
+        raise SpecError(f"store: {exc}") from None
 
 
 def _fmt(value: float | str | None) -> str:
@@ -155,7 +187,7 @@ def _status_table(status: dict[str, Any]) -> Table:
         ("best point", ", ".join(f"{k}={_fmt(v)}" for k, v in best_point.items()) or "-"),
         ("decisions", str(status["decisions"])),
         ("queued points", str(status["queued"])),
-        ("data", f"{status['folder']}/store.sqlite, runs/*.jsonl"),
+        ("data", f"{status['store']}, {status['folder']}/runs/*.jsonl"),
     ]
     for name, lane in status["instruments"].items():
         doing = {"running": f"running {lane['proposal']}", "failed": f"failed: {lane['error']}"}
@@ -214,24 +246,32 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads for the planner")] = 1,
     detach: Annotated[bool, typer.Option("--detach", help="run in the background (output in DIR/session.log)")] = False,
+    store: Annotated[
+        str | None, typer.Option("--store", metavar="URL", help="keep the session in PostgreSQL (overrides the file)")
+    ] = None,
 ) -> None:
     """Start a new session from a session file."""
 
     def body() -> int:
         spec = load_spec(session_file)
+        if store is not None:
+            spec = spec.model_copy(update={"store": _store_url(store)})
         folder = dir or _default_folder(session_file, spec.folder, spec.name)
         from agent.session import Session  # imports torch and bluesky: only once the input is good
 
         _set_threads(threads)
 
         if detach:
-            return start_detached(["run", str(session_file), "--dir", str(folder)], folder, yes, threads)
+            where = ["--store", spec.store] if store is not None and spec.store else []
+            return start_detached(["run", str(session_file), "--dir", str(folder), *where], folder, yes, threads)
         # a start that fails before any run (a missing device, a factory error, a planner refusing) leaves nothing
         # behind, so the same command works once the cause is fixed; a session that ran something is kept
         made = Made(folder) if not holds_session(folder) else None
         lock = take_lock(folder, new=True)
         try:
             session = Session.create(session_file, folder, spec)
+            if spec.store is not None:  # a copy of the folder on another host must not drive it too
+                lock = _with_driver_lock(lock, spec.store, session)
         except BaseException:
             lock.release()
             if made is not None:
@@ -268,7 +308,8 @@ def resume(
     def body() -> int:
         from agent.lock import holder
 
-        if holder(folder) is not None:
+        attached = (folder / STORE_RECORD).exists() and not (folder / SESSION_FILE).exists()
+        if holder(folder) is not None or attached:  # attached: `closedloop attach` made it, for a session elsewhere
             return resume_through_channel(folder, as_json)
         if detach:
             return start_detached(["resume", str(folder)], folder, yes, threads)
@@ -296,7 +337,8 @@ def demo(
     """Run the bundled demo: align two mirrors on a simulated beamline."""
     source = resources.files("agent") / "demo" / "beamline.yaml"
     with resources.as_file(source) as path:
-        run(path, dir or Path("sessions") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}", yes, as_json, threads, False)
+        folder = dir or Path("sessions") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+        run(path, folder, yes, as_json, threads, False, None)
 
 
 def parse_point(words: list[str]) -> dict[str, str]:
@@ -338,7 +380,8 @@ def add(
         from agent.operations import check_points
         from planners.baselines import read_points
 
-        if not (folder / STORE_FILE).exists() or not (folder / SESSION_FILE).exists():
+        has_store = (folder / STORE_FILE).exists() or (folder / STORE_RECORD).exists()
+        if not has_store or not (folder / SESSION_FILE).exists():
             raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
         if bool(point) == (file is not None):
             raise SpecError("give one point as NAME=VALUE arguments, or --file, not both or neither")
@@ -376,17 +419,53 @@ def add(
 
 @app.command()
 def status(
-    folder: Annotated[Path, typer.Argument(help="the session folder")],
+    folder: Annotated[Path | None, typer.Argument(help="the session folder (or --store and --session)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+    store: Annotated[
+        str | None, typer.Option("--store", metavar="URL", help="read the session from this PostgreSQL store")
+    ] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", metavar="NAME_OR_ID", help="the session in --store: its name or id")
+    ] = None,
 ) -> None:
-    """Where a session is: state, experiments done and failed, budget, best point so far."""
+    """Where a session is: state, experiments done and failed, budget, best point so far.
+
+    From its folder, or, on a host without the folder, from its PostgreSQL store: --store URL --session NAME_OR_ID.
+    """
 
     def body() -> int:
-        info = summarize(folder)
+        if (folder is None) == (store is None) or (store is None) != (session is None):
+            raise SpecError("give the session folder, or --store URL and --session NAME_OR_ID")
+        if store is not None and session is not None:
+            from agent.stores import summarize_remote
+
+            info = summarize_remote(_store_url(store), session)
+        else:
+            assert folder is not None
+            info = summarize(folder)
         if as_json:
             console.print_json(json.dumps(info))
         else:
             console.print(_status_table(info))
+        return EXIT_OK
+
+    _guarded(body)
+
+
+@app.command()
+def attach(
+    folder: Annotated[Path, typer.Argument(help="a new folder, on this host, to stand for the session")],
+    store: Annotated[str, typer.Option("--store", metavar="URL", help="the PostgreSQL store the session is kept in")],
+    session: Annotated[str, typer.Option("--session", metavar="NAME_OR_ID", help="the session: its name or id")],
+) -> None:
+    """Reach a session kept in PostgreSQL from a host without its folder: DIR then stands for it in status, audit,
+    watch, review, pause, stop and budget (put your CurveZMQ client key in DIR/keys, or pass --keys)."""
+
+    def body() -> int:
+        from agent.stores import attach as attach_folder
+
+        session_id = attach_folder(folder, _store_url(store), session)
+        console.print(f"{escape(str(folder))} stands for session {session_id}; try: closedloop status {folder}")
         return EXIT_OK
 
     _guarded(body)

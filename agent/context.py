@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from agent.lanes import Lanes
 from agent.status import Tally
-from agent.store import SessionStore
+from agent.store_sql import SqlStore
 from closedloop.errors import PlannerError
 from closedloop.records import Observation, Proposal
 from closedloop.spec import SessionSpec
@@ -55,7 +55,7 @@ class LoopContext:
     """
 
     spec: SessionSpec
-    store: SessionStore
+    store: SqlStore
     planner: Suggests
     lanes: Lanes
     runs: Path

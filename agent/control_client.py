@@ -38,7 +38,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def read_control(folder: Path) -> dict[str, Any]:
-    """The addresses of the session process running ``folder``.
+    """The addresses of the session process running ``folder``: from its ``control.json``, or, for a session kept
+    in PostgreSQL (perhaps run on another host), as the process published them in the store.
 
     Raises:
         SessionError: no process runs it (no ``control.json``, or one left by a process on this host that died).
@@ -48,7 +49,11 @@ def read_control(folder: Path) -> dict[str, Any]:
     try:
         info = json.loads((folder / CONTROL_FILE).read_text())
     except (OSError, json.JSONDecodeError):
-        raise not_running from None
+        from agent.stores import published_control
+
+        info = published_control(folder)  # a folder for a session in PostgreSQL, perhaps run from another host
+        if info is None:
+            raise not_running from None
     if not isinstance(info, dict) or not isinstance(info.get("requests"), str):
         raise not_running
     if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and not _pid_alive(info["pid"]):

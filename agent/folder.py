@@ -2,6 +2,8 @@
 
 ``store.sqlite`` is the truth; ``seal.json`` records, beside it, how many observations it holds, so that a store
 that lost its last commits (copied without its ``-wal`` file, or rolled back) is recognised instead of resumed.
+A folder whose store is in PostgreSQL holds ``store.json`` instead (see :mod:`agent.stores`); the SQLite checks
+(``quick_check``, the seal) do not apply to it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.store import SessionStore
+from agent.store_sql import SqlStore
+from agent.stores import STORE_RECORD, open_postgres
 from closedloop.errors import SessionError
 
 SESSION_FILE = "session.yaml"
@@ -23,7 +27,9 @@ SEAL_FILE = "seal.json"
 
 def holds_session(folder: Path) -> bool:
     """Whether the folder holds a session: a store that records a session id (a creation that was killed before it
-    recorded one holds none, and a new ``run`` may start over in it)."""
+    recorded one holds none, and a new ``run`` may start over in it), or a record of its PostgreSQL store."""
+    if (folder / STORE_RECORD).exists():
+        return True
     path = folder / STORE_FILE
     if not path.exists() or path.stat().st_size == 0:
         return False
@@ -44,13 +50,23 @@ def clear_unfinished(folder: Path) -> None:
             (folder / f"{name}{suffix}").unlink(missing_ok=True)
 
 
-def open_store(folder: Path, new: bool) -> SessionStore:
+def open_store(folder: Path, new: bool, url: str | None = None, session_id: str | None = None) -> SqlStore:
     """Open a session's store: checked for damage, its identity and what the session recorded of it.
+
+    Args:
+        folder: the session folder.
+        new: create the store (a new session).
+        url: for a new session, the PostgreSQL store to keep it in (recorded in the folder); None for SQLite in
+            the folder. An existing session's store is the one its folder records.
+        session_id: for a new session in PostgreSQL, its id (the key of its rows).
 
     Raises:
         SessionError: the store is missing, empty, damaged, or holds less than the session recorded (a copy
-            without its ``-wal`` file, for example); the message names the file.
+            without its ``-wal`` file, for example); the message names the file. A PostgreSQL store that cannot
+            be reached, or does not hold the session, is named by its URL (without the password).
     """
+    if (url is not None and new) or (not new and (folder / STORE_RECORD).exists()):
+        return open_postgres(folder, new, url, session_id)
     path = folder / STORE_FILE
     if not new and (not path.exists() or path.stat().st_size == 0):
         raise SessionError(f"{path}: missing or empty; the session cannot be resumed from it", "restore a copy")
@@ -87,7 +103,10 @@ def _read_seal(folder: Path) -> dict[str, Any]:
 
 
 def write_seal(folder: Path, session_id: str, observations: int) -> None:
-    """Record how many observations the store holds (written beside it, replaced atomically)."""
+    """Record how many observations the store holds (written beside it, replaced atomically; nothing for a store
+    in PostgreSQL)."""
+    if (folder / STORE_RECORD).exists():
+        return
     temporary = folder / f".{SEAL_FILE}.tmp"
     temporary.write_text(json.dumps({"session_id": session_id, "observations": observations}))
     os.replace(temporary, folder / SEAL_FILE)

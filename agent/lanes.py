@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.documents import RunFile
-from agent.store import SessionStore
+from agent.store_sql import SqlStore
 from closedloop.errors import InstrumentError
 from closedloop.records import Proposal
 from instruments.protocols import Executes, RunRecord
@@ -61,7 +61,7 @@ class Lanes:
     """
 
     def __init__(
-        self, lanes: Sequence[Lane], store: SessionStore, emit: Callable[[str, dict[str, Any]], None] | None = None
+        self, lanes: Sequence[Lane], store: SqlStore, emit: Callable[[str, dict[str, Any]], None] | None = None
     ) -> None:
         self.lanes = list(lanes)
         self.store = store

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.folder import SESSION_FILE, STORE_FILE, holds_session
+from agent.stores import recorded_store
 from closedloop.errors import SessionError
 
 
@@ -40,7 +41,29 @@ def take_lock(folder: Path, new: bool) -> Any:
         raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
     lock = SessionLock(folder)
     lock.acquire()
-    return lock
+    record = None if new else recorded_store(folder)
+    if record is None:
+        return lock
+    from agent.store_postgres import DriverLock
+
+    driver = DriverLock(record["url"], record["session_id"])  # other hosts' folders for it have other locks
+    try:
+        driver.acquire()
+    except BaseException:
+        lock.release()
+        raise
+    return both(lock, driver)
+
+
+def both(*locks: Any) -> Any:
+    """One object whose ``release()`` lets every lock go (the last taken first)."""
+
+    class Both:
+        def release(self) -> None:
+            for lock in reversed(locks):
+                lock.release()
+
+    return Both()
 
 
 def resume_through_channel(folder: Path, as_json: bool) -> int:
@@ -49,7 +72,11 @@ def resume_through_channel(folder: Path, as_json: bool) -> int:
     from agent.lock import holder
     from agent.operator_input import build
 
-    who = holder(folder) or {}
+    who = holder(folder)
+    if who is None:  # a folder attached to a session run elsewhere: who runs it, as it published
+        from agent.control_client import read_control
+
+        who = read_control(folder)
     reply = send(folder, build("resume", None, "channel"))
     if not reply.ok and reply.code == "refused":
         since = who.get("since", "?")

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Command
 
 from agent.context import LoopContext
@@ -29,7 +28,10 @@ from agent.folder import clear_unfinished, holds_session, open_store, write_seal
 from agent.graph import build_graph
 from agent.lanes import Lane, Lanes
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally
-from agent.store import SessionStore
+from agent.store_postgres import PostgresStore
+from agent.store_postgres import open_checkpoints as open_postgres_checkpoints
+from agent.store_sql import SqlStore
+from agent.stores import saver_for
 from closedloop.changes import spec_changes, spec_fingerprint
 from closedloop.errors import SessionError, SpecError
 from closedloop.records import Decision, Observation, ProposalStatus, new_id
@@ -108,9 +110,7 @@ def build_planner(spec: SessionSpec) -> Any:
     return planner
 
 
-def build_executor(
-    spec: SessionSpec, session_id: str, store: SessionStore, index: int = 0, loop: Any = None
-) -> Executes:
+def build_executor(spec: SessionSpec, session_id: str, store: SqlStore, index: int = 0, loop: Any = None) -> Executes:
     """The executor for one of the session's instruments (the first by default), its scan ids carrying on from the
     store's last; in-process ones after the first share ``loop``, the first one's event loop."""
 
@@ -131,7 +131,7 @@ def build_executor(
     return InProcessExecutor(lane_spec, session_id, run_engine, scan_id=scan_id, on_event=on_event)
 
 
-def build_lanes(spec: SessionSpec, session_id: str, store: SessionStore, executor: Executes | None = None) -> Lanes:
+def build_lanes(spec: SessionSpec, session_id: str, store: SqlStore, executor: Executes | None = None) -> Lanes:
     """Every instrument of the session as a lane (``executor``, when given, is the only one).
 
     Raises:
@@ -153,12 +153,15 @@ def build_lanes(spec: SessionSpec, session_id: str, store: SessionStore, executo
     return Lanes(lanes, store)
 
 
-def open_checkpoints(folder: Path, session_id: str) -> tuple[sqlite3.Connection, bool]:
-    """Open LangGraph's checkpoint database; returns it and whether it was (re)made empty.
+def open_checkpoints(folder: Path, session_id: str, store: SqlStore | None = None) -> tuple[Any, bool]:
+    """Open LangGraph's checkpoint database; returns it and whether it was (re)made empty. A session whose
+    ``store`` is in PostgreSQL keeps its checkpoints there (a ``PostgresSaver``, keyed by the session's id).
 
     Raises:
-        SessionError: the file is damaged or belongs to another session.
+        SessionError: the file is damaged or belongs to another session; the PostgreSQL store cannot be reached.
     """
+    if isinstance(store, PostgresStore):
+        return open_postgres_checkpoints(store.url, session_id)
     path = folder / CHECKPOINT_FILE
     fresh = not path.exists() or path.stat().st_size == 0
     conn = sqlite3.connect(path, check_same_thread=False)
@@ -186,7 +189,7 @@ def open_checkpoints(folder: Path, session_id: str) -> tuple[sqlite3.Connection,
     return conn, fresh
 
 
-def check_edits(folder: Path, spec: SessionSpec, store: SessionStore) -> None:
+def check_edits(folder: Path, spec: SessionSpec, store: SqlStore) -> None:
     """Compare the session file with the spec the session began with: the budget, review and failure policy may
     change (each change goes into the audit log), nothing else.
 
@@ -233,7 +236,7 @@ class Session:
         self,
         folder: Path,
         spec: SessionSpec,
-        store: SessionStore,
+        store: SqlStore,
         planner: Any = None,
         executor: Executes | None = None,
         on_observation: Callable[[Observation], None] | None = None,
@@ -244,7 +247,7 @@ class Session:
         self.session_id: str = store.meta("session_id")
         (folder / "runs").mkdir(parents=True, exist_ok=True)
         self.on_observation = on_observation or (lambda observation: None)
-        self._checkpoint_conn, rebuilt = open_checkpoints(folder, self.session_id)
+        self._checkpoint_conn, rebuilt = open_checkpoints(folder, self.session_id, store)
         self._rebuilt = rebuilt and store.count_proposals() > 0
         try:
             self.planner = planner if planner is not None else build_planner(spec)
@@ -258,7 +261,7 @@ class Session:
         self.context = LoopContext(spec, store, self.planner, self.lanes, folder / "runs", self.tally)
         self.context.on_observation = self._observed
         self.lanes.emit = lambda kind, data: self.context.emit(kind, data)
-        self.graph = build_graph(self.context, SqliteSaver(self._checkpoint_conn))
+        self.graph = build_graph(self.context, saver_for(self._checkpoint_conn))
         self.config = thread_config(self.session_id, spec.budget.experiments)
 
     # opening -------------------------------------------------------------------------------------------------
@@ -277,8 +280,8 @@ class Session:
             build_planner(spec)  # refuse a planner that cannot take the problem before anything is created
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(spec_path, folder / SESSION_FILE)
-        store = open_store(folder, new=True)
         session_id = new_id("s")
+        store = open_store(folder, new=True, url=spec.store, session_id=session_id)
         store.set_meta(
             session_id=session_id,
             name=spec.name,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import socket
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from agent.folder import SESSION_FILE, STORE_FILE, open_store
-from agent.store import SessionStore
+from agent.store_sql import SqlStore
+from agent.stores import STORE_RECORD, recorded_spec
 from closedloop.errors import SessionError
 from closedloop.plugins import imports_unchecked
 from closedloop.problem import Direction
@@ -30,11 +32,14 @@ class SessionState(str, Enum):
     INTERRUPTED = "interrupted"  # the process died while running: `closedloop resume` carries on
 
 
-def _live_state(state: str | None, pid: int | None, suspended: bool = False) -> str | None:
+def _live_state(state: str | None, pid: int | None, suspended: bool = False, host: str | None = None) -> str | None:
     """``running`` only while the process that runs the session is alive (``suspended`` while a suspender holds
-    its run); otherwise ``interrupted``."""
+    its run); otherwise ``interrupted``. A process on another ``host`` (a store shared in PostgreSQL) cannot be
+    checked from here: its recorded state stands."""
     if state != SessionState.RUNNING.value or pid is None:
         return state
+    if host is not None and host != socket.gethostname():
+        return SessionState.SUSPENDED.value if suspended else state
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -130,18 +135,21 @@ class Tally:
 
 def summarize(folder: Path) -> dict[str, Any]:
     """The status of a session folder, without opening its instrument (safe while another process runs it)."""
-    if not (folder / STORE_FILE).exists():
+    if not (folder / STORE_FILE).exists() and not (folder / STORE_RECORD).exists():
         raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
-    with imports_unchecked():  # read the file without importing its planner or instrument (they may not be here)
-        spec = load_spec(folder / SESSION_FILE)
     store = open_store(folder, new=False)
     try:
+        if not (folder / SESSION_FILE).exists() and (folder / STORE_RECORD).exists():
+            spec = recorded_spec(store)  # a folder attached to a session kept in PostgreSQL
+        else:
+            with imports_unchecked():  # read the file without importing its planner or instrument (maybe not here)
+                spec = load_spec(folder / SESSION_FILE)
         return summarize_store(folder, spec, store)
     finally:
         store.close()
 
 
-def summarize_store(folder: Path, spec: SessionSpec, store: SessionStore) -> dict[str, Any]:
+def summarize_store(folder: Path, spec: SessionSpec, store: SqlStore) -> dict[str, Any]:
     """The status of a session whose spec and store are already open (what :func:`summarize` reports)."""
     observations = store.observations()
     tally = Tally.from_observations(spec, observations)
@@ -149,7 +157,7 @@ def summarize_store(folder: Path, spec: SessionSpec, store: SessionStore) -> dic
 
 
 def summary(
-    folder: Path, spec: SessionSpec, store: SessionStore, tally: Tally, observations: list[Observation] | None = None
+    folder: Path, spec: SessionSpec, store: SqlStore, tally: Tally, observations: list[Observation] | None = None
 ) -> dict[str, Any]:
     """The status of a session from its running tally; the Pareto front only when the observations are given."""
     objective = tally.objective
@@ -157,12 +165,15 @@ def summary(
     front: list[Observation] = []
     if observations is not None and len(spec.objectives) > 1:
         front = pareto_front(spec, [o for o in observations if o.ok and spec.feasible(o.values)])
-    state = _live_state(store.meta("state"), store.meta("pid"), bool(store.meta("suspended", False)))
+    state = _live_state(
+        store.meta("state"), store.meta("pid"), bool(store.meta("suspended", False)), store.meta("host")
+    )
     return {
         "folder": str(folder),
         "session_id": store.meta("session_id"),
         "name": spec.name,
         "state": state,
+        "store": store.location,
         "experiments": tally.experiments,
         "infeasible": tally.infeasible,
         "failed": tally.failed,
@@ -182,7 +193,7 @@ def summary(
     }
 
 
-def instrument_states(spec: SessionSpec, store: SessionStore, live: bool = True) -> dict[str, dict[str, Any]]:
+def instrument_states(spec: SessionSpec, store: SqlStore, live: bool = True) -> dict[str, dict[str, Any]]:
     """Each instrument's state (``idle``, ``running`` with its proposal, ``failed`` with why), as the running
     session last recorded it; ``idle`` for one not used yet, and none ``running`` unless the session is ``live``."""
     recorded = store.meta("instruments") or {}

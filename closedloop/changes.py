@@ -21,6 +21,8 @@ from closedloop.spec import SessionSpec, spec_from_dict
 EDITABLE_SECTIONS = frozenset({"budget", "review", "failures", "tiled", "pipeline"})
 
 _ABSENT = object()
+#: Where a session is kept, not what it measures: no part of the comparison (a store may move; its URL is not shown).
+_WHERE = {"store"}
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def spec_changes(old: SessionSpec, new: SessionSpec) -> SpecChanges:
         The changed fields: in ``allowed`` those under :data:`EDITABLE_SECTIONS`, in ``refused`` the rest, each
         as ``"path: old -> new"`` (``(absent)`` for a key on one side only).
     """
-    before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
+    before, after = old.model_dump(mode="json", exclude=_WHERE), new.model_dump(mode="json", exclude=_WHERE)
     allowed: list[str] = []
     refused: list[str] = []
     for line in _differences(before, after, ""):
@@ -81,7 +83,8 @@ def spec_changes(old: SessionSpec, new: SessionSpec) -> SpecChanges:
 
 def canonical_json(spec: SessionSpec) -> str:
     """The validated spec as canonical JSON: defaults filled in, keys sorted, no spaces."""
-    return json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    data = spec.model_dump(mode="json", exclude=_WHERE)
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
 def spec_fingerprint(text_or_spec: str | SessionSpec) -> str:

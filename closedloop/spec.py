@@ -184,6 +184,9 @@ class SessionSpec(BaseModel):
         suspenders: signals that hold a run while they are below a floor (a ring current).
         publish: where every run's documents are published as JSON (a bluesky 0MQ proxy).
         tiled: the Tiled server every run's documents are written to (needs the ``closedloop[tiled]`` extra).
+        store: a ``postgresql://`` URL: keep the store and LangGraph's checkpoints in that PostgreSQL database (needs
+            the ``closedloop[postgres]`` extra), so operators on other hosts share the session; default SQLite in the
+            session folder. ``closedloop run --store`` overrides it.
 
     Every name (variables, constants, objectives, constraints) must be usable as a key (see
     :func:`~closedloop.problem.name_problem`), each device is moved by one input only (one variable, or one
@@ -219,6 +222,12 @@ class SessionSpec(BaseModel):
     suspenders: list[SuspenderSpec] = Field(default_factory=list)
     publish: PublishSpec | None = None
     tiled: TiledSpec | None = None
+    store: str | None = None
+
+    @field_validator("store")
+    @classmethod
+    def _store_is_postgresql(cls, value: str | None) -> str | None:
+        return None if value is None else check_store_url(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -384,6 +393,20 @@ class SessionSpec(BaseModel):
             constraints=constraints,
             constants={name: c.value for name, c in self.constants.items()},
         )
+
+
+def check_store_url(url: str) -> str:
+    """``url`` if it names a PostgreSQL store (``postgresql://`` or ``postgres://``); the message never shows it,
+    since it may hold a password.
+
+    Raises:
+        ValueError: any other URL (its scheme is named).
+    """
+    scheme = url.partition("://")[0] if "://" in url else ""
+    if scheme.lower() not in ("postgresql", "postgres") or not url.partition("://")[2]:
+        shown = f"a {scheme}:// URL" if scheme.isalnum() else "no URL"
+        raise ValueError(f"must be a postgresql:// URL (SQLite in the session folder is the default), got {shown}")
+    return url
 
 
 def _non_finite(data: Any, path: str) -> str | None:
