@@ -39,7 +39,7 @@ system-deps:
 		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q postgresql)
 
 test: system-deps $(VENV)/.installed-dev $(if $(filter 1,$(TILED)),$(VENV)/.installed-tiled)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
