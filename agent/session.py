@@ -131,15 +131,19 @@ def build_executor(spec: SessionSpec, session_id: str, store: SqlStore, index: i
     return InProcessExecutor(lane_spec, session_id, run_engine, scan_id=scan_id, on_event=on_event)
 
 
-def build_lanes(spec: SessionSpec, session_id: str, store: SqlStore, executor: Executes | None = None) -> Lanes:
-    """Every instrument of the session as a lane (``executor``, when given, is the only one).
+def build_lanes(
+    spec: SessionSpec, session_id: str, store: SqlStore, executors: Executes | list[Executes] | None = None
+) -> Lanes:
+    """Every instrument of the session as a lane, each given its executor (``executors``, when given: one, or one
+    per instrument) or one built from its section.
 
     Raises:
         InstrumentError: an instrument cannot be built or connected (those built already are closed).
     """
     names = [name for name, _ in spec.lanes()]
-    if executor is not None:
-        return Lanes([Lane(names[0], executor)], store)
+    if executors is not None:
+        given = executors if isinstance(executors, list) else [executors]
+        return Lanes([Lane(name, executor) for name, executor in zip(names, given, strict=False)], store)
     lanes: list[Lane] = []
     try:
         for index, name in enumerate(names):
@@ -228,7 +232,8 @@ class Session:
         spec: the session spec.
         store: its open store.
         planner: the planner (default: built from the spec, then told every stored observation).
-        executor: the executor (default: one per instrument of the spec, each a lane of :class:`Lanes`).
+        executor: the executor, or one per instrument (default: one built per instrument of the spec, each a lane
+            of :class:`Lanes`).
         on_observation: called after each stored observation.
     """
 
@@ -238,7 +243,7 @@ class Session:
         spec: SessionSpec,
         store: SqlStore,
         planner: Any = None,
-        executor: Executes | None = None,
+        executor: Executes | list[Executes] | None = None,
         on_observation: Callable[[Observation], None] | None = None,
     ) -> None:
         self.folder = folder

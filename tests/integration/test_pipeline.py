@@ -17,6 +17,9 @@ from typing import Any
 
 from agent.session import Session
 from agent.status import summarize
+from closedloop.errors import InstrumentError
+from closedloop.spec import spec_from_dict
+from instruments.executor import InProcessExecutor, build_run_engine
 from tests.conftest import beamline_session
 from tests.integration.test_cli import meta, run_then_kill
 
@@ -164,3 +167,36 @@ def test_a_suspended_instrument_does_not_hold_up_the_other(tmp_path: Path, write
     # hutch-b went on meanwhile: most of the session ran there while hutch-a's run was held
     assert sum(1 for start, stop in on_b if stop["time"] < held[1]["time"]) >= 4
     assert meta(tmp_path / "run", "state") == "finished"
+
+
+class ControlHostGone(InProcessExecutor):
+    """A real in-process executor whose instrument stops answering after ``runs`` runs, as a queueserver executor
+    does when its manager's host goes away (fault injection: an RE Manager per lane would take a minute to start)."""
+
+    def __init__(self, *args: Any, runs: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.left = runs
+
+    def run(self, proposal: Any, md: Any = None, on_document: Any = None) -> Any:
+        if self.left == 0:
+            raise InstrumentError("instrument.queueserver: the RE Manager at hutch-a does not answer")
+        self.left -= 1
+        return super().run(proposal, md, on_document)
+
+
+def test_an_instrument_that_stops_answering_is_set_aside_and_the_other_goes_on(tmp_path: Path, write_session) -> None:
+    data = two_instruments(0.05)
+    spec = spec_from_dict(data)
+    folder = tmp_path / "run"
+    gone = ControlHostGone(spec.for_instrument(0), "s-test", runs=1)
+    other = InProcessExecutor(spec.for_instrument(1), "s-test", build_run_engine(gone.run_engine.loop))
+    executors: list[Any] = [gone, other]
+    with Session.create(write_session(data), folder, executor=executors) as session:
+        assert session.advance() is None
+        observations = session.store.observations()
+        lanes = summarize(folder)["instruments"]
+    assert lanes["hutch-a"]["state"] == "failed" and "does not answer" in lanes["hutch-a"]["error"]
+    assert lanes["hutch-b"]["state"] == "idle"
+    assert sum(o.ok for o in observations) == 6  # the budget, met by hutch-b once hutch-a was gone
+    cut = [o for o in observations if o.status == "interrupted"]
+    assert len(cut) == 1  # the proposal hutch-a was given when it stopped answering: recorded, not run again
