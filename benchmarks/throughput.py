@@ -14,6 +14,8 @@ whole session, first start to last stop) with its ratio to the pipelined single 
 end (how far the best point's true flux is from the beamline's optimum, read-back positions). Regret is printed
 per seed so that its spread over seeds can be read beside the differences.
 
+Torch gets one thread, as ``closedloop run`` gives it by default.
+
     python -m benchmarks.throughput [--experiments 30] [--exposure 2.0] [--seeds 0,1]
 """
 
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from agent.session import Session
@@ -96,7 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--exposure", type=float, default=2.0)
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--initial", type=int, default=10, help="experiments of the initial design (not timed)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, as `closedloop run --threads`")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)  # as the CLI does: one thread is fastest for the planner's small matrices
     seeds = [int(s) for s in args.seeds.split(",")]
     variants = [("1 instrument, pipeline: false", 1, False), ("1 instrument", 1, True)]
     variants += [("2 instruments", 2, True), ("4 instruments", 4, True)]

@@ -366,3 +366,53 @@ class _NoInstrument:
 
     def close(self) -> None:
         return None
+
+
+def test_one_session_keeps_two_managers_busy(qserver, tmp_path: Path) -> None:
+    """Two RE Managers (one per control host at a beamline; here a second one on other loopback ports), one model:
+    both run at once, each one item at a time, and every run is in the history of the manager that ran it."""
+    from agent.session import Session
+
+    def section(name: str, addresses: QueueServerAddresses) -> dict[str, Any]:
+        qs = {"control_address": addresses.control, "documents_address": addresses.documents, "detectors": ["det"]}
+        return {"name": name, "queueserver": qs}
+
+    with LocalQueueServer(noise=0.0) as second:
+        data = _spec(qserver).model_dump(mode="json", exclude_none=True)
+        del data["instrument"]
+        data.update(
+            planner={"name": "sobol"},
+            review={"policy": "never"},
+            budget={"experiments": 6},
+            instruments=[section("hutch-a", qserver), section("hutch-b", second.addresses)],
+            pipeline=True,
+        )
+        path = tmp_path / "session.yaml"
+        path.write_text(json.dumps(data))
+        with Session.create(path, tmp_path / "run") as session:
+            assert session.advance() is None
+            runs = []
+            for observation in session.store.observations():
+                assert observation.ok, observation.error
+                stored = session.store.run(observation.proposal_id)
+                assert stored is not None
+                docs = {name: doc for name, doc in stored[0] if name in ("start", "stop")}
+                runs.append((docs["start"]["instrument"], docs["start"]["time"], docs["stop"]["time"], observation))
+        apis = {}
+        for name, addresses in (("hutch-a", qserver), ("hutch-b", second.addresses)):
+            apis[name] = REManagerAPI(zmq_control_addr=addresses.control, request_fail_exceptions=False)
+        try:
+            histories = {name: _history(api) for name, api in apis.items()}
+        finally:
+            for api in apis.values():
+                close_api(api)
+    assert {run[0] for run in runs} == {"hutch-a", "hutch-b"}
+    for name in ("hutch-a", "hutch-b"):
+        mine = [run[3].proposal_id for run in runs if run[0] == name]
+        logged = [item["kwargs"].get("md", {}).get("proposal_id") for item in histories[name]]
+        assert set(mine) <= set(logged)  # each proposal in the history of the manager that ran it
+        spans = sorted((begin, end) for who, begin, end, _ in runs if who == name)
+        assert all(end <= begin for (_, end), (begin, _) in zip(spans, spans[1:], strict=False))
+    a = [(b, e) for who, b, e, _ in runs if who == "hutch-a"]
+    b = [(s, e) for who, s, e, _ in runs if who == "hutch-b"]
+    assert any(a0 < b1 and b0 < a1 for a0, a1 in a for b0, b1 in b)  # the two ran at once
