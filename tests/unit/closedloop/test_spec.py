@@ -169,3 +169,33 @@ def test_bad_discrete_constant_and_constraint_input(overrides: dict, field: str,
     with pytest.raises(SpecError) as info:
         spec_from_dict(beamline_session(**overrides))
     assert f"{field}:" in str(info.value) and words in str(info.value)
+
+
+def test_several_instruments_each_named_and_seen_one_at_a_time() -> None:
+    data = beamline_session(seed=2**32 - 1)
+    section = data.pop("instrument")
+    data["instruments"] = [dict(section, name="hutch-a"), section]
+    spec = spec_from_dict(data)
+    assert [name for name, _ in spec.lanes()] == ["hutch-a", "instrument-2"]
+    first, second = spec.for_instrument(0), spec.for_instrument(1)
+    assert first.instrument is not None and first.instrument.name == "hutch-a" and first.instruments == []
+    assert (first.seed, second.seed) == (2**32 - 1, 0)  # simulated copies get noise of their own, seeds in range
+    assert spec_from_dict(beamline_session()).lanes()[0][0] == "instrument"
+    assert spec_from_dict(beamline_session(pipeline=True)).pipeline is True
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda d: d.pop("instrument"), "instrument: give 'instrument' (one) or 'instruments'"),
+        (lambda d: d.update(instruments=[d["instrument"]]), "instrument: give 'instrument' (one) or 'instruments'"),
+        (lambda d: d.update(instruments=[dict(d.pop("instrument"), name="a")] * 2), "instruments.1.name: 'a'"),
+        (lambda d: d.update(instruments=[dict(d.pop("instrument"), name="a b")]), "instruments.0.name"),
+    ],
+)
+def test_instruments_are_given_once_and_named_apart(change, field: str) -> None:
+    data = beamline_session()
+    change(data)
+    with pytest.raises(SpecError) as caught:
+        spec_from_dict(data)
+    assert field in str(caught.value) and "\n" not in str(caught.value)
