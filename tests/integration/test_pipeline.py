@@ -18,6 +18,7 @@ from typing import Any
 from agent.session import Session
 from agent.status import summarize
 from closedloop.errors import InstrumentError
+from closedloop.records import Decision, Verdict
 from closedloop.spec import spec_from_dict
 from instruments.executor import InProcessExecutor, build_run_engine
 from tests.conftest import beamline_session
@@ -200,3 +201,18 @@ def test_an_instrument_that_stops_answering_is_set_aside_and_the_other_goes_on(t
     assert sum(o.ok for o in observations) == 6  # the budget, met by hutch-b once hutch-a was gone
     cut = [o for o in observations if o.status == "interrupted"]
     assert len(cut) == 1  # the proposal hutch-a was given when it stopped answering: recorded, not run again
+
+
+def test_the_next_review_is_asked_while_the_approved_run_goes_on(tmp_path: Path, write_session) -> None:
+    instrument = {"simulator": "beamline", "options": {"noise": 5.0, "exposure": 1.0}}
+    data = beamline_session(instrument=instrument, pipeline=True, review={"policy": "always"})
+    with Session.create(write_session(data), tmp_path / "run") as session:
+        first = session.advance()
+        assert first is not None
+        second = session.answer(Decision(verdict=Verdict.APPROVE))
+        assert second is not None and second.kind == "review"
+        # asked while the first run is still going (it takes a second): the operator reviews during the run
+        assert session.lanes.running() == [first.proposals[0]["id"]]
+        assert session.store.count_observations() == 0
+        third = session.answer(Decision(verdict=Verdict.APPROVE))
+        assert third is not None and session.store.count_observations() >= 1
