@@ -409,7 +409,7 @@ def test_one_session_keeps_two_managers_busy(qserver, tmp_path: Path) -> None:
     assert {run[0] for run in runs} == {"hutch-a", "hutch-b"}
     for name in ("hutch-a", "hutch-b"):
         mine = [run[3].proposal_id for run in runs if run[0] == name]
-        logged = [item["kwargs"].get("md", {}).get("proposal_id") for item in histories[name]]
+        logged = [item.get("kwargs", {}).get("md", {}).get("proposal_id") for item in histories[name]]
         assert set(mine) <= set(logged)  # each proposal in the history of the manager that ran it
         spans = sorted((begin, end) for who, begin, end, _ in runs if who == name)
         assert all(end <= begin for (_, end), (begin, _) in zip(spans, spans[1:], strict=False))
