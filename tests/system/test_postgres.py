@@ -30,6 +30,7 @@ from agent.store_postgres import DriverLock, PostgresStore
 from closedloop import Decision, Observation, ObservationStatus, Proposal, ProposalStatus, SessionError, Verdict
 from tests.conftest import beamline_session
 from tests.integration.test_cli import CLI, closedloop
+from tests.integration.test_reliability import start_documents
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(120)]
 SECRET = "s3cret-Pw"
@@ -95,16 +96,6 @@ def _observed(url: str, session_id: str) -> list[tuple[str, str]]:
             url, "SELECT proposal_id, status FROM observations WHERE session = %s ORDER BY seq", session_id
         )
     ]
-
-
-def _start_documents(folder: Path) -> list[str]:
-    ids = []
-    for path in sorted((folder / "runs").glob("*.jsonl")):
-        for line in path.read_text().splitlines():
-            name, doc = json.loads(line)
-            if name == "start":
-                ids.append(doc["proposal_id"])
-    return ids
 
 
 # the store's API, the same on both databases -----------------------------------------------------------------
@@ -233,7 +224,7 @@ def test_sessions_in_one_database_run_survive_a_kill_and_are_read_from_another_h
     proposals = [proposal for proposal, _ in after]
     assert len(proposals) == len(set(proposals))  # nothing observed twice
     assert sum(status == "ok" for _, status in after) == 4
-    started = _start_documents(b_folder)
+    started = start_documents(b_folder)
     assert len(started) == len(set(started)) and set(started) <= set(proposals)  # nothing run twice
     # LangGraph's checkpoints are in the same database, one thread per session
     threads = {row[0] for row in _sql(postgres_url, "SELECT DISTINCT thread_id FROM checkpoints")}
