@@ -437,7 +437,7 @@ def status(
         if (folder is None) == (store is None) or (store is None) != (session is None):
             raise SpecError("give the session folder, or --store URL and --session NAME_OR_ID")
         if store is not None and session is not None:
-            from agent.stores import summarize_remote
+            from agent.status import summarize_remote
 
             info = summarize_remote(_store_url(store), session)
         else:

@@ -10,7 +10,7 @@ from typing import Any
 
 from agent.folder import SESSION_FILE, STORE_FILE, open_store
 from agent.store_sql import SqlStore
-from agent.stores import STORE_RECORD, recorded_spec
+from agent.stores import STORE_RECORD, open_remote, recorded_spec
 from closedloop.errors import SessionError
 from closedloop.plugins import imports_unchecked
 from closedloop.problem import Direction
@@ -207,3 +207,16 @@ def instrument_states(spec: SessionSpec, store: SqlStore, live: bool = True) -> 
             "error": entry.get("error"),
         }
     return states
+
+
+def summarize_remote(url: str, name_or_id: str) -> dict[str, Any]:
+    """The status of a session read from its PostgreSQL store alone (no folder): what ``closedloop status`` shows.
+
+    Raises:
+        SessionError: the store cannot be reached, or holds no such session.
+    """
+    store = open_remote(url, name_or_id)
+    try:
+        return summarize_store(Path(str(store.meta("folder", "-"))), recorded_spec(store), store)
+    finally:
+        store.close()

@@ -3,8 +3,8 @@
 A session whose store is in PostgreSQL still has its folder (the session file, ``runs/``, ``control.json``); the
 folder's ``store.json`` records the store's URL and the session's id, so that ``resume DIR``, ``status DIR`` and the
 other commands find it. An operator on another host, who has no folder, names the store and the session instead
-(:func:`summarize_remote`); the running agent publishes its control channel's addresses in the store's ``meta``
-(key ``control``) for them.
+(:func:`agent.status.summarize_remote`); the running agent publishes its control channel's addresses in the
+store's ``meta`` (key ``control``) for them.
 """
 
 from __future__ import annotations
@@ -154,18 +154,3 @@ def recorded_spec(store: SqlStore) -> Any:
         raise SessionError(f"store {store.location}: holds no session spec")
     with imports_unchecked():  # its planner and instrument packages need not be on this host
         return SessionSpec.model_validate(recorded)
-
-
-def summarize_remote(url: str, name_or_id: str) -> dict[str, Any]:
-    """The status of a session read from its PostgreSQL store alone (no folder): what ``closedloop status`` shows.
-
-    Raises:
-        SessionError: the store cannot be reached, or holds no such session.
-    """
-    from agent.status import summarize_store
-
-    store = open_remote(url, name_or_id)
-    try:
-        return summarize_store(Path(str(store.meta("folder", "-"))), recorded_spec(store), store)
-    finally:
-        store.close()
