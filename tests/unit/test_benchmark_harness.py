@@ -140,6 +140,14 @@ def test_a_planner_that_refuses_the_problem_is_reported_unsupported() -> None:
     )  # peers run at their defaults
 
 
+def test_a_run_records_the_planners_counters() -> None:
+    spec = PlannerSpec("botorch[num_restarts=1,raw_samples=8]", "botorch", {"num_restarts": 1, "raw_samples": 8})
+    run = run_one(spec, PROBLEMS["branin"], seed=0, n_initial=3, budget=2)
+    assert run.status == "ok"
+    assert run.counters == {"n_fits": 2, "n_reuses": 0, "n_peak_boxes": 0}  # two model-based proposals, no peak
+    assert run_one(PlannerSpec("sobol", "sobol"), PROBLEMS["branin"], seed=0, n_initial=3, budget=1).counters == {}
+
+
 def test_bad_input_exits_2(tmp_path) -> None:
     assert main(["--problems", "nope", "--out", str(tmp_path)]) == 2
     assert main(["--planners", "sobol[x", "--out", str(tmp_path)]) == 2
