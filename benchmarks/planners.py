@@ -59,6 +59,8 @@ from benchmarks._problems import PROBLEMS, Problem  # noqa: E402
 from planners.registry import accepts_option, load_planner  # noqa: E402
 
 DEFAULT_PLANNERS = "botorch,sobol,xopt,ax"
+#: A planner's counters recorded with each run (in results.json, and summed in the summary), when it has them.
+COUNTERS = ("n_fits", "n_reuses", "n_peak_boxes")
 
 
 # -- planner specs ---------------------------------------------------------------------------------------------
@@ -196,6 +198,7 @@ class Run:
     seconds: list[float] = field(default_factory=list)
     hypervolume: float | None = None
     warnings: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
 
 
 def budget_for(problem: Problem, budget_2d: int, budget_6d: int) -> int:
@@ -208,6 +211,7 @@ def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, b
     run = Run(planner=spec.label, problem=problem.name, seed=seed, status="ok")
     rng = np.random.default_rng([seed, zlib.crc32(problem.name.encode())])  # same noise stream for everyone
     truths: list[dict[str, float]] = []
+    contender: Any = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -230,6 +234,8 @@ def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, b
             run.status, run.message = "error", f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
     run.warnings = len(caught)
+    if contender is not None:
+        run.counters = {k: int(getattr(contender, k)) for k in COUNTERS if isinstance(getattr(contender, k, None), int)}
     run.regret = problem.regret_curve(truths)
     run.hypervolume = problem.hypervolume(truths)
     return run
@@ -269,6 +275,9 @@ def summarize(runs: list[Run], problem: Problem, n_initial: int, budget: int) ->
     if problem.multi_objective:
         summary["hypervolume"] = statistics.median(r.hypervolume or 0.0 for r in done)
     summary["warnings"] = sum(r.warnings for r in done)
+    for name in COUNTERS:
+        if any(name in r.counters for r in done):
+            summary[name] = sum(r.counters.get(name, 0) for r in done)
     return summary
 
 

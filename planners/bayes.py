@@ -30,7 +30,14 @@ from planners._acquisition import (
     parse_reference_point,
 )
 from planners._base import near_any
-from planners._fitting import ScheduledFitting, expected_warnings_logged, noise_share, noiseless, stands_out
+from planners._fitting import (
+    ScheduledFitting,
+    expected_warnings_logged,
+    noise_share,
+    noiseless,
+    peak_box,
+    stands_out,
+)
 from planners._travel import Travelling, per_variable
 from planners.options import MIN_OBSERVATIONS, Acquisition, BoTorchOptions, NoisePrior, Refit
 from planners.sobol import sobol_points
@@ -157,6 +164,10 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         self.warm_start = o.warm_start
         #: Propose Sobol points while the GP puts more than this share of the objectives' variance in noise.
         self.noise_fill = o.noise_fill
+        #: Half-width, in fitted lengthscales, of the box the next point is sought in around a narrow peak found.
+        self.peak_box = o.peak_box
+        #: Proposals sought inside :func:`~planners._fitting.peak_box` rather than the whole space.
+        self.n_peak_boxes = 0
         self.refit: Refit = o.refit
         self.always_refit_below = o.always_refit_below
         self.refit_growth = o.refit_growth
@@ -223,10 +234,25 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             if self.noise_fill is not None and noise_share(model) > self.noise_fill and not stands_out(Y[:, 0]):
                 # the data show no structure yet, only noise, and no reading stands out: keep filling the space
                 return self._distinct(self._design(n, known, box), avoid, None, box, skip=known + n)
+            box = self._local_box(model, X, Y, C, box)
             candidates = self._optimize(model, X, Y, C, X_pending, q=n - n_design, box=box)
         exact = X if (self.space.cat_dims or self.space.discrete_dims) else None
         candidates = self._distinct(candidates, X_pending, exact, box, skip=known + n)
         return torch.cat([design, candidates])
+
+    def _local_box(self, model: Model, X: Tensor, Y: Tensor, C: Tensor, box: Tensor | None) -> Tensor | None:
+        """``box`` narrowed to :func:`~planners._fitting.peak_box` (one objective, no constraints, no categories)."""
+        if self.peak_box is None or Y.shape[1] != 1 or C.shape[1] or self.space.cat_dims:
+            return box
+        local = peak_box(model, X, Y, self.peak_box)
+        if local is None:
+            return box
+        if box is not None:
+            local = torch.stack([torch.maximum(local[0], box[0]), torch.minimum(local[1], box[1])])
+            if bool((local[0] > local[1]).any()):
+                return box
+        self.n_peak_boxes += 1
+        return local
 
     def predict(self, points: list[dict[str, Any]]) -> list[dict[str, dict[str, float]]]:
         """The model's prediction at each point (the :class:`~planners.Predicts` protocol).

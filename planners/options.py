@@ -82,6 +82,13 @@ class BoTorchOptions(PlannerOptions):
         description="while the GP puts more than this share of the outcomes' variance in noise (the data show "
         "only noise so far), propose Sobol points; needs an honest noise fit (noise_prior flat or adaptive)",
     )
+    peak_box: float | None = Field(
+        2.0,
+        gt=0.0,
+        description="once a reading stands out and the GP fits a lengthscale under 0.1 (a narrow peak or ridge), "
+        "look for the next point in a box of this many fitted lengthscales either side of the best posterior mean; "
+        "none: always the whole space",
+    )
     warm_start: bool = Field(True, description="start GP fits from the last fit's hyperparameters, between cold fits")
     num_restarts: int | None = Field(
         None, ge=1, description="acquisition optimizer restarts; default 2 for one objective in 1-2 variables, else 4"

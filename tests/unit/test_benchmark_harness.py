@@ -20,6 +20,7 @@ from benchmarks._problems import (
     hypervolume_2d,
 )
 from benchmarks.planners import PlannerSpec, main, parse_planner_specs, parse_value, run_one
+from benchmarks.targets import check
 from closedloop.errors import PlannerError
 from simulators.physics import BEAMLINE_OPTIMUM, BRANIN_OPTIMUM, HARTMANN6_OPTIMUM
 
@@ -138,6 +139,27 @@ def test_a_planner_that_refuses_the_problem_is_reported_unsupported() -> None:
         ).status
         == "unsupported"
     )  # peers run at their defaults
+
+
+def test_a_run_records_the_planners_counters() -> None:
+    spec = PlannerSpec("botorch[num_restarts=1,raw_samples=8]", "botorch", {"num_restarts": 1, "raw_samples": 8})
+    run = run_one(spec, PROBLEMS["branin"], seed=0, n_initial=3, budget=2)
+    assert run.status == "ok"
+    assert run.counters == {"n_fits": 2, "n_reuses": 0, "n_peak_boxes": 0}  # two model-based proposals, no peak
+    assert run_one(PlannerSpec("sobol", "sobol"), PROBLEMS["branin"], seed=0, n_initial=3, budget=1).counters == {}
+
+
+def test_targets_ours_against_the_best_peer() -> None:
+    def summary(median: float, hit: float, worst: float, seconds: float) -> dict:
+        return {"final_regret": median, "hit_rate": hit, "final_regret_worst": worst, "seconds_per_proposal": seconds}
+
+    ours = summary(1.0, 0.6, 50.0, 0.4)
+    peers = {"xopt": summary(2.0, 0.4, 900.0, 0.2), "ax": summary(0.5, 0.8, 40.0, 1.0)}
+    met = check(ours, peers, same_run_ax=True, speed=0.5)
+    assert met == {"regret": False, "hit": False, "worst": False, "speed": True}  # Ax is better on the first three
+    met = check(ours, {"xopt": peers["xopt"]}, same_run_ax=False, speed=0.5)
+    assert met == {"regret": True, "hit": True, "worst": True, "speed": None}  # no Ax: seconds not judged
+    assert check(ours, peers, same_run_ax=False, speed=0.5)["speed"] is None  # Ax timed in another run
 
 
 def test_bad_input_exits_2(tmp_path) -> None:
