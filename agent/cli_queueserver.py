@@ -32,6 +32,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="A local blue
 HOST = "127.0.0.1"
 PUBLISH_ENV = "CLOSEDLOOP_QSERVER_PUBLISH"
 NOISE_ENV = "CLOSEDLOOP_QSERVER_NOISE"
+EXPOSURE_ENV = "CLOSEDLOOP_QSERVER_EXPOSURE"
 
 
 def bundled_startup_dir() -> Path:
@@ -85,6 +86,7 @@ class LocalQueueServer:
         redis: ``host:port`` of a running Redis; default: start ``redis-server`` on a free port (no persistence).
         control_port, info_port, proxy_in_port, proxy_out_port: loopback ports; default: free ones.
         noise: the bundled profile's detector noise in counts (``CLOSEDLOOP_QSERVER_NOISE``).
+        exposure: the bundled profile's seconds per reading (``CLOSEDLOOP_QSERVER_EXPOSURE``).
         start_timeout: seconds for every process to come up and the worker environment to open.
     """
 
@@ -97,10 +99,12 @@ class LocalQueueServer:
         proxy_in_port: int | None = None,
         proxy_out_port: int | None = None,
         noise: float = 10.0,
+        exposure: float = 0.0,
         start_timeout: float = 60.0,
     ) -> None:
         self.startup_dir = Path(startup_dir) if startup_dir else bundled_startup_dir()
         self.noise = noise
+        self.exposure = exposure
         self.start_timeout = start_timeout
         self._redis = redis.removeprefix("redis://").rstrip("/") if redis else None
         ports = [port or free_port() for port in (control_port, info_port, proxy_in_port, proxy_out_port)]
@@ -147,7 +151,7 @@ class LocalQueueServer:
             self._wait_for_redis()
             proxy = [_program("bluesky-0MQ-proxy"), "--in-address", self.addresses.publish]
             self._spawn("proxy", [*proxy, "--out-address", self.addresses.documents])  # loopback only
-            env = {PUBLISH_ENV: self.addresses.publish, NOISE_ENV: str(self.noise)}
+            env = {PUBLISH_ENV: self.addresses.publish, NOISE_ENV: str(self.noise), EXPOSURE_ENV: str(self.exposure)}
             self._spawn("manager", self._manager_command(), env)
             self._open_environment()
         except BaseException:

@@ -7,6 +7,7 @@ Two environment variables, set by whoever starts the manager, configure it:
   RunEngine publishes every document there, serialized as JSON (never pickle). Unset: documents are not published.
 - ``CLOSEDLOOP_QSERVER_NOISE``: the detector's flux noise in counts (default 10, as in the demo; 0 makes every
   reading noiseless, exactly the physics of :mod:`simulators.physics`).
+- ``CLOSEDLOOP_QSERVER_EXPOSURE``: seconds each detector reading takes (default 0).
 
 Devices: the mirror-pitch motors ``m1`` and ``m2`` and the detector ``det`` of :func:`simulators.beamline`
 (``det-flux``, ``det-width``, ``det-heat``), and ``slow_m``, a motor that moves at a real velocity (for tests that
@@ -43,10 +44,11 @@ if _publish_to:
 
 _noise = float(os.environ.get("CLOSEDLOOP_QSERVER_NOISE", "10.0"))
 _quiet = {"width_noise": 0.0, "heat_noise": 0.0} if _noise == 0 else {}
-_devices = beamline(noise=_noise, **_quiet)
+_exposure = float(os.environ.get("CLOSEDLOOP_QSERVER_EXPOSURE", "0"))
+_devices = beamline(noise=_noise, exposure=_exposure, **_quiet)
 with init_devices():
     m1 = _devices["m1"]
     m2 = _devices["m2"]
     det = _devices["det"]
     slow_m = SimMotor(name="slow_m", instant=False)
-del _devices, _noise, _quiet
+del _devices, _noise, _quiet, _exposure

@@ -377,7 +377,7 @@ def test_one_session_keeps_two_managers_busy(qserver, tmp_path: Path) -> None:
         qs = {"control_address": addresses.control, "documents_address": addresses.documents, "detectors": ["det"]}
         return {"name": name, "queueserver": qs}
 
-    with LocalQueueServer(noise=0.0) as second:
+    with LocalQueueServer(noise=0.0, exposure=1.0) as second:  # its runs last a second: the other runs meanwhile
         data = _spec(qserver).model_dump(mode="json", exclude_none=True)
         del data["instrument"]
         data.update(
