@@ -23,7 +23,7 @@ from langgraph.types import interrupt
 from agent.context import LoopContext, proposal_setpoints
 from agent.documents import RunFile, read_run_file
 from agent.review import checkpoint_id, checkpoint_info, policy_asks, read_answer
-from closedloop.errors import InstrumentError, PlannerError, PointsExhaustedError, SafetyError
+from closedloop.errors import PlannerError, PointsExhaustedError, SafetyError
 from closedloop.records import (
     Decision,
     ObservationStatus,
@@ -279,7 +279,7 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
             ctx.lanes.wait(lambda: ready_for_more(len(ctx.lanes.running())))
         left = collect(in_flight)
         if not ctx.lanes.usable():  # every instrument stopped answering: end, resumable
-            raise InstrumentError(ctx.lanes.lanes[-1].failed or "no instrument is left")
+            raise ctx.lanes.gone()
         return {"in_flight": left}
 
     def collect(in_flight: list[str]) -> list[str]:

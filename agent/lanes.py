@@ -87,10 +87,13 @@ class Lanes:
         with self._changed:
             return [lane.proposal for lane in self.lanes if lane.proposal]
 
-    def free(self) -> Lane | None:
-        """An idle lane, if any."""
-        with self._changed:
-            return next((lane for lane in self.usable() if lane.proposal is None), None)
+    def _idle(self) -> Lane | None:
+        """The first idle lane still in use, if any (the caller holds the condition's lock)."""
+        return next((lane for lane in self.usable() if lane.proposal is None), None)
+
+    def gone(self) -> InstrumentError:
+        """The error for a session whose every instrument is out of use (the last one's reason)."""
+        return InstrumentError(self.lanes[-1].failed or "no instrument is left")
 
     def wait(self, ready: Callable[[], bool], timeout: float | None = None) -> bool:
         """Block until ``ready()`` is true (checked whenever a run starts or ends); False on ``timeout``."""
@@ -104,10 +107,10 @@ class Lanes:
             InstrumentError: every lane is out of use.
         """
         with self._changed:
-            self._changed.wait_for(lambda: not self.usable() or any(not lane.proposal for lane in self.usable()))
-            lane = next((lane for lane in self.usable() if lane.proposal is None), None)
+            self._changed.wait_for(lambda: not self.usable() or self._idle() is not None)
+            lane = self._idle()
         if lane is None:
-            raise InstrumentError(self.lanes[-1].failed or "no instrument is left")
+            raise self.gone()
         return lane
 
     def wait_idle(self) -> None:
