@@ -8,12 +8,15 @@ time; several instruments run at once, a suspended one not holding up the others
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from agent.session import Session
 from agent.status import summarize
@@ -216,3 +219,41 @@ def test_the_next_review_is_asked_while_the_approved_run_goes_on(tmp_path: Path,
         assert session.store.count_observations() == 0
         third = session.answer(Decision(verdict=Verdict.APPROVE))
         assert third is not None and session.store.count_observations() >= 1
+
+
+def classic_hutch() -> dict[str, Any]:
+    """An instrument of ophyd classic sims only: a SynAxis that takes 0.2 s to move and a SynGauss that follows it."""
+    from ophyd.sim import SynAxis, SynGauss
+
+    mx = SynAxis(name="mx", delay=0.2)
+    return {"mx": mx, "gauss": SynGauss("gauss", mx, "mx", center=0.3, Imax=100.0, sigma=0.5)}
+
+
+def test_two_instruments_of_ophyd_classic_sims_run_at_once(tmp_path: Path, write_session) -> None:
+    """Pipelining and several instruments with devices closedloop did not write (ophyd.sim, threads, no asyncio)."""
+    hutch = {"factory": "tests.integration.test_pipeline:classic_hutch"}
+    data = {
+        "name": "classic-hutches",
+        "seed": 5,
+        "variables": {"x": {"bounds": [-1.0, 1.0], "hard_limits": [-2.0, 2.0], "device": "mx"}},
+        "objectives": {"intensity": {"field": "gauss"}},
+        "budget": {"experiments": 6},
+        "planner": {"name": "sobol"},
+        "review": {"policy": "never"},
+        "instruments": [dict(hutch, name="left"), dict(hutch, name="right")],
+    }
+    with Session.create(write_session(data), tmp_path / "run") as session:
+        assert session.advance() is None
+        runs = runs_in_order(session)
+        observations = session.store.observations()
+    assert len(observations) == 6 and all(o.ok for o in observations)
+    for o in observations:  # what the instrument read back, and what its detector saw there
+        assert o.readbacks["x"] == pytest.approx(o.setpoints["x"], abs=1e-9)
+        expected = 100.0 * math.exp(-((o.readbacks["x"] - 0.3) ** 2) / (2 * 0.5**2))
+        assert o.values["intensity"] == pytest.approx(expected)
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for _, start, stop in runs:
+        spans.setdefault(start["instrument"], []).append((start["time"], stop["time"]))
+    assert set(spans) == {"left", "right"}
+    left, right = spans["left"], spans["right"]
+    assert any(a < d and c < b for a, b in left for c, d in right)  # the two ran at once

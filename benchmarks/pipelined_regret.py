@@ -1,0 +1,83 @@
+"""What pipelining and several instruments cost in regret at equal experiment counts, from the planner alone.
+
+``benchmarks/throughput.py`` runs whole sessions on real RunEngines: minutes per seed, so few seeds. This script
+replays the loop's schedule on the harness's problems (``benchmarks/_problems.py``) with the ``botorch`` planner
+and no instrument, fast enough for a dozen seeds: with ``L`` instruments pipelined, the loop keeps ``L`` runs in
+flight and one proposal ready, so each proposal is made with the last ``L`` points pending (``X_pending``) and
+their results not yet known; ``L = 0`` is ``pipeline: false`` (propose, run, ingest, strictly in turn).
+
+For each ``L`` it prints the median final regret over the seeds, the worst and best seed, and a one-sided
+Mann-Whitney p-value that the sequential loop's regrets are lower (a small p: the difference stands out of the
+spread over seeds). Beside it, the sequential loop's median regret ``L`` and ``L + 2`` experiments earlier: the
+information a proposal lacks with ``L`` results outstanding is the cause the comparison isolates.
+
+    python -m benchmarks.pipelined_regret [--problems beamline,spot2] [--seeds 12] [--experiments 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import zlib
+from collections import deque
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import mannwhitneyu
+
+from benchmarks._problems import PROBLEMS, Problem
+from planners import load_planner
+
+
+def run(problem: Problem, seed: int, lanes: int, experiments: int) -> list[float]:
+    """The regret curve of one session with ``lanes`` instruments pipelined (0: strictly in turn)."""
+    rng = np.random.default_rng([seed, zlib.crc32(problem.name.encode())])  # the harness's noise stream
+    planner = load_planner("botorch", problem.vocs, default_seed=seed)
+    in_flight: deque[dict[str, Any]] = deque()
+    truths: list[dict[str, float]] = []
+    proposed = 0
+    while proposed < experiments or in_flight:
+        # the loop asks for enough points to fill every instrument and have one ready, as agent/graph.py does
+        wanted = min((lanes + 1 if lanes else 1) - len(in_flight), experiments - proposed)
+        if wanted > 0:
+            in_flight.extend(planner.suggest(wanted))
+            proposed += wanted
+        point = in_flight.popleft()  # the oldest run ends; the ready one starts in its place
+        x = {name: float(point[name]) for name in problem.vocs.variable_names}
+        truths.append(problem.truth(x))
+        planner.ingest([{**point, **problem.evaluate(x, rng)}])
+    return problem.regret_curve(truths)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--problems", default="beamline,spot2")
+    parser.add_argument("--seeds", type=int, default=12, help="seeds 0 .. N-1")
+    parser.add_argument("--experiments", type=int, default=30)
+    parser.add_argument("--lanes", default="0,1,2,4", help="instruments; 0 is pipeline: false")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    lanes_list = [int(k) for k in args.lanes.split(",")]
+    for name in args.problems.split(","):
+        curves = {k: [run(PROBLEMS[name], seed, k, args.experiments) for seed in range(args.seeds)] for k in lanes_list}
+        sequential = curves.get(0)
+        print(f"\n{name}: {args.experiments} experiments, botorch, seeds 0-{args.seeds - 1}")
+        print(f"{'instruments':>24s}{'median':>9s}{'worst':>9s}{'best':>10s}{'p':>7s}  sequential at N-L, N-L-2")
+        for k, rows in curves.items():
+            final = [curve[-1] for curve in rows]
+            label = "pipeline: false" if k == 0 else f"{k} pipelined"
+            line = f"{label:>24s}{statistics.median(final):9.3g}{max(final):9.3g}{min(final):10.3g}"
+            if sequential is not None and k:
+                p = mannwhitneyu([c[-1] for c in sequential], final, alternative="less").pvalue
+                earlier = [statistics.median(c[-1 - back] for c in sequential) for back in (k, k + 2)]
+                line += f"{p:7.2f}  {earlier[0]:.3g}, {earlier[1]:.3g}"
+            print(line, flush=True)
+        print(
+            "final regret per seed: "
+            + "; ".join(f"{k}: " + " ".join(f"{c[-1]:.3g}" for c in rows) for k, rows in curves.items())
+        )
+
+
+if __name__ == "__main__":
+    main()
