@@ -99,7 +99,10 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
     bound (:func:`~planners._fitting.interpolates_noise`), fits again with no prior on the noise; ``noise_fill``
     then proposes Sobol points while that honest fit puts more than the given share of the variance in noise and
     no reading stands out of it (:func:`~planners._fitting.stands_out`): the data show only noise, so the space
-    is filled until the peak shows. The harness's ablations (``benchmarks/planners.py``, README) chose them.
+    is filled until the peak shows. In :data:`~planners._fitting.HIGH_DIMENSIONAL` variables and up, ``adaptive``
+    is BoTorch's own prior instead: there the data are too sparse for the low prior's fits, and a GP that takes
+    most of the data as noise follows a spot's weak, wide flank up. The harness's ablations
+    (``benchmarks/planners.py``, README) chose them.
 
     Failed points (a failed, aborted or interrupted run, a rejected proposal; see :mod:`planners`) are never fit,
     stay pending for good (``X_pending``), and no proposal lies within :data:`~planners._base.SAME_POINT` of one,

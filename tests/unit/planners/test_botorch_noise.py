@@ -69,3 +69,16 @@ def test_noise_fill_fills_the_space_until_a_reading_stands_out(peak_seen: bool) 
     next_sobol = -1.5 + 3 * sobol_points(2, 1, seed=0, skip=40)[0]
     is_sobol = bool(np.allclose([point["x"], point["y"]], next_sobol))
     assert is_sobol is not peak_seen
+
+
+@pytest.mark.parametrize(("dim", "prior"), [(2, "Gamma"), (4, "Gamma"), (5, "LogNormal"), (6, "LogNormal")])
+def test_adaptive_takes_botorchs_noise_prior_from_five_variables_on(dim: int, prior: str) -> None:
+    vocs = VOCS(variables={f"x{i}": [-1.5, 1.5] for i in range(dim)}, objectives={"f": "MAXIMIZE"})
+    planner = BoTorchPlanner(vocs, seed=0, **FAST)  # noise_prior: adaptive, the default
+    rng = np.random.default_rng(0)
+    points = (-1.5 + 3 * sobol_points(dim, 12, seed=3)).tolist()
+    planner.ingest([{**{f"x{i}": x[i] for i in range(dim)}, "f": float(rng.normal())} for x in points])
+    X, Y, C = planner.train_tensors()
+    model = planner._fit(X, Y, C)
+    assert type(model.likelihood.noise_covar.noise_prior).__name__ == f"{prior}Prior"
+    assert planner.fitted_noise_prior == ("botorch" if dim >= 5 else "adaptive")
