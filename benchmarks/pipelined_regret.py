@@ -30,10 +30,13 @@ from benchmarks._problems import PROBLEMS, Problem
 from planners import load_planner
 
 
-def run(problem: Problem, seed: int, lanes: int, experiments: int) -> list[float]:
-    """The regret curve of one session with ``lanes`` instruments pipelined (0: strictly in turn)."""
+def run(problem: Problem, seed: int, lanes: int, experiments: int, planner: Any = None) -> list[float]:
+    """The regret curve of one session with ``lanes`` instruments pipelined (0: strictly in turn).
+
+    ``planner`` defaults to ``botorch`` with its defaults, seeded with ``seed``.
+    """
     rng = np.random.default_rng([seed, zlib.crc32(problem.name.encode())])  # the harness's noise stream
-    planner = load_planner("botorch", problem.vocs, default_seed=seed)
+    planner = planner or load_planner("botorch", problem.vocs, default_seed=seed)
     in_flight: deque[dict[str, Any]] = deque()
     truths: list[dict[str, float]] = []
     proposed = 0

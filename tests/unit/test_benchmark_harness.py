@@ -196,3 +196,24 @@ def test_a_narrow_peak_problem_is_flat_noise_almost_everywhere(name: str) -> Non
     rng = np.random.default_rng(0)
     measured = np.array([problem.evaluate(centre, rng)["f"] for _ in range(2000)])
     assert measured.std() == pytest.approx(problem.noise, rel=0.1)
+
+
+@pytest.mark.parametrize("lanes", [0, 1, 2])
+def test_the_pipelined_replay_keeps_as_many_points_pending_as_the_loop_does(lanes: int) -> None:
+    """With L instruments the loop proposes with the last L points in flight (none strictly in turn)."""
+    from benchmarks.pipelined_regret import run
+    from planners import load_planner
+
+    problem = PROBLEMS["beamline"]
+    planner = load_planner("sobol", problem.vocs, default_seed=0)
+    pending_at_suggest: list[int] = []
+    suggest = planner.suggest
+
+    def spy(n: int | None = None) -> list[dict]:
+        pending_at_suggest.append(len(planner.pending))
+        return suggest(n)
+
+    planner.suggest = spy  # type: ignore[method-assign]
+    curve = run(problem, 0, lanes, 8, planner=planner)
+    assert len(curve) == 8
+    assert pending_at_suggest[0] == 0 and set(pending_at_suggest[1:]) == {lanes}
