@@ -202,7 +202,6 @@ class ScheduledFitting(PlannerBase):
 
     noise_prior: NoisePrior
     warm_start: bool
-    fit_ftol: float
     refit: Refit
     always_refit_below: int
     refit_growth: float
@@ -258,19 +257,12 @@ class ScheduledFitting(PlannerBase):
             model = self._build(X, torch.cat([Y, C], dim=-1))
             if start is not None:
                 model.load_state_dict(model.state_dict() | start)
-            self._fit_mll(model)
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
             if self.fitted_noise_prior == "adaptive" and interpolates_noise(model):
                 # the low-noise prior made the GP explain noise as structure: fit again with no prior on the noise
                 model = self._build(X, torch.cat([Y, C], dim=-1), noise_prior="flat")
-                self._fit_mll(model)
+                fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
         return model
-
-    def _fit_mll(self, model: SingleTaskGP) -> None:
-        """Fit ``model``'s hyperparameters by maximizing the exact marginal likelihood (to ``fit_ftol``)."""
-        options: dict[str, float | None] = {"ftol": self.fit_ftol}
-        if model.num_outputs > 1:  # BoTorch fits each output on its own, with a batched L-BFGS-B that takes factr
-            options["factr"] = None  # or ftol, not both
-        fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model), optimizer_kwargs={"options": options})
 
     def _model(self, X: Tensor, Y: Tensor, C: Tensor) -> Model:
         """The model for this proposal: fitted (warm-started), or conditioned with reused hyperparameters."""

@@ -165,7 +165,6 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         if o.low_noise_prior is not None:
             self.noise_prior = "low" if o.low_noise_prior else "botorch"
         self.warm_start = o.warm_start
-        self.fit_ftol = o.fit_ftol
         #: Propose Sobol points while the GP puts more than this share of the objectives' variance in noise.
         self.noise_fill = o.noise_fill
         #: Half-width, in fitted lengthscales, of the box the next point is sought in around a narrow peak found.

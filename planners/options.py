@@ -91,13 +91,6 @@ class BoTorchOptions(PlannerOptions):
         "none: always the whole space",
     )
     warm_start: bool = Field(True, description="start GP fits from the last fit's hyperparameters, between cold fits")
-    fit_ftol: float = Field(
-        1e-7,
-        gt=0.0,
-        lt=1.0,
-        description="L-BFGS-B stops fitting the GP's hyperparameters when an iteration improves the marginal "
-        "likelihood by less than this share (scipy's default, 2.2e-9, fits a fifth slower to no measured gain)",
-    )
     num_restarts: int | None = Field(
         None, ge=1, description="acquisition optimizer restarts; default 2 for one objective in 1-2 variables, else 4"
     )
