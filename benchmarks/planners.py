@@ -210,6 +210,7 @@ def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, b
     """Run one contender on one problem for ``n_initial + budget`` experiments, one at a time."""
     run = Run(planner=spec.label, problem=problem.name, seed=seed, status="ok")
     rng = np.random.default_rng([seed, zlib.crc32(problem.name.encode())])  # same noise stream for everyone
+    dtype = torch.get_default_dtype()  # Xopt sets float64 for the whole process: the next contender must not inherit it
     truths: list[dict[str, float]] = []
     contender: Any = None
     with warnings.catch_warnings(record=True) as caught:
@@ -233,6 +234,8 @@ def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, b
         except Exception as exc:  # a crash is a result: report it, go on with the next run
             run.status, run.message = "error", f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
+        finally:
+            torch.set_default_dtype(dtype)
     run.warnings = len(caught)
     if contender is not None:
         run.counters = {k: int(getattr(contender, k)) for k in COUNTERS if isinstance(getattr(contender, k, None), int)}

@@ -141,6 +141,28 @@ def test_a_planner_that_refuses_the_problem_is_reported_unsupported() -> None:
     )  # peers run at their defaults
 
 
+class Float64Planner:
+    """A generator that, as Xopt does, sets torch's default dtype to float64 for the whole process."""
+
+    def __init__(self, vocs, *, seed: int | None = None) -> None:
+        torch.set_default_dtype(torch.float64)
+        self.vocs = vocs
+
+    def suggest(self, num_points: int | None = None) -> list[dict]:
+        return [{name: 0.5 for name in self.vocs.variable_names} | {"_id": 0}]
+
+    def ingest(self, results: list[dict]) -> None:
+        pass
+
+
+def test_a_contender_that_changes_torchs_default_dtype_does_not_pass_it_to_the_next() -> None:
+    """botorch's results depend on the default dtype: after Xopt it drifted (hartmann6 seed 0: 0.247, not 0.0198)."""
+    before = torch.get_default_dtype()
+    name = f"{__name__}:Float64Planner"
+    assert run_one(PlannerSpec(name, name), PROBLEMS["branin"], seed=0, n_initial=1, budget=1).status == "ok"
+    assert torch.get_default_dtype() == before == torch.float32
+
+
 def test_a_run_records_the_planners_counters() -> None:
     spec = PlannerSpec("botorch[num_restarts=1,raw_samples=8]", "botorch", {"num_restarts": 1, "raw_samples": 8})
     run = run_one(spec, PROBLEMS["branin"], seed=0, n_initial=3, budget=2)
