@@ -15,7 +15,7 @@ Five classic problems, built on :mod:`simulators.physics` where it has the funct
   (18, 6). The hypervolume bound is the larger of BoTorch's published 59.36011874867746 (NSGA-II) and the
   hypervolume of the Pareto set of a 1001 x 1001 grid (:func:`grid_hypervolume`).
 
-Six problems of one character, a narrow peak or ridge over a flat, noisy background (:func:`peak_problem`): most of
+Eight problems of one character, a narrow peak or ridge over a flat, noisy background (:func:`peak_problem`): most of
 the space reads only noise, as in aligning an instrument whose signal is a small spot. Each is a Gaussian bump of
 height 1000 counts on a background of 20, measured with additive Gaussian noise; f* = 1020, maximize, on the box
 ``[-1.5, 1.5]^d``, centre off the middle of the box and off the Sobol design's lattice:
@@ -26,6 +26,8 @@ height 1000 counts on a background of 20, measured with additive Gaussian noise;
 - ``ridge3``: 3-D narrow tilted ridge, width 0.1 across it and 0.8 along it, noise sd 20.
 - ``spot4``: 4-D elongated spot, widths 0.2 to 0.4, noise sd 20.
 - ``spot6``: 6-D spot, width 0.5, noise sd 20.
+- ``spot5``: 5-D round spot, width 0.45, noise sd 20.
+- ``spot6_tilted``: 6-D elongated spot, widths 0.35 to 0.6 along tilted axes, noise sd 10.
 
 "Within 1 %" of the optimum means a true value within ``hit_tolerance = 0.01 * |f*|`` of f*, or, when f* is
 zero, within 1 % of the range of f over the domain; for the two-objective problem, a hypervolume of at least
@@ -258,6 +260,15 @@ PEAKS: tuple[tuple[str, tuple[float, ...], tuple[float, ...], tuple[float, ...] 
     ("ridge3", (0.21, -0.34, 0.52), (0.8, 0.1, 0.1), (1.0, 0.6, -0.4), 20.0),
     ("spot4", (0.33, -0.52, 0.71, -0.18), (0.4, 0.3, 0.25, 0.2), (0.5, 0.5, -0.5, 0.5), 20.0),
     ("spot6", (0.31, -0.47, 0.62, -0.23, 0.12, -0.71), (0.5,) * 6, None, 20.0),
+    # made after noise_prior adaptive took BoTorch's prior from 5 variables, to check that switch off spot6
+    ("spot5", (-0.41, 0.55, 0.19, -0.66, 0.36), (0.45,) * 5, None, 20.0),
+    (
+        "spot6_tilted",
+        (0.52, 0.14, -0.38, -0.61, 0.27, 0.05),
+        (0.6, 0.5, 0.45, 0.4, 0.35, 0.35),
+        (1.0, 1.0, 0.0, -1.0, 0.0, 1.0),
+        10.0,
+    ),
 )
 PEAK_HEIGHT, PEAK_BACKGROUND, PEAK_HALF_WIDTH = 1000.0, 20.0, 1.5
 

@@ -70,8 +70,8 @@ class BoTorchOptions(PlannerOptions):
         "adaptive",
         description="prior on the GP noise: low (Gamma(1, 100) in standardized units: lets the GP interpolate "
         "noiseless data), botorch (BoTorch's default), flat (none: the noise as the data have it), adaptive (low, "
-        "refit flat when the low fit may explain noise as structure: a lengthscale at its bound; in 5 variables and up, "
-        "botorch)",
+        "refit flat when the low fit may explain noise as structure: a lengthscale at its bound; in 5 variables "
+        "and up, botorch)",
     )
     low_noise_prior: bool | None = Field(
         None, description="the older spelling of noise_prior: true is low, false is botorch"
