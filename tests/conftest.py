@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,12 @@ import pytest
 import yaml
 
 from instruments.executor import build_run_engine
+
+# A test run started in the background of a non-interactive shell (`make test &` in a script) inherits SIGINT
+# ignored, and so would every command a test starts: the tests that end a command with Ctrl-C would then wait in
+# vain. Python's own handler is reset to the default in a child at exec, so the commands get Ctrl-C as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def beamline_session(**overrides: Any) -> dict[str, Any]:
