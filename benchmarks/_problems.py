@@ -37,6 +37,7 @@ zero, within 1 % of the range of f over the domain; for the two-objective proble
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,6 +109,10 @@ class Problem:
     @property
     def multi_objective(self) -> bool:
         return len(self.objective_names) > 1
+
+    def noise_stream(self, seed: int) -> np.random.Generator:
+        """The measurement noise of one seed on this problem: the same stream for every contender."""
+        return np.random.default_rng([seed, zlib.crc32(self.name.encode())])
 
     def evaluate(self, point: dict[str, Any], rng: np.random.Generator | None = None) -> dict[str, float]:
         """The outputs as measured: the true outputs plus noise on the objectives (when ``rng`` is given)."""

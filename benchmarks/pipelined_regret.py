@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import zlib
 from collections import deque
 from typing import Any
 
-import numpy as np
 import torch
 from scipy.stats import mannwhitneyu
 
@@ -35,7 +33,7 @@ def run(problem: Problem, seed: int, lanes: int, experiments: int, planner: Any 
 
     ``planner`` defaults to ``botorch`` with its defaults, seeded with ``seed``.
     """
-    rng = np.random.default_rng([seed, zlib.crc32(problem.name.encode())])  # the harness's noise stream
+    rng = problem.noise_stream(seed)  # the harness's noise stream
     planner = planner or load_planner("botorch", problem.vocs, default_seed=seed)
     in_flight: deque[dict[str, Any]] = deque()
     truths: list[dict[str, float]] = []

@@ -47,7 +47,6 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 import warnings  # noqa: E402
-import zlib  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -209,7 +208,7 @@ def budget_for(problem: Problem, budget_2d: int, budget_6d: int) -> int:
 def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, budget: int) -> Run:
     """Run one contender on one problem for ``n_initial + budget`` experiments, one at a time."""
     run = Run(planner=spec.label, problem=problem.name, seed=seed, status="ok")
-    rng = np.random.default_rng([seed, zlib.crc32(problem.name.encode())])  # same noise stream for everyone
+    rng = problem.noise_stream(seed)
     dtype = torch.get_default_dtype()  # Xopt sets float64 for the whole process: the next contender must not inherit it
     truths: list[dict[str, float]] = []
     contender: Any = None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ophyd.sim import SynAxis, SynGauss
 
 from agent.session import Session
 from agent.status import summarize
@@ -223,8 +224,6 @@ def test_the_next_review_is_asked_while_the_approved_run_goes_on(tmp_path: Path,
 
 def classic_hutch() -> dict[str, Any]:
     """An instrument of ophyd classic sims only: a SynAxis that takes 0.2 s to move and a SynGauss that follows it."""
-    from ophyd.sim import SynAxis, SynGauss
-
     mx = SynAxis(name="mx", delay=0.2)
     return {"mx": mx, "gauss": SynGauss("gauss", mx, "mx", center=0.3, Imax=100.0, sigma=0.5)}
 
