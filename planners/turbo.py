@@ -25,7 +25,7 @@ from botorch.exceptions import ModelFittingError
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.model import Model
-from botorch.models.transforms import Normalize, Standardize
+from botorch.models.transforms import Standardize
 from botorch.optim import optimize_acqf
 from gest_api.vocs import VOCS, ContextualVariable, ContinuousVariable
 from gpytorch.mlls import ExactMarginalLogLikelihood
@@ -118,7 +118,7 @@ def replay_trust_region(Y: Sequence[float], *, dim: int, n_initial: int, batch_s
 class TurboPlanner(PlannerBase):
     """TuRBO-1: Bayesian optimization inside a trust region that follows the best point.
 
-    Each run starts with ``n_initial`` scrambled Sobol points. Then a ``SingleTaskGP`` (float64, ``Normalize``,
+    Each run starts with ``n_initial`` scrambled Sobol points. Then a ``SingleTaskGP`` (float64, no input transform,
     ``Standardize``) is fit to the run's ok observations (the ``max_fit_points`` nearest the centre when there
     are more), and the region is the box centred on the run's best point with sides
     ``L * w_i``, where ``w`` are the GP's ARD lengthscales scaled to geometric mean 1, clipped to the unit cube.
@@ -268,11 +268,8 @@ class TurboPlanner(PlannerBase):
 
     def _fit(self, X: Tensor, Y: Tensor) -> SingleTaskGP:
         """Fit a GP to ``X: n x d`` (unit cube) and ``Y: n x 1`` (larger is better)."""
-        unit = torch.stack([torch.zeros(self.dim), torch.ones(self.dim)]).to(torch.float64)
         with expected_warnings_logged():
-            model = SingleTaskGP(
-                X, Y, input_transform=Normalize(d=self.dim, bounds=unit), outcome_transform=Standardize(m=1)
-            )
+            model = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))  # X in the unit cube: no input transform
             fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
         return model
 

@@ -22,6 +22,7 @@ from benchmarks._problems import (
 from benchmarks.planners import PlannerSpec, main, parse_planner_specs, parse_value, run_one
 from benchmarks.targets import check
 from closedloop.errors import PlannerError
+from planners import BoTorchPlanner
 from simulators.physics import BEAMLINE_OPTIMUM, BRANIN_OPTIMUM, HARTMANN6_OPTIMUM
 
 
@@ -243,3 +244,11 @@ def test_the_pipelined_replay_keeps_as_many_points_pending_as_the_loop_does(lane
     curve = run(problem, 0, lanes, 8, planner=planner)
     assert len(curve) == 8
     assert pending_at_suggest[0] == 0 and set(pending_at_suggest[1:]) == {lanes}
+
+
+def test_the_planner_without_the_identity_input_transform_proposes_the_same_points() -> None:
+    from benchmarks.proposal_overhead import WithNormalize, session
+
+    with_it, _ = session(WithNormalize, PROBLEMS["spot2_noisy"], seed=1, experiments=14)
+    without, _ = session(BoTorchPlanner, PROBLEMS["spot2_noisy"], seed=1, experiments=14)
+    assert np.array_equal(with_it, without)
