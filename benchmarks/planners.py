@@ -464,21 +464,26 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems.values():
         budget = budget_for(problem, args.budget_2d, args.budget_6d)
         summaries[problem.name] = {}
-        for spec in specs:
-            mine: list[Run] = []
-            for seed in range(args.seeds):
+        # The contenders take turns seed by seed, so a change in the machine's load during the invocation falls on
+        # all of them alike (their seconds per proposal are compared).
+        mine: dict[str, list[Run]] = {spec.label: [] for spec in specs}
+        for seed in range(args.seeds):
+            for spec in specs:
+                if any(r.status in ("unsupported", "skipped") for r in mine[spec.label]):
+                    continue  # the same for every seed
                 run = run_one(spec, problem, seed=seed, n_initial=args.initial, budget=budget)
-                mine.append(run)
+                mine[spec.label].append(run)
                 print(
                     f"[{time.perf_counter() - started:7.1f}s] {problem.name} {spec.label} seed {seed}: {run.status}"
                     + (f", final regret {_fmt(run.regret[-1])}" if run.status == "ok" else f" ({run.message[:100]})"),
                     flush=True,
                 )
-                if run.status in ("unsupported", "skipped"):
-                    break  # the same for every seed
-            runs.extend(mine)
-            summaries[problem.name][spec.label] = summarize(mine, problem, args.initial, budget)
-            write_results(out, args, argv, specs, problems, runs, summaries, time.perf_counter() - started, final=False)
+            for label, theirs in mine.items():
+                summaries[problem.name][label] = summarize(theirs, problem, args.initial, budget)
+            so_far = runs + [r for theirs in mine.values() for r in theirs]
+            elapsed = time.perf_counter() - started
+            write_results(out, args, argv, specs, problems, so_far, summaries, elapsed, final=False)
+        runs.extend(r for theirs in mine.values() for r in theirs)
         mine_all = [r for r in runs if r.problem == problem.name]
         plot_regret(mine_all, problem, out / f"regret_{problem.name}.png", args.initial)
 
