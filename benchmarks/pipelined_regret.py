@@ -11,7 +11,10 @@ Mann-Whitney p-value that the sequential loop's regrets are lower (a small p: th
 spread over seeds). Beside it, the sequential loop's median regret ``L`` and ``L + 2`` experiments earlier: the
 information a proposal lacks with ``L`` results outstanding is the cause the comparison isolates.
 
-    python -m benchmarks.pipelined_regret [--problems beamline,spot2] [--seeds 12] [--experiments 30]
+    python -m benchmarks.pipelined_regret [--problems beamline,spot2] [--seeds 12] [--experiments 30] [--at 40,50]
+
+``--at`` compares the same sessions at earlier experiment counts as well: the regret after the first N results of
+the longer session (whose proposals around N were made with as many points pending as anywhere mid-session).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=12, help="seeds 0 .. N-1")
     parser.add_argument("--experiments", type=int, default=30)
     parser.add_argument("--lanes", default="0,1,2,4", help="instruments; 0 is pipeline: false")
+    parser.add_argument("--at", default="", help="also compare at these experiment counts, e.g. 40,50,60")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     lanes_list = [int(k) for k in args.lanes.split(",")]
@@ -74,6 +78,16 @@ def main(argv: list[str] | None = None) -> None:
                 earlier = [statistics.median(c[-1 - back] for c in sequential) for back in (k, k + 2)]
                 line += f"{p:7.2f}  {earlier[0]:.3g}, {earlier[1]:.3g}"
             print(line, flush=True)
+        for n in [int(n) for n in args.at.split(",") if n]:
+            cells = []
+            for k, rows in curves.items():
+                at_n = [curve[n - 1] for curve in rows]
+                cell = f"{k or 'false'}: {statistics.median(at_n):.3g}"
+                if sequential is not None and k:
+                    p = mannwhitneyu([c[n - 1] for c in sequential], at_n, alternative="less").pvalue
+                    cell += f" (p {p:.2f})"
+                cells.append(cell)
+            print(f"at {n} experiments, median regret by instruments: " + ", ".join(cells))
         print(
             "final regret per seed: "
             + "; ".join(f"{k}: " + " ".join(f"{c[-1]:.3g}" for c in rows) for k, rows in curves.items())
