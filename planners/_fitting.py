@@ -51,18 +51,6 @@ _RETRYING_OPTIMIZATION = "Optimization failed"
 _DATA_STATE = ("outcome_transform.", "input_transform.")
 
 
-#: Below this fitted noise variance (in standardized units) a GP takes its data as noiseless. Measured here with
-#: the low-noise prior: Branin (noiseless) fits 1e-8, the beamline (noise sd 10 on a 1000-count peak) 2e-4 to 7e-4.
-NOISELESS_BELOW = 1e-6
-
-
-def noiseless(model: Model) -> bool:
-    """Whether a fitted GP takes its data as noiseless (noise variance below :data:`NOISELESS_BELOW`)."""
-    likelihood = getattr(model, "likelihood", None)
-    noise = getattr(likelihood, "noise", None)
-    return noise is not None and float(noise.detach().max()) < NOISELESS_BELOW
-
-
 def noise_share(model: Model) -> float:
     """The largest share of an outcome's (standardized) variance a fitted GP puts in noise, between 0 and 1."""
     noise = getattr(getattr(model, "likelihood", None), "noise", None)

@@ -38,24 +38,24 @@ def spy_on(monkeypatch, name: str) -> list[dict]:
     return calls
 
 
-def test_one_point_on_noiseless_data_uses_analytic_constrained_log_ei(monkeypatch):
+def test_the_logei_option_uses_analytic_constrained_log_ei_for_one_point(monkeypatch):
     analytic = spy_on(monkeypatch, "LogConstrainedExpectedImprovement")
     sampled = spy_on(monkeypatch, "qLogNoisyExpectedImprovement")
-    planner = BoTorchPlanner(CONSTRAINED, seed=0, **FAST)
+    planner = BoTorchPlanner(CONSTRAINED, seed=0, acquisition="logei", **FAST)
     results = evaluate(planner.suggest(6))
     planner.ingest(results)
-    planner.suggest(1)  # q = 1, nothing pending, a noiseless fit
+    planner.suggest(1)  # q = 1, nothing pending
     assert sampled == []
     (kwargs,) = analytic
     assert kwargs["constraints"] == {1: (None, 0.1)}  # output 1 (c) below 0.1
     assert float(kwargs["best_f"]) == pytest.approx(max(r["f"] for r in results if r["c"] < 0.1))
 
 
-@pytest.mark.parametrize("case", ["qlognei option", "noisy data", "a batch"])
+@pytest.mark.parametrize("case", ["default on noiseless data", "qlognei option", "noisy data", "logei, a batch"])
 def test_otherwise_constrained_q_log_nei(monkeypatch, case):
     analytic = spy_on(monkeypatch, "LogConstrainedExpectedImprovement")
     sampled = spy_on(monkeypatch, "qLogNoisyExpectedImprovement")
-    options = {"acquisition": "qlognei"} if case == "qlognei option" else {}
+    options = {"qlognei option": {"acquisition": "qlognei"}, "logei, a batch": {"acquisition": "logei"}}.get(case, {})
     planner = BoTorchPlanner(CONSTRAINED, seed=0, **FAST | {"n_initial": 16}, **options)
     results = evaluate(planner.suggest(16))
     if case == "noisy data":
@@ -63,7 +63,7 @@ def test_otherwise_constrained_q_log_nei(monkeypatch, case):
         for result in results:
             result["f"] += float(rng.normal(0.0, 0.3))
     planner.ingest(results)
-    planner.suggest(2 if case == "a batch" else 1)
+    planner.suggest(2 if case == "logei, a batch" else 1)
     assert analytic == []
     assert [len(kwargs["constraints"]) for kwargs in sampled] == [1]
 
