@@ -51,6 +51,17 @@ _RETRYING_OPTIMIZATION = "Optimization failed"
 _DATA_STATE = ("outcome_transform.", "input_transform.")
 
 
+#: Below this fitted noise variance (in standardized units) a GP takes its data as noiseless. Measured here with
+#: the low-noise prior: Branin (noiseless) fits 1e-8, the beamline (noise sd 10 on a 1000-count peak) 2e-4 to 7e-4.
+NOISELESS_BELOW = 1e-6
+
+
+def noiseless(model: Model) -> bool:
+    """Whether a fitted GP takes its data as noiseless (noise variance below :data:`NOISELESS_BELOW`)."""
+    noise = getattr(getattr(model, "likelihood", None), "noise", None)
+    return noise is not None and float(noise.detach().max()) < NOISELESS_BELOW
+
+
 def noise_share(model: Model) -> float:
     """The largest share of an outcome's (standardized) variance a fitted GP puts in noise, between 0 and 1."""
     noise = getattr(getattr(model, "likelihood", None), "noise", None)
@@ -234,7 +245,9 @@ class ScheduledFitting(PlannerBase):
         """Fit one GP to ``X: n x d`` (unit cube) and the outcomes ``[Y | C]: n x k``.
 
         The fit starts from ``start`` (hyperparameters of an earlier fit of the same outcomes) when given,
-        otherwise from the defaults.
+        otherwise from the defaults. A refit with no noise prior (``adaptive``) always starts from the defaults:
+        started from the last such refit, it kept the noise of fewer data (``spot2_noisy``, 5 seeds: median regret
+        134 and worst 802, against 2.02 and 34).
         """
         with expected_warnings_logged():
             model = self._build(X, torch.cat([Y, C], dim=-1))

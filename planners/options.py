@@ -63,8 +63,9 @@ class BoTorchOptions(PlannerOptions):
     n_initial: int = Field(5, ge=1, description="Sobol points proposed before the GP takes over")
     acquisition: Acquisition = Field(
         "auto",
-        description="auto (qLogNEI), qlognei, logei (analytic LogEI, constrained LogEI with constraints, against the "
-        "best feasible observation, one point), logei-mean (LogEI against the best posterior mean)",
+        description="auto (qLogNEI; with constraints, qLogEI for one point on noiseless data), qlognei, logei "
+        "(analytic LogEI, constrained LogEI with constraints, against the best feasible observation, one point), "
+        "logei-mean (LogEI against the best posterior mean)",
     )
     noise_prior: NoisePrior = Field(
         "adaptive",

@@ -51,9 +51,24 @@ def test_the_logei_option_uses_analytic_constrained_log_ei_for_one_point(monkeyp
     assert float(kwargs["best_f"]) == pytest.approx(max(r["f"] for r in results if r["c"] < 0.1))
 
 
-@pytest.mark.parametrize("case", ["default on noiseless data", "qlognei option", "noisy data", "logei, a batch"])
+def test_one_point_on_noiseless_data_uses_constrained_q_log_ei(monkeypatch):
+    analytic = spy_on(monkeypatch, "LogConstrainedExpectedImprovement")
+    noisy = spy_on(monkeypatch, "qLogNoisyExpectedImprovement")
+    exact = spy_on(monkeypatch, "qLogExpectedImprovement")
+    planner = BoTorchPlanner(CONSTRAINED, seed=0, **FAST)
+    results = evaluate(planner.suggest(6))
+    planner.ingest(results)
+    planner.suggest(1)  # q = 1, nothing pending, a noiseless fit
+    assert analytic == [] and noisy == []
+    (kwargs,) = exact
+    assert len(kwargs["constraints"]) == 1
+    assert float(kwargs["best_f"]) == pytest.approx(max(r["f"] for r in results if r["c"] < 0.1))
+
+
+@pytest.mark.parametrize("case", ["qlognei option", "noisy data", "logei, a batch"])
 def test_otherwise_constrained_q_log_nei(monkeypatch, case):
     analytic = spy_on(monkeypatch, "LogConstrainedExpectedImprovement")
+    exact = spy_on(monkeypatch, "qLogExpectedImprovement")
     sampled = spy_on(monkeypatch, "qLogNoisyExpectedImprovement")
     options = {"qlognei option": {"acquisition": "qlognei"}, "logei, a batch": {"acquisition": "logei"}}.get(case, {})
     planner = BoTorchPlanner(CONSTRAINED, seed=0, **FAST | {"n_initial": 16}, **options)
@@ -64,7 +79,7 @@ def test_otherwise_constrained_q_log_nei(monkeypatch, case):
             result["f"] += float(rng.normal(0.0, 0.3))
     planner.ingest(results)
     planner.suggest(2 if case == "logei, a batch" else 1)
-    assert analytic == []
+    assert analytic == [] and exact == []
     assert [len(kwargs["constraints"]) for kwargs in sampled] == [1]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 from gest_api.vocs import VOCS
 
 from closedloop.errors import PlannerError
@@ -68,6 +69,27 @@ def test_the_low_noise_prior_lets_the_gp_interpolate_noiseless_data() -> None:
 def test_bad_options_are_refused(options: dict, words: str) -> None:
     with pytest.raises(PlannerError, match=words):
         BoTorchPlanner(VOCS_2D, **options)
+
+
+def test_noiseless_tells_noiseless_data_from_noisy_data() -> None:
+    """What the constrained qLogEI path is switched on (``noiseless``)."""
+    import numpy as np
+
+    from planners._fitting import noiseless
+
+    found = {}
+    for noise in (0.0, 0.1):
+        rng = np.random.default_rng(0)
+        planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=40, num_restarts=2, raw_samples=32)
+        points = planner.suggest(40)
+        planner.ingest([{**p, "f": peak(p["x"], p["y"]) + noise * rng.normal()} for p in points])
+        X, Y, C = planner.train_tensors()
+        model = planner._model(X, Y, C)
+        found[noise] = noiseless(model)
+        # one objective, no constraints: qLogNEI either way
+        acq = planner._acquisition(model, X, Y, C, torch.from_numpy(planner.pending_unit()), q=1)
+        assert type(acq).__name__ == "qLogNoisyExpectedImprovement"
+    assert found == {0.0: True, 0.1: False}
 
 
 def test_fits_start_cold_on_a_geometric_schedule_and_warm_in_between(monkeypatch) -> None:
