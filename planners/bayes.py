@@ -327,8 +327,8 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
                 model, best_f=self._best_feasible(Y, C), objective_index=0, constraints=constraint_bounds(self.vocs, m)
             )
         if constraints and q == 1 and pending is None and self.acquisition == "auto" and noiseless(model):
-            # the incumbent is known exactly: no joint posterior over the observed points needed, so about half the
-            # time of qLogNEI; quasi-MC with BoTorch's smoothed feasibility, which (unlike the analytic constrained
+            # the incumbent is known exactly: no joint posterior over the observed points needed, so about two thirds
+            # of qLogNEI's time; quasi-MC with BoTorch's smoothed feasibility, which (unlike the analytic constrained
             # LogEI) keeps closing in on an optimum on the constraint's boundary
             return qLogExpectedImprovement(
                 model,
