@@ -29,16 +29,16 @@ class WithNormalize(BoTorchPlanner):
     """The planner with the identity ``Normalize`` input transform its GPs had before."""
 
     def _build(self, X: Any, outcomes: Any, noise_prior: Any = None) -> Any:
-        model = super()._build(X, outcomes, noise_prior)
-        if type(model) is not SingleTaskGP:  # the mixed GP for categorical variables never had it
-            return model
+        if self.space.cat_dims:  # the mixed GP for categorical variables never had it
+            return super()._build(X, outcomes, noise_prior)
+        k = outcomes.shape[-1]
         unit = torch.stack([torch.zeros(self.dim), torch.ones(self.dim)]).to(torch.float64)
         return SingleTaskGP(
             X,
             outcomes,
-            likelihood=model.likelihood,
+            likelihood=self._likelihood(k, noise_prior),
             input_transform=Normalize(d=self.dim, bounds=unit),
-            outcome_transform=Standardize(m=outcomes.shape[-1]),
+            outcome_transform=Standardize(m=k),
         )
 
 

@@ -47,8 +47,8 @@ _RETRYING_OPTIMIZATION = "Optimization failed"
 
 
 #: State-dict entries that belong to the data, not to the GP's hyperparameters: the outcome transform's mean
-#: and scale (recomputed from all the data each time) and the fixed input transform.
-_DATA_STATE = ("outcome_transform.", "input_transform.")
+#: and scale (recomputed from all the data each time).
+_DATA_STATE = ("outcome_transform.",)
 
 
 #: Below this fitted noise variance (in standardized units) a GP takes its data as noiseless. Measured here with
@@ -218,21 +218,26 @@ class ScheduledFitting(PlannerBase):
             return "botorch"
         return self.noise_prior
 
+    def _likelihood(self, k: int, noise_prior: NoisePrior | None = None) -> GaussianLikelihood | None:
+        """The likelihood of a GP over ``k`` outcomes with ``noise_prior`` (default: the planner's; ``adaptive`` is
+        the low one), or None for BoTorch's own, with its noise prior."""
+        batch = torch.Size([k]) if k > 1 else torch.Size()
+        noise_prior = noise_prior or self.fitted_noise_prior
+        if noise_prior in ("low", "adaptive"):
+            return GaussianLikelihood(
+                noise_prior=GammaPrior(1.0, 100.0), noise_constraint=GreaterThan(1e-8), batch_shape=batch
+            )
+        if noise_prior == "flat":
+            return GaussianLikelihood(noise_constraint=GreaterThan(1e-8), batch_shape=batch)
+        return None
+
     def _build(self, X: Tensor, outcomes: Tensor, noise_prior: NoisePrior | None = None) -> SingleTaskGP:
         """An unfitted GP on ``X: n x d`` (unit cube) and ``outcomes: n x k``; one batched GP for all ``k``.
 
         ``noise_prior`` defaults to the planner's (``adaptive`` builds with the low one first).
         """
         k = outcomes.shape[-1]
-        batch = torch.Size([k]) if k > 1 else torch.Size()
-        likelihood = None  # BoTorch's own, with its noise prior
-        noise_prior = noise_prior or self.fitted_noise_prior
-        if noise_prior in ("low", "adaptive"):
-            likelihood = GaussianLikelihood(
-                noise_prior=GammaPrior(1.0, 100.0), noise_constraint=GreaterThan(1e-8), batch_shape=batch
-            )
-        elif noise_prior == "flat":
-            likelihood = GaussianLikelihood(noise_constraint=GreaterThan(1e-8), batch_shape=batch)
+        likelihood = self._likelihood(k, noise_prior)
         if self.space.cat_dims:
             return MixedSingleTaskGP(
                 X, outcomes, cat_dims=self.space.cat_dims, outcome_transform=Standardize(m=k), likelihood=likelihood

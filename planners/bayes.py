@@ -322,21 +322,25 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
                 X_pending=pending,
                 prune_baseline=True,
             )
-        if constraints and q == 1 and pending is None and self.acquisition == "logei":
-            return LogConstrainedExpectedImprovement(
-                model, best_f=self._best_feasible(Y, C), objective_index=0, constraints=constraint_bounds(self.vocs, m)
-            )
-        if constraints and q == 1 and pending is None and self.acquisition == "auto" and noiseless(model):
-            # the incumbent is known exactly: no joint posterior over the observed points needed, so about two thirds
-            # of qLogNEI's time; quasi-MC with BoTorch's smoothed feasibility, which (unlike the analytic constrained
-            # LogEI) keeps closing in on an optimum on the constraint's boundary
-            return qLogExpectedImprovement(
-                model,
-                best_f=self._best_feasible(Y, C),
-                sampler=self._sampler(),
-                objective=GenericMCObjective(first_output),
-                constraints=constraints,
-            )
+        if constraints and q == 1 and pending is None:
+            if self.acquisition == "logei":
+                return LogConstrainedExpectedImprovement(
+                    model,
+                    best_f=self._best_feasible(Y, C),
+                    objective_index=0,
+                    constraints=constraint_bounds(self.vocs, m),
+                )
+            if self.acquisition == "auto" and noiseless(model):
+                # the incumbent is known exactly: no joint posterior over the observed points needed, so about two
+                # thirds of qLogNEI's time; quasi-MC with BoTorch's smoothed feasibility, which (unlike the analytic
+                # constrained LogEI) keeps closing in on an optimum on the constraint's boundary
+                return qLogExpectedImprovement(
+                    model,
+                    best_f=self._best_feasible(Y, C),
+                    sampler=self._sampler(),
+                    objective=GenericMCObjective(first_output),
+                    constraints=constraints,
+                )
         if constraints:
             return qLogNoisyExpectedImprovement(
                 model,
