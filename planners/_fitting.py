@@ -243,7 +243,8 @@ class ScheduledFitting(PlannerBase):
                 X, outcomes, cat_dims=self.space.cat_dims, outcome_transform=Standardize(m=k), likelihood=likelihood
             )
         # No input transform: X is in the unit cube already, and a ``Normalize`` to the unit cube is the identity
-        # that cost 10-20 % of a proposal (the same proposals bit for bit; ``benchmarks/proposal_overhead.py``).
+        # that cost up to a quarter of a proposal's time (the same proposals bit for bit; see
+        # ``benchmarks/proposal_overhead.py``).
         return SingleTaskGP(X, outcomes, likelihood=likelihood, outcome_transform=Standardize(m=k))
 
     def _fit(self, X: Tensor, Y: Tensor, C: Tensor, start: dict[str, Tensor] | None = None) -> SingleTaskGP:
