@@ -37,7 +37,9 @@ zero, within 1 % of the range of f over the domain; for the two-objective proble
 from __future__ import annotations
 
 import math
+import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,6 +165,62 @@ class Problem:
             return None
         front = [tuple(o[n] for n in self.objective_names) for o in true_outputs if self.feasible(o)]
         return hypervolume_2d(front, self.ref_point)
+
+
+@dataclass
+class Replay:
+    """One planner's session on a problem with no instrument: the harness's loop, shared by every benchmark script.
+
+    :meth:`play` proposes, evaluates (with the problem's seeded noise) and ingests. The lists fill as the session
+    goes, so a session cut short by an exception keeps what it did.
+
+    Attributes:
+        points: the variables of each experiment, in the order they ran.
+        truths: the noiseless outputs there (what the regret is scored on).
+        seconds: the wall-clock seconds of each ``suggest`` call.
+    """
+
+    problem: Problem
+    seed: int
+    points: list[dict[str, float]] = field(default_factory=list)
+    truths: list[dict[str, float]] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def play(self, planner: Any, experiments: int, lanes: int = 0) -> Replay:
+        """Run ``experiments`` experiments proposed by ``planner`` (a closedloop planner or a peer's adapter).
+
+        ``lanes`` replays the loop's schedule with that many instruments pipelined (``agent/graph.py``): it keeps
+        ``lanes`` runs in flight and one proposal ready, so each proposal after the first is made with the last
+        ``lanes`` points pending and their results unknown. ``lanes = 0`` is ``pipeline: false``: propose, run and
+        ingest strictly in turn, one point per ``suggest``.
+
+        Raises:
+            RuntimeError: ``suggest(n)`` returned other than ``n`` points.
+        """
+        rng = self.problem.noise_stream(self.seed)
+        in_flight: deque[dict[str, Any]] = deque()
+        proposed = 0
+        while proposed < experiments or in_flight:
+            wanted = min((lanes + 1 if lanes else 1) - len(in_flight), experiments - proposed)
+            if wanted > 0:
+                started = time.perf_counter()
+                points = planner.suggest(wanted)
+                self.seconds.append(time.perf_counter() - started)
+                if len(points) != wanted:
+                    raise RuntimeError(f"suggest({wanted}) returned {len(points)} points")
+                in_flight.extend(points)
+                proposed += wanted
+            point = in_flight.popleft()  # the oldest run ends; the ready one starts in its place
+            x = {name: float(point[name]) for name in self.problem.vocs.variable_names}
+            self.points.append(x)
+            self.truths.append(self.problem.truth(x))
+            planner.ingest([{**point, **self.problem.evaluate(x, rng)}])
+        return self
+
+    @property
+    def regret(self) -> list[float]:
+        """:meth:`Problem.regret_curve` of the experiments so far."""
+        return self.problem.regret_curve(self.truths)
 
 
 def hypervolume_2d(points: Sequence[Sequence[float]], ref_point: Sequence[float]) -> float:

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from collections import deque
 from typing import Any
 
 import torch
 from scipy.stats import mannwhitneyu
 
-from benchmarks._problems import PROBLEMS, Problem
+from benchmarks._problems import PROBLEMS, Problem, Replay
 from planners import load_planner
 
 
@@ -36,22 +35,8 @@ def run(problem: Problem, seed: int, lanes: int, experiments: int, planner: Any 
 
     ``planner`` defaults to ``botorch`` with its defaults, seeded with ``seed``.
     """
-    rng = problem.noise_stream(seed)  # the harness's noise stream
     planner = planner or load_planner("botorch", problem.vocs, default_seed=seed)
-    in_flight: deque[dict[str, Any]] = deque()
-    truths: list[dict[str, float]] = []
-    proposed = 0
-    while proposed < experiments or in_flight:
-        # the loop asks for enough points to fill every instrument and have one ready, as agent/graph.py does
-        wanted = min((lanes + 1 if lanes else 1) - len(in_flight), experiments - proposed)
-        if wanted > 0:
-            in_flight.extend(planner.suggest(wanted))
-            proposed += wanted
-        point = in_flight.popleft()  # the oldest run ends; the ready one starts in its place
-        x = {name: float(point[name]) for name in problem.vocs.variable_names}
-        truths.append(problem.truth(x))
-        planner.ingest([{**point, **problem.evaluate(x, rng)}])
-    return problem.regret_curve(truths)
+    return Replay(problem, seed).play(planner, experiments, lanes).regret
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -54,7 +54,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks._peers import PEER_NAMES, PeerUnavailable, build_peer  # noqa: E402
-from benchmarks._problems import PROBLEMS, Problem  # noqa: E402
+from benchmarks._problems import PROBLEMS, Problem, Replay  # noqa: E402
 from planners.registry import accepts_option, load_planner  # noqa: E402
 
 DEFAULT_PLANNERS = "botorch,sobol,xopt,ax"
@@ -208,24 +208,14 @@ def budget_for(problem: Problem, budget_2d: int, budget_6d: int) -> int:
 def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, budget: int) -> Run:
     """Run one contender on one problem for ``n_initial + budget`` experiments, one at a time."""
     run = Run(planner=spec.label, problem=problem.name, seed=seed, status="ok")
-    rng = problem.noise_stream(seed)
+    replay = Replay(problem, seed)
     dtype = torch.get_default_dtype()  # Xopt sets float64 for the whole process: the next contender must not inherit it
-    truths: list[dict[str, float]] = []
     contender: Any = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             contender = build_contender(spec, problem, seed=seed, n_initial=n_initial)
-            for _ in range(n_initial + budget):
-                started = time.perf_counter()
-                points = contender.suggest(1)
-                run.seconds.append(time.perf_counter() - started)
-                if len(points) != 1:
-                    raise RuntimeError(f"suggest(1) returned {len(points)} points")
-                point = points[0]
-                x = {name: float(point[name]) for name in problem.vocs.variable_names}
-                truths.append(problem.truth(x))
-                contender.ingest([{**point, **problem.evaluate(x, rng)}])
+            replay.play(contender, n_initial + budget)
         except Unsupported as exc:
             run.status, run.message = "unsupported", str(exc)
         except Skipped as exc:
@@ -238,8 +228,9 @@ def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, b
     run.warnings = len(caught)
     if contender is not None:
         run.counters = {k: int(getattr(contender, k)) for k in COUNTERS if isinstance(getattr(contender, k, None), int)}
-    run.regret = problem.regret_curve(truths)
-    run.hypervolume = problem.hypervolume(truths)
+    run.seconds = replay.seconds
+    run.regret = replay.regret
+    run.hypervolume = problem.hypervolume(replay.truths)
     return run
 
 

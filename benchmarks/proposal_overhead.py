@@ -13,7 +13,6 @@ the ratio of their total proposal seconds.
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ import torch
 from botorch.models import SingleTaskGP
 from botorch.models.transforms import Normalize, Standardize
 
-from benchmarks._problems import PROBLEMS, Problem
+from benchmarks._problems import PROBLEMS, Problem, Replay
 from planners import BoTorchPlanner
 
 
@@ -44,17 +43,8 @@ class WithNormalize(BoTorchPlanner):
 
 def session(cls: type[BoTorchPlanner], problem: Problem, seed: int, experiments: int) -> tuple[np.ndarray, float]:
     """The points ``cls`` proposes on ``problem`` (one at a time, seeded noise) and its total proposal seconds."""
-    rng = problem.noise_stream(seed)
-    planner = cls(problem.vocs, seed=seed, n_initial=10)
-    points, seconds = [], 0.0
-    for _ in range(experiments):
-        started = time.perf_counter()
-        (point,) = planner.suggest(1)
-        seconds += time.perf_counter() - started
-        x = {name: float(point[name]) for name in problem.vocs.variable_names}
-        points.append(list(x.values()))
-        planner.ingest([{**point, **problem.evaluate(x, rng)}])
-    return np.asarray(points), seconds
+    replay = Replay(problem, seed).play(cls(problem.vocs, seed=seed, n_initial=10), experiments)
+    return np.asarray([list(x.values()) for x in replay.points]), sum(replay.seconds)
 
 
 def main() -> None:

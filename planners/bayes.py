@@ -326,7 +326,7 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             if self.acquisition == "logei":
                 return LogConstrainedExpectedImprovement(
                     model,
-                    best_f=self._best_feasible(Y, C),
+                    best_f=self._best_feasible(),
                     objective_index=0,
                     constraints=constraint_bounds(self.vocs, m),
                 )
@@ -336,7 +336,7 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
                 # constrained LogEI) keeps closing in on an optimum on the constraint's boundary
                 return qLogExpectedImprovement(
                     model,
-                    best_f=self._best_feasible(Y, C),
+                    best_f=self._best_feasible(),
                     sampler=self._sampler(),
                     objective=GenericMCObjective(first_output),
                     constraints=constraints,
@@ -361,10 +361,12 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             model, X_baseline=X, X_pending=pending, prune_baseline=True, sampler=self._sampler()
         )
 
-    def _best_feasible(self, Y: Tensor, C: Tensor) -> Tensor:
-        """The best observed objective value among the feasible observations (``Y: n x 1``, ``C: n x k``)."""
-        feasible = torch.tensor([self.feasible(dict(zip(self.constraint_names, c, strict=True))) for c in C.tolist()])
-        return Y[feasible, 0].max()
+    def _best_feasible(self) -> Tensor:
+        """The best feasible observed objective value (:attr:`~planners.PlannerBase.best`), signed so that larger is
+        better, as a float64 tensor; asked for only once an observation is feasible."""
+        best = self.best
+        assert best is not None, "no feasible observation yet"
+        return torch.tensor(self.signs[0] * float(best[self.objective_names[0]]), dtype=torch.float64)
 
     def _sampler(self) -> SobolQMCNormalSampler:
         """Quasi-MC base samples for the MC acquisition functions (``mc_samples`` of them)."""
