@@ -35,7 +35,7 @@ from agent.store_postgres import open_checkpoints as open_postgres_checkpoints
 from agent.store_sql import SqlStore
 from agent.stores import saver_for
 from closedloop.changes import spec_changes, spec_fingerprint
-from closedloop.errors import SessionError, SpecError
+from closedloop.errors import InstrumentError, SessionError, SpecError
 from closedloop.records import Decision, Observation, ProposalStatus, new_id
 from closedloop.spec import SessionSpec, load_spec
 from instruments.executor import InProcessExecutor, build_run_engine
@@ -151,7 +151,14 @@ def build_lanes(
         for index, name in enumerate(names):
             engine = getattr(lanes[0].executor, "run_engine", None) if lanes else None
             loop = engine.loop if engine is not None else None
-            lanes.append(Lane(name, build_executor(spec, session_id, store, index, loop)))
+            try:
+                lanes.append(Lane(name, build_executor(spec, session_id, store, index, loop)))
+            except InstrumentError as exc:
+                if len(names) == 1:
+                    raise
+                # name which of the instruments it was: "instruments.hutch-b: device 'm1' did not connect ..."
+                message = exc.args[0].removeprefix("instrument: ")
+                raise InstrumentError(f"instruments.{name}: {message}", exc.hint) from exc
     except BaseException:
         for lane in lanes:
             lane.executor.close()

@@ -256,3 +256,11 @@ def test_two_instruments_of_ophyd_classic_sims_run_at_once(tmp_path: Path, write
     assert set(spans) == {"left", "right"}
     left, right = spans["left"], spans["right"]
     assert any(a < d and c < b for a, b in left for c, d in right)  # the two ran at once
+
+
+def test_an_instrument_that_cannot_connect_is_named_among_several(tmp_path: Path, write_session) -> None:
+    data = two_instruments(exposure=0.0)
+    data["instruments"][1].update(connect_timeout=0.3, options={"faults": {"no_connect": "m1"}})
+    with pytest.raises(InstrumentError) as info:
+        Session.create(write_session(data), tmp_path / "run")
+    assert str(info.value) == "instruments.hutch-b: device 'm1' did not connect within 0.3 s"
