@@ -12,6 +12,7 @@ spread over seeds). Beside it, the sequential loop's median regret ``L`` and ``L
 information a proposal lacks with ``L`` results outstanding is the cause the comparison isolates.
 
     python -m benchmarks.pipelined_regret [--problems beamline,spot2] [--seeds 12] [--experiments 30] [--at 40,50]
+        [--planner "botorch[num_restarts=6]"]
 
 ``--at`` compares the same sessions at earlier experiment counts as well: the regret after the first N results of
 the longer session (whose proposals around N were made with as many points pending as anywhere mid-session).
@@ -27,6 +28,7 @@ import torch
 from scipy.stats import mannwhitneyu
 
 from benchmarks._problems import PROBLEMS, Problem, Replay
+from benchmarks.planners import PlannerSpec, parse_planner_specs
 from planners import load_planner
 
 
@@ -39,6 +41,11 @@ def run(problem: Problem, seed: int, lanes: int, experiments: int, planner: Any 
     return Replay(problem, seed).play(planner, experiments, lanes).regret
 
 
+def build(spec: PlannerSpec, problem: Problem, seed: int) -> Any:
+    """The planner ``spec`` names, for ``problem``, seeded with ``seed``."""
+    return load_planner(spec.name, problem.vocs, default_seed=seed, **spec.options)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problems", default="beamline,spot2")
@@ -46,13 +53,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--experiments", type=int, default=30)
     parser.add_argument("--lanes", default="0,1,2,4", help="instruments; 0 is pipeline: false")
     parser.add_argument("--at", default="", help="also compare at these experiment counts, e.g. 40,50,60")
+    parser.add_argument("--planner", default="botorch", help="one planner, as benchmarks.planners takes it: name[k=v]")
     args = parser.parse_args(argv)
+    (spec,) = parse_planner_specs(args.planner)
     torch.set_num_threads(1)
     lanes_list = [int(k) for k in args.lanes.split(",")]
     for name in args.problems.split(","):
-        curves = {k: [run(PROBLEMS[name], seed, k, args.experiments) for seed in range(args.seeds)] for k in lanes_list}
+        problem = PROBLEMS[name]
+        curves = {
+            k: [run(problem, seed, k, args.experiments, build(spec, problem, seed)) for seed in range(args.seeds)]
+            for k in lanes_list
+        }
         sequential = curves.get(0)
-        print(f"\n{name}: {args.experiments} experiments, botorch, seeds 0-{args.seeds - 1}")
+        print(f"\n{name}: {args.experiments} experiments, {spec.label}, seeds 0-{args.seeds - 1}")
         print(f"{'instruments':>24s}{'median':>9s}{'worst':>9s}{'best':>10s}{'p':>7s}  sequential at N-L, N-L-2")
         for k, rows in curves.items():
             final = [curve[-1] for curve in rows]
