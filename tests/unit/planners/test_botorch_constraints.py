@@ -121,3 +121,30 @@ def test_more_feasible_proposals_than_sobol():
     print(f"feasible fraction after the design: botorch {bo}, sobol {sobol}")
     assert sum(bo) / len(bo) >= sum(sobol) / len(sobol) + 0.3
     assert sum(b > s for b, s in zip(bo, sobol, strict=True)) >= 2
+
+
+@pytest.mark.parametrize("constraints", [True, False])
+def test_with_constraints_one_optimizer_restart_starts_at_the_best_feasible_point(monkeypatch, constraints: bool):
+    """What BoTorch's L-BFGS-B is given to start from: with constraints, the best feasible observation is one of the
+    starting points; without, every start is BoTorch's own choice."""
+    import botorch.optim.optimize as optimize
+
+    starts: list = []
+    original = optimize.gen_candidates_scipy
+
+    def spy(initial_conditions, *args, **kwargs):
+        starts.append(initial_conditions.detach().clone())
+        return original(initial_conditions, *args, **kwargs)
+
+    monkeypatch.setattr(optimize, "gen_candidates_scipy", spy)
+    vocs = CONSTRAINED if constraints else VOCS(variables=CONSTRAINED.variables, objectives=CONSTRAINED.objectives)
+    planner = BoTorchPlanner(vocs, seed=0, **FAST)
+    results = evaluate(planner.suggest(6))
+    planner.ingest(results)
+    planner.suggest(1)
+    (initial,) = starts
+    assert initial.shape == (FAST["num_restarts"], 1, 2)
+    feasible = [r for r in results if r["c"] < 0.1]
+    best = max(feasible, key=lambda r: r["f"])
+    at_best = [bool(np.allclose(x.numpy(), [best["x1"], best["x2"]])) for x in initial[:, 0]]
+    assert at_best == ([False, True] if constraints else [False, False])
