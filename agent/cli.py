@@ -189,9 +189,10 @@ def _status_table(status: dict[str, Any]) -> Table:
         ("queued points", str(status["queued"])),
         ("data", f"{status['store']}, {status['folder']}/runs/*.jsonl"),
     ]
+    several = len(status["instruments"]) > 1
     for name, lane in status["instruments"].items():
         doing = {"running": f"running {lane['proposal']}", "failed": f"failed: {lane['error']}"}
-        rows.append((f"instrument {name}", doing.get(lane["state"], lane["state"])))
+        rows.append((f"instrument {name}" if several else "instrument", doing.get(lane["state"], lane["state"])))
     if status["pareto_front"]:
         rows.append(("pareto front", f"{len(status['pareto_front'])} point(s)"))
         for entry in status["pareto_front"]:

@@ -1,0 +1,54 @@
+"""The status table ``closedloop status`` and the end of a session print: one row per instrument."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from agent.cli import _status_table
+
+
+def lane(state: str, proposal: str | None = None, error: str | None = None) -> dict[str, Any]:
+    """One instrument's entry, as ``agent.status.summarize`` gives it."""
+    return {"state": state, "proposal": proposal, "error": error}
+
+
+def rendered(instruments: dict[str, Any]) -> list[str]:
+    status = {
+        "name": "t",
+        "session_id": "s-1",
+        "state": "running",
+        "experiments": 3,
+        "budget": 10,
+        "failed": 0,
+        "objective": "flux",
+        "infeasible": 0,
+        "best_value": 1.0,
+        "best_point": {"x": 0.5},
+        "decisions": 3,
+        "queued": 0,
+        "store": "store.sqlite",
+        "folder": "run",
+        "instruments": instruments,
+        "pareto_front": [],
+    }
+    console = Console(width=100, record=True)
+    console.print(_status_table(status))
+    return [" ".join(line.replace("│", " ").split()) for line in console.export_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    ("instruments", "rows"),
+    [
+        ({"instrument": lane("idle")}, ["instrument idle"]),
+        (
+            {"hutch-a": lane("running", proposal="p-1"), "hutch-b": lane("failed", error="gone")},
+            ["instrument hutch-a running p-1", "instrument hutch-b failed: gone"],
+        ),
+    ],
+)
+def test_each_instrument_has_a_row_named_only_when_there_are_several(instruments: dict, rows: list[str]) -> None:
+    lines = rendered(instruments)
+    assert [line for line in lines if line.startswith("instrument")] == rows
