@@ -56,18 +56,22 @@ _DATA_STATE = ("outcome_transform.",)
 NOISELESS_BELOW = 1e-6
 
 
+def fitted_noise(model: Model) -> Tensor | None:
+    """A fitted GP's noise variance per outcome (standardized units), or None for a likelihood without one."""
+    noise = getattr(getattr(model, "likelihood", None), "noise", None)
+    return None if noise is None else noise.detach()
+
+
 def noiseless(model: Model) -> bool:
     """Whether a fitted GP takes its data as noiseless (noise variance below :data:`NOISELESS_BELOW`)."""
-    noise = getattr(getattr(model, "likelihood", None), "noise", None)
-    return noise is not None and float(noise.detach().max()) < NOISELESS_BELOW
+    noise = fitted_noise(model)
+    return noise is not None and float(noise.max()) < NOISELESS_BELOW
 
 
 def noise_share(model: Model) -> float:
     """The largest share of an outcome's (standardized) variance a fitted GP puts in noise, between 0 and 1."""
-    noise = getattr(getattr(model, "likelihood", None), "noise", None)
-    if noise is None:
-        return 0.0
-    return float((noise.detach() / (1.0 + noise.detach())).max())
+    noise = fitted_noise(model)
+    return 0.0 if noise is None else float((noise / (1.0 + noise)).max())
 
 
 #: A reading stands out when it is this many robust standard deviations (1.4826 MAD) above the median.

@@ -59,7 +59,7 @@ def starting_at(
     """BoTorch's initial conditions (``gen_batch_initial_conditions``), the last restart's first point moved to
     ``point`` (``d``, unit cube, clipped to ``bounds``): an ``ic_generator`` for ``optimize_acqf``."""
     initial = gen_batch_initial_conditions(acq_function, bounds, q, num_restarts, raw_samples, **kwargs).clone()
-    initial[-1, 0] = torch.minimum(torch.maximum(point.to(initial), bounds[0]), bounds[1])
+    initial[-1, 0] = point.to(initial).clamp(bounds[0], bounds[1])
     return initial
 
 
