@@ -32,15 +32,6 @@ from benchmarks.planners import PlannerSpec, parse_planner_specs
 from planners import load_planner
 
 
-def run(problem: Problem, seed: int, lanes: int, experiments: int, planner: Any = None) -> list[float]:
-    """The regret curve of one session with ``lanes`` instruments pipelined (0: strictly in turn).
-
-    ``planner`` defaults to ``botorch`` with its defaults, seeded with ``seed``.
-    """
-    planner = planner or load_planner("botorch", problem.vocs, default_seed=seed)
-    return Replay(problem, seed).play(planner, experiments, lanes).regret
-
-
 def build(spec: PlannerSpec, problem: Problem, seed: int) -> Any:
     """The planner ``spec`` names, for ``problem``, seeded with ``seed``."""
     return load_planner(spec.name, problem.vocs, default_seed=seed, **spec.options)
@@ -61,7 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.problems.split(","):
         problem = PROBLEMS[name]
         curves = {
-            k: [run(problem, seed, k, args.experiments, build(spec, problem, seed)) for seed in range(args.seeds)]
+            k: [
+                Replay(problem, seed).play(build(spec, problem, seed), args.experiments, k).regret
+                for seed in range(args.seeds)
+            ]
             for k in lanes_list
         }
         sequential = curves.get(0)

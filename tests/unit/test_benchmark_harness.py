@@ -15,6 +15,7 @@ from benchmarks._problems import (
     DISK_OPTIMUM_VALUE,
     PEAKS,
     PROBLEMS,
+    Replay,
     feasible_optimum,
     grid_hypervolume,
     hypervolume_2d,
@@ -228,7 +229,6 @@ def test_a_narrow_peak_problem_is_flat_noise_almost_everywhere(name: str) -> Non
 @pytest.mark.parametrize("lanes", [0, 1, 2])
 def test_the_pipelined_replay_keeps_as_many_points_pending_as_the_loop_does(lanes: int) -> None:
     """With L instruments the loop proposes with the last L points in flight (none strictly in turn)."""
-    from benchmarks.pipelined_regret import run
     from planners import load_planner
 
     problem = PROBLEMS["beamline"]
@@ -241,7 +241,7 @@ def test_the_pipelined_replay_keeps_as_many_points_pending_as_the_loop_does(lane
         return suggest(n)
 
     planner.suggest = spy  # type: ignore[method-assign]
-    curve = run(problem, 0, lanes, 8, planner=planner)
+    curve = Replay(problem, 0).play(planner, 8, lanes).regret
     assert len(curve) == 8
     assert pending_at_suggest[0] == 0 and set(pending_at_suggest[1:]) == {lanes}
 
