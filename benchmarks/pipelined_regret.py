@@ -2,9 +2,10 @@
 
 ``benchmarks/throughput.py`` runs whole sessions on real RunEngines: minutes per seed, so few seeds. This script
 replays the loop's schedule on the harness's problems (``benchmarks/_problems.py``) with the ``botorch`` planner
-and no instrument, fast enough for a dozen seeds: with ``L`` instruments pipelined, the loop keeps ``L`` runs in
-flight and one proposal ready, so each proposal is made with the last ``L`` points pending (``X_pending``) and
-their results not yet known; ``L = 0`` is ``pipeline: false`` (propose, run, ingest, strictly in turn).
+(``--planner`` for another) and no instrument, fast enough for a dozen seeds: with ``L`` instruments pipelined, the
+loop keeps ``L`` runs in flight and one proposal ready, so each proposal is made with the last ``L`` points pending
+(``X_pending``) and their results not yet known; ``L = 0`` is ``pipeline: false`` (propose, run, ingest, strictly
+in turn).
 
 For each ``L`` it prints the median final regret over the seeds, the worst and best seed, and a one-sided
 Mann-Whitney p-value that the sequential loop's regrets are lower (a small p: the difference stands out of the
