@@ -12,6 +12,7 @@ import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from botorch.exceptions.warnings import (
@@ -24,6 +25,10 @@ from botorch.fit import fit_gpytorch_mll
 from botorch.models import MixedSingleTaskGP, SingleTaskGP
 from botorch.models.model import Model
 from botorch.models.transforms import Standardize
+from botorch.optim.closures import get_loss_closure_with_grads
+from botorch.optim.core import OptimizationResult
+from botorch.optim.fit import fit_gpytorch_mll_scipy
+from botorch.optim.utils import get_parameters
 from gpytorch.constraints import GreaterThan
 from gpytorch.likelihoods import GaussianLikelihood
 from gpytorch.mlls import ExactMarginalLogLikelihood
@@ -119,6 +124,82 @@ def interpolates_noise(model: Model) -> bool:
     """
     per_output = lengthscales(model)
     return per_output is not None and bool((per_output <= AT_FLOOR * LENGTHSCALE_FLOOR).any())
+
+
+#: A low-noise fit of one outcome is over once a lengthscale has sat at the floor (:func:`interpolates_noise`) for
+#: this many evaluations of the marginal likelihood in a row, the best loss fell by at most this fraction over them,
+#: and the noise variance (standardized) is below this.
+SETTLED_EVALUATIONS = 5
+SETTLED_GAIN = 1e-4
+SETTLED_NOISE = 1e-3
+
+
+class _Settled(Exception):
+    """Ends a low-noise fit that has settled at the lengthscale floor (raised by :class:`_WatchesTheFloor`)."""
+
+
+class _WatchesTheFloor:
+    """The loss closure of a low-noise fit, watching for the fit to settle at the lengthscale floor.
+
+    Such a fit is thrown away for a fit with no noise prior (:meth:`ScheduledFitting._fit`), but it used to run on
+    for 10 to 30 more steps: with a lengthscale at the floor it explains the noise as structure, and it drives the
+    noise towards its lower bound of 1e-8 in small steps that gain almost nothing (``ridge3``, 27 points: 43 steps,
+    the last 15 gaining 1.4e-4 of the loss). The closure raises :class:`_Settled` once the fit has sat at the floor
+    for :data:`SETTLED_EVALUATIONS` evaluations while the best loss fell by at most :data:`SETTLED_GAIN` of itself,
+    with the noise below :data:`SETTLED_NOISE`.
+
+    Chosen from the trajectories of every low-noise fit on 7 harness problems (5 seeds each): no fit it ends would
+    have finished off the floor, and it skips 17 % of the evaluations on ``ridge3``. Without the noise condition,
+    Branin lost a fit: a retry started from the priors sat at the floor on a plateau (noise 0.09), then left it.
+    """
+
+    def __init__(self, mll: ExactMarginalLogLikelihood) -> None:
+        self._closure = get_loss_closure_with_grads(mll, parameters=get_parameters(mll, requires_grad=True))
+        self._model = mll.model
+        self._at_floor: list[bool] = []
+        self._best: list[float] = []
+
+    def __call__(self, **kwargs: object) -> tuple[Tensor, tuple[Tensor | None, ...]]:
+        loss, grads = self._closure(**kwargs)
+        self._at_floor.append(interpolates_noise(self._model))
+        value = loss.detach().item()
+        self._best.append(min(value, self._best[-1]) if self._best else value)
+        k = SETTLED_EVALUATIONS
+        noise = fitted_noise(self._model)
+        if (
+            len(self._best) > k
+            and all(self._at_floor[-k:])
+            and self._best[-k - 1] - self._best[-1] <= SETTLED_GAIN * abs(self._best[-1])
+            and noise is not None
+            and float(noise.max()) < SETTLED_NOISE
+        ):
+            raise _Settled
+        return loss, grads
+
+
+def _watched_fit(mll: ExactMarginalLogLikelihood, closure: object = None, **kwargs: Any) -> OptimizationResult:
+    """One attempt of BoTorch's fit with :class:`_WatchesTheFloor` as its closure (a fresh watch per attempt: a
+    retry starts from parameters drawn from the priors)."""
+    return fit_gpytorch_mll_scipy(mll, closure=_WatchesTheFloor(mll), **kwargs)
+
+
+def fit_and_check_noise(model: SingleTaskGP) -> bool:
+    """Fit a low-noise GP; return whether it :func:`interpolates_noise`.
+
+    When it does, the fit may have been ended early (:class:`_WatchesTheFloor`), and then BoTorch leaves the model
+    where the fit started: such a model is only good for being replaced by a fit with no noise prior.
+
+    A GP of several outcomes is fitted whole: BoTorch fits its outcomes one by one only when given no closure.
+    """
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    if model.num_outputs > 1:
+        fit_gpytorch_mll(mll)
+        return interpolates_noise(model)
+    try:
+        fit_gpytorch_mll(mll, optimizer=_watched_fit)
+    except _Settled:
+        return True
+    return interpolates_noise(model)
 
 
 #: From this many variables on, ``noise_prior: adaptive`` fits with BoTorch's own noise prior (LogNormal(-4, 1), the
@@ -263,8 +344,9 @@ class ScheduledFitting(PlannerBase):
             model = self._build(X, torch.cat([Y, C], dim=-1))
             if start is not None:
                 model.load_state_dict(model.state_dict() | start)
-            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
-            if self.fitted_noise_prior == "adaptive" and interpolates_noise(model):
+            if self.fitted_noise_prior != "adaptive":
+                fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+            elif fit_and_check_noise(model):
                 # the low-noise prior made the GP explain noise as structure: fit again with no prior on the noise
                 model = self._build(X, torch.cat([Y, C], dim=-1), noise_prior="flat")
                 fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))

@@ -6,10 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from botorch.fit import fit_gpytorch_mll
+from botorch.models import SingleTaskGP
 from gest_api.vocs import VOCS
+from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from planners import BoTorchPlanner
-from planners._fitting import interpolates_noise, noise_share, stands_out
+from planners._fitting import (
+    expected_warnings_logged,
+    fit_and_check_noise,
+    hyperparameters,
+    interpolates_noise,
+    noise_share,
+    stands_out,
+)
 from planners.sobol import sobol_points
 
 VOCS_2D = VOCS(variables={"x": [-1.5, 1.5], "y": [-1.5, 1.5]}, objectives={"f": "MAXIMIZE"})
@@ -49,6 +59,55 @@ def test_smooth_data_keep_the_low_noise_fit() -> None:
     _, adaptive = fitted("adaptive", results)
     assert not interpolates_noise(low)
     assert noise_share(adaptive) < 0.01  # kept nearly noiseless, as noiseless data should be
+
+
+def evaluations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A counter of the marginal likelihood's evaluations from here on (one element, reset by the caller)."""
+    count = [0]
+    forward = ExactMarginalLogLikelihood.forward
+
+    def counted(self: ExactMarginalLogLikelihood, *args: object, **kwargs: object) -> torch.Tensor:
+        count[0] += 1
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(ExactMarginalLogLikelihood, "forward", counted)
+    return count
+
+
+def full_and_watched_fits(
+    results: list[dict], monkeypatch: pytest.MonkeyPatch
+) -> tuple[SingleTaskGP, int, SingleTaskGP, int, bool]:
+    """The same low-noise GP fitted to the end by BoTorch and by :func:`fit_and_check_noise`, with the evaluations
+    each took and the latter's verdict."""
+    planner = BoTorchPlanner(VOCS_2D, seed=0, noise_prior="adaptive", noise_fill=None, **FAST)
+    planner.ingest(results)
+    X, Y, _ = planner.train_tensors()
+    count = evaluations(monkeypatch)
+    with expected_warnings_logged():
+        full = planner._build(X, Y)
+        torch.manual_seed(0)  # a fit that retries draws its new start from the priors
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(full.likelihood, full))
+        n_full, count[0] = count[0], 0
+        watched = planner._build(X, Y)
+        torch.manual_seed(0)
+        verdict = fit_and_check_noise(watched)
+    return full, n_full, watched, count[0], verdict
+
+
+def test_a_low_noise_fit_settled_at_the_lengthscale_floor_stops_early_with_the_same_verdict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    full, n_full, _, n_watched, verdict = full_and_watched_fits(flat_noise(design(), seed=1), monkeypatch)
+    assert interpolates_noise(full) and verdict  # the fit to the end lands where the watch stopped it: the floor
+    assert n_watched < 0.8 * n_full  # measured: 28 against 40 evaluations
+
+
+def test_a_low_noise_fit_off_the_floor_runs_to_the_end_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    results = [dict(p, f=-((p["x"] - 0.3) ** 2) - (p["y"] + 0.2) ** 2) for p in design()]
+    full, n_full, watched, n_watched, verdict = full_and_watched_fits(results, monkeypatch)
+    assert not verdict and n_watched == n_full
+    fitted_full, fitted_watched = hyperparameters(full), hyperparameters(watched)
+    assert all(torch.equal(fitted_full[k], fitted_watched[k]) for k in fitted_full)
 
 
 def test_stands_out() -> None:
