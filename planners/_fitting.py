@@ -142,11 +142,11 @@ class _WatchesTheFloor:
     """The loss closure of a low-noise fit, watching for the fit to settle at the lengthscale floor.
 
     Such a fit is thrown away for a fit with no noise prior (:meth:`ScheduledFitting._fit`), but it used to run on
-    for 10 to 30 more steps: with a lengthscale at the floor it explains the noise as structure, and it drives the
-    noise towards its lower bound of 1e-8 in small steps that gain almost nothing (``ridge3``, 27 points: 43 steps,
-    the last 15 gaining 1.4e-4 of the loss). The closure raises :class:`_Settled` once the fit has sat at the floor
-    for :data:`SETTLED_EVALUATIONS` evaluations while the best loss fell by at most :data:`SETTLED_GAIN` of itself,
-    with the noise below :data:`SETTLED_NOISE`.
+    to its end: with a lengthscale at the floor it explains the noise as structure, and it drives the noise towards
+    its lower bound of 1e-8 in small steps that gain almost nothing (``ridge3``, 27 points: 43 steps, the floor
+    reached at step 5, the last 15 steps gaining 1.4e-4 of the loss). The closure raises :class:`_Settled` once the
+    fit has sat at the floor for :data:`SETTLED_EVALUATIONS` evaluations while the best loss fell by at most
+    :data:`SETTLED_GAIN` of itself, with the noise below :data:`SETTLED_NOISE`.
 
     Chosen from the trajectories of every low-noise fit on 7 harness problems (5 seeds each): no fit it ends would
     have finished off the floor, and it skips 17 % of the evaluations on ``ridge3``. Without the noise condition,
@@ -189,7 +189,8 @@ def fit_and_check_noise(model: SingleTaskGP) -> bool:
     When it does, the fit may have been ended early (:class:`_WatchesTheFloor`), and then BoTorch leaves the model
     where the fit started: such a model is only good for being replaced by a fit with no noise prior.
 
-    A GP of several outcomes is fitted whole: BoTorch fits its outcomes one by one only when given no closure.
+    A GP of several outcomes is fitted unwatched, as before: BoTorch fits such a GP's outcomes one by one only when
+    it is given no closure.
     """
     mll = ExactMarginalLogLikelihood(model.likelihood, model)
     if model.num_outputs > 1:
