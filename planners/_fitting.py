@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -156,21 +157,19 @@ class _WatchesTheFloor:
     def __init__(self, mll: ExactMarginalLogLikelihood) -> None:
         self._closure = get_loss_closure_with_grads(mll, parameters=get_parameters(mll, requires_grad=True))
         self._model = mll.model
-        self._at_floor: list[bool] = []
-        self._best: list[float] = []
+        self._at_floor_for = 0  # evaluations in a row with a lengthscale at the floor
+        self._best: deque[float] = deque(maxlen=SETTLED_EVALUATIONS + 1)  # best loss so far, at the last evaluations
 
     def __call__(self, **kwargs: object) -> tuple[Tensor, tuple[Tensor | None, ...]]:
         loss, grads = self._closure(**kwargs)
-        self._at_floor.append(interpolates_noise(self._model))
+        self._at_floor_for = self._at_floor_for + 1 if interpolates_noise(self._model) else 0
         value = loss.detach().item()
         self._best.append(min(value, self._best[-1]) if self._best else value)
-        k = SETTLED_EVALUATIONS
-        noise = fitted_noise(self._model)
         if (
-            len(self._best) > k
-            and all(self._at_floor[-k:])
-            and self._best[-k - 1] - self._best[-1] <= SETTLED_GAIN * abs(self._best[-1])
-            and noise is not None
+            self._at_floor_for >= SETTLED_EVALUATIONS
+            and len(self._best) == self._best.maxlen
+            and self._best[0] - self._best[-1] <= SETTLED_GAIN * abs(self._best[-1])
+            and (noise := fitted_noise(self._model)) is not None
             and float(noise.max()) < SETTLED_NOISE
         ):
             raise _Settled
