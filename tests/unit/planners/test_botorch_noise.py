@@ -36,6 +36,9 @@ def fitted(noise_prior: str, results: list[dict]) -> tuple[BoTorchPlanner, objec
     planner = BoTorchPlanner(VOCS_2D, seed=0, noise_prior=noise_prior, noise_fill=None, **FAST)
     planner.ingest(results)
     X, Y, C = planner.train_tensors()
+    # the planner fits under a seeded RNG, as here: a fit that retries draws its new start from the priors, and from
+    # an unseeded RNG the smooth data's low-noise fit ended at the lengthscale floor in about 1 run of 25
+    torch.manual_seed(0)
     return planner, planner._fit(X, Y, C)
 
 
