@@ -69,10 +69,11 @@ def main(argv: list[str] | None = None) -> None:
             label = "pipeline: false" if k == 0 else f"{k} pipelined"
             line = f"{label:>24s}{statistics.median(final):9.3g}{max(final):9.3g}{min(final):10.3g}"
             if sequential is not None and k:
-                p = mannwhitneyu([c[-1] for c in sequential], final, alternative="less").pvalue
+                sequential_final = [c[-1] for c in sequential]
+                p = mannwhitneyu(sequential_final, final, alternative="less").pvalue
                 earlier = [statistics.median(c[-1 - back] for c in sequential) for back in (k, k + 2)]
                 # the lag alone: the sequential loop's regret L experiments earlier, tested as the L rows are
-                lag = mannwhitneyu([c[-1] for c in sequential], [c[-1 - k] for c in sequential], alternative="less")
+                lag = mannwhitneyu(sequential_final, [c[-1 - k] for c in sequential], alternative="less")
                 line += f"{p:7.2f}  {earlier[0]:.3g} (p {lag.pvalue:.2f}), {earlier[1]:.3g}"
             print(line, flush=True)
         for n in [int(n) for n in args.at.split(",") if n]:
