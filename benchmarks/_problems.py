@@ -203,19 +203,39 @@ class Replay:
         while proposed < experiments or in_flight:
             wanted = min((lanes + 1 if lanes else 1) - len(in_flight), experiments - proposed)
             if wanted > 0:
-                started = time.perf_counter()
-                points = planner.suggest(wanted)
-                self.seconds.append(time.perf_counter() - started)
-                if len(points) != wanted:
-                    raise RuntimeError(f"suggest({wanted}) returned {len(points)} points")
-                in_flight.extend(points)
+                in_flight.extend(self._suggest(planner, wanted))
                 proposed += wanted
-            point = in_flight.popleft()  # the oldest run ends; the ready one starts in its place
-            x = {name: float(point[name]) for name in self.problem.vocs.variable_names}
-            self.points.append(x)
-            self.truths.append(self.problem.truth(x))
-            planner.ingest([{**point, **self.problem.evaluate(x, rng)}])
+            # the oldest run ends; the ready one starts in its place
+            planner.ingest([self._run(in_flight.popleft(), rng)])
         return self
+
+    def play_batches(self, planner: Any, experiments: int, size: int) -> Replay:
+        """Run ``experiments`` experiments in synchronous batches of ``size``: propose ``size`` points, run them all,
+        ingest them all, then propose the next batch (the last may be smaller). Nothing is pending at a ``suggest``.
+
+        Raises:
+            RuntimeError: ``suggest(n)`` returned other than ``n`` points.
+        """
+        rng = self.problem.noise_stream(self.seed)
+        while len(self.points) < experiments:
+            points = self._suggest(planner, min(size, experiments - len(self.points)))
+            planner.ingest([self._run(point, rng) for point in points])
+        return self
+
+    def _suggest(self, planner: Any, n: int) -> list[dict[str, Any]]:
+        started = time.perf_counter()
+        points = planner.suggest(n)
+        self.seconds.append(time.perf_counter() - started)
+        if len(points) != n:
+            raise RuntimeError(f"suggest({n}) returned {len(points)} points")
+        return list(points)
+
+    def _run(self, point: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        """Evaluate ``point`` (recorded), returning it with its noisy outputs, ready to ingest."""
+        x = {name: float(point[name]) for name in self.problem.vocs.variable_names}
+        self.points.append(x)
+        self.truths.append(self.problem.truth(x))
+        return {**point, **self.problem.evaluate(x, rng)}
 
     @property
     def regret(self) -> list[float]:

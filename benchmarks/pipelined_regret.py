@@ -9,10 +9,14 @@ in turn).
 
 For each ``L`` it prints the median final regret over the seeds, the worst and best seed, and a one-sided
 Mann-Whitney p-value that the sequential loop's regrets are lower (a small p: the difference stands out of the
-spread over seeds). Beside it, the sequential loop's median regret ``L`` and ``L + 2`` experiments earlier: the
-information a proposal lacks with ``L`` results outstanding is the cause the comparison isolates. The p beside the
-first is the same test of the sequential loop at ``N`` against itself ``L`` experiments earlier: what that lag alone
-would cost, so a small p in the ``L`` row with a large one here is a cost beyond the lag.
+spread over seeds). Beside it, the sequential loop's median regret ``L`` and ``L + 2`` experiments earlier, with the
+same test of the sequential loop at ``N`` against itself ``L`` experiments earlier (p): what each proposal's
+``L`` missing results would cost if that were all. It is not all, and no pipelined loop can reach it: a proposal
+can build only on results of runs that ended before it was made, so a chain of proposals each building on the
+last one's result (climbing a peak) gains a link every ``L + 1`` experiments, against one every experiment in the
+sequential loop. Last, the same planner in synchronous batches of ``L + 1`` (``Replay.play_batches``: propose
+``L + 1``, run them all, ingest them all), tested as the ``L`` rows: ``L + 1`` instruments without pipelining,
+whose chains grow as slowly and whose proposals see fewer results.
 
     python -m benchmarks.pipelined_regret [--problems beamline,spot2] [--seeds 12] [--experiments 30] [--at 40,50]
         [--planner "botorch[num_restarts=6]"]
@@ -63,7 +67,10 @@ def main(argv: list[str] | None = None) -> None:
         }
         sequential = curves.get(0)
         print(f"\n{name}: {args.experiments} experiments, {spec.label}, seeds 0-{args.seeds - 1}")
-        print(f"{'instruments':>24s}{'median':>9s}{'worst':>9s}{'best':>10s}{'p':>7s}  sequential at N-L (p), N-L-2")
+        print(
+            f"{'instruments':>24s}{'median':>9s}{'worst':>9s}{'best':>10s}{'p':>7s}"
+            "  sequential at N-L (p), N-L-2; batches of L+1 in turn (p)"
+        )
         for k, rows in curves.items():
             final = [curve[-1] for curve in rows]
             label = "pipeline: false" if k == 0 else f"{k} pipelined"
@@ -74,7 +81,14 @@ def main(argv: list[str] | None = None) -> None:
                 earlier = [statistics.median(c[-1 - back] for c in sequential) for back in (k, k + 2)]
                 # the lag alone: the sequential loop's regret L experiments earlier, tested as the L rows are
                 lag = mannwhitneyu(sequential_final, [c[-1 - k] for c in sequential], alternative="less")
+                # L + 1 parallel runs with no pipelining: the same depth of adaptation (see the module docstring)
+                batched = [
+                    Replay(problem, seed).play_batches(build(spec, problem, seed), args.experiments, k + 1).regret[-1]
+                    for seed in range(args.seeds)
+                ]
+                in_batches = mannwhitneyu(sequential_final, batched, alternative="less")
                 line += f"{p:7.2f}  {earlier[0]:.3g} (p {lag.pvalue:.2f}), {earlier[1]:.3g}"
+                line += f"; {statistics.median(batched):.3g} (p {in_batches.pvalue:.2f})"
             print(line, flush=True)
         for n in [int(n) for n in args.at.split(",") if n]:
             cells = []

@@ -67,9 +67,10 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
     """Bayesian optimization: a Sobol start, then GPs and a log-improvement acquisition function.
 
     The first ``n_initial`` points come from a seeded scrambled Sobol design, so a cold start is
-    space-filling. After that, a GP (float64, inputs in the unit cube, ``Standardize`` on the outcome;
-    ``MixedSingleTaskGP`` with a categorical kernel when there are categorical variables) is fit to the ok
-    observations of each outcome with ``fit_gpytorch_mll``. Failed points are never fit.
+    space-filling, and so do those proposed while the design's results are not in (:attr:`results_for_model`).
+    After that, a GP (float64, inputs in the unit cube, ``Standardize`` on the outcome; ``MixedSingleTaskGP`` with a
+    categorical kernel when there are categorical variables) is fit to the ok observations of each outcome with
+    ``fit_gpytorch_mll``. Failed points are never fit.
 
     Refitting: with fewer than ``always_refit_below`` ok observations (or with ``refit="always"``) the GP
     hyperparameters are fitted afresh for every proposal. From there they are fitted only when the number
@@ -222,6 +223,18 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
 
     # -- proposing -----------------------------------------------------------------------------------------
 
+    @property
+    def results_for_model(self) -> int:
+        """The ok observations the GP waits for: the design's results, all but one, and at least
+        :data:`~planners.options.MIN_OBSERVATIONS`; Sobol points until then.
+
+        All but one: a pipelined instrument runs one design point while the next proposal is made, so one instrument
+        is served as the sequential loop is. Several instruments, with more of the design in flight, would otherwise
+        fit the first GP to two results and propose nearly blind: four instruments, 30 experiments, 24 seeds, median
+        regret 3.97 against 25.3 on ``spot2`` and 0.555 against 0.623 on the beamline (see the README).
+        """
+        return max(MIN_OBSERVATIONS, self.n_initial - 1)
+
     def _design(self, n: int, skip: int, box: Tensor | None) -> Tensor:
         """``n`` Sobol points from ``skip`` on, inside ``box``, discrete columns snapped."""
         U = torch.from_numpy(sobol_points(self.dim, n, seed=self.seed, skip=skip))
@@ -246,7 +259,7 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         known = self.n_known
         box = self._travel_box()
         n_design = min(n, max(0, self.n_initial - known))
-        if self.n_observed < MIN_OBSERVATIONS:
+        if self.n_observed < self.results_for_model:
             n_design = n
         # failed points (rejected, aborted, faulty) stay pending for good: the acquisition steers away from them
         avoid = torch.from_numpy(np.concatenate([self.pending_unit(), self.failed_unit()]))

@@ -60,7 +60,7 @@ class BoTorchOptions(PlannerOptions):
         "objectives), discrete and categorical variables, travel cost and maximum travel"
     )
 
-    n_initial: int = Field(5, ge=1, description="Sobol points proposed before the GP takes over")
+    n_initial: int = Field(5, ge=1, description="Sobol design points; the GP takes over once all but one have results")
     acquisition: Acquisition = Field(
         "auto",
         description="auto (qLogNEI; with constraints, qLogEI for one point on noiseless data), qlognei, logei "

@@ -246,6 +246,25 @@ def test_the_pipelined_replay_keeps_as_many_points_pending_as_the_loop_does(lane
     assert pending_at_suggest[0] == 0 and set(pending_at_suggest[1:]) == {lanes}
 
 
+def test_the_batched_replay_proposes_each_batch_with_every_earlier_result_in() -> None:
+    """Batches of 3 in turn: suggest(3) with nothing pending, then all three ingested; the last batch is smaller."""
+    from planners import load_planner
+
+    problem = PROBLEMS["beamline"]
+    planner = load_planner("sobol", problem.vocs, default_seed=0)
+    calls: list[tuple[int, int, int]] = []
+    suggest = planner.suggest
+
+    def spy(n: int | None = None) -> list[dict]:
+        calls.append((n or 1, len(planner.pending), planner.n_observed))
+        return suggest(n)
+
+    planner.suggest = spy  # type: ignore[method-assign]
+    replay = Replay(problem, 0).play_batches(planner, 8, 3)
+    assert calls == [(3, 0, 0), (3, 0, 3), (2, 0, 6)]
+    assert len(replay.points) == len(replay.regret) == 8 and planner.n_observed == 8
+
+
 def test_the_planner_without_the_identity_input_transform_proposes_the_same_points() -> None:
     from benchmarks.proposal_overhead import WithNormalize, session
 

@@ -41,9 +41,24 @@ def test_cold_start_is_the_sobol_design(vocs, spy):
 
 def test_design_fills_up_then_model_takes_over(vocs, spy, evaluate):
     planner = BoTorchPlanner(vocs, seed=3, n_initial=5)
-    planner.ingest(evaluate(planner.suggest(3)))
-    planner.suggest(4)  # 2 design points, then 2 from the model with those 2 pending
-    assert spy == [("qLogNEI", 2)]
+    planner.ingest(evaluate(planner.suggest(4)))
+    planner.suggest(3)  # 1 design point, then 2 from the model with that one pending
+    assert spy == [("qLogNEI", 1)]
+
+
+def test_the_model_waits_for_the_design_results_all_but_one(vocs, spy, evaluate):
+    """Several instruments: the design proposed, two results in, three runs in flight. The next proposals are
+    Sobol points until four results are in; then the model takes over with the fifth design point in flight."""
+    planner = BoTorchPlanner(vocs, seed=3, n_initial=5)
+    design = planner.suggest(5)
+    planner.ingest(evaluate(design[:2]))
+    extra = planner.suggest(1)
+    planner.ingest(evaluate(design[2:3]))
+    extra += planner.suggest(1)
+    assert spy == [] and planner.n_observed == 3
+    planner.ingest(evaluate(design[3:4]))
+    planner.suggest(1)
+    assert spy == [("qLogNEI", 3)]  # the fifth design point and the two extra Sobol points pending
 
 
 def test_one_point_nothing_pending_uses_log_ei(vocs, spy, evaluate):
