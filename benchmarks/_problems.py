@@ -223,6 +223,7 @@ class Replay:
         return self
 
     def _suggest(self, planner: Any, n: int) -> list[dict[str, Any]]:
+        """``planner.suggest(n)``, timed into :attr:`seconds`."""
         started = time.perf_counter()
         points = planner.suggest(n)
         self.seconds.append(time.perf_counter() - started)

@@ -11,7 +11,7 @@ For each ``L`` it prints the median final regret over the seeds, the worst and b
 Mann-Whitney p-value that the sequential loop's regrets are lower (a small p: the difference stands out of the
 spread over seeds). Beside it, the sequential loop's median regret ``L`` and ``L + 2`` experiments earlier, with the
 same test of the sequential loop at ``N`` against itself ``L`` experiments earlier (p): what each proposal's
-``L`` missing results would cost if that were all. It is not all, and no pipelined loop can reach it: a proposal
+``L`` missing results would cost if that were all. It is not a bound a pipelined loop can be held to: a proposal
 can build only on results of runs that ended before it was made, so a chain of proposals each building on the
 last one's result (climbing a peak) gains a link every ``L + 1`` experiments, against one every experiment in the
 sequential loop. Last, the same planner in synchronous batches of ``L + 1`` (``Replay.play_batches``: propose
