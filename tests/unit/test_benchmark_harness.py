@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from benchmarks._problems import (
     DISK_OPTIMUM_VALUE,
     PEAKS,
     PROBLEMS,
+    Problem,
     Replay,
     feasible_optimum,
     grid_hypervolume,
@@ -226,31 +228,10 @@ def test_a_narrow_peak_problem_is_flat_noise_almost_everywhere(name: str) -> Non
     assert measured.std() == pytest.approx(problem.noise, rel=0.1)
 
 
-@pytest.mark.parametrize("lanes", [0, 1, 2])
-def test_the_pipelined_replay_keeps_as_many_points_pending_as_the_loop_does(lanes: int) -> None:
-    """With L instruments the loop proposes with the last L points in flight (none strictly in turn)."""
+def sobol_planner_recording_suggests(problem: Problem) -> tuple[Any, list[tuple[int, int, int]]]:
+    """A seeded Sobol planner for ``problem`` and, filled as it goes, ``(n, pending, observed)`` at each suggest."""
     from planners import load_planner
 
-    problem = PROBLEMS["beamline"]
-    planner = load_planner("sobol", problem.vocs, default_seed=0)
-    pending_at_suggest: list[int] = []
-    suggest = planner.suggest
-
-    def spy(n: int | None = None) -> list[dict]:
-        pending_at_suggest.append(len(planner.pending))
-        return suggest(n)
-
-    planner.suggest = spy  # type: ignore[method-assign]
-    curve = Replay(problem, 0).play(planner, 8, lanes).regret
-    assert len(curve) == 8
-    assert pending_at_suggest[0] == 0 and set(pending_at_suggest[1:]) == {lanes}
-
-
-def test_the_batched_replay_proposes_each_batch_with_every_earlier_result_in() -> None:
-    """Batches of 3 in turn: suggest(3) with nothing pending, then all three ingested; the last batch is smaller."""
-    from planners import load_planner
-
-    problem = PROBLEMS["beamline"]
     planner = load_planner("sobol", problem.vocs, default_seed=0)
     calls: list[tuple[int, int, int]] = []
     suggest = planner.suggest
@@ -260,6 +241,24 @@ def test_the_batched_replay_proposes_each_batch_with_every_earlier_result_in() -
         return suggest(n)
 
     planner.suggest = spy  # type: ignore[method-assign]
+    return planner, calls
+
+
+@pytest.mark.parametrize("lanes", [0, 1, 2])
+def test_the_pipelined_replay_keeps_as_many_points_pending_as_the_loop_does(lanes: int) -> None:
+    """With L instruments the loop proposes with the last L points in flight (none strictly in turn)."""
+    problem = PROBLEMS["beamline"]
+    planner, calls = sobol_planner_recording_suggests(problem)
+    curve = Replay(problem, 0).play(planner, 8, lanes).regret
+    pending_at_suggest = [pending for _, pending, _ in calls]
+    assert len(curve) == 8
+    assert pending_at_suggest[0] == 0 and set(pending_at_suggest[1:]) == {lanes}
+
+
+def test_the_batched_replay_proposes_each_batch_with_every_earlier_result_in() -> None:
+    """Batches of 3 in turn: suggest(3) with nothing pending, then all three ingested; the last batch is smaller."""
+    problem = PROBLEMS["beamline"]
+    planner, calls = sobol_planner_recording_suggests(problem)
     replay = Replay(problem, 0).play_batches(planner, 8, 3)
     assert calls == [(3, 0, 0), (3, 0, 3), (2, 0, 6)]
     assert len(replay.points) == len(replay.regret) == 8 and planner.n_observed == 8
