@@ -99,12 +99,12 @@ class SimFieldDetector(StandardReadable):
         beam = self._beam["current"]
         if exposure <= 0:
             return float(await beam.get_value()) / self._nominal_beam
-        start = time.monotonic()
-        last, integral = start, 0.0
+        end = time.monotonic() + exposure
+        last, integral = end - exposure, 0.0
         current = float(await beam.get_value())
-        while (now := time.monotonic()) < start + exposure:
-            await asyncio.sleep(min(BEAM_SAMPLE, start + exposure - now))
-            now = min(time.monotonic(), start + exposure)
+        while last < end:  # up to the end itself: a slow clock read never drops the exposure's last moments
+            await asyncio.sleep(min(BEAM_SAMPLE, end - last))
+            now = min(time.monotonic(), end)
             integral += current * (now - last)
             last, current = now, float(await beam.get_value())
         return integral / exposure / self._nominal_beam

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from bluesky.run_engine import call_in_bluesky_event_loop
 
 import simulators
+import simulators._devices
 from simulators import Faults, SimFaultyMotor, SimLimitSwitchError
 
 
@@ -90,6 +92,20 @@ def test_the_flux_follows_the_ring_current_through_a_dump(run_engine: Any) -> No
     half = call_in_bluesky_event_loop(expose())
     assert half == pytest.approx(full * 0.5, rel=0.15)
     assert call_in_bluesky_event_loop(ring.current.get_value()) == 400.0
+
+
+def test_a_full_beam_is_counted_to_the_end_of_the_exposure(run_engine: Any, monkeypatch: Any) -> None:
+    # The detector's own clock is scripted (the real one cannot be made to land between two reads on purpose):
+    # the last sample is read 5 ms before the end and the next read is already past it. CI once lost 48 us so.
+    detector = connected(simulators.beamline(noise=0.0, exposure=0.05))["det"]
+    readings = iter([100.0, 100.01, 100.02, 100.03, 100.045, 100.06, 100.07])
+    monkeypatch.setattr(simulators._devices, "time", SimpleNamespace(monotonic=lambda: next(readings)))
+
+    async def expose() -> float:
+        await detector.trigger()
+        return float(await detector.flux.get_value())
+
+    assert call_in_bluesky_event_loop(expose()) == pytest.approx(simulators.beamline_flux(0.0, 0.0), rel=1e-9)
 
 
 def test_a_hanging_trigger_never_completes(run_engine: Any) -> None:
