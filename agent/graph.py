@@ -33,7 +33,7 @@ from closedloop.records import (
 )
 from instruments.ingest import observation_from_documents
 from instruments.safety import check_setpoints, gate
-from planners import KnowsPosition
+from planners import KnowsPosition, LimitsInFlight
 
 INTERRUPTED = "interrupted: the session process ended while this run may have been moving; not run again by itself"
 PLANNER_ATTEMPTS = 3
@@ -98,6 +98,10 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
                 return proposals
         raise PlannerError(f"the planner gave no usable point in {PLANNER_ATTEMPTS} attempts")
 
+    def planner_room() -> int | None:
+        """How many points the planner can give now (None: no limit); see ``LimitsInFlight``."""
+        return ctx.planner.room if isinstance(ctx.planner, LimitsInFlight) else None
+
     def proposals_wanted(in_flight: int) -> int:
         """How many to propose: enough for every free instrument (a batch each), and, pipelining, one more to
         start the moment an instrument is free; never more than the budget left after the runs in flight."""
@@ -120,9 +124,15 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         # points an operator queued go first, then the planner's own
         queued = store.queued_points(limit=count)
         waiting = [Proposal(iteration=iteration, setpoints=p, origin="operator", why="operator") for _, p in queued]
+        room = planner_room()
+        if len(waiting) < count and room == 0 and state.get("in_flight"):
+            return {"iteration": iteration, "proposal_ids": []}  # it wants a result first: wait for a run to end
         if len(waiting) < count:
             try:
-                waiting += planner_proposals(iteration, count - len(waiting))
+                if room == 0:
+                    raise PlannerError("the planner waits for the result of a point that is no longer in flight")
+                wanted = count - len(waiting) if room is None else min(room, count - len(waiting))
+                waiting += planner_proposals(iteration, wanted)
             except PointsExhaustedError as exc:
                 if not waiting:
                     # hold until an operator queues points (closedloop add) and says go on, or says stop
@@ -265,18 +275,21 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         """The decisions that released a proposal's run (an edit's: those on the proposal it edited)."""
         return [d.id for _, d in store.decisions_for(proposal_id.removesuffix("-edit"))]
 
-    def ready_for_more(running: int) -> bool:
-        """Whether the loop may go on to propose: nothing runs, or (pipelining) an instrument will want one."""
+    def ready_for_more(running: int, in_flight: int) -> bool:
+        """Whether the loop may go on to propose: nothing runs, or (pipelining) an instrument will want one and the
+        planner can give one (one that wants a result first waits for a run to end)."""
         usable = len(ctx.lanes.usable())
         if running == 0 or not usable:
             return True
+        if planner_room() == 0 and running >= in_flight:
+            return False
         capacity = usable * max(1, spec.planner.batch_size) + 1
         return spec.pipeline and running < capacity and remaining() - running > 0
 
     def ingest(state: LoopState) -> LoopState:
         in_flight = state.get("in_flight", [])
         if in_flight:
-            ctx.lanes.wait(lambda: ready_for_more(len(ctx.lanes.running())))
+            ctx.lanes.wait(lambda: ready_for_more(len(ctx.lanes.running()), len(in_flight)))
         left = collect(in_flight)
         if not ctx.lanes.usable():  # every instrument stopped answering: end, resumable
             raise ctx.lanes.gone()

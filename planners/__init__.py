@@ -19,6 +19,7 @@ point is kept, never fit as a number, and never proposed again:
 - ``grid`` counts a grid point done once it is pending or ingested, failed or not.
 - ``manual`` takes a queued point off its queue when it is suggested, or ingested without ``_id`` on resume.
 - :class:`WarmStart` passes failed points on and replaces a wrapped generator's proposal that repeats one.
+- A generator not of this package (:mod:`planners.foreign`) is given them as they come.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from planners._base import PlannerBase
-    from planners._protocols import KnowsPosition, Predicts
+    from planners._protocols import KnowsPosition, LimitsInFlight, Predicts
     from planners.baselines import GridPlanner, ManualPlanner, RandomPlanner
     from planners.bayes import BoTorchPlanner
     from planners.points_file import read_points
@@ -42,6 +43,7 @@ _LAZY = {
     "BoTorchPlanner": "planners.bayes",
     "GridPlanner": "planners.baselines",
     "KnowsPosition": "planners._protocols",
+    "LimitsInFlight": "planners._protocols",
     "ManualPlanner": "planners.baselines",
     "PlannerBase": "planners._base",
     "Predicts": "planners._protocols",
@@ -58,6 +60,7 @@ __all__ = [
     "BoTorchPlanner",
     "GridPlanner",
     "KnowsPosition",
+    "LimitsInFlight",
     "ManualPlanner",
     "PlannerBase",
     "Predicts",

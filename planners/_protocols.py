@@ -32,3 +32,16 @@ class Predicts(Protocol):
 
     def predict(self, points: list[dict[str, object]]) -> list[dict[str, dict[str, float]]]:
         """One prediction per point (each point needs every variable); raises ``ValueError`` without a model."""
+
+
+@runtime_checkable
+class LimitsInFlight(Protocol):
+    """A planner that can have only so many of its points out at once (one that makes one point at a time wants
+    each result before its next point; see :mod:`planners.foreign`).
+
+    The agent asks it for at most :attr:`room` points (None: no limit) and, at 0, waits for a run to end first.
+    """
+
+    @property
+    def room(self) -> int | None:
+        """How many more points it can give now; None for no limit."""

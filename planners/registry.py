@@ -96,8 +96,8 @@ def load_planner(name: str, vocs: VOCS, *, default_seed: int | None = None, **op
 
     Returns:
         the planner: anything with gest-api's ``suggest``, ``ingest`` and ``finalize``. A generator not of
-        this package comes wrapped in :class:`~planners.warmup.ColdStartGuard`, so that one that cannot propose
-        without data says to set ``planner.initial_design``.
+        this package comes wrapped in :class:`~planners.foreign.Foreign`, which accounts for its points in
+        flight and has one that cannot propose without data say to set ``planner.initial_design``.
 
     Raises:
         PlannerError: the name is unknown, the class does not import, the options do not fit its
@@ -116,7 +116,7 @@ def load_planner(name: str, vocs: VOCS, *, default_seed: int | None = None, **op
     if missing:
         raise PlannerError(f"planner '{name}' is not a gest-api generator: it has no {', '.join(missing)}")
     if (name if ":" in name else _entry_point(name).value) not in BUILTIN_OPTIONS:
-        from planners.warmup import ColdStartGuard
+        from planners.foreign import Foreign
 
-        return ColdStartGuard(planner, name=name)
+        return Foreign(planner, name=name, vocs=vocs)
     return planner

@@ -3,8 +3,7 @@
 Some gest-api generators (Xopt's Bayesian ones, for example) raise on a cold start: they expect the caller to
 evaluate a few random points first. :class:`WarmStart` wraps any generator and proposes the first ``initial``
 points from a seeded Sobol design itself, feeding every result to the wrapped generator, which takes over once
-the design is done. :class:`ColdStartGuard` wraps a generator that is not ours, so that one that cannot start cold
-fails with a message saying to set ``planner.initial_design``.
+the design's results are in (see :class:`WarmStart`).
 """
 
 from __future__ import annotations
@@ -16,54 +15,10 @@ from gest_api.vocs import VOCS
 
 from closedloop.errors import PlannerError
 from planners._base import near_any
+from planners.foreign import makes_one_at_a_time
 from planners.sobol import SobolPlanner
 
 ID_KEY = "_id"
-INITIAL_DESIGN_HINT = "set planner.initial_design: N in the session file to have closedloop propose the first N points"
-
-
-class ColdStartGuard:
-    """A generator, unchanged, except that an error from its first ``suggest`` before any data says what to do.
-
-    Every attribute but ``suggest`` and ``ingest`` is the wrapped generator's (``isinstance`` checks against the
-    protocols in :mod:`planners._protocols` see its methods).
-
-    Args:
-        planner: the generator.
-        name: its name or import path, for the message.
-    """
-
-    def __init__(self, planner: Any, *, name: str) -> None:
-        self.planner = planner
-        self.name = name
-        self._has_data = False
-
-    def suggest(self, num_points: int | None = None) -> list[dict[str, Any]]:
-        """The wrapped generator's points.
-
-        Raises:
-            PlannerError: it failed before it was given any data (the hint says to set ``planner.initial_design``).
-        """
-        if self._has_data:
-            return self.planner.suggest(num_points)
-        try:
-            return self.planner.suggest(num_points)
-        except PlannerError:
-            raise
-        except Exception as exc:
-            reason = (str(exc).splitlines() or [""])[0]
-            raise PlannerError(
-                f"planner '{self.name}' cannot propose without data: {type(exc).__name__}: {reason}",
-                hint=INITIAL_DESIGN_HINT,
-            ) from exc
-
-    def ingest(self, results: list[dict[str, Any]]) -> None:
-        """Pass the results on."""
-        self.planner.ingest(results)
-        self._has_data = self._has_data or bool(results)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.planner, name)
 
 
 class WarmStart(Generator):
@@ -79,6 +34,11 @@ class WarmStart(Generator):
     points are ingested, and the design's points reach it as points it did not make (no ``_id``). The design is
     counted from the points ingested and pending, so a wrapper rebuilt by re-ingesting observations carries on.
 
+    The wrapped generator is first asked once the design's results are in, all but one (at least one), so that it
+    never starts on no data while the design runs on several instruments: until then, more design points keep the
+    instruments busy. One that makes one point at a time (:func:`~planners.foreign.makes_one_at_a_time`) waits
+    for every design result instead (:attr:`room` is 0): it could not take a result that came after it started.
+
     Failed points (see :mod:`planners`) are passed on to the wrapped generator like any other result; a point it
     proposes within ``SAME_POINT`` of a failed one is replaced by the design's next Sobol point.
     """
@@ -90,9 +50,9 @@ class WarmStart(Generator):
             raise PlannerError(f"planner.initial_design must be >= 0, got {initial}")
         super().__init__(vocs)
         self.vocs = vocs
-        # the design gives the wrapped generator its data before it is asked: no guard needed
-        self.planner = planner.planner if isinstance(planner, ColdStartGuard) else planner
+        self.planner = planner
         self.initial = initial
+        self.one_at_a_time = makes_one_at_a_time(planner)
         self.design = SobolPlanner(vocs, seed=seed)
         self._next_id = 0
         self._origin: dict[int, tuple[str, int | None]] = {}
@@ -108,12 +68,41 @@ class WarmStart(Generator):
         self._next_id += 1
         return point
 
+    @property
+    def _design_results(self) -> int:
+        return self.design.n_known - len(self.design.pending)
+
+    @property
+    def _results_to_start(self) -> int:
+        """Design results the wrapped generator waits for before it is first asked."""
+        return self.initial if self.one_at_a_time else max(1, self.initial - 1)
+
+    @property
+    def room(self) -> int | None:
+        """How many more points it can give now (None: no limit): 0 while a one-at-a-time generator waits for the
+        design's results or for its own point's."""
+        if self.design.n_known < self.initial:
+            return None
+        if self._design_results < self._results_to_start:
+            return 0 if self.one_at_a_time else None
+        room = getattr(self.planner, "room", None)
+        return room if isinstance(room, int) else None
+
     def suggest(self, num_points: int | None = None) -> list[dict[str, Any]]:
-        """Design points while the design lasts, then the wrapped generator's."""
+        """Design points while the design lasts (or its results are not in), then the wrapped generator's.
+
+        Raises:
+            PlannerError: ``num_points`` is not positive, or a one-at-a-time generator is asked while it waits
+                (see :attr:`room`).
+        """
         n = 1 if num_points is None else num_points
         if n < 1:
             raise PlannerError(f"num_points must be a positive integer, got {num_points!r}")
         from_design = max(0, min(n, self.initial - self.design.n_known))
+        if n > from_design and self.initial and self._design_results < self._results_to_start:
+            if self.one_at_a_time:
+                raise PlannerError("the planner makes one point at a time: it waits for the design's results")
+            from_design = n  # the design's results are not in yet: more design points meanwhile
         points = [self._tag(p, "design") for p in self.design.suggest(from_design)] if from_design else []
         if n > from_design:
             theirs = [dict(p) for p in self.planner.suggest(n - from_design)]

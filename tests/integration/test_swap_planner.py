@@ -25,7 +25,7 @@ def test_an_xopt_generator_runs_a_session_by_import_path(tmp_path: Path, write_s
         assert session.advance() is None
         observations = session.store.observations()
         proposals = session.store.proposals()
-        wrapped = session.planner.planner
+        wrapped = session.planner.planner.planner  # WarmStart, then Foreign, then Xopt's generator
     finally:
         session.close()
     assert type(wrapped).__name__ == "ExpectedImprovementGenerator"
@@ -49,3 +49,47 @@ def test_an_xopt_generator_without_a_design_fails_cleanly(tmp_path: Path, write_
         assert session.store.count_observations() == 0
     finally:
         session.close()
+
+
+NELDER_MEAD = "xopt.generators.sequential.neldermead:NelderMeadGenerator"
+
+
+def proposed_points(session: Session) -> list[tuple[float, ...]]:
+    return [tuple(p.setpoints.values()) for p in session.store.proposals()]
+
+
+def test_xopts_nelder_mead_pipelined_proposes_what_it_proposes_in_turn(tmp_path: Path, write_session) -> None:
+    """A generator that makes one point at a time gets each result before its next point: pipelining (the
+    default) waits for the run instead of failing the session, and the points are the very same."""
+    pytest.importorskip("xopt", reason="xopt is in the dev extras")
+    points = {}
+    for pipeline in (True, False):
+        data = beamline_session(
+            budget={"experiments": 9}, planner={"name": NELDER_MEAD, "initial_design": 3}, pipeline=pipeline
+        )
+        with Session.create(write_session(data, f"{pipeline}.yaml"), tmp_path / str(pipeline)) as session:
+            assert session.advance() is None
+            assert [o.status for o in session.store.observations()] == [ObservationStatus.OK] * 9
+            points[pipeline] = proposed_points(session)
+    assert points[True] == points[False]
+
+
+def test_xopts_ei_keeps_several_instruments_busy_on_distinct_points(tmp_path: Path, write_session) -> None:
+    """Four instruments: Xopt's EI, which cannot start on no data and knows nothing of the points in flight, is
+    asked once the design's results are in, and never for a point that runs on another instrument."""
+    pytest.importorskip("xopt", reason="xopt is in the dev extras")
+    options = {"noise": 5.0, "exposure": 0.2}
+    data = beamline_session(
+        budget={"experiments": 11}, planner={"name": XOPT_EI, "initial_design": 6}, pipeline=True, seed=1
+    )
+    del data["instrument"]
+    data["instruments"] = [{"name": f"hutch-{k}", "simulator": "beamline", "options": options} for k in "abcd"]
+    with Session.create(write_session(data), tmp_path / "run") as session:
+        assert session.advance() is None
+        observations = session.store.observations()
+        points = proposed_points(session)
+        wrapped = session.planner.planner
+    assert [o.status for o in observations] == [ObservationStatus.OK] * 11
+    assert len(wrapped.data) == 11 and wrapped.out == 0  # every result reached it; none is left out
+    closest = min(max(abs(a - b) for a, b in zip(p, q, strict=True)) for i, p in enumerate(points) for q in points[:i])
+    assert closest > 3e-3  # SAME_POINT of the 3 mrad range: no point ran twice

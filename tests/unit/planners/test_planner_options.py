@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 from agent.cli_planners import planners as planners_command
 from closedloop.errors import PlannerError
 from closedloop.spec import PLANNER_GROUP
+from planners.foreign import Foreign
 from planners.options import BUILTIN_OPTIONS, BoTorchOptions
 from planners.registry import accepts_option, load_planner, options_model
-from planners.warmup import ColdStartGuard, WarmStart
+from planners.warmup import WarmStart
 
 VOCS_2D = VOCS(variables={"x": [0.0, 1.0], "y": [-1.0, 1.0]}, objectives={"f": "MAXIMIZE"})
 
@@ -79,7 +80,7 @@ class NeedsData:
 
 def test_a_generator_that_cannot_start_cold_says_to_set_the_initial_design() -> None:
     planner = load_planner(f"{__name__}:NeedsData", VOCS_2D)
-    assert isinstance(planner, ColdStartGuard) and planner.vocs is VOCS_2D  # the rest is the generator's
+    assert isinstance(planner, Foreign) and planner.vocs is VOCS_2D  # the rest is the generator's
     with pytest.raises(
         PlannerError,
         match=r"cannot propose without data: RuntimeError: no data contained.*"
@@ -87,10 +88,11 @@ def test_a_generator_that_cannot_start_cold_says_to_set_the_initial_design() -> 
     ):
         planner.suggest(1)
     planner.ingest([{"x": 0.1, "y": 0.2, "f": 1.0}])
-    assert planner.suggest(2) == [{"x": 0.5, "y": 0.0}] * 2
-    # with an initial design the design gives it data first: no guard in the way
+    assert planner.suggest(2) == [{"x": 0.5, "y": 0.0, "_id": 0}, {"x": 0.5, "y": 0.0, "_id": 1}]
+    # with an initial design the design gives it data before it is first asked
     warm = WarmStart(VOCS_2D, planner=load_planner(f"{__name__}:NeedsData", VOCS_2D), initial=2, seed=0)
-    assert type(warm.planner) is NeedsData
+    warm.ingest([{**point, "f": 1.0} for point in warm.suggest(2)])
+    assert warm.suggest(1)[0]["x"] == 0.5
 
 
 def test_warmstart_replaces_a_repeat_of_a_failed_point() -> None:

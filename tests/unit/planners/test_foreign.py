@@ -1,0 +1,141 @@
+"""Generators that are not ours, with points in flight they cannot see: Xopt's own, and two small ones."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from gest_api.vocs import VOCS
+
+from closedloop.errors import PlannerError
+from planners import LimitsInFlight
+from planners.foreign import Foreign
+from planners.registry import load_planner
+from planners.warmup import WarmStart
+
+pytest.importorskip("xopt", reason="xopt is in the dev extras")
+
+VOCS_2D = VOCS(variables={"x": [0.0, 1.0], "y": [-1.0, 1.0]}, objectives={"f": "MAXIMIZE"})
+EI = "xopt.generators.bayesian.expected_improvement:ExpectedImprovementGenerator"
+NELDER_MEAD = "xopt.generators.sequential.neldermead:NelderMeadGenerator"
+
+
+def f(point: dict[str, Any]) -> float:
+    return -((point["x"] - 0.3) ** 2) - (point["y"] - 0.2) ** 2
+
+
+def result(point: dict[str, Any]) -> dict[str, Any]:
+    return {**point, "f": f(point)}
+
+
+def design(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    return [result({"x": float(a), "y": float(2 * b - 1)}) for a, b in rng.random((n, 2))]
+
+
+@pytest.fixture(autouse=True)
+def quiet() -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Xopt's own deprecation and fitting warnings
+        yield
+
+
+def test_xopts_ei_asked_again_with_its_point_out_completes_the_batch_instead_of_repeating_it() -> None:
+    torch.manual_seed(0)  # Xopt's optimizer starts are drawn from torch's generator
+    raw = load_planner(EI, VOCS_2D).planner
+    raw.ingest(design(8))
+    (a,), (b,) = raw.suggest(1), raw.suggest(1)
+    assert (a["x"], a["y"]) == pytest.approx((b["x"], b["y"]), abs=1e-6)  # what the loop got before: one point
+    planner = load_planner(EI, VOCS_2D)
+    assert isinstance(planner, Foreign) and planner.room is None
+    planner.ingest(design(8))
+    points = planner.suggest(1) + planner.suggest(1) + planner.suggest(1)  # three instruments, one by one
+    assert [p["_id"] for p in points] == [0, 1, 2] and planner.out == 3
+    U = np.array([[p["x"], (p["y"] + 1) / 2] for p in points])
+    gaps = [np.abs(U[i] - U[j]).max() for i in range(3) for j in range(i)]
+    assert min(gaps) > 0.01
+    assert all(0.0 <= p["x"] <= 1.0 and -1.0 <= p["y"] <= 1.0 for p in points)
+    planner.ingest([result(p) for p in points])
+    assert planner.out == 0 and len(planner.data) == 11
+
+
+def test_a_one_at_a_time_generator_gets_each_result_before_its_next_point() -> None:
+    planner = load_planner(NELDER_MEAD, VOCS_2D)
+    assert isinstance(planner, LimitsInFlight) and planner.one_at_a_time
+    planner.ingest(design(3))
+    assert planner.room == 1
+    (point,) = planner.suggest(1)
+    assert planner.room == 0
+    with pytest.raises(PlannerError, match="one point at a time"):
+        planner.suggest(1)
+    planner.ingest([result(point)])
+    assert planner.room == 1
+    (following,) = planner.suggest(1)
+    assert following != point
+    # an operator's point (no _id) ends while its own is out: it starts again from the data, its point's included
+    planner.ingest([result({"x": 0.3, "y": 0.2})])
+    assert len(planner.data) == 5 and not planner.is_active and planner.room == 0
+    planner.ingest([result(following)])
+    assert len(planner.data) == 6 and planner.room == 1
+    (restart,) = planner.suggest(1)
+    assert 0.0 <= restart["x"] <= 1.0 and -1.0 <= restart["y"] <= 1.0 and restart["_id"] == 2
+    planner.ingest([{**restart, "f": float("nan")}])  # rejected by an operator: told as a failed point
+    assert planner.room == 1
+
+
+def test_a_result_for_no_point_out_is_refused() -> None:
+    planner = load_planner(EI, VOCS_2D)
+    with pytest.raises(PlannerError, match="no point out with _id 7"):
+        planner.ingest([{**design(1)[0], "_id": 7}])
+
+
+class SinglesOnly:
+    """A generator that gives one point a call (a larger batch: ValueError, as gest-api says) and its own ids."""
+
+    def __init__(self, vocs: VOCS) -> None:
+        self.vocs, self.seen, self.made = vocs, [], 0
+
+    def suggest(self, num_points: int) -> list[dict[str, Any]]:
+        if num_points != 1:
+            raise ValueError(f"cannot make {num_points} points at once")
+        self.made += 1
+        return [{"x": 0.1 * self.made, "y": 0.0, "_id": f"p{self.made}"}]
+
+    def ingest(self, results: list[dict[str, Any]]) -> None:
+        self.seen.extend(results)
+
+
+def test_one_that_cannot_make_the_larger_batch_is_asked_for_what_is_wanted_with_its_own_ids_mapped_back() -> None:
+    planner = load_planner(f"{__name__}:SinglesOnly", VOCS_2D)
+    first, second = planner.suggest(1)[0], planner.suggest(1)[0]
+    assert (first["x"], second["x"], first["_id"], second["_id"]) == (0.1, pytest.approx(0.2), 0, 1)
+    planner.ingest([result(second), result(first)])
+    assert [r["_id"] for r in planner.seen] == ["p2", "p1"]
+
+
+def test_warm_start_adds_design_points_until_all_but_one_design_result_is_in() -> None:
+    warm = WarmStart(VOCS_2D, planner=load_planner(EI, VOCS_2D), initial=4, seed=0)
+    out = warm.suggest(4) + warm.suggest(1) + warm.suggest(1)  # four instruments and one ready: no result yet
+    assert warm.planner.out == 0  # Xopt was not asked: it cannot propose on no data
+    warm.ingest([result(p) for p in out[:3]])
+    (theirs,) = warm.suggest(1)
+    assert warm.planner.out == 1 and len(warm.planner.data) == 3
+    assert theirs["_id"] == 6
+
+
+def test_warm_start_holds_a_one_at_a_time_generator_until_the_whole_design_is_in() -> None:
+    warm = WarmStart(VOCS_2D, planner=load_planner(NELDER_MEAD, VOCS_2D), initial=3, seed=0)
+    assert warm.room is None
+    design_points = warm.suggest(3)
+    assert warm.room == 0
+    with pytest.raises(PlannerError, match="waits for the design's results"):
+        warm.suggest(1)
+    warm.ingest([result(p) for p in design_points[:2]])
+    assert warm.room == 0
+    warm.ingest([result(design_points[2])])
+    assert warm.room == 1
+    warm.suggest(1)
+    assert warm.room == 0
