@@ -125,9 +125,9 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         queued = store.queued_points(limit=count)
         waiting = [Proposal(iteration=iteration, setpoints=p, origin="operator", why="operator") for _, p in queued]
         room = planner_room()
-        if len(waiting) < count and room == 0 and state.get("in_flight"):
+        if not waiting and room == 0 and state.get("in_flight"):
             return {"iteration": iteration, "proposal_ids": []}  # it wants a result first: wait for a run to end
-        if len(waiting) < count:
+        if len(waiting) < count and (room != 0 or not waiting):
             try:
                 if room == 0:
                     raise PlannerError("the planner waits for the result of a point that is no longer in flight")

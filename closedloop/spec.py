@@ -60,7 +60,8 @@ class PlannerSpec(BaseModel):
         options: keyword arguments for the planner's constructor.
         batch_size: points proposed (and reviewed) together.
         initial_design: Sobol points proposed before the planner is first asked, for generators that cannot
-            start without data (Xopt's Bayesian generators, for example); 0 leaves the start to the planner.
+            start without data (Xopt's Bayesian generators, for example); 0 leaves the start to the planner. It
+            is first asked once all but one of their results are in (see ``planners.warmup.WarmStart``).
     """
 
     model_config = _STRICT

@@ -284,3 +284,14 @@ def test_the_pipelined_replay_runs_the_planner_it_is_given(capsys: pytest.Captur
         for lanes, values in (part.split(": ") for part in out.split("per seed: ")[1].strip().split("; "))
     }
     assert len(finals["0"]) == 1 and len(finals["1"]) == 1
+
+
+def test_a_repeat_counts_only_while_the_point_it_repeats_is_in_flight() -> None:
+    from benchmarks.foreign_in_flight import repeats_in_flight
+
+    problem = PROBLEMS["beamline"]
+    a, b = {"pitch1": 0.1, "pitch2": 0.2}, {"pitch1": -1.0, "pitch2": 1.0}
+    near_a = {"pitch1": 0.1 + 1e-4, "pitch2": 0.2}
+    assert repeats_in_flight(problem, [a, near_a, b], lanes=1) == 1
+    assert repeats_in_flight(problem, [a, b, near_a], lanes=1) == 0  # a's run ended before near_a was proposed
+    assert repeats_in_flight(problem, [a, b, near_a], lanes=2) == 1
