@@ -40,7 +40,8 @@ class WarmStart(Generator):
     for every design result instead (:attr:`room` is 0): it could not take a result that came after it started.
 
     Failed points (see :mod:`planners`) are passed on to the wrapped generator like any other result; a point it
-    proposes within ``SAME_POINT`` of a failed one is replaced by the design's next Sobol point.
+    proposes within ``SAME_POINT`` of a failed one is replaced by the design's next Sobol point, and given back to
+    it as a failed point.
     """
 
     returns_id = True
@@ -117,6 +118,11 @@ class WarmStart(Generator):
                     points.append(self._tag(self.design.suggest(1)[0], "design"))
                 else:
                     points.append(self._tag(point, "planner"))
+            if repeats:
+                # told as failed, as a rejected point is: it is never measured, and a generator counting its points
+                # out (one at a time, say) must not wait for it
+                nan = dict.fromkeys(self.vocs.output_names, float("nan"))
+                self.planner.ingest([{**theirs[i], **nan} for i in sorted(repeats)])
         return points
 
     def ingest(self, results: list[dict[str, Any]]) -> None:

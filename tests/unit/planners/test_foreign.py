@@ -139,3 +139,16 @@ def test_warm_start_holds_a_one_at_a_time_generator_until_the_whole_design_is_in
     assert warm.room == 1
     warm.suggest(1)
     assert warm.room == 0
+
+
+def test_a_one_at_a_time_generators_repeat_of_a_failed_point_is_replaced_and_told_to_it() -> None:
+    """After a resume, Nelder-Mead starts from its last data point, here one interrupted by the kill (a failed
+    point): the design's next point runs instead, and Nelder-Mead hears its own is failed, so it waits for nothing."""
+    warm = WarmStart(VOCS_2D, planner=load_planner(NELDER_MEAD, VOCS_2D), initial=3, seed=0)
+    warm.ingest(design(2) + [{"x": 0.2, "y": 0.1, "f": float("nan")}])  # as rebuilt from the store
+    (point,) = warm.suggest(1)
+    assert (point["x"], point["y"]) != (0.2, 0.1)
+    assert warm.planner.out == 0 and warm.room == 1
+    assert np.isnan(warm.planner.data["f"].iloc[-1])  # its own repeat, told as failed
+    warm.ingest([result(point)])
+    assert warm.room == 1
