@@ -104,13 +104,13 @@ class Foreign:
         return [self._tag(dict(point)) for point in points]
 
     def _ask(self, n: int | None) -> list[dict[str, Any]]:
-        if self._has_data:
-            return list(self.planner.suggest(n))
         try:
             return list(self.planner.suggest(n))
         except PlannerError:
             raise
         except Exception as exc:
+            if self._has_data:
+                raise
             reason = (str(exc).splitlines() or [""])[0]
             raise PlannerError(
                 f"planner '{self.name}' cannot propose without data: {type(exc).__name__}: {reason}",
