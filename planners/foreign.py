@@ -130,7 +130,7 @@ class Foreign:
     def _complete(self, n: int) -> list[dict[str, Any]] | None:
         """``n`` points of the batch it would send now, its points out included: asked for ``k + n``, each point out
         matched to one of them (the total distance least) and the others returned; None when it cannot make that
-        many."""
+        many, or that many that repeat no point out."""
         from scipy.optimize import linear_sum_assignment  # type: ignore[import-untyped]
 
         asked = n + len(self._out)
@@ -143,10 +143,16 @@ class Foreign:
         out = [u for _, u in self._out.values() if u is not None]
         if len(batch) != asked or len(candidates) < len(out):
             return None
-        cost = np.linalg.norm(np.array(out)[:, None, :] - np.array([units[i] for i in candidates])[None], axis=-1)
-        _, columns = linear_sum_assignment(cost)
+        distance = np.linalg.norm(np.array(out)[:, None, :] - np.array([units[i] for i in candidates])[None], axis=-1)
+        _, columns = linear_sum_assignment(distance)
         taken = {candidates[c] for c in columns}
-        return [point for i, point in enumerate(batch) if i not in taken][:n]
+        # a batch may hold two points at one point out (a corner of the box, say): none that repeats one goes, and
+        # the batch's points furthest from those out fill in
+        repeats = near_any(np.array([units[i] for i in candidates]), np.array(out))
+        apart = [c for c in range(len(candidates)) if not repeats[c]]
+        apart.sort(key=lambda c: (candidates[c] in taken, -distance[:, c].min()))
+        apart = [candidates[c] for c in apart]
+        return [batch[i] for i in apart[:n]] if len(apart) >= n else None
 
     def _tag(self, point: dict[str, Any]) -> dict[str, Any]:
         own = point.pop(ID_KEY, None)

@@ -152,3 +152,29 @@ def test_a_one_at_a_time_generators_repeat_of_a_failed_point_is_replaced_and_tol
     assert np.isnan(warm.planner.data["f"].iloc[-1])  # its own repeat, told as failed
     warm.ingest([result(point)])
     assert warm.room == 1
+
+
+class Cornered:
+    """Drawn to one corner once it has a first point at (0.9, 0.8): a batch holds the corner twice (one nudged by
+    1e-5)."""
+
+    def __init__(self, vocs: VOCS) -> None:
+        self.vocs, self.asked = vocs, 0
+
+    def suggest(self, num_points: int) -> list[dict[str, Any]]:
+        self.asked += 1
+        corner = {"x": 0.0, "y": -1.0}
+        if num_points == 1:
+            return [{"x": 0.9, "y": 0.8} if self.asked == 1 else corner]
+        return [corner, {"x": 1e-5, "y": -1.0}] + [{"x": 0.91, "y": 0.8}] * (num_points - 2)
+
+    def ingest(self, results: list[dict[str, Any]]) -> None:
+        pass
+
+
+def test_a_batch_point_that_repeats_one_out_never_goes() -> None:
+    planner = load_planner(f"{__name__}:Cornered", VOCS_2D)
+    points = planner.suggest(1) + planner.suggest(1)  # (0.9, 0.8), then the corner: both out
+    (following,) = planner.suggest(1)  # the corner again; its batch of 3 holds it twice and (0.91, 0.8)
+    assert [(p["x"], p["y"]) for p in points] == [(0.9, 0.8), (0.0, -1.0)]
+    assert (following["x"], following["y"]) == (0.91, 0.8)
