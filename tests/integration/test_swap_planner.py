@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from agent.session import Session
 from closedloop import ObservationStatus
 from tests.conftest import beamline_session
 
 XOPT_EI = "xopt.generators.bayesian.expected_improvement:ExpectedImprovementGenerator"
+
+
+@pytest.fixture(autouse=True)
+def torch_dtype_kept() -> Iterator[None]:
+    """Xopt sets torch's default dtype for the whole process: put it back for the tests after these."""
+    dtype = torch.get_default_dtype()
+    yield
+    torch.set_default_dtype(dtype)
 
 
 def test_an_xopt_generator_runs_a_session_by_import_path(tmp_path: Path, write_session) -> None:

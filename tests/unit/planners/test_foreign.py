@@ -38,9 +38,11 @@ def design(n: int, seed: int = 0) -> list[dict[str, Any]]:
 
 @pytest.fixture(autouse=True)
 def quiet() -> Any:
+    dtype = torch.get_default_dtype()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Xopt's own deprecation and fitting warnings
         yield
+    torch.set_default_dtype(dtype)  # Xopt sets torch's default dtype for the whole process
 
 
 def test_xopts_ei_asked_again_with_its_point_out_completes_the_batch_instead_of_repeating_it() -> None:
