@@ -21,12 +21,12 @@ import statistics
 import warnings
 from typing import Any
 
-import numpy as np
 import torch
 
 from benchmarks._problems import PROBLEMS, Problem, Replay
 from planners import load_planner
-from planners._points import SAME_POINT
+from planners._points import near_any
+from planners._space import Space, build_variables
 from planners.foreign import Foreign
 from planners.warmup import WarmStart
 
@@ -35,13 +35,9 @@ XOPT_EI = "xopt.generators.bayesian.expected_improvement:ExpectedImprovementGene
 
 def repeats_in_flight(problem: Problem, points: list[dict[str, float]], lanes: int) -> int:
     """How many of ``points`` lie within ``SAME_POINT`` of one of the ``lanes`` points before them."""
-    names = problem.vocs.variable_names
-    lo = np.array([problem.vocs.variables[v].domain[0] for v in names])
-    hi = np.array([problem.vocs.variables[v].domain[1] for v in names])
-    U = (np.array([[p[v] for v in names] for p in points]) - lo) / (hi - lo)
-    return sum(
-        1 for i in range(len(U)) if any(np.abs(U[i] - U[j]).max() <= SAME_POINT for j in range(max(0, i - lanes), i))
-    )
+    space = Space(build_variables(problem.vocs))
+    U = space.to_unit([[p[v.name] for v in space.variables] for p in points])
+    return sum(bool(near_any(U[i : i + 1], U[max(0, i - lanes) : i])[0]) for i in range(len(U)))
 
 
 def session(problem: Problem, seed: int, args: argparse.Namespace, lanes: int, bare: bool) -> tuple[float, int]:

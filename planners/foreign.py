@@ -95,10 +95,10 @@ class Foreign:
         if self.one_at_a_time and self._out:
             raise PlannerError(f"planner '{self.name}' makes one point at a time: the last one's result is not in")
         points = self._ask(num_points)
-        out = [u for _, u in self._out.values() if u is not None]
-        if out and not self.one_at_a_time and num_points is not None:
+        out = self._units_out()
+        if len(out) and not self.one_at_a_time and num_points is not None:
             units = [self._unit(point) for point in points]
-            if any(u is not None and near_any(u[None, :], np.array(out))[0] for u in units):
+            if any(u is not None and near_any(u[None, :], out)[0] for u in units):
                 points = self._complete(num_points) or points
         self._started = self._started or bool(points)
         return [self._tag(dict(point)) for point in points]
@@ -127,6 +127,11 @@ class Foreign:
             return None
         return space.to_unit([x])[0]
 
+    def _units_out(self) -> np.ndarray:
+        """Its points out that this package can place, in the unit cube: ``k x d``."""
+        units = [u for _, u in self._out.values() if u is not None]
+        return np.array(units) if units else np.empty((0, 0))
+
     def _complete(self, n: int) -> list[dict[str, Any]] | None:
         """``n`` points of the batch it would send now, its points out included: asked for ``k + n``, each point out
         matched to one of them (the total distance least) and the others returned; None when it cannot make that
@@ -140,15 +145,15 @@ class Foreign:
             return None
         units = [self._unit(point) for point in batch]
         candidates = [i for i, u in enumerate(units) if u is not None]
-        out = [u for _, u in self._out.values() if u is not None]
+        out = self._units_out()
         if len(batch) != asked or len(candidates) < len(out):
             return None
-        distance = np.linalg.norm(np.array(out)[:, None, :] - np.array([units[i] for i in candidates])[None], axis=-1)
+        distance = np.linalg.norm(out[:, None, :] - np.array([units[i] for i in candidates])[None], axis=-1)
         _, columns = linear_sum_assignment(distance)
         taken = {candidates[c] for c in columns}
         # a batch may hold two points at one point out (a corner of the box, say): none that repeats one goes, and
         # the batch's points furthest from those out fill in
-        repeats = near_any(np.array([units[i] for i in candidates]), np.array(out))
+        repeats = near_any(np.array([units[i] for i in candidates]), out)
         apart = [c for c in range(len(candidates)) if not repeats[c]]
         apart.sort(key=lambda c: (candidates[c] in taken, -distance[:, c].min()))
         apart = [candidates[c] for c in apart]
