@@ -148,12 +148,13 @@ class Foreign:
         out = self._units_out()
         if len(batch) != asked or len(candidates) < len(out):
             return None
-        distance = np.linalg.norm(out[:, None, :] - np.array([units[i] for i in candidates])[None], axis=-1)
+        U = np.array([units[i] for i in candidates])
+        distance = np.linalg.norm(out[:, None, :] - U[None], axis=-1)
         _, columns = linear_sum_assignment(distance)
         taken = {candidates[c] for c in columns}
         # a batch may hold two points at one point out (a corner of the box, say): none that repeats one goes, and
         # the batch's points furthest from those out fill in
-        repeats = near_any(np.array([units[i] for i in candidates]), out)
+        repeats = near_any(U, out)
         apart = [c for c in range(len(candidates)) if not repeats[c]]
         apart.sort(key=lambda c: (candidates[c] in taken, -distance[:, c].min()))
         apart = [candidates[c] for c in apart]
