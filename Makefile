@@ -30,13 +30,15 @@ $(VENV)/.installed-tiled: pyproject.toml $(VENV)/.installed-dev
 demo: $(VENV)/.installed
 	$(BIN)/closedloop demo --yes
 
-# Debian's redis-server for the queueserver system tests, and its postgresql for tests/system/test_postgres.py (CI
-# runs as root; elsewhere through sudo). The tests start their own servers; the packages' own ones may stay stopped.
+# Debian's redis-server for the queueserver system tests, its postgresql for tests/system/test_postgres.py, and its
+# chromium for the web page's browser tests (tests/system/test_web.py; Playwright drives it, no browser download).
+# CI runs as root; elsewhere through sudo. The tests start their own servers; the packages' own ones may stay stopped.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@command -v redis-server >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server)
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q postgresql)
+	@command -v chromium >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
 test: system-deps $(VENV)/.installed-dev $(if $(filter 1,$(TILED)),$(VENV)/.installed-tiled)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile

@@ -1,5 +1,5 @@
-"""The operator's commands on a running session, from any terminal: review, watch, pause, stop, budget; and keys
-and audit, which need no running process.
+"""The operator's commands on a running session, from any terminal: review, watch, pause, stop, budget, and web (the
+same from a browser); and keys and audit, which need no running process.
 
 :func:`register` mounts them on a Typer app (``closedloop`` mounts them on its own); ``python -m
 agent.cli_control`` runs them alone. Each takes ``--json``; those that talk to the session take ``--by NAME`` (who
@@ -277,6 +277,49 @@ def audit(folder: FolderArg, as_json: JsonOpt = False) -> None:
     _guarded(as_json, body)
 
 
+# web: the operator's page ----------------------------------------------------------------------------------------
+def web(
+    folder: FolderArg,
+    host: Annotated[str, typer.Option("--host", help="the address to serve on (plain HTTP: keep it on loopback)")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="the port (0: any free one)")] = 8765,
+    token: Annotated[
+        str | None, typer.Option("--token", help="the access token the page needs (default: a new random one)")
+    ] = None,
+    as_json: JsonOpt = False,
+    by: ByOpt = None,
+    timeout: TimeoutOpt = 5.0,
+    keys: KeysOpt = None,
+) -> None:
+    """Serve the operator's web page for a session: its status, its instruments, the checkpoint to answer, pause,
+    resume, stop, add points, budget, and its live events. Prints the page's address (with its access token)."""
+
+    def body() -> int:
+        from agent.web import WebGate, WebServer
+
+        gate = WebGate(folder, keys_dir=keys, timeout=timeout, by=by)
+        gate.session()  # a folder that holds no session is refused here, in one line
+        try:
+            server = WebServer(gate, host, port, token)
+        except OSError as exc:
+            raise SpecError(f"--port: cannot serve on {host}:{port} ({exc.strerror or exc})") from None
+        if as_json:
+            print(json.dumps({"url": server.url}), flush=True)
+        else:
+            console.print(Text(f"the operator's page for {folder}: {server.url}"), soft_wrap=True)
+            console.print(Text("Ctrl-C ends it (the session goes on)"))
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+        return EXIT_OK
+
+    _guarded(as_json, body)
+
+
 COMMANDS: dict[str, Callable[..., None]] = {
     "review": review,
     "watch": watch,
@@ -285,6 +328,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "budget": budget,
     "keys": keys_command,
     "audit": audit,
+    "web": web,
 }
 
 

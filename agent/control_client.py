@@ -12,7 +12,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,7 @@ def subscribe(
     keys_dir: Path | None = None,
     key_name: str = "client",
     idle: float = 0.5,
+    on_idle: Callable[[], None] | None = None,
 ) -> Iterator[Event]:
     """The events of the session running ``folder``, as they happen; ends when that session process ends.
 
@@ -176,6 +177,8 @@ def subscribe(
         keys_dir: where this client's CurveZMQ key is (default ``folder/keys``).
         key_name: the client key's name.
         idle: seconds without an event after which it checks that the session still runs.
+        on_idle: called after each such check that finds it running (a web page's keep-alive); what it raises
+            ends the iteration.
 
     Raises:
         SessionError: no session process is running for ``folder`` (when the iteration starts).
@@ -203,6 +206,8 @@ def subscribe(
                     yield event
             elif not _still_serving(Path(folder), info):
                 return
+            elif on_idle is not None:
+                on_idle()
     finally:
         sock.close(linger=0)
         ctx.term()

@@ -125,6 +125,17 @@ def checkpoint_info(
         "iteration": iteration,
         "reason": reason,
         "proposals": shown,
+        **variables_info(spec),
+        "last": tally.last,
+        "best": tally.best,
+        "choices": choices,
+    }
+
+
+def variables_info(spec: SessionSpec) -> dict[str, Any]:
+    """What an operator needs to judge a point: each variable's units, search range, allowed values, hard limits
+    and largest step (``variables``), and each objective's direction (``objectives``); JSON-ready."""
+    return {
         "variables": {
             name: {
                 "units": v.units,
@@ -136,9 +147,6 @@ def checkpoint_info(
             for name, v in spec.variables.items()
         },
         "objectives": {name: o.direction.value for name, o in spec.objectives.items()},
-        "last": tally.last,
-        "best": tally.best,
-        "choices": choices,
     }
 
 

@@ -135,18 +135,30 @@ class Tally:
 
 def summarize(folder: Path) -> dict[str, Any]:
     """The status of a session folder, without opening its instrument (safe while another process runs it)."""
-    if not (folder / STORE_FILE).exists() and not (folder / STORE_RECORD).exists():
-        raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
-    store = open_store(folder, new=False)
+    store = session_store(folder)
     try:
-        if not (folder / SESSION_FILE).exists() and (folder / STORE_RECORD).exists():
-            spec = recorded_spec(store)  # a folder attached to a session kept in PostgreSQL
-        else:
-            with imports_unchecked():  # read the file without importing its planner or instrument (maybe not here)
-                spec = load_spec(folder / SESSION_FILE)
-        return summarize_store(folder, spec, store)
+        return summarize_store(folder, folder_spec(folder, store), store)
     finally:
         store.close()
+
+
+def session_store(folder: Path) -> SqlStore:
+    """The store of the session in ``folder``, opened to read (close it after).
+
+    Raises:
+        SessionError: the folder holds no session, or its store is damaged.
+    """
+    if not (folder / STORE_FILE).exists() and not (folder / STORE_RECORD).exists():
+        raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
+    return open_store(folder, new=False)
+
+
+def folder_spec(folder: Path, store: SqlStore) -> SessionSpec:
+    """The spec of the session in ``folder`` (its store open), read without importing its planner or instrument."""
+    if not (folder / SESSION_FILE).exists() and (folder / STORE_RECORD).exists():
+        return recorded_spec(store)  # a folder attached to a session kept in PostgreSQL
+    with imports_unchecked():  # the planner or the instrument's packages may not be on this host
+        return load_spec(folder / SESSION_FILE)
 
 
 def summarize_store(folder: Path, spec: SessionSpec, store: SqlStore) -> dict[str, Any]:

@@ -1,0 +1,287 @@
+"""The operator's web page, in a real headless browser (Debian's chromium, driven by Playwright's library).
+
+One detached session process (the simulated beamline, every proposal held for review) and one ``closedloop web``
+process serve the whole module; the page talks HTTP to the web process, which talks ZeroMQ to the session's control
+channel. Every check reads what the session itself recorded (its audit trail, its store) besides what the page shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from agent.audit import audit_trail
+from agent.control_client import ControlClient
+from agent.operator_input import build
+from tests.conftest import beamline_session
+from tests.integration.test_cli import CLI, closedloop, observations
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
+CHROMIUM_FLAGS = [  # what this machine's closed network needs (no calls home, no QUIC, no sandbox as root)
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A session process started with --detach, holding every proposal for an operator; stopped at the end."""
+    root = tmp_path_factory.mktemp("web")
+    path = root / "session.yaml"
+    data = beamline_session(review={"policy": "always"}, budget={"experiments": 8})
+    data["variables"]["pitch1"]["units"] = "mrad"
+    path.write_text(yaml.safe_dump(data))
+    folder = root / "run"
+    started = closedloop("run", str(path), "--dir", str(folder), "--detach")
+    assert started.returncode == 0, started.stderr
+    try:
+        yield folder
+    finally:
+        closedloop("stop", str(folder), "--timeout", "10")
+        pid = (json.loads((folder / "control.json").read_text()) if (folder / "control.json").exists() else {}).get(
+            "pid"
+        )
+        if pid:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.2)
+            else:
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def url(folder: Path) -> Iterator[str]:
+    """``closedloop web`` on the session, in its own process: the page's address with its token."""
+    web = subprocess.Popen([*CLI, "web", str(folder), "--port", "0", "--json"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert web.stdout is not None
+        line = web.stdout.readline()
+        assert line, "closedloop web printed no address"
+        yield json.loads(line)["url"]
+    finally:
+        web.send_signal(signal.SIGINT)
+        try:
+            assert web.wait(timeout=10) == 0  # Ctrl-C ends the page's server quietly; the session goes on
+        finally:
+            web.kill()
+            web.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is not installed: run `make system-deps`"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, url: str) -> Iterator[Page]:
+    """The page, opened as an operator named ada."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # the abort button asks first
+    page.goto(url)
+    page.fill("#by", "ada")
+    page.dispatch_event("#by", "change")
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def waiting(folder: Path) -> dict[str, Any]:
+    """The checkpoint the session waits at, asked over its control channel (not through the page)."""
+    with ControlClient(folder, timeout=10) as client:
+        checkpoint = client.call(build("checkpoint", "test")).result["checkpoint"]
+    assert checkpoint is not None, "the session waits at no checkpoint"
+    return checkpoint
+
+
+def next_checkpoint(page: Page, folder: Path, old: str) -> dict[str, Any]:
+    """Wait until the session and the page both show a checkpoint other than ``old``; the session's."""
+    deadline = time.monotonic() + 60
+    while (checkpoint := _maybe_waiting(folder)) is None or checkpoint["checkpoint"] == old:
+        assert time.monotonic() < deadline, "the session never reached its next checkpoint"
+        time.sleep(0.1)
+    expect(page.locator("#checkpoint-title")).to_contain_text(checkpoint["checkpoint"], timeout=15_000)
+    return checkpoint
+
+
+def _maybe_waiting(folder: Path) -> dict[str, Any] | None:
+    with ControlClient(folder, timeout=10) as client:
+        return client.call(build("checkpoint", "test")).result.get("checkpoint")
+
+
+def decisions(folder: Path) -> list[dict[str, Any]]:
+    return [e for e in audit_trail(folder) if e["source"] == "decision"]
+
+
+def get(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_nothing_is_served_without_the_token(url: str) -> None:
+    base, token = url.split("/?token=")
+    assert get(f"{base}/api/status")[0] == 401
+    code, body = get(f"{base}/api/status?token={token[:-1]}x")
+    assert (code, body["error"]) == (401, "wrong access token: open the address closedloop web printed")
+    code, body = get(f"{base}/api/status?token={token}")
+    assert code == 200 and body["name"] == "test-beamline" and body["running"] is True
+
+
+def test_the_page_shows_the_checkpoint_as_the_session_holds_it(page: Page, folder: Path) -> None:
+    checkpoint = waiting(folder)
+    proposal = checkpoint["proposals"][0]
+    expect(page.locator("#checkpoint-title")).to_contain_text(checkpoint["checkpoint"])
+    expect(page.locator("#name")).to_have_text("test-beamline")
+    expect(page.locator("#state")).to_have_text("waiting")
+    shown = page.locator(f"[data-proposal='{proposal['id']}']")
+    expect(shown).to_contain_text("pitch1 mrad")  # units
+    expect(shown).to_contain_text("-2 to 2")  # the hard limits
+    expect(page.locator("#instruments")).to_contain_text("instrument")
+    expect(page.locator("#events")).to_contain_text("checkpoint")
+
+
+def test_an_edit_over_a_hard_limit_is_refused_and_nothing_moves(page: Page, folder: Path) -> None:
+    checkpoint = waiting(folder)
+    pid = checkpoint["proposals"][0]["id"]
+    before = len(observations(folder))
+    page.check(f"input[name='verdict-{pid}'][value='edit']")
+    page.fill(f"input[name='edit-{pid}-pitch1']", "5")
+    page.click("#send-answer")
+    expect(page.locator("#message")).to_contain_text("refused")
+    expect(page.locator("#message")).to_contain_text("pitch1")
+    expect(page.locator("#message")).to_have_class("error")
+    assert waiting(folder)["checkpoint"] == checkpoint["checkpoint"]  # still asked, nothing decided
+    assert len(observations(folder)) == before
+    assert not [d for d in decisions(folder) if pid in d["detail"]]
+
+
+def test_an_edit_from_the_page_runs_where_the_operator_said(page: Page, folder: Path) -> None:
+    checkpoint = waiting(folder)
+    pid = checkpoint["proposals"][0]["id"]
+    page.check(f"input[name='verdict-{pid}'][value='edit']")
+    page.fill(f"input[name='edit-{pid}-pitch1']", "0.3")
+    page.fill(f"input[name='reason-{pid}']", "closer to the peak")
+    page.click("#send-answer")
+    expect(page.locator("#message")).to_have_text(f"edited {pid}")
+    next_checkpoint(page, folder, checkpoint["checkpoint"])
+    last = json.loads(observations(folder)[-1][1])
+    assert last["readbacks"]["pitch1"] == pytest.approx(0.3, abs=1e-6)  # what the motor read back
+    (decision,) = [d for d in decisions(folder) if pid in d["detail"]]
+    assert (decision["who"], decision["via"], decision["why"]) == ("ada", "web", "closer to the peak")
+    assert "edit" in decision["what"]
+
+
+def test_a_rejection_from_the_page_is_recorded_with_its_reason(page: Page, folder: Path) -> None:
+    checkpoint = waiting(folder)
+    pid = checkpoint["proposals"][0]["id"]
+    page.check(f"input[name='verdict-{pid}'][value='reject']")
+    page.fill(f"input[name='reason-{pid}']", "too near the edge")
+    page.click("#send-answer")
+    expect(page.locator("#message")).to_have_text(f"rejected {pid}")
+    next_checkpoint(page, folder, checkpoint["checkpoint"])
+    (decision,) = [d for d in decisions(folder) if pid in d["detail"]]
+    assert (decision["who"], decision["via"], decision["why"]) == ("ada", "web", "too near the edge")
+    assert "reject" in decision["what"]
+
+
+def test_a_second_answer_to_an_answered_checkpoint_is_told_it_came_too_late(
+    page: Page, browser: Browser, url: str, folder: Path
+) -> None:
+    checkpoint = waiting(folder)
+    other = browser.new_context().new_page()  # a second operator, on the same question
+    other.goto(url)
+    other.fill("#by", "bo")
+    expect(other.locator("#checkpoint-title")).to_contain_text(checkpoint["checkpoint"])
+    other.route("**/api/checkpoint*", lambda route: route.abort())  # bo's page keeps showing the old question
+    page.click("#approve-all")
+    expect(page.locator("#message")).to_have_text("approved all")
+    other.click("#approve-all")
+    expect(other.locator("#message")).to_have_text("too late: answered already by ada")
+    other.context.close()
+    next_checkpoint(page, folder, checkpoint["checkpoint"])
+
+
+def test_budget_and_a_queued_point_from_the_page(page: Page, folder: Path) -> None:
+    checkpoint = waiting(folder)
+    page.fill("#budget", "0")
+    page.click("#set-budget")
+    expect(page.locator("#message")).to_contain_text("budget.experiments")
+    page.fill("#budget", "9")
+    page.click("#set-budget")
+    expect(page.locator("#message")).to_have_text("budget set to 9")
+    expect(page.locator("#experiments")).to_contain_text("of 9")
+    page.fill("input[name='add-pitch1']", "7")
+    page.fill("input[name='add-pitch2']", "-0.6")
+    page.click("#add")
+    expect(page.locator("#message")).to_contain_text("pitch1")  # over its hard limit: nothing queued
+    expect(page.locator("#message")).to_have_class("error")
+    page.fill("input[name='add-pitch1']", "0.35")
+    page.click("#add")
+    expect(page.locator("#message")).to_have_text("queued pitch1=0.35, pitch2=-0.6")
+    page.click("#approve-all")  # the planner's point; the queued one is proposed next
+    queued = next_checkpoint(page, folder, checkpoint["checkpoint"])
+    (proposal,) = queued["proposals"]
+    assert proposal["origin"] == "operator" and proposal["setpoints"] == {"pitch1": 0.35, "pitch2": -0.6}
+    expect(page.locator(f"[data-proposal='{proposal['id']}']")).to_contain_text("operator")
+
+
+def test_pause_resume_and_stop_from_the_page(page: Page, folder: Path) -> None:
+    checkpoint = waiting(folder)
+    page.click("#pause")
+    expect(page.locator("#message")).to_have_text("pausing after the current run")
+    page.click("#approve-all")  # the run goes; then the session holds
+    expect(page.locator("#state")).to_have_text("paused", timeout=30_000)
+    paused = waiting(folder)
+    assert paused["kind"] == "paused" and paused["checkpoint"] != checkpoint["checkpoint"]
+    page.click("#resume")
+    next_checkpoint(page, folder, paused["checkpoint"])
+    expect(page.locator("#state")).to_have_text("waiting")
+    page.click("#stop-session")
+    expect(page.locator("#state")).to_have_text("stopped", timeout=30_000)
+    expect(page.locator("#process")).to_have_text("(no session process is running)", timeout=30_000)
+    trail = audit_trail(folder)
+    assert any(e["what"] == "pause" and e["detail"] == "pause requested by ada via web" for e in trail)
+    assert [(d["who"], d["via"]) for d in decisions(folder) if d["what"] == "stop"] == [("ada", "web")]
+
+
+def test_the_web_command_refuses_a_folder_without_a_session_and_a_port_in_use(
+    tmp_path: Path, url: str, folder: Path
+) -> None:
+    empty = closedloop("web", str(tmp_path), "--port", "0")
+    assert empty.returncode == 1 and empty.stderr.startswith(f"error: {tmp_path} holds no session (")
+    port = url.split(":")[2].split("/")[0]  # the module's page server holds it
+    taken = closedloop("web", str(folder), "--port", port)
+    assert taken.returncode == 2 and taken.stderr.startswith(f"error: --port: cannot serve on 127.0.0.1:{port} (")
