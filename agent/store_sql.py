@@ -340,6 +340,11 @@ class SqlStore:
         rows = self._all("SELECT body FROM observations WHERE session = :session ORDER BY seq")
         return [Observation.model_validate_json(row[0]) for row in rows]
 
+    def recent_observations(self, count: int) -> list[Observation]:
+        """The last ``count`` observations, newest first."""
+        sql = "SELECT body FROM observations WHERE session = :session ORDER BY seq DESC LIMIT :count"
+        return [Observation.model_validate_json(row[0]) for row in self._all(sql, count=count)]
+
     def recent_statuses(self, count: int) -> list[str]:
         """The statuses of the last ``count`` observations, newest first."""
         sql = "SELECT status FROM observations WHERE session = :session ORDER BY seq DESC LIMIT :count"

@@ -16,6 +16,7 @@ otherwise; it speaks plain HTTP, so off loopback put it behind an SSH tunnel or 
 ``GET /api/session``       the session's name and id, its variables (units, ranges, limits) and objectives
 ``GET /api/status``        what ``closedloop status --json`` prints, plus ``running`` (a process answers)
 ``GET /api/checkpoint``    ``{"checkpoint": the question waiting, or None}``
+``GET /api/observations``  ``{"observations": the last ten, newest first}``
 ``POST /api/request``      a control request as JSON (``type`` and its fields; ``by`` the operator's name): the
                            session's reply, or ``{"ok": false, "error": one line}`` (400 bad input, 503 no
                            session process)
@@ -74,6 +75,14 @@ class WebGate:
         try:
             spec = folder_spec(self.folder, store)
             return {"name": spec.name, "session_id": store.meta("session_id"), **variables_info(spec)}
+        finally:
+            store.close()
+
+    def observations(self, last: int = 10) -> dict[str, Any]:
+        """``{"observations": the last few, newest first}``: what was measured, where the instrument read back."""
+        store = session_store(self.folder)
+        try:
+            return {"observations": [o.model_dump(mode="json") for o in store.recent_observations(last)]}
         finally:
             store.close()
 
@@ -140,6 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
             "/api/session": gate.session,
             "/api/status": gate.status,
             "/api/checkpoint": gate.checkpoint,
+            "/api/observations": gate.observations,
         }
         if url.path == "/":
             self._send(HTTPStatus.OK, PAGE.read_bytes(), "text/html; charset=utf-8")
