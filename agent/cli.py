@@ -192,7 +192,8 @@ def _status_table(status: dict[str, Any]) -> Table:
     several = len(status["instruments"]) > 1
     for name, lane in status["instruments"].items():
         doing = {"running": f"running {lane['proposal']}", "failed": f"failed: {lane['error']}"}
-        rows.append((f"instrument {name}" if several else "instrument", doing.get(lane["state"], lane["state"])))
+        shown = doing.get(lane["state"], lane["state"]) + (f" ({lane['waiting']})" if lane.get("waiting") else "")
+        rows.append((f"instrument {name}" if several else "instrument", shown))
     if status["pareto_front"]:
         rows.append(("pareto front", f"{len(status['pareto_front'])} point(s)"))
         for entry in status["pareto_front"]:

@@ -289,7 +289,15 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
     def ingest(state: LoopState) -> LoopState:
         in_flight = state.get("in_flight", [])
         if in_flight:
-            ctx.lanes.wait(lambda: ready_for_more(len(ctx.lanes.running()), len(in_flight)))
+            # a planner that makes one point at a time holds any idle instrument until a run ends: say so in status
+            planner_waits = planner_room() == 0
+            if planner_waits:
+                store.set_meta(planner_waits=True)
+            try:
+                ctx.lanes.wait(lambda: ready_for_more(len(ctx.lanes.running()), len(in_flight)))
+            finally:
+                if planner_waits:
+                    store.set_meta(planner_waits=False)
         left = collect(in_flight)
         if not ctx.lanes.usable():  # every instrument stopped answering: end, resumable
             raise ctx.lanes.gone()

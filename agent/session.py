@@ -267,6 +267,7 @@ class Session:
             self.planner = planner if planner is not None else build_planner(spec)
             self._replay_into_planner()
             self.lanes = build_lanes(spec, self.session_id, store, executor)
+            store.set_meta(planner_waits=False)  # as a killed process may have left it (see the loop's ingest)
         except BaseException:
             self._checkpoint_conn.close()
             raise

@@ -205,18 +205,26 @@ def summary(
     }
 
 
+PLANNER_WAITS = "the planner makes one point at a time: it waits for a run to end"
+"""Why an instrument is idle while another runs, with a planner that makes one point at a time."""
+
+
 def instrument_states(spec: SessionSpec, store: SqlStore, live: bool = True) -> dict[str, dict[str, Any]]:
     """Each instrument's state (``idle``, ``running`` with its proposal, ``failed`` with why), as the running
-    session last recorded it; ``idle`` for one not used yet, and none ``running`` unless the session is ``live``."""
+    session last recorded it; ``idle`` for one not used yet, and none ``running`` unless the session is ``live``.
+    ``waiting`` says why an idle one waits, when the loop holds it (:data:`PLANNER_WAITS`)."""
     recorded = store.meta("instruments") or {}
+    planner_waits = live and bool(store.meta("planner_waits", False))
     states = {}
     for name, _ in spec.lanes():
         entry = recorded.get(name) or {}
         state = entry.get("state", "idle")
+        state = "idle" if state == "running" and not live else state
         states[name] = {
-            "state": "idle" if state == "running" and not live else state,
+            "state": state,
             "proposal": entry.get("proposal"),
             "error": entry.get("error"),
+            "waiting": PLANNER_WAITS if planner_waits and state == "idle" else None,
         }
     return states
 

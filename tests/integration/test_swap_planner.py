@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from agent.session import Session
-from closedloop import ObservationStatus
+from agent.status import PLANNER_WAITS, summarize
+from closedloop import ObservationStatus, SessionError
 from tests.conftest import beamline_session
+from tests.integration.test_pipeline import two_instruments
 
 XOPT_EI = "xopt.generators.bayesian.expected_improvement:ExpectedImprovementGenerator"
 
@@ -82,6 +88,37 @@ def test_xopts_nelder_mead_pipelined_proposes_what_it_proposes_in_turn(tmp_path:
             assert [o.status for o in session.store.observations()] == [ObservationStatus.OK] * 9
             points[pipeline] = proposed_points(session)
     assert points[True] == points[False]
+
+
+def test_status_says_why_an_instrument_idles_beside_a_one_at_a_time_planner(tmp_path: Path, write_session) -> None:
+    """Nelder-Mead on two instruments: one runs while the other waits for the planner's next point, and status
+    (read from the folder by another thread, as ``closedloop status`` reads it) says why; while a run goes on and
+    no instrument idles, nothing is said."""
+    pytest.importorskip("xopt", reason="xopt is in the dev extras")
+    data = two_instruments(exposure=0.3, planner={"name": NELDER_MEAD, "initial_design": 3}, seed=2)
+    data["budget"] = {"experiments": 7}
+    seen: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            with contextlib.suppress(SessionError):  # the store is still being made
+                seen.append(summarize(tmp_path / "run")["instruments"])
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    with Session.create(write_session(data), tmp_path / "run") as session:
+        watcher.start()
+        try:
+            assert session.advance() is None
+        finally:
+            done.set()
+            watcher.join()
+    states = [sorted((lane["state"], lane["waiting"]) for lane in lanes.values()) for lanes in seen]
+    # said of the idle one while the other runs (a snapshot taken as a run ends may show both idle)
+    assert [("idle", PLANNER_WAITS), ("running", None)] in states, "status never said why an instrument idled"
+    assert all(lane[1] is None for lanes in states for lane in lanes if lane[0] != "idle")
+    assert summarize(tmp_path / "run")["instruments"]["hutch-a"]["waiting"] is None  # finished: nothing waits
 
 
 def test_xopts_ei_keeps_several_instruments_busy_on_distinct_points(tmp_path: Path, write_session) -> None:
