@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,9 +10,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import beamline_session
 
@@ -20,6 +24,39 @@ CLI = [sys.executable, "-m", "agent.cli"]
 
 def closedloop(*args: str, stdin: str = "", timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], input=stdin, capture_output=True, text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def detached_session(data: dict[str, Any], root: Path) -> Iterator[Path]:
+    """A session process for ``data`` started with ``--detach`` in ``root/run``; stopped (:func:`stop_detached`)
+    when the block ends."""
+    path = root / "session.yaml"
+    path.write_text(yaml.safe_dump(data))
+    folder = root / "run"
+    started = closedloop("run", str(path), "--dir", str(folder), "--detach")
+    assert started.returncode == 0, started.stderr
+    try:
+        yield folder
+    finally:
+        stop_detached(folder)
+
+
+def stop_detached(folder: Path, patience: float = 30.0) -> None:
+    """End the session process a test started with ``--detach``: stop it through its channel, and kill it if it
+    is still there after ``patience`` seconds."""
+    control = folder / "control.json"
+    pid = (json.loads(control.read_text()) if control.exists() else {}).get("pid")
+    closedloop("stop", str(folder), "--timeout", "10")
+    if not pid:
+        return
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
 
 
 def observations(folder: Path) -> list[tuple[str, str]]:

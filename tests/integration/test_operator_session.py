@@ -7,7 +7,6 @@ command goes through the real ZeroMQ channel on loopback to the real loop, RunEn
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -17,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.conftest import beamline_session
-from tests.integration.test_cli import CLI, closedloop, meta
+from tests.integration.test_cli import CLI, closedloop, detached_session, meta
 
 
 def count(folder: Path, query: str) -> int:
@@ -49,29 +47,9 @@ def checkpoint(folder: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A session process started with --detach, waiting at its checkpoints for the channel; stopped at the end."""
-    root = tmp_path_factory.mktemp("operator")
-    path = root / "session.yaml"
-    path.write_text(yaml.safe_dump(beamline_session(review={"policy": "always"}, budget={"experiments": 20})))
-    folder = root / "run"
-    started = closedloop("run", str(path), "--dir", str(folder), "--detach")
-    assert started.returncode == 0, started.stderr
-    try:
+    data = beamline_session(review={"policy": "always"}, budget={"experiments": 20})
+    with detached_session(data, tmp_path_factory.mktemp("operator")) as folder:
         yield folder
-    finally:
-        pid = (json.loads((folder / "control.json").read_text()) if (folder / "control.json").exists() else {}).get(
-            "pid"
-        )
-        closedloop("stop", str(folder), "--timeout", "10")
-        if pid:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.1)
-            else:
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_review_approves_through_the_channel_and_a_second_answer_is_too_late(running: Path) -> None:

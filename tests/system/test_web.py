@@ -8,7 +8,6 @@ channel. Every check reads what the session itself recorded (its audit trail, it
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -20,14 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from agent.audit import audit_trail
 from agent.control_client import ControlClient
 from agent.operator_input import build
 from tests.conftest import beamline_session
-from tests.integration.test_cli import CLI, closedloop, observations
+from tests.integration.test_cli import CLI, closedloop, detached_session, observations
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 CHROMIUM_FLAGS = [  # what this machine's closed network needs (no calls home, no QUIC, no sandbox as root)
@@ -45,32 +43,11 @@ CHROMIUM_FLAGS = [  # what this machine's closed network needs (no calls home, n
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A session process started with --detach, holding every batch of two proposals for an operator; stopped at
     the end."""
-    root = tmp_path_factory.mktemp("web")
-    path = root / "session.yaml"
     data = beamline_session(review={"policy": "always"}, budget={"experiments": 14})
     data["planner"]["batch_size"] = 2  # two proposals a checkpoint: a verdict each
     data["variables"]["pitch1"]["units"] = "mrad"
-    path.write_text(yaml.safe_dump(data))
-    folder = root / "run"
-    started = closedloop("run", str(path), "--dir", str(folder), "--detach")
-    assert started.returncode == 0, started.stderr
-    try:
+    with detached_session(data, tmp_path_factory.mktemp("web")) as folder:
         yield folder
-    finally:
-        closedloop("stop", str(folder), "--timeout", "10")
-        pid = (json.loads((folder / "control.json").read_text()) if (folder / "control.json").exists() else {}).get(
-            "pid"
-        )
-        if pid:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.2)
-            else:
-                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
