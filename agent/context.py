@@ -52,6 +52,7 @@ class LoopContext:
         emit: called with an event kind and its data (the control channel's event stream).
         issued: proposal id -> the planner's ``_id``, for points the current planner instance made.
         requests: what operators asked (stop after the current run).
+        collect_ended: ingests the runs that ended while the loop waits at a review (set by the loop's graph).
     """
 
     spec: SessionSpec
@@ -64,6 +65,7 @@ class LoopContext:
     emit: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
     issued: dict[str, int] = field(default_factory=dict)
     requests: Requests = field(default_factory=Requests)
+    collect_ended: Callable[[], None] = lambda: None
 
     def budget(self) -> int:
         """The budget in force (an operator may have changed it)."""

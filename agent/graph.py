@@ -3,7 +3,10 @@
 Graph state holds small things only (the iteration, the ids of the current proposals, the last verdict); the
 proposals, documents and observations live in the :class:`~agent.store.SessionStore`. Every node is safe to
 re-run after a crash: it looks in the store before doing anything twice, and a node that asks an operator
-(``interrupt()``) does nothing with side effects before asking.
+(``interrupt()``) does nothing with side effects before asking, but for the review's question, written to the audit
+log once (keyed by its checkpoint): when the node runs again, on the answer or after a kill, it asks for the same
+reason, whatever the runs that ended while it waited (ingested meanwhile, :meth:`Session.collect_ended
+<agent.session.Session.collect_ended>`) would make the review policy say now.
 
 At most once on the hardware: dispatch stores the intent to run a proposal before anything moves. A proposal
 whose intent is stored but whose run is not is one the process died during; it is never run again by itself but
@@ -160,16 +163,23 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         predictions = ctx.predictions(proposals)
         last = ctx.tally.last_observation
         asked_before = store.count_proposals() - len(proposals)
-        why = policy_asks(
-            spec,
-            iteration,
-            proposals,
-            current,
-            predictions,
-            last is not None and last.status == ObservationStatus.FAILED,
-            asked_before,
-        )
         key = checkpoint_id("review", iteration, proposals)
+        # a checkpoint asked once is asked again, for the same reason, when this node runs again (on its answer, or
+        # after a kill): runs that ended while it waited were ingested meanwhile, and may change what the policy says
+        question = store.logged(f"question-{key}")
+        why = (
+            json.loads(question)["reason"]
+            if question is not None
+            else policy_asks(
+                spec,
+                iteration,
+                proposals,
+                current,
+                predictions,
+                last is not None and last.status == ObservationStatus.FAILED,
+                asked_before,
+            )
+        )
         if why is None:
             decisions = [
                 Decision(verdict=Verdict.APPROVE, proposal_ids=[p.id], by="policy", via="policy", checkpoint=key)
@@ -178,10 +188,10 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         else:
             predicts = callable(getattr(ctx.planner, "predict", None))
             info = checkpoint_info(spec, "review", iteration, proposals, current, predictions, ctx.tally, why, predicts)
-            decisions = read_answer(interrupt(info), ids, key)
-            # what was asked, with the model's prediction, for the audit trail (once per checkpoint)
+            # what is asked, with the model's prediction, for the audit trail (once per checkpoint, as first asked)
             asked = {"checkpoint": key, "reason": why, "proposals": info["proposals"]}
             store.log("question", json.dumps(asked, default=str), key=f"question-{key}")
+            decisions = read_answer(interrupt(info), ids, key)
         return apply_decisions(iteration, proposals, decisions, current)
 
     def apply_decisions(
@@ -313,6 +323,15 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
             elif store.observation(proposal.id) is None:
                 observe(proposal)
         return left
+
+    def collect_ended() -> None:
+        """Ingest the runs that ended while the loop waits for an operator's review. Called between the waits for
+        an answer, with the loop held at its interrupt (no node runs meanwhile): the operator, ``status`` and the
+        web page see the result of a run that ended during the review, and the planner has it."""
+        live = set(ctx.lanes.running())
+        collect([pid for pid in store.unobserved_runs() if pid not in live])
+
+    ctx.collect_ended = collect_ended
 
     def observe(proposal: Proposal) -> None:
         """Turn a proposal's stored run into its observation and tell the planner."""

@@ -406,6 +406,13 @@ class Session:
             return Checkpoint(dict(item.value))
         return None
 
+    def collect_ended(self) -> None:
+        """While the session waits at a review checkpoint: ingest the runs that have ended since (pipelined, the
+        runs in flight go on during a review), so that their results are counted and shown before the answer."""
+        checkpoint = self.pending_checkpoint()
+        if checkpoint is not None and checkpoint.kind == "review":
+            self.context.collect_ended()
+
     def answer(self, decision: Decision | list[Decision]) -> Checkpoint | None:
         """Answer the checkpoint the session holds at (one decision for all, or one per proposal), and run on."""
         if self.pending_checkpoint() is None:

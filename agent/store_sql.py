@@ -340,6 +340,14 @@ class SqlStore:
         rows = self._all("SELECT body FROM observations WHERE session = :session ORDER BY seq")
         return [Observation.model_validate_json(row[0]) for row in rows]
 
+    def unobserved_runs(self) -> list[str]:
+        """The proposals whose run is stored but not yet turned into an observation."""
+        sql = (
+            "SELECT proposal_id FROM runs WHERE session = :session AND proposal_id NOT IN "
+            "(SELECT proposal_id FROM observations WHERE session = :session)"
+        )
+        return [str(row[0]) for row in self._all(sql)]
+
     def recent_observations(self, count: int) -> list[Observation]:
         """The last ``count`` observations, newest first."""
         sql = "SELECT body FROM observations WHERE session = :session ORDER BY seq DESC LIMIT :count"
@@ -403,6 +411,11 @@ class SqlStore:
                 message=message,
                 key=key,
             )
+
+    def logged(self, key: str) -> str | None:
+        """The message of the audit-log line written with ``key``, if any."""
+        row = self._one("SELECT message FROM events WHERE session = :session AND key = :key", key=key)
+        return None if row is None else str(row[0])
 
     def events(self) -> list[tuple[float, str, str]]:
         """The audit log, oldest first."""

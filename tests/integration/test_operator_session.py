@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from agent.control_client import ControlClient
+from agent.operator_input import build
 from tests.conftest import beamline_session
 from tests.integration.test_cli import CLI, closedloop, detached_session, meta
 
@@ -183,3 +185,27 @@ def test_an_unanswered_checkpoint_is_approved_after_its_timeout(tmp_path: Path, 
     with sqlite3.connect(tmp_path / "run" / "store.sqlite") as conn:
         by = [json.loads(row[0])["by"] for row in conn.execute("SELECT body FROM decisions")]
     assert by == ["timeout", "timeout"]
+
+
+def test_a_run_that_ends_during_a_review_is_counted_while_the_session_waits(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Pipelined, an operator reviews the next proposal while the approved run goes on; when that run ends, the
+    waiting session process ingests it at once: status counts it before anyone answers."""
+    instrument = {"simulator": "beamline", "options": {"noise": 5.0, "exposure": 1.0}}
+    data = beamline_session(instrument=instrument, pipeline=True, review={"policy": "always"})
+    with detached_session(data, tmp_path_factory.mktemp("ended")) as folder:
+        wait_for(lambda: meta(folder, "state") == "waiting")
+        first = checkpoint(folder)  # approves the first proposal: its run starts, the second is asked
+        assert first["ok"] and first["result"]["accepted"] == ["approve"]
+        with ControlClient(folder, timeout=10) as client:
+
+            def status() -> dict[str, Any]:  # the session process's own status: it knows its checkpoint
+                return client.call(build("status", "test")).result
+
+            wait_for(lambda: status().get("checkpoint") not in (None, first["result"]["checkpoint"]))
+            second = status()["checkpoint"]
+            assert status()["experiments"] == 0  # the first run goes on (a second of exposure)
+            wait_for(lambda: count(folder, "SELECT COUNT(*) FROM observations") == 1, timeout=20)
+            now = status()
+        assert (now["state"], now["checkpoint"], now["experiments"]) == ("waiting", second, 1)

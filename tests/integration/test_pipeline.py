@@ -264,3 +264,31 @@ def test_an_instrument_that_cannot_connect_is_named_among_several(tmp_path: Path
     with pytest.raises(InstrumentError) as info:
         Session.create(write_session(data), tmp_path / "run")
     assert str(info.value) == "instruments.hutch-b: device 'm1' did not connect within 0.3 s"
+
+
+def test_a_run_that_ends_during_a_review_is_counted_before_the_answer(tmp_path: Path, write_session) -> None:
+    """Pipelined, the run before a review goes on while the operator reads it; once it ends, the session ingests
+    it while it still waits (status, the web page and the planner have the result), and the answer is applied as
+    given: here the review was asked because the last run had failed, and the run that ended meanwhile (ok) does
+    not turn the operator's rejection into the policy's approval."""
+    instrument = {"simulator": "beamline", "options": {"noise": 5.0, "exposure": 0.3, "faults": {"nan_reading": 1}}}
+    data = beamline_session(instrument=instrument, pipeline=True, review={"after_failure": True})
+    folder = tmp_path / "run"
+    with Session.create(write_session(data), folder) as session:
+        checkpoint = session.advance()
+        assert checkpoint is not None and checkpoint.reason.startswith("the last run failed")
+        (asked,) = [p["id"] for p in checkpoint.proposals]
+        running = session.lanes.running()
+        assert len(running) == 1 and session.store.count_observations() == 1  # the failed one; one runs on
+        session.lanes.wait(lambda: not session.lanes.running(), timeout=10)
+        assert session.store.count_observations() == 1  # ended, not yet ingested
+        session.collect_ended()
+        assert session.store.observation(running[0]) is not None
+        status = summarize(folder)
+        assert (status["experiments"], status["failed"], status["state"]) == (1, 1, "waiting")
+        after = session.answer(Decision(verdict=Verdict.REJECT, reason="not there"))
+        while after is not None:  # (no more failures: the policy approves the rest)
+            after = session.answer(Decision(verdict=Verdict.APPROVE))
+        rejected = session.store.proposals(ids=[asked])[0]
+        assert rejected.status.value == "rejected" and session.store.observation(asked) is None
+        assert [d.verdict for _, d in session.store.decisions_for(asked)] == [Verdict.REJECT]
