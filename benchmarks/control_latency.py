@@ -5,6 +5,8 @@ Two measurements, each against a baseline measured in the same invocation:
 - **round trip**: a :class:`~agent.control.ControlClient` calls a :class:`~agent.control.ControlServer` whose handler
   does nothing (``status`` in, ``{}`` out), one call at a time; the baseline is a bare DEALER/ROUTER echo of the
   same bytes. The difference is the protocol's cost: JSON, pydantic validation, correlation ids.
+- **web page round trip**: the same request from an HTTP client through ``closedloop web``'s server, which opens a
+  control client per request; printed beside the control round trip.
 - **event delivery**: :meth:`~agent.control.ControlServer.publish` to a :func:`~agent.control.subscribe` iterator
   in another thread, one event in flight at a time; the baseline is a bare PUB/SUB pair sending the same bytes.
 
@@ -19,6 +21,8 @@ Two measurements, each against a baseline measured in the same invocation:
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import os
 import queue
 import statistics
@@ -31,6 +35,7 @@ from typing import Any
 import zmq
 
 from agent.control import ControlClient, ControlServer, subscribe
+from agent.web import WebGate, WebServer
 from closedloop.control import StatusRequest, encode
 
 
@@ -80,6 +85,32 @@ def control_round_trips(folder: Path, calls: int) -> list[float]:
                 if not reply.ok:
                     raise RuntimeError(reply.error)
     finally:
+        server.close()
+    return times
+
+
+def web_round_trips(folder: Path, calls: int) -> list[float]:
+    """The same status request as :func:`control_round_trips`, from an HTTP client through the web page's server
+    (``closedloop web``: HTTP in, a control client per request, the control channel, and back)."""
+    server = ControlServer(folder, lambda request: {})
+    web = WebServer(WebGate(folder, by="bench"), port=0)
+    web.start()
+    host, port = web.server_address[:2]
+    connection = http.client.HTTPConnection(str(host), int(port), timeout=10)
+    headers = {"X-Closedloop-Token": web.token, "Content-Type": "application/json"}
+    times = []
+    try:
+        for _ in range(calls):
+            started = time.perf_counter()
+            connection.request("POST", "/api/request", body=b'{"type": "status"}', headers=headers)
+            reply = json.loads(connection.getresponse().read())
+            times.append(time.perf_counter() - started)
+            if not reply["ok"]:
+                raise RuntimeError(reply["error"])
+    finally:
+        connection.close()
+        web.shutdown()
+        web.server_close()
         server.close()
     return times
 
@@ -238,6 +269,7 @@ def main() -> None:
         folder = Path(tmp)
         bare = bare_round_trips(args.calls, payload)
         ours = control_round_trips(folder, args.calls)
+        web = web_round_trips(folder, args.calls // 4)
         bare_pub = bare_delivery(args.calls, event_bytes)
         ours_pub = control_delivery(folder, args.calls)
     ms = 1e3
@@ -248,6 +280,11 @@ def main() -> None:
         f"(p95 {ms * percentile(ours, 0.95):.3f} ms; target < 5 ms)"
     )
     print(f"control / bare round trip      : {statistics.median(ours) / statistics.median(bare):7.2f}x")
+    print(
+        f"median web page round trip     : {ms * statistics.median(web):7.3f} ms  "
+        f"(HTTP through closedloop web; {len(web)} calls; {statistics.median(web) / statistics.median(ours):.2f}x "
+        "the control round trip)"
+    )
     print(f"median bare PUB/SUB delivery   : {ms * statistics.median(bare_pub):7.3f} ms  (baseline)")
     print(
         f"median event delivery          : {ms * statistics.median(ours_pub):7.3f} ms  "
