@@ -271,7 +271,7 @@ def test_a_run_that_ends_during_a_review_is_counted_before_the_answer(tmp_path: 
     it while it still waits (status, the web page and the planner have the result), and the answer is applied as
     given: here the review was asked because the last run had failed, and the run that ended meanwhile (ok) does
     not turn the operator's rejection into the policy's approval."""
-    instrument = {"simulator": "beamline", "options": {"noise": 5.0, "exposure": 0.3, "faults": {"nan_reading": 1}}}
+    instrument = {"simulator": "beamline", "options": {"noise": 5.0, "exposure": 0.8, "faults": {"nan_reading": 1}}}
     data = beamline_session(instrument=instrument, pipeline=True, review={"after_failure": True})
     folder = tmp_path / "run"
     with Session.create(write_session(data), folder) as session:
