@@ -25,7 +25,7 @@ from agent.audit import audit_trail
 from agent.control_client import ControlClient
 from agent.operator_input import build
 from tests.conftest import beamline_session
-from tests.integration.test_cli import CLI, closedloop, detached_session, observations
+from tests.integration.test_cli import CLI, closedloop, detached_session, observations, stop_detached
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 CHROMIUM_FLAGS = [  # what this machine's closed network needs (no calls home, no QUIC, no sandbox as root)
@@ -275,3 +275,19 @@ def test_the_web_command_refuses_a_folder_without_a_session_and_a_port_in_use(
     port = url.split(":")[2].split("/")[0]  # the module's page server holds it
     taken = closedloop("web", str(folder), "--port", port)
     assert taken.returncode == 2 and taken.stderr.startswith(f"error: --port: cannot serve on 127.0.0.1:{port} (")
+
+
+def test_the_page_follows_the_session_when_it_is_resumed(page: Page, folder: Path) -> None:
+    stop_detached(folder)  # (stopped already when the tests run in order)
+    expect(page.locator("#process")).to_have_text("(no session process is running)", timeout=30_000)
+    asked = page.locator("#events li[data-kind='checkpoint']")
+    before = asked.count()
+    resumed = closedloop("resume", str(folder), "--detach")
+    assert resumed.returncode == 0, resumed.stderr
+    # the same page, not reloaded: it finds the new process, its checkpoint and its events
+    expect(page.locator("#process")).to_have_text("", timeout=30_000)
+    expect(page.locator("#checkpoint-title")).to_contain_text(waiting(folder)["checkpoint"], timeout=30_000)
+    deadline = time.monotonic() + 30
+    while asked.count() <= before:  # the new process's checkpoint event, through the page's event stream
+        assert time.monotonic() < deadline, "no event from the resumed session reached the page"
+        time.sleep(0.1)
