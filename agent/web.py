@@ -172,6 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._admitted(parse_qs(url.query)):
             return
         if url.path != "/api/request":
+            self.close_connection = True
             self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": f"{url.path}: no such page"})
             return
         length = self.headers.get("Content-Length", "")
@@ -194,6 +195,7 @@ class _Handler(BaseHTTPRequestHandler):
         if hmac.compare_digest(given.encode(), self.server.token.encode()):
             return True
         error = "no access token" if not given else "wrong access token"
+        self.close_connection = True  # a refused request's body is left unread
         self._json(HTTPStatus.UNAUTHORIZED, {"ok": False, "error": f"{error}: open the address closedloop web printed"})
         return False
 
