@@ -141,6 +141,35 @@ def test_nothing_is_served_without_the_token(url: str) -> None:
     assert code == 200 and body["name"] == "test-beamline" and body["running"] is True
 
 
+def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    base, token = url.split("/?token=")
+    request = urllib.request.Request(f"{base}/api/request", data=body, headers={"X-Closedloop-Token": token})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"approve", "message: not JSON (Expecting value at character 0)"),
+        (b"[1, 2]", "request: a JSON object, got list"),
+        (b'{"type": "launch"}', "type: unknown request 'launch' (one of status, checkpoint, answer, pause, resume, "),
+        (b'{"type": "budget", "experiments": 0}', "budget.experiments: Input should be greater than or equal to 1"),
+        (b'{"type": "stop", "abort": "now"}', "stop.abort: Input should be a valid boolean"),
+        (b'{"type": "pause", "by": 5}', "pause.by: Input should be a valid string"),
+        (b'{"type": "add", "points": [{"pitch1": 0.1}], "extra": 1}', "add.extra: unknown key"),
+    ],
+)
+def test_a_malformed_request_is_refused_in_one_line_naming_the_field(url: str, body: bytes, error: str) -> None:
+    """Refused by the page's server as the session would refuse it, before anything reaches the session."""
+    code, reply = post(url, body)
+    assert code == 400 and reply["ok"] is False and reply["error"].startswith(error)
+    assert "\n" not in reply["error"]
+
+
 def test_the_page_shows_the_checkpoint_as_the_session_holds_it(page: Page, folder: Path) -> None:
     checkpoint = waiting(folder)
     proposal = checkpoint["proposals"][0]
