@@ -27,6 +27,7 @@ import pytest
 
 from agent.store import SessionStore
 from agent.store_postgres import DriverLock, PostgresStore
+from agent.web import WebGate
 from closedloop import Decision, Observation, ObservationStatus, Proposal, ProposalStatus, SessionError, Verdict
 from tests.conftest import beamline_session
 from tests.integration.test_cli import CLI, closedloop
@@ -298,6 +299,10 @@ def test_an_operator_without_the_folder_answers_a_checkpoint_through_the_store(
                                    "pg-held"], capture_output=True, text=True, timeout=60, env=sys_env)  # fmt: skip
         assert attached.returncode == 0 and held in attached.stdout, attached.stderr
         assert sorted(p.name for p in (elsewhere / "held").iterdir()) == ["store.json"]  # no session.yaml: no resume
+        page = WebGate(elsewhere / "held")  # what `closedloop web` serves from that folder
+        assert (page.session()["name"], page.status()["running"]) == ("pg-held", True)
+        asked = page.checkpoint()["checkpoint"]
+        assert asked["kind"] == "review" and asked["variables"]["pitch1"]["hard_limits"] == [-2.0, 2.0]
         answer = subprocess.run([*CLI, "review", str(elsewhere / "held"), "--approve", "--by", "remote-ann", "--json"],
                                 capture_output=True, text=True, timeout=60, env=sys_env)  # fmt: skip
         assert answer.returncode == 0 and json.loads(answer.stdout)["ok"], answer.stdout + answer.stderr
