@@ -163,8 +163,8 @@ class Driver:
                     self.console.print(f"answered by {escape(answer[0].by)} via {answer[0].via}")
                 return answer
             waited += 0.05
-            if checkpoint.kind == "review" and round(waited / 0.05) % 5 == 0:
-                self.session.collect_ended()  # runs that end during the review are counted and shown meanwhile
+            if round(waited / 0.05) % 5 == 0:  # runs that end during a review are counted and shown meanwhile
+                self.session.collect_ended(checkpoint)
             if deadline is not None and waited >= deadline:
                 deadline = None
                 if review.on_timeout == "approve":

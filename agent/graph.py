@@ -25,7 +25,7 @@ from langgraph.types import interrupt
 
 from agent.context import LoopContext, proposal_setpoints
 from agent.documents import RunFile, read_run_file
-from agent.review import checkpoint_id, checkpoint_info, policy_asks, read_answer
+from agent.review import checkpoint_id, checkpoint_info, policy_asks, read_answer, shown_predictions
 from closedloop.errors import PlannerError, PointsExhaustedError, SafetyError
 from closedloop.records import (
     Decision,
@@ -160,26 +160,26 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         iteration, ids = state["iteration"], state["proposal_ids"]
         proposals = store.proposals(ids=ids)
         current = ctx.positions()
-        predictions = ctx.predictions(proposals)
-        last = ctx.tally.last_observation
-        asked_before = store.count_proposals() - len(proposals)
         key = checkpoint_id("review", iteration, proposals)
-        # a checkpoint asked once is asked again, for the same reason, when this node runs again (on its answer, or
-        # after a kill): runs that ended while it waited were ingested meanwhile, and may change what the policy says
         question = store.logged(f"question-{key}")
-        why = (
-            json.loads(question)["reason"]
-            if question is not None
-            else policy_asks(
+        if question is not None:
+            # asked before: this node runs again on its answer, or after a kill. It asks the same question (runs that
+            # ended while it waited were ingested meanwhile, and may change what the policy or the model says now),
+            # and refits no model for it
+            asked = json.loads(question)
+            why, predictions = asked["reason"], shown_predictions(asked["proposals"])
+        else:
+            predictions = ctx.predictions(proposals)
+            last = ctx.tally.last_observation
+            why = policy_asks(
                 spec,
                 iteration,
                 proposals,
                 current,
                 predictions,
                 last is not None and last.status == ObservationStatus.FAILED,
-                asked_before,
+                store.count_proposals() - len(proposals),
             )
-        )
         if why is None:
             decisions = [
                 Decision(verdict=Verdict.APPROVE, proposal_ids=[p.id], by="policy", via="policy", checkpoint=key)

@@ -132,6 +132,17 @@ def checkpoint_info(
     }
 
 
+def shown_predictions(shown: Sequence[Mapping[str, Any]]) -> list[dict[str, Any] | None]:
+    """The predictions, as :func:`checkpoint_info` takes them, of the proposals it showed (a stored question's)."""
+    out: list[dict[str, Any] | None] = []
+    for proposal in shown:
+        guess: dict[str, Any] = dict(proposal.get("prediction") or {})
+        if proposal.get("acquisition") is not None:
+            guess["acquisition"] = proposal["acquisition"]
+        out.append(guess or None)
+    return out
+
+
 def variables_info(spec: SessionSpec) -> dict[str, Any]:
     """What an operator needs to judge a point: each variable's units, search range, allowed values, hard limits
     and largest step (``variables``), and each objective's direction (``objectives``); JSON-ready."""

@@ -406,11 +406,11 @@ class Session:
             return Checkpoint(dict(item.value))
         return None
 
-    def collect_ended(self) -> None:
-        """While the session waits at a review checkpoint: ingest the runs that have ended since (pipelined, the
-        runs in flight go on during a review), so that their results are counted and shown before the answer."""
-        checkpoint = self.pending_checkpoint()
-        if checkpoint is not None and checkpoint.kind == "review":
+    def collect_ended(self, checkpoint: Checkpoint) -> None:
+        """While the session waits at ``checkpoint`` (the one it holds at): if it is a review, ingest the runs that
+        have ended since (pipelined, the runs in flight go on during a review), so that their results are counted
+        and shown before the answer. Other checkpoints read them after their answer."""
+        if checkpoint.kind == "review":
             self.context.collect_ended()
 
     def answer(self, decision: Decision | list[Decision]) -> Checkpoint | None:

@@ -282,7 +282,7 @@ def test_a_run_that_ends_during_a_review_is_counted_before_the_answer(tmp_path: 
         assert len(running) == 1 and session.store.count_observations() == 1  # the failed one; one runs on
         session.lanes.wait(lambda: not session.lanes.running(), timeout=10)
         assert session.store.count_observations() == 1  # ended, not yet ingested
-        session.collect_ended()
+        session.collect_ended(checkpoint)
         assert session.store.observation(running[0]) is not None
         status = summarize(folder)
         assert (status["experiments"], status["failed"], status["state"]) == (1, 1, "waiting")
