@@ -1,5 +1,5 @@
 """The operator's commands on a running session, from any terminal: review, watch, pause, stop, budget, and web (the
-same from a browser); and keys and audit, which need no running process.
+same from a browser); and keys, audit and results, which need no running process.
 
 :func:`register` mounts them on a Typer app (``closedloop`` mounts them on its own); ``python -m
 agent.cli_control`` runs them alone. Each takes ``--json``; those that talk to the session take ``--by NAME`` (who
@@ -16,7 +16,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import typer
 from pydantic import ValidationError
@@ -29,6 +29,7 @@ from agent.control import ControlClient, subscribe
 from agent.curve import make_keys
 from agent.display import event_line, fmt
 from agent.operator_input import answer_at_terminal, answer_from_flags, build, describe_answer
+from agent.results import READ_BACK, TRAILING, as_csv, session_results
 from closedloop.control import (
     AnswerRequest,
     CheckpointInfo,
@@ -277,6 +278,61 @@ def audit(folder: FolderArg, as_json: JsonOpt = False) -> None:
     _guarded(as_json, body)
 
 
+def results(
+    folder: FolderArg,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option("--csv", metavar="FILE", help="write the table as CSV to FILE ('-': print it)", allow_dash=True),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every run's result, in the order read: asked and read back, measured, how it ended, where and when it ran,
+    its Bluesky run uid, and who released it (no process needed). --csv FILE writes it as CSV."""
+
+    def body() -> int:
+        columns, rows, variables = session_results(folder)
+        if csv_file is not None:
+            text = as_csv(columns, rows)
+            if str(csv_file) == "-":
+                sys.stdout.write(text)
+                return EXIT_OK
+            try:
+                csv_file.write_text(text)
+            except OSError as exc:
+                raise SpecError(f"--csv: cannot write {csv_file} ({exc.strerror or exc})") from None
+            if not as_json:
+                console.print(Text(f"{len(rows)} run(s) written to {csv_file}"))
+        if as_json:
+            print(json.dumps({"folder": str(folder), "columns": columns, "rows": rows}))
+        elif csv_file is None:
+            console.print(_results_table(folder, columns, rows, variables))
+        return EXIT_OK
+
+    _guarded(as_json, body)
+
+
+def _results_table(folder: Path, columns: list[str], rows: list[dict[str, Any]], variables: list[str]) -> Table:
+    """The table of :func:`results` for a terminal: each variable where the instrument read it back (asked when it
+    read nothing back), the outputs, and how each run ended; the rest is in --csv and --json."""
+    several = len({row["instrument"] for row in rows}) > 1
+    outputs = columns[columns.index("status") + 1 + 2 * len(variables) : columns.index(TRAILING[0])]
+    table = Table(title=Text(f"results of {folder}: {len(rows)} run(s)"), caption=Text(RESULTS_CAPTION))
+    for column in ["#", "why", *(["instrument"] if several else []), "status", *variables, *outputs, "error"]:
+        table.add_column(Text(column))
+    for row in rows:
+        cells = [row["experiment"], row["why"], *([row["instrument"]] if several else []), row["status"]]
+        cells += [row[v + READ_BACK] if row[v + READ_BACK] is not None else row[v] for v in variables]
+        cells += [row[name] for name in outputs] + [row["error"]]
+        table.add_row(*(Text(fmt(cell)) for cell in cells))
+    return table
+
+
+RESULTS_CAPTION = (
+    "variables as read back; --csv FILE or --json for all: asked and read back, scan id, start time, seconds, "
+    "who released each run, the run's uid"
+)
+
+
 # web: the operator's page ----------------------------------------------------------------------------------------
 def web(
     folder: FolderArg,
@@ -328,6 +384,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "budget": budget,
     "keys": keys_command,
     "audit": audit,
+    "results": results,
     "web": web,
 }
 

@@ -320,3 +320,12 @@ def test_an_operator_without_the_folder_answers_a_checkpoint_through_the_store(
     decisions = _sql(postgres_url, "SELECT body FROM decisions WHERE session = %s", held)
     assert [json.loads(body)["by"] for (body,) in decisions] == ["remote-ann"]
     assert [status for _, status in _observed(postgres_url, held)] == ["ok"]
+    # the results, from the attached folder: the run's start document is read from PostgreSQL too
+    results = subprocess.run([*CLI, "results", str(elsewhere / "held"), "--json"], capture_output=True, text=True,
+                             timeout=60, env=sys_env)  # fmt: skip
+    assert results.returncode == 0, results.stderr
+    (row,) = json.loads(results.stdout)["rows"]
+    assert (row["status"], row["decided"]) == ("ok", "approve by remote-ann via channel")
+    ((documents,),) = _sql(postgres_url, "SELECT documents FROM runs WHERE session = %s", held)
+    (start,) = [doc for name, doc in json.loads(documents) if name == "start"]
+    assert (row["run_uid"], row["scan_id"]) == (start["uid"], start["scan_id"]) and isinstance(row["flux"], float)
