@@ -343,25 +343,42 @@ def web(
     token: Annotated[
         str | None, typer.Option("--token", help="the access token the page needs (default: a new random one)")
     ] = None,
+    operator: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--operator",
+            metavar="NAME[=TOKEN]",
+            help="give this operator an address of their own, with their own token (default: a new random one), "
+            "and record what they do in their name; repeat it for each operator (instead of --token)",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     by: ByOpt = None,
     timeout: TimeoutOpt = 5.0,
     keys: KeysOpt = None,
 ) -> None:
     """Serve the operator's web page for a session: its status, its instruments, the checkpoint to answer, pause,
-    resume, stop, add points, budget, and its live events. Prints the page's address (with its access token)."""
+    resume, stop, add points, budget, and its live events. Prints the page's address (with its access token), or
+    each operator's own address (--operator)."""
 
     def body() -> int:
         from agent.web import WebGate, WebServer
 
+        operators = _operators(operator or [])
         gate = WebGate(folder, keys_dir=keys, timeout=timeout, by=by)
         gate.session()  # a folder that holds no session is refused here, in one line
         try:
-            server = WebServer(gate, host, port, token)
+            server = WebServer(gate, host, port, token, operators)
         except OSError as exc:
             raise SpecError(f"--port: cannot serve on {host}:{port} ({exc.strerror or exc})") from None
+        urls = server.operator_urls
         if as_json:
-            print(json.dumps({"url": server.url}), flush=True)
+            print(json.dumps({"url": server.url, "operators": urls}), flush=True)
+        elif urls:
+            console.print(Text(f"the operator's page for {folder}, an address for each operator:"))
+            for name, url in urls.items():
+                console.print(Text(f"  {name}: {url}"), soft_wrap=True)
+            console.print(Text("Ctrl-C ends it (the session goes on)"))
         else:
             console.print(Text(f"the operator's page for {folder}: {server.url}"), soft_wrap=True)
             console.print(Text("Ctrl-C ends it (the session goes on)"))
@@ -374,6 +391,21 @@ def web(
         return EXIT_OK
 
     _guarded(as_json, body)
+
+
+def _operators(given: list[str]) -> dict[str, str | None]:
+    """``--operator NAME[=TOKEN]`` options as ``{name: token or None}``.
+
+    Raises:
+        SpecError: a name given twice.
+    """
+    operators: dict[str, str | None] = {}
+    for item in given:
+        name, _, chosen = item.partition("=")
+        if name in operators:
+            raise SpecError(f"--operator: {name} is given twice")
+        operators[name] = chosen or None
+    return operators
 
 
 COMMANDS: dict[str, Callable[..., None]] = {

@@ -7,19 +7,22 @@ points, change the budget) goes to the session process through its control chann
 passed on to the browser as Server-Sent Events. With no session process running the page still shows the
 session's status from its folder, and picks the events up again when a process starts.
 
-Every request must carry the server's access token (``?token=`` on the page's address, then the
-``X-Closedloop-Token`` header): the address printed at start holds it. The server binds to loopback unless told
+Every request must carry an access token (``?token=`` on the page's address, then the ``X-Closedloop-Token``
+header): the address printed at start holds it. Either one token is shared, and each operator types the name the
+audit trail records; or each operator has a token of their own (``closedloop web --operator NAME``), and the
+session records the token's operator, whatever name a request gives. The server binds to loopback unless told
 otherwise; it speaks plain HTTP, so off loopback put it behind an SSH tunnel or a TLS proxy.
 
 =========================  ===================================================================================
 ``GET /``                  the page
-``GET /api/session``       the session's name and id, its variables (units, ranges, limits) and objectives
+``GET /api/session``       the session's name and id, its variables (units, ranges, limits) and objectives, and
+                           ``operator``: the token's operator (``None`` for a shared token)
 ``GET /api/status``        what ``closedloop status --json`` prints, plus ``running`` (a process answers)
 ``GET /api/checkpoint``    ``{"checkpoint": the question waiting, or None}``
 ``GET /api/observations``  ``{"observations": the last ten, newest first}``
 ``POST /api/request``      a control request as JSON (``type`` and its fields; ``by`` the operator's name): the
-                           session's reply, or ``{"ok": false, "error": one line}`` (400 bad input, 503 no
-                           session process)
+                           session's reply, or ``{"ok": false, "error": one line}`` (400 bad input, 403 ``by``
+                           not the token's operator, 503 no session process)
 ``GET /api/events``        the session's events as Server-Sent Events (``since=SEQ``); an ``ended`` event when
                            the session process ends or none runs
 =========================  ===================================================================================
@@ -32,7 +35,7 @@ import json
 import secrets
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -102,20 +105,28 @@ class WebGate:
             return {"checkpoint": None}
         return {"checkpoint": reply["result"].get("checkpoint") if reply["ok"] else None}
 
-    def request(self, body: Any) -> tuple[HTTPStatus, dict[str, Any]]:
-        """Send the operator's request (decoded JSON) to the session; the HTTP status and the reply."""
+    def request(self, body: Any, operator: str | None = None) -> tuple[HTTPStatus, dict[str, Any]]:
+        """Send the operator's request (decoded JSON) to the session; the HTTP status and the reply.
+
+        ``operator`` is the name the request's token stands for: the request is made in that name, and one that
+        names someone else (``by``) is refused (403) before anything reaches the session.
+        """
+        by = body.get("by") if isinstance(body, dict) else None
+        if operator is not None and by not in (None, "", operator):
+            error = f"by: this page's token is {operator}'s; it cannot answer as {by}"
+            return HTTPStatus.FORBIDDEN, {"ok": False, "error": error}
         try:
-            return HTTPStatus.OK, self._call(body)
+            return HTTPStatus.OK, self._call(body, operator)
         except SpecError as exc:
             return HTTPStatus.BAD_REQUEST, {"ok": False, "error": str(exc), "code": "invalid"}
         except SessionError as exc:
             return HTTPStatus.SERVICE_UNAVAILABLE, {"ok": False, "error": str(exc)}
 
-    def _call(self, body: Any) -> dict[str, Any]:
+    def _call(self, body: Any, operator: str | None = None) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise SpecError(f"request: a JSON object, got {type(body).__name__}")
         fields = {k: v for k, v in body.items() if k not in ("v", "id", "via", "type", "by")}
-        request = build(str(body.get("type")), body.get("by") or self.by, "web", **fields)
+        request = build(str(body.get("type")), operator or body.get("by") or self.by, "web", **fields)
         with ControlClient(self.folder, timeout=self.timeout, keys_dir=self.keys_dir) as client:
             return client.call(request).model_dump(mode="json")
 
@@ -134,6 +145,7 @@ class WebGate:
 
 class _Handler(BaseHTTPRequestHandler):
     server: WebServer
+    operator: str | None = None  # the admitted token's operator (None: the shared token)
     protocol_version = "HTTP/1.1"
     # headers and body go out as two writes: with Nagle's algorithm on, a kept-alive connection waited for the
     # client's delayed ACK (about 40 ms a request, measured with benchmarks/control_latency.py)
@@ -149,7 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         gate = self.server.gate
         routes: dict[str, Callable[[], Any]] = {
-            "/api/session": gate.session,
+            "/api/session": lambda: {**gate.session(), "operator": self.operator},
             "/api/status": gate.status,
             "/api/checkpoint": gate.checkpoint,
             "/api/observations": gate.observations,
@@ -188,12 +200,14 @@ class _Handler(BaseHTTPRequestHandler):
         except SpecError as exc:
             self._json(HTTPStatus.BAD_REQUEST, {"ok": False, "error": str(exc), "code": "invalid"})
             return
-        self._json(*self.server.gate.request(body))
+        self._json(*self.server.gate.request(body, self.operator))
 
     def _admitted(self, query: dict[str, list[str]]) -> bool:
         given = self.headers.get(TOKEN_HEADER) or (query.get("token") or [""])[0]
-        if hmac.compare_digest(given.encode(), self.server.token.encode()):
-            return True
+        for token, operator in self.server.tokens.items():
+            if hmac.compare_digest(given.encode(), token.encode()):
+                self.operator = operator
+                return True
         error = "no access token" if not given else "wrong access token"
         self.close_connection = True  # a refused request's body is left unread
         self._json(HTTPStatus.UNAUTHORIZED, {"ok": False, "error": f"{error}: open the address closedloop web printed"})
@@ -237,22 +251,49 @@ class WebServer(ThreadingHTTPServer):
         gate: what the API does.
         host: the address to bind (default loopback).
         port: the port (0 picks a free one).
-        token: the access token every request must carry (default: a new random one).
+        token: the one access token, shared by the operators (default: a new random one); not with ``operators``.
+        operators: instead, each operator's name and own token (``None``: a new random one).
+
+    Raises:
+        SpecError: both ``token`` and ``operators``, a blank or repeated name, a token shorter than
+            :data:`MIN_TOKEN` characters, or one token for two operators (naming ``--token`` or ``--operator``).
     """
 
     daemon_threads = True
 
-    def __init__(self, gate: WebGate, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> None:
+    def __init__(
+        self,
+        gate: WebGate,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        operators: Mapping[str, str | None] | None = None,
+    ) -> None:
         self.gate = gate
-        self.token = token or secrets.token_urlsafe(18)
+        #: token -> the operator it stands for (``None``: the shared token)
+        self.tokens: dict[str, str | None] = _tokens(token, operators)
         super().__init__((host, port), _Handler)
 
     @property
+    def token(self) -> str:
+        """The first access token (the shared one, when there is one)."""
+        return next(iter(self.tokens))
+
+    @property
     def url(self) -> str:
-        """The page's address, access token included."""
+        """The page's address with the first access token."""
+        return self.url_with(self.token)
+
+    @property
+    def operator_urls(self) -> dict[str, str]:
+        """Each operator's own address (empty with a shared token)."""
+        return {name: self.url_with(token) for token, name in self.tokens.items() if name is not None}
+
+    def url_with(self, token: str) -> str:
+        """The page's address with ``token``."""
         host, port = self.server_address[:2]
         shown = f"[{host}]" if ":" in str(host) else str(host)
-        return f"http://{shown}:{port}/?token={self.token}"
+        return f"http://{shown}:{port}/?token={token}"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A browser that leaves mid-answer is no error; anything else is reported as the base class does."""
@@ -264,3 +305,26 @@ class WebServer(ThreadingHTTPServer):
         thread = threading.Thread(target=self.serve_forever, name="closedloop-web", daemon=True)
         thread.start()
         return thread
+
+
+#: The shortest token an operator may choose (a new one is 24 characters).
+MIN_TOKEN = 16
+
+
+def _tokens(token: str | None, operators: Mapping[str, str | None] | None) -> dict[str, str | None]:
+    """``{token: operator}`` for :class:`WebServer` (see its arguments)."""
+    if not operators:
+        return {token or secrets.token_urlsafe(18): None}
+    if token is not None:
+        raise SpecError("--token: give one shared --token, or an --operator each, not both")
+    tokens: dict[str, str | None] = {}
+    for name, chosen in operators.items():
+        if not name.strip() or name != name.strip():
+            raise SpecError(f"--operator: {name!r} is not a name (blank, or spaces around it)")
+        if chosen is not None and len(chosen) < MIN_TOKEN:
+            raise SpecError(f"--operator: {name}'s token is shorter than {MIN_TOKEN} characters")
+        own = chosen or secrets.token_urlsafe(18)
+        if own in tokens:
+            raise SpecError(f"--operator: {name}'s token is {tokens[own]}'s too")
+        tokens[own] = name
+    return tokens

@@ -7,6 +7,7 @@ channel. Every check reads what the session itself recorded (its audit trail, it
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
@@ -53,12 +54,22 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def url(folder: Path) -> Iterator[str]:
     """``closedloop web`` on the session, in its own process: the page's address with its token."""
-    web = subprocess.Popen([*CLI, "web", str(folder), "--port", "0", "--json"], stdout=subprocess.PIPE, text=True)
+    with web_process(folder) as printed:
+        yield printed["url"]
+
+
+@contextlib.contextmanager
+def web_process(folder: Path, *options: str) -> Iterator[dict[str, Any]]:
+    """``closedloop web FOLDER --port 0 --json OPTIONS`` in its own process, ended with Ctrl-C after the block:
+    what it printed."""
+    web = subprocess.Popen(
+        [*CLI, "web", str(folder), "--port", "0", "--json", *options], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert web.stdout is not None
         line = web.stdout.readline()
         assert line, "closedloop web printed no address"
-        yield json.loads(line)["url"]
+        yield json.loads(line)
     finally:
         web.send_signal(signal.SIGINT)
         try:
@@ -233,6 +244,42 @@ def test_a_verdict_per_proposal_from_the_page(page: Page, folder: Path) -> None:
     assert [(d["what"], d["who"], d["via"]) for d in verdicts[second]] == [("approve", "ada", "web")]
     ran = {proposal_id for proposal_id, _ in observations(folder)}
     assert second in ran and first not in ran
+
+
+def test_an_operator_with_an_address_of_their_own_acts_in_their_name_only(browser: Browser, folder: Path) -> None:
+    with web_process(folder, "--operator", "cy", "--operator", "dee=" + "d" * 16) as printed:
+        addresses = printed["operators"]
+        assert set(addresses) == {"cy", "dee"} and addresses["dee"].endswith("?token=" + "d" * 16)
+        base, cy_token = addresses["cy"].split("/?token=")
+        assert get(f"{base}/api/session?token={cy_token}")[1]["operator"] == "cy"
+        assert get(f"{base}/api/session?token=" + "d" * 16)[1]["operator"] == "dee"
+        checkpoint = waiting(folder)
+        # cy's token, dee's name: refused before it reaches the session, and nothing is decided
+        answers = [{"proposal_id": p["id"], "verdict": "approve"} for p in checkpoint["proposals"]]
+        impostor = {"type": "answer", "checkpoint": checkpoint["checkpoint"], "answers": answers, "by": "dee"}
+        code, reply = post(addresses["cy"], json.dumps(impostor).encode())
+        assert (code, reply["error"]) == (403, "by: this page's token is cy's; it cannot answer as dee")
+        assert waiting(folder)["checkpoint"] == checkpoint["checkpoint"]
+        page = browser.new_context().new_page()
+        page.goto(addresses["cy"])
+        expect(page.locator("#by")).to_have_value("cy")
+        assert page.locator("#by").get_attribute("readonly") is not None
+        expect(page.locator("#checkpoint-title")).to_contain_text(checkpoint["checkpoint"])
+        page.click("#approve-all")
+        expect(page.locator("#message")).to_have_text("approved all")
+        page.context.close()
+    ids = [p["id"] for p in checkpoint["proposals"]]
+    assert [(d["what"], d["who"], d["via"]) for pid in ids for d in decisions(folder, pid)] == [
+        ("approve", "cy", "web")
+    ] * len(ids)
+    for options, error in (
+        (["--operator", "cy", "--token", "t" * 20], "--token: give one shared --token, or an --operator each"),
+        (["--operator", "cy=short"], "--operator: cy's token is shorter than 16 characters"),
+        (["--operator", "cy", "--operator", "cy"], "--operator: cy is given twice"),
+        (["--operator", "cy=" + "x" * 16, "--operator", "dee=" + "x" * 16], "--operator: dee's token is cy's too"),
+    ):
+        refused = closedloop("web", str(folder), "--port", "0", *options)
+        assert refused.returncode == 2 and refused.stderr.startswith(f"error: {error}"), refused.stderr
 
 
 def test_a_second_answer_to_an_answered_checkpoint_is_told_it_came_too_late(
