@@ -20,6 +20,8 @@ otherwise; it speaks plain HTTP, so off loopback put it behind an SSH tunnel or 
 ``GET /api/status``        what ``closedloop status --json`` prints, plus ``running`` (a process answers)
 ``GET /api/checkpoint``    ``{"checkpoint": the question waiting, or None}``
 ``GET /api/observations``  ``{"observations": the last ten, newest first}``
+``GET /api/results``       every run's result, as ``closedloop results --json`` prints it (``columns``, ``rows``)
+``GET /api/results.csv``   the same as CSV, as ``closedloop results --csv`` writes it
 ``POST /api/request``      a control request as JSON (``type`` and its fields; ``by`` the operator's name): the
                            session's reply, or ``{"ok": false, "error": one line}`` (400 bad input, 403 ``by``
                            not the token's operator, 503 no session process)
@@ -45,6 +47,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from agent.control_client import ControlClient, read_control, subscribe
 from agent.operator_input import build
+from agent.results import as_csv, session_results
 from agent.review import variables_info
 from agent.status import folder_spec, session_store, summarize
 from closedloop.control import MAX_MESSAGE_BYTES, decode
@@ -88,6 +91,15 @@ class WebGate:
             return {"observations": [o.model_dump(mode="json") for o in store.recent_observations(last)]}
         finally:
             store.close()
+
+    def results(self) -> dict[str, Any]:
+        """Every run's result: ``{"columns": [...], "rows": [...]}`` (:func:`~agent.results.session_results`)."""
+        columns, rows, _ = session_results(self.folder)
+        return {"columns": columns, "rows": rows}
+
+    def results_csv(self) -> str:
+        """Every run's result as CSV (:func:`~agent.results.as_csv`)."""
+        return as_csv(*session_results(self.folder)[:2])
 
     def status(self) -> dict[str, Any]:
         """The session process's own status when one answers (it knows of a waiting checkpoint), else the folder's."""
@@ -165,9 +177,15 @@ class _Handler(BaseHTTPRequestHandler):
             "/api/status": gate.status,
             "/api/checkpoint": gate.checkpoint,
             "/api/observations": gate.observations,
+            "/api/results": gate.results,
         }
         if url.path == "/":
             self._send(HTTPStatus.OK, PAGE.read_bytes(), "text/html; charset=utf-8")
+        elif url.path == "/api/results.csv":
+            try:
+                self._send(HTTPStatus.OK, gate.results_csv().encode(), "text/csv; charset=utf-8")
+            except SessionError as exc:
+                self._json(HTTPStatus.NOT_FOUND, {"ok": False, "error": str(exc)})
         elif url.path in routes:
             try:
                 self._json(HTTPStatus.OK, routes[url.path]())

@@ -25,6 +25,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from agent.audit import audit_trail
 from agent.control_client import ControlClient
 from agent.operator_input import build
+from agent.results import as_csv, session_results
 from tests.conftest import beamline_session
 from tests.integration.test_cli import CLI, closedloop, detached_session, observations, stop_detached
 
@@ -322,6 +323,33 @@ def test_budget_and_a_queued_point_from_the_page(page: Page, folder: Path) -> No
     proposal = queued["proposals"][0]  # queued points go first
     assert proposal["origin"] == "operator" and proposal["setpoints"] == {"pitch1": 0.35, "pitch2": -0.6}
     expect(page.locator(f"[data-proposal='{proposal['id']}']")).to_contain_text("operator")
+
+
+def test_the_progress_chart_shows_every_result_and_the_best_so_far_and_the_csv_holds_them_all(
+    page: Page, url: str, folder: Path
+) -> None:
+    deadline = time.monotonic() + 30
+    while True:  # (a run in flight may end meanwhile: compare once the page has drawn what the store holds)
+        columns, rows, _ = session_results(folder)
+        measured = {row["experiment"]: row["flux"] for row in rows if row["status"] == "ok"}
+        drawn = page.locator("#chart circle.measured")
+        shown = {int(d.get_attribute("data-experiment")): float(d.get_attribute("data-value")) for d in drawn.all()}
+        if shown == measured or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert shown == measured and len(measured) >= 4
+    best = float(page.locator("#chart polyline.best").get_attribute("data-best") or "nan")
+    assert best == max(measured.values())  # flux is maximized
+    failed = {int(t.get_attribute("data-experiment")) for t in page.locator("#chart line.failed").all()}
+    assert failed == {row["experiment"] for row in rows if row["experiment"] not in measured}
+    link = page.locator("#results-csv").get_attribute("href")
+    assert link is not None
+    for _ in range(3):  # (the same, unless a run ended between the download and the store's read)
+        with urllib.request.urlopen(url.split("/?")[0] + link, timeout=10) as response:
+            downloaded = response.read().decode()
+        if downloaded == as_csv(*session_results(folder)[:2]):
+            break
+    assert downloaded == as_csv(*session_results(folder)[:2]) and downloaded.count("\n") > len(measured)
 
 
 def test_pause_resume_and_stop_from_the_page(page: Page, folder: Path) -> None:
