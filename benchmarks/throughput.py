@@ -6,7 +6,10 @@ Every session runs in process on the simulated beamline with ``exposure`` second
 
 - one instrument, ``pipeline: false`` (the baseline: propose, run, ingest, strictly in turn);
 - one instrument, pipelined (the default);
-- two and four instruments, pipelined.
+- two and four instruments, pipelined;
+- four instruments again with the planner option ``pending: believe`` (UCB on a GP told its own mean at the
+  points in flight, instead of qLogNEI over them: see ``benchmarks/pipelined_regret.py`` for its regret over many
+  seeds).
 
 For each it prints the instrument's idle time between experiments (one run's stop document to the next run's
 start document on the same instrument, median and max after the initial design), experiments per minute (over the
@@ -35,8 +38,10 @@ from agent.session import Session
 from simulators import BEAMLINE_OPTIMUM, beamline_flux
 
 
-def session_file(experiments: int, exposure: float, instruments: int, pipeline: bool, seed: int) -> dict[str, Any]:
-    """The benchmark's session: the simulated beamline, botorch, no review."""
+def session_file(
+    experiments: int, exposure: float, instruments: int, pipeline: bool, seed: int, options: dict[str, Any]
+) -> dict[str, Any]:
+    """The benchmark's session: the simulated beamline, botorch with ``options``, no review."""
     instrument = {"simulator": "beamline", "options": {"exposure": exposure}}
     data: dict[str, Any] = {
         "name": "throughput",
@@ -47,7 +52,7 @@ def session_file(experiments: int, exposure: float, instruments: int, pipeline: 
         },
         "objectives": {"flux": {"field": "det-flux"}},
         "budget": {"experiments": experiments},
-        "planner": {"name": "botorch"},
+        "planner": {"name": "botorch", "options": options},
         "review": {"policy": "never"},
         "pipeline": pipeline,
     }
@@ -103,16 +108,21 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)  # as the CLI does: one thread is fastest for the planner's small matrices
     seeds = [int(s) for s in args.seeds.split(",")]
-    variants = [("1 instrument, pipeline: false", 1, False), ("1 instrument", 1, True)]
-    variants += [("2 instruments", 2, True), ("4 instruments", 4, True)]
-    results: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in variants}
+    variants: list[tuple[str, int, bool, dict[str, Any]]] = [
+        ("1 instrument, pipeline: false", 1, False, {}),
+        ("1 instrument", 1, True, {}),
+        ("2 instruments", 2, True, {}),
+        ("4 instruments", 4, True, {}),
+        ("4 instruments, pending: believe", 4, True, {"pending": "believe"}),
+    ]
+    results: dict[str, list[dict[str, float]]] = {name: [] for name, *_ in variants}
     for seed in seeds:
-        for name, count, pipeline in variants:
-            data = session_file(args.experiments, args.exposure, count, pipeline, seed)
+        for name, count, pipeline, options in variants:
+            data = session_file(args.experiments, args.exposure, count, pipeline, seed, options)
             result = measure(data, args.initial)
             results[name].append(result)
             print(
-                f"seed {seed} {name:30s} idle median {1000 * result['idle_median']:7.1f} ms "
+                f"seed {seed} {name:32s} idle median {1000 * result['idle_median']:7.1f} ms "
                 f"max {1000 * result['idle_max']:7.1f} ms  {result['per_minute']:5.1f} exp/min  "
                 f"regret {result['regret']:.2f}",
                 flush=True,
@@ -120,7 +130,7 @@ def main(argv: list[str] | None = None) -> None:
     one = statistics.median(r["per_minute"] for r in results["1 instrument"])
     print(f"\n{args.experiments} experiments, exposure {args.exposure} s, botorch, seeds {args.seeds}")
     print(f"{'':32s}{'idle median':>12s}{'idle max':>10s}{'exp/min':>9s}{'x one':>7s}  regret per seed")
-    for name, _, _ in variants:
+    for name, *_ in variants:
         rows = results[name]
         rate = statistics.median(r["per_minute"] for r in rows)
         print(

@@ -1,5 +1,6 @@
 """Pieces the BoTorch planner hands to BoTorch's acquisition functions: outcome constraints as callables,
-the hypervolume reference point, and the categorical combinations ``optimize_acqf_mixed`` enumerates.
+the hypervolume reference point, the categorical combinations ``optimize_acqf_mixed`` enumerates, and UCB on a GP
+that believes its own mean at the points in flight.
 
 Model outputs are laid out as ``[objective_1 .. objective_m, constraint_1 .. constraint_k]``: objectives
 signed so that larger is better, constraint outputs as measured.
@@ -14,6 +15,8 @@ from functools import partial
 from typing import Any
 
 import torch
+from botorch.acquisition import UpperConfidenceBound
+from botorch.models.model import Model
 from gest_api.vocs import VOCS, BoundsConstraint, GreaterThanConstraint, LessThanConstraint
 from torch import Tensor
 
@@ -116,3 +119,18 @@ def categorical_combinations(space: Space) -> list[dict[int, float]] | None:
     if math.prod(len(c) for c in choices) > MAX_ENUMERATED:
         return None
     return [dict(zip(space.cat_dims, combo, strict=True)) for combo in itertools.product(*choices)]
+
+
+def believed_ucb(model: Model, X_pending: Tensor, beta: float) -> UpperConfidenceBound:
+    """UCB (``mean + sqrt(beta) * std``) on ``model`` conditioned on its own posterior mean at ``X_pending: p x d``
+    (GP-BUCB, Desautels, Krause and Burdick, JMLR 2014).
+
+    Told its own mean, the GP keeps its mean everywhere and loses its uncertainty around the points in flight, so
+    the new point goes where the model is still high and unsure, not onto a point in flight, and the points in
+    flight take no credit for what they may find (as in qLogNEI with ``X_pending``, which sends the new point away
+    from a peak the points in flight are already on). One objective, one output.
+    """
+    with torch.no_grad():
+        mean = model.posterior(X_pending).mean  # type: ignore[attr-defined]
+    believed = model.condition_on_observations(X_pending, mean)
+    return UpperConfidenceBound(believed, beta=beta)

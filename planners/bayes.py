@@ -24,6 +24,7 @@ from torch import Tensor
 
 from closedloop.errors import PlannerError
 from planners._acquisition import (
+    believed_ucb,
     categorical_combinations,
     constraint_bounds,
     first_output,
@@ -39,9 +40,10 @@ from planners._fitting import (
     noiseless,
     peak_box,
     stands_out,
+    stood_out,
 )
 from planners._travel import Travelling, per_variable
-from planners.options import MIN_OBSERVATIONS, Acquisition, BoTorchOptions, NoisePrior, Refit
+from planners.options import MIN_OBSERVATIONS, Acquisition, BoTorchOptions, NoisePrior, Pending, Refit
 from planners.sobol import sobol_points
 
 _log = logging.getLogger(__name__)
@@ -97,7 +99,9 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
       noisy incumbent), with the pending points as ``X_pending`` so points in flight are not proposed again.
       For one point with nothing pending, ``acquisition="logei"`` uses ``LogExpectedImprovement`` against the
       best observed value instead, ``"logei-mean"`` against the best posterior mean (both cheaper; on
-      Hartmann6 over 10 seeds LogEI's median regret was 0.034 against qLogNEI's 0.0022);
+      Hartmann6 over 10 seeds LogEI's median regret was 0.034 against qLogNEI's 0.0022). With
+      ``pending="believe"``, one point with points in flight, once a reading stood out: UCB on the GP told its own
+      mean there (:func:`~planners._acquisition.believed_ucb`);
     - while no ok observation is feasible: ``qLogProbabilityOfFeasibility``, to find the feasible region;
     - one objective with constraints: ``qLogNoisyExpectedImprovement`` with the constraints as BoTorch outcome
       constraints. With the default ``acquisition="auto"``, one point with nothing pending on data the GP fits as
@@ -188,6 +192,9 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         self.maxiter = o.maxiter
         self.ftol = o.ftol
         self.acquisition: Acquisition = o.acquisition
+        #: How a proposal allows for the points in flight (see :class:`~planners.options.BoTorchOptions`).
+        self.pending_rule: Pending = o.pending
+        self.ucb_beta = o.ucb_beta
         #: Quasi-MC samples for the MC acquisition functions (BoTorch's default is 512).
         self.mc_samples = o.mc_samples
         #: The prior on the GP noise (see :class:`~planners.options.BoTorchOptions`).
@@ -390,6 +397,8 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
                 X_pending=pending,
                 prune_baseline=True,
             )
+        if pending is not None and q == 1 and self.pending_rule == "believe" and stood_out(Y[:, 0]):
+            return believed_ucb(model, pending, self.ucb_beta)
         if q == 1 and pending is None and self.acquisition == "logei":
             return LogExpectedImprovement(model, best_f=Y.max())
         if q == 1 and pending is None and self.acquisition == "logei-mean":

@@ -23,6 +23,7 @@ from closedloop.errors import PlannerError
 MIN_OBSERVATIONS = 2
 
 Acquisition = Literal["auto", "qlognei", "logei", "logei-mean"]
+Pending = Literal["joint", "believe"]
 Refit = Literal["scheduled", "always"]
 NoisePrior = Literal["low", "botorch", "flat", "adaptive"]
 PerVariable = float | dict[str, float] | None
@@ -84,6 +85,14 @@ class BoTorchOptions(PlannerOptions):
         description="while the GP puts more than this share of the outcomes' variance in noise (the data show "
         "only noise so far), propose Sobol points; needs an honest noise fit (noise_prior flat or adaptive)",
     )
+    pending: Pending = Field(
+        "joint",
+        description="how a proposal allows for the points still in flight (pipelining, several instruments): "
+        "joint (qLogNEI over the new point and those in flight), believe (once a reading stood out, one objective "
+        "and no constraints: UCB on the GP told its own mean at the points in flight, GP-BUCB; helps on a broad "
+        "peak, hurts on a narrow one: see the README)",
+    )
+    ucb_beta: float = Field(4.0, gt=0.0, description="UCB's beta for pending: believe (mean + sqrt(beta) * std)")
     peak_box: float | None = Field(
         2.0,
         gt=0.0,
