@@ -98,10 +98,10 @@ def _single_instrument(lanes: list[tuple[str, Any]]) -> str | None:
 
 
 def _iso(timestamp: Any) -> str | None:
-    """A start document's ``time`` as local ISO time to the second."""
+    """A start document's ``time`` as ISO time to the second, in this host's time zone with its offset."""
     if not isinstance(timestamp, int | float):
         return None
-    return datetime.datetime.fromtimestamp(timestamp).isoformat(timespec="seconds")
+    return datetime.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
 
 
 def _decided(decisions: list[tuple[int, Any]]) -> str | None:
