@@ -36,7 +36,7 @@ from closedloop.records import (
 )
 from instruments.ingest import observation_from_documents
 from instruments.safety import check_setpoints, gate
-from planners import KnowsPosition, LimitsInFlight
+from planners import Explains, KnowsPosition, LimitsInFlight
 
 INTERRUPTED = "interrupted: the session process ended while this run may have been moving; not run again by itself"
 PLANNER_ATTEMPTS = 3
@@ -56,6 +56,15 @@ class LoopState(TypedDict, total=False):
 def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
     """Compile the loop graph over ``ctx`` with ``checkpointer`` persisting its state."""
     spec, store = ctx.spec, ctx.store
+
+    def planner_why(point: Any, planner_id: Any) -> str:
+        """Why the planner proposed ``point`` (initial design, model, ...), for the operator; ``planner`` when it
+        does not say (:class:`~planners.Explains`, or a ``_why`` in the point)."""
+        if isinstance(ctx.planner, Explains) and isinstance(planner_id, int):
+            reason = ctx.planner.why(planner_id)
+            if reason:
+                return reason
+        return str(point.get("_why", "planner")) if isinstance(point, dict) else "planner"
 
     def remaining() -> int:
         return ctx.budget() - store.count_observations(ObservationStatus.OK)
@@ -87,7 +96,7 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
                         bad["_id"] = planner_id
                     ctx.planner.ingest([bad])
                     continue
-                why = str(point.get("_why", "planner"))  # a planner may say why (initial design, model)
+                why = planner_why(point, planner_id)
                 proposal = Proposal(
                     iteration=iteration,
                     setpoints=setpoints,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from planners._base import PlannerBase
-    from planners._protocols import KnowsPosition, LimitsInFlight, Predicts
+    from planners._protocols import Explains, KnowsPosition, LimitsInFlight, Predicts
     from planners.baselines import GridPlanner, ManualPlanner, RandomPlanner
     from planners.bayes import BoTorchPlanner
     from planners.points_file import read_points
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 #: Each public name and the module that defines it (imported on first use).
 _LAZY = {
     "BoTorchPlanner": "planners.bayes",
+    "Explains": "planners._protocols",
     "GridPlanner": "planners.baselines",
     "KnowsPosition": "planners._protocols",
     "LimitsInFlight": "planners._protocols",
@@ -58,6 +59,7 @@ _LAZY = {
 
 __all__ = [
     "BoTorchPlanner",
+    "Explains",
     "GridPlanner",
     "KnowsPosition",
     "LimitsInFlight",

@@ -105,6 +105,9 @@ class PlannerBase(Generator):
         self.bounds: np.ndarray = np.stack([self.space.lo, self.space.hi])
         self._next_id = 0
         self._pending: dict[int, dict[str, Any]] = {}
+        #: why each point was proposed, by ``_id`` (see :meth:`why`); :meth:`_propose` gives the reasons
+        self._reasons: dict[int, str] = {}
+        self._proposing: list[str] = []
         self._records: list[_Record] = []
         self._finalized = False
 
@@ -162,6 +165,7 @@ class PlannerBase(Generator):
         n = 1 if num_points is None else num_points
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise PlannerError(f"num_points must be a positive integer, got {num_points!r}")
+        self._proposing = []
         U = np.array(self._propose(n), dtype=np.float64)
         if tuple(U.shape) != (n, self.dim):
             raise RuntimeError(f"{type(self).__name__}._propose returned shape {tuple(U.shape)}, not {(n, self.dim)}")
@@ -170,15 +174,26 @@ class PlannerBase(Generator):
         if box is not None:
             for j in self.space.cont_dims:
                 X[:, j] = np.clip(X[:, j], box[0, j], box[1, j])
-        points = []
+        points: list[dict[str, Any]] = []
         for x in X.tolist():
             point: dict[str, Any] = {v: self.space.member(j, x[j]) for j, v in enumerate(self.variable_names)}
             point.update(self.constants)
             point[ID_KEY] = self._next_id
             self._pending[self._next_id] = dict(point)
+            if len(self._proposing) == n:
+                self._reasons[self._next_id] = self._proposing[len(points)]
             self._next_id += 1
             points.append(point)
         return points
+
+    def why(self, point_id: int) -> str | None:
+        """Why the point with this ``_id`` was proposed (``initial design``, ``model (qLogNEI)``, ...), or None
+        when the planner did not say (:class:`~planners.Explains`)."""
+        return self._reasons.get(point_id)
+
+    def _explain(self, reasons: list[str]) -> None:
+        """Called by :meth:`_propose`: why each of the rows it returns was proposed, in order (one per row)."""
+        self._proposing = list(reasons)
 
     def ingest(self, results: list[dict[str, Any]]) -> None:
         """Take evaluated points.

@@ -35,6 +35,15 @@ class Predicts(Protocol):
 
 
 @runtime_checkable
+class Explains(Protocol):
+    """A planner that says why it proposed each of its points, for the operator (the proposal's ``why``):
+    ``initial design``, ``model (qLogNEI)`` and the like."""
+
+    def why(self, point_id: int) -> str | None:
+        """Why the point with this ``_id`` was proposed, in a few words; None when the planner does not say."""
+
+
+@runtime_checkable
 class LimitsInFlight(Protocol):
     """A planner that can have only so many of its points out at once (one that makes one point at a time wants
     each result before its next point; see :mod:`planners.foreign`).

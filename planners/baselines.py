@@ -44,6 +44,7 @@ class RandomPlanner(PlannerBase):
         super().__init__(vocs, seed=seed, **options)
 
     def _propose(self, n: int) -> np.ndarray:
+        self._explain(["random"] * n)
         return np.random.default_rng(self.seed).random((self.n_known + n, self.dim))[-n:]
 
 

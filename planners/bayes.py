@@ -48,6 +48,25 @@ from planners.sobol import sobol_points
 
 _log = logging.getLogger(__name__)
 
+#: What the operator is told made a point (the proposal's ``why``), by acquisition function.
+ACQUISITION_NAMES = {
+    "qLogNoisyExpectedImprovement": "qLogNEI",
+    "LogExpectedImprovement": "LogEI",
+    "qLogExpectedImprovement": "qLogEI",
+    "LogConstrainedExpectedImprovement": "constrained LogEI",
+    "qLogNoisyExpectedHypervolumeImprovement": "qLogNEHVI",
+    "qLogProbabilityOfFeasibility": "probability of feasibility",
+    "UpperConfidenceBound": "UCB, believing the points in flight",
+}
+
+
+def acquisition_name(acq: AcquisitionFunction) -> str:
+    """The operator's name of ``acq`` (:data:`ACQUISITION_NAMES`, a subclass by its BoTorch class's)."""
+    for cls in type(acq).__mro__:
+        if cls.__name__ in ACQUISITION_NAMES:
+            return ACQUISITION_NAMES[cls.__name__]
+    return type(acq).__name__
+
 
 def starting_at(
     point: Tensor,
@@ -271,7 +290,10 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         # failed points (rejected, aborted, faulty) stay pending for good: the acquisition steers away from them
         avoid = torch.from_numpy(np.concatenate([self.pending_unit(), self.failed_unit()]))
         design = self._distinct(self._design(n_design, known, box), avoid, None, box, skip=known + n)
+        waiting = "design: the model waits for the design's results"
+        reasons = ["initial design" if known + i < self.n_initial else waiting for i in range(n_design)]
         if n_design == n:
+            self._explain(reasons)
             return design
         X, Y, C = self.train_tensors()
         X_pending = torch.cat([avoid, design])
@@ -281,15 +303,19 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
                 model = self._model(X, Y, C)
             except ModelFittingError as exc:
                 _log.warning("GP fit failed (%s); proposing Sobol points instead", exc)
+                self._explain(["Sobol: the GP fit failed"] * n)
                 return self._distinct(self._design(n, known, box), avoid, None, box, skip=known + n)
             self._last_model = (len(self._records), model)
             if self.noise_fill is not None and noise_share(model) > self.noise_fill and not stands_out(Y[:, 0]):
                 # the data show no structure yet, only noise, and no reading stands out: keep filling the space
+                self._explain(["Sobol: only noise so far"] * n)
                 return self._distinct(self._design(n, known, box), avoid, None, box, skip=known + n)
-            box = self._local_box(model, X, Y, C, box)
-            candidates = self._optimize(model, X, Y, C, X_pending, q=n - n_design, box=box)
+            local = self._local_box(model, X, Y, C, box)
+            candidates, used = self._optimize(model, X, Y, C, X_pending, q=n - n_design, box=local)
+        where = ", near the peak found" if local is not box else ""  # (peak_box)
+        self._explain(reasons + [f"model ({used}){where}"] * (n - n_design))
         exact = X if (self.space.cat_dims or self.space.discrete_dims) else None
-        candidates = self._distinct(candidates, X_pending, exact, box, skip=known + n)
+        candidates = self._distinct(candidates, X_pending, exact, local, skip=known + n)
         return torch.cat([design, candidates])
 
     def _local_box(self, model: Model, X: Tensor, Y: Tensor, C: Tensor, box: Tensor | None) -> Tensor | None:
@@ -425,10 +451,12 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
 
     def _optimize(
         self, model: Model, X: Tensor, Y: Tensor, C: Tensor, X_pending: Tensor, q: int, box: Tensor | None = None
-    ) -> Tensor:
-        """Choose ``q`` new points (``q x d``, unit cube, snapped) given the pending ones (``X_pending: p x d``)."""
+    ) -> tuple[Tensor, str]:
+        """Choose ``q`` new points (``q x d``, unit cube, snapped) given the pending ones (``X_pending: p x d``);
+        with the name of the acquisition function that chose them, for the operator."""
         with expected_warnings_logged():
-            acq = self._penalized(self._acquisition(model, X, Y, C, X_pending, q))
+            chosen = self._acquisition(model, X, Y, C, X_pending, q)
+            acq = self._penalized(chosen)
             bounds = box if box is not None else self._unit_bounds
             combos = categorical_combinations(self.space)
             free = len(self.space.cont_dims) + len(self.space.discrete_dims)
@@ -447,7 +475,7 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
                     start = torch.from_numpy(self.to_unit([self.point_x(best)]))[0]
                     effort["ic_generator"] = partial(starting_at, start)
                 candidates, _ = optimize_acqf(acq, bounds=bounds, q=q, **effort)
-        return self._snap(candidates.detach().reshape(q, self.dim), box)
+        return self._snap(candidates.detach().reshape(q, self.dim), box), acquisition_name(chosen)
 
     def _distinct(
         self, candidates: Tensor, avoid: Tensor, exact: Tensor | None, box: Tensor | None, skip: int

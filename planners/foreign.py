@@ -193,5 +193,15 @@ class Foreign:
         self.planner.ingest(forward)
         self._has_data = self._has_data or bool(forward)
 
+    def why(self, point_id: int) -> str | None:
+        """Why the generator made the point out with this ``_id``, if it says (a ``why(its own _id)`` method:
+        :class:`~planners.Explains`); None otherwise."""
+        entry = self._out.get(point_id)
+        ask = getattr(self.planner, "why", None)
+        if entry is None or entry[0] is None or not callable(ask):
+            return None
+        reason = ask(entry[0])
+        return str(reason) if reason else None
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.planner, name)

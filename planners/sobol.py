@@ -56,4 +56,5 @@ class SobolPlanner(PlannerBase):
         super().__init__(vocs, seed=seed, **options)
 
     def _propose(self, n: int) -> np.ndarray:
+        self._explain(["Sobol"] * n)
         return sobol_points(self.dim, n, seed=self.seed, skip=self.n_known)

@@ -218,8 +218,10 @@ class TurboPlanner(PlannerBase):
         if len(Y) < MIN_OBSERVATIONS:
             n_design = n
         design = self._design(n_design, state.restarts)
+        design_why = "initial design" if not state.restarts else f"initial design, restart {state.restarts}"
         self.last_region = None
         if n_design == n:
+            self._explain([design_why] * n)
             return design
         X_pending = torch.cat([pending, design])
         with torch.random.fork_rng(devices=[]):
@@ -238,10 +240,14 @@ class TurboPlanner(PlannerBase):
             q = n - n_design
             if model is None:
                 candidates = region[0] + (region[1] - region[0]) * torch.rand(q, self.dim, dtype=torch.float64)
+                how = "uniform in the trust region: the GP fit failed"
             elif self.acquisition == "ts":
                 candidates = self._thompson(model, center, region, X_pending, q)
+                how = f"model (Thompson sampling), trust region {state.length:.2g}"
             else:
                 candidates = self._qlognei(model, X, region, X_pending, q)
+                how = f"model (qLogNEI), trust region {state.length:.2g}"
+            self._explain([design_why] * n_design + [how] * q)
             candidates = self._distinct(candidates, X_pending, region)
         return torch.cat([design, candidates])
 

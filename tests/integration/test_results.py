@@ -62,6 +62,7 @@ def test_every_run_is_a_row_in_the_order_read_with_what_its_documents_say(finish
     assert (edited["pitch1"], edited["pitch2"]) == (0.3, -0.2)
     assert edited["pitch1" + READ_BACK] == pytest.approx(0.3, abs=1e-6)
     (queued,) = [row for row in rows if row["why"] == "operator"]
+    assert {row["why"] for row in rows} == {"Sobol", "operator", edited["why"]}  # the planner's: Sobol points
     assert (queued["pitch1"], queued["pitch2"]) == (-0.4, 0.5)
     (failed,) = [row for row in rows if row["status"] != "ok"]
     assert failed["instrument"] == "hutch-b" and failed["flux"] is None and "flux" in failed["error"]

@@ -80,6 +80,8 @@ def test_the_next_point_is_sought_around_the_ridge_not_over_the_background() -> 
         planner._optimize = spy  # type: ignore[method-assign]
         (point,) = planner.suggest(1)
         distances[option] = math.dist([point[n] for n in NAMES], [best[n] for n in NAMES])
+        near = "model (qLogNEI), near the peak found" if option is not None else "model (qLogNEI)"
+        assert planner.why(point["_id"]) == near  # what the operator is told
         if option is not None:
             unit = torch.from_numpy(planner.to_unit([[point[n] for n in NAMES]]))[0]
             box = boxes[option]

@@ -81,8 +81,13 @@ def test_believe_waits_for_a_reading_that_stands_out_and_for_points_in_flight(ac
     one_at_a_time("believe", 0, background, count=2)
     assert acquisitions == ["qLogNEI", "qLogNEI"]  # only noise so far: as joint
     acquisitions.clear()
-    one_at_a_time("believe", 0, found_peak(0), count=3)
+    planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=8, pending="believe")
+    planner.ingest(found_peak(0))
+    points = [planner.suggest(1)[0] for _ in range(3)]
     assert acquisitions == ["qLogNEI", "UCB", "UCB"]  # nothing in flight for the first
+    assert [planner.why(p["_id"]) for p in points] == ["model (qLogNEI)"] + [
+        "model (UCB, believing the points in flight)"
+    ] * 2
 
 
 def test_pending_is_checked_by_name() -> None:

@@ -140,3 +140,17 @@ def test_moves_towards_the_peak(vocs, evaluate):
         planner.ingest(evaluate(planner.suggest(1)))
     best = planner.best
     assert best["f"] > 10.0 - 0.05
+
+
+def test_each_point_says_why_it_was_proposed(vocs, evaluate):
+    """What the operator is shown as the proposal's why (:class:`planners.Explains`)."""
+    planner = BoTorchPlanner(vocs, seed=3, n_initial=5)
+    design = planner.suggest(5)
+    assert [planner.why(p["_id"]) for p in design] == ["initial design"] * 5
+    planner.ingest(evaluate(design[:2]))
+    more = planner.suggest(2)  # two results of five: the model waits, Sobol points keep the instruments busy
+    assert [planner.why(p["_id"]) for p in more] == ["design: the model waits for the design's results"] * 2
+    planner.ingest(evaluate(design[2:] + more))
+    model = planner.suggest(2)
+    assert [planner.why(p["_id"]) for p in model] == ["model (qLogNEI)"] * 2
+    assert planner.why(10_000) is None  # an id it never gave out

@@ -180,3 +180,31 @@ def test_a_batch_point_that_repeats_one_out_never_goes() -> None:
     (following,) = planner.suggest(1)  # the corner again; its batch of 3 holds it twice and (0.91, 0.8)
     assert [(p["x"], p["y"]) for p in points] == [(0.9, 0.8), (0.0, -1.0)]
     assert (following["x"], following["y"]) == (0.91, 0.8)
+
+
+class Explained:
+    """A generator of its own ids (from 100) that says why it made each point."""
+
+    def __init__(self, vocs: VOCS) -> None:
+        self.next_id, self.made = 100, 0
+
+    def suggest(self, num_points: int) -> list[dict[str, Any]]:
+        points = []
+        for _ in range(num_points):
+            points.append({"x": 0.1 * self.made, "y": 0.0, "_id": self.next_id})
+            self.next_id, self.made = self.next_id + 1, self.made + 1
+        return points
+
+    def why(self, point_id: int) -> str:
+        return f"its step {point_id}"
+
+    def ingest(self, results: list[dict[str, Any]]) -> None:
+        pass
+
+
+def test_a_generator_that_says_why_is_asked_with_its_own_id() -> None:
+    planner = Foreign(Explained(VOCS_2D), name="explained", vocs=VOCS_2D)
+    points = planner.suggest(2)
+    assert [p["_id"] for p in points] == [0, 1]  # the wrapper's ids, not the generator's
+    assert [planner.why(p["_id"]) for p in points] == ["its step 100", "its step 101"]
+    assert planner.why(7) is None  # no such point out
