@@ -125,6 +125,18 @@ class WarmStart(Generator):
                 self.planner.ingest([{**theirs[i], **nan} for i in sorted(repeats)])
         return points
 
+    def why(self, point_id: int) -> str | None:
+        """``initial design`` for a design point; for the wrapped generator's, what it says of it with its own id
+        (if it has a ``why``: :class:`~planners.Explains`); None otherwise."""
+        origin = self._origin.get(point_id)
+        if origin is None:
+            return None
+        if origin[0] == "design":
+            return "initial design"
+        ask = getattr(self.planner, "why", None)
+        reason = ask(origin[1]) if callable(ask) and origin[1] is not None else None
+        return str(reason) if reason else None
+
     def ingest(self, results: list[dict[str, Any]]) -> None:
         """Pass every result on to the wrapped generator (and the design, to keep its count)."""
         forward, design = [], []

@@ -44,6 +44,8 @@ def test_design_first_then_the_wrapped_generator_with_ids_mapped() -> None:
     mixed = warm.suggest(2)  # one design point, then one of the wrapped generator's
     assert [p["_id"] for p in mixed] == [2, 3]
     assert mixed[1] == {"x": 0.5, "y": 0.0, "_id": 3}
+    inner.why = lambda point_id: f"its point {point_id}"  # type: ignore[attr-defined]
+    assert [warm.why(p["_id"]) for p in mixed] == ["initial design", "its point 100"]  # asked with its own id
     warm.ingest(evaluate(mixed))
     assert [r.get("_id") for r in inner.seen] == [None, None, None, 100]
     assert all(0.0 <= p["x"] <= 1.0 and -1.0 <= p["y"] <= 1.0 for p in first + mixed)
