@@ -194,14 +194,14 @@ class Foreign:
         self._has_data = self._has_data or bool(forward)
 
     def why(self, point_id: int) -> str | None:
-        """Why the generator made the point out with this ``_id``, if it says (a ``why(its own _id)`` method:
-        :class:`~planners.Explains`); None otherwise."""
+        """Why the generator made the point out with this ``_id``: what it says (a ``why(its own _id)`` method:
+        :class:`~planners.Explains`), else its class's name; None for no such point out."""
         entry = self._out.get(point_id)
-        ask = getattr(self.planner, "why", None)
-        if entry is None or entry[0] is None or not callable(ask):
+        if entry is None:
             return None
-        reason = ask(entry[0])
-        return str(reason) if reason else None
+        ask = getattr(self.planner, "why", None)
+        reason = ask(entry[0]) if callable(ask) and entry[0] is not None else None
+        return str(reason) if reason else type(self.planner).__name__
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.planner, name)

@@ -208,3 +208,7 @@ def test_a_generator_that_says_why_is_asked_with_its_own_id() -> None:
     assert [p["_id"] for p in points] == [0, 1]  # the wrapper's ids, not the generator's
     assert [planner.why(p["_id"]) for p in points] == ["its step 100", "its step 101"]
     assert planner.why(7) is None  # no such point out
+    xopt = load_planner(EI, VOCS_2D)  # one that does not say: its class's name
+    xopt.ingest(design(8))
+    (point,) = xopt.suggest(1)
+    assert xopt.why(point["_id"]) == "ExpectedImprovementGenerator"
