@@ -44,6 +44,14 @@ def makes_one_at_a_time(planner: Any) -> bool:
     return getattr(planner, "supports_batch_generation", True) is False
 
 
+def said_why(planner: Any, own_id: Any) -> str | None:
+    """What a wrapped generator says of its point with its own ``_id`` (a ``why`` method:
+    :class:`~planners.Explains`); None when it has no ``why``, the point no ``_id``, or it says nothing."""
+    ask = getattr(planner, "why", None)
+    reason = ask(own_id) if callable(ask) and own_id is not None else None
+    return str(reason) if reason else None
+
+
 class Foreign:
     """A generator not of this package, with its points in flight accounted for (see the module's text).
 
@@ -199,9 +207,7 @@ class Foreign:
         entry = self._out.get(point_id)
         if entry is None:
             return None
-        ask = getattr(self.planner, "why", None)
-        reason = ask(entry[0]) if callable(ask) and entry[0] is not None else None
-        return str(reason) if reason else type(self.planner).__name__
+        return said_why(self.planner, entry[0]) or type(self.planner).__name__
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.planner, name)

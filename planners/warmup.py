@@ -15,7 +15,7 @@ from gest_api.vocs import VOCS
 
 from closedloop.errors import PlannerError
 from planners._base import near_any
-from planners.foreign import makes_one_at_a_time
+from planners.foreign import makes_one_at_a_time, said_why
 from planners.sobol import SobolPlanner
 
 ID_KEY = "_id"
@@ -131,11 +131,7 @@ class WarmStart(Generator):
         origin = self._origin.get(point_id)
         if origin is None:
             return None
-        if origin[0] == "design":
-            return "initial design"
-        ask = getattr(self.planner, "why", None)
-        reason = ask(origin[1]) if callable(ask) and origin[1] is not None else None
-        return str(reason) if reason else None
+        return "initial design" if origin[0] == "design" else said_why(self.planner, origin[1])
 
     def ingest(self, results: list[dict[str, Any]]) -> None:
         """Pass every result on to the wrapped generator (and the design, to keep its count)."""
