@@ -427,6 +427,10 @@ def _non_finite(data: Any, path: str) -> str | None:
     return None
 
 
+REFERENCE_PAGE = "docs/reference/session-file.md"
+"""The documentation page that lists every key of the session file, named in an unknown key's error."""
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(path_segment(part) if isinstance(part, str) else str(part) for part in loc)
 
@@ -438,7 +442,7 @@ def _describe(error: ErrorDetails) -> str:
         path = f"{path}.{cause.path}" if path else cause.path
     path = path or "(top level)"
     if error["type"] == "extra_forbidden":
-        return f"{path}: unknown key"
+        return f"{path}: unknown key (every key of the session file: {REFERENCE_PAGE})"
     if error["type"] == "missing":
         return f"{path}: required but missing"
     message = str(error["msg"]).removeprefix("Value error, ")
