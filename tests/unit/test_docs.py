@@ -123,3 +123,11 @@ def test_the_add_an_instrument_example_builds_its_devices(tmp_path: Path) -> Non
     devices = namespace["make_devices"]("CLTEST:NOPE:", str(tmp_path))
     assert sorted(devices) == ["cam", "m1"]
     assert type(devices["cam"]).__name__ == "SimDetector"
+
+
+def test_the_readme_explains_the_demo_file_as_it_is() -> None:
+    import yaml
+
+    (block,) = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    demo = yaml.safe_load((ROOT / "agent/demo/beamline.yaml").read_text())
+    assert yaml.safe_load(block) == demo
