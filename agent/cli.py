@@ -191,7 +191,12 @@ def _status_table(status: dict[str, Any]) -> Table:
     ]
     several = len(status["instruments"]) > 1
     for name, lane in status["instruments"].items():
-        doing = {"running": f"running {lane['proposal']}", "failed": f"failed: {lane['error']}"}
+        doing = {
+            "running": f"running {lane['proposal']}",
+            "failed": f"failed: {lane['error']}",
+            "suspended": f"suspended ({lane.get('suspended')})"
+            + (f", holding {lane['proposal']}" if lane.get("proposal") else ""),
+        }
         shown = doing.get(lane["state"], lane["state"]) + (f" ({lane['waiting']})" if lane.get("waiting") else "")
         rows.append((f"instrument {name}" if several else "instrument", shown))
     if status["pareto_front"]:

@@ -29,7 +29,7 @@ from agent.context import LoopContext
 from agent.folder import clear_unfinished, holds_session, open_store, write_seal
 from agent.graph import build_graph
 from agent.lanes import Lane, Lanes
-from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally
+from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally, suspended_key
 from agent.store_postgres import PostgresStore
 from agent.store_postgres import open_checkpoints as open_postgres_checkpoints
 from agent.store_sql import SqlStore
@@ -112,15 +112,24 @@ def build_planner(spec: SessionSpec) -> Any:
     return planner
 
 
+def suspension(details: dict[str, Any]) -> str:
+    """Why a suspender holds an instrument's runs, for people: ``ring.current 12 < 100``."""
+    value, level = details.get("value"), details.get("level")
+    shown = f"{value:.4g}" if isinstance(value, int | float) else str(value)
+    return f"{details.get('signal')} {shown} < {level}"
+
+
 def build_executor(spec: SessionSpec, session_id: str, store: SqlStore, index: int = 0, loop: Any = None) -> Executes:
     """The executor for one of the session's instruments (the first by default), its scan ids carrying on from the
     store's last; in-process ones after the first share ``loop``, the first one's event loop."""
 
+    lane_name = spec.lanes()[index][0]
+
     def on_event(kind: str, details: dict[str, Any]) -> None:
         # called from the RunEngine's thread: record it, never block
         if kind in ("suspended", "resumed"):
-            store.set_meta(suspended=kind == "suspended")
-        store.log(kind, json.dumps(details, default=str))
+            store.set_meta(**{suspended_key(lane_name): suspension(details) if kind == "suspended" else None})
+        store.log(kind, json.dumps({"instrument": lane_name, **details}, default=str))
 
     lane_spec = spec.for_instrument(index)
     assert lane_spec.instrument is not None
