@@ -146,7 +146,7 @@ def build_app(gate: WebGate, tokens: Mapping[str, str | None], hub: EventHub, bo
     async def events(request: Request) -> Response:
         since = request.headers.get("Last-Event-ID") or request.query_params.get("since", "0")
         try:
-            query = EventsQuery(since=since)
+            query = EventsQuery.model_validate({"since": since})
         except ValidationError as exc:
             return _error(HTTPStatus.BAD_REQUEST, _field_error(exc))
         try:
