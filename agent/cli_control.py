@@ -352,6 +352,13 @@ def web(
             "and record what they do in their name; repeat it for each operator (instead of --token)",
         ),
     ] = None,
+    max_streams: Annotated[
+        int, typer.Option("--max-streams", min=1, help="the most live event streams (open pages) served at once")
+    ] = 50,
+    idle_timeout: Annotated[
+        float,
+        typer.Option("--idle-timeout", min=0.1, help="seconds after which a connection with no request is closed"),
+    ] = 10.0,
     as_json: JsonOpt = False,
     by: ByOpt = None,
     timeout: TimeoutOpt = 5.0,
@@ -368,7 +375,7 @@ def web(
         gate = WebGate(folder, keys_dir=keys, timeout=timeout, by=by)
         gate.session()  # a folder that holds no session is refused here, in one line
         try:
-            server = WebServer(gate, host, port, token, operators)
+            server = WebServer(gate, host, port, token, operators, max_streams, idle_timeout)
         except OSError as exc:
             raise SpecError(f"--port: cannot serve on {host}:{port} ({exc.strerror or exc})") from None
         urls = server.operator_urls
