@@ -194,6 +194,12 @@ def _status_table(status: dict[str, Any]) -> Table:
         doing = {"running": f"running {lane['proposal']}", "failed": f"failed: {lane['error']}"}
         shown = doing.get(lane["state"], lane["state"]) + (f" ({lane['waiting']})" if lane.get("waiting") else "")
         rows.append((f"instrument {name}" if several else "instrument", shown))
+    for name, reach in status.get("reach", {}).items():
+        if reach["device_limits"] is not None:  # the device's own limits, next to the session file's
+            hard, device, limits = (
+                " to ".join(_fmt(x) for x in reach[k]) for k in ("hard_limits", "device_limits", "limits")
+            )
+            rows.append((f"reach {name}", f"{limits} (hard limits {hard}, device limits {device})"))
     if status["pareto_front"]:
         rows.append(("pareto front", f"{len(status['pareto_front'])} point(s)"))
         for entry in status["pareto_front"]:
