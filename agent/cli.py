@@ -379,7 +379,7 @@ def add(
     """Queue points for a session to measure next, before its planner's own: while it runs, waits or is stopped.
 
     Each point is checked against the session's hard limits and allowed values first; if any is refused, none is
-    queued. A point further than a variable's max_step from where the instrument then is will be refused at run time.
+    queued. A point further than a variable's max_step from where the instrument then is is reached in steps.
     """
 
     def body() -> int:
