@@ -72,7 +72,9 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
     def hold(kind: str, iteration: int, reason: str, proposals: list[Proposal] | None = None) -> Decision:
         """Ask an operator (a LangGraph interrupt, durable across kills) and return the first decision."""
         shown = proposals or []
-        info = checkpoint_info(spec, kind, iteration, shown, ctx.positions(), ctx.predictions(shown), ctx.tally, reason)
+        info = checkpoint_info(
+            spec, kind, iteration, shown, ctx.positions(), ctx.predictions(shown), ctx.tally, reason, reach=ctx.reach
+        )
         return read_answer(interrupt(info), [p.id for p in shown] or [""], info["checkpoint"])[0]
 
     def planner_proposals(iteration: int, count: int) -> list[Proposal]:
@@ -196,7 +198,9 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
             ]
         else:
             predicts = callable(getattr(ctx.planner, "predict", None))
-            info = checkpoint_info(spec, "review", iteration, proposals, current, predictions, ctx.tally, why, predicts)
+            info = checkpoint_info(
+                spec, "review", iteration, proposals, current, predictions, ctx.tally, why, predicts, reach=ctx.reach
+            )
             # what is asked, with the model's prediction, for the audit trail (once per checkpoint, as first asked)
             asked = {"checkpoint": key, "reason": why, "proposals": info["proposals"]}
             store.log("question", json.dumps(asked, default=str), key=f"question-{key}")

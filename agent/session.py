@@ -306,6 +306,7 @@ class Session:
         observations = store.observations()
         self.tally = Tally.from_observations(spec, observations)
         self.context = LoopContext(spec, store, self.planner, self.lanes, folder / "runs", self.tally)
+        self.context.reach = dict(store.meta("reach") or {})
         self.context.on_observation = self._observed
         self.lanes.emit = lambda kind, data: self.context.emit(kind, data)
         self.graph = build_graph(self.context, saver_for(self._checkpoint_conn))

@@ -15,10 +15,13 @@ from ophyd.sim import SynAxis, SynGauss
 from ophyd.utils import LimitError
 from ophyd_async.core import set_mock_value
 from ophyd_async.epics.motor import Motor
+from rich.console import Console
 
+from agent.display import checkpoint_table
 from agent.session import Session
 from agent.status import summarize
 from closedloop import SafetyError, spec_from_dict
+from closedloop.control import CheckpointInfo
 from instruments import gate
 from instruments.devices import read_limits
 from instruments.plans import end_positions
@@ -158,3 +161,19 @@ def test_the_next_move_is_planned_from_the_end_of_a_scan() -> None:
     assert end_positions(spec, {"pitch1": 0.1, "pitch2": -0.3}) == pytest.approx({"pitch1": 0.3, "pitch2": -0.3})
     # cut to the device's limits as the scan is
     assert end_positions(spec, {"pitch1": 0.1, "pitch2": 0.0}, {"pitch1": (-1.0, 0.2)})["pitch1"] == 0.2
+
+
+def test_a_review_shows_the_device_s_limits_beside_the_hard_limits(tmp_path: Path, write_session: Any) -> None:
+    data = limited_session({"name": "sobol"}, review={"policy": "always"})
+    session = Session.create(write_session(data), tmp_path / "run")
+    try:
+        checkpoint = session.advance()
+        assert checkpoint is not None and checkpoint.kind == "review"
+        info = CheckpointInfo.model_validate(checkpoint.info)
+        shown = info.variables["x"]
+        assert shown.hard_limits == (-2.0, 2.0) and shown.device_limits == (-1.0, 1.0)
+        console = Console(record=True, width=200)
+        console.print(checkpoint_table(info))
+        assert "-2 to 2, device -1 to 1" in console.export_text()
+    finally:
+        session.close()
