@@ -22,7 +22,7 @@ from typing import Any
 
 from gest_api.vocs import VOCS
 
-from closedloop.errors import InstrumentError
+from closedloop.errors import InstrumentError, SafetyError
 from closedloop.spec import SessionSpec
 
 Limits = tuple[float, float]
@@ -120,18 +120,26 @@ def route(
     variable within its ``max_step``.
 
     Args:
-        start: variable -> where its mover is (variables missing from it are not stepped).
+        start: variable -> where its mover is.
         target: variable -> setpoint (non-numeric values are not stepped).
         max_step: variable -> its largest step (variables missing from it are not stepped).
 
     Returns:
         The waypoints in order, each a value for every stepped variable.
+
+    Raises:
+        SafetyError: a variable to step has no finite position in ``start`` (nothing may move).
     """
-    stepped = {
-        name: (float(start[name]), float(value))
-        for name, value in target.items()
-        if name in start and name in max_step and _is_number(value) and _is_number(start[name])
-    }
+    stepped = {}
+    for name, value in target.items():
+        if name not in max_step or not _is_number(value):
+            continue
+        if not _is_number(start.get(name)):
+            raise SafetyError(
+                f"setpoints.{name}: no read-back position to measure max_step from ({start.get(name)!r})",
+                "nothing was moved",
+            )
+        stepped[name] = (float(start[name]), float(value))
     legs = max((math.ceil(abs(b - a) / max_step[n] * (1 - 1e-9)) for n, (a, b) in stepped.items()), default=1)
     legs = max(legs, 1)
     return [{name: a + (b - a) * k / legs for name, (a, b) in stepped.items()} for k in range(1, legs)]

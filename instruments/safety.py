@@ -1,4 +1,4 @@
-"""The safety gate: no setpoint outside a variable's limits in force, or further than its largest step, reaches a plan.
+"""The safety gate: no setpoint outside a variable's limits in force, or a step past ``max_step``, reaches a plan.
 
 :func:`gate` is what the loop calls before every run, whatever the executor. The limits in force are the hard
 limits cut to the devices' own limits, when the executor knows them (:class:`~instruments.protocols.Reaches`,
@@ -37,11 +37,10 @@ def gate(spec: SessionSpec, setpoints: Mapping[str, Any], executor: Executes) ->
         SafetyError: the proposal is refused (nothing has moved); also when a variable has a ``max_step`` and the
             executor cannot say where its device is.
     """
-    reaches = isinstance(executor, Reaches)
     devices = executor.limits() if isinstance(executor, Reaches) else {}
     limits = _limits(spec, devices) if devices else None
     limited = [name for name, variable in spec.variables.items() if variable.max_step is not None]
-    if not limited or reaches:
+    if not limited or isinstance(executor, Reaches):
         return check_setpoints(spec, setpoints, limits=limits)
     current = {name: float(value) for name, value in executor.positions().items() if _is_real(value)}
     unknown = [name for name in limited if name not in current]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from closedloop import InstrumentError, spec_from_dict
+from closedloop import InstrumentError, SafetyError, spec_from_dict
 from closedloop.reach import device_limits, limits_in_force, reachable_vocs, route
 from tests.conftest import beamline_session
 
@@ -59,10 +59,11 @@ def test_no_leg_of_a_route_is_longer_than_max_step(
     start: tuple[float, float], target: tuple[float, float], steps: tuple[float, float]
 ) -> None:
     names = ("a", "b")
-    waypoints = route(dict(zip(names, start)), dict(zip(names, target)), dict(zip(names, steps)))
-    path = [dict(zip(names, start)), *waypoints, dict(zip(names, target))]
+    here, there = {"a": start[0], "b": start[1]}, {"a": target[0], "b": target[1]}
+    waypoints = route(here, there, {"a": steps[0], "b": steps[1]})
+    path = [here, *waypoints, there]
     for j, name in enumerate(names):
-        legs = [abs(b[name] - a[name]) for a, b in zip(path, path[1:])]
+        legs = [abs(b[name] - a[name]) for a, b in zip(path, path[1:], strict=False)]
         assert all(leg <= steps[j] * (1 + 1e-9) + 1e-12 for leg in legs)
     # as few legs as the longest move needs
     needed = max(math.ceil(abs(target[j] - start[j]) / steps[j] - 1e-9) for j in range(2))
@@ -70,8 +71,14 @@ def test_no_leg_of_a_route_is_longer_than_max_step(
 
 
 def test_a_route_leaves_out_what_it_cannot_step() -> None:
-    assert route({"a": 0.0}, {"a": 0.5, "c": "Si111", "d": 3.0}, {"a": 0.2, "d": 1.0}) == [
+    assert route({"a": 0.0, "c": "Si311"}, {"a": 0.5, "c": "Si111", "d": 3.0}, {"a": 0.2}) == [
         pytest.approx({"a": 0.5 / 3}),
         pytest.approx({"a": 1.0 / 3}),
     ]
     assert route({"a": 0.0}, {"a": 0.2}, {"a": 0.2}) == []
+
+
+@pytest.mark.parametrize("where", [{}, {"a": None}, {"a": float("nan")}, {"a": True}])
+def test_a_route_without_a_known_position_is_refused(where: dict) -> None:
+    with pytest.raises(SafetyError, match=r"setpoints.a: no read-back position"):
+        route(where, {"a": 0.5}, {"a": 0.2})
