@@ -12,7 +12,7 @@ Two tables from one invocation, each planner run twice on the same session with 
 
 Each session runs until its budget of ok experiments (failures do not stop it), so the shares compare like with like.
 
-    python -m benchmarks.reach [--experiments 20] [--seed 1]
+    python -m benchmarks.reach [--experiments 20] [--seed 1] [--max-step 0.3] [--planners sobol,random]
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ class Blind:
         self.executor.close()
 
 
-def beamline(planner: dict[str, Any], experiments: int, seed: int) -> dict[str, Any]:
-    step = {"hard_limits": [-2.0, 2.0], "max_step": 0.3}
+def beamline(planner: dict[str, Any], experiments: int, seed: int, max_step: float = 0.3) -> dict[str, Any]:
+    step = {"hard_limits": [-2.0, 2.0], "max_step": max_step}
     return {
         "name": "reach-max-step",
         "seed": seed,
@@ -120,17 +120,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiments", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-step", type=float, default=0.3, help="max_step of both beamline variables")
     parser.add_argument("--planners", default=",".join(PLANNERS), help="comma-separated names from the table")
     args = parser.parse_args()
     chosen = [name for name in args.planners.split(",") if name]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        print(f"max_step 0.3 on both variables, {args.experiments} ok experiments, seed {args.seed}")
+        print(f"max_step {args.max_step:g} on both variables, {args.experiments} ok experiments, seed {args.seed}")
         print(f"{'planner':24} {'runs before':>11} {'refused before':>15} {'runs after':>11} {'refused after':>14}")
         for name in chosen:
             shares = []
             for blind in (True, False):
-                data = beamline(PLANNERS[name], args.experiments, args.seed)
+                data = beamline(PLANNERS[name], args.experiments, args.seed, args.max_step)
                 got = run(data, blind, root / f"step-{name.split()[0]}-{blind}")
                 shares.append((got["runs"], got["refused"] / max(got["runs"], 1)))
             (rb, sb), (ra, sa) = shares

@@ -18,9 +18,10 @@ from ophyd_async.epics.motor import Motor
 from rich.console import Console
 
 from agent.display import checkpoint_table
+from agent.documents import RunFile
 from agent.session import Session
 from agent.status import summarize
-from closedloop import SafetyError, spec_from_dict
+from closedloop import Proposal, SafetyError, spec_from_dict
 from closedloop.control import CheckpointInfo
 from instruments import gate
 from instruments.devices import read_limits
@@ -175,5 +176,24 @@ def test_a_review_shows_the_device_s_limits_beside_the_hard_limits(tmp_path: Pat
         console = Console(record=True, width=200)
         console.print(checkpoint_table(info))
         assert "-2 to 2, device -1 to 1" in console.export_text()
+    finally:
+        session.close()
+
+
+def test_while_a_scan_runs_the_next_move_is_planned_from_its_end(tmp_path: Path, write_session: Any) -> None:
+    data = beamline_session(
+        plan={"name": "scan", "options": {"variable": "pitch1", "width": 0.4, "num": 5}},
+        instrument={"simulator": "beamline", "options": {"noise": 0.0, "exposure": 0.1}},
+    )
+    data["variables"]["pitch1"]["max_step"] = 0.3
+    session = Session.create(write_session(data), tmp_path / "run")
+    try:
+        lane = session.lanes.lanes[0]
+        proposal = Proposal(iteration=0, setpoints={"pitch1": 0.1, "pitch2": -0.3})
+        session.lanes.start(lane, proposal, {}, RunFile(tmp_path / "run.jsonl").open())
+        # the scan runs (five readings of 0.1 s): the next proposal starts where it ends, not at its centre
+        assert session.context.positions()["pitch1"] == pytest.approx(0.3)
+        session.lanes.wait_idle()
+        assert session.executor.positions()["pitch1"] == pytest.approx(0.3)
     finally:
         session.close()
