@@ -53,7 +53,7 @@ class LoopContext:
         issued: proposal id -> the planner's ``_id``, for points the current planner instance made.
         requests: what operators asked (stop after the current run).
         collect_ended: ingests the runs that ended while the loop waits at a review (set by the loop's graph).
-        reach: each variable's hard, device and in-force limits (:func:`agent.session.reach_info`), for operators.
+        reach: each variable's hard, device and in-force limits (:func:`closedloop.reach.reach_summary`), for operators.
     """
 
     spec: SessionSpec

@@ -95,7 +95,7 @@ def checkpoint_info(
     """What an operator is shown at a checkpoint (JSON-ready; the same at the terminal and through the channel).
 
     ``predicts`` says the planner has a model that predicts: its points without a prediction yet are its initial
-    design, those with one the model's choice. ``reach`` is :func:`agent.session.reach_info`'s, for the devices'
+    design, those with one the model's choice. ``reach`` is :func:`closedloop.reach.reach_summary`'s, for the devices'
     own limits.
     """
     shown = []
@@ -147,7 +147,7 @@ def shown_predictions(shown: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
 
 def variables_info(spec: SessionSpec, reach: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """What an operator needs to judge a point: each variable's units, search range, allowed values, hard limits,
-    largest step and its device's own limits (from ``reach``, :func:`agent.session.reach_info`'s) (``variables``),
+    largest step and its device's own limits (from ``reach``, :func:`closedloop.reach.reach_summary`'s) (``variables``),
     and each objective's direction (``objectives``); JSON-ready."""
     return {
         "variables": {

@@ -36,7 +36,7 @@ from agent.store_sql import SqlStore
 from agent.stores import saver_for
 from closedloop.changes import spec_changes, spec_fingerprint
 from closedloop.errors import InstrumentError, SessionError, SpecError
-from closedloop.reach import Limits, limits_in_force, reachable_vocs
+from closedloop.reach import Limits, reach_summary, reachable_vocs
 from closedloop.records import Decision, Observation, ProposalStatus, new_id
 from closedloop.spec import SessionSpec, load_spec
 from instruments.executor import InProcessExecutor, build_run_engine
@@ -117,24 +117,6 @@ def build_planner(spec: SessionSpec, device_limits: Mapping[str, Limits] | None 
     if spec.planner.initial_design:
         planner = WarmStart(vocs, planner=planner, initial=spec.planner.initial_design, seed=spec.seed)
     return planner
-
-
-def reach_info(spec: SessionSpec, device_limits: Mapping[str, Limits]) -> dict[str, Any]:
-    """Each numeric variable's hard limits, its devices' own limits (None: none known) and the limits in force,
-    JSON-ready, for ``status``.
-
-    Raises:
-        InstrumentError: a variable's hard limits and its device's limits have no point in common.
-    """
-    in_force = limits_in_force(spec, device_limits)
-    return {
-        name: {
-            "hard_limits": list(spec.variables[name].limits),
-            "device_limits": list(device_limits[name]) if name in device_limits else None,
-            "limits": list(limits),
-        }
-        for name, limits in in_force.items()
-    }
 
 
 def build_executor(spec: SessionSpec, session_id: str, store: SqlStore, index: int = 0, loop: Any = None) -> Executes:
@@ -293,7 +275,7 @@ class Session:
             try:
                 # the devices' own limits are known once they are connected: the planner searches what they reach
                 devices = self.lanes.device_limits()
-                store.set_meta(reach=reach_info(spec, devices))
+                store.set_meta(reach=reach_summary(spec, devices))
                 self.planner = planner if planner is not None else build_planner(spec, devices)
                 self._replay_into_planner()
             except BaseException:

@@ -68,6 +68,23 @@ def limits_in_force(spec: SessionSpec, devices: Mapping[str, Limits]) -> dict[st
     return out
 
 
+def reach_summary(spec: SessionSpec, devices: Mapping[str, Limits]) -> dict[str, dict[str, list[float] | None]]:
+    """Each numeric variable's ``hard_limits``, its device's own limits (``device_limits``, None when none are
+    known) and the ``limits`` in force, JSON-ready (what ``status`` and a checkpoint show).
+
+    Raises:
+        InstrumentError: a variable's hard limits and its device's limits have no point in common.
+    """
+    return {
+        name: {
+            "hard_limits": list(spec.variables[name].limits),
+            "device_limits": list(devices[name]) if name in devices else None,
+            "limits": list(limits),
+        }
+        for name, limits in limits_in_force(spec, devices).items()
+    }
+
+
 def reachable_vocs(spec: SessionSpec, devices: Mapping[str, Limits]) -> VOCS:
     """The session's VOCS with every variable's domain cut to its limits in force (see the module's text).
 

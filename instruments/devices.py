@@ -170,9 +170,10 @@ async def read_limits(device: Any) -> tuple[float, float] | None:
     read is taken as having none: the safety gate's hard limits still hold.
     """
     try:
-        low, high = getattr(device, "low_limit_travel", None), getattr(device, "high_limit_travel", None)
+        low: Any = getattr(device, "low_limit_travel", None)
+        high: Any = getattr(device, "high_limit_travel", None)
         if callable(getattr(low, "get_value", None)) and callable(getattr(high, "get_value", None)):
-            dial = [getattr(device, f"dial_{side}_limit_travel", None) for side in ("low", "high")]
+            dial: list[Any] = [getattr(device, f"dial_{side}_limit_travel", None) for side in ("low", "high")]
             if all(callable(getattr(signal, "get_value", None)) for signal in dial):
                 if [await signal.get_value() for signal in dial] == [0, 0]:
                     return None
