@@ -197,3 +197,24 @@ def test_while_a_scan_runs_the_next_move_is_planned_from_its_end(tmp_path: Path,
         assert session.executor.positions()["pitch1"] == pytest.approx(0.3)
     finally:
         session.close()
+
+
+def test_two_instruments_search_what_both_reach_and_each_gate_holds_its_own(tmp_path: Path, write_session: Any) -> None:
+    data = limited_session({"name": "sobol"}, pipeline=True, budget={"experiments": 8})
+    hutch = data.pop("instrument")
+    data["instruments"] = [
+        dict(hutch, name="left", options={"low": -1.0, "high": 1.0}),
+        dict(hutch, name="right", options={"low": -0.5, "high": 1.5}),
+    ]
+    status, observations, _ = run_session(tmp_path, write_session, data)
+    assert len(observations) == 8 and all(o.status == "ok" for o in observations)
+    assert all(-0.5 <= o.setpoints["x"] <= 1.0 for o in observations)
+    assert status["reach"]["x"]["limits"] == [-0.5, 1.0]
+    session = Session.open(tmp_path / "run")
+    try:
+        left, right = (lane.executor for lane in session.lanes.lanes)
+        assert gate(session.spec, {"x": 1.2}, right) == {"x": 1.2}
+        with pytest.raises(SafetyError, match=r"outside the limits in force \[-1.0, 1.0\]"):
+            gate(session.spec, {"x": 1.2}, left)
+    finally:
+        session.close()
