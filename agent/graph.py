@@ -35,7 +35,7 @@ from closedloop.records import (
     Verdict,
 )
 from instruments.ingest import observation_from_documents
-from instruments.safety import check_setpoints, gate
+from instruments.safety import check_edit, gate
 from planners import Explains, KnowsPosition, LimitsInFlight
 
 INTERRUPTED = "interrupted: the session process ended while this run may have been moving; not run again by itself"
@@ -238,7 +238,7 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
     def edited_proposal(proposal: Proposal, decision: Decision, current: dict[str, Any]) -> Proposal | None:
         """The operator's setpoints as a new proposal (checked again); the planner's own point is rejected."""
         try:
-            setpoints = check_setpoints(spec, decision.setpoints or {}, current)
+            setpoints = check_edit(spec, decision.setpoints or {}, current, ctx.executor)
         except SafetyError as exc:
             store.log("safety", f"edit of {proposal.id} refused: {exc}", key=f"edit-refused-{proposal.id}")
             setpoints = None

@@ -27,7 +27,7 @@ from closedloop.control import (
 )
 from closedloop.errors import SafetyError, SessionError, SpecError
 from closedloop.records import Decision, Verdict
-from instruments.safety import check_setpoints
+from instruments.safety import check_edit, check_setpoints
 
 if TYPE_CHECKING:
     from agent.session import Checkpoint, Session
@@ -173,7 +173,7 @@ class Operations:
                 raise SpecError("answer.proposal_ids: an edit names exactly one proposal")
             current = self.session.context.positions()
             try:
-                setpoints = check_setpoints(self.session.spec, decision.setpoints or {}, current)
+                setpoints = check_edit(self.session.spec, decision.setpoints or {}, current, self.session.executor)
             except SafetyError as exc:
                 raise SafetyError(f"edit refused: {exc.args[0]}", "nothing was moved") from None
             decision = decision.model_copy(update={"setpoints": setpoints})

@@ -53,6 +53,20 @@ def gate(spec: SessionSpec, setpoints: Mapping[str, Any], executor: Executes) ->
     return check_setpoints(spec, setpoints, current, limits=limits)
 
 
+def check_edit(
+    spec: SessionSpec, setpoints: Mapping[str, Any], current: Mapping[str, Any], executor: Executes
+) -> dict[str, Value]:
+    """Check an operator's setpoints before they are accepted, as :func:`gate` will check them on ``executor``: within
+    its devices' limits too, and ``max_step`` from ``current`` only when it cannot make a long move in steps.
+
+    Raises:
+        SafetyError: the setpoints would be refused (the message names the field).
+    """
+    devices = executor.limits() if isinstance(executor, Reaches) else {}
+    limits = _limits(spec, devices) if devices else None
+    return check_setpoints(spec, setpoints, None if isinstance(executor, Reaches) else current, limits=limits)
+
+
 def _limits(spec: SessionSpec, devices: dict[str, Limits]) -> dict[str, Limits]:
     try:
         return limits_in_force(spec, devices)

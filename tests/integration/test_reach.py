@@ -18,10 +18,11 @@ from ophyd_async.epics.motor import Motor
 from rich.console import Console
 
 from agent.display import checkpoint_table
-from agent.documents import RunFile
+from agent.documents import RunFile, read_run_file
+from agent.operations import Operations
 from agent.session import Session
 from agent.status import summarize
-from closedloop import Proposal, SafetyError, spec_from_dict
+from closedloop import Decision, Proposal, SafetyError, Verdict, spec_from_dict
 from closedloop.control import CheckpointInfo
 from instruments import gate
 from instruments.devices import read_limits
@@ -216,5 +217,31 @@ def test_two_instruments_search_what_both_reach_and_each_gate_holds_its_own(tmp_
         assert gate(session.spec, {"x": 1.2}, right) == {"x": 1.2}
         with pytest.raises(SafetyError, match=r"outside the limits in force \[-1.0, 1.0\]"):
             gate(session.spec, {"x": 1.2}, left)
+    finally:
+        session.close()
+
+
+def test_an_operator_s_edit_is_held_to_the_device_s_limits_and_a_far_one_is_walked(
+    tmp_path: Path, write_session: Any
+) -> None:
+    data = limited_session({"name": "sobol"}, review={"policy": "always"}, budget={"experiments": 1})
+    data["variables"]["x"]["max_step"] = 0.25
+    session = Session.create(write_session(data), tmp_path / "run")
+    try:
+        checkpoint = session.advance()
+        assert checkpoint is not None
+        ops = Operations(session)
+        ops.holding(checkpoint)
+        pid = checkpoint.proposals[0]["id"]
+        past = Decision(verdict=Verdict.EDIT, proposal_ids=[pid], setpoints={"x": 1.5})
+        with pytest.raises(SafetyError, match=r"edit refused: setpoints.x: 1.5 is outside the limits in force"):
+            ops.answer(checkpoint.id, [past])
+        far = Decision(verdict=Verdict.EDIT, proposal_ids=[pid], setpoints={"x": -0.9})
+        ops.answer(checkpoint.id, [far])
+        assert session.answer(far) is None
+        (observation,) = session.store.observations()
+        assert observation.status == "ok" and observation.readbacks["x"] == pytest.approx(-0.9)
+        start = dict(read_run_file(tmp_path / "run" / "runs" / f"{observation.proposal_id}.jsonl"))["start"]
+        assert len(start["closedloop"]["route"]) == 3  # 0.9 in steps of at most 0.25
     finally:
         session.close()
