@@ -85,6 +85,11 @@ def reach_summary(spec: SessionSpec, devices: Mapping[str, Limits]) -> dict[str,
     }
 
 
+def in_force(summary: Mapping[str, Mapping[str, Any]]) -> dict[str, Limits]:
+    """The limits in force from a :func:`reach_summary` (as a session stores it): variable -> ``(low, high)``."""
+    return {name: (float(entry["limits"][0]), float(entry["limits"][1])) for name, entry in summary.items()}
+
+
 def reachable_vocs(spec: SessionSpec, devices: Mapping[str, Limits]) -> VOCS:
     """The session's VOCS with every variable's domain cut to its limits in force (see the module's text).
 

@@ -245,3 +245,18 @@ def test_an_operator_s_edit_is_held_to_the_device_s_limits_and_a_far_one_is_walk
         assert len(start["closedloop"]["route"]) == 3  # 0.9 in steps of at most 0.25
     finally:
         session.close()
+
+
+def test_a_point_queued_past_the_device_s_limits_is_refused_before_it_is_queued(
+    tmp_path: Path, write_session: Any
+) -> None:
+    session = Session.create(write_session(limited_session({"name": "sobol"})), tmp_path / "run")
+    try:
+        ops = Operations(session)
+        with pytest.raises(SafetyError, match=r"point 2: setpoints.x: 1.5 is outside the limits in force"):
+            ops.add([{"x": 0.5}, {"x": 1.5}], by="ann", via="test")
+        assert session.store.count_queued() == 0
+        ops.add([{"x": 0.5}], by="ann", via="test")
+        assert session.store.count_queued() == 1
+    finally:
+        session.close()
