@@ -13,7 +13,8 @@ plans, :func:`measure_point` and :func:`scan_point`, are plain generators built 
   ``count_time``, ``preset_time``, ``exposure_time``, ``cam.acquire_time`` that can be set) for the run and put
   back afterwards; a run with a ``count_time`` that no detector takes fails, naming the option;
 - every mover moves to its setpoint together (one ``mv``), then the detectors and the movers are triggered and
-  read into the ``primary`` stream.
+  read into the ``primary`` stream; a move longer than a variable's ``max_step`` is first walked through the
+  waypoints :func:`plan_for` is given (``route``), each leg within ``max_step``, before the run opens.
 """
 
 from __future__ import annotations
