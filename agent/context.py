@@ -53,6 +53,7 @@ class LoopContext:
         issued: proposal id -> the planner's ``_id``, for points the current planner instance made.
         requests: what operators asked (stop after the current run).
         collect_ended: ingests the runs that ended while the loop waits at a review (set by the loop's graph).
+        reach: each variable's hard, device and in-force limits (:func:`closedloop.reach.reach_summary`), for operators.
     """
 
     spec: SessionSpec
@@ -66,6 +67,7 @@ class LoopContext:
     issued: dict[str, int] = field(default_factory=dict)
     requests: Requests = field(default_factory=Requests)
     collect_ended: Callable[[], None] = lambda: None
+    reach: dict[str, Any] = field(default_factory=dict)
 
     def budget(self) -> int:
         """The budget in force (an operator may have changed it)."""

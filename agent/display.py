@@ -64,6 +64,8 @@ def _limits(variable: VariableInfo) -> str:
     parts = []
     if variable.hard_limits is not None:
         parts.append(f"{fmt(variable.hard_limits[0])} to {fmt(variable.hard_limits[1])}")
+    if variable.device_limits is not None:
+        parts.append(f"device {fmt(variable.device_limits[0])} to {fmt(variable.device_limits[1])}")
     if variable.max_step is not None:
         parts.append(f"step <= {fmt(variable.max_step)}")
     return ", ".join(parts) or "-"

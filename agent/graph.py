@@ -35,7 +35,7 @@ from closedloop.records import (
     Verdict,
 )
 from instruments.ingest import observation_from_documents
-from instruments.safety import check_setpoints, gate
+from instruments.safety import check_edit, gate
 from planners import Explains, KnowsPosition, LimitsInFlight
 
 INTERRUPTED = "interrupted: the session process ended while this run may have been moving; not run again by itself"
@@ -72,7 +72,9 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
     def hold(kind: str, iteration: int, reason: str, proposals: list[Proposal] | None = None) -> Decision:
         """Ask an operator (a LangGraph interrupt, durable across kills) and return the first decision."""
         shown = proposals or []
-        info = checkpoint_info(spec, kind, iteration, shown, ctx.positions(), ctx.predictions(shown), ctx.tally, reason)
+        info = checkpoint_info(
+            spec, kind, iteration, shown, ctx.positions(), ctx.predictions(shown), ctx.tally, reason, reach=ctx.reach
+        )
         return read_answer(interrupt(info), [p.id for p in shown] or [""], info["checkpoint"])[0]
 
     def planner_proposals(iteration: int, count: int) -> list[Proposal]:
@@ -196,7 +198,9 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
             ]
         else:
             predicts = callable(getattr(ctx.planner, "predict", None))
-            info = checkpoint_info(spec, "review", iteration, proposals, current, predictions, ctx.tally, why, predicts)
+            info = checkpoint_info(
+                spec, "review", iteration, proposals, current, predictions, ctx.tally, why, predicts, reach=ctx.reach
+            )
             # what is asked, with the model's prediction, for the audit trail (once per checkpoint, as first asked)
             asked = {"checkpoint": key, "reason": why, "proposals": info["proposals"]}
             store.log("question", json.dumps(asked, default=str), key=f"question-{key}")
@@ -234,7 +238,7 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
     def edited_proposal(proposal: Proposal, decision: Decision, current: dict[str, Any]) -> Proposal | None:
         """The operator's setpoints as a new proposal (checked again); the planner's own point is rejected."""
         try:
-            setpoints = check_setpoints(spec, decision.setpoints or {}, current)
+            setpoints = check_edit(spec, decision.setpoints or {}, current, ctx.executor)
         except SafetyError as exc:
             store.log("safety", f"edit of {proposal.id} refused: {exc}", key=f"edit-refused-{proposal.id}")
             setpoints = None

@@ -18,7 +18,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from agent.store_sql import SqlStore
 from agent.stores import saver_for
 from closedloop.changes import spec_changes, spec_fingerprint
 from closedloop.errors import InstrumentError, SessionError, SpecError
+from closedloop.reach import Limits, reach_summary, reachable_vocs
 from closedloop.records import Decision, Observation, ProposalStatus, new_id
 from closedloop.spec import SessionSpec, load_spec
 from instruments.executor import InProcessExecutor, build_run_engine
@@ -89,16 +90,22 @@ class Checkpoint:
         return str(self.info.get("reason", ""))
 
 
-def build_planner(spec: SessionSpec) -> Any:
-    """The session's planner, built from its spec.
+def build_planner(spec: SessionSpec, device_limits: Mapping[str, Limits] | None = None) -> Any:
+    """The session's planner, built from its spec, searching what the devices can reach.
 
     The session seed is passed when the planner takes one, and variables' ``max_step`` become the planner's
     ``max_travel`` when it takes that and the options do not set it.
 
+    Args:
+        spec: the session spec.
+        device_limits: variable -> its devices' own limits (:meth:`Lanes.device_limits`): the planner's VOCS
+            has each variable's domain cut to them (:func:`closedloop.reach.reachable_vocs`).
+
     Raises:
         PlannerError: the planner refuses the problem or its options.
+        InstrumentError: a variable's search range lies outside its device's limits.
     """
-    vocs = spec.vocs()
+    vocs = reachable_vocs(spec, device_limits or {})
     options = dict(spec.planner.options)
     steps = {name: v.max_step for name, v in spec.variables.items() if v.max_step is not None}
     if steps and "max_travel" not in options and accepts_option(spec.planner.name, "max_travel"):
@@ -273,9 +280,16 @@ class Session:
         self._checkpoint_conn, rebuilt = open_checkpoints(folder, self.session_id, store)
         self._rebuilt = rebuilt and store.count_proposals() > 0
         try:
-            self.planner = planner if planner is not None else build_planner(spec)
-            self._replay_into_planner()
             self.lanes = build_lanes(spec, self.session_id, store, executor)
+            try:
+                # the devices' own limits are known once they are connected: the planner searches what they reach
+                devices = self.lanes.device_limits()
+                store.set_meta(reach=reach_summary(spec, devices))
+                self.planner = planner if planner is not None else build_planner(spec, devices)
+                self._replay_into_planner()
+            except BaseException:
+                self.lanes.close()
+                raise
             store.set_meta(planner_waits=False)  # as a killed process may have left it (see the loop's ingest)
         except BaseException:
             self._checkpoint_conn.close()
@@ -283,6 +297,7 @@ class Session:
         observations = store.observations()
         self.tally = Tally.from_observations(spec, observations)
         self.context = LoopContext(spec, store, self.planner, self.lanes, folder / "runs", self.tally)
+        self.context.reach = dict(store.meta("reach") or {})
         self.context.on_observation = self._observed
         self.lanes.emit = lambda kind, data: self.context.emit(kind, data)
         self.graph = build_graph(self.context, saver_for(self._checkpoint_conn))

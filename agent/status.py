@@ -201,6 +201,7 @@ def summary(
         "decisions": store.count_decisions(),
         "queued": store.count_queued(),
         "instruments": instrument_states(spec, store, live=state in LIVE_STATES, held=held),
+        "reach": store.meta("reach") or {},
         "error": store.meta("error"),
     }
 

@@ -305,6 +305,9 @@ class VariableInfo(BaseModel):
     values: list[Value] | None = None
     hard_limits: tuple[float, float] | None = None
     max_step: float | None = None
+    device_limits: tuple[float, float] | None = None
+    """The moving device's own travel limits, read when it connected (None: none known); the gate holds setpoints
+    within both these and ``hard_limits``, and the planner searches within both."""
 
 
 class CheckpointInfo(BaseModel):

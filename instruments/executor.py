@@ -2,8 +2,10 @@
 
 It builds the RunEngine as beamlines configure it (session metadata in every start document, ``scan_id``
 continuing from the last one used, suspenders from the session file, documents published to a 0MQ proxy as JSON),
-connects the devices within their timeout, and runs each proposal under the session's run timeout and retry
-policy. It does not check proposals: :func:`instruments.safety.gate` does, above every executor.
+connects the devices within their timeout (reading each mover's own travel limits), and runs each proposal under
+the session's run timeout and retry policy, a move longer than ``max_step`` walked in steps of at most that
+(:func:`closedloop.reach.route`). It does not check proposals: :func:`instruments.safety.gate` does, above every
+executor.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from bluesky.utils import MsgGenerator, RunEngineInterrupted
 from event_model import NumpyEncoder
 
 from closedloop.errors import InstrumentError
+from closedloop.reach import Limits, route
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
-from instruments.devices import in_loop, make_devices, position_source, read_position, resolve_device
-from instruments.plans import plan_for
+from instruments.devices import in_loop, make_devices, position_source, read_limits, read_position, resolve_device
+from instruments.plans import end_positions, plan_for
 from instruments.protocols import DocumentSink, EventSink, RunRecord, is_transient
 from instruments.suspenders import build_suspenders
 
@@ -115,6 +118,7 @@ class InProcessExecutor:
         if unreadable:
             raise InstrumentError(f"instrument: device '{unreadable[0]}' moves nothing and has no read()")
         self._sources = in_loop(self.run_engine, self._position_sources())
+        self._limits: dict[str, Limits] = in_loop(self.run_engine, self._read_limits())
         self._suspenders = build_suspenders(spec.suspenders, self.devices, self.run_engine, self._suspender_changed)
         if spec.publish is not None:
             self._publisher = Publisher(spec.publish.address, serializer=json_document)
@@ -156,6 +160,19 @@ class InProcessExecutor:
                     f"(no locate(), no position, no '{field}' in its read()), so max_step cannot be enforced"
                 )
         return sources
+
+    async def _read_limits(self) -> dict[str, Limits]:
+        found = {name: await read_limits(self.movers[name]) for name in self.spec.variables}
+        return {name: limits for name, limits in found.items() if limits is not None}
+
+    def limits(self) -> dict[str, Limits]:
+        """Variable -> its device's own travel limits, as read at connect (variables whose device has none are left
+        out); see :func:`~instruments.devices.read_limits`."""
+        return dict(self._limits)
+
+    def end_positions(self, setpoints: Mapping[str, Any]) -> dict[str, Any]:
+        """Where a run to ``setpoints`` leaves the movers (a scan's end, not its centre)."""
+        return end_positions(self.spec, setpoints, self._limits)
 
     @property
     def scan_id(self) -> int:
@@ -241,7 +258,12 @@ class InProcessExecutor:
         watchdog = threading.Thread(target=self._watchdog, args=(timeout, done), daemon=True) if timeout else None
         started = time.perf_counter()
         try:
-            plan = plan_for(self.spec, setpoints, self.movers, self.detectors, metadata)
+            steps = {name: v.max_step for name, v in self.spec.variables.items() if v.max_step is not None}
+            # a move longer than max_step is made in steps of at most max_step, from where the movers are now
+            legs = route(self.positions(), setpoints, steps) if steps else []
+            plan = plan_for(
+                self.spec, setpoints, self.movers, self.detectors, metadata, route=legs, limits=self._limits
+            )
             if watchdog is not None:
                 watchdog.start()
             self.run_engine(self._guarded(plan), lambda name, doc: _collect(record, sink, name, doc))

@@ -77,3 +77,16 @@ class Executes(Protocol):
 
     def close(self) -> None:
         """Release the RunEngine (or the connection to it) and the devices."""
+
+
+@runtime_checkable
+class Reaches(Protocol):
+    """An executor that knows the reach of its devices (see :mod:`closedloop.reach`): their own travel limits, where
+    a run leaves them, and that it makes a move longer than a variable's ``max_step`` in steps of at most that
+    (so the safety gate lets such a move through instead of refusing it)."""
+
+    def limits(self) -> dict[str, tuple[float, float]]:
+        """Variable -> its device's own travel limits, as read at connect; variables without any left out."""
+
+    def end_positions(self, setpoints: Mapping[str, Any]) -> dict[str, Any]:
+        """Where a run to ``setpoints`` leaves the movers (a scan's end, not its centre)."""
