@@ -43,6 +43,44 @@ def bundled_startup_dir() -> Path:
     return Path(next(iter(found.submodule_search_locations))) / "qserver"
 
 
+PUBLISHER_FILE = "06-closedloop-publish.py"
+_PUBLISHER = f'''"""Added by closedloop to a copy of a startup profile: the RunEngine publishes its documents, as JSON, to the
+0MQ proxy at ${PUBLISH_ENV} (the one thing closedloop needs of a beamline's profile)."""
+import json as _json
+import os as _os
+
+from bluesky.callbacks.zmq import Publisher as _Publisher
+
+
+def _closedloop_json(document):
+    return _json.dumps(document, default=lambda value: value.tolist() if hasattr(value, "tolist") else str(value)).encode()
+
+
+if _os.environ.get("{PUBLISH_ENV}"):
+    RE.subscribe(_Publisher(_os.environ["{PUBLISH_ENV}"], serializer=_closedloop_json))
+'''
+
+
+def stock_startup_dir(into: Path) -> Path:
+    """A copy, in ``into``, of bluesky-queueserver's own simulated profile (``profile_collection_sim``: ophyd.sim's
+    ``motor1``, ``motor2``, ``det4``...) with one file added that publishes the RunEngine's documents as JSON to
+    the proxy named by ``CLOSEDLOOP_QSERVER_PUBLISH``.
+
+    Raises:
+        InstrumentError: bluesky-queueserver is not installed.
+    """
+    found = importlib.util.find_spec("bluesky_queueserver")
+    if found is None or not found.submodule_search_locations:
+        raise InstrumentError(
+            "queueserver: bluesky-queueserver is not installed", "pip install 'closedloop[queueserver]'"
+        )
+    source = Path(next(iter(found.submodule_search_locations))) / "profile_collection_sim"
+    target = into / "profile_collection_sim"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "existing_plans_and_devices.yaml"))
+    (target / PUBLISHER_FILE).write_text(_PUBLISHER)
+    return target
+
+
 def free_port() -> int:
     """A TCP port on the loopback interface that nothing listens on now."""
     with socket.socket() as probe:
@@ -82,7 +120,8 @@ class LocalQueueServer:
     """Redis (unless one is given), ``bluesky-0MQ-proxy`` and ``start-re-manager``, as one context manager.
 
     Args:
-        startup_dir: the manager's startup folder; default: the bundled one.
+        startup_dir: the manager's startup folder; default: the bundled one (``stock``: bluesky-queueserver's own
+            simulated profile, see :func:`stock_startup_dir`).
         redis: ``host:port`` of a running Redis; default: start ``redis-server`` on a free port (no persistence).
         control_port, info_port, proxy_in_port, proxy_out_port: loopback ports; default: free ones.
         noise: the bundled profile's detector noise in counts (``CLOSEDLOOP_QSERVER_NOISE``).
@@ -92,7 +131,7 @@ class LocalQueueServer:
 
     def __init__(
         self,
-        startup_dir: Path | None = None,
+        startup_dir: Path | str | None = None,
         redis: str | None = None,
         control_port: int | None = None,
         info_port: int | None = None,
@@ -102,7 +141,12 @@ class LocalQueueServer:
         exposure: float = 0.0,
         start_timeout: float = 60.0,
     ) -> None:
-        self.startup_dir = Path(startup_dir) if startup_dir else bundled_startup_dir()
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.workdir = Path(tempfile.mkdtemp(prefix="closedloop-qserver-"))
+        if startup_dir == "stock":
+            self.startup_dir = stock_startup_dir(self.workdir)
+        else:
+            self.startup_dir = Path(startup_dir) if startup_dir else bundled_startup_dir()
         self.noise = noise
         self.exposure = exposure
         self.start_timeout = start_timeout
@@ -115,8 +159,6 @@ class LocalQueueServer:
             documents=f"tcp://{HOST}:{ports[3]}",
             redis=self._redis or f"{HOST}:{free_port()}",
         )
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.workdir = Path(tempfile.mkdtemp(prefix="closedloop-qserver-"))
 
     def __enter__(self) -> LocalQueueServer:
         self.start()

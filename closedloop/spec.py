@@ -287,12 +287,20 @@ class SessionSpec(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _tiled_needs_the_in_process_engine(self) -> SessionSpec:
-        if self.tiled is not None and any(lane.queueserver is not None for _, lane in self.lanes()):
-            raise ValueError(
-                "tiled: runs are written to Tiled by the in-process RunEngine; with a queueserver, "
-                "subscribe the manager's own Tiled writer in its profile"
-            )
+    def _run_engine_options_need_the_in_process_engine(self) -> SessionSpec:
+        # suspenders, publishing and Tiled are the RunEngine's: with a queueserver the RunEngine is the manager's,
+        # so they belong in its startup profile; refused rather than silently ignored
+        if not any(lane.queueserver is not None for _, lane in self.lanes()):
+            return self
+        where = {
+            "suspenders": "install suspenders in the manager's startup profile (RE.install_suspender)",
+            "publish": "the manager's RunEngine already publishes to its 0MQ proxy: subscribe to "
+            "instrument.queueserver.documents_address",
+            "tiled": "subscribe a Tiled writer to the manager's RunEngine in its startup profile",
+        }
+        for field, hint in where.items():
+            if getattr(self, field):
+                raise FieldError(field, f"with a queueserver instrument, {hint}")
         return self
 
     def lanes(self) -> list[tuple[str, InstrumentSpec]]:

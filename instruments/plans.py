@@ -138,6 +138,22 @@ def scan_point(
     return (yield from _staged_run(moves, detectors, meta, count_time, _readings))
 
 
+def scan_range(spec: SessionSpec, setpoints: Mapping[str, float | str]) -> tuple[float, float]:
+    """Where the ``scan`` plan starts and stops: ``width`` centred on the scanned variable's setpoint, cut to its
+    hard limits.
+
+    Raises:
+        InstrumentError: the scanned variable has no numeric setpoint (``plan.options.variable``).
+        ValueError: the session's plan is not ``scan``.
+    """
+    scan = spec.plan.scan_options()
+    centre = setpoints.get(scan.variable)
+    if isinstance(centre, bool) or not isinstance(centre, int | float):
+        raise InstrumentError(f"plan.options.variable: no numeric setpoint for '{scan.variable}'")
+    low, high = spec.variables[scan.variable].limits
+    return max(centre - scan.width / 2, low), min(centre + scan.width / 2, high)
+
+
 def _bundled_plan(
     spec: SessionSpec,
     setpoints: Mapping[str, float | str],
@@ -154,11 +170,7 @@ def _bundled_plan(
         num = plan.measure_options().num
         return (yield from measure_point(moves, detectors, md, num=num, count_time=plan.count_time))
     scan = plan.scan_options()
-    centre = setpoints.get(scan.variable)
-    if not isinstance(centre, int | float):
-        raise InstrumentError(f"plan.options.variable: no numeric setpoint for '{scan.variable}'")
-    low, high = spec.variables[scan.variable].limits
-    start, stop = max(centre - scan.width / 2, low), min(centre + scan.width / 2, high)
+    start, stop = scan_range(spec, setpoints)
     positions = [float(x) for x in np.linspace(start, stop, scan.num)]
     motor = movers[scan.variable]
     md["closedloop"]["scan"] = {"variable": scan.variable, "motor": _name(motor), "start": start, "stop": stop}
