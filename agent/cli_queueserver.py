@@ -44,16 +44,20 @@ def bundled_startup_dir() -> Path:
 
 
 PUBLISHER_FILE = "06-closedloop-publish.py"
-_PUBLISHER = f'''"""Added by closedloop to a copy of a startup profile: the RunEngine publishes its documents, as JSON, to the
-0MQ proxy at ${PUBLISH_ENV} (the one thing closedloop needs of a beamline's profile)."""
+_PUBLISHER = f'''"""Added by closedloop to a copy of a startup profile: the RunEngine publishes its documents,
+as JSON, to the 0MQ proxy at ${PUBLISH_ENV} (the one thing closedloop needs of a beamline's profile)."""
 import json as _json
 import os as _os
 
 from bluesky.callbacks.zmq import Publisher as _Publisher
 
 
+def _closedloop_plain(value):
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
 def _closedloop_json(document):
-    return _json.dumps(document, default=lambda value: value.tolist() if hasattr(value, "tolist") else str(value)).encode()
+    return _json.dumps(document, default=_closedloop_plain).encode()
 
 
 if _os.environ.get("{PUBLISH_ENV}"):
