@@ -162,12 +162,13 @@ class QueueServerExecutor:
             if result.get("exit_status") not in {"completed", "stopped"}:
                 self._manager.remove_requeued(item)
         error = None if result.get("exit_status") == "completed" else _describe(result)
-        if any(name == "stop" for name, _ in documents):
+        if {"start", "stop"} <= {name for name, _ in documents}:
             return Recovery(RunRecord(documents=documents, error=error), complete=True)
         runs = ", ".join(result.get("run_uids") or []) or "none"
         lost = (
             f"the RE Manager finished it ({result.get('exit_status')}, run {runs}) while the agent was stopped; "
-            f"{len(documents)} of its documents had arrived and the manager keeps none: the measurement is lost"
+            f"{len(documents)} of its documents reached the agent, not the whole run, and the manager keeps none: "
+            "the measurement is lost"
         )
         return Recovery(RunRecord(documents=documents, error=lost), complete=False)
 
@@ -293,7 +294,9 @@ class QueueServerExecutor:
         uid = item["item_uid"]
         record = RunRecord()
         with self._lock:
-            watch = self._stream_or_fail().watch(proposal_id, documents)
+            active = self._manager.request("re_runs", option="active").get("run_list") or []
+            uids = [str(run["uid"]) for run in active if run.get("uid")]  # its start may have gone unheard
+            watch = self._stream_or_fail().watch(proposal_id, documents, uids)
             try:
                 deadline = time.monotonic() + self.qs.run_timeout
                 while (result := self._manager.history_result(uid)) is None:
