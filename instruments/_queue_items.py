@@ -45,7 +45,8 @@ def choose_plan(spec: SessionSpec, allowed: set[str]) -> str:
         for plan, needs in choices:
             if needs <= allowed:
                 return plan
-        names = ", ".join(f"'{plan}'" for plan, _ in choices)
+        labels = [f"'{plan}'" if plan != "count" else "'mv' with 'count'" for plan, _ in choices]
+        names = ", ".join(labels[:-1]) + f", or {labels[-1]}"
         raise InstrumentError(
             f"instrument.queueserver.plan: the RE Manager allows none of {names} to {group}"
             + (" (plan: scan needs a scan)" if scanning else ""),

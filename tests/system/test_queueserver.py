@@ -104,7 +104,7 @@ def test_ten_proposals_run_on_the_manager_and_match_the_physics(qserver, manager
         assert executor.plan == "closedloop_point"
         manager.item_execute(BPlan("mv", "m1", 0.25, "m2", -0.5))  # someone else leaves the mirrors somewhere
         manager.wait_for_idle(timeout=30)
-        assert executor.positions() == {"pitch1": pytest.approx(0.25)}  # read by a zero-move count
+        assert executor.positions() == {"pitch1": pytest.approx(0.25), "pitch2": pytest.approx(-0.5)}  # by a count
 
         planner = SobolPlanner(spec.vocs(), seed=11)
         history_before = len(_history(manager))
@@ -119,7 +119,7 @@ def test_ten_proposals_run_on_the_manager_and_match_the_physics(qserver, manager
             start = record.documents[0][1]
             assert (start["proposal_id"], start["session_id"], start["operator"]) == (proposal.id, "s-qs", "qs-test")
             _check_physics(spec, proposal, record.documents)
-            assert executor.positions() == {"pitch1": pytest.approx(setpoints["pitch1"])}
+            assert executor.positions() == {name: pytest.approx(value) for name, value in setpoints.items()}
             entry = _history(manager)[-1]  # the manager's own record names the proposal and the run
             assert entry["kwargs"]["md"]["proposal_id"] == proposal.id
             assert entry["result"]["exit_status"] == "completed"
