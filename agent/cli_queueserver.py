@@ -1,8 +1,9 @@
 """``closedloop queueserver``: start a local bluesky-queueserver (Redis, 0MQ document proxy, RE Manager).
 
 :class:`LocalQueueServer` starts the three processes on loopback ports for a startup folder (by default the one
-the project ships, ``simulators/qserver``), waits until the manager's worker environment is open, and ends every
-process it started when it stops (each runs in its own process group, ended by its id). The system tests and the
+the project ships, ``simulators/qserver``; or a copy of bluesky-queueserver's own simulated profile), waits until
+the manager's worker environment is open, and ends every process it started when it stops (each runs in its own
+process group, ended by its id). The system tests and the
 queueserver benchmark use it as well as the command.
 """
 
@@ -310,14 +311,14 @@ def _program(name: str) -> str:
     return str(beside) if beside.exists() else name
 
 
-def session_snippet(addresses: QueueServerAddresses) -> str:
-    """The ``instrument:`` section of a session file that uses this queueserver with the bundled profile."""
+def session_snippet(addresses: QueueServerAddresses, detector: str = "det") -> str:
+    """The ``instrument:`` section of a session file that uses this queueserver (``det4`` on the stock profile)."""
     return (
         "instrument:\n"
         "  queueserver:\n"
         f"    control_address: {addresses.control}\n"
         f"    documents_address: {addresses.documents}\n"
-        "    detectors: [det]\n"
+        f"    detectors: [{detector}]\n"
     )
 
 
@@ -336,6 +337,9 @@ def start(
     proxy_in_port: Annotated[int, typer.Option(help="the document proxy's in-port (RunEngine publishes)")] = 5567,
     proxy_out_port: Annotated[int, typer.Option(help="the document proxy's out-port (subscribers)")] = 5568,
     startup_dir: Annotated[Path | None, typer.Option(help="startup folder (default: the bundled simulator)")] = None,
+    stock_profile: Annotated[
+        bool, typer.Option(help="use bluesky-queueserver's own simulated profile (motor1, motor2, det4...)")
+    ] = False,
     noise: Annotated[float, typer.Option(help="the bundled detector's noise, counts")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="print the addresses as one JSON line")] = False,
 ) -> None:
@@ -346,7 +350,11 @@ def start(
     if startup_dir is not None and not (startup_dir / "user_group_permissions.yaml").is_file():
         typer.echo(f"error: --startup-dir: {startup_dir} has no user_group_permissions.yaml", err=True)
         raise typer.Exit(2)
-    server = LocalQueueServer(startup_dir, redis, control_port, info_port, proxy_in_port, proxy_out_port, noise)
+    if stock_profile and startup_dir is not None:
+        typer.echo("error: --stock-profile: give it or --startup-dir, not both", err=True)
+        raise typer.Exit(2)
+    chosen: Path | str | None = "stock" if stock_profile else startup_dir
+    server = LocalQueueServer(chosen, redis, control_port, info_port, proxy_in_port, proxy_out_port, noise)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         try:
@@ -360,7 +368,8 @@ def start(
         else:
             for name, address in asdict(addresses).items():
                 typer.echo(f"{name:>9}: {address}")
-            typer.echo(f"\nA session file's instrument section for it:\n{session_snippet(addresses)}")
+            snippet = session_snippet(addresses, "det4" if stock_profile else "det")
+            typer.echo(f"\nA session file's instrument section for it:\n{snippet}")
             typer.echo("Running; Ctrl-C ends every process started here.")
         sys.stdout.flush()
         while all(process.poll() is None for process in server.processes.values()):
