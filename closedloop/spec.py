@@ -182,9 +182,12 @@ class SessionSpec(BaseModel):
             ``2**32 - 1``.
         plan: the plan that carries out each proposal (a bundled one, or a factory of your own).
         metadata: keys merged into every run's start document (not ``proposal_id``, ``session_id``, ``iteration``).
-        suspenders: signals that hold a run while they are below a floor (a ring current).
-        publish: where every run's documents are published as JSON (a bluesky 0MQ proxy).
+        suspenders: signals that hold a run while they are below a floor (a ring current). Refused with a
+            queueserver instrument: install them in the manager's startup profile.
+        publish: where every run's documents are published as JSON (a bluesky 0MQ proxy). Refused with a
+            queueserver instrument: its proxy (``documents_address``) already publishes them.
         tiled: the Tiled server every run's documents are written to (needs the ``closedloop[tiled]`` extra).
+            Refused with a queueserver instrument: subscribe a Tiled writer in the manager's startup profile.
         store: a ``postgresql://`` URL: keep the store and LangGraph's checkpoints in that PostgreSQL database (needs
             the ``closedloop[postgres]`` extra), so operators on other hosts share the session; default SQLite in the
             session folder. ``closedloop run --store`` overrides it.
