@@ -98,7 +98,8 @@ class Executes(Protocol):
         """
 
     def positions(self) -> dict[str, Any]:
-        """Variable name -> the read-back position of its device now, for every variable with a ``max_step``."""
+        """Variable name -> the read-back position of its device now, for every variable whose device reports one
+        (a variable with a ``max_step`` and no position is refused by the safety gate)."""
 
     def abort(self, reason: str) -> None:
         """Abort the run in progress, if any, from any thread; the record then says ``aborted_by_operator``."""

@@ -148,6 +148,32 @@ def test_a_profile_without_closedloops_plan_gets_standard_plans(qserver, manager
         executor.close()
 
 
+@pytest.mark.parametrize(("group", "plan"), [("primary", "closedloop_scan"), ("standard_plans", "scan")])
+def test_plan_scan_is_one_whole_scan_on_the_manager(qserver, manager, group, plan) -> None:
+    """plan: scan becomes closedloop's own scan plan where the profile has it, else Bluesky's scan; either way one
+    run of ``num`` events with both mirrors read at every point, the scanned one across the range."""
+    spec = _spec(qserver, user_group=group)
+    data = spec.model_dump(mode="json", exclude_none=True)
+    data["plan"] = {"name": "scan", "options": {"variable": "pitch1", "width": 0.8, "num": 5}}
+    data["objectives"]["flux"]["reducer"] = "instruments.reducers:integrated_intensity"
+    spec = spec_from_dict(data)
+    executor = QueueServerExecutor(spec, "s-scan")
+    try:
+        assert executor.plan == plan
+        proposal = Proposal(iteration=0, setpoints={"pitch1": 0.2, "pitch2": -0.3})
+        record = executor.run(proposal)
+        assert record.error is None
+        observation = observation_from_documents(spec, proposal, record.documents)
+        assert observation.status == ObservationStatus.OK, observation.error
+        events = [doc["data"] for name, doc in record.documents if name == "event"]
+        assert [round(e["m1"], 9) for e in events] == [-0.2, 0.0, 0.2, 0.4, 0.6]
+        assert all(e["m2"] == pytest.approx(-0.3) for e in events)
+        assert _history(manager)[-1]["name"] == plan
+        assert executor.positions() == {"pitch1": pytest.approx(0.6), "pitch2": pytest.approx(-0.3)}
+    finally:
+        executor.close()
+
+
 def test_a_plan_or_device_the_manager_lacks_is_named(qserver) -> None:
     with pytest.raises(InstrumentError, match=r"queueserver.plan: .*no plan 'tune_everything'"):
         QueueServerExecutor(_spec(qserver, plan="tune_everything"), "s")
