@@ -442,3 +442,32 @@ def test_one_session_keeps_two_managers_busy(qserver, tmp_path: Path) -> None:
     a = [(b, e) for who, b, e, _ in runs if who == "hutch-a"]
     b = [(s, e) for who, s, e, _ in runs if who == "hutch-b"]
     assert any(a0 < b1 and b0 < a1 for a0, a1 in a for b0, b1 in b)  # the two ran at once
+
+
+def test_recover_says_what_the_manager_did_with_an_item_the_agent_lost_track_of(qserver, manager) -> None:
+    """Finished with every document captured: the whole run, complete. Finished with only its start captured:
+    lost, saying why. Queued but never started: taken off the queue. Unknown to the manager: None."""
+    spec = _spec(qserver)
+    executor = QueueServerExecutor(spec, "s-recover")
+    try:
+        proposal = Proposal(iteration=0, setpoints={"pitch1": 0.3, "pitch2": -0.1})
+        record = executor.run(proposal)
+        assert record.error is None
+        whole = executor.recover(proposal.id, record.documents)
+        assert whole is not None and whole.complete and whole.record.error is None
+        assert whole.record.documents == record.documents
+
+        partial = executor.recover(proposal.id, record.documents[:1])
+        assert partial is not None and not partial.complete
+        run_uid = record.documents[0][1]["uid"]
+        assert f"the RE Manager finished it (completed, run {run_uid})" in (partial.record.error or "")
+
+        manager.queue_stop()
+        waiting = manager.item_add(BPlan("count", ["det"], num=1, md={"proposal_id": "p-never-started"}))["item"]
+        queued = executor.recover("p-never-started", [])
+        assert queued is not None and not queued.complete and "taken off its queue" in (queued.record.error or "")
+        assert waiting["item_uid"] not in [i["item_uid"] for i in manager.queue_get(reload=True)["items"]]
+
+        assert executor.recover("p-unknown-to-the-manager", []) is None
+    finally:
+        executor.close()
