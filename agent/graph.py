@@ -24,7 +24,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
 from agent.context import LoopContext, proposal_setpoints
-from agent.documents import RunFile, read_run_file
+from agent.documents import RunFile
+from agent.recovery import recover_run
 from agent.review import checkpoint_id, checkpoint_info, policy_asks, read_answer, shown_predictions
 from closedloop.errors import PlannerError, PointsExhaustedError, SafetyError
 from closedloop.records import (
@@ -79,10 +80,9 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
 
     def planner_proposals(iteration: int, count: int) -> list[Proposal]:
         if isinstance(ctx.planner, KnowsPosition):
-            where = ctx.positions()
-            numeric = {k: float(v) for k, v in where.items() if isinstance(v, int | float) and k in spec.variables}
-            if numeric:
-                ctx.planner.set_position(numeric)
+            where = ctx.planner_position()
+            if where:
+                ctx.planner.set_position(where)
         for _ in range(PLANNER_ATTEMPTS):
             proposals = []
             for point in ctx.planner.suggest(count):
@@ -352,10 +352,16 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         if stored is None:
             if not store.was_dispatched(proposal.id):
                 return  # never moved
-            # the process died (or its instrument stopped answering) while this run may have been moving
-            path = ctx.runs / f"{proposal.id}.jsonl"
-            store.add_run(proposal.id, read_run_file(path), INTERRUPTED, 0.0, status="interrupted")
-            store.log("interrupted", f"{proposal.id}: {INTERRUPTED}", key=f"interrupted-{proposal.id}")
+            # the process died (or its instrument stopped answering) while this run may have been moving: the
+            # instrument may still have it (a queueserver manager that ran on)
+            documents, reason, recovered = recover_run(ctx.lanes, ctx.runs, proposal.id, INTERRUPTED)
+            store.add_run(proposal.id, documents, reason, 0.0, status=recovered)
+            kind = "recovered" if recovered == "done" else "interrupted"
+            store.log(
+                kind,
+                f"{proposal.id}: {reason or 'the run ended while the session was down'}",
+                key=f"{kind}-{proposal.id}",
+            )
             stored = store.run_with_status(proposal.id)
             assert stored is not None
         documents, error, status = stored

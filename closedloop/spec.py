@@ -182,9 +182,12 @@ class SessionSpec(BaseModel):
             ``2**32 - 1``.
         plan: the plan that carries out each proposal (a bundled one, or a factory of your own).
         metadata: keys merged into every run's start document (not ``proposal_id``, ``session_id``, ``iteration``).
-        suspenders: signals that hold a run while they are below a floor (a ring current).
-        publish: where every run's documents are published as JSON (a bluesky 0MQ proxy).
+        suspenders: signals that hold a run while they are below a floor (a ring current). Refused with a
+            queueserver instrument: install them in the manager's startup profile.
+        publish: where every run's documents are published as JSON (a bluesky 0MQ proxy). Refused with a
+            queueserver instrument: its proxy (``documents_address``) already publishes them.
         tiled: the Tiled server every run's documents are written to (needs the ``closedloop[tiled]`` extra).
+            Refused with a queueserver instrument: subscribe a Tiled writer in the manager's startup profile.
         store: a ``postgresql://`` URL: keep the store and LangGraph's checkpoints in that PostgreSQL database (needs
             the ``closedloop[postgres]`` extra), so operators on other hosts share the session; default SQLite in the
             session folder. ``closedloop run --store`` overrides it.
@@ -287,12 +290,20 @@ class SessionSpec(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _tiled_needs_the_in_process_engine(self) -> SessionSpec:
-        if self.tiled is not None and any(lane.queueserver is not None for _, lane in self.lanes()):
-            raise ValueError(
-                "tiled: runs are written to Tiled by the in-process RunEngine; with a queueserver, "
-                "subscribe the manager's own Tiled writer in its profile"
-            )
+    def _run_engine_options_need_the_in_process_engine(self) -> SessionSpec:
+        # suspenders, publishing and Tiled are the RunEngine's: with a queueserver the RunEngine is the manager's,
+        # so they belong in its startup profile; refused rather than silently ignored
+        if not any(lane.queueserver is not None for _, lane in self.lanes()):
+            return self
+        where = {
+            "suspenders": "install suspenders in the manager's startup profile (RE.install_suspender)",
+            "publish": "the manager's RunEngine already publishes to its 0MQ proxy: subscribe to "
+            "instrument.queueserver.documents_address",
+            "tiled": "subscribe a Tiled writer to the manager's RunEngine in its startup profile",
+        }
+        for field, hint in where.items():
+            if getattr(self, field):
+                raise FieldError(field, f"with a queueserver instrument, {hint}")
         return self
 
     def lanes(self) -> list[tuple[str, InstrumentSpec]]:

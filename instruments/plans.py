@@ -96,18 +96,8 @@ def end_positions(
         scan = spec.plan.scan_options()
         centre = setpoints.get(scan.variable)
         if isinstance(centre, int | float) and not isinstance(centre, bool):
-            ends[scan.variable] = _scan_range(spec, scan.variable, float(centre), scan.width, limits or {})[1]
+            ends[scan.variable] = scan_range(spec, setpoints, limits)[1]
     return ends
-
-
-def _scan_range(
-    spec: SessionSpec, variable: str, centre: float, width: float, limits: Mapping[str, tuple[float, float]]
-) -> tuple[float, float]:
-    """A scan's start and stop: ``width`` centred on ``centre``, cut to the hard limits and the device's."""
-    low, high = spec.variables[variable].limits
-    if variable in limits:
-        low, high = max(low, limits[variable][0]), min(high, limits[variable][1])
-    return max(centre - width / 2, low), min(centre + width / 2, high)
 
 
 def _approach(
@@ -185,6 +175,26 @@ def scan_point(
     return (yield from _staged_run(moves, detectors, meta, count_time, _readings))
 
 
+def scan_range(
+    spec: SessionSpec, setpoints: Mapping[str, float | str], limits: Mapping[str, tuple[float, float]] | None = None
+) -> tuple[float, float]:
+    """Where the ``scan`` plan starts and stops: ``width`` centred on the scanned variable's setpoint, cut to its
+    hard limits and to the device's own (``limits``, by variable, where known).
+
+    Raises:
+        InstrumentError: the scanned variable has no numeric setpoint (``plan.options.variable``).
+        ValueError: the session's plan is not ``scan``.
+    """
+    scan = spec.plan.scan_options()
+    centre = setpoints.get(scan.variable)
+    if isinstance(centre, bool) or not isinstance(centre, int | float):
+        raise InstrumentError(f"plan.options.variable: no numeric setpoint for '{scan.variable}'")
+    low, high = spec.variables[scan.variable].limits
+    if limits and scan.variable in limits:
+        low, high = max(low, limits[scan.variable][0]), min(high, limits[scan.variable][1])
+    return max(centre - scan.width / 2, low), min(centre + scan.width / 2, high)
+
+
 def _bundled_plan(
     spec: SessionSpec,
     setpoints: Mapping[str, float | str],
@@ -202,10 +212,7 @@ def _bundled_plan(
         num = plan.measure_options().num
         return (yield from measure_point(moves, detectors, md, num=num, count_time=plan.count_time))
     scan = plan.scan_options()
-    centre = setpoints.get(scan.variable)
-    if not isinstance(centre, int | float):
-        raise InstrumentError(f"plan.options.variable: no numeric setpoint for '{scan.variable}'")
-    start, stop = _scan_range(spec, scan.variable, float(centre), scan.width, limits)
+    start, stop = scan_range(spec, setpoints, limits)
     positions = [float(x) for x in np.linspace(start, stop, scan.num)]
     motor = movers[scan.variable]
     md["closedloop"]["scan"] = {"variable": scan.variable, "motor": _name(motor), "start": start, "stop": stop}
