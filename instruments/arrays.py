@@ -158,7 +158,10 @@ class ExternalArrays:
         start = self._starts.get(doc.get("run_start", ""))
         if not moved or start is None:
             return doc
-        keys = {key: ({**info, "external": STREAM_EXTERNAL} if key in moved else info) for key, info in doc["data_keys"].items()}
+        keys = {
+            key: ({**info, "external": STREAM_EXTERNAL} if key in moved else info)
+            for key, info in doc["data_keys"].items()
+        }
         changed = {**doc, "data_keys": keys}
         self._streams[doc["uid"]] = _Stream(changed, moved, self._path_for(start, str(doc.get("name", ""))), start)
         return changed
@@ -225,4 +228,3 @@ def _numbers(key: str, value: Any) -> np.ndarray:
 def _file_uri(path: Path) -> str:
     """``file://localhost/<absolute path>``, as ophyd-async names its files."""
     return f"file://localhost{quote(str(path.resolve()))}"
-

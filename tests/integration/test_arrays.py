@@ -27,7 +27,9 @@ SIDE = 40  # 1,600 pixels: over the default threshold of 1,000 elements
 def camera_session(**overrides: Any) -> dict[str, Any]:
     return beamline_session(
         instrument={"simulator": "beamline", "options": {"noise": 0.0, "camera": SIDE}},
-        objectives={"flux": {"direction": "maximize", "field": "cam-image", "reducer": "instruments.reducers:frame_sum"}},
+        objectives={
+            "flux": {"direction": "maximize", "field": "cam-image", "reducer": "instruments.reducers:frame_sum"}
+        },
         budget={"experiments": 3},
         **overrides,
     )

@@ -288,7 +288,9 @@ def camera_executor(server: TiledServer, run_engine: Any, arrays_dir: Path, even
 
     session = beamline_session(
         instrument={"simulator": "beamline", "options": {"noise": 0.0, "camera": 40}},
-        objectives={"flux": {"direction": "maximize", "field": "cam-image", "reducer": "instruments.reducers:frame_sum"}},
+        objectives={
+            "flux": {"direction": "maximize", "field": "cam-image", "reducer": "instruments.reducers:frame_sum"}
+        },
         tiled={"url": server.url, "api_key": server.api_key},
     )
     return InProcessExecutor(
