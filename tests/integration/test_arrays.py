@@ -104,3 +104,24 @@ def test_with_external_above_null_frames_stay_in_the_events_and_give_the_same_ob
         names = [name for docs in stored_documents(folder).values() for name, _ in docs]
         assert ("stream_datum" in names) == (label == "external")
     assert values["inline"] == pytest.approx(values["external"], rel=1e-12)  # the same seed, the same points
+
+
+def test_an_ophyd_classic_image_signal_is_moved_as_it_streams(tmp_path: Path, run_engine: Any) -> None:
+    import bluesky.plans as bp
+    from ophyd.sim import SynSignal
+
+    from instruments.arrays import ExternalArrays
+    from instruments.reducers import frame_sum
+
+    rng = np.random.default_rng(1)
+    image = SynSignal(func=lambda: rng.random((32, 32)), name="img")  # an array of shape [32, 32], no dtype_numpy
+    arrays, out, inline = ExternalArrays(tmp_path, 1000), [], []
+    run_engine.subscribe(lambda name, doc: inline.append((name, doc)))
+    run_engine.subscribe(lambda name, doc: out.extend(arrays(name, doc)))
+    run_engine(bp.count([image], num=3))
+    for name, doc in out:
+        schema_validators[DocumentNames[name]].validate(doc)
+    assert [name for name, _ in out].count("stream_datum") == 3
+    assert all("img" not in doc["data"] for name, doc in out if name == "event")
+    sums = [np.sum(doc["data"]["img"]) for name, doc in inline if name == "event"]
+    assert frame_sum(out, "img") == pytest.approx(np.mean(sums), rel=1e-12)
