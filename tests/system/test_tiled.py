@@ -340,3 +340,36 @@ def test_frames_the_server_may_not_read_are_reported_tiled_failed(
         executor.close()
     reported = [details for kind, details in events if kind == "tiled_failed"]
     assert [details["run_uid"] for details in reported] == [uid]
+
+
+def test_an_area_detectors_own_hdf5_frames_read_back_through_tiled(tiled_server: TiledServer, run_engine: Any) -> None:
+    """ophyd-async's SimBlobDetector writes its own HDF5 files (in the server's --read folder): left as they are,
+    written to Tiled, and its frames served back equal to those the reducer reads."""
+    from instruments import InProcessExecutor
+    from instruments.reducers import RunDocuments
+
+    session = yaml.safe_load((ROOT / "examples" / "area-detector.yaml").read_text())
+    session["instrument"]["options"] = {"folder": str(tiled_server.readable / "blob")}
+    session["tiled"] = {"url": tiled_server.url, "api_key": tiled_server.api_key}
+    events: list[tuple[str, dict[str, Any]]] = []
+    executor = InProcessExecutor(
+        spec_from_dict(session), "s-tiled", run_engine=run_engine, arrays_dir=tiled_server.readable / "runs",
+        on_event=lambda kind, details: events.append((kind, details)),
+    )  # fmt: skip
+    try:
+        record = executor.run(Proposal(iteration=0, setpoints={"x": 0.05, "y": -0.05}))
+        assert record.error is None
+        uid = str(record.documents[0][1]["uid"])
+        assert executor.tiled is not None and executor.tiled.flush(60)
+        assert executor.tiled.written(uid) and executor.tiled.error(uid) is None
+    finally:
+        executor.close()
+    assert not [details for kind, details in events if kind == "tiled_failed"]
+    assert not (tiled_server.readable / "runs").exists()  # the detector's files are its own: nothing moved
+    (frame,) = RunDocuments(record.documents).values("blob")
+    catalog = tiled_server.client()
+    try:
+        served = catalog[uid]["primary"]["blob"].read()
+    finally:
+        catalog.context.close()
+    np.testing.assert_array_equal(np.asarray(served).reshape(frame.shape), frame)
