@@ -79,8 +79,8 @@ class TiledSink:
         self._run: str | None = None  # uid of the run being written; None: skip documents until the next start
         self._proposal: str | None = None
         self._streams: dict[str, str] = {}  # this run's descriptor uid -> stream name
-        self._resources: dict[str, str] = {}  # this run's stream resource uid -> its data key
-        self._sample: tuple[str, str] | None = None  # (stream, data key) of the run's first data in a file
+        self._resources: dict[str, tuple[str, str]] = {}  # this run's stream resource uid -> (data key, file uri)
+        self._sample: tuple[str, str, str] | None = None  # (stream, data key, file uri) of its first data in a file
         self._closed = False
         self._handled = 0  # documents taken off the queue so far
         self._connected_once = threading.Event()  # the first attempt to connect is over
@@ -201,23 +201,26 @@ class TiledSink:
         if name == "descriptor":
             self._streams[doc["uid"]] = str(doc.get("name"))
         elif name == "stream_resource":
-            self._resources[doc["uid"]] = str(doc.get("data_key"))
+            self._resources[doc["uid"]] = (str(doc.get("data_key")), str(doc.get("uri")))
         elif name == "stream_datum" and self._sample is None:
-            stream, key = self._streams.get(doc.get("descriptor", "")), self._resources.get(doc["stream_resource"])
-            if stream is not None and key is not None:
-                self._sample = (stream, key)
+            stream, resource = self._streams.get(doc.get("descriptor", "")), self._resources.get(doc["stream_resource"])
+            if stream is not None and resource is not None:
+                self._sample = (stream, *resource)
 
     def _read_back(self, run_uid: str) -> str | None:
         """Why Tiled cannot serve the run's first data in a file (one element of it), or None (it can, or the run
         has none)."""
         if self._sample is None:
             return None
-        stream, key = self._sample
+        stream, key, uri = self._sample
         try:
             node = self._client[run_uid][stream][key]
             node[tuple(slice(0, 1) for _ in node.shape)]
         except Exception as exc:
-            return f"written, but Tiled cannot read back its data '{key}': {type(exc).__name__}: {_reason(exc)}"
+            return (
+                f"written, but Tiled cannot read back its data '{key}' from {uri}: {type(exc).__name__}: "
+                f"{_reason(exc)} (is the file's folder among the server's readable locations, tiled serve --read?)"
+            )
         return None
 
     def _connect(self, run_uid: str | None, proposal_id: str | None) -> bool:
