@@ -170,7 +170,11 @@ class ExternalArrays:
         shape = info.get("shape") or []
         if info.get("external") or info.get("dtype") != "array" or None in shape:
             return False
-        if np.dtype(info.get("dtype_numpy") or "f8").kind not in "biuf":
+        try:
+            numeric = np.dtype(info.get("dtype_numpy") or "f8").kind in "biuf"  # none declared: known at the event
+        except TypeError:
+            return False  # a structured (table) dtype
+        if not numeric:
             return False
         return math.prod(int(n) for n in shape) > self.threshold
 
