@@ -9,8 +9,8 @@ The RunEngine never waits for Tiled and never sees its errors: a server that is 
 fails only that run's entry, which is logged and reported through ``on_error``; the next run tries again. A run
 whose data are in files (``stream_resource`` documents: an area detector's HDF5, or large arrays written out by
 :class:`~instruments.arrays.ExternalArrays`) counts as written only once Tiled serves a piece of its data back: a
-server that registered the files but may not read them (outside its ``--read`` locations) fails the run's entry. Tiled
-runs as its own server process: its in-process (ASGI) client does not work in a process that has imported
+server that registered the files but may not read them (outside its ``--read`` locations) fails the run's entry.
+Tiled runs as its own server process: its in-process (ASGI) client does not work in a process that has imported
 langgraph, its HTTP client does. Needs the ``closedloop[tiled]`` extra.
 """
 
