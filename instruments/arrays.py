@@ -9,10 +9,10 @@ points to instead: the documents ophyd-async's file-writing detectors make, so t
 
 Each run and stream with such fields gets one file, ``<proposal id>-<run uid>.<stream>.h5`` in the given folder,
 written in HDF5's single-writer/multiple-reader mode (readers that open it in that mode, as the reducers and Tiled
-do, may read it while the run goes on, or after a kill cut it short), one dataset per
-field (``/<field>``, one row per event, one chunk per row), closed at the run's stop document. Fields that are
-already external (an area detector's own HDF5 files), scalars, and arrays the descriptor declares no larger than
-the threshold pass through unchanged.
+do, may read it while the run goes on, or after a kill cut it short), one dataset per field (``/<field>``, one
+row per event, one chunk per row), closed at the run's stop document. Fields that are already external (an area
+detector's own HDF5 files), scalars, and arrays the descriptor declares no larger than the threshold pass through
+unchanged.
 """
 
 from __future__ import annotations
