@@ -126,9 +126,12 @@ def suspension(details: dict[str, Any]) -> str:
     return f"{details.get('signal')} {shown} < {level}"
 
 
-def build_executor(spec: SessionSpec, session_id: str, store: SqlStore, index: int = 0, loop: Any = None) -> Executes:
+def build_executor(
+    spec: SessionSpec, session_id: str, store: SqlStore, index: int = 0, loop: Any = None, runs: Path | None = None
+) -> Executes:
     """The executor for one of the session's instruments (the first by default), its scan ids carrying on from the
-    store's last; in-process ones after the first share ``loop``, the first one's event loop."""
+    store's last; in-process ones after the first share ``loop``, the first one's event loop. Large arrays go to
+    HDF5 files in ``runs`` (the session folder's ``runs/``), as the spec's ``arrays`` section says."""
 
     lane_name = spec.lanes()[index][0]
 
@@ -146,14 +149,18 @@ def build_executor(spec: SessionSpec, session_id: str, store: SqlStore, index: i
         return QueueServerExecutor(lane_spec, session_id)
     run_engine = build_run_engine(loop) if loop is not None else None
     scan_id = int(store.meta("scan_id", 0))
-    return InProcessExecutor(lane_spec, session_id, run_engine, scan_id=scan_id, on_event=on_event)
+    return InProcessExecutor(lane_spec, session_id, run_engine, scan_id=scan_id, on_event=on_event, arrays_dir=runs)
 
 
 def build_lanes(
-    spec: SessionSpec, session_id: str, store: SqlStore, executors: Executes | list[Executes] | None = None
+    spec: SessionSpec,
+    session_id: str,
+    store: SqlStore,
+    executors: Executes | list[Executes] | None = None,
+    runs: Path | None = None,
 ) -> Lanes:
     """Every instrument of the session as a lane, each given its executor (``executors``, when given: one, or one
-    per instrument) or one built from its section.
+    per instrument) or one built from its section (large arrays to HDF5 files in ``runs``).
 
     Raises:
         InstrumentError: an instrument cannot be built or connected (those built already are closed).
@@ -168,7 +175,7 @@ def build_lanes(
             engine = getattr(lanes[0].executor, "run_engine", None) if lanes else None
             loop = engine.loop if engine is not None else None
             try:
-                lanes.append(Lane(name, build_executor(spec, session_id, store, index, loop)))
+                lanes.append(Lane(name, build_executor(spec, session_id, store, index, loop, runs)))
             except InstrumentError as exc:
                 if len(names) == 1:
                     raise
@@ -280,7 +287,7 @@ class Session:
         self._checkpoint_conn, rebuilt = open_checkpoints(folder, self.session_id, store)
         self._rebuilt = rebuilt and store.count_proposals() > 0
         try:
-            self.lanes = build_lanes(spec, self.session_id, store, executor)
+            self.lanes = build_lanes(spec, self.session_id, store, executor, folder / "runs")
             try:
                 # the devices' own limits are known once they are connected: the planner searches what they reach
                 devices = self.lanes.device_limits()

@@ -16,6 +16,7 @@ from gest_api.vocs import VOCS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from closedloop.arrays import ArraysSpec
 from closedloop.errors import SpecError, one_line
 from closedloop.files import SESSION_FILE_LIMIT, load_yaml_file
 from closedloop.instrument import InstrumentSpec, PublishSpec, RunMetadata, SuspenderSpec
@@ -188,6 +189,7 @@ class SessionSpec(BaseModel):
             queueserver instrument: its proxy (``documents_address``) already publishes them.
         tiled: the Tiled server every run's documents are written to (needs the ``closedloop[tiled]`` extra).
             Refused with a queueserver instrument: subscribe a Tiled writer in the manager's startup profile.
+        arrays: which array readings (images) go to HDF5 files in the session folder instead of into the documents.
         store: a ``postgresql://`` URL: keep the store and LangGraph's checkpoints in that PostgreSQL database (needs
             the ``closedloop[postgres]`` extra), so operators on other hosts share the session; default SQLite in the
             session folder. ``closedloop run --store`` overrides it.
@@ -226,6 +228,7 @@ class SessionSpec(BaseModel):
     suspenders: list[SuspenderSpec] = Field(default_factory=list)
     publish: PublishSpec | None = None
     tiled: TiledSpec | None = None
+    arrays: ArraysSpec = Field(default_factory=ArraysSpec)
     store: str | None = None
 
     @field_validator("store")

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bluesky import RunEngine
@@ -28,6 +29,7 @@ from closedloop.errors import InstrumentError
 from closedloop.reach import Limits, route
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
+from instruments.arrays import ExternalArrays
 from instruments.devices import in_loop, make_devices, position_source, read_limits, read_position, resolve_device
 from instruments.plans import end_positions, plan_for
 from instruments.protocols import DocumentSink, EventSink, RunRecord, is_transient
@@ -77,6 +79,9 @@ class InProcessExecutor:
         scan_id: the last scan id used (from the store, on resume); the next run gets ``scan_id + 1``.
         on_event: called with ``(kind, details)`` on ``"suspended"``, ``"resumed"`` and ``"retry"``, from the
             RunEngine's thread (for suspenders) or the running thread (for retries); it must not block.
+        arrays_dir: the folder large array readings are written to as HDF5 files (the session's ``runs/``), as
+            ``spec.arrays`` says (see :class:`~instruments.arrays.ExternalArrays`); every sink (the run's, 0MQ,
+            Tiled) gets the documents that reference them. None keeps every array in the documents.
 
     Raises:
         InstrumentError: the factory failed or returned a non-device, a device did not connect in time, a
@@ -92,6 +97,7 @@ class InProcessExecutor:
         *,
         scan_id: int = 0,
         on_event: EventSink | None = None,
+        arrays_dir: Path | None = None,
     ) -> None:
         self.spec = spec
         self.session_id = session_id
@@ -105,6 +111,10 @@ class InProcessExecutor:
         self._wake = threading.Event()
         self._tokens: list[int] = []
         self._publisher: Publisher | None = None
+        self._sinks: list[DocumentSink] = []  # every run's documents, in this order: 0MQ, Tiled, the run's own
+        self._run_sink: DocumentSink | None = None
+        threshold = spec.arrays.external_above
+        self.arrays = ExternalArrays(arrays_dir, threshold) if arrays_dir and threshold is not None else None
         self.devices = make_devices(spec, self.run_engine)
         self.movers = self._find_movers()
         moving = {id(device) for device in self.movers.values()}
@@ -122,13 +132,22 @@ class InProcessExecutor:
         self._suspenders = build_suspenders(spec.suspenders, self.devices, self.run_engine, self._suspender_changed)
         if spec.publish is not None:
             self._publisher = Publisher(spec.publish.address, serializer=json_document)
-            self._tokens.append(self.run_engine.subscribe(self._publisher))
+            self._sinks.append(self._publisher)
         self.tiled: TiledSink | None = None
         if spec.tiled is not None:
             from instruments.tiled import TiledSink  # the tiled extra is optional: imported only when asked for
 
             self.tiled = TiledSink(spec.tiled, on_error=lambda details: self._emit("tiled_failed", details))
-            self._tokens.append(self.run_engine.subscribe(self.tiled))
+            self._sinks.append(self.tiled)
+        self._tokens.append(self.run_engine.subscribe(self._dispatch))
+
+    def _dispatch(self, name: str, doc: dict[str, Any]) -> None:
+        """The one subscription: each document, its large arrays moved out (``arrays_dir``), to every sink."""
+        documents = self.arrays(name, doc) if self.arrays is not None else [(name, doc)]
+        for sink in [*self._sinks, self._run_sink]:
+            if sink is not None:
+                for out in documents:
+                    sink(*out)
 
     def _find_movers(self) -> dict[str, Any]:
         wanted = {name: (f"variables.{name}.device", self.spec.device_of(name)) for name in self.spec.variables}
@@ -266,7 +285,8 @@ class InProcessExecutor:
             )
             if watchdog is not None:
                 watchdog.start()
-            self.run_engine(self._guarded(plan), lambda name, doc: _collect(record, sink, name, doc))
+            self._run_sink = lambda name, doc: _collect(record, sink, name, doc)
+            self.run_engine(self._guarded(plan))
         except (RunEngineInterrupted, _Interrupted):
             pass  # an abort or a timeout: said below
         except Exception as exc:
@@ -274,6 +294,7 @@ class InProcessExecutor:
             record.error = f"{type(root).__name__}: {root}"
             transient = is_transient(exc)
         finally:
+            self._run_sink = None
             done.set()
             if watchdog is not None:
                 watchdog.join()
@@ -350,6 +371,8 @@ class InProcessExecutor:
         for token in self._tokens:
             self.run_engine.unsubscribe(token)
         self._tokens.clear()
+        if self.arrays is not None:
+            self.arrays.close()
         if self.tiled is not None:
             self.tiled.close()
         if self._publisher is not None:

@@ -139,8 +139,8 @@ def test_two_instruments_run_at_once_each_one_plan_at_a_time(tmp_path: Path, wri
     status = summarize(tmp_path / "run")
     assert status["experiments"] == 6
     assert status["instruments"] == {
-        "hutch-a": {"state": "idle", "proposal": None, "error": None, "waiting": None},
-        "hutch-b": {"state": "idle", "proposal": None, "error": None, "waiting": None},
+        "hutch-a": {"state": "idle", "proposal": None, "error": None, "waiting": None, "suspended": None},
+        "hutch-b": {"state": "idle", "proposal": None, "error": None, "waiting": None, "suspended": None},
     }
     by_instrument: dict[str, list[tuple[float, float]]] = {}
     for _, start, stop in runs:
