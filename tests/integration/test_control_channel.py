@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.control import CONTROL_FILE, MAX_FRAME_BYTES, ControlClient, ControlServer, subscribe
-from agent.curve import make_keys
+from agent.curve import client_curve, make_keys
 from agent.store import SessionStore
 from closedloop.control import (
     MAX_MESSAGE_BYTES,
@@ -72,12 +72,14 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ControlServer]]:
         server.close()
 
 
-def raw_dealer(address: str) -> tuple[zmq.Context, zmq.Socket]:
+def raw_dealer(server: ControlServer) -> tuple[zmq.Context, zmq.Socket]:
+    """A bare DEALER presenting the session owner's key, for sending bytes no client would."""
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.linger = 0
     sock.rcvtimeo = 3000
-    sock.connect(address)
+    assert client_curve(sock, server.folder / "keys", None, server.info["server_key"]) is not None
+    sock.connect(server.requests_address)
     return ctx, sock
 
 
@@ -85,7 +87,7 @@ def raw_dealer(address: str) -> tuple[zmq.Context, zmq.Socket]:
 def test_control_json_names_the_addresses_while_serving_and_goes_on_close(tmp_path: Path, serve) -> None:
     server = serve(Recorder())
     info = json.loads((tmp_path / CONTROL_FILE).read_text())
-    assert info["pid"] == os.getpid() and info["server_key"] is None
+    assert info["pid"] == os.getpid() and len(info["server_key"]) == 40
     assert info["requests"].startswith("tcp://127.0.0.1:") and info["events"].startswith("tcp://127.0.0.1:")
     assert info["requests"] != info["events"]
     server.close()
@@ -166,7 +168,7 @@ def test_malformed_oversized_and_wrong_version_messages_get_errors_and_the_serve
 ) -> None:
     handler = Recorder()
     server = serve(handler)
-    ctx, sock = raw_dealer(server.requests_address)
+    ctx, sock = raw_dealer(server)
     client = ControlClient(tmp_path, timeout=3)
 
     def exchange(raw: bytes) -> Reply:
