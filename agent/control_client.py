@@ -52,7 +52,8 @@ def read_control(folder: Path) -> dict[str, Any]:
     except PermissionError:
         raise SessionError(
             f"{folder / CONTROL_FILE}: only the session's owner may read it",
-            f"ask the owner for a key of your own (closedloop keys {folder} --name YOU) and use it with --keys",
+            f"ask the owner for a key (closedloop keys {folder} --name YOU) and a copy of this file; put both in a "
+            "folder of yours (the key in its keys/) and name that folder instead",
         ) from None
     except (OSError, json.JSONDecodeError):
         from agent.stores import published_control

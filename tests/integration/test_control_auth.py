@@ -111,10 +111,16 @@ def test_an_issued_key_is_recorded_under_its_own_name_whatever_it_claims(running
     lines = log_lines(running)
     assert "budget 20 -> 30 by carol via channel" in lines and not any("ada" in line for line in lines)
     assert meta(running, "budget") == 30
+    mine = tmp_path / "carols"  # what carol gets from the owner: the key and a copy of control.json
+    (mine / "keys").mkdir(parents=True)
+    shutil.copyfile(running / "control.json", mine / "control.json")
+    shutil.copyfile(key, mine / "keys" / key.name)
+    assert closedloop("budget", str(mine), "31", "--by", "ada").returncode == 0
+    assert "budget 30 -> 31 by carol via channel" in log_lines(running)
     (running / "keys" / "authorized" / "carol.key").unlink()  # shut carol out: her next command gets nothing
     refused = closedloop("budget", str(running), "40", "--keys", str(key), "--timeout", "1")
     assert refused.returncode == 1 and "not authorised" in refused.stderr
-    assert meta(running, "budget") == 30
+    assert meta(running, "budget") == 31
 
 
 def test_the_files_that_let_anyone_in_are_readable_by_the_owner_only(running: Path) -> None:
