@@ -47,7 +47,10 @@ console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the reply as JSON")]
-ByOpt = Annotated[str | None, typer.Option("--by", help="your name for the audit trail (default: the OS user)")]
+ByOpt = Annotated[
+    str | None,
+    typer.Option("--by", help="your name for the audit trail (default: the OS user; an issued key records its own)"),
+]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.01, help="seconds to wait for the session's answer")]
 KeysOpt = Annotated[
     Path | None,

@@ -262,7 +262,7 @@ class ControlServer:
                             self._xpub.send(payload)
                 if self._router in ready:
                     frames = self._router.recv_multipart(copy=False)
-                    key_name = frames[-1].get("User-Id") if len(frames) >= 2 else ""
+                    key_name = str(frames[-1].get("User-Id")) if len(frames) >= 2 else ""
                     if not key_name:  # admitted, but its key was removed meanwhile: as if never admitted
                         continue
                     reply = self._reply(frames[-1].bytes, key_name)
