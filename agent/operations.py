@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from closedloop.control import (
+    MAX_EXPERIMENTS,
     AddRequest,
     AnswerRequest,
     BudgetRequest,
@@ -243,9 +244,13 @@ class Operations:
         return {"queued": checked, "waiting": store.count_queued()}
 
     def budget(self, experiments: int, by: str, via: str) -> dict[str, Any]:
-        """Change the number of successful experiments the session runs to."""
-        if experiments < 1:
-            raise SpecError(f"budget.experiments: {experiments} must be at least 1")
+        """Change the number of successful experiments the session runs to.
+
+        Raises:
+            SpecError: ``experiments`` is below 1 or over :data:`~closedloop.control.MAX_EXPERIMENTS`.
+        """
+        if not 1 <= experiments <= MAX_EXPERIMENTS:
+            raise SpecError(f"budget.experiments: {experiments} must be from 1 to {MAX_EXPERIMENTS}")
         store = self.session.store
         old = store.meta("budget", self.session.spec.budget.experiments)
         store.set_meta(budget=experiments)
