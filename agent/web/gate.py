@@ -28,7 +28,8 @@ class WebGate:
 
     Args:
         folder: the session folder.
-        keys_dir: where the CurveZMQ client key is, for a session whose channel needs one (default ``folder/keys``).
+        keys_dir: the CurveZMQ client key (a folder or a key file) the page server uses; default: the owner's own, found
+            in ``folder/keys`` (then every request is relayed under the name its token proves).
         timeout: seconds to wait for the session's answer to each request.
         by: the operator named in a request that names none.
     """
