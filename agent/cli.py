@@ -28,7 +28,7 @@ from agent.stores import STORE_RECORD, publish_control
 from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SafetyError, SessionError, SpecError
 from closedloop.plugins import imports_unchecked
 from closedloop.records import Observation
-from closedloop.spec import check_store_url, load_spec
+from closedloop.spec import check_store_url, folder_path, load_spec
 
 if TYPE_CHECKING:
     from agent.session import Checkpoint, Session
@@ -232,11 +232,12 @@ def _set_threads(threads: int) -> None:
 
 
 def _default_folder(spec_path: Path, folder: str | None, name: str) -> Path:
-    """The session folder: the file's ``folder`` (relative to the file), or ``sessions/<name>-<time>``, where
-    the name is made safe first, so that no session name (``..``, ``/``, an absolute path) leaves ``sessions/``.
+    """The session folder: the file's ``folder`` (see :func:`closedloop.spec.folder_path`), or
+    ``sessions/<name>-<time>``, where the name is made safe first, so that no session name (``..``, ``/``, an
+    absolute path) leaves ``sessions/``.
     """
     if folder is not None:
-        return (spec_path.parent / folder).resolve()
+        return folder_path(spec_path, folder)
     return Path("sessions") / f"{slug(name)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
