@@ -25,6 +25,7 @@ from event_model import NumpyEncoder
 from closedloop.errors import InstrumentError
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
+from instruments.checks import check_connected
 from instruments.devices import in_loop, make_devices, position_source, read_position, resolve_device
 from instruments.plans import plan_for
 from instruments.protocols import DocumentSink, EventSink, RunRecord, is_transient
@@ -79,6 +80,7 @@ class InProcessExecutor:
         InstrumentError: the factory failed or returned a non-device, a device did not connect in time, a
             variable's or a suspender's device does not exist, a ``max_step`` cannot be enforced because its
             device cannot report a position, or there is no detector.
+        SpecError: the session file does not fit the connected devices (:mod:`instruments.checks`); nothing moved.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class InProcessExecutor:
         ]
         if unreadable:
             raise InstrumentError(f"instrument: device '{unreadable[0]}' moves nothing and has no read()")
+        check_connected(spec, self.movers, self.detectors, self.run_engine)  # before anything moves
         self._sources = in_loop(self.run_engine, self._position_sources())
         self._suspenders = build_suspenders(spec.suspenders, self.devices, self.run_engine, self._suspender_changed)
         if spec.publish is not None:
