@@ -49,7 +49,8 @@ def check_connected(spec: SessionSpec, movers: Mapping[str, Any], detectors: Seq
     for device in [*detectors, *movers.values()]:
         if not any(device is seen for seen in readables):
             readables.append(device)
-    count_time, timeout = spec.plan.count_time, spec.instrument.connect_timeout
+    timeout = spec.instrument.connect_timeout if spec.instrument is not None else 10.0
+    count_time = spec.plan.count_time
     described = in_loop(engine, describe_devices(readables, count_time, timeout))
     check_devices(spec, movers, readables, described)
 
@@ -84,9 +85,10 @@ def check_devices(
         _check_readback(spec, name, variable, movers[name], fields)
     for name, constant in spec.constants.items():
         if constant.device is not None and name in movers:
-            key = _own_key(movers[name], fields)
-            if key is not None:
-                _check_kind(f"constants.{path_segment(name)}", isinstance(constant.value, str), [constant.value], key)
+            own = _own_key(movers[name], fields)
+            if own is not None:
+                where = f"constants.{path_segment(name)}"
+                _check_kind(where, isinstance(constant.value, str), [constant.value], fields.data_keys[own])
     for section, outputs in (("objectives", spec.objectives), ("constraints", spec.constraints)):
         for name, output in outputs.items():
             if output.reducer is None:
@@ -97,6 +99,7 @@ def check_devices(
 
 def _check_readback(spec: SessionSpec, name: str, variable: VariableSpec, mover: Any, fields: RunDocuments) -> None:
     where = f"variables.{path_segment(name)}"
+    field: str | None
     if variable.readback is not None:
         field = _lookup(f"{where}.readback", variable.readback, fields)
     else:

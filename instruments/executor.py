@@ -30,6 +30,7 @@ from instruments.devices import in_loop, make_devices, position_source, read_pos
 from instruments.plans import plan_for
 from instruments.protocols import DocumentSink, EventSink, RunRecord, is_transient
 from instruments.suspenders import build_suspenders
+from instruments.timeouts import default_run_timeout
 
 if TYPE_CHECKING:
     from instruments.tiled import TiledSink
@@ -118,6 +119,11 @@ class InProcessExecutor:
             raise InstrumentError(f"instrument: device '{unreadable[0]}' moves nothing and has no read()")
         check_connected(spec, self.movers, self.detectors, self.run_engine)  # before anything moves
         self._sources = in_loop(self.run_engine, self._position_sources())
+        self.run_timeout = spec.instrument.run_timeout
+        """Seconds a run may take: ``instrument.run_timeout``, or one derived from the plan
+        (:func:`~instruments.timeouts.default_run_timeout`)."""
+        if self.run_timeout is None:
+            self.run_timeout = in_loop(self.run_engine, default_run_timeout(spec, self.movers, self.detectors))
         self._suspenders = build_suspenders(spec.suspenders, self.devices, self.run_engine, self._suspender_changed)
         if spec.publish is not None:
             self._publisher = Publisher(spec.publish.address, serializer=json_document)
@@ -240,7 +246,7 @@ class InProcessExecutor:
         record = RunRecord(attempts=attempt)
         transient = False
         done = threading.Event()
-        timeout = self.spec.instrument.run_timeout
+        timeout = self.run_timeout
         watchdog = threading.Thread(target=self._watchdog, args=(timeout, done), daemon=True) if timeout else None
         started = time.perf_counter()
         try:
@@ -280,7 +286,8 @@ class InProcessExecutor:
                 used += now - last
             last = now
             if used >= limit:
-                self._interrupt_run("timeout", f"timed out after {limit:g} s")
+                derived = "" if self.spec.instrument.run_timeout else " (derived from the plan: instrument.run_timeout)"
+                self._interrupt_run("timeout", f"timed out after {limit:g} s{derived}")
                 return
 
     def abort(self, reason: str) -> None:

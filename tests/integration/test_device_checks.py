@@ -173,6 +173,8 @@ def test_ophyd_async_sims_fields_come_from_describe_and_a_blob_needs_a_reducer(r
     assert "variables.xtal: 'Ge220' is not among the device's choices (Si111, Si311)" in refusal(
         run_engine, data(point, xtal={"values": ["Si111", "Ge220"], "device": "mono"})
     )
+    number_on_names = {**data(point), "constants": {"mode": {"value": 1.0, "device": "mono"}}}
+    assert "constants.mode: numbers on a device that reads one of Si111, Si311" in refusal(run_engine, number_on_names)
 
 
 def test_the_command_line_refuses_it_in_one_line_exit_2_leaving_nothing(tmp_path: Path) -> None:
