@@ -65,3 +65,18 @@ def test_a_factory_that_ends_the_process_is_a_failed_start_of_a_detached_session
     assert "the session process ended with exit 0 before the session started" in result.stderr
     assert result.stderr.count("\n") == 1
     assert not folder.exists() and meta(folder, "state") is None  # nothing ran: nothing is left at state 'new'
+
+
+def test_the_files_folder_may_be_in_the_home_folder_and_is_made_where_the_docs_say(tmp_path: Path) -> None:
+    beamtime = tmp_path / "beamtime"
+    beamtime.mkdir()
+    path = beamtime / "session.yaml"
+    path.write_text(yaml.safe_dump(beamline_session(budget={"experiments": 1}, folder="~/data/run1")))
+    env = {**os.environ, "HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [*CLI, "run", str(path), "--json"], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["folder"] == str(tmp_path / "home" / "data" / "run1")
+    assert meta(tmp_path / "home" / "data" / "run1", "state") == "finished"
+    assert sorted(p.name for p in beamtime.iterdir()) == ["session.yaml"]  # no folder named '~' beside the file
