@@ -22,7 +22,7 @@ from bluesky.run_engine import TransitionError
 from bluesky.utils import MsgGenerator, RunEngineInterrupted
 from event_model import NumpyEncoder
 
-from closedloop.errors import InstrumentError
+from closedloop.errors import InstrumentError, SpecError
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
 from instruments.checks import check_connected
@@ -79,9 +79,10 @@ class InProcessExecutor:
 
     Raises:
         InstrumentError: the factory failed or returned a non-device, a device did not connect in time, a
-            variable's or a suspender's device does not exist, a ``max_step`` cannot be enforced because its
+            suspender's device does not exist, a ``max_step`` cannot be enforced because its
             device cannot report a position, or there is no detector.
-        SpecError: the session file does not fit the connected devices (:mod:`instruments.checks`); nothing moved.
+        SpecError: a variable's or constant's device does not exist, or the session file does not fit the
+            connected devices (:mod:`instruments.checks`); nothing moved.
     """
 
     def __init__(
@@ -144,8 +145,8 @@ class InProcessExecutor:
         for name, (where, path) in wanted.items():
             try:
                 movers[name] = resolve_device(self.devices, path)
-            except KeyError as exc:
-                raise InstrumentError(
+            except KeyError as exc:  # a mistake in the session file: bad input, like any other found at connect
+                raise SpecError(
                     f"{where}: {exc.args[0]} in the instrument", f"devices are: {', '.join(sorted(self.devices))}"
                 ) from None
         return movers

@@ -67,7 +67,7 @@ def test_the_safety_gate_refuses_before_anything_moves(executor: InProcessExecut
 def test_a_variable_without_a_device_is_refused(run_engine: Any) -> None:
     data = beamline_session()
     data["variables"]["pitch1"]["device"] = "m9"
-    with pytest.raises(InstrumentError, match="variables.pitch1.device: no device 'm9'"):
+    with pytest.raises(SpecError, match="variables.pitch1.device: no device 'm9'"):
         InProcessExecutor(spec_from_dict(data), "s-test", run_engine=run_engine)
 
 
