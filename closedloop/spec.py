@@ -271,6 +271,10 @@ class SessionSpec(BaseModel):
     def _folder_path(cls, value: str | None) -> str | None:
         if value is not None and (not value.strip() or not value.isprintable()):
             raise ValueError("must be a path: not empty, one line of printable text")
+        try:
+            Path(value or ".").expanduser()
+        except RuntimeError:
+            raise ValueError(f"'{value}': no home folder for that user") from None
         return value
 
     @field_validator("variables")

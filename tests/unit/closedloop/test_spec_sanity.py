@@ -62,9 +62,13 @@ def test_a_dot_in_a_variables_or_constants_name_is_refused_naming_it() -> None:
     assert list(spec.objectives) == ["det.flux"]
 
 
-@pytest.mark.parametrize("folder", ["", "  ", "run\n1"])
-def test_a_folder_that_is_no_path_is_refused(folder: str) -> None:
-    assert "folder: must be a path" in refusal(folder=folder)
+@pytest.mark.parametrize(
+    ("folder", "why"),
+    [("", "must be a path"), ("  ", "must be a path"), ("run\n1", "must be a path"), ("~nobody-here/x", "no home")],
+)
+def test_a_folder_that_is_no_path_is_refused(folder: str, why: str) -> None:
+    message = refusal(folder=folder)
+    assert message.startswith("session: folder: ") and why in message
 
 
 def test_folder_is_absolute_as_given_home_expanded_relative_from_the_files_folder(
