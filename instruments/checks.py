@@ -9,7 +9,8 @@ field:
   numbers, numbers where it holds names, or names that are not among the device's ``choices``;
 - a variable's read-back, an objective's or a constraint's ``field``, or the plan's ``monitor`` that is not among
   the fields the devices describe, looked up as ingestion looks them up
-  (:meth:`instruments.reducers.RunDocuments.field`); an output with a ``reducer`` is made by it and not looked up;
+  (:meth:`instruments.reducers.RunDocuments.field`); an output with a ``reducer`` is made by it and not looked up,
+  nor are the outputs and monitor of a plan ``factory`` (it may read devices of its own);
 - an output without a reducer whose field a detector writes to a file (``external``): the events hold references,
   not values, so it needs a reducer.
 
@@ -89,6 +90,8 @@ def check_devices(
             if own is not None:
                 where = f"constants.{path_segment(name)}"
                 _check_kind(where, isinstance(constant.value, str), [constant.value], fields.data_keys[own])
+    if spec.plan.factory is not None:
+        return  # a plan of the user's own may read devices and make fields of its own: its outputs are not looked up
     for section, outputs in (("objectives", spec.objectives), ("constraints", spec.constraints)):
         for name, output in outputs.items():
             if output.reducer is None:
@@ -99,15 +102,14 @@ def check_devices(
 
 def _check_readback(spec: SessionSpec, name: str, variable: VariableSpec, mover: Any, fields: RunDocuments) -> None:
     where = f"variables.{path_segment(name)}"
-    field: str | None
-    if variable.readback is not None:
-        field = _lookup(f"{where}.readback", variable.readback, fields)
-    else:
-        field = _own_key(mover, fields)
-        if field is None and not callable(getattr(mover, "describe", None)):
-            return  # a write-only setpoint: nothing to compare
-        if field is None:
-            field = _lookup(f"{where}.readback", spec.device_of(name), fields)
+    field = _own_key(mover, fields) if variable.readback is None else None
+    if field is None and variable.readback is None and not callable(getattr(mover, "describe", None)):
+        return  # a write-only setpoint: nothing to compare
+    if field is None:
+        wanted = variable.readback or spec.device_of(name)
+        if spec.plan.factory is not None and wanted not in fields.data_keys:
+            return  # a plan of the user's own may read it from a device of its own
+        field = _lookup(f"{where}.readback", wanted, fields)
     _check_kind(where, variable.categorical, list(variable.values or []), fields.data_keys[field])
 
 

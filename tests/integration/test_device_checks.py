@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import bluesky.plans as bp
 import pytest
 import yaml
 from bluesky.run_engine import call_in_bluesky_event_loop
@@ -59,6 +60,11 @@ def async_sims(tmp: str, **_: Any) -> dict[str, Any]:
         "blob": SimBlobDetector(StaticPathProvider(UUIDFilenameProvider(), Path(tmp)), generator, name="blob"),
         "mono": soft_signal_rw(Crystal, Crystal.SI111, name="mono"),
     }
+
+
+def own_plan(setpoints: dict[str, Any], movers: dict[str, Any], detectors: list[Any], md: dict[str, Any]) -> Any:
+    """A plan factory: it could read devices of its own, so its outputs' fields are not looked up at connect."""
+    return bp.count(detectors, md=md)
 
 
 def refusal(run_engine: Any, data: dict[str, Any]) -> str:
@@ -120,6 +126,13 @@ def test_a_session_that_does_not_fit_the_devices_is_refused_before_anything_move
     motors = [MADE["m1"], MADE["m2"]]
     positions = [call_in_bluesky_event_loop(m.user_readback.get_value()) for m in motors]
     assert positions == [0.0, 0.0] and MADE["det"].triggers == 0
+
+
+def test_a_plan_factory_may_make_fields_the_devices_do_not_describe(run_engine: Any) -> None:
+    data = watched(objectives={"flux": {"field": "computed-flux"}}, plan={"factory": f"{HERE}:own_plan"})
+    InProcessExecutor(spec_from_dict(data), "s-ok", run_engine=run_engine).close()
+    to_det = {"pitch1": {"bounds": [-1, 1], "device": "det"}, "pitch2": {"bounds": [-1, 1], "device": "m2"}}
+    assert "variables.pitch1.device: 'det' cannot be moved" in refusal(run_engine, {**data, "variables": to_det})
 
 
 def test_ophyd_classic_devices_are_checked_by_their_describe(run_engine: Any) -> None:
