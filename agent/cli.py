@@ -144,7 +144,9 @@ def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.
         wait_for_channel=True,
     )
     try:
-        with progress:
+        # with --json, stdout holds the summary only: what else is printed meanwhile (bluesky's "Aborting: ..." at a
+        # run timeout or an abort) goes to stderr
+        with progress, contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
             driver.run()
     finally:
         server.close()
