@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from importlib import resources
@@ -28,12 +29,13 @@ from agent.stores import STORE_RECORD, publish_control
 from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SafetyError, SessionError, SpecError
 from closedloop.plugins import imports_unchecked
 from closedloop.records import Observation
-from closedloop.spec import check_store_url, load_spec
+from closedloop.spec import check_store_url, folder_path, load_spec
 
 if TYPE_CHECKING:
     from agent.session import Checkpoint, Session
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 3
+YES_HELP = "approve every review; never read the terminal (answer other checkpoints with: closedloop review DIR)"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A closed-loop autonomous experiment agent.")
 console = Console()
@@ -62,6 +64,31 @@ def _show(checkpoint: Checkpoint, folder: Path, out: Console) -> None:
     else:
         console.print(f"[bold]{checkpoint.kind}:[/] {escape(checkpoint.reason)}")
         console.print("[bold]press Enter to go on, or s to stop[/]")
+
+
+def _reads_terminal(yes: bool) -> bool:
+    """Whether the session process asks at its terminal: never with ``--yes``, never when stdin is not a terminal
+    (a pipe, a file, nothing), and never from a shell's background (reading would stop it with SIGTTIN)."""
+    if yes or sys.stdin is None or sys.stdin.closed:
+        return False
+    try:
+        descriptor = sys.stdin.fileno()
+        return os.isatty(descriptor) and os.tcgetpgrp(descriptor) == os.getpgrp()
+    except (OSError, ValueError):
+        return False
+
+
+def _show_elsewhere(checkpoint: Checkpoint, folder: Path, out: Console) -> None:
+    """Say, where nothing reads the terminal, that the session waits and how to answer it from another one."""
+    what = escape(checkpoint.reason) if checkpoint.reason else "proposals wait for review"
+    out.print(f"[bold]{checkpoint.kind}:[/] {what}", soft_wrap=True)
+    if checkpoint.kind == "points":
+        out.print(f"queue points with: closedloop add {escape(str(folder))} NAME=VALUE ...", soft_wrap=True)
+    out.print(
+        f"nobody reads this terminal (--yes, no terminal, or in the background); answer from another terminal "
+        f"with: closedloop review {escape(str(folder))}",
+        soft_wrap=True,
+    )
 
 
 def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.0.0.1") -> int:
@@ -100,21 +127,26 @@ def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.
     publish_control(session.store, server.info, session.folder)
     session.context.emit = operations.emit = lambda kind, data: server.publish(kind, data)
 
+    reads_terminal = _reads_terminal(approve_all)
+
     def show(checkpoint: Checkpoint) -> None:
         progress.stop()
-        _show(checkpoint, session.folder, err if as_json else console)
+        shown = _show if reads_terminal else _show_elsewhere
+        shown(checkpoint, session.folder, err if as_json else console)
 
     driver = Driver(
         session,
         operations,
         console,
         approve_all=approve_all,
-        interactive=sys.stdin is not None and not sys.stdin.closed,
+        interactive=reads_terminal,
         show=show,
         wait_for_channel=True,
     )
     try:
-        with progress:
+        # with --json, stdout holds the summary only: what else is printed meanwhile (bluesky's "Aborting: ..." at a
+        # run timeout or an abort) goes to stderr
+        with progress, contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
             driver.run()
     finally:
         server.close()
@@ -243,11 +275,12 @@ def _set_threads(threads: int) -> None:
 
 
 def _default_folder(spec_path: Path, folder: str | None, name: str) -> Path:
-    """The session folder: the file's ``folder`` (relative to the file), or ``sessions/<name>-<time>``, where
-    the name is made safe first, so that no session name (``..``, ``/``, an absolute path) leaves ``sessions/``.
+    """The session folder: the file's ``folder`` (see :func:`closedloop.spec.folder_path`), or
+    ``sessions/<name>-<time>``, where the name is made safe first, so that no session name (``..``, ``/``, an
+    absolute path) leaves ``sessions/``.
     """
     if folder is not None:
-        return (spec_path.parent / folder).resolve()
+        return folder_path(spec_path, folder)
     return Path("sessions") / f"{slug(name)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -255,7 +288,7 @@ def _default_folder(spec_path: Path, folder: str | None, name: str) -> Path:
 def run(
     session_file: Annotated[Path, typer.Argument(help="the session file (YAML)")],
     dir: Annotated[Path | None, typer.Option("--dir", help="session folder (default: from the file)")] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="approve every checkpoint")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help=YES_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads for the planner")] = 1,
     detach: Annotated[bool, typer.Option("--detach", help="run in the background (output in DIR/session.log)")] = False,
@@ -310,7 +343,7 @@ def run(
 @app.command()
 def resume(
     folder: Annotated[Path, typer.Argument(help="the session folder")],
-    yes: Annotated[bool, typer.Option("--yes", help="approve every checkpoint")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help=YES_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads for the planner")] = 1,
     detach: Annotated[bool, typer.Option("--detach", help="run in the background (output in DIR/session.log)")] = False,
@@ -343,7 +376,7 @@ def resume(
 @app.command()
 def demo(
     dir: Annotated[Path | None, typer.Option("--dir", help="session folder")] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="approve every checkpoint")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help=YES_HELP)] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     threads: Annotated[int, typer.Option("--threads", min=1, help="torch threads for the planner")] = 1,
 ) -> None:

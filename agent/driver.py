@@ -85,7 +85,7 @@ class Driver:
         console: where the terminal output goes.
         approve_all: approve every review checkpoint (``--yes``).
         interactive: ask at the terminal (a reader thread on stdin).
-        show: renders a checkpoint for the terminal.
+        show: renders a checkpoint that is not answered automatically (whether or not the terminal is read).
         wait_for_channel: when the terminal cannot answer, keep waiting for the control channel (a process with a
             channel); without one, the session is left waiting and the driver returns.
     """
@@ -151,8 +151,7 @@ class Driver:
         if auto is not None:
             return auto
         asking = self.reader is not None and not self.reader.closed
-        if asking:
-            self.show(checkpoint)
+        self.show(checkpoint)  # where nobody reads the terminal, it says how to answer from another one
         review = self.session.spec.review
         deadline = review.timeout if checkpoint.kind == "review" else None
         waited = 0.0

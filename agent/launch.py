@@ -5,6 +5,7 @@ and cleaning up after a start that failed before anything ran.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 import sqlite3
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.folder import SESSION_FILE, STORE_FILE, holds_session
-from agent.stores import recorded_store
+from agent.stores import STORE_RECORD, recorded_store
 from closedloop.errors import SessionError
 
 
@@ -89,9 +90,17 @@ def resume_through_channel(folder: Path, as_json: bool) -> int:
 
 def start_detached(args: list[str], folder: Path, yes: bool, threads: int) -> int:
     """Start the session process in the background, its output in the folder's session.log; return once its control
-    channel is up (or it has ended)."""
+    channel is up (or it has ended).
+
+    Returns:
+        0 once the session runs in the background or has ended having started; a process that ended before its
+        session started (at state ``new``, whatever its exit code: a factory may call ``os._exit(0)``) is a failed
+        start: its exit code (1 if it said 0) after one line on stderr with the end of its output, and a folder
+        this start made is removed when nothing ran in it.
+    """
     from agent.control import CONTROL_FILE
 
+    made = Made(folder) if args[0] == "run" and not holds_session(folder) else None
     folder.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "agent.cli", *args, "--threads", str(threads)] + (["--yes"] if yes else [])
     with (folder / "session.log").open("a") as log:
@@ -99,12 +108,33 @@ def start_detached(args: list[str], folder: Path, yes: bool, threads: int) -> in
     deadline = time.monotonic() + 120
     while not (folder / CONTROL_FILE).exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    if process.poll() not in (None, 0):
+    code = process.poll()
+    started = _store_state(folder) not in (None, "new") or (folder / STORE_RECORD).exists()  # PostgreSQL: the code
+    if code is not None and (code != 0 or not started):
         tail = (folder / "session.log").read_text(errors="replace").strip().splitlines()[-1:]
-        raise SessionError(f"the session process ended with exit {process.returncode}: {' '.join(tail)}")
+        said = " ".join(tail) or "no output"
+        if made is not None and made.ran_nothing():
+            made.remove()
+        when = "" if started else " before the session started"
+        print(f"error: the session process ended with exit {code}{when}: {said}", file=sys.stderr)
+        return code or 1
+    if code is not None:
+        print(f"the session process has already ended (exit 0); see: closedloop status {folder}")
+        return 0
     print(f"session running in the background: pid {process.pid}, folder {folder}")
     print(f"watch it with: closedloop watch {folder}; its output is in {folder / 'session.log'}")
     return 0
+
+
+def _store_state(folder: Path) -> str | None:
+    """The state the folder's SQLite store records, or None (no store, or none readable yet)."""
+    try:
+        uri = (folder / STORE_FILE).resolve().as_uri() + "?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'state'").fetchone()
+    except sqlite3.Error:
+        return None
+    return json.loads(row[0]) if row else None
 
 
 class Made:

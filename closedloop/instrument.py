@@ -57,7 +57,11 @@ class InstrumentSpec(BaseModel):
             :class:`~closedloop.queueserver.QueueServerSpec`).
         options: keyword arguments for the factory.
         connect_timeout: seconds each device has to connect before the session is refused.
-        run_timeout: seconds one run may take before it is aborted and recorded as failed (none: no limit).
+        run_timeout: seconds one run may take before it is aborted and recorded as failed (the loop goes on).
+            None (the default) derives one from the plan once the devices connect: four times the longest run the
+            plan can make (each variable's motor over its whole hard-limit span at its velocity, then the plan's
+            readings at the detectors' exposure or ``plan.count_time``), and at least 60 s
+            (``instruments.timeouts``). Time a suspender holds a run does not count.
         retries: how runs that failed of a transient fault are tried again.
     """
 

@@ -19,6 +19,10 @@ RESERVED_NAMES = frozenset({"_id"})
 _NAME = re.compile(r"[^\W\d_][\w.\-]*", re.UNICODE)
 _MAX_NAME = 100
 
+#: The largest magnitude a bound, hard limit, value or step may have. Beyond it a number is no position of any
+#: device (float64 then cannot tell apart positions 0.1 apart) and a span between two bounds may overflow.
+MAX_MAGNITUDE = 1e15
+
 
 class FieldError(ValueError):
     """A validator's complaint about a field below the one it validates (``path`` is relative to it).
@@ -54,6 +58,26 @@ def name_problem(name: str) -> str | None:
     if not _NAME.fullmatch(name):
         return f"{name!r} is not a usable name: start with a letter; use letters, digits, '_', '.', '-'"
     return None
+
+
+def input_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a variable or a constant, beyond :func:`name_problem`, or None when it can.
+
+    Their names key the ``closedloop.movers`` entry of every run's start document, where event-model refuses
+    ``.`` (a run would fail before anything is read); objectives and constraints may hold dots.
+    """
+    if "." in name:
+        return (
+            "a variable's or constant's name cannot hold '.' (it keys every run's start document, where event-model "
+            "refuses dots); use '_' or '-', and 'device: stage.x' for a child device"
+        )
+    return None
+
+
+def _sane(value: float, what: str) -> float:
+    if abs(value) > MAX_MAGNITUDE:
+        raise ValueError(f"{what} {value:g} is beyond +-{MAX_MAGNITUDE:g}: no device position is that large")
+    return value
 
 
 def _label(value: str | None) -> str | None:
@@ -97,9 +121,17 @@ class VariableSpec(BaseModel):
     @field_validator("bounds", "hard_limits")
     @classmethod
     def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
-        if value is not None and not value[0] < value[1]:
-            raise ValueError(f"low must be below high, got [{value[0]}, {value[1]}]")
+        if value is not None:
+            for end in value:
+                _sane(end, "a limit of")
+            if not value[0] < value[1]:
+                raise ValueError(f"low must be below high, got [{value[0]}, {value[1]}]")
         return value
+
+    @field_validator("max_step")
+    @classmethod
+    def _sane_step(cls, value: float | None) -> float | None:
+        return None if value is None else _sane(value, "a step of")
 
     @field_validator("values")
     @classmethod
@@ -112,6 +144,9 @@ class VariableSpec(BaseModel):
             raise ValueError("values must be distinct")
         if any(isinstance(v, str) for v in value) and not all(isinstance(v, str) for v in value):
             raise ValueError("values must be all numbers or all names, not a mix")
+        for v in value:
+            if not isinstance(v, str):
+                _sane(v, "a value of")
         return value
 
     @model_validator(mode="after")
@@ -166,6 +201,9 @@ class ConstantSpec(BaseModel):
 
     @model_validator(mode="after")
     def _inside_limits(self) -> ConstantSpec:
+        for number in [self.value, *(self.hard_limits or ())]:
+            if not isinstance(number, str):
+                _sane(number, "a value of")
         if self.hard_limits is not None:
             lo, hi = self.hard_limits
             if isinstance(self.value, str) or not lo <= self.value <= hi:

@@ -29,6 +29,7 @@ from closedloop.problem import (
     FieldError,
     ObjectiveSpec,
     VariableSpec,
+    input_name_problem,
     name_problem,
     path_segment,
 )
@@ -178,7 +179,9 @@ class SessionSpec(BaseModel):
             instrument is free (``false``: propose, run, ingest, strictly in turn).
         review: when to stop for a human.
         failures: what to do when runs keep failing.
-        folder: the session folder (relative to the session file); ``closedloop run --dir`` overrides it.
+        folder: the session folder: an absolute path as it is (``~`` is the user's home), a relative one from the
+            session file's own folder (``../data/run1`` is then beside that folder); ``closedloop run --dir``
+            overrides it (``--dir`` is relative to the current directory). See :func:`folder_path`.
         seed: seed for the planner and the simulator, for reproducible sessions: an integer from 0 to
             ``2**32 - 1``.
         plan: the plan that carries out each proposal (a bundled one, or a factory of your own).
@@ -260,11 +263,24 @@ class SessionSpec(BaseModel):
 
     @field_validator("variables", "objectives", "constraints", "constants")
     @classmethod
-    def _usable_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _usable_names(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         for name in value:
             problem = name_problem(name)
+            if problem is None and info.field_name in ("variables", "constants"):
+                problem = input_name_problem(name)
             if problem is not None:
-                raise FieldError(path_segment(name), problem)
+                raise FieldError(repr(name) if "." in name else path_segment(name), problem)
+        return value
+
+    @field_validator("folder")
+    @classmethod
+    def _folder_path(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or not value.isprintable()):
+            raise ValueError("must be a path: not empty, one line of printable text")
+        try:
+            Path(value or ".").expanduser()
+        except RuntimeError:
+            raise ValueError(f"'{value}': no home folder for that user") from None
         return value
 
     @field_validator("variables")
@@ -408,6 +424,12 @@ class SessionSpec(BaseModel):
             constraints=constraints,
             constants={name: c.value for name, c in self.constants.items()},
         )
+
+
+def folder_path(session_file: Path, folder: str) -> Path:
+    """The session folder a session file at ``session_file`` names with ``folder:``: an absolute path as it is,
+    ``~`` expanded, a relative one from the file's own folder (``..`` goes up from there), resolved."""
+    return (session_file.parent / Path(folder).expanduser()).resolve()
 
 
 def check_store_url(url: str) -> str:

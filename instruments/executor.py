@@ -25,15 +25,17 @@ from bluesky.run_engine import TransitionError
 from bluesky.utils import MsgGenerator, RunEngineInterrupted
 from event_model import NumpyEncoder
 
-from closedloop.errors import InstrumentError
+from closedloop.errors import InstrumentError, SpecError
 from closedloop.reach import Limits, route
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
 from instruments.arrays import ExternalArrays
+from instruments.checks import check_connected
 from instruments.devices import in_loop, make_devices, position_source, read_limits, read_position, resolve_device
 from instruments.plans import end_positions, plan_for
 from instruments.protocols import DocumentSink, EventSink, RunRecord, is_transient
 from instruments.suspenders import build_suspenders
+from instruments.timeouts import default_run_timeout
 
 if TYPE_CHECKING:
     from instruments.tiled import TiledSink
@@ -85,8 +87,10 @@ class InProcessExecutor:
 
     Raises:
         InstrumentError: the factory failed or returned a non-device, a device did not connect in time, a
-            variable's or a suspender's device does not exist, a ``max_step`` cannot be enforced because its
+            suspender's device does not exist, a ``max_step`` cannot be enforced because its
             device cannot report a position, or there is no detector.
+        SpecError: a variable's or constant's device does not exist, or the session file does not fit the
+            connected devices (:mod:`instruments.checks`); nothing moved.
     """
 
     def __init__(
@@ -127,8 +131,14 @@ class InProcessExecutor:
         ]
         if unreadable:
             raise InstrumentError(f"instrument: device '{unreadable[0]}' moves nothing and has no read()")
+        check_connected(spec, self.movers, self.detectors, self.run_engine)  # before anything moves
         self._sources = in_loop(self.run_engine, self._position_sources())
         self._limits: dict[str, Limits] = in_loop(self.run_engine, self._read_limits())
+        self.run_timeout = spec.instrument.run_timeout
+        """Seconds a run may take: ``instrument.run_timeout``, or one derived from the plan
+        (:func:`~instruments.timeouts.default_run_timeout`)."""
+        if self.run_timeout is None:
+            self.run_timeout = in_loop(self.run_engine, default_run_timeout(spec, self.movers, self.detectors))
         self._suspenders = build_suspenders(spec.suspenders, self.devices, self.run_engine, self._suspender_changed)
         if spec.publish is not None:
             self._publisher = Publisher(spec.publish.address, serializer=json_document)
@@ -158,8 +168,8 @@ class InProcessExecutor:
         for name, (where, path) in wanted.items():
             try:
                 movers[name] = resolve_device(self.devices, path)
-            except KeyError as exc:
-                raise InstrumentError(
+            except KeyError as exc:  # a mistake in the session file: bad input, like any other found at connect
+                raise SpecError(
                     f"{where}: {exc.args[0]} in the instrument", f"devices are: {', '.join(sorted(self.devices))}"
                 ) from None
         return movers
@@ -273,7 +283,7 @@ class InProcessExecutor:
         record = RunRecord(attempts=attempt)
         transient = False
         done = threading.Event()
-        timeout = self.spec.instrument.run_timeout
+        timeout = self.run_timeout
         watchdog = threading.Thread(target=self._watchdog, args=(timeout, done), daemon=True) if timeout else None
         started = time.perf_counter()
         try:
@@ -320,7 +330,8 @@ class InProcessExecutor:
                 used += now - last
             last = now
             if used >= limit:
-                self._interrupt_run("timeout", f"timed out after {limit:g} s")
+                derived = "" if self.spec.instrument.run_timeout else " (derived from the plan: instrument.run_timeout)"
+                self._interrupt_run("timeout", f"timed out after {limit:g} s{derived}")
                 return
 
     def abort(self, reason: str) -> None:

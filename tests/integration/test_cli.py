@@ -147,10 +147,35 @@ def test_run_then_status_and_a_second_run_in_the_same_folder_is_refused(tmp_path
     assert "already holds a session" in again.stderr
 
 
+def answer_when_waiting(folder: Path, answers: dict[int, list[str]]) -> bool:
+    """Answer the checkpoint a session (with nothing reading its terminal) waits at, through ``closedloop review``
+    with ``answers[n]``'s flags once it holds ``n`` observations; True once one was answered (each is used once)."""
+    done = len(observations(folder))
+    if done not in answers or meta(folder, "state") != "waiting":
+        return False
+    if closedloop("review", str(folder), *answers[done]).returncode not in (0, 3):
+        return False  # not yet at its checkpoint: asked again on the next look
+    del answers[done]
+    return True
+
+
 def test_stop_at_a_checkpoint_exits_3_and_resume_carries_on(tmp_path: Path, write_session) -> None:
     path = write_session(beamline_session(review={"policy": "always"}))
-    result = closedloop("run", str(path), "--dir", str(tmp_path / "run"), stdin="a\ns\n")
-    assert result.returncode == 3, result.stderr
+    process = subprocess.Popen(
+        [*CLI, "run", str(path), "--dir", str(tmp_path / "run")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    answers = {0: ["--approve"], 1: ["--stop"]}
+    deadline = time.monotonic() + 120
+    try:
+        while answers:
+            assert time.monotonic() < deadline and process.poll() is None
+            answer_when_waiting(tmp_path / "run", answers)
+            time.sleep(0.1)
+        assert process.wait(timeout=120) == 3
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
     assert len(observations(tmp_path / "run")) == 1
     assert meta(tmp_path / "run", "state") == "stopped"
     with sqlite3.connect(tmp_path / "run" / "store.sqlite") as conn:
@@ -167,11 +192,16 @@ def test_a_session_killed_at_a_checkpoint_resumes_with_nothing_lost_or_duplicate
 ) -> None:
     folder = tmp_path / "run"
     path = write_session(beamline_session(review={"policy": "always"}, budget={"experiments": 5}))
+    answers: dict[int, list[str]] = {0: ["--approve"], 1: ["--approve"]}
     run_then_kill(
         [*CLI, "run", str(path), "--dir", str(folder)],
-        ready=lambda: len(observations(folder)) == 2 and meta(folder, "state") == "waiting",
+        ready=lambda: (
+            not answer_when_waiting(folder, answers)
+            and not answers
+            and len(observations(folder)) == 2
+            and meta(folder, "state") == "waiting"
+        ),
         log_path=tmp_path / "first.log",
-        stdin="a\na\n",
     )
     before = observations(folder)
     with sqlite3.connect(folder / "store.sqlite") as conn:

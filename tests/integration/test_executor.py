@@ -67,7 +67,7 @@ def test_the_safety_gate_refuses_before_anything_moves(executor: InProcessExecut
 def test_a_variable_without_a_device_is_refused(run_engine: Any) -> None:
     data = beamline_session()
     data["variables"]["pitch1"]["device"] = "m9"
-    with pytest.raises(InstrumentError, match="variables.pitch1.device: no device 'm9'"):
+    with pytest.raises(SpecError, match="variables.pitch1.device: no device 'm9'"):
         InProcessExecutor(spec_from_dict(data), "s-test", run_engine=run_engine)
 
 
@@ -268,3 +268,29 @@ def test_a_suspender_on_a_missing_signal_is_named(run_engine: Any) -> None:
     data = beamline_session(suspenders=[{"signal": "ring.voltage", "below": 1.0}])
     with pytest.raises(InstrumentError, match=r"suspenders.0.signal: device 'ring' has no 'voltage'"):
         InProcessExecutor(spec_from_dict(data), "s-test", run_engine=run_engine)
+
+
+PITCHES = (("pitch1", "m1"), ("pitch2", "m2"))
+
+
+@pytest.mark.parametrize(
+    ("options", "changes", "seconds"),
+    [
+        ({}, {}, 60.0),  # instant motors, no exposure: the floor
+        ({"exposure": 20.0}, {"plan": {"options": {"num": 2}}}, 4 * 2 * 20.0),  # readings at the detector's exposure
+        (  # motors at 1 unit/s over a 40-unit hard-limit span, plus SimMotor's acceleration time (0.5 s)
+            {"instant": False},
+            {"variables": {v: {"bounds": [-1, 1], "hard_limits": [-20, 20], "device": d} for v, d in PITCHES}},
+            4 * (40.0 + 0.5),
+        ),
+        ({"exposure": 20.0}, {"instrument_run_timeout": 5.0}, 5.0),  # a run_timeout given is kept
+    ],
+)
+def test_without_a_run_timeout_one_is_derived_from_the_plan_and_the_devices(
+    run_engine: Any, options: dict[str, Any], changes: dict[str, Any], seconds: float
+) -> None:
+    timeout = changes.pop("instrument_run_timeout", None)
+    instrument = {"run_timeout": timeout} if timeout else {}
+    executor = beamline_executor(run_engine, options, instrument=instrument, **changes)
+    assert executor.run_timeout == pytest.approx(seconds)
+    executor.close()

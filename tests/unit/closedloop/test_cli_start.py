@@ -96,13 +96,13 @@ def test_a_folder_that_was_there_keeps_what_it_held(tmp_path: Path, modules: Pat
         variables={"pitch1": {"bounds": [-1.0, 1.0], "device": "m9"}},
     )
     result = closedloop("run", str(session), "--dir", str(mine), cwd=tmp_path, modules=modules)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr  # a mistake in the session file: bad input
     assert "variables.pitch1.device: no device 'm9' in the instrument" in result.stderr
     assert sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*")) == ["notes", "notes/plan.txt"]
 
     before = sorted(tmp_path.parent.iterdir())
     result = closedloop("run", str(session), cwd=tmp_path, modules=modules)  # the default folder, from the name
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr
     assert not (tmp_path / "sessions").exists()
     assert sorted(tmp_path.parent.iterdir()) == before
 
