@@ -332,6 +332,7 @@ class Session:
             session_id=session_id,
             name=spec.name,
             state=SessionState.NEW.value,
+            pid=os.getpid(),  # a process that dies before the session starts leaves it `new`: status says failed
             created=time.time(),
             budget=spec.budget.experiments,
             spec=spec.model_dump(mode="json"),

@@ -36,6 +36,8 @@ def _live_state(state: str | None, pid: int | None, suspended: bool = False, hos
     """``running`` only while the process that runs the session is alive (``suspended`` while a suspender holds
     its run); otherwise ``interrupted``. A process on another ``host`` (a store shared in PostgreSQL) cannot be
     checked from here: its recorded state stands."""
+    if state == SessionState.NEW.value and pid is not None and not _alive(pid, host):
+        return SessionState.FAILED.value  # the process ended before the session started (a factory's os._exit)
     if state != SessionState.RUNNING.value or pid is None:
         return state
     if host is not None and host != socket.gethostname():
@@ -47,6 +49,23 @@ def _live_state(state: str | None, pid: int | None, suspended: bool = False, hos
     except PermissionError:
         return state
     return SessionState.SUSPENDED.value if suspended else state
+
+
+def _alive(pid: int, host: str | None) -> bool:
+    """Whether process ``pid`` runs (on another ``host``: assumed so, it cannot be checked from here)."""
+    if host is not None and host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+NEVER_STARTED = "the session process ended before the session started (it never ran an experiment)"
+"""The error status gives a session whose process died while it was being set up."""
 
 
 LIVE_STATES = (SessionState.RUNNING.value, SessionState.SUSPENDED.value, SessionState.WAITING.value, "paused")
@@ -202,7 +221,7 @@ def summary(
         "queued": store.count_queued(),
         "instruments": instrument_states(spec, store, live=state in LIVE_STATES, held=held),
         "reach": store.meta("reach") or {},
-        "error": store.meta("error"),
+        "error": store.meta("error") or (NEVER_STARTED if state == "failed" and store.meta("state") == "new" else None),
     }
 
 

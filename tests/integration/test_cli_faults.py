@@ -80,3 +80,21 @@ def test_the_files_folder_may_be_in_the_home_folder_and_is_made_where_the_docs_s
     assert json.loads(result.stdout)["folder"] == str(tmp_path / "home" / "data" / "run1")
     assert meta(tmp_path / "home" / "data" / "run1", "state") == "finished"
     assert sorted(p.name for p in beamtime.iterdir()) == ["session.yaml"]  # no folder named '~' beside the file
+
+
+def test_a_factory_that_ends_a_foreground_run_leaves_a_session_that_status_calls_failed(tmp_path: Path) -> None:
+    # the process that runs the session is the one that ends: nothing is left to say so at once, so the folder's
+    # status does (it would say `new` for ever otherwise)
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "exiting_factory.py").write_text(EXITING_FACTORY)
+    path = tmp_path / "session.yaml"
+    path.write_text(yaml.safe_dump(beamline_session(instrument={"factory": "exiting_factory:make"})))
+    folder = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(modules)])}
+    subprocess.run([*CLI, "run", str(path), "--dir", str(folder)], capture_output=True, timeout=300, env=env)
+    assert meta(folder, "state") == "new"
+    status = subprocess.run([*CLI, "status", str(folder), "--json"], capture_output=True, text=True, env=env)
+    shown = json.loads(status.stdout)
+    assert (shown["state"], shown["experiments"]) == ("failed", 0)
+    assert shown["error"].startswith("the session process ended before the session started")
