@@ -25,6 +25,7 @@ from langgraph.types import interrupt
 
 from agent.context import LoopContext, proposal_setpoints
 from agent.documents import RunFile, read_run_file
+from agent.recovery import HIGH_WATER, SeenPoints, ended_run
 from agent.review import checkpoint_id, checkpoint_info, policy_asks, read_answer, shown_predictions
 from closedloop.errors import PlannerError, PointsExhaustedError, SafetyError
 from closedloop.records import (
@@ -51,11 +52,13 @@ class LoopState(TypedDict, total=False):
     outcome: str
     in_flight: list[str]
     held: list[str]
+    observed: int
 
 
 def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
     """Compile the loop graph over ``ctx`` with ``checkpointer`` persisting its state."""
     spec, store = ctx.spec, ctx.store
+    seen = SeenPoints(spec, store)
 
     def planner_why(point: Any, planner_id: Any) -> str:
         """Why the planner proposed ``point`` (initial design, model, ...), for the operator; ``planner`` when it
@@ -82,11 +85,12 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
             if numeric:
                 ctx.planner.set_position(numeric)
         for _ in range(PLANNER_ATTEMPTS):
-            proposals = []
+            proposals, batch = [], {}
             for point in ctx.planner.suggest(count):
                 planner_id = point.get("_id") if isinstance(point, dict) else None
                 try:
                     setpoints = proposal_setpoints(spec, point)
+                    seen.check(setpoints, batch)  # a point proposed before in this session is never proposed again
                 except PlannerError as exc:
                     # refused before it is stored: logged, and told to the planner as a failed point
                     store.log("refused", f"iteration {iteration}: {exc}")
@@ -320,7 +324,8 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         left = collect(in_flight)
         if not ctx.lanes.usable():  # every instrument stopped answering: end, resumable
             raise ctx.lanes.gone()
-        return {"in_flight": left}
+        # a high-water mark beside the store: a store older than the checkpoints is refused on resume
+        return {"in_flight": left, HIGH_WATER: store.count_observations()}
 
     def collect(in_flight: list[str]) -> list[str]:
         """Ingest every run of ``in_flight`` that is over; returns those still running."""
@@ -340,7 +345,14 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         live = set(ctx.lanes.running())
         collect([pid for pid in store.unobserved_runs() if pid not in live])
 
+    def collect_dispatched() -> None:
+        """Ingest every run the store says was started and that has no observation, none running in this process:
+        on resume, whatever the checkpoints know of them."""
+        live = set(ctx.lanes.running())
+        collect([pid for pid in store.unobserved_dispatches() if pid not in live])
+
     ctx.collect_ended = collect_ended
+    ctx.collect_dispatched = collect_dispatched
 
     def observe(proposal: Proposal) -> None:
         """Turn a proposal's stored run into its observation and tell the planner."""
@@ -348,10 +360,16 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         if stored is None:
             if not store.was_dispatched(proposal.id):
                 return  # never moved
-            # the process died (or its instrument stopped answering) while this run may have been moving
+            # the process died (or its instrument stopped answering) while this run may have been moving; a run
+            # whose file holds its stop document had ended: its documents say what happened
             path = ctx.runs / f"{proposal.id}.jsonl"
-            store.add_run(proposal.id, read_run_file(path), INTERRUPTED, 0.0, status="interrupted")
-            store.log("interrupted", f"{proposal.id}: {INTERRUPTED}", key=f"interrupted-{proposal.id}")
+            ended = ended_run(path)
+            if ended is not None:
+                store.add_run(proposal.id, ended, None, 0.0)
+                store.log("recovered", f"{proposal.id}: its run had ended; ingested from {path.name}")
+            else:
+                store.add_run(proposal.id, read_run_file(path), INTERRUPTED, 0.0, status="interrupted")
+                store.log("interrupted", f"{proposal.id}: {INTERRUPTED}", key=f"interrupted-{proposal.id}")
             stored = store.run_with_status(proposal.id)
             assert stored is not None
         documents, error, status = stored

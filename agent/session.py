@@ -29,6 +29,7 @@ from agent.context import LoopContext
 from agent.folder import clear_unfinished, holds_session, open_store, write_seal
 from agent.graph import build_graph
 from agent.lanes import Lane, Lanes
+from agent.recovery import check_high_water, checkpoint_gap, replay_into_planner
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally
 from agent.store_postgres import PostgresStore
 from agent.store_postgres import open_checkpoints as open_postgres_checkpoints
@@ -261,11 +262,10 @@ class Session:
         self.session_id: str = store.meta("session_id")
         (folder / "runs").mkdir(parents=True, exist_ok=True)
         self.on_observation = on_observation or (lambda observation: None)
-        self._checkpoint_conn, rebuilt = open_checkpoints(folder, self.session_id, store)
-        self._rebuilt = rebuilt and store.count_proposals() > 0
+        self._checkpoint_conn, _ = open_checkpoints(folder, self.session_id, store)
         try:
             self.planner = planner if planner is not None else build_planner(spec)
-            self._replay_into_planner()
+            issued = replay_into_planner(spec, store, self.planner)
             self.lanes = build_lanes(spec, self.session_id, store, executor)
             store.set_meta(planner_waits=False)  # as a killed process may have left it (see the loop's ingest)
         except BaseException:
@@ -275,9 +275,16 @@ class Session:
         self.tally = Tally.from_observations(spec, observations)
         self.context = LoopContext(spec, store, self.planner, self.lanes, folder / "runs", self.tally)
         self.context.on_observation = self._observed
+        self.context.issued.update(issued)
         self.lanes.emit = lambda kind, data: self.context.emit(kind, data)
         self.graph = build_graph(self.context, saver_for(self._checkpoint_conn))
         self.config = thread_config(self.session_id, spec.budget.experiments)
+        try:
+            self._recover()
+        except BaseException:
+            self.lanes.close()
+            self._checkpoint_conn.close()
+            raise
 
     # opening -------------------------------------------------------------------------------------------------
     @classmethod
@@ -333,17 +340,19 @@ class Session:
             store.close()
             raise
 
-    def _replay_into_planner(self) -> None:
-        """Rebuild the planner's knowledge from the store: every observation, and every point an operator
-        rejected (as a failed point, as the live planner was told), all as points it did not make."""
-        results = [observation.as_result() for observation in self.store.observations()]
-        rejected = [p for p in self.store.proposals() if p.status == ProposalStatus.REJECTED]
-        for proposal in rejected:
-            result: dict[str, Any] = dict(proposal.setpoints)
-            result.update({name: float("nan") for name in self.spec.outputs})
-            results.append(result)
-        if results:
-            self.planner.ingest(results)
+    def _recover(self) -> None:
+        """Take what the store says over what the checkpoints say: refuse a store older than them, note whether
+        they are behind it (:func:`~agent.recovery.checkpoint_gap`; the loop then restarts from the store), and
+        ingest every started run that has no observation (recorded interrupted, or from its file if it ended).
+
+        Raises:
+            SessionError: the checkpoints recorded more observations than the store holds.
+        """
+        values = dict(self.graph.get_state(self.config).values)
+        where = CHECKPOINT_FILE if isinstance(self._checkpoint_conn, sqlite3.Connection) else "its checkpoints"
+        check_high_water(values, self.store, where)
+        self._gap = checkpoint_gap(values, self.store)
+        self.context.collect_dispatched()
 
     def _observed(self, observation: Observation) -> None:
         write_seal(self.folder, self.session_id, self.tally.experiments + self.tally.failed + self.tally.interrupted)
@@ -365,8 +374,20 @@ class Session:
     def advance(self, resume: Any = None) -> Checkpoint | None:
         """Run the loop until it ends (returns None) or holds at a checkpoint (returns what it shows)."""
         snapshot = self.graph.get_state(self.config)
-        if resume is not None:
-            graph_input: Any = Command(resume=resume)
+        if self._gap is not None and resume is None:
+            # the checkpoints are behind the store: the loop goes on from the store, at its last iteration
+            self.store.log("rebuild", f"{CHECKPOINT_FILE}: {self._gap}; the loop goes on from the store")
+            self._gap = None
+            if self._budget_left() <= 0:
+                self.store.set_meta(state=SessionState.FINISHED.value, ended=time.time())
+                self.store.log("end", SessionState.FINISHED.value)
+                return None
+            graph_input: Any = {
+                "iteration": self._start_iteration(),
+                **{"proposal_ids": [], "in_flight": [], "held": [], "outcome": "", "verdict": ""},
+            }
+        elif resume is not None:
+            graph_input = Command(resume=resume)
         elif snapshot.next:
             graph_input = None  # continue from the last checkpoint (after a crash or a kill)
         elif snapshot.values.get("outcome") == "stopped":
@@ -379,11 +400,8 @@ class Session:
         elif snapshot.values.get("outcome") == "failed":
             return None
         else:
-            # a new session, one whose checkpoint names no next step, one whose budget was raised, or one whose
-            # checkpoint database was lost: start at the store's last iteration (the store is the truth)
-            if self._rebuilt:
-                self.store.log("rebuild", f"{CHECKPOINT_FILE} was missing or empty: rebuilt from the store")
-                self._rebuilt = False
+            # a new session, one whose checkpoint names no next step, or one whose budget was raised: start at the
+            # store's last iteration (the store is the truth)
             graph_input = {"iteration": self._start_iteration(), "proposal_ids": [], "outcome": "", "verdict": ""}
         self.store.set_meta(state=SessionState.RUNNING.value, pid=os.getpid())
         try:
@@ -400,7 +418,9 @@ class Session:
         return self.context.budget() - self.tally.experiments
 
     def pending_checkpoint(self) -> Checkpoint | None:
-        """The checkpoint the session is holding at, if any."""
+        """The checkpoint the session is holding at, if any (none while the checkpoints are behind the store)."""
+        if self._gap is not None:
+            return None
         snapshot = self.graph.get_state(self.config)
         for item in snapshot.interrupts:
             return Checkpoint(dict(item.value))

@@ -226,10 +226,21 @@ class ManualPlanner(PlannerBase):
     def ingest(self, results: list[dict[str, Any]]) -> None:
         """Take evaluated points (see :meth:`PlannerBase.ingest`); a foreign one takes its match off the queue."""
         super().ingest(results)
+        self._dequeue([result for result in results if result.get("_id") is None])
+
+    def restore_pending(self, points: list[dict[str, Any]]) -> list[int]:
+        """Take back an earlier instance's points still out (see :meth:`PlannerBase.restore_pending`); each takes
+        its match off the queue, as a measured one does."""
+        ids = super().restore_pending(points)
+        self._dequeue(points)
+        return ids
+
+    def _dequeue(self, points: list[dict[str, Any]]) -> None:
+        """Take the queued point at the place of each of ``points`` off the queue (the first match each)."""
         span = (self.bounds[1] - self.bounds[0]).tolist()
-        for result in results:
-            if result.get("_id") is not None or not self._queue:
-                continue
+        for result in points:
+            if not self._queue:
+                break
             x = [float(result[v]) for v in self.variable_names]
             for i, queued in enumerate(self._queue):
                 if all(abs(a - b) <= 1e-9 * s for a, b, s in zip(x, queued, span, strict=True)):
