@@ -38,9 +38,11 @@ from closedloop.records import (
 from instruments.ingest import observation_from_documents
 from instruments.safety import check_setpoints, gate
 from planners import Explains, KnowsPosition, LimitsInFlight
+from planners.foreign import makes_one_at_a_time
 
 INTERRUPTED = "interrupted: the session process ended while this run may have been moving; not run again by itself"
 PLANNER_ATTEMPTS = 3
+ANSWERED_ROUNDS = 50
 
 
 class LoopState(TypedDict, total=False):
@@ -58,7 +60,11 @@ class LoopState(TypedDict, total=False):
 def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
     """Compile the loop graph over ``ctx`` with ``checkpointer`` persisting its state."""
     spec, store = ctx.spec, ctx.store
-    seen = SeenPoints(spec, store)
+    # a point proposed before in this session is never proposed again, but for an operator's (queued, edited, or
+    # listed for the manual planner: a list may name a reference point twice on purpose), and a re-measurement a
+    # generator that makes one point at a time asks for (see SeenPoints)
+    one_at_a_time = bool(getattr(ctx.planner, "one_at_a_time", False)) or makes_one_at_a_time(ctx.planner)
+    seen = SeenPoints(spec, store, allow_repeats=spec.planner.name == "manual", remeasure=one_at_a_time)
 
     def planner_why(point: Any, planner_id: Any) -> str:
         """Why the planner proposed ``point`` (initial design, model, ...), for the operator; ``planner`` when it
@@ -84,18 +90,22 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
             numeric = {k: float(v) for k, v in where.items() if isinstance(v, int | float) and k in spec.variables}
             if numeric:
                 ctx.planner.set_position(numeric)
-        for _ in range(PLANNER_ATTEMPTS):
-            proposals, batch = [], {}
+        attempts, answered = 0, 0
+        while attempts < PLANNER_ATTEMPTS:
+            proposals, batch, told = [], {}, False
             for point in ctx.planner.suggest(count):
                 planner_id = point.get("_id") if isinstance(point, dict) else None
                 try:
                     setpoints = proposal_setpoints(spec, point)
-                    seen.check(setpoints, batch)  # a point proposed before in this session is never proposed again
+                    seen.check(setpoints, batch)
                 except PlannerError as exc:
-                    # refused before it is stored: logged, and told to the planner as a failed point
-                    store.log("refused", f"iteration {iteration}: {exc}")
+                    # refused before it is stored: logged, and told to the planner as a failed point (a repeat of a
+                    # point measured already: as that measurement, and nothing moves for it again)
+                    measured = seen.measured(exc)
+                    store.log("refused", f"iteration {iteration}: {exc}{'; told its result' if measured else ''}")
                     bad = {k: v for k, v in point.items() if k != "_id"} if isinstance(point, dict) else {}
-                    bad.update({name: math.nan for name in spec.outputs})
+                    bad.update(measured or {name: math.nan for name in spec.outputs})
+                    told = told or measured is not None
                     if planner_id is not None:
                         bad["_id"] = planner_id
                     ctx.planner.ingest([bad])
@@ -112,6 +122,10 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
                 proposals.append(proposal)
             if proposals:
                 return proposals
+            # a round whose points were all answered from the store is not a failed attempt (a simplex method may
+            # ask for points it had measured several times over), up to a limit
+            answered += told
+            attempts += 1 if not told or answered > ANSWERED_ROUNDS else 0
         raise PlannerError(f"the planner gave no usable point in {PLANNER_ATTEMPTS} attempts")
 
     def planner_room() -> int | None:

@@ -14,7 +14,8 @@ process was. On resume:
   (:func:`ended_run`); one cut short is recorded interrupted.
 
 :class:`SeenPoints` is the loop's backstop for generators that cannot be rebuilt exactly (foreign ones): a point
-identical to one already proposed in the session is refused, unless an operator asked for it.
+identical to one already proposed in the session is refused, unless an operator asked for it; the planner is told it
+as a failed point, or, when that point was measured, as that measurement.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 from agent.documents import read_run_file
 from agent.store_sql import SqlStore
 from closedloop.errors import PlannerError, SessionError
-from closedloop.records import Proposal, ProposalStatus
+from closedloop.records import ProposalStatus
 from closedloop.spec import SessionSpec
 from planners import RestoresPending
 
@@ -132,17 +133,33 @@ def ended_run(path: Path) -> list[tuple[str, dict[str, Any]]] | None:
     return documents if documents[-1][1].get("run_start") == starts[0].get("uid") else None
 
 
+class RepeatedPoint(PlannerError):
+    """A planner's point identical to one already proposed in the session (``of``: that proposal's id), or to
+    another point of its batch (``of`` None)."""
+
+    def __init__(self, message: str, of: str | None) -> None:
+        super().__init__(message)
+        self.of = of
+
+
 class SeenPoints:
     """The setpoints of every proposal made in a session, read from the store as it grows.
 
     Args:
         spec: says which setpoints are variables (constants are the same in every point).
         store: the session store.
+        allow_repeats: refuse nothing (the planner's points are an operator's list).
+        remeasure: let a point measured ok be measured again (a generator that makes one point at a time, told
+            each result before its next point, asks for one on purpose: a simplex method re-measures a vertex).
     """
 
-    def __init__(self, spec: SessionSpec, store: SqlStore) -> None:
+    def __init__(
+        self, spec: SessionSpec, store: SqlStore, allow_repeats: bool = False, remeasure: bool = False
+    ) -> None:
         self.names = list(spec.variables)
         self.store = store
+        self.allow_repeats = allow_repeats
+        self.remeasure = remeasure
         self._read = 0
         self._seen: dict[tuple[Any, ...], str] = {}
 
@@ -163,21 +180,31 @@ class SeenPoints:
         Raises:
             PlannerError: the point repeats one; names the proposal it repeats.
         """
+        if self.allow_repeats:
+            return
         self._refresh()
         key = self.key(setpoints)
-        if key in self._seen:
-            raise PlannerError(f"the planner's point repeats {self._seen[key]}, already proposed in this session")
+        if key in self._seen and not (self.remeasure and self._measured_ok(self._seen[key])):
+            earlier = self._seen[key]
+            raise RepeatedPoint(f"the planner's point repeats {earlier}, already proposed in this session", earlier)
         if key in batch:
-            raise PlannerError("the planner's point repeats another point of the same batch")
+            raise RepeatedPoint("the planner's point repeats another point of the same batch", None)
         batch[key] = len(batch)
+
+    def _measured_ok(self, proposal_id: str) -> bool:
+        observation = self.store.observation(proposal_id)
+        return observation is not None and observation.ok
+
+    def measured(self, refusal: Exception) -> dict[str, Any] | None:
+        """For a refused repeat of a point measured already (an ok observation): its measured outputs, which the
+        planner is told instead of a failure (a simplex method, say, asks for its start point's value); else None."""
+        if not isinstance(refusal, RepeatedPoint) or refusal.of is None:
+            return None
+        observation = self.store.observation(refusal.of)
+        return dict(observation.values) if observation is not None and observation.ok else None
 
 
 def _rounded(value: Any) -> Any:
     if isinstance(value, float):
         return float(f"{value:.12g}")
     return value
-
-
-def open_proposals(store: SqlStore) -> list[Proposal]:
-    """The proposals neither observed nor rejected."""
-    return [p for p in store.proposals() if p.status in OPEN]

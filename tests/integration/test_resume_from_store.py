@@ -8,7 +8,6 @@ takes about a second).
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import sqlite3
 from pathlib import Path
@@ -133,9 +132,10 @@ def test_a_foreign_generator_that_repeats_a_point_is_refused_told_and_asked_agai
         first = session.store.proposals()[0].id
         refused = [message for _, kind, message in session.store.events() if kind == "refused"]
         assert len(refused) == 1 and f"repeats {first}" in refused[0]
-        # told as a failed point under its own _id, so that it never waits for it
+        # told under its own _id, so that it never waits for it: the point was measured, so with that measurement
         told = [r for r in session.planner.ingested if r.get("_id") == 2]
-        assert len(told) == 1 and math.isnan(told[0]["flux"])
+        measured = session.store.observation(first)
+        assert measured is not None and len(told) == 1 and told[0]["flux"] == measured.values["flux"]
     finally:
         session.close()
 
