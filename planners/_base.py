@@ -236,8 +236,8 @@ class PlannerBase(Generator):
         Raises:
             ValueError: a point misses a variable or has an invalid value (nothing is taken).
         """
-        for point in points:
-            missing = [var for var in self.variable_names if var not in point]
+        for given in points:
+            missing = [var for var in self.variable_names if var not in given]
             if missing:
                 raise PlannerError(f"a point given back has no value for variable '{missing[0]}'")
         parsed = [self.point_x(point) for point in points]
