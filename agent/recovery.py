@@ -3,8 +3,8 @@
 The store (and the run files in ``runs/``) is the truth; LangGraph's checkpoints only say where in the loop the
 process was. On resume:
 
-- the planner is told of every proposal ever made (:func:`replay_into_planner`): each observation, each rejected
-  point as a failed one, and the points still out as pending (:class:`~planners.RestoresPending`), so that a
+- the planner is told of every proposal ever made (:func:`replay_into_planner`): each of its points given back
+  (:class:`~planners.RestoresPending`), then each observation and each rejected point as a failed one, so that a
   rebuilt planner continues its sequence instead of giving one of them again;
 - checkpoints that are missing, emptied or behind the store are recognised (:func:`checkpoint_gap`), so that the
   loop restarts from the store and says so, instead of going on from an older step;
@@ -31,7 +31,6 @@ from closedloop.records import ProposalStatus
 from closedloop.spec import SessionSpec
 from planners import RestoresPending
 
-OPEN = (ProposalStatus.PROPOSED, ProposalStatus.APPROVED)
 HIGH_WATER = "observed"
 """The graph-state key holding how many observations the store held at that step (see :func:`check_high_water`)."""
 
@@ -39,27 +38,37 @@ HIGH_WATER = "observed"
 def replay_into_planner(spec: SessionSpec, store: SqlStore, planner: Any) -> dict[str, int]:
     """Tell a rebuilt planner of every proposal the session made, as the live planner was told.
 
-    Every observation is ingested (a failed, interrupted or aborted one with no outputs), and every rejected point
-    as a failed point, all as points it did not make. The planner's own points still out (proposed or approved,
-    no observation yet) are given back as pending to a planner that takes them (:class:`~planners.RestoresPending`).
+    A planner that takes points back (:class:`~planners.RestoresPending`) is first given back every point it made,
+    as pending (what it asked for, in order of birth), and then told each result under the point's new ``_id``, as
+    the live planner was: every observation (a failed, interrupted or aborted one with no outputs), and every
+    rejected point as a failed one; its points still out stay pending. Any other planner is told the results as
+    points it did not make. An operator's points are points it did not make, as they were live.
 
     Returns:
-        proposal id -> the planner's new ``_id``, for each point given back as pending.
+        proposal id -> the planner's new ``_id``, for each point still out.
     """
-    results = [observation.as_result() for observation in store.observations()]
     proposals = store.proposals()
+    given: dict[str, int] = {}
+    if isinstance(planner, RestoresPending):
+        own = [p for p in proposals if p.origin == "planner"]
+        ids = planner.restore_pending([dict(p.setpoints) for p in own]) if own else []
+        given = {proposal.id: int(point_id) for proposal, point_id in zip(own, ids, strict=True)}
+    results = []
+    for observation in store.observations():
+        result = observation.as_result()
+        if observation.proposal_id in given:
+            result["_id"] = given.pop(observation.proposal_id)
+        results.append(result)
     for proposal in proposals:
         if proposal.status == ProposalStatus.REJECTED:
-            result: dict[str, Any] = dict(proposal.setpoints)
+            result = dict(proposal.setpoints)
             result.update({name: math.nan for name in spec.outputs})
+            if proposal.id in given:
+                result["_id"] = given.pop(proposal.id)
             results.append(result)
     if results:
         planner.ingest(results)
-    out = [p for p in proposals if p.status in OPEN and p.origin == "planner"]
-    if not out or not isinstance(planner, RestoresPending):
-        return {}
-    ids = planner.restore_pending([dict(p.setpoints) for p in out])
-    return {proposal.id: int(point_id) for proposal, point_id in zip(out, ids, strict=True)}
+    return given
 
 
 def checkpoint_gap(values: dict[str, Any], store: SqlStore) -> str | None:

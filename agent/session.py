@@ -31,10 +31,8 @@ from agent.graph import build_graph
 from agent.lanes import Lane, Lanes
 from agent.recovery import check_high_water, checkpoint_gap, replay_into_planner
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally
-from agent.store_postgres import PostgresStore
-from agent.store_postgres import open_checkpoints as open_postgres_checkpoints
 from agent.store_sql import SqlStore
-from agent.stores import saver_for
+from agent.stores import CHECKPOINT_FILE, open_checkpoints, saver_for
 from closedloop.changes import spec_changes, spec_fingerprint
 from closedloop.errors import InstrumentError, SessionError, SpecError
 from closedloop.records import Decision, Observation, ProposalStatus, new_id
@@ -43,8 +41,6 @@ from instruments.executor import InProcessExecutor, build_run_engine
 from instruments.protocols import Executes
 from planners.registry import accepts_option, load_planner
 from planners.warmup import WarmStart
-
-CHECKPOINT_FILE = "checkpoints.sqlite"
 
 
 def thread_config(session_id: str, budget: int) -> dict[str, Any]:
@@ -165,42 +161,6 @@ def build_lanes(
             lane.executor.close()
         raise
     return Lanes(lanes, store)
-
-
-def open_checkpoints(folder: Path, session_id: str, store: SqlStore | None = None) -> tuple[Any, bool]:
-    """Open LangGraph's checkpoint database; returns it and whether it was (re)made empty. A session whose
-    ``store`` is in PostgreSQL keeps its checkpoints there (a ``PostgresSaver``, keyed by the session's id).
-
-    Raises:
-        SessionError: the file is damaged or belongs to another session; the PostgreSQL store cannot be reached.
-    """
-    if isinstance(store, PostgresStore):
-        return open_postgres_checkpoints(store.url, session_id)
-    path = folder / CHECKPOINT_FILE
-    fresh = not path.exists() or path.stat().st_size == 0
-    conn = sqlite3.connect(path, check_same_thread=False)
-    try:
-        if not fresh:
-            problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
-            if problems != ["ok"]:
-                raise SessionError(f"{path}: damaged ({problems[0]})", "move it away to rebuild it from the store")
-        # WAL with synchronous=NORMAL: a committed checkpoint survives the process being killed
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("CREATE TABLE IF NOT EXISTS closedloop_session (session_id TEXT NOT NULL)")
-        row = conn.execute("SELECT session_id FROM closedloop_session").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO closedloop_session VALUES (?)", (session_id,))
-            conn.commit()
-        elif row[0] != session_id:
-            raise SessionError(f"{path}: belongs to session {row[0]}, not {session_id}", "move it away to rebuild it")
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise SessionError(f"{path}: not a readable SQLite database ({exc})", "move it away to rebuild it") from None
-    except SessionError:
-        conn.close()
-        raise
-    return conn, fresh
 
 
 def check_edits(folder: Path, spec: SessionSpec, store: SqlStore) -> None:

@@ -1,7 +1,7 @@
 """A planner rebuilt on resume continues its sequence exactly: every registered planner, and the initial design.
 
 The rebuilt planner is told what the agent tells it on resume (:func:`agent.recovery.replay_into_planner`): every
-result as a point it did not make, then its earlier instance's points still out, given back as pending.
+point its earlier instance made, given back as pending, then each result under the point's new ``_id``.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ def rebuilt_after(build, evaluate) -> tuple[list[dict], list[dict]]:
     out = live.suggest(2)  # the process dies with these still out
     expected = live.suggest(2)
     rebuilt = build()
-    rebuilt.ingest(foreign(measured))
     assert isinstance(rebuilt, RestoresPending)
-    ids = rebuilt.restore_pending(foreign(out))
-    assert len(set(ids)) == 2
+    ids = rebuilt.restore_pending(foreign(measured + out))  # every point it made, given back
+    assert len(set(ids)) == 4
+    rebuilt.ingest([dict(result, _id=point_id) for result, point_id in zip(foreign(measured), ids, strict=False)])
     if hasattr(rebuilt, "pending"):
-        assert {p["_id"] for p in rebuilt.pending} == set(ids)
+        assert {p["_id"] for p in rebuilt.pending} == set(ids[2:])
     return expected, rebuilt.suggest(2)
 
 
@@ -66,3 +66,12 @@ def test_a_point_given_back_takes_its_result_under_its_new_id(vocs, evaluate) ->
     with pytest.raises(ValueError, match="no value for variable 'x2'"):
         planner.restore_pending([{"x1": 0.0}])
     assert planner.pending == []
+
+
+def test_a_grid_point_read_back_off_the_grid_is_done(vocs) -> None:
+    planner = load_planner("grid", vocs, seed=SEED, points_per_dim=2)
+    points = planner.suggest(4)
+    # the instrument read each back a little off the point asked for: still the grid point it was asked for
+    planner.ingest([dict(p, x1=p["x1"] + 1e-3, f=1.0) for p in points])
+    with pytest.raises(ValueError, match="exhausted"):
+        planner.suggest(1)
