@@ -3,8 +3,8 @@
 ``store.sqlite`` is the truth; ``seal.json`` records, beside it, how many observations it holds, so that a store
 that lost its last commits (copied without its ``-wal`` file, or rolled back) is recognised instead of resumed. The
 run files in ``runs/`` are a second witness, with or without the seal: a store with no record of a run whose
-documents are there is older than the folder (see :func:`agent.recovery.check_run_files`; the checkpoints are a
-third, see :func:`agent.recovery.check_high_water`).
+documents are there is older than the folder (see :func:`agent.rebuild.check_run_files`; the checkpoints are a
+third, see :func:`agent.rebuild.check_high_water`).
 A folder whose store is in PostgreSQL holds ``store.json`` instead (see :mod:`agent.stores`); the SQLite checks
 (``quick_check``, the seal) do not apply to it.
 """
@@ -18,7 +18,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from agent.recovery import check_run_files
+from agent.rebuild import check_run_files
 from agent.store import SessionStore
 from agent.store_sql import SqlStore
 from agent.stores import STORE_RECORD, open_postgres

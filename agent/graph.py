@@ -25,7 +25,7 @@ from langgraph.types import interrupt
 
 from agent.context import LoopContext, proposal_setpoints
 from agent.documents import RunFile, read_run_file
-from agent.recovery import HIGH_WATER, SeenPoints, ended_run
+from agent.rebuild import HIGH_WATER, SeenPoints, ended_run
 from agent.review import checkpoint_id, checkpoint_info, policy_asks, read_answer, shown_predictions
 from closedloop.errors import PlannerError, PointsExhaustedError, SafetyError
 from closedloop.records import (

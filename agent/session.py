@@ -29,7 +29,7 @@ from agent.context import LoopContext
 from agent.folder import clear_unfinished, holds_session, open_store, write_seal
 from agent.graph import build_graph
 from agent.lanes import Lane, Lanes
-from agent.recovery import check_high_water, checkpoint_gap, replay_into_planner
+from agent.rebuild import check_high_water, checkpoint_gap, replay_into_planner
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally
 from agent.store_sql import SqlStore
 from agent.stores import CHECKPOINT_FILE, open_checkpoints, saver_for
@@ -302,7 +302,7 @@ class Session:
 
     def _recover(self) -> None:
         """Take what the store says over what the checkpoints say: refuse a store older than them, note whether
-        they are behind it (:func:`~agent.recovery.checkpoint_gap`; the loop then restarts from the store), and
+        they are behind it (:func:`~agent.rebuild.checkpoint_gap`; the loop then restarts from the store), and
         ingest every started run that has no observation (recorded interrupted, or from its file if it ended).
 
         Raises:
