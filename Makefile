@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch's CPU build first, so that botorch does not pull a multi-GB CUDA build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint clean system-deps
+.PHONY: demo test lint docs clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,5 +48,9 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 
+# The documentation site, built strictly (a warning or a broken link fails it) into site/.
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) sessions
+	rm -rf $(VENV) sessions site

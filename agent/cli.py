@@ -191,9 +191,20 @@ def _status_table(status: dict[str, Any]) -> Table:
     ]
     several = len(status["instruments"]) > 1
     for name, lane in status["instruments"].items():
-        doing = {"running": f"running {lane['proposal']}", "failed": f"failed: {lane['error']}"}
+        doing = {
+            "running": f"running {lane['proposal']}",
+            "failed": f"failed: {lane['error']}",
+            "suspended": f"suspended ({lane.get('suspended')})"
+            + (f", holding {lane['proposal']}" if lane.get("proposal") else ""),
+        }
         shown = doing.get(lane["state"], lane["state"]) + (f" ({lane['waiting']})" if lane.get("waiting") else "")
         rows.append((f"instrument {name}" if several else "instrument", shown))
+    for name, reach in status.get("reach", {}).items():
+        if reach["device_limits"] is not None:  # the device's own limits, next to the session file's
+            hard, device, limits = (
+                " to ".join(_fmt(x) for x in reach[k]) for k in ("hard_limits", "device_limits", "limits")
+            )
+            rows.append((f"reach {name}", f"{limits} (hard limits {hard}, device limits {device})"))
     if status["pareto_front"]:
         rows.append(("pareto front", f"{len(status['pareto_front'])} point(s)"))
         for entry in status["pareto_front"]:
@@ -373,7 +384,7 @@ def add(
     """Queue points for a session to measure next, before its planner's own: while it runs, waits or is stopped.
 
     Each point is checked against the session's hard limits and allowed values first; if any is refused, none is
-    queued. A point further than a variable's max_step from where the instrument then is will be refused at run time.
+    queued. A point further than a variable's max_step from where the instrument then is is reached in steps.
     """
 
     def body() -> int:

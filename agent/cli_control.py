@@ -3,7 +3,8 @@ same from a browser); and keys, audit and results, which need no running process
 
 :func:`register` mounts them on a Typer app (``closedloop`` mounts them on its own); ``python -m
 agent.cli_control`` runs them alone. Each takes ``--json``; those that talk to the session take ``--by NAME`` (who
-the audit trail names; default the OS user), ``--timeout S`` and ``--keys DIR`` (a CurveZMQ client key, default
+the audit trail names; default the OS user; a key issued to someone is recorded under its own name instead),
+``--timeout S`` and ``--keys PATH`` (a CurveZMQ client key file or its folder; default the session owner's own, in
 ``DIR/keys``). :func:`send` is the one call they share, for other commands (add, resume) to reuse.
 
 Exit codes: 0 done; 1 no session process runs, it did not answer, or it refused (too late, not possible now);
@@ -35,6 +36,7 @@ from closedloop.control import (
     CheckpointInfo,
     Reply,
     Request,
+    printable,
 )
 from closedloop.errors import ClosedLoopError, SessionError, SpecError
 
@@ -45,9 +47,15 @@ console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the reply as JSON")]
-ByOpt = Annotated[str | None, typer.Option("--by", help="your name for the audit trail (default: the OS user)")]
+ByOpt = Annotated[
+    str | None,
+    typer.Option("--by", help="your name for the audit trail (default: the OS user; an issued key records its own)"),
+]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.01, help="seconds to wait for the session's answer")]
-KeysOpt = Annotated[Path | None, typer.Option("--keys", help="folder holding your CurveZMQ client key")]
+KeysOpt = Annotated[
+    Path | None,
+    typer.Option("--keys", help="your CurveZMQ client key file, or its folder (default: the owner's, in DIR/keys)"),
+]
 FolderArg = Annotated[Path, typer.Argument(help="the session folder")]
 
 
@@ -101,7 +109,7 @@ def _guarded(as_json: bool, body: Callable[[], int]) -> None:
 def _error(as_json: bool, message: str, code: int) -> int:
     if as_json:
         print(json.dumps({"ok": False, "error": message}))
-    err.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
+    err.print(Text("error: ", style="bold red") + Text(printable(message)), soft_wrap=True)
     return code
 
 
@@ -111,10 +119,10 @@ def report(reply: Reply, as_json: bool, done: str) -> int:
     if as_json:
         print(reply.model_dump_json())
     if not reply.ok:
-        err.print(Text("error: ", style="bold red") + Text(_refusal(reply)), soft_wrap=True)
+        err.print(Text("error: ", style="bold red") + Text(printable(_refusal(reply))), soft_wrap=True)
     elif not as_json:
         extra = fmt(reply.result) if reply.result else ""
-        console.print(Text(f"{done}: {extra}" if extra else done), soft_wrap=True)
+        console.print(Text(printable(f"{done}: {extra}" if extra else done)), soft_wrap=True)
     return exit_code(reply)
 
 
@@ -237,12 +245,15 @@ def budget(
 # keys and audit: no process needed -------------------------------------------------------------------------------
 def keys_command(
     folder: FolderArg,
-    name: Annotated[str, typer.Option("--name", help="the client key's name (one per operator or machine)")] = "client",
+    name: Annotated[
+        str, typer.Option("--name", help="who the key is for: what the audit trail records for its requests")
+    ] = "client",
     as_json: JsonOpt = False,
 ) -> None:
-    """Make CurveZMQ keys for a session folder, which a control channel off loopback needs.
+    """Issue a CurveZMQ client key for a session, to let in an operator on another host or account.
 
-    The server's pair (once) and a client pair; the session admits the client's public key.
+    The session admits the key's public half; requests made with it are recorded under NAME. The session's owner
+    needs no key of their own: it is made when the session starts.
     """
 
     def body() -> int:
@@ -251,7 +262,7 @@ def keys_command(
             print(json.dumps(made))
         else:
             console.print(Text(f"server public key: {made['server']}"))
-            console.print(Text(f"client secret key: {made['client']} (give it to the operator; keep it private)"))
+            console.print(Text(f"client secret key: {made['client']} (give it to {name}; use it with --keys FILE)"))
             console.print(Text(f"admitted:          {made['authorized']} (delete it to shut this client out)"))
         return EXIT_OK
 
@@ -271,7 +282,9 @@ def audit(folder: FolderArg, as_json: JsonOpt = False) -> None:
             table.add_column(Text(column))
         for e in trail:
             row = [e["time"], e["who"] or "-", e["via"] or "-", e["what"], e["detail"], e["why"] or "-"]
-            table.add_row(*(Text(str(cell)) for cell in row), style="bold" if e["source"] == "decision" else None)
+            table.add_row(
+                *(Text(printable(str(cell))) for cell in row), style="bold" if e["source"] == "decision" else None
+            )
         console.print(table)
         return EXIT_OK
 
@@ -352,6 +365,13 @@ def web(
             "and record what they do in their name; repeat it for each operator (instead of --token)",
         ),
     ] = None,
+    max_streams: Annotated[
+        int, typer.Option("--max-streams", min=1, help="the most live event streams (open pages) served at once")
+    ] = 50,
+    idle_timeout: Annotated[
+        float,
+        typer.Option("--idle-timeout", min=0.1, help="seconds after which a connection with no request is closed"),
+    ] = 10.0,
     as_json: JsonOpt = False,
     by: ByOpt = None,
     timeout: TimeoutOpt = 5.0,
@@ -368,7 +388,7 @@ def web(
         gate = WebGate(folder, keys_dir=keys, timeout=timeout, by=by)
         gate.session()  # a folder that holds no session is refused here, in one line
         try:
-            server = WebServer(gate, host, port, token, operators)
+            server = WebServer(gate, host, port, token, operators, max_streams, idle_timeout)
         except OSError as exc:
             raise SpecError(f"--port: cannot serve on {host}:{port} ({exc.strerror or exc})") from None
         urls = server.operator_urls

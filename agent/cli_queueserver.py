@@ -1,8 +1,9 @@
 """``closedloop queueserver``: start a local bluesky-queueserver (Redis, 0MQ document proxy, RE Manager).
 
 :class:`LocalQueueServer` starts the three processes on loopback ports for a startup folder (by default the one
-the project ships, ``simulators/qserver``), waits until the manager's worker environment is open, and ends every
-process it started when it stops (each runs in its own process group, ended by its id). The system tests and the
+the project ships, ``simulators/qserver``; or a copy of bluesky-queueserver's own simulated profile), waits until
+the manager's worker environment is open, and ends every process it started when it stops (each runs in its own
+process group, ended by its id). The system tests and the
 queueserver benchmark use it as well as the command.
 """
 
@@ -41,6 +42,48 @@ def bundled_startup_dir() -> Path:
     if found is None or not found.submodule_search_locations:
         raise InstrumentError("queueserver: the 'simulators' package is not installed (it holds the startup folder)")
     return Path(next(iter(found.submodule_search_locations))) / "qserver"
+
+
+PUBLISHER_FILE = "06-closedloop-publish.py"
+_PUBLISHER = f'''"""Added by closedloop to a copy of a startup profile: the RunEngine publishes its documents,
+as JSON, to the 0MQ proxy at ${PUBLISH_ENV} (the one thing closedloop needs of a beamline's profile)."""
+import json as _json
+import os as _os
+
+from bluesky.callbacks.zmq import Publisher as _Publisher
+
+
+def _closedloop_plain(value):
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def _closedloop_json(document):
+    return _json.dumps(document, default=_closedloop_plain).encode()
+
+
+if _os.environ.get("{PUBLISH_ENV}"):
+    RE.subscribe(_Publisher(_os.environ["{PUBLISH_ENV}"], serializer=_closedloop_json))
+'''
+
+
+def stock_startup_dir(into: Path) -> Path:
+    """A copy, in ``into``, of bluesky-queueserver's own simulated profile (``profile_collection_sim``: ophyd.sim's
+    ``motor1``, ``motor2``, ``det4``...) with one file added that publishes the RunEngine's documents as JSON to
+    the proxy named by ``CLOSEDLOOP_QSERVER_PUBLISH``.
+
+    Raises:
+        InstrumentError: bluesky-queueserver is not installed.
+    """
+    found = importlib.util.find_spec("bluesky_queueserver")
+    if found is None or not found.submodule_search_locations:
+        raise InstrumentError(
+            "queueserver: bluesky-queueserver is not installed", "pip install 'closedloop[queueserver]'"
+        )
+    source = Path(next(iter(found.submodule_search_locations))) / "profile_collection_sim"
+    target = into / "profile_collection_sim"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "existing_plans_and_devices.yaml"))
+    (target / PUBLISHER_FILE).write_text(_PUBLISHER)
+    return target
 
 
 def free_port() -> int:
@@ -82,7 +125,8 @@ class LocalQueueServer:
     """Redis (unless one is given), ``bluesky-0MQ-proxy`` and ``start-re-manager``, as one context manager.
 
     Args:
-        startup_dir: the manager's startup folder; default: the bundled one.
+        startup_dir: the manager's startup folder; default: the bundled one (``stock``: bluesky-queueserver's own
+            simulated profile, see :func:`stock_startup_dir`).
         redis: ``host:port`` of a running Redis; default: start ``redis-server`` on a free port (no persistence).
         control_port, info_port, proxy_in_port, proxy_out_port: loopback ports; default: free ones.
         noise: the bundled profile's detector noise in counts (``CLOSEDLOOP_QSERVER_NOISE``).
@@ -92,7 +136,7 @@ class LocalQueueServer:
 
     def __init__(
         self,
-        startup_dir: Path | None = None,
+        startup_dir: Path | str | None = None,
         redis: str | None = None,
         control_port: int | None = None,
         info_port: int | None = None,
@@ -102,7 +146,12 @@ class LocalQueueServer:
         exposure: float = 0.0,
         start_timeout: float = 60.0,
     ) -> None:
-        self.startup_dir = Path(startup_dir) if startup_dir else bundled_startup_dir()
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.workdir = Path(tempfile.mkdtemp(prefix="closedloop-qserver-"))
+        if startup_dir == "stock":
+            self.startup_dir = stock_startup_dir(self.workdir)
+        else:
+            self.startup_dir = Path(startup_dir) if startup_dir else bundled_startup_dir()
         self.noise = noise
         self.exposure = exposure
         self.start_timeout = start_timeout
@@ -115,8 +164,6 @@ class LocalQueueServer:
             documents=f"tcp://{HOST}:{ports[3]}",
             redis=self._redis or f"{HOST}:{free_port()}",
         )
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.workdir = Path(tempfile.mkdtemp(prefix="closedloop-qserver-"))
 
     def __enter__(self) -> LocalQueueServer:
         self.start()
@@ -264,14 +311,14 @@ def _program(name: str) -> str:
     return str(beside) if beside.exists() else name
 
 
-def session_snippet(addresses: QueueServerAddresses) -> str:
-    """The ``instrument:`` section of a session file that uses this queueserver with the bundled profile."""
+def session_snippet(addresses: QueueServerAddresses, detector: str = "det") -> str:
+    """The ``instrument:`` section of a session file that uses this queueserver (``det4`` on the stock profile)."""
     return (
         "instrument:\n"
         "  queueserver:\n"
         f"    control_address: {addresses.control}\n"
         f"    documents_address: {addresses.documents}\n"
-        "    detectors: [det]\n"
+        f"    detectors: [{detector}]\n"
     )
 
 
@@ -290,6 +337,9 @@ def start(
     proxy_in_port: Annotated[int, typer.Option(help="the document proxy's in-port (RunEngine publishes)")] = 5567,
     proxy_out_port: Annotated[int, typer.Option(help="the document proxy's out-port (subscribers)")] = 5568,
     startup_dir: Annotated[Path | None, typer.Option(help="startup folder (default: the bundled simulator)")] = None,
+    stock_profile: Annotated[
+        bool, typer.Option(help="use bluesky-queueserver's own simulated profile (motor1, motor2, det4...)")
+    ] = False,
     noise: Annotated[float, typer.Option(help="the bundled detector's noise, counts")] = 10.0,
     as_json: Annotated[bool, typer.Option("--json", help="print the addresses as one JSON line")] = False,
 ) -> None:
@@ -300,7 +350,11 @@ def start(
     if startup_dir is not None and not (startup_dir / "user_group_permissions.yaml").is_file():
         typer.echo(f"error: --startup-dir: {startup_dir} has no user_group_permissions.yaml", err=True)
         raise typer.Exit(2)
-    server = LocalQueueServer(startup_dir, redis, control_port, info_port, proxy_in_port, proxy_out_port, noise)
+    if stock_profile and startup_dir is not None:
+        typer.echo("error: --stock-profile: give it or --startup-dir, not both", err=True)
+        raise typer.Exit(2)
+    chosen: Path | str | None = "stock" if stock_profile else startup_dir
+    server = LocalQueueServer(chosen, redis, control_port, info_port, proxy_in_port, proxy_out_port, noise)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         try:
@@ -314,7 +368,8 @@ def start(
         else:
             for name, address in asdict(addresses).items():
                 typer.echo(f"{name:>9}: {address}")
-            typer.echo(f"\nA session file's instrument section for it:\n{session_snippet(addresses)}")
+            snippet = session_snippet(addresses, "det4" if stock_profile else "det")
+            typer.echo(f"\nA session file's instrument section for it:\n{snippet}")
             typer.echo("Running; Ctrl-C ends every process started here.")
         sys.stdout.flush()
         while all(process.poll() is None for process in server.processes.values()):

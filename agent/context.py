@@ -55,6 +55,7 @@ class LoopContext:
         collect_ended: ingests the runs that ended while the loop waits at a review (set by the loop's graph).
         collect_dispatched: ingests every started run with no observation that runs nowhere in this process (set by
             the loop's graph; called on resume).
+        reach: each variable's hard, device and in-force limits (:func:`closedloop.reach.reach_summary`), for operators.
     """
 
     spec: SessionSpec
@@ -69,6 +70,7 @@ class LoopContext:
     requests: Requests = field(default_factory=Requests)
     collect_ended: Callable[[], None] = lambda: None
     collect_dispatched: Callable[[], None] = lambda: None
+    reach: dict[str, Any] = field(default_factory=dict)
 
     def budget(self) -> int:
         """The budget in force (an operator may have changed it)."""
@@ -82,6 +84,20 @@ class LoopContext:
     def positions(self) -> dict[str, Any]:
         """Where each variable's device will be when the next proposal starts, as far as the executors can say."""
         return self.lanes.next_positions()
+
+    def planner_position(self) -> dict[str, float]:
+        """Where the instrument will be, for the planner's ``set_position``: a number for every numeric variable.
+
+        A variable the executors cannot read back keeps the planner's own idea of it (its last position); when the
+        planner has none either, the result is empty and the planner carries on from its last point.
+        """
+        numeric = [name for name, v in self.spec.variables.items() if not v.categorical]
+        where = {k: float(v) for k, v in self.positions().items() if k in numeric and _is_number(v)}
+        missing = [name for name in numeric if name not in where]
+        if missing:
+            known = getattr(self.planner, "position", None) or {}
+            where.update({name: float(known[name]) for name in missing if _is_number(known.get(name))})
+        return where if all(name in where for name in numeric) else {}
 
     def predictions(self, proposals: list[Proposal]) -> list[dict[str, Any] | None]:
         """The planner's prediction for each proposal, or None for planners that do not predict."""
@@ -128,3 +144,7 @@ def proposal_setpoints(spec: SessionSpec, point: dict[str, Any]) -> dict[str, fl
     for name, constant in spec.constants.items():
         setpoints[name] = constant.value
     return setpoints
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

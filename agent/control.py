@@ -3,18 +3,26 @@ in :mod:`agent.control_client`, and importable from here too).
 
 A :class:`ControlServer` binds a ROUTER for requests and an XPUB for events (ephemeral TCP ports, loopback by
 default) and serves them from one background thread with its own ZeroMQ context. It writes ``control.json`` into
-the session folder (the two addresses, the pid, the host and, with CurveZMQ, the server's public key) and removes
-it on :meth:`ControlServer.close`. The transport holds no rules: every request goes to the session's handler.
+the session folder, readable by its owner only (the two addresses, the pid, the host and the server's public key),
+and removes it on :meth:`ControlServer.close`. The transport holds no rules: every request goes to the session's
+handler.
 
 - Requests are :mod:`closedloop.control` messages. A malformed, oversized or wrong-version message gets an error
   reply naming the problem; a handler that raises gets an error reply; neither stops the server.
 - Events: :meth:`ControlServer.publish` is safe from any thread. The server keeps the last :data:`BACKLOG` events
   and sends them again whenever a subscriber joins, so a new subscriber misses nothing recent (PUB/SUB drops what
   is sent while a subscriber connects); subscribers drop repeats by ``seq``.
-- Off loopback, CurveZMQ is required: ``closedloop keys DIR`` makes the keys (:func:`agent.curve.make_keys`), the
-  server encrypts with its key pair and admits only the client public keys in ``DIR/keys/authorized``. A client
-  without an admitted key gets no reply at all, so every client call has a timeout, after which it says "not
-  authorised or not running".
+- Who may ask: both sockets speak CurveZMQ, on loopback too (loopback is no boundary between the accounts of one
+  machine), and admit only the client keys in ``DIR/keys/authorized`` (:mod:`agent.curve`): the session owner's
+  own key, made when the channel first opens and found by the owner's clients without being named, and the keys
+  the owner issued with ``closedloop keys DIR --name NAME``, which is how an operator on another host, or another
+  account, is let in. A client without an admitted key gets no reply at all, so every client call has a timeout,
+  after which it says "not authorised or not running".
+- Who is recorded: the name the key proves (its ZAP User-Id), not the one a request gives. A request made with an
+  issued key is recorded under that key's name, via ``channel``, whatever ``by`` and ``via`` it claims. The owner's
+  key vouches for the name it gives: the web page runs as the owner and relays the operator its token proves, and
+  a shared instrument account names who sits at it (``--by``); the owner's account can change the session folder
+  anyway, so refusing its claims would protect nothing.
 """
 
 from __future__ import annotations
@@ -31,10 +39,9 @@ from pathlib import Path
 from typing import Any
 
 import zmq
-from zmq.auth.thread import ThreadAuthenticator
 
 from agent.control_client import BACKLOG, CONTROL_FILE, ControlClient, read_control, subscribe
-from agent.curve import AUTHORIZED_DIR, KEYS_DIR, load_server_keys
+from agent.curve import OWNER, KeyAuthenticator, ensure_keys, load_server_keys
 from closedloop.control import (
     Event,
     LateAnswerError,
@@ -52,7 +59,6 @@ MAX_FRAME_BYTES = 1 << 20
 """A peer that sends a frame larger than this is disconnected (ZeroMQ's MAXMSGSIZE); between
 :data:`~closedloop.control.MAX_MESSAGE_BYTES` and this, it gets an error reply."""
 
-LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _STOP = b"\x00stop"
 
 log = logging.getLogger(__name__)
@@ -60,7 +66,6 @@ log = logging.getLogger(__name__)
 __all__ = [
     "BACKLOG",
     "CONTROL_FILE",
-    "LOOPBACK",
     "MAX_FRAME_BYTES",
     "ControlClient",
     "ControlServer",
@@ -94,34 +99,48 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by its owner only (whatever the umask)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    tmp.replace(path)
+
+
+def proven(request: Request, key_name: str) -> Request:
+    """``request`` as the client's key proves it: made with an issued key, in that key's name via ``channel``;
+    made with the owner's key (:data:`~agent.curve.OWNER`), as it says."""
+    if key_name == OWNER:
+        return request
+    return request.model_copy(update={"by": key_name, "via": "channel"})
+
+
 # The server ------------------------------------------------------------------------------------------------------
 class ControlServer:
     """The control channel of one running session.
 
     Args:
-        folder: the session folder (``control.json`` is written there; keys are read from ``folder/keys``).
-        handler: called with each valid request, in the server's thread: it must return quickly (set a flag,
-            enqueue), with a JSON-able result dict. A :class:`~closedloop.errors.ClosedLoopError` it raises becomes
-            an error reply with its message (``late`` for :class:`~closedloop.control.LateAnswerError`, ``invalid``
-            for one that is also a ``ValueError``, else ``refused``); any other exception an ``internal`` one.
+        folder: the session folder (``control.json`` is written there; keys are read from, and the server's and
+            owner's made in, ``folder/keys``).
+        handler: called with each valid request, in the server's thread, with ``by`` and ``via`` as the client's
+            key proves them (see the module docstring): it must return quickly (set a flag, enqueue), with a
+            JSON-able result dict. A :class:`~closedloop.errors.ClosedLoopError` it raises becomes an error reply
+            with its message (``late`` for :class:`~closedloop.control.LateAnswerError`, ``invalid`` for one that
+            is also a ``ValueError``, else ``refused``); any other exception an ``internal`` one.
         host: the interface to bind (loopback by default; ``0.0.0.0`` for every interface).
-        curve: use CurveZMQ; None means on exactly when ``host`` is not loopback. Off loopback it cannot be off.
 
     Raises:
-        SessionError: CurveZMQ is needed and the folder has no keys, or it is turned off for a non-loopback host.
+        SessionError: the keys cannot be made or read, or the host cannot be bound.
     """
 
-    def __init__(self, folder: Path, handler: Handler, host: str = "127.0.0.1", curve: bool | None = None) -> None:
+    def __init__(self, folder: Path, handler: Handler, host: str = "127.0.0.1") -> None:
         self.folder = Path(folder)
         self._handler = handler
-        loopback = host in LOOPBACK
-        if curve is None:
-            curve = not loopback
-        if not curve and not loopback:
-            raise SessionError(f"control host {host}: off loopback the control channel must use CurveZMQ")
-        self.curve = curve
+        self.curve = True
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-        self._auth: ThreadAuthenticator | None = None
+        self._auth: KeyAuthenticator | None = None
         self._lock = threading.Lock()
         self._seq = 0
         self.dropped = 0
@@ -138,10 +157,7 @@ class ControlServer:
                 "server_key": server_key,
                 "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             }
-            path = self.folder / CONTROL_FILE
-            tmp = path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(self.info, indent=1))
-            tmp.replace(path)
+            _write_private(self.folder / CONTROL_FILE, json.dumps(self.info, indent=1))
         except (OSError, zmq.ZMQError) as exc:
             self._teardown()
             raise SessionError(f"{self.folder}: cannot open the control channel on {host} ({exc})") from None
@@ -151,14 +167,11 @@ class ControlServer:
         self._thread = threading.Thread(target=self._serve, name="closedloop-control", daemon=True)
         self._thread.start()
 
-    def _setup_sockets(self, host: str) -> str | None:
-        server_key: str | None = None
-        if self.curve:
-            public, secret = load_server_keys(self.folder / KEYS_DIR)
-            self._auth = ThreadAuthenticator(self._ctx)
-            self._auth.start()
-            self._auth.configure_curve(domain="*", location=str(self.folder / KEYS_DIR / AUTHORIZED_DIR))
-            server_key = public.decode()
+    def _setup_sockets(self, host: str) -> str:
+        keys = ensure_keys(self.folder)
+        public, secret = load_server_keys(keys)
+        self._auth = KeyAuthenticator(self._ctx, keys)
+        self._auth.start()
         self._router = self._ctx.socket(zmq.ROUTER)
         self._xpub = self._ctx.socket(zmq.XPUB)
         self._pull = self._ctx.socket(zmq.PULL)
@@ -171,17 +184,16 @@ class ControlServer:
         for sock in (self._router, self._xpub):
             if ":" in host:
                 sock.setsockopt(zmq.IPV6, 1)
-            if self.curve:
-                sock.curve_secretkey = secret
-                sock.curve_publickey = public
-                sock.curve_server = True
+            sock.curve_secretkey = secret
+            sock.curve_publickey = public
+            sock.curve_server = True
             sock.bind(_endpoint(host))
         inproc = f"inproc://closedloop-events-{id(self)}"
         self._pull.bind(inproc)
         self._push.connect(inproc)
         self.requests_address = self._router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.events_address = self._xpub.getsockopt_string(zmq.LAST_ENDPOINT)
-        return server_key
+        return public.decode()
 
     # events ------------------------------------------------------------------------------------------------------
     def publish(self, kind: str, data: dict[str, Any] | None = None) -> Event:
@@ -206,12 +218,12 @@ class ControlServer:
         return event
 
     # requests ----------------------------------------------------------------------------------------------------
-    def _reply(self, raw: bytes) -> bytes:
+    def _reply(self, raw: bytes, key_name: str) -> bytes:
         rid = ""
         try:
             data = decode(raw)
             rid = request_id(data)
-            request = validate_request(data)
+            request = proven(validate_request(data), key_name)
         except SpecError as exc:
             return encode(Reply(id=rid, ok=False, error=str(exc), code="invalid"))
         code: ReplyCode
@@ -249,10 +261,12 @@ class ControlServer:
                         for payload in backlog:
                             self._xpub.send(payload)
                 if self._router in ready:
-                    frames = self._router.recv_multipart()
-                    if len(frames) < 2:
+                    frames = self._router.recv_multipart(copy=False)
+                    key_name = str(frames[-1].get("User-Id")) if len(frames) >= 2 else ""
+                    if not key_name:  # admitted, but its key was removed meanwhile: as if never admitted
                         continue
-                    self._router.send_multipart([*frames[:-1], self._reply(frames[-1])])
+                    reply = self._reply(frames[-1].bytes, key_name)
+                    self._router.send_multipart([*(f.bytes for f in frames[:-1]), reply])
         except zmq.ContextTerminated:
             return
         finally:

@@ -2,8 +2,9 @@
 
 :func:`read_control` reads the addresses a session's :class:`~agent.control.ControlServer` wrote into
 ``control.json``; :class:`ControlClient` sends requests and matches replies by correlation id, with a timeout on
-every call; :func:`subscribe` follows the events. A client that a CurveZMQ server does not admit gets no reply at
-all, so every timeout says "the session is not running, or this client is not authorised".
+every call; :func:`subscribe` follows the events. Both present a CurveZMQ client key (:func:`agent.curve.client_key`:
+by default the session owner's own, from ``DIR/keys``, so the owner names none). A client the server does not
+admit gets no reply at all, so every timeout says "the session is not running, or this client is not authorised".
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def read_control(folder: Path) -> dict[str, Any]:
     not_running = SessionError(f"no session process is running for {folder}")
     try:
         info = json.loads((folder / CONTROL_FILE).read_text())
+    except PermissionError:
+        raise SessionError(
+            f"{folder / CONTROL_FILE}: only the session's owner may read it",
+            f"ask the owner for a key (closedloop keys {folder} --name YOU) and a copy of this file; put both in a "
+            "folder of yours (the key in its keys/) and name that folder instead",
+        ) from None
     except (OSError, json.JSONDecodeError):
         from agent.stores import published_control
 
@@ -67,16 +74,17 @@ class ControlClient:
     Args:
         folder: the session folder (its ``control.json`` names the addresses).
         timeout: seconds to wait for each reply.
-        keys_dir: where this client's CurveZMQ key is (default ``folder/keys``); used when the session has
-            CurveZMQ on.
-        key_name: the client key's name (``<key_name>.key_secret``), as ``closedloop keys --name`` made it.
+        keys_dir: this client's CurveZMQ secret key file, or the folder holding it (default ``folder/keys``,
+            where the owner's own key is).
+        key_name: the client key's name in ``keys_dir`` (``<key_name>.key_secret``), as ``closedloop keys --name``
+            made it; None: the owner's, or the one key there (:func:`agent.curve.client_key`).
 
     Raises:
         SessionError: no session process is running for ``folder``.
     """
 
     def __init__(
-        self, folder: Path, timeout: float = 5.0, keys_dir: Path | None = None, key_name: str = "client"
+        self, folder: Path, timeout: float = 5.0, keys_dir: Path | None = None, key_name: str | None = None
     ) -> None:
         self.folder = Path(folder)
         self.timeout = timeout
@@ -84,8 +92,12 @@ class ControlClient:
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.linger = 0
+        self.key: Path | None = None
+        """The secret key file this client presents (None: none found; the session will not answer)."""
         if self.info.get("server_key"):
-            client_curve(self._sock, Path(keys_dir or self.folder / KEYS_DIR), key_name, self.info["server_key"])
+            keys = Path(keys_dir or self.folder / KEYS_DIR)
+            self.key = client_curve(self._sock, keys, key_name, self.info["server_key"])
+            self._keys = keys
         self._sock.connect(self.info["requests"])
         self._early: dict[str, Reply] = {}
 
@@ -141,9 +153,10 @@ class ControlClient:
         raise self._silence(timeout)
 
     def _silence(self, timeout: float) -> SessionError:
+        hint = "" if self.key is not None or not self.info.get("server_key") else f" (no key found in {self._keys})"
         return SessionError(
             f"{self.folder}: no answer within {timeout:g} s: the session is not running, or this client is not "
-            "authorised"
+            f"authorised{hint}"
         )
 
     def close(self) -> None:
@@ -162,7 +175,7 @@ def subscribe(
     folder: Path,
     since: int = 0,
     keys_dir: Path | None = None,
-    key_name: str = "client",
+    key_name: str | None = None,
     idle: float = 0.5,
     on_idle: Callable[[], None] | None = None,
 ) -> Iterator[Event]:
@@ -174,8 +187,8 @@ def subscribe(
     Args:
         folder: the session folder.
         since: yield only events with a larger ``seq``.
-        keys_dir: where this client's CurveZMQ key is (default ``folder/keys``).
-        key_name: the client key's name.
+        keys_dir: this client's CurveZMQ secret key file, or the folder holding it (default ``folder/keys``).
+        key_name: the client key's name in ``keys_dir`` (None: the owner's, or the one key there).
         idle: seconds without an event after which it checks that the session still runs.
         on_idle: called after each such check that finds it running (a web page's keep-alive); what it raises
             ends the iteration.

@@ -16,7 +16,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from closedloop.control import CheckpointInfo, Event, ProposalInfo, VariableInfo
+from closedloop.control import CheckpointInfo, Event, ProposalInfo, VariableInfo, printable
 
 _KIND_TITLE = {
     "review": "review the proposal(s)",
@@ -27,7 +27,7 @@ _KIND_TITLE = {
 
 
 def fmt(value: Any) -> str:
-    """A value for people: numbers to 5 significant digits, None as ``-``."""
+    """A value for people: numbers to 5 significant digits, None as ``-``, control characters escaped."""
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -35,10 +35,10 @@ def fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.5g}" if math.isfinite(value) else str(value)
     if isinstance(value, Mapping):
-        return ", ".join(f"{k}={fmt(v)}" for k, v in value.items())
+        return ", ".join(f"{fmt(k)}={fmt(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
         return "[" + ", ".join(fmt(v) for v in value) + "]"
-    return str(value)
+    return printable(str(value))
 
 
 def _move(target: Any, current: Any, variable: VariableInfo) -> tuple[str, str]:
@@ -64,6 +64,8 @@ def _limits(variable: VariableInfo) -> str:
     parts = []
     if variable.hard_limits is not None:
         parts.append(f"{fmt(variable.hard_limits[0])} to {fmt(variable.hard_limits[1])}")
+    if variable.device_limits is not None:
+        parts.append(f"device {fmt(variable.device_limits[0])} to {fmt(variable.device_limits[1])}")
     if variable.max_step is not None:
         parts.append(f"step <= {fmt(variable.max_step)}")
     return ", ".join(parts) or "-"
@@ -109,7 +111,7 @@ def checkpoint_table(info: CheckpointInfo) -> Table:
     """
     title = f"Checkpoint {info.checkpoint}: iteration {info.iteration}, {_KIND_TITLE[info.kind]}"
     if info.reason:
-        title += f" ({info.reason})"
+        title += f" ({printable(info.reason)})"
     objectives = ", ".join(f"{name} ({direction})" for name, direction in info.objectives.items())
     caption = [
         f"objectives: {objectives or '-'}",
@@ -140,7 +142,7 @@ def checkpoint_table(info: CheckpointInfo) -> Table:
             label = Text()
             prediction = Text()
             if i == 0:
-                label = Text(f"{proposal.id}\n{proposal.why}")
+                label = Text(f"{proposal.id}\n{printable(proposal.why)}")
                 if proposal.acquisition is not None:
                     label.append(f"\nacquisition {proposal.acquisition:.4g}")
                 prediction = _prediction(proposal)
@@ -165,10 +167,11 @@ def _clock(timestamp: float) -> str:
 def event_line(event: Event) -> str:
     """One line of plain text (no markup) for an event: time, sequence number, kind, then its details.
 
-    The details are the event's data as ``key=value`` pairs, ids first, numbers to 5 significant digits.
+    The details are the event's data as ``key=value`` pairs, ids first, numbers to 5 significant digits; control
+    characters are escaped.
     """
     data = dict(event.data)
     head = [data.pop(key) for key in ("proposal_id", "checkpoint", "id") if isinstance(data.get(key), str)]
     pairs = [f"{key}={{{fmt(v)}}}" if isinstance(v, Mapping) else f"{key}={fmt(v)}" for key, v in data.items()]
     details = " ".join([*head, *pairs])
-    return f"{_clock(event.time)} #{event.seq:<4} {event.kind:<12} {details}".rstrip()
+    return printable(f"{_clock(event.time)} #{event.seq:<4} {event.kind:<12} {details}".rstrip())

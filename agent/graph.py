@@ -24,8 +24,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
 from agent.context import LoopContext, proposal_setpoints
-from agent.documents import RunFile, read_run_file
+from agent.documents import RunFile
 from agent.rebuild import HIGH_WATER, SeenPoints, ended_run
+from agent.recovery import recover_run
 from agent.review import checkpoint_id, checkpoint_info, policy_asks, read_answer, shown_predictions
 from closedloop.errors import PlannerError, PointsExhaustedError, SafetyError
 from closedloop.records import (
@@ -36,7 +37,7 @@ from closedloop.records import (
     Verdict,
 )
 from instruments.ingest import observation_from_documents
-from instruments.safety import check_setpoints, gate
+from instruments.safety import check_edit, gate
 from planners import Explains, KnowsPosition, LimitsInFlight
 from planners.foreign import makes_one_at_a_time
 
@@ -81,15 +82,16 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
     def hold(kind: str, iteration: int, reason: str, proposals: list[Proposal] | None = None) -> Decision:
         """Ask an operator (a LangGraph interrupt, durable across kills) and return the first decision."""
         shown = proposals or []
-        info = checkpoint_info(spec, kind, iteration, shown, ctx.positions(), ctx.predictions(shown), ctx.tally, reason)
+        info = checkpoint_info(
+            spec, kind, iteration, shown, ctx.positions(), ctx.predictions(shown), ctx.tally, reason, reach=ctx.reach
+        )
         return read_answer(interrupt(info), [p.id for p in shown] or [""], info["checkpoint"])[0]
 
     def planner_proposals(iteration: int, count: int) -> list[Proposal]:
         if isinstance(ctx.planner, KnowsPosition):
-            where = ctx.positions()
-            numeric = {k: float(v) for k, v in where.items() if isinstance(v, int | float) and k in spec.variables}
-            if numeric:
-                ctx.planner.set_position(numeric)
+            where = ctx.planner_position()
+            if where:
+                ctx.planner.set_position(where)
         attempts, answered = 0, 0
         while attempts < PLANNER_ATTEMPTS:
             proposals, batch, told = [], {}, False
@@ -214,7 +216,9 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
             ]
         else:
             predicts = callable(getattr(ctx.planner, "predict", None))
-            info = checkpoint_info(spec, "review", iteration, proposals, current, predictions, ctx.tally, why, predicts)
+            info = checkpoint_info(
+                spec, "review", iteration, proposals, current, predictions, ctx.tally, why, predicts, reach=ctx.reach
+            )
             # what is asked, with the model's prediction, for the audit trail (once per checkpoint, as first asked)
             asked = {"checkpoint": key, "reason": why, "proposals": info["proposals"]}
             store.log("question", json.dumps(asked, default=str), key=f"question-{key}")
@@ -252,7 +256,7 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
     def edited_proposal(proposal: Proposal, decision: Decision, current: dict[str, Any]) -> Proposal | None:
         """The operator's setpoints as a new proposal (checked again); the planner's own point is rejected."""
         try:
-            setpoints = check_setpoints(spec, decision.setpoints or {}, current)
+            setpoints = check_edit(spec, decision.setpoints or {}, current, ctx.executor)
         except SafetyError as exc:
             store.log("safety", f"edit of {proposal.id} refused: {exc}", key=f"edit-refused-{proposal.id}")
             setpoints = None
@@ -374,16 +378,19 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         if stored is None:
             if not store.was_dispatched(proposal.id):
                 return  # never moved
-            # the process died (or its instrument stopped answering) while this run may have been moving; a run
-            # whose file holds its stop document had ended: its documents say what happened
-            path = ctx.runs / f"{proposal.id}.jsonl"
-            ended = ended_run(path)
+            # the process died (or its instrument stopped answering) while this run may have been moving: the
+            # instrument may still have it (a queueserver manager that ran on), or its file hold the whole run
+            documents, reason, recovered = recover_run(ctx.lanes, ctx.runs, proposal.id, INTERRUPTED)
+            ended = ended_run(ctx.runs / f"{proposal.id}.jsonl") if recovered != "done" else None
             if ended is not None:
-                store.add_run(proposal.id, ended, None, 0.0)
-                store.log("recovered", f"{proposal.id}: its run had ended; ingested from {path.name}")
-            else:
-                store.add_run(proposal.id, read_run_file(path), INTERRUPTED, 0.0, status="interrupted")
-                store.log("interrupted", f"{proposal.id}: {INTERRUPTED}", key=f"interrupted-{proposal.id}")
+                documents, reason, recovered = ended, None, "done"
+            store.add_run(proposal.id, documents, reason, 0.0, status=recovered)
+            kind = "recovered" if recovered == "done" else "interrupted"
+            store.log(
+                kind,
+                f"{proposal.id}: {reason or 'the run ended while the session was down'}",
+                key=f"{kind}-{proposal.id}",
+            )
             stored = store.run_with_status(proposal.id)
             assert stored is not None
         documents, error, status = stored

@@ -21,8 +21,9 @@ from typing import Any
 from agent.documents import RunFile
 from agent.store_sql import SqlStore
 from closedloop.errors import InstrumentError
+from closedloop.reach import Limits
 from closedloop.records import Proposal
-from instruments.protocols import Executes, RunRecord
+from instruments.protocols import Executes, Reaches, RunRecord
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Lane:
         name: the instrument's name (``instrument`` when the session has one).
         executor: runs its proposals.
         proposal: the proposal it is running, if any.
-        setpoints: where that run goes (so the next proposal can be planned from there).
+        setpoints: where that run leaves the movers (a scan's end), so the next proposal can be planned from there.
         since: when it started its run, or became idle.
         failed: why it is out of use, if it is.
     """
@@ -130,12 +131,27 @@ class Lanes:
         positions.update({k: v for k, v in busy.setpoints.items() if k in positions})
         return positions
 
+    def device_limits(self) -> dict[str, Limits]:
+        """Variable -> the limits every instrument's device can reach (the tightest of their own limits, for the
+        instruments that know them: :class:`~instruments.protocols.Reaches`)."""
+        found: dict[str, Limits] = {}
+        for lane in self.lanes:
+            if not isinstance(lane.executor, Reaches):
+                continue
+            for name, (low, high) in lane.executor.limits().items():
+                old = found.get(name, (low, high))
+                found[name] = (max(low, old[0]), min(high, old[1]))
+        return found
+
     def start(self, lane: Lane, proposal: Proposal, md: Mapping[str, Any], sink: RunFile) -> None:
         """Run ``proposal`` (through the safety gate, its intent stored, ``sink`` open) on ``lane``'s thread."""
         with self._changed:
             if lane.proposal is not None or lane.failed is not None:
                 raise RuntimeError(f"instrument {lane.name} is not free")
-            lane.proposal, lane.setpoints, lane.since = proposal.id, dict(proposal.setpoints), time.time()
+            ends = dict(proposal.setpoints)
+            if isinstance(lane.executor, Reaches):
+                ends = lane.executor.end_positions(ends)
+            lane.proposal, lane.setpoints, lane.since = proposal.id, ends, time.time()
             self._changed.notify_all()
         self._publish()
         self.emit(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from closedloop.control import (
+    MAX_EXPERIMENTS,
     AddRequest,
     AnswerRequest,
     BudgetRequest,
@@ -26,8 +27,9 @@ from closedloop.control import (
     StopRequest,
 )
 from closedloop.errors import SafetyError, SessionError, SpecError
+from closedloop.reach import Limits, in_force
 from closedloop.records import Decision, Verdict
-from instruments.safety import check_setpoints
+from instruments.safety import check_edit, check_setpoints
 
 if TYPE_CHECKING:
     from agent.session import Checkpoint, Session
@@ -173,7 +175,7 @@ class Operations:
                 raise SpecError("answer.proposal_ids: an edit names exactly one proposal")
             current = self.session.context.positions()
             try:
-                setpoints = check_setpoints(self.session.spec, decision.setpoints or {}, current)
+                setpoints = check_edit(self.session.spec, decision.setpoints or {}, current, self.session.executor)
             except SafetyError as exc:
                 raise SafetyError(f"edit refused: {exc.args[0]}", "nothing was moved") from None
             decision = decision.model_copy(update={"setpoints": setpoints})
@@ -231,7 +233,7 @@ class Operations:
         Raises:
             SafetyError: a point is outside the limits or not an allowed value; the message names it.
         """
-        checked = check_points(self.session.spec, points)
+        checked = check_points(self.session.spec, points, in_force(self.session.context.reach))
         store = self.session.store
         store.queue_points(checked, by=by)
         store.log("queue", f"{len(checked)} point(s) queued by {by} via {via}")
@@ -242,9 +244,13 @@ class Operations:
         return {"queued": checked, "waiting": store.count_queued()}
 
     def budget(self, experiments: int, by: str, via: str) -> dict[str, Any]:
-        """Change the number of successful experiments the session runs to."""
-        if experiments < 1:
-            raise SpecError(f"budget.experiments: {experiments} must be at least 1")
+        """Change the number of successful experiments the session runs to.
+
+        Raises:
+            SpecError: ``experiments`` is below 1 or over :data:`~closedloop.control.MAX_EXPERIMENTS`.
+        """
+        if not 1 <= experiments <= MAX_EXPERIMENTS:
+            raise SpecError(f"budget.experiments: {experiments} must be from 1 to {MAX_EXPERIMENTS}")
         store = self.session.store
         old = store.meta("budget", self.session.spec.budget.experiments)
         store.set_meta(budget=experiments)
@@ -252,8 +258,11 @@ class Operations:
         return {"budget": experiments, "was": old}
 
 
-def check_points(spec: Any, points: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Check operator points against the session's limits; one bad point and none is accepted.
+def check_points(
+    spec: Any, points: Sequence[Mapping[str, Any]], limits: Mapping[str, Limits] | None = None
+) -> list[dict[str, Any]]:
+    """Check operator points against the session's limits (and, given ``limits``, the limits in force with the
+    devices' own); one bad point and none is accepted.
 
     Raises:
         SpecError: a point is not a mapping. SafetyError: a value is outside the limits (the message names it).
@@ -265,7 +274,7 @@ def check_points(spec: Any, points: Sequence[Mapping[str, Any]]) -> list[dict[st
         if not isinstance(entry, Mapping):
             raise SpecError(f"point {i + 1}: must be NAME: VALUE pairs, got {type(entry).__name__}")
         try:
-            checked.append(check_setpoints(spec, entry))
+            checked.append(check_setpoints(spec, entry, limits=limits))
         except SafetyError as exc:
             message = exc.args[0]  # without the gate's own hint: nothing moves when a point is queued
             raise SafetyError(

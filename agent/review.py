@@ -90,11 +90,13 @@ def checkpoint_info(
     tally: Tally,
     reason: str = "",
     predicts: bool = False,
+    reach: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """What an operator is shown at a checkpoint (JSON-ready; the same at the terminal and through the channel).
 
     ``predicts`` says the planner has a model that predicts: its points without a prediction yet are its initial
-    design, those with one the model's choice.
+    design, those with one the model's choice. ``reach`` is :func:`closedloop.reach.reach_summary`'s, for the devices'
+    own limits.
     """
     shown = []
     for proposal, prediction in zip(proposals, predictions, strict=True):
@@ -125,7 +127,7 @@ def checkpoint_info(
         "iteration": iteration,
         "reason": reason,
         "proposals": shown,
-        **variables_info(spec),
+        **variables_info(spec, reach),
         "last": tally.last,
         "best": tally.best,
         "choices": choices,
@@ -143,9 +145,10 @@ def shown_predictions(shown: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
     return out
 
 
-def variables_info(spec: SessionSpec) -> dict[str, Any]:
-    """What an operator needs to judge a point: each variable's units, search range, allowed values, hard limits
-    and largest step (``variables``), and each objective's direction (``objectives``); JSON-ready."""
+def variables_info(spec: SessionSpec, reach: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """What an operator needs to judge a point: each variable's units, search range, allowed values, hard limits,
+    largest step and its device's own limits (from ``reach``, :func:`closedloop.reach.reach_summary`'s) (``variables``),
+    and each objective's direction (``objectives``); JSON-ready."""
     return {
         "variables": {
             name: {
@@ -154,6 +157,7 @@ def variables_info(spec: SessionSpec) -> dict[str, Any]:
                 "values": list(v.values) if v.values is not None else None,
                 "hard_limits": list(v.limits) if not v.categorical else None,
                 "max_step": v.max_step,
+                "device_limits": (reach or {}).get(name, {}).get("device_limits"),
             }
             for name, v in spec.variables.items()
         },

@@ -18,7 +18,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +30,12 @@ from agent.folder import clear_unfinished, holds_session, open_store, write_seal
 from agent.graph import build_graph
 from agent.lanes import Lane, Lanes
 from agent.rebuild import check_high_water, checkpoint_gap, replay_into_planner
-from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally
+from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally, suspended_key
 from agent.store_sql import SqlStore
 from agent.stores import CHECKPOINT_FILE, open_checkpoints, saver_for
 from closedloop.changes import spec_changes, spec_fingerprint
 from closedloop.errors import InstrumentError, SessionError, SpecError
+from closedloop.reach import Limits, reach_summary, reachable_vocs
 from closedloop.records import Decision, Observation, ProposalStatus, new_id
 from closedloop.spec import SessionSpec, load_spec
 from instruments.executor import InProcessExecutor, build_run_engine
@@ -86,16 +87,22 @@ class Checkpoint:
         return str(self.info.get("reason", ""))
 
 
-def build_planner(spec: SessionSpec) -> Any:
-    """The session's planner, built from its spec.
+def build_planner(spec: SessionSpec, device_limits: Mapping[str, Limits] | None = None) -> Any:
+    """The session's planner, built from its spec, searching what the devices can reach.
 
     The session seed is passed when the planner takes one, and variables' ``max_step`` become the planner's
     ``max_travel`` when it takes that and the options do not set it.
 
+    Args:
+        spec: the session spec.
+        device_limits: variable -> its devices' own limits (:meth:`Lanes.device_limits`): the planner's VOCS
+            has each variable's domain cut to them (:func:`closedloop.reach.reachable_vocs`).
+
     Raises:
         PlannerError: the planner refuses the problem or its options.
+        InstrumentError: a variable's search range lies outside its device's limits.
     """
-    vocs = spec.vocs()
+    vocs = reachable_vocs(spec, device_limits or {})
     options = dict(spec.planner.options)
     steps = {name: v.max_step for name, v in spec.variables.items() if v.max_step is not None}
     if steps and "max_travel" not in options and accepts_option(spec.planner.name, "max_travel"):
@@ -109,15 +116,27 @@ def build_planner(spec: SessionSpec) -> Any:
     return planner
 
 
-def build_executor(spec: SessionSpec, session_id: str, store: SqlStore, index: int = 0, loop: Any = None) -> Executes:
+def suspension(details: dict[str, Any]) -> str:
+    """Why a suspender holds an instrument's runs, for people: ``ring.current 12 < 100``."""
+    value, level = details.get("value"), details.get("level")
+    shown = f"{value:.4g}" if isinstance(value, int | float) else str(value)
+    return f"{details.get('signal')} {shown} < {level}"
+
+
+def build_executor(
+    spec: SessionSpec, session_id: str, store: SqlStore, index: int = 0, loop: Any = None, runs: Path | None = None
+) -> Executes:
     """The executor for one of the session's instruments (the first by default), its scan ids carrying on from the
-    store's last; in-process ones after the first share ``loop``, the first one's event loop."""
+    store's last; in-process ones after the first share ``loop``, the first one's event loop. Large arrays go to
+    HDF5 files in ``runs`` (the session folder's ``runs/``), as the spec's ``arrays`` section says."""
+
+    lane_name = spec.lanes()[index][0]
 
     def on_event(kind: str, details: dict[str, Any]) -> None:
         # called from the RunEngine's thread: record it, never block
         if kind in ("suspended", "resumed"):
-            store.set_meta(suspended=kind == "suspended")
-        store.log(kind, json.dumps(details, default=str))
+            store.set_meta(**{suspended_key(lane_name): suspension(details) if kind == "suspended" else None})
+        store.log(kind, json.dumps({"instrument": lane_name, **details}, default=str))
 
     lane_spec = spec.for_instrument(index)
     assert lane_spec.instrument is not None
@@ -127,14 +146,18 @@ def build_executor(spec: SessionSpec, session_id: str, store: SqlStore, index: i
         return QueueServerExecutor(lane_spec, session_id)
     run_engine = build_run_engine(loop) if loop is not None else None
     scan_id = int(store.meta("scan_id", 0))
-    return InProcessExecutor(lane_spec, session_id, run_engine, scan_id=scan_id, on_event=on_event)
+    return InProcessExecutor(lane_spec, session_id, run_engine, scan_id=scan_id, on_event=on_event, arrays_dir=runs)
 
 
 def build_lanes(
-    spec: SessionSpec, session_id: str, store: SqlStore, executors: Executes | list[Executes] | None = None
+    spec: SessionSpec,
+    session_id: str,
+    store: SqlStore,
+    executors: Executes | list[Executes] | None = None,
+    runs: Path | None = None,
 ) -> Lanes:
     """Every instrument of the session as a lane, each given its executor (``executors``, when given: one, or one
-    per instrument) or one built from its section.
+    per instrument) or one built from its section (large arrays to HDF5 files in ``runs``).
 
     Raises:
         InstrumentError: an instrument cannot be built or connected (those built already are closed).
@@ -149,7 +172,7 @@ def build_lanes(
             engine = getattr(lanes[0].executor, "run_engine", None) if lanes else None
             loop = engine.loop if engine is not None else None
             try:
-                lanes.append(Lane(name, build_executor(spec, session_id, store, index, loop)))
+                lanes.append(Lane(name, build_executor(spec, session_id, store, index, loop, runs)))
             except InstrumentError as exc:
                 if len(names) == 1:
                     raise
@@ -224,9 +247,16 @@ class Session:
         self.on_observation = on_observation or (lambda observation: None)
         self._checkpoint_conn, _ = open_checkpoints(folder, self.session_id, store)
         try:
-            self.planner = planner if planner is not None else build_planner(spec)
-            issued = replay_into_planner(spec, store, self.planner)
-            self.lanes = build_lanes(spec, self.session_id, store, executor)
+            self.lanes = build_lanes(spec, self.session_id, store, executor, folder / "runs")
+            try:
+                # the devices' own limits are known once they are connected: the planner searches what they reach
+                devices = self.lanes.device_limits()
+                store.set_meta(reach=reach_summary(spec, devices))
+                self.planner = planner if planner is not None else build_planner(spec, devices)
+                issued = replay_into_planner(spec, store, self.planner)
+            except BaseException:
+                self.lanes.close()
+                raise
             store.set_meta(planner_waits=False)  # as a killed process may have left it (see the loop's ingest)
         except BaseException:
             self._checkpoint_conn.close()
@@ -234,6 +264,7 @@ class Session:
         observations = store.observations()
         self.tally = Tally.from_observations(spec, observations)
         self.context = LoopContext(spec, store, self.planner, self.lanes, folder / "runs", self.tally)
+        self.context.reach = dict(store.meta("reach") or {})
         self.context.on_observation = self._observed
         self.context.issued.update(issued)
         self.lanes.emit = lambda kind, data: self.context.emit(kind, data)

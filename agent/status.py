@@ -177,9 +177,9 @@ def summary(
     front: list[Observation] = []
     if observations is not None and len(spec.objectives) > 1:
         front = pareto_front(spec, [o for o in observations if o.ok and spec.feasible(o.values)])
-    state = _live_state(
-        store.meta("state"), store.meta("pid"), bool(store.meta("suspended", False)), store.meta("host")
-    )
+    held = suspensions(spec, store)
+    every_lane_held = len(held) == len(spec.lanes())
+    state = _live_state(store.meta("state"), store.meta("pid"), every_lane_held, store.meta("host"))
     return {
         "folder": str(folder),
         "session_id": store.meta("session_id"),
@@ -200,7 +200,8 @@ def summary(
         ],
         "decisions": store.count_decisions(),
         "queued": store.count_queued(),
-        "instruments": instrument_states(spec, store, live=state in LIVE_STATES),
+        "instruments": instrument_states(spec, store, live=state in LIVE_STATES, held=held),
+        "reach": store.meta("reach") or {},
         "error": store.meta("error"),
     }
 
@@ -209,22 +210,39 @@ PLANNER_WAITS = "the planner makes one point at a time: it waits for a run to en
 """Why an instrument is idle while another runs, with a planner that makes one point at a time."""
 
 
-def instrument_states(spec: SessionSpec, store: SqlStore, live: bool = True) -> dict[str, dict[str, Any]]:
-    """Each instrument's state (``idle``, ``running`` with its proposal, ``failed`` with why), as the running
-    session last recorded it; ``idle`` for one not used yet, and none ``running`` unless the session is ``live``.
-    ``waiting`` says why an idle one waits, when the loop holds it (:data:`PLANNER_WAITS`)."""
+def suspended_key(instrument: str) -> str:
+    """The store's meta key that holds why a suspender holds ``instrument``'s runs (None while it does not)."""
+    return f"suspended:{instrument}"
+
+
+def suspensions(spec: SessionSpec, store: SqlStore) -> dict[str, str]:
+    """The instruments whose runs a suspender holds now, with why (``ring.current 12 < 100``)."""
+    held = {name: store.meta(suspended_key(name)) for name, _ in spec.lanes()}
+    return {name: str(why) for name, why in held.items() if why}
+
+
+def instrument_states(
+    spec: SessionSpec, store: SqlStore, live: bool = True, held: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each instrument's state (``idle``, ``running`` with its proposal, ``suspended`` with why and the proposal
+    it holds, ``failed`` with why), as the running session last recorded it; ``idle`` for one not used yet, and
+    none ``running`` or ``suspended`` unless the session is ``live``. ``waiting`` says why an idle one waits, when
+    the loop holds it (:data:`PLANNER_WAITS`); ``suspended`` why a suspender holds its runs."""
     recorded = store.meta("instruments") or {}
+    held = suspensions(spec, store) if held is None else held
     planner_waits = live and bool(store.meta("planner_waits", False))
     states = {}
     for name, _ in spec.lanes():
         entry = recorded.get(name) or {}
         state = entry.get("state", "idle")
         state = "idle" if state == "running" and not live else state
+        suspended = held.get(name) if live and state != "failed" else None
         states[name] = {
-            "state": state,
+            "state": "suspended" if suspended else state,
             "proposal": entry.get("proposal"),
             "error": entry.get("error"),
             "waiting": PLANNER_WAITS if planner_waits and state == "idle" else None,
+            "suspended": suspended,
         }
     return states
 

@@ -7,6 +7,8 @@ Two measurements, each against a baseline measured in the same invocation:
   same bytes. The difference is the protocol's cost: JSON, pydantic validation, correlation ids.
 - **web page round trip**: the same request from an HTTP client through ``closedloop web``'s server, which opens a
   control client per request; printed beside the control round trip.
+- **web page event streams**: ``--streams`` pages follow the events through ``closedloop web``'s server at once: the
+  threads its process gains for them, and the time until an event has reached them all.
 - **event delivery**: :meth:`~agent.control.ControlServer.publish` to a :func:`~agent.control.subscribe` iterator
   in another thread, one event in flight at a time; the baseline is a bare PUB/SUB pair sending the same bytes.
 
@@ -15,7 +17,7 @@ Two measurements, each against a baseline measured in the same invocation:
   processes the first ``set`` message is taken from the RunEngine's message hook. The baseline, in the same
   invocation, is the same session answered in-process (``Session.answer`` called directly, no channel).
 
-    python -m benchmarks.control_latency [--calls 2000] [--approvals 20]
+    python -m benchmarks.control_latency [--calls 2000] [--approvals 20] [--streams 300]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import http.client
 import json
 import os
 import queue
+import socket
 import statistics
 import tempfile
 import threading
@@ -113,6 +116,50 @@ def web_round_trips(folder: Path, calls: int) -> list[float]:
         web.server_close()
         server.close()
     return times
+
+
+def threads() -> int:
+    """The threads this process runs, ZeroMQ's own included (Linux), else the Python threads."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return threading.active_count()
+    return int(next(line for line in status.splitlines() if line.startswith("Threads:")).split()[1])
+
+
+def web_streams(folder: Path, streams: int) -> tuple[int, list[float]]:
+    """``streams`` pages following the events through the web page's server at once: the threads the server's
+    process gained for them, and for each event published, the seconds until every page had it."""
+    server = ControlServer(folder, lambda request: {})
+    web = WebServer(WebGate(folder, by="bench"), port=0, max_streams=streams)
+    web.start()
+    host, port = web.server_address[:2]
+    before = threads()
+    pages = []
+    try:
+        for _ in range(streams):
+            page = socket.create_connection((str(host), int(port)), timeout=10)
+            page.sendall(f"GET /api/events?token={web.token} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+            pages.append(page)
+        received = [b""] * streams
+        for i in range(streams):  # each page is followed once it has the stream's first line
+            while b"retry:" not in received[i]:
+                received[i] += pages[i].recv(65536)
+        times = []
+        for n in range(1, 21):
+            started = time.perf_counter()
+            server.publish("observation", {"proposal_id": f"p-{n}"})
+            for i, page in enumerate(pages):
+                while received[i].count(b"\ndata: ") < n:
+                    received[i] += page.recv(65536)
+            times.append(time.perf_counter() - started)
+        return threads() - before, times
+    finally:
+        for page in pages:
+            page.close()
+        web.shutdown()
+        web.server_close()
+        server.close()
 
 
 def bare_delivery(events: int, payload: bytes) -> list[float]:
@@ -262,6 +309,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="round trips and events measured")
     parser.add_argument("--approvals", type=int, default=20, help="checkpoints approved through the channel")
+    parser.add_argument("--streams", type=int, default=300, help="pages following the events through the web server")
     args = parser.parse_args()
     payload = encode(StatusRequest(by="bench"))
     event_bytes = b'{"v":1,"seq":1,"time":0.0,"kind":"observation","data":{"proposal_id":"p-1","values":{"flux":1.0}}}'
@@ -272,6 +320,7 @@ def main() -> None:
         web = web_round_trips(folder, args.calls // 4)
         bare_pub = bare_delivery(args.calls, event_bytes)
         ours_pub = control_delivery(folder, args.calls)
+        added, fanned = web_streams(folder, args.streams)
     ms = 1e3
     print(f"calls / events measured        : {args.calls} each, loopback, one in flight")
     print(f"median bare DEALER/ROUTER echo : {ms * statistics.median(bare):7.3f} ms  (baseline, same invocation)")
@@ -291,6 +340,10 @@ def main() -> None:
         f"(p95 {ms * percentile(ours_pub, 0.95):.3f} ms)"
     )
     print(f"event / bare delivery          : {statistics.median(ours_pub) / statistics.median(bare_pub):7.2f}x")
+    print(
+        f"web page event streams         : {args.streams} open, {added} threads added for them; an event reaches "
+        f"them all in {ms * statistics.median(fanned):.3f} ms (median)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         direct = approve_to_move(Path(tmp), args.approvals, channel=False)
     with tempfile.TemporaryDirectory() as tmp:

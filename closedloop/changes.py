@@ -18,7 +18,7 @@ from closedloop.files import parse_yaml
 from closedloop.spec import SessionSpec, spec_from_dict
 
 #: Top-level sections of a session file that may change between a stop and a resume.
-EDITABLE_SECTIONS = frozenset({"budget", "review", "failures", "tiled", "pipeline"})
+EDITABLE_SECTIONS = frozenset({"budget", "review", "failures", "tiled", "pipeline", "arrays"})
 
 _ABSENT = object()
 #: Where a session is kept, not what it measures: no part of the comparison (a store may move; its URL is not shown).

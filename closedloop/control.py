@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import getpass
 import json
+import re
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
 from closedloop.errors import SessionError, SpecError
@@ -39,6 +40,12 @@ PROTOCOL_VERSION: Final = 1
 
 MAX_MESSAGE_BYTES = 64 * 1024
 """The largest request a session accepts; a larger one gets an error reply."""
+
+MAX_EXPERIMENTS: Final = 2**31 - 1
+"""The largest budget a request may set: the same cap as a session file's ``budget.experiments``."""
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+"""Control characters (C0, DEL, C1) and the bidirectional overrides that reorder what a terminal shows."""
 
 Via = Literal["terminal", "channel", "web"]
 """Where an operator's request came from."""
@@ -56,12 +63,29 @@ def operator_name() -> str:
         return "operator"
 
 
+def printable(text: str) -> str:
+    """``text`` with each control character (and bidirectional override) written as a Python escape (``\\x1b``),
+    for a terminal: what an operator or a store sent is shown, never obeyed."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _no_control(text: str) -> str:
+    found = _UNPRINTABLE.search(text)
+    if found:
+        raise ValueError(f"holds a control character ({printable(found.group())}) at position {found.start()}")
+    return text
+
+
+Line = Annotated[str, AfterValidator(_no_control)]
+"""Text for people (a name, a reason): no control characters."""
+
+
 class _Request(BaseModel):
     model_config = _WIRE
 
     v: Literal[1] = PROTOCOL_VERSION
     id: str = Field(default_factory=lambda: new_id("r"), min_length=1, max_length=64)
-    by: str = Field(default_factory=operator_name, min_length=1, max_length=64)
+    by: Line = Field(default_factory=operator_name, min_length=1, max_length=64)
     via: Via = "channel"
 
 
@@ -93,7 +117,7 @@ class ProposalVerdict(BaseModel):
     proposal_id: str = Field(min_length=1, max_length=64)
     verdict: Literal["approve", "reject", "edit"]
     setpoints: dict[str, Value] | None = None
-    reason: str = Field(default="", max_length=2000)
+    reason: Line = Field(default="", max_length=2000)
 
     @model_validator(mode="after")
     def _setpoints_for_edit(self) -> ProposalVerdict:
@@ -119,7 +143,7 @@ class AnswerRequest(_Request):
     checkpoint: str = Field(min_length=1, max_length=64)
     answers: list[ProposalVerdict] = Field(default_factory=list, max_length=1000)
     stop: bool = False
-    reason: str = Field(default="", max_length=2000)
+    reason: Line = Field(default="", max_length=2000)
 
     @model_validator(mode="after")
     def _stop_or_verdicts(self) -> AnswerRequest:
@@ -135,14 +159,14 @@ class PauseRequest(_Request):
     """Hold after the current run; the motors stay where they are."""
 
     type: Literal["pause"] = "pause"
-    reason: str = Field(default="", max_length=2000)
+    reason: Line = Field(default="", max_length=2000)
 
 
 class ResumeRequest(_Request):
     """Carry on after a pause."""
 
     type: Literal["resume"] = "resume"
-    reason: str = Field(default="", max_length=2000)
+    reason: Line = Field(default="", max_length=2000)
 
 
 class StopRequest(_Request):
@@ -150,7 +174,7 @@ class StopRequest(_Request):
 
     type: Literal["stop"] = "stop"
     abort: bool = False
-    reason: str = Field(default="", max_length=2000)
+    reason: Line = Field(default="", max_length=2000)
 
 
 class AddRequest(_Request):
@@ -164,8 +188,8 @@ class BudgetRequest(_Request):
     """Change the number of successful experiments the session runs."""
 
     type: Literal["budget"] = "budget"
-    experiments: int = Field(ge=1)
-    reason: str = Field(default="", max_length=2000)
+    experiments: int = Field(ge=1, le=MAX_EXPERIMENTS)
+    reason: Line = Field(default="", max_length=2000)
 
 
 Request = Annotated[
@@ -305,6 +329,9 @@ class VariableInfo(BaseModel):
     values: list[Value] | None = None
     hard_limits: tuple[float, float] | None = None
     max_step: float | None = None
+    device_limits: tuple[float, float] | None = None
+    """The moving device's own travel limits, read when it connected (None: none known); the gate holds setpoints
+    within both these and ``hard_limits``, and the planner searches within both."""
 
 
 class CheckpointInfo(BaseModel):
@@ -391,12 +418,30 @@ def validate_request(data: Any) -> Request:
     for key, what in (("id", "a correlation id"), ("by", "the operator's name")):
         if key not in data:
             raise SpecError(f"{kind}.{key}: required but missing (every request carries {what})")
+    _refuse_control(data, kind)
     try:
         return _REQUESTS.validate_python(data)
     except ValidationError as exc:
         raise SpecError("; ".join(_describe(error) for error in exc.errors()[:3])) from None
     except RecursionError:
         raise SpecError("message: nested too deeply") from None
+
+
+def _refuse_control(data: Any, path: str, depth: int = 0) -> None:
+    """Raise SpecError naming the first key or string under ``data`` that holds a control character."""
+    if depth > 32:
+        raise SpecError("message: nested too deeply")
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        where = f"{path}.{printable(str(key))}"
+        try:
+            if isinstance(key, str):
+                _no_control(key)
+            if isinstance(value, str):
+                _no_control(value)
+        except ValueError as exc:
+            raise SpecError(f"{where}: {exc}") from None
+        _refuse_control(value, where, depth + 1)
 
 
 def parse_request(raw: bytes) -> Request:

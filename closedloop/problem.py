@@ -74,8 +74,9 @@ class VariableSpec(BaseModel):
         values: the allowed settings (discrete or categorical variables).
         hard_limits: ``[low, high]`` no numeric setpoint may ever cross; defaults to ``bounds`` (or the range of
             numeric ``values``).
-        max_step: the largest move allowed in one step from the current position, in the variable's units; the
-            safety gate refuses a longer move, and planners that support it keep their proposals within it.
+        max_step: the largest move allowed in one step from the current position, in the variable's units; a
+            longer move is made in steps of at most this (an executor that cannot step has the safety gate refuse
+            it), and planners that support it keep their proposals within it.
         device: name of the instrument device that moves it; defaults to the variable's name.
         readback: event field holding the position read back; defaults to the device name.
         units: for people only.

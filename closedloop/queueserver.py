@@ -28,12 +28,15 @@ class QueueServerSpec(BaseModel):
             Pickle is never accepted.
         detectors: names of the devices in the manager's namespace to trigger and read at each proposal (the
             movers, named by each variable's ``device``, are read as well).
-        plan: the plan to submit. ``auto``: ``closedloop_point`` when the manager allows it, else a one-point
-            ``scan``, else ``mv`` followed by ``count``. ``scan`` and ``count`` are called with Bluesky's standard
-            signatures (``count`` after an ``mv`` item); any other name is called as ``closedloop_point`` is:
-            ``(detectors, movers, positions, md=...)``. The manager turns any string argument that names one
-            of its devices or plans into that object, ``md`` values included, except where a plan's annotations
-            say otherwise (``closedloop_point`` keeps its ``md`` and ``positions`` as given).
+        plan: the plan to submit. ``auto``: for the session's ``plan: measure``, ``closedloop_point`` when the
+            manager allows it, else Bluesky's ``scan`` with every mover held at its setpoint for ``num`` points,
+            else ``mv`` followed by ``count``; for ``plan: scan``, ``closedloop_scan`` when allowed, else
+            Bluesky's ``scan`` of the scanned variable's mover over the range (the other movers held at their
+            setpoints and read at every point). ``scan`` and ``count`` are called with Bluesky's standard
+            signatures (``count`` after an ``mv`` item; it cannot scan); any other name is called as
+            ``closedloop_point`` is: ``(detectors, movers, positions, md=...)``. The manager turns any string
+            argument that names one of its devices or plans into that object, ``md`` values included, except
+            where a plan's annotations say otherwise (``closedloop_point`` keeps its ``md`` and ``positions``).
         user: the user name the queue items are submitted under.
         user_group: the manager's user group (its ``user_group_permissions.yaml`` says which plans it may run).
         timeout: seconds to wait for the manager to answer a request, or for the proxy to accept a connection.

@@ -16,6 +16,7 @@ from gest_api.vocs import VOCS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from closedloop.arrays import ArraysSpec
 from closedloop.errors import SpecError, one_line
 from closedloop.files import SESSION_FILE_LIMIT, load_yaml_file
 from closedloop.instrument import InstrumentSpec, PublishSpec, RunMetadata, SuspenderSpec
@@ -182,9 +183,13 @@ class SessionSpec(BaseModel):
             ``2**32 - 1``.
         plan: the plan that carries out each proposal (a bundled one, or a factory of your own).
         metadata: keys merged into every run's start document (not ``proposal_id``, ``session_id``, ``iteration``).
-        suspenders: signals that hold a run while they are below a floor (a ring current).
-        publish: where every run's documents are published as JSON (a bluesky 0MQ proxy).
+        suspenders: signals that hold a run while they are below a floor (a ring current). Refused with a
+            queueserver instrument: install them in the manager's startup profile.
+        publish: where every run's documents are published as JSON (a bluesky 0MQ proxy). Refused with a
+            queueserver instrument: its proxy (``documents_address``) already publishes them.
         tiled: the Tiled server every run's documents are written to (needs the ``closedloop[tiled]`` extra).
+            Refused with a queueserver instrument: subscribe a Tiled writer in the manager's startup profile.
+        arrays: which array readings (images) go to HDF5 files in the session folder instead of into the documents.
         store: a ``postgresql://`` URL: keep the store and LangGraph's checkpoints in that PostgreSQL database (needs
             the ``closedloop[postgres]`` extra), so operators on other hosts share the session; default SQLite in the
             session folder. ``closedloop run --store`` overrides it.
@@ -223,6 +228,7 @@ class SessionSpec(BaseModel):
     suspenders: list[SuspenderSpec] = Field(default_factory=list)
     publish: PublishSpec | None = None
     tiled: TiledSpec | None = None
+    arrays: ArraysSpec = Field(default_factory=ArraysSpec)
     store: str | None = None
 
     @field_validator("store")
@@ -287,12 +293,20 @@ class SessionSpec(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _tiled_needs_the_in_process_engine(self) -> SessionSpec:
-        if self.tiled is not None and any(lane.queueserver is not None for _, lane in self.lanes()):
-            raise ValueError(
-                "tiled: runs are written to Tiled by the in-process RunEngine; with a queueserver, "
-                "subscribe the manager's own Tiled writer in its profile"
-            )
+    def _run_engine_options_need_the_in_process_engine(self) -> SessionSpec:
+        # suspenders, publishing and Tiled are the RunEngine's: with a queueserver the RunEngine is the manager's,
+        # so they belong in its startup profile; refused rather than silently ignored
+        if not any(lane.queueserver is not None for _, lane in self.lanes()):
+            return self
+        where = {
+            "suspenders": "install suspenders in the manager's startup profile (RE.install_suspender)",
+            "publish": "the manager's RunEngine already publishes to its 0MQ proxy: subscribe to "
+            "instrument.queueserver.documents_address",
+            "tiled": "subscribe a Tiled writer to the manager's RunEngine in its startup profile",
+        }
+        for field, hint in where.items():
+            if getattr(self, field):
+                raise FieldError(field, f"with a queueserver instrument, {hint}")
         return self
 
     def lanes(self) -> list[tuple[str, InstrumentSpec]]:
@@ -427,6 +441,10 @@ def _non_finite(data: Any, path: str) -> str | None:
     return None
 
 
+REFERENCE_PAGE = "docs/reference/session-file.md"
+"""The documentation page that lists every key of the session file, named in an unknown key's error."""
+
+
 def _field_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(path_segment(part) if isinstance(part, str) else str(part) for part in loc)
 
@@ -438,7 +456,7 @@ def _describe(error: ErrorDetails) -> str:
         path = f"{path}.{cause.path}" if path else cause.path
     path = path or "(top level)"
     if error["type"] == "extra_forbidden":
-        return f"{path}: unknown key"
+        return f"{path}: unknown key (every key of the session file: {REFERENCE_PAGE})"
     if error["type"] == "missing":
         return f"{path}: required but missing"
     message = str(error["msg"]).removeprefix("Value error, ")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import zmq
@@ -111,11 +111,23 @@ class DocumentStream:
         self._thread = threading.Thread(target=self._receive, name="closedloop-documents", daemon=True)
         self._thread.start()
 
-    def watch(self, proposal_id: str) -> RunWatch:
-        """Start collecting the run whose start document names ``proposal_id``."""
+    def watch(self, proposal_id: str, captured: Sequence[Document] = (), run_uids: Sequence[str] = ()) -> RunWatch:
+        """Start collecting the run whose start document names ``proposal_id``.
+
+        ``captured``: documents of that run received earlier (by a process that has ended), and ``run_uids``:
+        the uids of runs already open for it: the rest of the run, the documents that point back to them, is
+        collected (its start document has been sent already).
+        """
         watch = RunWatch(proposal_id)
         with self._lock:
             self._watches[proposal_id] = watch
+            for uid in run_uids:
+                self._owners[uid] = watch
+            for name, doc in captured:
+                if name == "start" or name in _OWNS_UID:
+                    self._owners[str(doc.get("uid"))] = watch
+                if name == "start":
+                    watch.run_uid = str(doc.get("uid"))
         return watch
 
     def unwatch(self, proposal_id: str) -> None:

@@ -96,6 +96,25 @@ class ManagerClient:
                 return dict(entry["result"])
         return None
 
+    def find(self, proposal_id: str) -> tuple[str, dict[str, Any]] | None:
+        """Where the manager has the item whose ``md`` names ``proposal_id``: ``("running", item)``,
+        ``("queued", item)`` or ``("finished", history entry)`` (the latest), or None when it has none."""
+
+        def ours(item: dict[str, Any] | None) -> bool:
+            md = ((item or {}).get("kwargs") or {}).get("md") or {}
+            return isinstance(md, dict) and md.get("proposal_id") == proposal_id
+
+        queue = self.request("queue_get", reload=True)
+        if ours(queue.get("running_item")):
+            return "running", dict(queue["running_item"])
+        for item in queue["items"]:
+            if ours(item):
+                return "queued", dict(item)
+        for entry in reversed(self.request("history_get", reload=True)["items"]):
+            if ours(entry):
+                return "finished", dict(entry)
+        return None
+
     def remove_requeued(self, added: dict[str, Any]) -> None:
         """Remove the copy of a failed or aborted item that the manager put back in the queue (with a new uid)."""
         for entry in self.request("queue_get", reload=True)["items"]:

@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 from bluesky import RunEngine
 
 from closedloop.errors import InstrumentError
+from closedloop.reach import device_limits
 from closedloop.spec import SessionSpec, resolve_import_path
 
 T = TypeVar("T")
@@ -158,3 +159,29 @@ async def read_position(device: Any, source: PositionSource, field: str) -> Any:
     else:
         reading = await asyncio.to_thread(device.read)
     return reading[field]["value"]
+
+
+async def read_limits(device: Any) -> tuple[float, float] | None:
+    """The device's own travel limits, or None when it has none (or says none).
+
+    ophyd-async motors: the ``low_limit_travel`` / ``high_limit_travel`` signals, none when the dial limits are
+    both 0 (as the EPICS motor record and ophyd-async's own move check read them); ophyd classic positioners
+    (``EpicsMotor``, ``SoftPositioner``): ``limits``, where ``(0, 0)`` means none. A device whose limits cannot be
+    read is taken as having none: the safety gate's hard limits still hold.
+    """
+    try:
+        low: Any = getattr(device, "low_limit_travel", None)
+        high: Any = getattr(device, "high_limit_travel", None)
+        if callable(getattr(low, "get_value", None)) and callable(getattr(high, "get_value", None)):
+            dial: list[Any] = [getattr(device, f"dial_{side}_limit_travel", None) for side in ("low", "high")]
+            if all(callable(getattr(signal, "get_value", None)) for signal in dial):
+                if [await signal.get_value() for signal in dial] == [0, 0]:
+                    return None
+            return device_limits(await low.get_value(), await high.get_value())
+        if "limits" in dir(type(device)):
+            limits = await asyncio.to_thread(getattr, device, "limits")
+            if isinstance(limits, tuple | list) and len(limits) == 2:
+                return device_limits(*limits)
+    except Exception:  # noqa: BLE001 - a device that cannot say its limits has none we know of
+        return None
+    return None

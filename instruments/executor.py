@@ -2,8 +2,10 @@
 
 It builds the RunEngine as beamlines configure it (session metadata in every start document, ``scan_id``
 continuing from the last one used, suspenders from the session file, documents published to a 0MQ proxy as JSON),
-connects the devices within their timeout, and runs each proposal under the session's run timeout and retry
-policy. It does not check proposals: :func:`instruments.safety.gate` does, above every executor.
+connects the devices within their timeout (reading each mover's own travel limits), and runs each proposal under
+the session's run timeout and retry policy, a move longer than ``max_step`` walked in steps of at most that
+(:func:`closedloop.reach.route`). It does not check proposals: :func:`instruments.safety.gate` does, above every
+executor.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bluesky import RunEngine
@@ -23,10 +26,12 @@ from bluesky.utils import MsgGenerator, RunEngineInterrupted
 from event_model import NumpyEncoder
 
 from closedloop.errors import InstrumentError
+from closedloop.reach import Limits, route
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
-from instruments.devices import in_loop, make_devices, position_source, read_position, resolve_device
-from instruments.plans import plan_for
+from instruments.arrays import ExternalArrays
+from instruments.devices import in_loop, make_devices, position_source, read_limits, read_position, resolve_device
+from instruments.plans import end_positions, plan_for
 from instruments.protocols import DocumentSink, EventSink, RunRecord, is_transient
 from instruments.suspenders import build_suspenders
 
@@ -74,6 +79,9 @@ class InProcessExecutor:
         scan_id: the last scan id used (from the store, on resume); the next run gets ``scan_id + 1``.
         on_event: called with ``(kind, details)`` on ``"suspended"``, ``"resumed"`` and ``"retry"``, from the
             RunEngine's thread (for suspenders) or the running thread (for retries); it must not block.
+        arrays_dir: the folder large array readings are written to as HDF5 files (the session's ``runs/``), as
+            ``spec.arrays`` says (see :class:`~instruments.arrays.ExternalArrays`); every sink (the run's, 0MQ,
+            Tiled) gets the documents that reference them. None keeps every array in the documents.
 
     Raises:
         InstrumentError: the factory failed or returned a non-device, a device did not connect in time, a
@@ -89,6 +97,7 @@ class InProcessExecutor:
         *,
         scan_id: int = 0,
         on_event: EventSink | None = None,
+        arrays_dir: Path | None = None,
     ) -> None:
         self.spec = spec
         self.session_id = session_id
@@ -102,6 +111,10 @@ class InProcessExecutor:
         self._wake = threading.Event()
         self._tokens: list[int] = []
         self._publisher: Publisher | None = None
+        self._sinks: list[DocumentSink] = []  # every run's documents, in this order: 0MQ, Tiled, the run's own
+        self._run_sink: DocumentSink | None = None
+        threshold = spec.arrays.external_above
+        self.arrays = ExternalArrays(arrays_dir, threshold) if arrays_dir and threshold is not None else None
         self.devices = make_devices(spec, self.run_engine)
         self.movers = self._find_movers()
         moving = {id(device) for device in self.movers.values()}
@@ -115,16 +128,26 @@ class InProcessExecutor:
         if unreadable:
             raise InstrumentError(f"instrument: device '{unreadable[0]}' moves nothing and has no read()")
         self._sources = in_loop(self.run_engine, self._position_sources())
+        self._limits: dict[str, Limits] = in_loop(self.run_engine, self._read_limits())
         self._suspenders = build_suspenders(spec.suspenders, self.devices, self.run_engine, self._suspender_changed)
         if spec.publish is not None:
             self._publisher = Publisher(spec.publish.address, serializer=json_document)
-            self._tokens.append(self.run_engine.subscribe(self._publisher))
+            self._sinks.append(self._publisher)
         self.tiled: TiledSink | None = None
         if spec.tiled is not None:
             from instruments.tiled import TiledSink  # the tiled extra is optional: imported only when asked for
 
             self.tiled = TiledSink(spec.tiled, on_error=lambda details: self._emit("tiled_failed", details))
-            self._tokens.append(self.run_engine.subscribe(self.tiled))
+            self._sinks.append(self.tiled)
+        self._tokens.append(self.run_engine.subscribe(self._dispatch))
+
+    def _dispatch(self, name: str, doc: dict[str, Any]) -> None:
+        """The one subscription: each document, its large arrays moved out (``arrays_dir``), to every sink."""
+        documents = self.arrays(name, doc) if self.arrays is not None else [(name, doc)]
+        for sink in [*self._sinks, self._run_sink]:
+            if sink is not None:
+                for out in documents:
+                    sink(*out)
 
     def _find_movers(self) -> dict[str, Any]:
         wanted = {name: (f"variables.{name}.device", self.spec.device_of(name)) for name in self.spec.variables}
@@ -156,6 +179,19 @@ class InProcessExecutor:
                     f"(no locate(), no position, no '{field}' in its read()), so max_step cannot be enforced"
                 )
         return sources
+
+    async def _read_limits(self) -> dict[str, Limits]:
+        found = {name: await read_limits(self.movers[name]) for name in self.spec.variables}
+        return {name: limits for name, limits in found.items() if limits is not None}
+
+    def limits(self) -> dict[str, Limits]:
+        """Variable -> its device's own travel limits, as read at connect (variables whose device has none are left
+        out); see :func:`~instruments.devices.read_limits`."""
+        return dict(self._limits)
+
+    def end_positions(self, setpoints: Mapping[str, Any]) -> dict[str, Any]:
+        """Where a run to ``setpoints`` leaves the movers (a scan's end, not its centre)."""
+        return end_positions(self.spec, setpoints, self._limits)
 
     @property
     def scan_id(self) -> int:
@@ -241,10 +277,16 @@ class InProcessExecutor:
         watchdog = threading.Thread(target=self._watchdog, args=(timeout, done), daemon=True) if timeout else None
         started = time.perf_counter()
         try:
-            plan = plan_for(self.spec, setpoints, self.movers, self.detectors, metadata)
+            steps = {name: v.max_step for name, v in self.spec.variables.items() if v.max_step is not None}
+            # a move longer than max_step is made in steps of at most max_step, from where the movers are now
+            legs = route(self.positions(), setpoints, steps) if steps else []
+            plan = plan_for(
+                self.spec, setpoints, self.movers, self.detectors, metadata, route=legs, limits=self._limits
+            )
             if watchdog is not None:
                 watchdog.start()
-            self.run_engine(self._guarded(plan), lambda name, doc: _collect(record, sink, name, doc))
+            self._run_sink = lambda name, doc: _collect(record, sink, name, doc)
+            self.run_engine(self._guarded(plan))
         except (RunEngineInterrupted, _Interrupted):
             pass  # an abort or a timeout: said below
         except Exception as exc:
@@ -252,6 +294,7 @@ class InProcessExecutor:
             record.error = f"{type(root).__name__}: {root}"
             transient = is_transient(exc)
         finally:
+            self._run_sink = None
             done.set()
             if watchdog is not None:
                 watchdog.join()
@@ -328,6 +371,8 @@ class InProcessExecutor:
         for token in self._tokens:
             self.run_engine.unsubscribe(token)
         self._tokens.clear()
+        if self.arrays is not None:
+            self.arrays.close()
         if self.tiled is not None:
             self.tiled.close()
         if self._publisher is not None:

@@ -13,7 +13,8 @@ plans, :func:`measure_point` and :func:`scan_point`, are plain generators built 
   ``count_time``, ``preset_time``, ``exposure_time``, ``cam.acquire_time`` that can be set) for the run and put
   back afterwards; a run with a ``count_time`` that no detector takes fails, naming the option;
 - every mover moves to its setpoint together (one ``mv``), then the detectors and the movers are triggered and
-  read into the ``primary`` stream.
+  read into the ``primary`` stream; a move longer than a variable's ``max_step`` is first walked through the
+  waypoints :func:`plan_for` is given (``route``), each leg within ``max_step``, before the run opens.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def plan_for(
     movers: Mapping[str, Any],
     detectors: Sequence[Any],
     md: Mapping[str, Any],
+    *,
+    route: Sequence[Mapping[str, float]] = (),
+    limits: Mapping[str, tuple[float, float]] | None = None,
 ) -> MsgGenerator:
     """The plan that carries out one proposal as one run, as the session's ``plan:`` says.
 
@@ -56,6 +60,9 @@ def plan_for(
         detectors: every device that moves nothing; all are triggered and read.
         md: the start document's metadata (with ``proposal_id``); the plan adds ``plan_name``, ``num_points``
             and a ``closedloop`` entry naming each variable's mover, the monitor and, for a scan, its motor.
+        route: waypoints (variable -> value) the movers go through, in order, before the run (a move longer than
+            ``max_step`` made in steps: :func:`closedloop.reach.route`); recorded as ``closedloop.route``.
+        limits: variable -> its device's own limits; a scan is cut to them as to the hard limits.
 
     Returns:
         The plan (a generator of Bluesky messages); it returns the run's uid.
@@ -70,9 +77,39 @@ def plan_for(
             "count_time": plan.count_time,
         },
     }
+    if route:
+        meta["closedloop"]["route"] = [dict(waypoint) for waypoint in route]
     if plan.factory is not None:
-        return _factory_plan(plan.factory, plan.options, setpoints, movers, detectors, meta)
-    return _bundled_plan(spec, setpoints, movers, detectors, meta)
+        chosen = _factory_plan(plan.factory, plan.options, setpoints, movers, detectors, meta)
+    else:
+        chosen = _bundled_plan(spec, setpoints, movers, detectors, meta, limits or {})
+    return _approach(route, movers, chosen) if route else chosen
+
+
+def end_positions(
+    spec: SessionSpec, setpoints: Mapping[str, Any], limits: Mapping[str, tuple[float, float]] | None = None
+) -> dict[str, Any]:
+    """Where the session's plan leaves the movers after a run to ``setpoints``: the setpoints, but for the scanned
+    variable of the bundled ``scan``, which ends at the scan's last point (a factory's plan: the setpoints)."""
+    ends = dict(setpoints)
+    if spec.plan.bundled == "scan":
+        scan = spec.plan.scan_options()
+        centre = setpoints.get(scan.variable)
+        if isinstance(centre, int | float) and not isinstance(centre, bool):
+            ends[scan.variable] = scan_range(spec, setpoints, limits)[1]
+    return ends
+
+
+def _approach(
+    route: Sequence[Mapping[str, float]], movers: Mapping[str, Any], plan: MsgGenerator[Any]
+) -> MsgGenerator[Any]:
+    """Move the movers through ``route``'s waypoints (all together at each), then run ``plan``."""
+    for waypoint in route:
+        pairs: list[Any] = []
+        for name, value in waypoint.items():
+            pairs += [movers[name], value]
+        yield from bps.mv(*pairs)
+    return (yield from plan)
 
 
 def measure_point(
@@ -138,12 +175,33 @@ def scan_point(
     return (yield from _staged_run(moves, detectors, meta, count_time, _readings))
 
 
+def scan_range(
+    spec: SessionSpec, setpoints: Mapping[str, float | str], limits: Mapping[str, tuple[float, float]] | None = None
+) -> tuple[float, float]:
+    """Where the ``scan`` plan starts and stops: ``width`` centred on the scanned variable's setpoint, cut to its
+    hard limits and to the device's own (``limits``, by variable, where known).
+
+    Raises:
+        InstrumentError: the scanned variable has no numeric setpoint (``plan.options.variable``).
+        ValueError: the session's plan is not ``scan``.
+    """
+    scan = spec.plan.scan_options()
+    centre = setpoints.get(scan.variable)
+    if isinstance(centre, bool) or not isinstance(centre, int | float):
+        raise InstrumentError(f"plan.options.variable: no numeric setpoint for '{scan.variable}'")
+    low, high = spec.variables[scan.variable].limits
+    if limits and scan.variable in limits:
+        low, high = max(low, limits[scan.variable][0]), min(high, limits[scan.variable][1])
+    return max(centre - scan.width / 2, low), min(centre + scan.width / 2, high)
+
+
 def _bundled_plan(
     spec: SessionSpec,
     setpoints: Mapping[str, float | str],
     movers: Mapping[str, Any],
     detectors: Sequence[Any],
     md: dict[str, Any],
+    limits: Mapping[str, tuple[float, float]],
 ) -> MsgGenerator[str]:
     plan = spec.plan
     missing = [name for name in spec.variables if name not in movers]
@@ -154,11 +212,7 @@ def _bundled_plan(
         num = plan.measure_options().num
         return (yield from measure_point(moves, detectors, md, num=num, count_time=plan.count_time))
     scan = plan.scan_options()
-    centre = setpoints.get(scan.variable)
-    if not isinstance(centre, int | float):
-        raise InstrumentError(f"plan.options.variable: no numeric setpoint for '{scan.variable}'")
-    low, high = spec.variables[scan.variable].limits
-    start, stop = max(centre - scan.width / 2, low), min(centre + scan.width / 2, high)
+    start, stop = scan_range(spec, setpoints, limits)
     positions = [float(x) for x in np.linspace(start, stop, scan.num)]
     motor = movers[scan.variable]
     md["closedloop"]["scan"] = {"variable": scan.variable, "motor": _name(motor), "start": start, "stop": stop}

@@ -56,6 +56,34 @@ class RunRecord:
     attempts: int = 1
 
 
+@dataclass
+class Recovery:
+    """What an executor found of a run that its process lost track of (the agent's process ended during it).
+
+    Attributes:
+        record: the run as far as it is known: the documents captured before the end and those received since,
+            and the plan's failure, if it failed.
+        complete: ``record.documents`` hold the whole run, start to stop: it is ingested as any run. Otherwise
+            the measurement is lost and ``record.error`` says why.
+    """
+
+    record: RunRecord
+    complete: bool
+
+
+@runtime_checkable
+class Recovers(Protocol):
+    """An executor whose instrument outlives the agent's process (a queueserver RE Manager) and can say, on resume,
+    what became of a run the process was waiting for."""
+
+    def recover(
+        self, proposal_id: str, captured: list[Document], on_document: DocumentSink | None = None
+    ) -> Recovery | None:
+        """What became of ``proposal_id``'s run, given the documents ``captured`` before the process ended; None
+        when the instrument has no trace of it. A run still going is waited for (``on_document`` sees each
+        document that arrives)."""
+
+
 @runtime_checkable
 class Executes(Protocol):
     """Carries out checked proposals as Bluesky runs, one at a time."""
@@ -70,10 +98,24 @@ class Executes(Protocol):
         """
 
     def positions(self) -> dict[str, Any]:
-        """Variable name -> the read-back position of its device now, for every variable with a ``max_step``."""
+        """Variable name -> the read-back position of its device now, for every variable whose device reports one
+        (a variable with a ``max_step`` and no position is refused by the safety gate)."""
 
     def abort(self, reason: str) -> None:
         """Abort the run in progress, if any, from any thread; the record then says ``aborted_by_operator``."""
 
     def close(self) -> None:
         """Release the RunEngine (or the connection to it) and the devices."""
+
+
+@runtime_checkable
+class Reaches(Protocol):
+    """An executor that knows the reach of its devices (see :mod:`closedloop.reach`): their own travel limits, where
+    a run leaves them, and that it makes a move longer than a variable's ``max_step`` in steps of at most that
+    (so the safety gate lets such a move through instead of refusing it)."""
+
+    def limits(self) -> dict[str, tuple[float, float]]:
+        """Variable -> its device's own travel limits, as read at connect; variables without any left out."""
+
+    def end_positions(self, setpoints: Mapping[str, Any]) -> dict[str, Any]:
+        """Where a run to ``setpoints`` leaves the movers (a scan's end, not its centre)."""

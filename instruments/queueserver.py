@@ -12,9 +12,13 @@ An unreachable manager or proxy, a plan or device the manager does not offer, or
 :class:`~closedloop.errors.InstrumentError` (one line, within the spec's timeouts); a plan that fails or is aborted
 comes back in the :class:`~instruments.protocols.RunRecord`.
 
-``positions()`` reads the movers' read-backs from the last run's documents while nothing else has run on the
-manager since; otherwise (at the start, or after someone else's plan) it submits a zero-move ``count`` of the
-movers and reads them from that run.
+``positions()`` reads every mover's read-back from the last run's documents while nothing else has run on the
+manager since (after a scan: where the scan left its motor); otherwise (at the start, or after someone else's
+plan) it submits a zero-move ``count`` of the movers and reads them from that run.
+
+``recover()`` finds, after the agent's process ended during a run, what the manager did with that proposal's item:
+still running (the rest of its documents is collected), finished (its documents are those captured before the
+end, when they hold the whole run) or never started (taken off the queue).
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ from typing import Any
 from bluesky_queueserver_api import BPlan
 
 from closedloop.errors import InstrumentError
-from closedloop.queueserver import AUTO_PLAN, CLOSEDLOOP_PLAN, QueueServerSpec
+from closedloop.queueserver import QueueServerSpec
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
 from instruments._document_stream import DocumentStream, RunWatch
 from instruments._manager_client import ManagerClient, close_api
-from instruments.protocols import Document, DocumentSink, RunRecord
+from instruments._queue_items import choose_plan, plan_items
+from instruments.protocols import Document, DocumentSink, Recovery, RunRecord
 
 __all__ = ["QueueServerExecutor", "close_api"]
 
@@ -72,7 +77,7 @@ class QueueServerExecutor:
             self._stream = DocumentStream(qs.documents_address, qs.serializer, qs.timeout)
             if not status["worker_environment_exists"]:
                 self._manager.open_environment()
-            self.plan = self._choose_plan()
+            self.plan = choose_plan(spec, self._manager.allowed("plans"))
             self._check_devices()
         except BaseException:
             self.close()
@@ -102,23 +107,70 @@ class QueueServerExecutor:
         metadata = {"proposal_id": proposal.id, "session_id": self.session_id, "iteration": proposal.iteration}
         metadata.update(md or {})
         started = time.perf_counter()
-        record = self._carry_out(self._items(proposal, metadata), proposal.id, on_document)
+        setpoints = dict(proposal.setpoints)
+        setpoints.update({n: c.value for n, c in self.spec.constants.items() if c.device is not None})
+        items = plan_items(self.spec, self.plan, setpoints, self.movers, metadata)
+        record = self._carry_out(items, proposal.id, on_document)
         record.seconds = time.perf_counter() - started
         self._positions = self._readbacks(record.documents) if record.error is None else None
         return record
 
     def positions(self) -> dict[str, Any]:
-        """Variable name -> its mover's read-back, for every variable with a ``max_step``.
+        """Variable name -> its mover's read-back, for every variable whose mover the run's events hold.
+
+        A variable whose device puts no read-back in the events (the spec's ``readback`` field missing) is left
+        out; the safety gate refuses to move a variable with a ``max_step`` that has none.
 
         Raises:
-            InstrumentError: the positions must be read and the manager allows no ``count`` to read them with.
+            InstrumentError: the positions must be read, a variable has a ``max_step``, and the manager allows no
+                ``count`` to read them with.
         """
-        limited = [name for name, v in self.spec.variables.items() if v.max_step is not None]
-        if not limited:
-            return {}
         if self._positions is None or self._manager.status()["plan_history_uid"] != self._history_uid:
             self._positions = self._read_positions()
-        return {name: self._positions[name] for name in limited if name in self._positions}
+        return dict(self._positions)
+
+    def recover(
+        self, proposal_id: str, captured: list[Document], on_document: DocumentSink | None = None
+    ) -> Recovery | None:
+        """What the manager did with ``proposal_id``'s item while the agent's process was gone.
+
+        Running: its remaining documents are collected until it ends (``captured`` says which run they belong
+        to). Finished: its documents are ``captured``, complete when they reach the run's stop document (the
+        manager keeps no documents; what the proxy sent while no one listened is gone). Never started: it is
+        taken off the queue. A failed or aborted item's copy, re-queued by the manager, is removed.
+
+        Returns:
+            The run, complete or with the reason it is lost; None when the manager has no item for the proposal.
+
+        Raises:
+            InstrumentError: the manager stopped answering, or the running item did not end within
+                ``run_timeout``.
+        """
+        found = self._manager.find(proposal_id)
+        if found is None:
+            return None
+        where, item = found
+        documents = list(captured)
+        if where == "queued":
+            self._manager.attempt("item_remove", uid=item["item_uid"])
+            reason = "the RE Manager had not started it when the agent stopped; taken off its queue, never run"
+            return Recovery(RunRecord(documents=documents, error=reason), complete=False)
+        if where == "running":
+            result = self._follow(proposal_id, item, documents, on_document)
+        else:
+            result = dict(item.get("result") or {})
+            if result.get("exit_status") not in {"completed", "stopped"}:
+                self._manager.remove_requeued(item)
+        error = None if result.get("exit_status") == "completed" else _describe(result)
+        if {"start", "stop"} <= {name for name, _ in documents}:
+            return Recovery(RunRecord(documents=documents, error=error), complete=True)
+        runs = ", ".join(result.get("run_uids") or []) or "none"
+        lost = (
+            f"the RE Manager finished it ({result.get('exit_status')}, run {runs}) while the agent was stopped; "
+            f"{len(documents)} of its documents reached the agent, not the whole run, and the manager keeps none: "
+            "the measurement is lost"
+        )
+        return Recovery(RunRecord(documents=documents, error=lost), complete=False)
 
     def abort(self, reason: str) -> None:
         """Abort our plan in progress (``re_pause`` then ``re_abort``), or drop our item before it starts.
@@ -142,27 +194,6 @@ class QueueServerExecutor:
 
     # ---------------------------------------------------------------------------------------- set-up checks
 
-    def _choose_plan(self) -> str:
-        allowed = self._manager.allowed("plans")
-        group = f"user group '{self.qs.user_group}'"
-        if self.qs.plan == AUTO_PLAN:
-            for plan, needs in ((CLOSEDLOOP_PLAN, {CLOSEDLOOP_PLAN}), ("scan", {"scan"}), ("count", {"mv", "count"})):
-                if needs <= allowed:
-                    return plan
-            raise InstrumentError(
-                f"instrument.queueserver.plan: the RE Manager allows none of '{CLOSEDLOOP_PLAN}', 'scan', or 'mv' "
-                f"with 'count' to {group}",
-                "add closedloop's plan to the profile (simulators/qserver/10-plans.py) or allow a standard one",
-            )
-        needs = {"mv", "count"} if self.qs.plan == "count" else {self.qs.plan}
-        missing = sorted(needs - allowed)
-        if missing:
-            raise InstrumentError(
-                f"instrument.queueserver.plan: the RE Manager has no plan '{missing[0]}' for {group}",
-                f"it allows: {', '.join(sorted(allowed)) or 'nothing'}",
-            )
-        return self.qs.plan
-
     def _check_devices(self) -> None:
         allowed = self._manager.allowed("devices")
         wanted = {f"instrument.queueserver.detectors.{i}": name for i, name in enumerate(self.qs.detectors)}
@@ -176,21 +207,6 @@ class QueueServerExecutor:
                 )
 
     # ----------------------------------------------------------------------------------------- running items
-
-    def _items(self, proposal: Proposal, md: dict[str, Any]) -> list[BPlan]:
-        """The plan items that carry out ``proposal``: one, or ``mv`` then ``count``."""
-        setpoints = dict(proposal.setpoints)
-        setpoints.update({n: c.value for n, c in self.spec.constants.items() if c.device is not None})
-        movers = self.movers
-        moves = [(movers[name], value) for name, value in setpoints.items() if name in movers]
-        detectors = list(self.qs.detectors)
-        if self.plan == "scan":
-            axes = [part for device, value in moves for part in (device, value, value)]
-            return [BPlan("scan", detectors, *axes, num=1, md=md)]
-        if self.plan == "count":
-            pairs = [part for move in moves for part in move]
-            return [BPlan("mv", *pairs), BPlan("count", detectors + [d for d, _ in moves], num=1, md=md)]
-        return [BPlan(self.plan, detectors, [d for d, _ in moves], [v for _, v in moves], md=md)]
 
     def _carry_out(self, items: list[BPlan], proposal_id: str, sink: DocumentSink | None) -> RunRecord:
         """Run ``items`` one after the other (stopping at the first that fails) and collect their run."""
@@ -271,6 +287,37 @@ class QueueServerExecutor:
             self._collect(watch, record, sink, wait=False)
             time.sleep(self.qs.poll_interval)
 
+    def _follow(
+        self, proposal_id: str, item: dict[str, Any], documents: list[Document], sink: DocumentSink | None
+    ) -> dict[str, Any]:
+        """Wait for our running ``item`` to end, adding its documents that arrive to ``documents``; its result."""
+        uid = item["item_uid"]
+        record = RunRecord()
+        with self._lock:
+            active = self._manager.request("re_runs", option="active").get("run_list") or []
+            uids = [str(run["uid"]) for run in active if run.get("uid")]  # its start may have gone unheard
+            watch = self._stream_or_fail().watch(proposal_id, documents, uids)
+            try:
+                deadline = time.monotonic() + self.qs.run_timeout
+                while (result := self._manager.history_result(uid)) is None:
+                    self._collect(watch, record, sink, wait=False)
+                    if time.monotonic() > deadline:
+                        raise InstrumentError(
+                            f"queueserver: item {uid} did not finish within {self.qs.run_timeout:g} s"
+                        )
+                    time.sleep(self.qs.poll_interval)
+                self._history_uid = self._manager.status()["plan_history_uid"]
+                try:
+                    self._collect(watch, record, sink, wait=bool(result.get("run_uids")))
+                except InstrumentError:
+                    pass  # the stop document went out while no one listened: the run is incomplete
+            finally:
+                self._stream_or_fail().unwatch(proposal_id)
+        if result["exit_status"] not in {"completed", "stopped"}:
+            self._manager.remove_requeued(item)
+        documents.extend(record.documents)
+        return result
+
     def _interrupt(self, status: dict[str, Any]) -> bool:
         """Pause our running plan at once, then abort (or stop) it; True once the abort or stop is accepted."""
         if status["manager_state"] == "executing_queue" and not status["pause_pending"]:
@@ -319,6 +366,8 @@ class QueueServerExecutor:
     def _read_positions(self) -> dict[str, Any]:
         """Read the movers with a zero-move ``count`` on the manager."""
         if "count" not in self._manager.allowed("plans"):
+            if not any(v.max_step is not None for v in self.spec.variables.values()):
+                return {}  # nothing needs them: the positions are known after the first run
             raise InstrumentError(
                 f"variables: max_step cannot be enforced: the RE Manager allows no 'count' to user group "
                 f"'{self.qs.user_group}' to read the movers' positions with",

@@ -1,7 +1,9 @@
-"""The safety gate: no setpoint outside a variable's hard limits, or further than its largest step, reaches a plan.
+"""The safety gate: no setpoint outside a variable's limits in force, or a step past ``max_step``, reaches a plan.
 
-:func:`gate` is what the loop calls before every run, whatever the executor: it reads where the movers are (only
-when a variable has a ``max_step``) and checks the proposal with :func:`check_setpoints`.
+:func:`gate` is what the loop calls before every run, whatever the executor. The limits in force are the hard
+limits cut to the devices' own limits, when the executor knows them (:class:`~instruments.protocols.Reaches`,
+see :mod:`closedloop.reach`). A move longer than ``max_step`` goes through to an executor that makes it in steps
+(a ``Reaches`` one); for any other the gate reads where the movers are and refuses it.
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from closedloop.errors import SafetyError
+from closedloop.errors import InstrumentError, SafetyError
 from closedloop.problem import Value, VariableSpec
+from closedloop.reach import Limits, limits_in_force
 from closedloop.spec import SessionSpec
-from instruments.protocols import Executes
+from instruments.protocols import Executes, Reaches
 
 
 def gate(spec: SessionSpec, setpoints: Mapping[str, Any], executor: Executes) -> dict[str, Value]:
@@ -23,8 +26,9 @@ def gate(spec: SessionSpec, setpoints: Mapping[str, Any], executor: Executes) ->
     Args:
         spec: the session spec.
         setpoints: the proposal's setpoints.
-        executor: asked for :meth:`~instruments.protocols.Executes.positions` when any variable has a
-            ``max_step``.
+        executor: asked for its devices' limits when it knows them (:class:`~instruments.protocols.Reaches`), and
+            for :meth:`~instruments.protocols.Executes.positions` when any variable has a ``max_step`` and it
+            cannot make a long move in steps.
 
     Returns:
         The checked setpoints (see :func:`check_setpoints`).
@@ -33,9 +37,11 @@ def gate(spec: SessionSpec, setpoints: Mapping[str, Any], executor: Executes) ->
         SafetyError: the proposal is refused (nothing has moved); also when a variable has a ``max_step`` and the
             executor cannot say where its device is.
     """
+    devices = executor.limits() if isinstance(executor, Reaches) else {}
+    limits = _limits(spec, devices) if devices else None
     limited = [name for name, variable in spec.variables.items() if variable.max_step is not None]
-    if not limited:
-        return check_setpoints(spec, setpoints)
+    if not limited or isinstance(executor, Reaches):
+        return check_setpoints(spec, setpoints, limits=limits)
     current = {name: float(value) for name, value in executor.positions().items() if _is_real(value)}
     unknown = [name for name in limited if name not in current]
     if unknown:
@@ -44,7 +50,28 @@ def gate(spec: SessionSpec, setpoints: Mapping[str, Any], executor: Executes) ->
             f"setpoints.{unknown[0]}: no read-back position from device '{device}' to measure max_step from",
             "nothing was moved",
         )
-    return check_setpoints(spec, setpoints, current)
+    return check_setpoints(spec, setpoints, current, limits=limits)
+
+
+def check_edit(
+    spec: SessionSpec, setpoints: Mapping[str, Any], current: Mapping[str, Any], executor: Executes
+) -> dict[str, Value]:
+    """Check an operator's setpoints before they are accepted, as :func:`gate` will check them on ``executor``: within
+    its devices' limits too, and ``max_step`` from ``current`` only when it cannot make a long move in steps.
+
+    Raises:
+        SafetyError: the setpoints would be refused (the message names the field).
+    """
+    devices = executor.limits() if isinstance(executor, Reaches) else {}
+    limits = _limits(spec, devices) if devices else None
+    return check_setpoints(spec, setpoints, None if isinstance(executor, Reaches) else current, limits=limits)
+
+
+def _limits(spec: SessionSpec, devices: dict[str, Limits]) -> dict[str, Limits]:
+    try:
+        return limits_in_force(spec, devices)
+    except InstrumentError as exc:  # no point in common: nothing can move
+        raise SafetyError(str(exc), "nothing was moved") from None
 
 
 def _is_real(value: Any) -> bool:
@@ -52,7 +79,11 @@ def _is_real(value: Any) -> bool:
 
 
 def check_setpoints(
-    spec: SessionSpec, setpoints: Mapping[str, Any], current: Mapping[str, Any] | None = None
+    spec: SessionSpec,
+    setpoints: Mapping[str, Any],
+    current: Mapping[str, Any] | None = None,
+    *,
+    limits: Mapping[str, Limits] | None = None,
 ) -> dict[str, Value]:
     """Check a proposal's setpoints against the session's limits, before any plan is built.
 
@@ -60,6 +91,8 @@ def check_setpoints(
         spec: the session spec holding each variable's hard limits, allowed values and largest step.
         setpoints: variable (and constant) name -> value to move to.
         current: variable name -> where its device is now, for the largest-step check (omit to skip it).
+        limits: variable name -> its limits in force (:func:`closedloop.reach.limits_in_force`), when the devices'
+            own limits are known; the hard limits otherwise.
 
     Returns:
         Every variable's and constant's setpoint (numbers as floats), in the spec's order.
@@ -77,6 +110,14 @@ def check_setpoints(
         if name not in setpoints:
             raise SafetyError(f"setpoints.{name}: missing", "every variable needs a setpoint")
         checked[name] = _check_variable(name, variable, setpoints[name])
+        if limits is not None and name in limits and isinstance(checked[name], float):
+            low, high = limits[name]
+            if not low <= checked[name] <= high:
+                raise SafetyError(
+                    f"setpoints.{name}: {checked[name]} is outside the limits in force [{low}, {high}] (the hard "
+                    f"limits {list(variable.limits)} cut to device '{spec.device_of(name)}''s own limits)",
+                    "nothing was moved",
+                )
         here = (current or {}).get(name)
         if variable.max_step is not None and isinstance(here, int | float) and not isinstance(here, bool):
             step = abs(float(checked[name]) - float(here))

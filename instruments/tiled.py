@@ -6,8 +6,11 @@ home of bluesky's ``TiledWriter``) on a thread of its own, over HTTP. Each run b
 named by the run's uid, at :meth:`TiledSink.entry_url`.
 
 The RunEngine never waits for Tiled and never sees its errors: a server that is down, slow, or refuses the key
-fails only that run's entry, which is logged and reported through ``on_error``; the next run tries again. Tiled
-runs as its own server process: its in-process (ASGI) client does not work in a process that has imported
+fails only that run's entry, which is logged and reported through ``on_error``; the next run tries again. A run
+whose data are in files (``stream_resource`` documents: an area detector's HDF5, or large arrays written out by
+:class:`~instruments.arrays.ExternalArrays`) counts as written only once Tiled serves a piece of its data back: a
+server that registered the files but may not read them (outside its ``--read`` locations) fails the run's entry.
+Tiled runs as its own server process: its in-process (ASGI) client does not work in a process that has imported
 langgraph, its HTTP client does. Needs the ``closedloop[tiled]`` extra.
 """
 
@@ -75,6 +78,9 @@ class TiledSink:
         self._writer: Any = None
         self._run: str | None = None  # uid of the run being written; None: skip documents until the next start
         self._proposal: str | None = None
+        self._streams: dict[str, str] = {}  # this run's descriptor uid -> stream name
+        self._resources: dict[str, tuple[str, str]] = {}  # this run's stream resource uid -> (data key, file uri)
+        self._sample: tuple[str, str, str] | None = None  # (stream, data key, file uri) of its first data in a file
         self._closed = False
         self._handled = 0  # documents taken off the queue so far
         self._connected_once = threading.Event()  # the first attempt to connect is over
@@ -168,6 +174,7 @@ class TiledSink:
     def _handle(self, name: str, doc: dict[str, Any]) -> None:
         if name == "start":
             self._run, self._proposal = doc["uid"], doc.get("proposal_id")
+            self._streams, self._resources, self._sample = {}, {}, None
             if self._writer is None and not self._connect(self._run, self._proposal):
                 self._run = None
                 return
@@ -180,9 +187,41 @@ class TiledSink:
             self._run = None
             self._disconnect()  # the writer's state for this run is broken; start afresh at the next run
             return
+        self._note_external(name, doc)
         if name == "stop":
-            self._written.add(self._run)
+            problem = self._read_back(self._run)
+            if problem is not None:
+                self._fail(self._run, self._proposal, problem)
+            else:
+                self._written.add(self._run)
             self._run = None
+
+    def _note_external(self, name: str, doc: dict[str, Any]) -> None:
+        """Remember where the run's first data in a file is, to read it back at the stop document."""
+        if name == "descriptor":
+            self._streams[doc["uid"]] = str(doc.get("name"))
+        elif name == "stream_resource":
+            self._resources[doc["uid"]] = (str(doc.get("data_key")), str(doc.get("uri")))
+        elif name == "stream_datum" and self._sample is None:
+            stream, resource = self._streams.get(doc.get("descriptor", "")), self._resources.get(doc["stream_resource"])
+            if stream is not None and resource is not None:
+                self._sample = (stream, *resource)
+
+    def _read_back(self, run_uid: str) -> str | None:
+        """Why Tiled cannot serve the run's first data in a file (one element of it), or None (it can, or the run
+        has none)."""
+        if self._sample is None:
+            return None
+        stream, key, uri = self._sample
+        try:
+            node = self._client[run_uid][stream][key]
+            node[tuple(slice(0, 1) for _ in node.shape)]
+        except Exception as exc:
+            return (
+                f"written, but Tiled cannot read back its data '{key}' from {uri}: {type(exc).__name__}: "
+                f"{_reason(exc)} (is the file's folder among the server's readable locations, tiled serve --read?)"
+            )
+        return None
 
     def _connect(self, run_uid: str | None, proposal_id: str | None) -> bool:
         """Reach the server (a quick probe first, so a server that is down costs no retries), then open a client."""
@@ -223,3 +262,13 @@ class TiledSink:
                 self._on_error({"run_uid": run_uid, "proposal_id": proposal_id, "url": url, "error": error})
             except Exception:
                 log.exception("tiled: on_error raised")
+
+
+def _reason(exc: Exception) -> str:
+    """The server's own explanation of a refused request (its ``detail``), else the exception's text."""
+    response = getattr(exc, "response", None)
+    try:
+        detail = response.json().get("detail") if response is not None else None
+    except Exception:
+        detail = None
+    return str(detail or exc)

@@ -14,6 +14,7 @@ from typing import Any
 
 from ophyd_async.core import Device
 
+from simulators._camera import SimCamera
 from simulators._devices import SimFieldDetector
 from simulators._motor import SimFaultyMotor
 from simulators._ring import SimRing
@@ -45,6 +46,7 @@ __all__ = [
     "FaultSpec",
     "Faults",
     "Optimum",
+    "SimCamera",
     "SimFaultyMotor",
     "SimFieldDetector",
     "SimLimitSwitchError",
@@ -104,8 +106,10 @@ def beamline(
     exposure: float = 0.0,
     ring_current: float = 400.0,
     faults: dict[str, Any] | None = None,
+    camera: int | None = None,
 ) -> dict[str, Device]:
-    """A simulated beamline: two mirror-pitch motors ``m1``, ``m2``, a detector ``det`` and the ring ``ring``.
+    """A simulated beamline: two mirror-pitch motors ``m1``, ``m2``, a detector ``det`` and the ring ``ring``
+    (and a camera ``cam``, when ``camera`` is given).
 
     The detector reads ``det-flux``: the flux of a beam focused through a slit (see
     :func:`simulators.physics.beamline_flux`), peak 1020 counts at pitch1=0.35, pitch2=-0.6 mrad at the nominal
@@ -124,10 +128,13 @@ def beamline(
         exposure: seconds each detector reading takes.
         ring_current: the ring's nominal current, mA.
         faults: faults to inject (:class:`~simulators.faults.FaultSpec`).
+        camera: the side, in pixels, of a square camera ``cam`` (a :class:`SimCamera`) that reads ``cam-image``:
+            a frame of the beam spot whose pixels sum to the noiseless flux, a whole array in every event (read
+            its objective with ``reducer: instruments.reducers:frame_sum``).
     """
     extra = {"width": (beam_width, width_noise), "heat": (mirror_heat, heat_noise)}
     ring = SimRing(current=ring_current, name="ring")
-    return _motors_and_detector(
+    devices = _motors_and_detector(
         beamline_flux,
         {"pitch1": "m1", "pitch2": "m2"},
         "flux",
@@ -139,6 +146,10 @@ def beamline(
         extra=extra,
         ring=ring,
     )
+    if camera is not None:
+        inputs = {"pitch1": devices["m1"].user_readback, "pitch2": devices["m2"].user_readback}  # type: ignore[attr-defined]
+        devices["cam"] = SimCamera(beamline_flux, inputs, shape=(camera, camera), name="cam")
+    return devices
 
 
 def branin(

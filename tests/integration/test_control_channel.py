@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.control import CONTROL_FILE, MAX_FRAME_BYTES, ControlClient, ControlServer, subscribe
-from agent.curve import make_keys
+from agent.curve import client_curve, make_keys
 from agent.store import SessionStore
 from closedloop.control import (
     MAX_MESSAGE_BYTES,
@@ -72,12 +72,14 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ControlServer]]:
         server.close()
 
 
-def raw_dealer(address: str) -> tuple[zmq.Context, zmq.Socket]:
+def raw_dealer(server: ControlServer) -> tuple[zmq.Context, zmq.Socket]:
+    """A bare DEALER presenting the session owner's key, for sending bytes no client would."""
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.linger = 0
     sock.rcvtimeo = 3000
-    sock.connect(address)
+    assert client_curve(sock, server.folder / "keys", None, server.info["server_key"]) is not None
+    sock.connect(server.requests_address)
     return ctx, sock
 
 
@@ -85,7 +87,7 @@ def raw_dealer(address: str) -> tuple[zmq.Context, zmq.Socket]:
 def test_control_json_names_the_addresses_while_serving_and_goes_on_close(tmp_path: Path, serve) -> None:
     server = serve(Recorder())
     info = json.loads((tmp_path / CONTROL_FILE).read_text())
-    assert info["pid"] == os.getpid() and info["server_key"] is None
+    assert info["pid"] == os.getpid() and len(info["server_key"]) == 40
     assert info["requests"].startswith("tcp://127.0.0.1:") and info["events"].startswith("tcp://127.0.0.1:")
     assert info["requests"] != info["events"]
     server.close()
@@ -166,7 +168,7 @@ def test_malformed_oversized_and_wrong_version_messages_get_errors_and_the_serve
 ) -> None:
     handler = Recorder()
     server = serve(handler)
-    ctx, sock = raw_dealer(server.requests_address)
+    ctx, sock = raw_dealer(server)
     client = ControlClient(tmp_path, timeout=3)
 
     def exchange(raw: bytes) -> Reply:
@@ -258,9 +260,8 @@ def test_an_unknown_event_kind_is_refused(tmp_path: Path, serve) -> None:
 
 
 def test_a_host_that_cannot_be_bound_is_refused_in_one_line(tmp_path: Path) -> None:
-    make_keys(tmp_path)
     with pytest.raises(SessionError, match="cannot open the control channel on 203.0.113.9"):
-        ControlServer(tmp_path, Recorder(), host="203.0.113.9", curve=True)  # not an address of this machine
+        ControlServer(tmp_path, Recorder(), host="203.0.113.9")  # not an address of this machine
     assert not (tmp_path / CONTROL_FILE).exists()
 
 
@@ -272,36 +273,61 @@ def test_the_latency_benchmark_measures_both_paths(tmp_path: Path) -> None:
 
 
 # CurveZMQ --------------------------------------------------------------------------------------------------------
-def test_with_curve_only_clients_holding_an_admitted_key_are_answered(tmp_path: Path, serve) -> None:
-    made = make_keys(tmp_path, "alice")
+def test_only_the_owner_and_admitted_keys_are_answered_under_the_name_each_key_proves(tmp_path: Path, serve) -> None:
+    handler = Recorder()
+    server = serve(handler)
+    made = make_keys(tmp_path, "alice")  # issued while the session runs: admitted from the next connection
     assert made["client"].stat().st_mode & 0o077 == 0  # secret keys are private
-    server = serve(Recorder(), curve=True)
-    info = json.loads((tmp_path / CONTROL_FILE).read_text())
-    assert info["server_key"] and len(info["server_key"]) == 40
+    with ControlClient(tmp_path, timeout=2) as owner:  # the owner's own key, found without being named
+        assert owner.key == tmp_path / "keys" / "owner.key_secret"
+        assert owner.call(StatusRequest(by="ada", via="web")).result["by"] == "ada"  # the owner relays its page's
+    with ControlClient(tmp_path, timeout=2, keys_dir=made["client"]) as alice:
+        assert alice.call(StatusRequest(by="bob", via="web")).result["by"] == "alice"  # a claim is not a proof
+    assert [(r.by, r.via) for r in handler.requests] == [("ada", "web"), ("alice", "channel")]
 
-    with ControlClient(tmp_path, timeout=2, key_name="alice") as client:
-        assert client.call(StatusRequest(by="alice")).ok
     server.publish("paused", {"by": "alice"})
     events = subscribe(tmp_path, key_name="alice")  # events are encrypted too, and reach an admitted subscriber
     assert next(events).data == {"by": "alice"}
     events.close()
     with ControlClient(tmp_path, timeout=0.5, keys_dir=tmp_path / "none") as client:  # no key at all
-        with pytest.raises(SessionError, match="not running, or this client is not authorised"):
+        with pytest.raises(SessionError, match="not running, or this client is not authorised .no key found in"):
             client.call(StatusRequest())
     stranger = tmp_path / "stranger"
     make_keys(stranger, "alice")  # a valid key pair the session never admitted
     with ControlClient(tmp_path, timeout=0.5, keys_dir=stranger / "keys", key_name="alice") as client:
         with pytest.raises(SessionError, match="not authorised"):
             client.call(StatusRequest())
+    made["authorized"].unlink()  # shut alice out: refused from her next connection
+    with ControlClient(tmp_path, timeout=0.5, keys_dir=made["client"]) as alice:
+        with pytest.raises(SessionError, match="not authorised"):
+            alice.call(StatusRequest())
+    assert len(handler.requests) == 2
 
 
-def test_off_loopback_curve_is_required_and_needs_keys(tmp_path: Path, serve) -> None:
-    with pytest.raises(SessionError, match="off loopback the control channel must use CurveZMQ"):
-        ControlServer(tmp_path, Recorder(), host="0.0.0.0", curve=False)
-    with pytest.raises(SessionError, match=f"make them with: closedloop keys {tmp_path}"):
-        ControlServer(tmp_path, Recorder(), host="0.0.0.0")
-    assert not (tmp_path / CONTROL_FILE).exists()
-    make_keys(tmp_path)
+def test_a_subscriber_without_an_admitted_key_gets_no_event(tmp_path: Path, serve) -> None:
+    server = serve(Recorder())
+    server.publish("paused", {"by": "owner"})
+    stranger = tmp_path / "stranger"
+    make_keys(stranger, "eve")
+    received: list[Any] = []
+
+    def follow() -> None:
+        for event in subscribe(tmp_path, keys_dir=stranger / "keys", key_name="eve", idle=0.2):
+            received.append(event)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    owner = subscribe(tmp_path)
+    assert next(owner).data == {"by": "owner"}  # the backlog reaches the owner's subscriber ...
+    server.publish("resumed", {"by": "owner"})
+    assert next(owner).kind == "resumed"
+    owner.close()
+    server.close()  # ... and the stranger's loop ends with the session, having seen nothing
+    thread.join(timeout=10)
+    assert not thread.is_alive() and received == []
+
+
+def test_off_loopback_the_owner_is_admitted_without_setting_keys_up(tmp_path: Path, serve) -> None:
     server = serve(Recorder(), host="0.0.0.0")
     assert server.curve and f":{server.requests_address.rsplit(':', 1)[1]}" in server.info["requests"]
     with ControlClient(tmp_path, timeout=2) as client:
@@ -309,6 +335,19 @@ def test_off_loopback_curve_is_required_and_needs_keys(tmp_path: Path, serve) ->
     with ControlClient(tmp_path, timeout=0.3, keys_dir=tmp_path / "none") as client:
         with pytest.raises(SessionError, match="not authorised"):
             client.call(StatusRequest())
+
+
+def test_control_json_and_the_keys_are_readable_by_their_owner_only(tmp_path: Path, serve) -> None:
+    os.umask(umask := os.umask(0o022))  # whatever the umask, as the default one
+    serve(Recorder())
+    keys = tmp_path / "keys"
+    assert (tmp_path / CONTROL_FILE).stat().st_mode & 0o777 == 0o600
+    assert keys.stat().st_mode & 0o777 == 0o700 and (keys / "authorized").stat().st_mode & 0o777 == 0o700
+    secrets = sorted(p.name for p in keys.glob("*.key_secret"))
+    assert secrets == ["owner.key_secret", "server.key_secret"]
+    assert all((keys / name).stat().st_mode & 0o077 == 0 for name in secrets)
+    assert sorted(p.name for p in (keys / "authorized").iterdir()) == ["owner.key"]
+    assert umask == os.umask(umask)
 
 
 # The commands, as real processes ---------------------------------------------------------------------------------
@@ -349,7 +388,7 @@ class FakeCheckpoint(Recorder):
                     raise SafetyError(f"{answer.proposal_id}.pitch1: {answer.setpoints['pitch1']} is over the limit")
             self.answered_by = request.by
             return {"checkpoint": request.checkpoint, "stop": request.stop}
-        return {"state": "paused" if request.type == "pause" else "running"}
+        return {"state": "paused" if request.type == "pause" else "running", "by": request.by}
 
 
 def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -450,20 +489,26 @@ def test_pause_stop_and_budget_reach_the_session_with_who_sent_them(tmp_path: Pa
     handler = FakeCheckpoint()
     serve(handler)
     folder = str(tmp_path)
-    paused, stopped, budget, zero = clis(
+    paused, stopped, budget, zero, huge, escape = clis(
         [
             ["pause", folder, "--by", "ada", "--json"],
             ["stop", folder, "--abort", "--reason", "vacuum"],
             ["budget", folder, "12"],
             ["budget", folder, "0"],
+            ["budget", folder, str(10**40)],
+            ["stop", folder, "--reason", "\x1b[2J\x1b]0;owned\x07", "--by", "ada"],
         ]
     )
-    assert paused.returncode == 0 and json.loads(paused.stdout)["result"] == {"state": "paused"}
+    assert paused.returncode == 0 and json.loads(paused.stdout)["result"] == {"state": "paused", "by": "ada"}
     assert stopped.returncode == 0 and "aborting the current run" in stopped.stdout
     assert budget.returncode == 0 and "budget set to 12" in budget.stdout
     assert zero.returncode == 2 and "budget.experiments: Input should be greater than or equal to 1" in zero.stderr
+    assert huge.returncode == 2 and huge.stderr.startswith("error: budget.experiments: Input should be less than or")
+    assert escape.returncode == 2 and "\x1b" not in escape.stderr and "\x07" not in escape.stderr
+    assert escape.stderr.strip() == "error: stop.reason: holds a control character (\\x1b) at position 0"
     received = {r.type: r for r in handler.requests}
-    assert sorted(received) == ["budget", "pause", "stop"]  # the bad budget never left the terminal
+    assert sorted(received) == ["budget", "pause", "stop"]  # the bad ones never left the terminal
+    assert len(handler.requests) == 3
     assert received["pause"].by == "ada" and received["stop"].by != "ada"
     assert received["stop"].abort and received["stop"].reason == "vacuum"
     assert received["budget"].experiments == 12
@@ -510,8 +555,10 @@ def test_keys_then_commands_through_curve(tmp_path: Path, serve) -> None:
     assert Path(json.loads(made.stdout)["client"]).exists()
     bad = cli("keys", str(tmp_path), "--name", "../evil")
     assert bad.returncode == 2 and "keys.name" in bad.stderr
-    serve(FakeCheckpoint(), curve=True)
+    serve(FakeCheckpoint())
     assert cli("pause", str(tmp_path)).returncode == 0
+    issued = cli("pause", str(tmp_path), "--keys", json.loads(made.stdout)["client"], "--by", "ada", "--json")
+    assert issued.returncode == 0 and json.loads(issued.stdout)["result"]["by"] == "client"
     refused = cli("pause", str(tmp_path), "--keys", str(tmp_path / "none"), "--timeout", "0.3")
     assert refused.returncode == 1 and "not authorised" in refused.stderr
 
@@ -521,6 +568,7 @@ def test_audit_reads_who_decided_what_from_the_store_without_a_process(tmp_path:
     store.log("start", "session started")
     store.add_decision(1, Decision(verdict=Verdict.REJECT, proposal_ids=["p-1"], by="ada", reason="near the [edge]"))
     store.add_decision(2, Decision(verdict=Verdict.APPROVE, proposal_ids=["p-2"], by="bob"))
+    store.add_decision(3, Decision(verdict=Verdict.STOP, by="eve\x1b[8m", reason="\x1b]0;pwned\x07"))  # an old store's
     store.close()
     done = cli("audit", str(tmp_path), "--json")
     assert done.returncode == 0, done.stderr
@@ -529,9 +577,12 @@ def test_audit_reads_who_decided_what_from_the_store_without_a_process(tmp_path:
         ("log", "start", None),
         ("decision", "reject", "ada"),
         ("decision", "approve", "bob"),
+        ("decision", "stop", "eve\x1b[8m"),  # JSON keeps what was recorded ...
     ]
     assert trail[1]["why"] == "near the [edge]" and "p-1" in trail[1]["detail"] and trail[1]["time"][:2] == "20"
     table = cli("audit", str(tmp_path))
     assert table.returncode == 0 and "near the [edge]" in table.stdout and "bob" in table.stdout
+    assert "\x1b" not in table.stdout and "\x07" not in table.stdout  # ... a terminal is shown it, not told it
+    assert "eve\\x1b[8m" in table.stdout and "\\x1b]0;pwned\\x07" in table.stdout
     missing = cli("audit", str(tmp_path / "nothing"))
     assert missing.returncode == 2 and "holds no session" in missing.stderr

@@ -71,7 +71,7 @@ def test_a_variable_without_a_device_is_refused(run_engine: Any) -> None:
         InProcessExecutor(spec_from_dict(data), "s-test", run_engine=run_engine)
 
 
-def test_max_step_is_enforced_against_the_motor_read_back(run_engine: Any) -> None:
+def test_a_move_longer_than_max_step_is_walked_in_steps_from_the_read_back(run_engine: Any) -> None:
     data = beamline_session(instrument={"simulator": "beamline", "options": {"noise": 0.0}})
     data["variables"]["pitch1"]["max_step"] = 0.5
     executor = InProcessExecutor(spec_from_dict(data), "s-test", run_engine=run_engine)
@@ -80,9 +80,18 @@ def test_max_step_is_enforced_against_the_motor_read_back(run_engine: Any) -> No
     first = {"pitch1": 0.5, "pitch2": 0.0}
     assert executor.run(Proposal(iteration=0, setpoints=gate(spec, first, executor))).error is None
     assert executor.positions()["pitch1"] == 0.5
-    with pytest.raises(SafetyError, match="a move of 1 from 0.5 exceeds max_step 0.5"):
-        gate(spec, {"pitch1": -0.5, "pitch2": 0.0}, executor)
-    assert executor.positions()["pitch1"] == 0.5
+    # a move of 1.7 from the read-back 0.5: the gate lets it through, the executor makes it in 4 steps of <= 0.5
+    moves: list[float] = []
+    mover = executor.movers["pitch1"]
+    run_engine.msg_hook = lambda msg: moves.append(msg.args[0]) if msg.command == "set" and msg.obj is mover else None
+    record = executor.run(Proposal(iteration=1, setpoints=gate(spec, {"pitch1": -1.2, "pitch2": 0.0}, executor)))
+    assert record.error is None
+    assert moves[-1] == -1.2 and len(moves) == 4
+    legs = [b - a for a, b in zip([0.5, *moves], moves, strict=False)]
+    assert all(abs(leg) <= 0.5 * (1 + 1e-9) for leg in legs), legs
+    start = next(doc for name, doc in record.documents if name == "start")
+    assert len(start["closedloop"]["route"]) == 3
+    assert executor.positions()["pitch1"] == pytest.approx(-1.2)
 
 
 def beamline_executor(run_engine: Any, options: dict[str, Any] | None = None, **top: Any) -> InProcessExecutor:

@@ -139,8 +139,8 @@ def test_two_instruments_run_at_once_each_one_plan_at_a_time(tmp_path: Path, wri
     status = summarize(tmp_path / "run")
     assert status["experiments"] == 6
     assert status["instruments"] == {
-        "hutch-a": {"state": "idle", "proposal": None, "error": None, "waiting": None},
-        "hutch-b": {"state": "idle", "proposal": None, "error": None, "waiting": None},
+        "hutch-a": {"state": "idle", "proposal": None, "error": None, "waiting": None, "suspended": None},
+        "hutch-b": {"state": "idle", "proposal": None, "error": None, "waiting": None, "suspended": None},
     }
     by_instrument: dict[str, list[tuple[float, float]]] = {}
     for _, start, stop in runs:
@@ -162,9 +162,22 @@ def test_a_suspended_instrument_does_not_hold_up_the_other(tmp_path: Path, write
         worker = threading.Thread(target=session.advance)
         began = time.time()
         worker.start()
+        seen: list[tuple[str, str, str]] = []  # the session's state and each instrument's, as status shows them
+        while worker.is_alive() and time.time() - began < 60:
+            status = summarize(tmp_path / "run")
+            lanes = status["instruments"]
+            a_shown = f"{lanes['hutch-a']['state']} {lanes['hutch-a']['suspended']}"
+            seen.append((status["state"], a_shown, lanes["hutch-b"]["state"]))
+            time.sleep(0.2)
         worker.join(timeout=60)
         assert not worker.is_alive()
         runs = runs_in_order(session)
+    # while hutch-a had no beam, status said so for hutch-a alone, with why; the session itself ran on
+    held_a = [s for s in seen if s[1].startswith("suspended")]
+    assert held_a and all(s[0] == "running" for s in held_a)
+    assert held_a[0][1].startswith("suspended ring.current ") and held_a[0][1].endswith(" < 100.0")
+    assert any(s[2] == "running" for s in held_a)
+    assert not any(s[2] == "suspended" for s in seen)
     on_a = [(start, stop) for _, start, stop in runs if start["instrument"] == "hutch-a"]
     on_b = [(start, stop) for _, start, stop in runs if start["instrument"] == "hutch-b"]
     held = on_a[0]

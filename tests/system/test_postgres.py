@@ -299,11 +299,16 @@ def test_an_operator_without_the_folder_answers_a_checkpoint_through_the_store(
                                    "pg-held"], capture_output=True, text=True, timeout=60, env=sys_env)  # fmt: skip
         assert attached.returncode == 0 and held in attached.stdout, attached.stderr
         assert sorted(p.name for p in (elsewhere / "held").iterdir()) == ["store.json"]  # no session.yaml: no resume
-        page = WebGate(elsewhere / "held")  # what `closedloop web` serves from that folder
+        # the operator elsewhere holds a key the owner issued (the channel answers no one else), named for them
+        issued = subprocess.run([*CLI, "keys", str(tmp_path / "run"), "--name", "remote-ann", "--json"],
+                                capture_output=True, text=True, timeout=60, env=sys_env)  # fmt: skip
+        assert issued.returncode == 0, issued.stderr
+        key = json.loads(issued.stdout)["client"]
+        page = WebGate(elsewhere / "held", keys_dir=Path(key))  # what `closedloop web --keys` serves from that folder
         assert (page.session()["name"], page.status()["running"]) == ("pg-held", True)
         asked = page.checkpoint()["checkpoint"]
         assert asked["kind"] == "review" and asked["variables"]["pitch1"]["hard_limits"] == [-2.0, 2.0]
-        answer = subprocess.run([*CLI, "review", str(elsewhere / "held"), "--approve", "--by", "remote-ann", "--json"],
+        answer = subprocess.run([*CLI, "review", str(elsewhere / "held"), "--approve", "--keys", key, "--json"],
                                 capture_output=True, text=True, timeout=60, env=sys_env)  # fmt: skip
         assert answer.returncode == 0 and json.loads(answer.stdout)["ok"], answer.stdout + answer.stderr
         assert agent.wait(timeout=90) == 0, (tmp_path / "held.log").read_text()

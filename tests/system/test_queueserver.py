@@ -104,7 +104,7 @@ def test_ten_proposals_run_on_the_manager_and_match_the_physics(qserver, manager
         assert executor.plan == "closedloop_point"
         manager.item_execute(BPlan("mv", "m1", 0.25, "m2", -0.5))  # someone else leaves the mirrors somewhere
         manager.wait_for_idle(timeout=30)
-        assert executor.positions() == {"pitch1": pytest.approx(0.25)}  # read by a zero-move count
+        assert executor.positions() == {"pitch1": pytest.approx(0.25), "pitch2": pytest.approx(-0.5)}  # by a count
 
         planner = SobolPlanner(spec.vocs(), seed=11)
         history_before = len(_history(manager))
@@ -119,7 +119,7 @@ def test_ten_proposals_run_on_the_manager_and_match_the_physics(qserver, manager
             start = record.documents[0][1]
             assert (start["proposal_id"], start["session_id"], start["operator"]) == (proposal.id, "s-qs", "qs-test")
             _check_physics(spec, proposal, record.documents)
-            assert executor.positions() == {"pitch1": pytest.approx(setpoints["pitch1"])}
+            assert executor.positions() == {name: pytest.approx(value) for name, value in setpoints.items()}
             entry = _history(manager)[-1]  # the manager's own record names the proposal and the run
             assert entry["kwargs"]["md"]["proposal_id"] == proposal.id
             assert entry["result"]["exit_status"] == "completed"
@@ -144,6 +144,32 @@ def test_a_profile_without_closedloops_plan_gets_standard_plans(qserver, manager
         _check_physics(spec, proposal, record.documents)
         assert record.documents[0][1]["plan_name"] == plan
         assert [entry["name"] for entry in _history(manager)[history_before:]] == names
+    finally:
+        executor.close()
+
+
+@pytest.mark.parametrize(("group", "plan"), [("primary", "closedloop_scan"), ("standard_plans", "scan")])
+def test_plan_scan_is_one_whole_scan_on_the_manager(qserver, manager, group, plan) -> None:
+    """plan: scan becomes closedloop's own scan plan where the profile has it, else Bluesky's scan; either way one
+    run of ``num`` events with both mirrors read at every point, the scanned one across the range."""
+    spec = _spec(qserver, user_group=group)
+    data = spec.model_dump(mode="json", exclude_none=True)
+    data["plan"] = {"name": "scan", "options": {"variable": "pitch1", "width": 0.8, "num": 5}}
+    data["objectives"]["flux"]["reducer"] = "instruments.reducers:integrated_intensity"
+    spec = spec_from_dict(data)
+    executor = QueueServerExecutor(spec, "s-scan")
+    try:
+        assert executor.plan == plan
+        proposal = Proposal(iteration=0, setpoints={"pitch1": 0.2, "pitch2": -0.3})
+        record = executor.run(proposal)
+        assert record.error is None
+        observation = observation_from_documents(spec, proposal, record.documents)
+        assert observation.status == ObservationStatus.OK, observation.error
+        events = [doc["data"] for name, doc in record.documents if name == "event"]
+        assert [round(e["m1"], 9) for e in events] == [-0.2, 0.0, 0.2, 0.4, 0.6]
+        assert all(e["m2"] == pytest.approx(-0.3) for e in events)
+        assert _history(manager)[-1]["name"] == plan
+        assert executor.positions() == {"pitch1": pytest.approx(0.6), "pitch2": pytest.approx(-0.3)}
     finally:
         executor.close()
 
@@ -416,3 +442,32 @@ def test_one_session_keeps_two_managers_busy(qserver, tmp_path: Path) -> None:
     a = [(b, e) for who, b, e, _ in runs if who == "hutch-a"]
     b = [(s, e) for who, s, e, _ in runs if who == "hutch-b"]
     assert any(a0 < b1 and b0 < a1 for a0, a1 in a for b0, b1 in b)  # the two ran at once
+
+
+def test_recover_says_what_the_manager_did_with_an_item_the_agent_lost_track_of(qserver, manager) -> None:
+    """Finished with every document captured: the whole run, complete. Finished with only its start captured:
+    lost, saying why. Queued but never started: taken off the queue. Unknown to the manager: None."""
+    spec = _spec(qserver)
+    executor = QueueServerExecutor(spec, "s-recover")
+    try:
+        proposal = Proposal(iteration=0, setpoints={"pitch1": 0.3, "pitch2": -0.1})
+        record = executor.run(proposal)
+        assert record.error is None
+        whole = executor.recover(proposal.id, record.documents)
+        assert whole is not None and whole.complete and whole.record.error is None
+        assert whole.record.documents == record.documents
+
+        partial = executor.recover(proposal.id, record.documents[:1])
+        assert partial is not None and not partial.complete
+        run_uid = record.documents[0][1]["uid"]
+        assert f"the RE Manager finished it (completed, run {run_uid})" in (partial.record.error or "")
+
+        manager.queue_stop()
+        waiting = manager.item_add(BPlan("count", ["det"], num=1, md={"proposal_id": "p-never-started"}))["item"]
+        queued = executor.recover("p-never-started", [])
+        assert queued is not None and not queued.complete and "taken off its queue" in (queued.record.error or "")
+        assert waiting["item_uid"] not in [i["item_uid"] for i in manager.queue_get(reload=True)["items"]]
+
+        assert executor.recover("p-unknown-to-the-manager", []) is None
+    finally:
+        executor.close()

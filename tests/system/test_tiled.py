@@ -2,7 +2,9 @@
 catalog in a temporary folder and an API key, and killed afterwards.
 
 A session run from the CLI writes each run to it, and the runs read back over HTTP (in this process, with Tiled's
-HTTP client) hold what the session's store holds. A server that refuses the key, or that does not answer and then
+HTTP client) hold what the session's store holds. The server may read files in one folder only (``--read``): a
+camera's frames written to HDF5 there read back through Tiled; written elsewhere, the run is reported
+``tiled_failed``. A server that refuses the key, or that does not answer and then
 comes back, fails no run: each unwritten run is reported, and the next run after the server is back is written.
 Skipped only when the ``tiled-server`` extra (Tiled's server and the ``tiled`` extra) is not installed.
 """
@@ -23,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -50,8 +53,9 @@ def free_port() -> int:
 class TiledServer:
     """A ``tiled serve catalog`` process and how to reach it."""
 
-    def __init__(self, process: subprocess.Popen[bytes], url: str, api_key: str, log: Path) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], url: str, api_key: str, log: Path, readable: Path) -> None:
         self.process, self.url, self.api_key, self.log = process, url, api_key, log
+        self.readable = readable  # the folder it may read detectors' files from
 
     def client(self, uri: str | None = None, api_key: str | None = None) -> Any:
         from tiled.client import from_uri
@@ -79,6 +83,8 @@ def wait_until_serving(server: TiledServer) -> None:
 def tiled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TiledServer]:
     folder = tmp_path_factory.mktemp("tiled")
     port, api_key = free_port(), secrets.token_hex(16)
+    readable = folder / "readable"
+    readable.mkdir()
     command = [
         sys.executable,
         "-m",
@@ -91,6 +97,8 @@ def tiled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TiledServ
         str(folder / "data"),
         "--write",
         f"duckdb:///{folder / 'data.duckdb'}",
+        "--read",
+        str(readable),
         "--api-key",
         api_key,
         "--host",
@@ -101,7 +109,7 @@ def tiled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TiledServ
     log = folder / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    server = TiledServer(process, f"http://127.0.0.1:{port}", api_key, log)
+    server = TiledServer(process, f"http://127.0.0.1:{port}", api_key, log, readable)
     try:
         wait_until_serving(server)
         yield server
@@ -272,3 +280,96 @@ def test_closing_while_the_server_hangs_gives_up_and_reports_the_run(
         tiled_server.process.send_signal(signal.SIGCONT)
         sink._thread.join(90)  # let the writer thread finish its retries against the server now back, and disconnect
     assert not sink._thread.is_alive()
+
+
+def camera_executor(server: TiledServer, run_engine: Any, arrays_dir: Path, events: list[Any]) -> Any:
+    """An executor on the beamline with a 40 x 40 camera, its frames written to HDF5 files in ``arrays_dir``."""
+    from instruments import InProcessExecutor
+
+    session = beamline_session(
+        instrument={"simulator": "beamline", "options": {"noise": 0.0, "camera": 40}},
+        objectives={
+            "flux": {"direction": "maximize", "field": "cam-image", "reducer": "instruments.reducers:frame_sum"}
+        },
+        tiled={"url": server.url, "api_key": server.api_key},
+    )
+    return InProcessExecutor(
+        spec_from_dict(session), "s-tiled", run_engine=run_engine, arrays_dir=arrays_dir,
+        on_event=lambda kind, details: events.append((kind, details)),
+    )  # fmt: skip
+
+
+def test_frames_written_to_hdf5_read_back_through_tiled(tiled_server: TiledServer, run_engine: Any) -> None:
+    from instruments.reducers import RunDocuments, frame_sum
+
+    events: list[tuple[str, dict[str, Any]]] = []
+    executor = camera_executor(tiled_server, run_engine, tiled_server.readable / "session" / "runs", events)
+    try:
+        record = executor.run(Proposal(iteration=0, setpoints={"pitch1": 0.3, "pitch2": -0.5}))
+        assert record.error is None
+        uid = str(record.documents[0][1]["uid"])
+        assert executor.tiled is not None and executor.tiled.flush(60)
+        assert executor.tiled.written(uid) and executor.tiled.error(uid) is None
+    finally:
+        executor.close()
+    assert not [details for kind, details in events if kind == "tiled_failed"]
+    (frame,) = RunDocuments(record.documents).values("cam-image")  # from the HDF5 file, as the reducer reads it
+    catalog = tiled_server.client()
+    try:
+        served = catalog[uid]["primary"]["cam-image"].read()
+    finally:
+        catalog.context.close()
+    assert served.shape == (1, 40, 40)
+    np.testing.assert_array_equal(served[0], frame)
+    assert float(served.sum(dtype=np.float64)) == pytest.approx(frame_sum(record.documents, "cam-image"), rel=1e-12)
+
+
+def test_frames_the_server_may_not_read_are_reported_tiled_failed(
+    tiled_server: TiledServer, run_engine: Any, tmp_path: Path
+) -> None:
+    events: list[tuple[str, dict[str, Any]]] = []
+    executor = camera_executor(tiled_server, run_engine, tmp_path / "runs", events)  # outside its --read folder
+    try:
+        record = executor.run(Proposal(iteration=0, setpoints={"pitch1": 0.3, "pitch2": -0.5}))
+        assert record.error is None  # the run itself is fine: only its copy in Tiled is not
+        uid = str(record.documents[0][1]["uid"])
+        assert executor.tiled is not None and executor.tiled.flush(60)
+        assert not executor.tiled.written(uid)
+        assert "cannot read back its data 'cam-image'" in (executor.tiled.error(uid) or "")
+    finally:
+        executor.close()
+    reported = [details for kind, details in events if kind == "tiled_failed"]
+    assert [details["run_uid"] for details in reported] == [uid]
+
+
+def test_an_area_detectors_own_hdf5_frames_read_back_through_tiled(tiled_server: TiledServer, run_engine: Any) -> None:
+    """ophyd-async's SimBlobDetector writes its own HDF5 files (in the server's --read folder): left as they are,
+    written to Tiled, and its frames served back equal to those the reducer reads."""
+    from instruments import InProcessExecutor
+    from instruments.reducers import RunDocuments
+
+    session = yaml.safe_load((ROOT / "examples" / "area-detector.yaml").read_text())
+    session["instrument"]["options"] = {"folder": str(tiled_server.readable / "blob")}
+    session["tiled"] = {"url": tiled_server.url, "api_key": tiled_server.api_key}
+    events: list[tuple[str, dict[str, Any]]] = []
+    executor = InProcessExecutor(
+        spec_from_dict(session), "s-tiled", run_engine=run_engine, arrays_dir=tiled_server.readable / "runs",
+        on_event=lambda kind, details: events.append((kind, details)),
+    )  # fmt: skip
+    try:
+        record = executor.run(Proposal(iteration=0, setpoints={"x": 0.05, "y": -0.05}))
+        assert record.error is None
+        uid = str(record.documents[0][1]["uid"])
+        assert executor.tiled is not None and executor.tiled.flush(60)
+        assert executor.tiled.written(uid) and executor.tiled.error(uid) is None
+    finally:
+        executor.close()
+    assert not [details for kind, details in events if kind == "tiled_failed"]
+    assert not (tiled_server.readable / "runs").exists()  # the detector's files are its own: nothing moved
+    (frame,) = RunDocuments(record.documents).values("blob")
+    catalog = tiled_server.client()
+    try:
+        served = catalog[uid]["primary"]["blob"].read()
+    finally:
+        catalog.context.close()
+    np.testing.assert_array_equal(np.asarray(served).reshape(frame.shape), frame)

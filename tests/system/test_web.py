@@ -62,7 +62,7 @@ def url(folder: Path) -> Iterator[str]:
 @contextlib.contextmanager
 def web_process(folder: Path, *options: str) -> Iterator[dict[str, Any]]:
     """``closedloop web FOLDER --port 0 --json OPTIONS`` in its own process, ended with Ctrl-C after the block:
-    what it printed."""
+    what it printed, and its ``pid``."""
     web = subprocess.Popen(
         [*CLI, "web", str(folder), "--port", "0", "--json", *options], stdout=subprocess.PIPE, text=True
     )
@@ -70,7 +70,7 @@ def web_process(folder: Path, *options: str) -> Iterator[dict[str, Any]]:
         assert web.stdout is not None
         line = web.stdout.readline()
         assert line, "closedloop web printed no address"
-        yield json.loads(line)
+        yield {**json.loads(line), "pid": web.pid}
     finally:
         web.send_signal(signal.SIGINT)
         try:
@@ -173,6 +173,8 @@ def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
         (b'{"type": "stop", "abort": "now"}', "stop.abort: Input should be a valid boolean"),
         (b'{"type": "pause", "by": 5}', "pause.by: Input should be a valid string"),
         (b'{"type": "add", "points": [{"pitch1": 0.1}], "extra": 1}', "add.extra: unknown key"),
+        (b'{"type": "budget", "experiments": "many"}', "budget.experiments: Input should be a valid integer"),
+        (b'{"type": "pause", "kind": "x"}', "pause.kind: unknown key"),  # (a name the old server passed on as is)
     ],
 )
 def test_a_malformed_request_is_refused_in_one_line_naming_the_field(url: str, body: bytes, error: str) -> None:

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("package", ["closedloop", "planners", "instruments", "simulators"])
+@pytest.mark.parametrize("package", ["closedloop", "planners", "instruments", "simulators", "agent.web"])
 def test_every_name_in_all_resolves(package: str) -> None:
     module = importlib.import_module(package)
     assert module.__all__

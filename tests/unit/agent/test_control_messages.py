@@ -4,6 +4,7 @@ the problem (never another exception)."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from closedloop.control import (
     StopRequest,
     encode,
     parse_request,
+    printable,
     request_id,
     validate_request,
 )
@@ -96,6 +98,21 @@ def test_a_request_defaults_to_the_os_user_and_a_fresh_id() -> None:
         (json.dumps({"v": 1, "type": "status", "by": "a"}).encode(), "status.id: required but missing"),
         (json.dumps({"v": 1, "type": "status", "id": "r"}).encode(), "status.by: required but missing"),
         (wire(type="budget", experiments=0), "budget.experiments: Input should be greater than or equal to 1"),
+        (
+            wire(type="budget", experiments=10**40),
+            "budget.experiments: Input should be less than or equal to 2147483647",
+        ),
+        (wire(type="stop", by="ev\x1b[2Jil"), "stop.by: holds a control character (\\x1b) at position 2"),
+        (wire(type="pause", reason="ok\u202egnp.exe"), "pause.reason: holds a control character (\\u202e)"),
+        (wire(type="add", points=[{"x\x07": 1.0}]), "add.points.0.x\\x07: holds a control character (\\x07)"),
+        (
+            wire(
+                type="answer",
+                checkpoint="c",
+                answers=[{"proposal_id": "p", "verdict": "edit", "setpoints": {"m": "a\x9b"}}],
+            ),
+            "answer.answers.0.setpoints.m: holds a control character (\\x9b)",
+        ),
         (wire(type="status", colour="red"), "status.colour: unknown key"),
         (wire(type="status", via="telepathy"), "status.via:"),
         (wire(type="answer", checkpoint="c", answers=[{"proposal_id": "p", "verdict": "maybe"}]), "verdict"),
@@ -124,6 +141,23 @@ def test_a_request_defaults_to_the_os_user_and_a_fresh_id() -> None:
 )
 def test_bad_messages_are_refused_naming_the_problem(raw: bytes, expected: str) -> None:
     assert expected in refusal(raw)
+
+
+@given(st.text(max_size=20), st.characters(categories=["Cc"]), st.text(max_size=20))
+def test_a_name_or_reason_with_any_control_character_is_refused_in_one_line(left: str, cc: str, right: str) -> None:
+    text = left + cc + right
+    message = refusal(wire(type="stop", by="ada", reason=text))
+    assert message.startswith("stop.reason: holds a control character") and printable(message) == message
+    with pytest.raises(ValidationError, match="control character"):
+        StopRequest(by=text or cc)
+
+
+@given(st.text(max_size=50))
+def test_printable_leaves_no_control_character_and_changes_nothing_else(text: str) -> None:
+    shown = printable(text)
+    assert not any(unicodedata.category(c) == "Cc" for c in shown)
+    if not any(unicodedata.category(c) == "Cc" or "\u202a" <= c <= "\u202e" or "\u2066" <= c <= "\u2069" for c in text):
+        assert shown == text
 
 
 def test_the_reply_to_a_bad_request_can_still_echo_its_id() -> None:

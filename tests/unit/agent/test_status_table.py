@@ -15,7 +15,7 @@ def lane(state: str, proposal: str | None = None, error: str | None = None) -> d
     return {"state": state, "proposal": proposal, "error": error}
 
 
-def rendered(instruments: dict[str, Any]) -> list[str]:
+def rendered(instruments: dict[str, Any], reach: dict[str, Any] | None = None) -> list[str]:
     status = {
         "name": "t",
         "session_id": "s-1",
@@ -33,6 +33,7 @@ def rendered(instruments: dict[str, Any]) -> list[str]:
         "folder": "run",
         "instruments": instruments,
         "pareto_front": [],
+        "reach": reach or {},
     }
     console = Console(width=100, record=True)
     console.print(_status_table(status))
@@ -52,3 +53,14 @@ def rendered(instruments: dict[str, Any]) -> list[str]:
 def test_each_instrument_has_a_row_named_only_when_there_are_several(instruments: dict, rows: list[str]) -> None:
     lines = rendered(instruments)
     assert [line for line in lines if line.startswith("instrument")] == rows
+
+
+def test_a_device_s_own_limits_are_shown_beside_the_hard_limits() -> None:
+    reach = {
+        "x": {"hard_limits": [-2.0, 2.0], "device_limits": [-1.0, 1.0], "limits": [-1.0, 1.0]},
+        "y": {"hard_limits": [0.0, 3.0], "device_limits": None, "limits": [0.0, 3.0]},
+    }
+    lines = rendered({"instrument": lane("idle")}, reach)
+    assert [line for line in lines if line.startswith("reach")] == [
+        "reach x -1 to 1 (hard limits -2 to 2, device limits -1 to 1)"
+    ]

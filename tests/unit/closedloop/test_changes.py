@@ -35,6 +35,12 @@ def test_budget_review_and_failure_policy_edits_are_allowed() -> None:
     ]
 
 
+def test_where_arrays_are_kept_may_change_and_an_old_spec_without_it_is_unchanged() -> None:
+    assert changes(arrays={"external_above": None}).allowed == ["arrays.external_above: 1000 -> null"]
+    older = beamline_session()  # a session made before the arrays section: its stored spec lacks it
+    assert not spec_changes(spec_from_dict(older), spec_from_dict(beamline_session(arrays={})))
+
+
 def test_writing_out_a_default_is_no_change() -> None:
     assert not changes(failures={"max_consecutive": 3}, constants={}, folder=None)
 

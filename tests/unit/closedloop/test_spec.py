@@ -199,3 +199,11 @@ def test_instruments_are_given_once_and_named_apart(change, field: str) -> None:
     with pytest.raises(SpecError) as caught:
         spec_from_dict(data)
     assert field in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_an_unknown_key_points_at_the_reference_page_that_lists_every_key() -> None:
+    pattern = r"^session: colour: unknown key \(every key of the session file: (\S+)\)$"
+    with pytest.raises(SpecError, match=pattern) as info:
+        spec_from_dict({**beamline_session(), "colour": "blue"})
+    page = info.value.args[0].rpartition(": ")[2].rstrip(")")
+    assert (Path(__file__).resolve().parents[3] / page).is_file()

@@ -124,3 +124,15 @@ def test_the_gate_reads_positions_only_when_a_step_is_limited() -> None:
 def test_the_gate_refuses_a_limited_step_without_a_known_position(where: dict[str, Any]) -> None:
     with pytest.raises(SafetyError, match=r"setpoints.pitch1: no read-back position from device 'pitch1'"):
         gate(MIXED, {"pitch1": 0.1, "filter": 0.0, "crystal": "Si111"}, Positions(where))
+
+
+@given(value=st.floats(-2.0, 2.0), low=st.floats(-3.0, 0.0), high=st.floats(0.0, 3.0))
+def test_no_setpoint_outside_the_device_s_limits_ever_passes(value: float, low: float, high: float) -> None:
+    limits = {"pitch1": (max(low, -2.0), min(high, 2.0)), "pitch2": (-2.0, 2.0)}
+    try:
+        check_setpoints(SPEC, {"pitch1": value, "pitch2": 0.0}, limits=limits)
+    except SafetyError as exc:
+        assert not limits["pitch1"][0] <= value <= limits["pitch1"][1]
+        assert "outside the limits in force" in str(exc) and "device 'm1'" in str(exc)
+    else:
+        assert limits["pitch1"][0] <= value <= limits["pitch1"][1]

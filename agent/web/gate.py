@@ -1,0 +1,128 @@
+"""What the page's API does, apart from HTTP: each call reads the session's folder or asks its process.
+
+Every call here blocks (a file, a store, a control-channel round trip); the web app runs them in its worker threads.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+from agent.control_client import ControlClient
+from agent.operator_input import build
+from agent.results import as_csv, session_results
+from agent.review import variables_info
+from agent.status import folder_spec, session_store, summarize
+from closedloop.control import PROTOCOL_VERSION, Request, operator_name, validate_request
+from closedloop.errors import SessionError, SpecError
+from closedloop.records import new_id
+
+
+class ForbiddenError(SpecError):
+    """A request names an operator (``by``) other than the one its token stands for."""
+
+
+class WebGate:
+    """The page's API for one session folder.
+
+    Args:
+        folder: the session folder.
+        keys_dir: the CurveZMQ client key (a folder or a key file) the page server uses; default: the owner's own, found
+            in ``folder/keys`` (then every request is relayed under the name its token proves).
+        timeout: seconds to wait for the session's answer to each request.
+        by: the operator named in a request that names none.
+    """
+
+    def __init__(self, folder: Path, keys_dir: Path | None = None, timeout: float = 5.0, by: str | None = None):
+        self.folder = Path(folder)
+        self.keys_dir = keys_dir
+        self.timeout = timeout
+        self.by = by
+
+    def session(self) -> dict[str, Any]:
+        """The session's name and id, and what an operator needs to know of its variables and objectives.
+
+        Raises:
+            SessionError: the folder holds no session.
+        """
+        store = session_store(self.folder)
+        try:
+            spec = folder_spec(self.folder, store)
+            return {"name": spec.name, "session_id": store.meta("session_id"), **variables_info(spec)}
+        finally:
+            store.close()
+
+    def observations(self, last: int = 10) -> dict[str, Any]:
+        """``{"observations": the last few, newest first}``: what was measured, where the instrument read back."""
+        store = session_store(self.folder)
+        try:
+            return {"observations": [o.model_dump(mode="json") for o in store.recent_observations(last)]}
+        finally:
+            store.close()
+
+    def results(self) -> dict[str, Any]:
+        """Every run's result: ``{"columns": [...], "rows": [...]}`` (:func:`~agent.results.session_results`)."""
+        columns, rows, _ = session_results(self.folder)
+        return {"columns": columns, "rows": rows}
+
+    def results_csv(self) -> str:
+        """Every run's result as CSV (:func:`~agent.results.as_csv`)."""
+        return as_csv(*session_results(self.folder)[:2])
+
+    def status(self) -> dict[str, Any]:
+        """The session process's own status when one answers (it knows of a waiting checkpoint), else the folder's."""
+        try:
+            reply = self._send(build("status", self.by, "web"))
+        except SessionError:
+            return {**summarize(self.folder), "running": False}
+        return {**reply["result"], "running": True} if reply["ok"] else {**summarize(self.folder), "running": True}
+
+    def checkpoint(self) -> dict[str, Any]:
+        """``{"checkpoint": the question the session waits on, or None}``."""
+        try:
+            reply = self._send(build("checkpoint", self.by, "web"))
+        except SessionError:
+            return {"checkpoint": None}
+        return {"checkpoint": reply["result"].get("checkpoint") if reply["ok"] else None}
+
+    def validate(self, body: Any, operator: str | None = None) -> Request:
+        """The operator's request (decoded JSON) as the session will take it: a control request ``via="web"``, in
+        the name of the token's operator, else the ``by`` it gives, else the gate's.
+
+        The correlation id, the version and ``via`` are the server's own; what the body says of them is ignored.
+
+        Raises:
+            ForbiddenError: ``operator`` is given and the body names someone else (``by``).
+            SpecError: not a JSON object, or a field of the wrong type or value (one line naming the field, as
+                :func:`~closedloop.control.validate_request` words it).
+        """
+        if not isinstance(body, dict):
+            raise SpecError(f"request: a JSON object, got {type(body).__name__}")
+        by = body.get("by")
+        if operator is not None and by not in (None, "", operator):
+            raise ForbiddenError(f"by: this page's token is {operator}'s; it cannot answer as {by}")
+        name = operator or (by if by not in (None, "") else self.by or operator_name())
+        return validate_request({**body, "v": PROTOCOL_VERSION, "id": new_id("r"), "via": "web", "by": name})
+
+    def request(self, body: Any, operator: str | None = None) -> tuple[HTTPStatus, dict[str, Any]]:
+        """Send the operator's request (decoded JSON) to the session: the HTTP status and the reply.
+
+        ``operator`` is the name the request's token stands for (:meth:`validate`). The status is 200 with the
+        session's reply, 400 a malformed request, 403 one made in someone else's name (neither reaches the
+        session), or 503 no session process answers.
+        """
+        try:
+            request = self.validate(body, operator)
+        except ForbiddenError as exc:
+            return HTTPStatus.FORBIDDEN, {"ok": False, "error": str(exc)}
+        except SpecError as exc:
+            return HTTPStatus.BAD_REQUEST, {"ok": False, "error": str(exc), "code": "invalid"}
+        try:
+            return HTTPStatus.OK, self._send(request)
+        except SessionError as exc:
+            return HTTPStatus.SERVICE_UNAVAILABLE, {"ok": False, "error": str(exc)}
+
+    def _send(self, request: Request) -> dict[str, Any]:
+        with ControlClient(self.folder, timeout=self.timeout, keys_dir=self.keys_dir) as client:
+            return client.call(request).model_dump(mode="json")
