@@ -53,6 +53,8 @@ class LoopContext:
         issued: proposal id -> the planner's ``_id``, for points the current planner instance made.
         requests: what operators asked (stop after the current run).
         collect_ended: ingests the runs that ended while the loop waits at a review (set by the loop's graph).
+        collect_dispatched: ingests every started run with no observation that runs nowhere in this process (set by
+            the loop's graph; called on resume).
         reach: each variable's hard, device and in-force limits (:func:`closedloop.reach.reach_summary`), for operators.
     """
 
@@ -67,6 +69,7 @@ class LoopContext:
     issued: dict[str, int] = field(default_factory=dict)
     requests: Requests = field(default_factory=Requests)
     collect_ended: Callable[[], None] = lambda: None
+    collect_dispatched: Callable[[], None] = lambda: None
     reach: dict[str, Any] = field(default_factory=dict)
 
     def budget(self) -> int:

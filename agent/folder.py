@@ -1,7 +1,10 @@
 """A session folder's own files and the checks made when one is opened.
 
 ``store.sqlite`` is the truth; ``seal.json`` records, beside it, how many observations it holds, so that a store
-that lost its last commits (copied without its ``-wal`` file, or rolled back) is recognised instead of resumed.
+that lost its last commits (copied without its ``-wal`` file, or rolled back) is recognised instead of resumed. The
+run files in ``runs/`` are a second witness, with or without the seal: a store with no record of a run whose
+documents are there is older than the folder (see :func:`agent.rebuild.check_run_files`; the checkpoints are a
+third, see :func:`agent.rebuild.check_high_water`).
 A folder whose store is in PostgreSQL holds ``store.json`` instead (see :mod:`agent.stores`); the SQLite checks
 (``quick_check``, the seal) do not apply to it.
 """
@@ -15,6 +18,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from agent.rebuild import check_run_files
 from agent.store import SessionStore
 from agent.store_sql import SqlStore
 from agent.stores import STORE_RECORD, open_postgres
@@ -62,11 +66,19 @@ def open_store(folder: Path, new: bool, url: str | None = None, session_id: str 
 
     Raises:
         SessionError: the store is missing, empty, damaged, or holds less than the session recorded (a copy
-            without its ``-wal`` file, for example); the message names the file. A PostgreSQL store that cannot
-            be reached, or does not hold the session, is named by its URL (without the password).
+            without its ``-wal`` file, for example) or than its run files show; the message names the file. A
+            PostgreSQL store that cannot be reached, or does not hold the session, is named by its URL (without the
+            password).
     """
     if (url is not None and new) or (not new and (folder / STORE_RECORD).exists()):
-        return open_postgres(folder, new, url, session_id)
+        kept = open_postgres(folder, new, url, session_id)
+        if not new:
+            try:
+                check_run_files(folder / "runs", kept)
+            except SessionError:
+                kept.close()
+                raise
+        return kept
     path = folder / STORE_FILE
     if not new and (not path.exists() or path.stat().st_size == 0):
         raise SessionError(f"{path}: missing or empty; the session cannot be resumed from it", "restore a copy")
@@ -89,6 +101,7 @@ def open_store(folder: Path, new: bool, url: str | None = None, session_id: str 
                 f"{path}: holds {held} observations but the session recorded {seal['observations']} {lost}",
                 "restore the store with its -wal file",
             )
+        check_run_files(folder / "runs", store)
     except SessionError:
         store.close()
         raise

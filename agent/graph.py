@@ -25,6 +25,7 @@ from langgraph.types import interrupt
 
 from agent.context import LoopContext, proposal_setpoints
 from agent.documents import RunFile
+from agent.rebuild import HIGH_WATER, SeenPoints, ended_run
 from agent.recovery import recover_run
 from agent.review import checkpoint_id, checkpoint_info, policy_asks, read_answer, shown_predictions
 from closedloop.errors import PlannerError, PointsExhaustedError, SafetyError
@@ -38,9 +39,11 @@ from closedloop.records import (
 from instruments.ingest import observation_from_documents
 from instruments.safety import check_edit, gate
 from planners import Explains, KnowsPosition, LimitsInFlight
+from planners.foreign import makes_one_at_a_time
 
 INTERRUPTED = "interrupted: the session process ended while this run may have been moving; not run again by itself"
 PLANNER_ATTEMPTS = 3
+ANSWERED_ROUNDS = 50
 
 
 class LoopState(TypedDict, total=False):
@@ -52,11 +55,17 @@ class LoopState(TypedDict, total=False):
     outcome: str
     in_flight: list[str]
     held: list[str]
+    observed: int
 
 
 def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
     """Compile the loop graph over ``ctx`` with ``checkpointer`` persisting its state."""
     spec, store = ctx.spec, ctx.store
+    # a point proposed before in this session is never proposed again, but for an operator's (queued, edited, or
+    # listed for the manual planner: a list may name a reference point twice on purpose), and a re-measurement a
+    # generator that makes one point at a time asks for (see SeenPoints)
+    one_at_a_time = bool(getattr(ctx.planner, "one_at_a_time", False)) or makes_one_at_a_time(ctx.planner)
+    seen = SeenPoints(spec, store, allow_repeats=spec.planner.name == "manual", remeasure=one_at_a_time)
 
     def planner_why(point: Any, planner_id: Any) -> str:
         """Why the planner proposed ``point`` (initial design, model, ...), for the operator; ``planner`` when it
@@ -83,17 +92,22 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
             where = ctx.planner_position()
             if where:
                 ctx.planner.set_position(where)
-        for _ in range(PLANNER_ATTEMPTS):
-            proposals = []
+        attempts, answered = 0, 0
+        while attempts < PLANNER_ATTEMPTS:
+            proposals, batch, told = [], {}, False
             for point in ctx.planner.suggest(count):
                 planner_id = point.get("_id") if isinstance(point, dict) else None
                 try:
                     setpoints = proposal_setpoints(spec, point)
+                    seen.check(setpoints, batch)
                 except PlannerError as exc:
-                    # refused before it is stored: logged, and told to the planner as a failed point
-                    store.log("refused", f"iteration {iteration}: {exc}")
+                    # refused before it is stored: logged, and told to the planner as a failed point (a repeat of a
+                    # point measured already: as that measurement, and nothing moves for it again)
+                    measured = seen.measured(exc)
+                    store.log("refused", f"iteration {iteration}: {exc}{'; told its result' if measured else ''}")
                     bad = {k: v for k, v in point.items() if k != "_id"} if isinstance(point, dict) else {}
-                    bad.update({name: math.nan for name in spec.outputs})
+                    bad.update(measured or {name: math.nan for name in spec.outputs})
+                    told = told or measured is not None
                     if planner_id is not None:
                         bad["_id"] = planner_id
                     ctx.planner.ingest([bad])
@@ -110,6 +124,10 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
                 proposals.append(proposal)
             if proposals:
                 return proposals
+            # a round whose points were all answered from the store is not a failed attempt (a simplex method may
+            # ask for points it had measured several times over), up to a limit
+            answered += told
+            attempts += 1 if not told or answered > ANSWERED_ROUNDS else 0
         raise PlannerError(f"the planner gave no usable point in {PLANNER_ATTEMPTS} attempts")
 
     def planner_room() -> int | None:
@@ -324,7 +342,8 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         left = collect(in_flight)
         if not ctx.lanes.usable():  # every instrument stopped answering: end, resumable
             raise ctx.lanes.gone()
-        return {"in_flight": left}
+        # a high-water mark beside the store: a store older than the checkpoints is refused on resume
+        return {"in_flight": left, HIGH_WATER: store.count_observations()}
 
     def collect(in_flight: list[str]) -> list[str]:
         """Ingest every run of ``in_flight`` that is over; returns those still running."""
@@ -344,7 +363,14 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         live = set(ctx.lanes.running())
         collect([pid for pid in store.unobserved_runs() if pid not in live])
 
+    def collect_dispatched() -> None:
+        """Ingest every run the store says was started and that has no observation, none running in this process:
+        on resume, whatever the checkpoints know of them."""
+        live = set(ctx.lanes.running())
+        collect([pid for pid in store.unobserved_dispatches() if pid not in live])
+
     ctx.collect_ended = collect_ended
+    ctx.collect_dispatched = collect_dispatched
 
     def observe(proposal: Proposal) -> None:
         """Turn a proposal's stored run into its observation and tell the planner."""
@@ -353,8 +379,11 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
             if not store.was_dispatched(proposal.id):
                 return  # never moved
             # the process died (or its instrument stopped answering) while this run may have been moving: the
-            # instrument may still have it (a queueserver manager that ran on)
+            # instrument may still have it (a queueserver manager that ran on), or its file hold the whole run
             documents, reason, recovered = recover_run(ctx.lanes, ctx.runs, proposal.id, INTERRUPTED)
+            ended = ended_run(ctx.runs / f"{proposal.id}.jsonl") if recovered != "done" else None
+            if ended is not None:
+                documents, reason, recovered = ended, None, "done"
             store.add_run(proposal.id, documents, reason, 0.0, status=recovered)
             kind = "recovered" if recovered == "done" else "interrupted"
             store.log(

@@ -29,11 +29,10 @@ from agent.context import LoopContext
 from agent.folder import clear_unfinished, holds_session, open_store, write_seal
 from agent.graph import build_graph
 from agent.lanes import Lane, Lanes
+from agent.rebuild import check_high_water, checkpoint_gap, replay_into_planner
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally, suspended_key
-from agent.store_postgres import PostgresStore
-from agent.store_postgres import open_checkpoints as open_postgres_checkpoints
 from agent.store_sql import SqlStore
-from agent.stores import saver_for
+from agent.stores import CHECKPOINT_FILE, open_checkpoints, saver_for
 from closedloop.changes import spec_changes, spec_fingerprint
 from closedloop.errors import InstrumentError, SessionError, SpecError
 from closedloop.reach import Limits, reach_summary, reachable_vocs
@@ -43,8 +42,6 @@ from instruments.executor import InProcessExecutor, build_run_engine
 from instruments.protocols import Executes
 from planners.registry import accepts_option, load_planner
 from planners.warmup import WarmStart
-
-CHECKPOINT_FILE = "checkpoints.sqlite"
 
 
 def thread_config(session_id: str, budget: int) -> dict[str, Any]:
@@ -189,42 +186,6 @@ def build_lanes(
     return Lanes(lanes, store)
 
 
-def open_checkpoints(folder: Path, session_id: str, store: SqlStore | None = None) -> tuple[Any, bool]:
-    """Open LangGraph's checkpoint database; returns it and whether it was (re)made empty. A session whose
-    ``store`` is in PostgreSQL keeps its checkpoints there (a ``PostgresSaver``, keyed by the session's id).
-
-    Raises:
-        SessionError: the file is damaged or belongs to another session; the PostgreSQL store cannot be reached.
-    """
-    if isinstance(store, PostgresStore):
-        return open_postgres_checkpoints(store.url, session_id)
-    path = folder / CHECKPOINT_FILE
-    fresh = not path.exists() or path.stat().st_size == 0
-    conn = sqlite3.connect(path, check_same_thread=False)
-    try:
-        if not fresh:
-            problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
-            if problems != ["ok"]:
-                raise SessionError(f"{path}: damaged ({problems[0]})", "move it away to rebuild it from the store")
-        # WAL with synchronous=NORMAL: a committed checkpoint survives the process being killed
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("CREATE TABLE IF NOT EXISTS closedloop_session (session_id TEXT NOT NULL)")
-        row = conn.execute("SELECT session_id FROM closedloop_session").fetchone()
-        if row is None:
-            conn.execute("INSERT INTO closedloop_session VALUES (?)", (session_id,))
-            conn.commit()
-        elif row[0] != session_id:
-            raise SessionError(f"{path}: belongs to session {row[0]}, not {session_id}", "move it away to rebuild it")
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise SessionError(f"{path}: not a readable SQLite database ({exc})", "move it away to rebuild it") from None
-    except SessionError:
-        conn.close()
-        raise
-    return conn, fresh
-
-
 def check_edits(folder: Path, spec: SessionSpec, store: SqlStore) -> None:
     """Compare the session file with the spec the session began with: the budget, review and failure policy may
     change (each change goes into the audit log), nothing else.
@@ -284,8 +245,7 @@ class Session:
         self.session_id: str = store.meta("session_id")
         (folder / "runs").mkdir(parents=True, exist_ok=True)
         self.on_observation = on_observation or (lambda observation: None)
-        self._checkpoint_conn, rebuilt = open_checkpoints(folder, self.session_id, store)
-        self._rebuilt = rebuilt and store.count_proposals() > 0
+        self._checkpoint_conn, _ = open_checkpoints(folder, self.session_id, store)
         try:
             self.lanes = build_lanes(spec, self.session_id, store, executor, folder / "runs")
             try:
@@ -293,7 +253,7 @@ class Session:
                 devices = self.lanes.device_limits()
                 store.set_meta(reach=reach_summary(spec, devices))
                 self.planner = planner if planner is not None else build_planner(spec, devices)
-                self._replay_into_planner()
+                issued = replay_into_planner(spec, store, self.planner)
             except BaseException:
                 self.lanes.close()
                 raise
@@ -306,9 +266,16 @@ class Session:
         self.context = LoopContext(spec, store, self.planner, self.lanes, folder / "runs", self.tally)
         self.context.reach = dict(store.meta("reach") or {})
         self.context.on_observation = self._observed
+        self.context.issued.update(issued)
         self.lanes.emit = lambda kind, data: self.context.emit(kind, data)
         self.graph = build_graph(self.context, saver_for(self._checkpoint_conn))
         self.config = thread_config(self.session_id, spec.budget.experiments)
+        try:
+            self._recover()
+        except BaseException:
+            self.lanes.close()
+            self._checkpoint_conn.close()
+            raise
 
     # opening -------------------------------------------------------------------------------------------------
     @classmethod
@@ -365,17 +332,19 @@ class Session:
             store.close()
             raise
 
-    def _replay_into_planner(self) -> None:
-        """Rebuild the planner's knowledge from the store: every observation, and every point an operator
-        rejected (as a failed point, as the live planner was told), all as points it did not make."""
-        results = [observation.as_result() for observation in self.store.observations()]
-        rejected = [p for p in self.store.proposals() if p.status == ProposalStatus.REJECTED]
-        for proposal in rejected:
-            result: dict[str, Any] = dict(proposal.setpoints)
-            result.update({name: float("nan") for name in self.spec.outputs})
-            results.append(result)
-        if results:
-            self.planner.ingest(results)
+    def _recover(self) -> None:
+        """Take what the store says over what the checkpoints say: refuse a store older than them, note whether
+        they are behind it (:func:`~agent.rebuild.checkpoint_gap`; the loop then restarts from the store), and
+        ingest every started run that has no observation (recorded interrupted, or from its file if it ended).
+
+        Raises:
+            SessionError: the checkpoints recorded more observations than the store holds.
+        """
+        values = dict(self.graph.get_state(self.config).values)
+        where = CHECKPOINT_FILE if isinstance(self._checkpoint_conn, sqlite3.Connection) else "its checkpoints"
+        check_high_water(values, self.store, where)
+        self._gap = checkpoint_gap(values, self.store)
+        self.context.collect_dispatched()
 
     def _observed(self, observation: Observation) -> None:
         write_seal(self.folder, self.session_id, self.tally.experiments + self.tally.failed + self.tally.interrupted)
@@ -397,8 +366,20 @@ class Session:
     def advance(self, resume: Any = None) -> Checkpoint | None:
         """Run the loop until it ends (returns None) or holds at a checkpoint (returns what it shows)."""
         snapshot = self.graph.get_state(self.config)
-        if resume is not None:
-            graph_input: Any = Command(resume=resume)
+        if self._gap is not None and resume is None:
+            # the checkpoints are behind the store: the loop goes on from the store, at its last iteration
+            self.store.log("rebuild", f"{CHECKPOINT_FILE}: {self._gap}; the loop goes on from the store")
+            self._gap = None
+            if self._budget_left() <= 0:
+                self.store.set_meta(state=SessionState.FINISHED.value, ended=time.time())
+                self.store.log("end", SessionState.FINISHED.value)
+                return None
+            graph_input: Any = {
+                "iteration": self._start_iteration(),
+                **{"proposal_ids": [], "in_flight": [], "held": [], "outcome": "", "verdict": ""},
+            }
+        elif resume is not None:
+            graph_input = Command(resume=resume)
         elif snapshot.next:
             graph_input = None  # continue from the last checkpoint (after a crash or a kill)
         elif snapshot.values.get("outcome") == "stopped":
@@ -411,11 +392,8 @@ class Session:
         elif snapshot.values.get("outcome") == "failed":
             return None
         else:
-            # a new session, one whose checkpoint names no next step, one whose budget was raised, or one whose
-            # checkpoint database was lost: start at the store's last iteration (the store is the truth)
-            if self._rebuilt:
-                self.store.log("rebuild", f"{CHECKPOINT_FILE} was missing or empty: rebuilt from the store")
-                self._rebuilt = False
+            # a new session, one whose checkpoint names no next step, or one whose budget was raised: start at the
+            # store's last iteration (the store is the truth)
             graph_input = {"iteration": self._start_iteration(), "proposal_ids": [], "outcome": "", "verdict": ""}
         self.store.set_meta(state=SessionState.RUNNING.value, pid=os.getpid())
         try:
@@ -432,7 +410,9 @@ class Session:
         return self.context.budget() - self.tally.experiments
 
     def pending_checkpoint(self) -> Checkpoint | None:
-        """The checkpoint the session is holding at, if any."""
+        """The checkpoint the session is holding at, if any (none while the checkpoints are behind the store)."""
+        if self._gap is not None:
+            return None
         snapshot = self.graph.get_state(self.config)
         for item in snapshot.interrupts:
             return Checkpoint(dict(item.value))

@@ -235,6 +235,11 @@ class SqlStore:
             rows = self._all("SELECT body FROM proposals WHERE session = :session ORDER BY seq")
         return [Proposal.model_validate_json(row[0]) for row in rows if row is not None]
 
+    def proposals_from(self, seq: int) -> list[Proposal]:
+        """The proposals made from the ``seq``-th on (0 is the first), in order of birth."""
+        sql = "SELECT body FROM proposals WHERE session = :session AND seq >= :seq ORDER BY seq"
+        return [Proposal.model_validate_json(row[0]) for row in self._all(sql, seq=seq)]
+
     def count_proposals(self) -> int:
         """How many proposals were made."""
         return self._count("SELECT COUNT(*) FROM proposals WHERE session = :session")
@@ -339,6 +344,18 @@ class SqlStore:
         """Every observation, in the order they were made."""
         rows = self._all("SELECT body FROM observations WHERE session = :session ORDER BY seq")
         return [Observation.model_validate_json(row[0]) for row in rows]
+
+    def unobserved_dispatches(self) -> list[str]:
+        """The proposals whose run was started (:meth:`mark_dispatched`) and that have no observation, oldest first."""
+        sql = (
+            "SELECT proposal_id FROM dispatches WHERE session = :session AND proposal_id NOT IN "
+            "(SELECT proposal_id FROM observations WHERE session = :session) ORDER BY time"
+        )
+        return [str(row[0]) for row in self._all(sql)]
+
+    def dispatched_ids(self) -> set[str]:
+        """Every proposal whose run was started."""
+        return {str(row[0]) for row in self._all("SELECT proposal_id FROM dispatches WHERE session = :session")}
 
     def unobserved_runs(self) -> list[str]:
         """The proposals whose run is stored but not yet turned into an observation."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from agent.store_sql import SqlStore
 from closedloop.errors import SessionError
 
 STORE_RECORD = "store.json"
+CHECKPOINT_FILE = "checkpoints.sqlite"
 
 
 def recorded_store(folder: Path) -> dict[str, str] | None:
@@ -73,8 +75,47 @@ def open_postgres(folder: Path, new: bool, url: str | None = None, session_id: s
     return store
 
 
+def open_checkpoints(folder: Path, session_id: str, store: SqlStore | None = None) -> tuple[Any, bool]:
+    """Open LangGraph's checkpoint database; returns it and whether it was (re)made empty. A session whose
+    ``store`` is in PostgreSQL keeps its checkpoints there (a ``PostgresSaver``, keyed by the session's id).
+
+    Raises:
+        SessionError: the file is damaged or belongs to another session; the PostgreSQL store cannot be reached.
+    """
+    from agent.store_postgres import PostgresStore
+    from agent.store_postgres import open_checkpoints as open_postgres_checkpoints
+
+    if isinstance(store, PostgresStore):
+        return open_postgres_checkpoints(store.url, session_id)
+    path = folder / CHECKPOINT_FILE
+    fresh = not path.exists() or path.stat().st_size == 0
+    conn = sqlite3.connect(path, check_same_thread=False)
+    try:
+        if not fresh:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check").fetchall()]
+            if problems != ["ok"]:
+                raise SessionError(f"{path}: damaged ({problems[0]})", "move it away to rebuild it from the store")
+        # WAL with synchronous=NORMAL: a committed checkpoint survives the process being killed
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS closedloop_session (session_id TEXT NOT NULL)")
+        row = conn.execute("SELECT session_id FROM closedloop_session").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO closedloop_session VALUES (?)", (session_id,))
+            conn.commit()
+        elif row[0] != session_id:
+            raise SessionError(f"{path}: belongs to session {row[0]}, not {session_id}", "move it away to rebuild it")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise SessionError(f"{path}: not a readable SQLite database ({exc})", "move it away to rebuild it") from None
+    except SessionError:
+        conn.close()
+        raise
+    return conn, fresh
+
+
 def saver_for(connection: Any) -> Any:
-    """LangGraph's checkpointer over what :func:`agent.session.open_checkpoints` opened: a SQLite connection gets
+    """LangGraph's checkpointer over what :func:`open_checkpoints` opened: a SQLite connection gets
     a ``SqliteSaver``; a PostgreSQL session's saver is already one."""
     import sqlite3
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from planners._base import PlannerBase
-    from planners._protocols import Explains, KnowsPosition, LimitsInFlight, Predicts
+    from planners._protocols import Explains, KnowsPosition, LimitsInFlight, Predicts, RestoresPending
     from planners.baselines import GridPlanner, ManualPlanner, RandomPlanner
     from planners.bayes import BoTorchPlanner
     from planners.points_file import read_points
@@ -49,6 +49,7 @@ _LAZY = {
     "PlannerBase": "planners._base",
     "Predicts": "planners._protocols",
     "RandomPlanner": "planners.baselines",
+    "RestoresPending": "planners._protocols",
     "SobolPlanner": "planners.sobol",
     "TurboPlanner": "planners.turbo",
     "WarmStart": "planners.warmup",
@@ -67,6 +68,7 @@ __all__ = [
     "PlannerBase",
     "Predicts",
     "RandomPlanner",
+    "RestoresPending",
     "SobolPlanner",
     "TurboPlanner",
     "WarmStart",

@@ -227,6 +227,30 @@ class PlannerBase(Generator):
             if i is not None:
                 del self._pending[i]
 
+    def restore_pending(self, points: list[dict[str, Any]]) -> list[int]:
+        """Take back points an earlier instance of this planner gave out that are still out (a session resumed in a
+        new process: proposed, not yet measured nor rejected), as pending, each under a new ``_id`` (returned in
+        order). With every point it gave out known (ingested or pending), a rebuilt planner continues its sequence
+        instead of giving one of them again (:class:`~planners.RestoresPending`).
+
+        Raises:
+            ValueError: a point misses a variable or has an invalid value (nothing is taken).
+        """
+        for given in points:
+            missing = [var for var in self.variable_names if var not in given]
+            if missing:
+                raise PlannerError(f"a point given back has no value for variable '{missing[0]}'")
+        parsed = [self.point_x(point) for point in points]
+        ids: list[int] = []
+        for x in parsed:
+            point: dict[str, Any] = {v: self.space.member(j, x[j]) for j, v in enumerate(self.variable_names)}
+            point.update(self.constants)
+            point[ID_KEY] = self._next_id
+            self._pending[self._next_id] = point
+            ids.append(self._next_id)
+            self._next_id += 1
+        return ids
+
     def finalize(self) -> None:
         """Nothing to close down; harmless to call more than once."""
         self._finalized = True

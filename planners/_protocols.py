@@ -54,3 +54,16 @@ class LimitsInFlight(Protocol):
     @property
     def room(self) -> int | None:
         """How many more points it can give now; None for no limit."""
+
+
+@runtime_checkable
+class RestoresPending(Protocol):
+    """A planner that can be told, when it is rebuilt on resume, of its earlier instance's points still out
+    (proposed, not yet measured nor rejected), so that it continues its sequence instead of giving them again.
+
+    The agent tells it every stored result first (:meth:`ingest`), then calls :meth:`restore_pending` once with
+    the points still out, and uses the returned ``_id`` for each when its result comes.
+    """
+
+    def restore_pending(self, points: list[dict[str, object]]) -> list[int]:
+        """Take ``points`` as pending, in order; returns the ``_id`` each now has."""

@@ -15,7 +15,7 @@ import numpy as np
 from gest_api.vocs import VOCS
 
 from closedloop.errors import PlannerError, PointsExhaustedError
-from planners._base import PlannerBase
+from planners._base import ID_KEY, PlannerBase
 from planners.options import GridOptions, ManualOptions, RandomOptions
 from planners.points_file import read_points
 
@@ -108,10 +108,14 @@ class GridPlanner(PlannerBase):
         return int((~self._visited()).sum())
 
     def ingest(self, results: list[dict[str, Any]]) -> None:
-        """Take evaluated points (see :meth:`PlannerBase.ingest`); those on the grid are marked done."""
+        """Take evaluated points (see :meth:`PlannerBase.ingest`); those on the grid are marked done, and so is the
+        grid point each of its own points (by ``_id``) was, wherever the instrument read back."""
+        ids = [r.get(ID_KEY) for r in results if isinstance(r, dict)]
+        asked = [self._pending.get(int(i)) for i in ids if isinstance(i, int | np.integer)]
         super().ingest(results)
-        X = np.array([[float(r[v]) for v in self.variable_names] for r in results], dtype=np.float64)
-        self._done[self._indices(self.to_unit(X.reshape(len(results), self.dim)))] = True
+        points = list(results) + [p for p in asked if p is not None]
+        X = np.array([[float(r[v]) for v in self.variable_names] for r in points], dtype=np.float64)
+        self._done[self._indices(self.to_unit(X.reshape(len(points), self.dim)))] = True
 
     def _indices(self, U: np.ndarray) -> np.ndarray:
         """Flat grid indices of the rows of ``U: n x d`` (unit cube) that lie on the grid."""
@@ -226,10 +230,21 @@ class ManualPlanner(PlannerBase):
     def ingest(self, results: list[dict[str, Any]]) -> None:
         """Take evaluated points (see :meth:`PlannerBase.ingest`); a foreign one takes its match off the queue."""
         super().ingest(results)
+        self._dequeue([result for result in results if result.get("_id") is None])
+
+    def restore_pending(self, points: list[dict[str, Any]]) -> list[int]:
+        """Take back an earlier instance's points still out (see :meth:`PlannerBase.restore_pending`); each takes
+        its match off the queue, as a measured one does."""
+        ids = super().restore_pending(points)
+        self._dequeue(points)
+        return ids
+
+    def _dequeue(self, points: list[dict[str, Any]]) -> None:
+        """Take the queued point at the place of each of ``points`` off the queue (the first match each)."""
         span = (self.bounds[1] - self.bounds[0]).tolist()
-        for result in results:
-            if result.get("_id") is not None or not self._queue:
-                continue
+        for result in points:
+            if not self._queue:
+                break
             x = [float(result[v]) for v in self.variable_names]
             for i, queued in enumerate(self._queue):
                 if all(abs(a - b) <= 1e-9 * s for a, b, s in zip(x, queued, span, strict=True)):

@@ -149,6 +149,17 @@ class WarmStart(Generator):
         self.design.ingest(design)
         self.planner.ingest(forward)
 
+    def restore_pending(self, points: list[dict[str, Any]]) -> list[int]:
+        """Take back an earlier instance's points still out (see :class:`~planners.RestoresPending`): each is
+        pending in the design, so that the design's count and the wait for its results carry on; the wrapped
+        generator gets their results as points it did not make."""
+        ids = []
+        for design_id in self.design.restore_pending(points):
+            self._origin[self._next_id] = ("design", design_id)
+            ids.append(self._next_id)
+            self._next_id += 1
+        return ids
+
     def finalize(self) -> None:
         """Finalize the wrapped generator (harmless to call twice if it is)."""
         finalize = getattr(self.planner, "finalize", None)
