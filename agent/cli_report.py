@@ -35,6 +35,14 @@ def _bad(message: str) -> typer.Exit:
     return typer.Exit(EXIT_BAD_INPUT)
 
 
+def _writable(path: Path) -> None:
+    """Refuse, before any work, an ``--out`` file that cannot be written: a folder, or in a missing folder."""
+    if path.is_dir():
+        raise _bad(f"--out: {path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise _bad(f"--out: {path.parent} does not exist")
+
+
 def _write(path: Path, text: str) -> None:
     try:
         path.write_text(text, encoding="utf-8")
@@ -68,10 +76,11 @@ def report(
                 raise _bad(f"--out: cannot write {target}: {exc.strerror or exc}") from None
             console.print(f"wrote {len(paths)} figures to {escape(str(target))}", highlight=False)
             return
+        target = out or folder / "report.html"
+        _writable(target)
         page = report_html(folder)
     except ClosedLoopError as exc:
         raise _bad(str(exc)) from None
-    target = out or folder / "report.html"
     _write(target, page)
     console.print(f"wrote {escape(str(target))}", highlight=False)
 
@@ -83,6 +92,7 @@ def compare(
     """Compare sessions on the same problem (different planners or options) in one self-contained HTML page."""
     from agent.views import compare_html
 
+    _writable(out)
     try:
         page = compare_html(folders)
     except ClosedLoopError as exc:

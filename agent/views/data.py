@@ -1,14 +1,15 @@
 """What a report draws, read from a session's store (SQLite, or PostgreSQL through an attached folder) and never
 written: the spec, the observations in the order read, their proposals, the decisions and the audit trail.
 
-The model's belief is the session's planner rebuilt as a resume rebuilds it (:func:`agent.session.build_planner`,
-then the store's observations ingested in order) and asked through its ``predict``
-(:class:`planners.Predicts`); a planner without one has no model to show.
+The model's belief is the session's planner rebuilt from the recorded spec, as a resume rebuilds it (the planner
+the spec names, searching the reach the session recorded, then the store's observations ingested in order), and
+asked through its ``predict`` (:class:`planners.Predicts`); a planner without one has no model to show.
 """
 
 from __future__ import annotations
 
 import random
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,28 +139,38 @@ def belief(data: SessionData) -> Belief | str:
     if best is None:
         return "no model: no ok, feasible observation yet"
     try:
-        planner = _rebuilt_planner(data, best)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            planner = _rebuilt_planner(data, best)
     except Exception as exc:  # a planner that cannot be built here (not installed, refuses the problem)
         return f"no model: the planner could not be rebuilt here ({type(exc).__name__}: {exc})"
-    model = getattr(planner, "planner", planner)  # a WarmStart wraps the planner with the model
-    if not isinstance(model, Predicts):
+    if not isinstance(planner, Predicts):
         return f"no model: the {data.spec.planner.name} planner has none to show"
     through = {name: value for name, value in data.point(best).items() if name in data.spec.variables}
     try:
-        return _predicted(data, model, through)
+        with warnings.catch_warnings():  # the libraries' numerical notes are not the reader's business here
+            warnings.simplefilter("ignore")
+            return _predicted(data, planner, through)
     except Exception as exc:  # too few observations for a model, or a numerical failure
         return f"no model: {exc}"
 
 
 def _rebuilt_planner(data: SessionData, best: Observation) -> Any:
-    from agent.session import build_planner
+    """The session's planner as :func:`agent.session.build_planner` makes it, without the wrappers that shape its
+    proposals only (a warm-start design, a travel limit): what it predicts is the same, and building it this way
+    imports neither Bluesky nor LangGraph."""
+    from closedloop.reach import reachable_vocs
+    from planners.registry import load_planner
 
     devices = {
         name: (float(entry["device_limits"][0]), float(entry["device_limits"][1]))
         for name, entry in data.reach.items()
         if entry.get("device_limits")
     }
-    planner = build_planner(data.spec, devices)
+    spec = data.spec
+    planner = load_planner(
+        spec.planner.name, reachable_vocs(spec, devices), default_seed=spec.seed, **spec.planner.options
+    )
     ok = [o for o in data.observations if o.ok]
     if len(ok) > BELIEF_POINTS:
         others = [o for o in ok if o is not best]

@@ -193,7 +193,7 @@ def belief_map(data: SessionData, belief: Belief) -> Figure | None:
             ax.scatter(
                 [p[xname] for p in points],
                 [p[yname] for p in points],
-                s=6,
+                s=14,
                 color="white",
                 edgecolors="black",
                 linewidths=0.3,
@@ -239,21 +239,10 @@ def pareto(data: SessionData) -> Figure | None:
         "dominated": [o for o in ok if id(o) not in front and data.spec.feasible(o.values)],
         "infeasible": [o for o in ok if not data.spec.feasible(o.values)],
     }
-    ax.scatter(
-        [o.values[a] for o in groups["dominated"]],
-        [o.values[b] for o in groups["dominated"]],
-        s=14,
-        color="#999999",
-        label="dominated",
-    )
-    ax.scatter(
-        [o.values[a] for o in groups["infeasible"]],
-        [o.values[b] for o in groups["infeasible"]],
-        s=14,
-        color="#d62728",
-        marker="x",
-        label="infeasible",
-    )
+    for kind, colour, marker in (("dominated", "#999999", "o"), ("infeasible", "#d62728", "x")):
+        if groups[kind]:
+            xs, ys = [o.values[a] for o in groups[kind]], [o.values[b] for o in groups[kind]]
+            ax.scatter(xs, ys, s=14, color=colour, marker=marker, label=kind)
     line = sorted((o for o in ok if id(o) in front), key=lambda o: o.values[a])
     ax.plot([o.values[a] for o in line], [o.values[b] for o in line], "o-", color="#1f77b4", label="Pareto front")
     ax.set_xlabel(f"{a} ({data.spec.objectives[a].direction.value})")
