@@ -152,9 +152,12 @@ def _curves(groups: dict[str, list[SessionData]], objective: str) -> Any:
     for label, members in groups.items():
         curves = [figures.best_so_far(s, objective) for s in members]
         length = max(len(c) for c in curves)
-        xs, median, low, high = [], [], [], []
+        xs: list[int] = []
+        median: list[float] = []
+        low: list[float] = []
+        high: list[float] = []
         for n in range(length):
-            known = [c[n] for c in curves if n < len(c) and c[n] is not None]
+            known = [v for c in curves if n < len(c) and (v := c[n]) is not None]
             if known:
                 xs.append(n + 1)
                 median.append(statistics.median(known))
