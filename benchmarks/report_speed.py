@@ -99,6 +99,7 @@ def timed_report(folder: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--keep", type=Path, help="copy the long session's report.html here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
         small, large = Path(root) / "small", Path(root) / "large"
@@ -113,6 +114,8 @@ def main() -> None:
         base = timed_report(small)
         long = timed_report(large)
         size = (large / "report.html").stat().st_size / 1e6
+        if args.keep:
+            shutil.copyfile(large / "report.html", args.keep)
         print(f"report of 10 observations:       {base:6.2f} s")
         ratios = f"{long / base:.2f}x the short one, {long / imports:.1f}x the imports"
         print(f"report of {args.n} observations: {long:6.2f} s  ({ratios}; page {size:.1f} MB)")

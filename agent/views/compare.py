@@ -3,7 +3,7 @@
 Sessions that share a planner and its options form a group: the page draws each group's median best-so-far
 against experiment number with the spread (lowest to highest) over its sessions, and tabulates each session's
 final best, the experiments it took to come within 1 % of the best any of them found, its seconds per proposal
-and its failures. Sessions whose variables or objectives differ are refused.
+and its failures. Sessions whose variables, objectives or constraints differ are refused.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ WITHIN = 0.01
 
 
 def comparable(sessions: list[SessionData]) -> None:
-    """Check that the sessions pose the same problem: same variables (names and search ranges) and objectives
-    (names and directions).
+    """Check that the sessions pose the same problem: same variables (names and search ranges), objectives
+    (names and directions) and constraints (names and limits).
 
     Raises:
         SpecError: naming the first session that differs from the first one, and how.
@@ -42,6 +42,7 @@ def _difference(a: SessionData, b: SessionData) -> str | None:
     for what, left, right in (
         ("variables", a.spec.variables, b.spec.variables),
         ("objectives", a.spec.objectives, b.spec.objectives),
+        ("constraints", a.spec.constraints, b.spec.constraints),
     ):
         if set(left) != set(right):
             only_a, only_b = sorted(set(left) - set(right)), sorted(set(right) - set(left))
@@ -55,6 +56,10 @@ def _difference(a: SessionData, b: SessionData) -> str | None:
         if o.direction != b.spec.objectives[name].direction:
             other = b.spec.objectives[name].direction.value
             return f"objectives.{name}.direction differs ({o.direction.value} against {other})"
+    for name, c in a.spec.constraints.items():
+        d = b.spec.constraints[name]
+        if (c.less_than, c.greater_than) != (d.less_than, d.greater_than):
+            return f"constraints.{name} differs"
     return None
 
 
@@ -168,5 +173,5 @@ def _curves(groups: dict[str, list[SessionData]], objective: str) -> Any:
     ax.set_xlabel("experiment")
     ax.set_ylabel(f"best {objective} so far")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.15))
     return figure

@@ -147,12 +147,19 @@ def belief(data: SessionData) -> Belief | str:
     if not isinstance(planner, Predicts):
         return f"no model: the {data.spec.planner.name} planner has none to show"
     through = {name: value for name, value in data.point(best).items() if name in data.spec.variables}
+    import torch  # imported already by a planner with a model
+
+    threads = torch.get_num_threads()
     try:
+        # the model is small: on a few loaded cores, torch's threads fight each other (one is several times faster)
+        torch.set_num_threads(1)
         with warnings.catch_warnings():  # the libraries' numerical notes are not the reader's business here
             warnings.simplefilter("ignore")
             return _predicted(data, planner, through)
     except Exception as exc:  # too few observations for a model, or a numerical failure
         return f"no model: {exc}"
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _rebuilt_planner(data: SessionData, best: Observation) -> Any:

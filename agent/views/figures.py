@@ -43,6 +43,16 @@ def png(figure: Figure, dpi: int = 90) -> bytes:
     return out.getvalue()
 
 
+def _size(n: int) -> float:
+    """A marker size that keeps ``n`` points apart: large for a few, small for thousands."""
+    return max(3.0, min(18.0, 1500.0 / max(n, 1)))
+
+
+def _legend(ax: Any) -> None:
+    """The legend beside the axes, where it hides no point."""
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+
+
 def _label(data: SessionData, name: str) -> str:
     units = data.spec.variables[name].units if name in data.spec.variables else ""
     return f"{name} [{units}]" if units else name
@@ -91,9 +101,13 @@ def progress(data: SessionData) -> Figure | None:
             xs, ys = groups.setdefault(kind, ([], []))
             xs.append(n)
             ys.append(floor if v is None or kind in ("failed", "interrupted") else v)
-        for kind, (xs, ys) in groups.items():
+        for kind in STYLES:  # the planner's points first, the rarer kinds drawn over them
+            if kind not in groups:
+                continue
+            xs, ys = groups[kind]
             style = STYLES[kind]
-            ax.scatter(xs, ys, s=18, marker=style["marker"], color=style["color"], label=style["label"], zorder=3)
+            size = _size(len(data.observations)) * (1 if kind == "planner" else 2.5)
+            ax.scatter(xs, ys, s=size, marker=style["marker"], color=style["color"], label=style["label"], zorder=4)
         best = best_so_far(data, objective)
         ax.step(
             numbers, [float("nan") if b is None else b for b in best], where="post", color="black", label="best so far"
@@ -101,7 +115,7 @@ def progress(data: SessionData) -> Figure | None:
         ax.set_xlabel("experiment")
         ax.set_ylabel(f"{objective} ({data.spec.objectives[objective].direction.value})")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", loc="best")
+        _legend(ax)
     return figure
 
 
@@ -119,8 +133,9 @@ def traces(data: SessionData) -> Figure | None:
                 numbers.append(n)
                 ys.append(float(value))
                 colours.append(STYLES[_kind(data, o)]["color"])
-        ax.scatter(numbers, ys, s=10, c=colours, zorder=3)
-        ax.plot(numbers, ys, color="#888888", linewidth=0.5)
+        ax.scatter(numbers, ys, s=_size(len(numbers)), c=colours, zorder=3)
+        if len(numbers) <= 100:  # a line through hundreds of points hides them
+            ax.plot(numbers, ys, color="#888888", linewidth=0.5)
         for edge in data.bounds(name):
             ax.axhline(edge, color="#999999", linestyle=":", linewidth=1)
         ax.set_ylabel(_label(data, name))
@@ -160,7 +175,9 @@ def belief_lines(data: SessionData, belief: Belief) -> Figure:
             )
             ax.plot(xs, mean, color="#1f77b4", label="posterior mean")
             ox, oy = _observed(data, name, objective)
-            ax.scatter(ox, oy, s=8, color="#444444", alpha=0.5, label="observations (projected)", zorder=3)
+            ax.scatter(
+                ox, oy, s=_size(len(ox)) / 2, color="#444444", alpha=0.5, label="observations (projected)", zorder=3
+            )
             ax.axvline(float(belief.through[name]), color="black", linestyle="--", linewidth=1, label="best point")
             for k, proposal in enumerate(data.pending):
                 value = proposal.setpoints.get(name)
@@ -170,7 +187,7 @@ def belief_lines(data: SessionData, belief: Belief) -> Figure:
             if j == 0:
                 ax.set_ylabel(objective)
             ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize="x-small", loc="best")
+    _legend(axes[0, -1])
     return figure
 
 
@@ -193,7 +210,7 @@ def belief_map(data: SessionData, belief: Belief) -> Figure | None:
             ax.scatter(
                 [p[xname] for p in points],
                 [p[yname] for p in points],
-                s=14,
+                s=_size(len(points)),
                 color="white",
                 edgecolors="black",
                 linewidths=0.3,
@@ -248,7 +265,7 @@ def pareto(data: SessionData) -> Figure | None:
     ax.set_xlabel(f"{a} ({data.spec.objectives[a].direction.value})")
     ax.set_ylabel(f"{b} ({data.spec.objectives[b].direction.value})")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    _legend(ax)
     return figure
 
 
@@ -274,5 +291,5 @@ def constraints(data: SessionData) -> Figure | None:
         ax.set_xlabel("experiment")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        _legend(ax)
     return figure

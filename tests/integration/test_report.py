@@ -204,6 +204,8 @@ def test_compare_groups_sessions_by_planner_and_refuses_different_problems(sessi
     assert page.count("<tr>") == 1 + 3 and "seconds per proposal" in page
     with pytest.raises(SpecError, match="objectives differ .*width only in this one"):
         compare_html([sessions["one"], sessions["two"]])
+    with pytest.raises(SpecError, match="constraints differ .*heat only in this one"):
+        compare_html([sessions["sobol"], sessions["constrained"]])
     with pytest.raises(SessionError, match="holds no session"):
         compare_html([sessions["one"], sessions["one"].parent])
 
