@@ -245,7 +245,7 @@ def belief_map(data: SessionData, belief: Belief) -> Figure | None:
 def pareto(data: SessionData) -> Figure | None:
     """For two or more objectives: the first two against each other, the front apart from the dominated points."""
     objectives = list(data.spec.objectives)
-    if len(objectives) < 2:
+    if len(objectives) < 2 or not any(o.ok for o in data.observations):
         return None
     a, b = objectives[:2]
     front = {id(o) for o in data.front()}

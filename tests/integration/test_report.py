@@ -41,7 +41,12 @@ def _run(root: Path, name: str, data: dict[str, Any], answer: Any = None) -> Pat
 
 
 def _operated(session: Session, checkpoint: Any, n: int) -> Decision:
-    """The second proposal edited by ada from the web page (with a point queued by bob), the others approved."""
+    """The second proposal edited by ada from the web page (with a point queued by bob), the others approved; at the
+    fourth checkpoint, the report of the session as it waits is kept in ``waiting.html`` (the proposal it waits
+    on in ``waiting.txt``)."""
+    if n == 3:
+        (session.folder / "waiting.html").write_text(report_html(session.folder))
+        (session.folder / "waiting.txt").write_text(checkpoint.proposals[0]["id"])
     if n == 1:
         session.store.queue_points([{"pitch1": -0.4, "pitch2": 0.5}], by="bob")
         (proposal,) = [p["id"] for p in checkpoint.proposals]
@@ -167,6 +172,15 @@ def test_a_one_objective_report_draws_its_figures_and_marks_how_each_point_came_
     failed = [o for o in data.observations if not o.ok]
     assert len(failed) == 1 and failed[0].error and html.escape(failed[0].error) in page  # the failure with its reason
     assert "ada" in page and "closer to the last good beam" in page and "web" in page  # the decision table
+
+
+def test_a_waiting_session_reports_its_state_and_the_next_proposal(sessions) -> None:
+    page = (sessions["one"] / "waiting.html").read_text()
+    waiting_on = (sessions["one"] / "waiting.txt").read_text()
+    assert network_loads(page) == [] and len(png_images(page)) == 4
+    assert "<dt>state</dt><dd>waiting</dd>" in page
+    assert f"<dt>next proposal</dt><dd>{waiting_on}: pitch1 = " in page
+    assert "<dt>next proposal</dt>" not in report_html(sessions["one"])  # finished: nothing waits
 
 
 def test_two_objectives_draw_the_pareto_front_apart_from_the_dominated_points(sessions) -> None:
