@@ -9,14 +9,13 @@ and its failures. Sessions whose variables, objectives or constraints differ are
 from __future__ import annotations
 
 import html
-import json
 import statistics
 from pathlib import Path
 from typing import Any
 
 from agent.views import figures
 from agent.views.data import SessionData, load_session
-from agent.views.report import STYLE, _img, _table
+from agent.views.report import STYLE, _img, _table, planner_label
 from closedloop.errors import SpecError
 from closedloop.problem import Direction
 
@@ -61,19 +60,6 @@ def _difference(a: SessionData, b: SessionData) -> str | None:
         if (c.less_than, c.greater_than) != (d.less_than, d.greater_than):
             return f"constraints.{name} differs"
     return None
-
-
-def planner_label(data: SessionData) -> str:
-    """The planner and its options, as the group a session falls in."""
-    planner = data.spec.planner
-    label = planner.name
-    if planner.options:
-        label += " " + json.dumps(planner.options, sort_keys=True, default=str)
-    if planner.initial_design:
-        label += f" initial_design={planner.initial_design}"
-    if planner.batch_size != 1:
-        label += f" batch_size={planner.batch_size}"
-    return label
 
 
 def seconds_per_proposal(data: SessionData) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime
 import html
+import json
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,20 @@ def report_html(folder: Path) -> str:
     return "\n".join(parts)
 
 
+def planner_label(data: SessionData) -> str:
+    """The planner and what sets it apart: its options, initial design and batch size (the group a session falls
+    in when sessions are compared)."""
+    planner = data.spec.planner
+    label = planner.name
+    if planner.options:
+        label += " " + json.dumps(planner.options, sort_keys=True, default=str)
+    if planner.initial_design:
+        label += f" initial_design={planner.initial_design}"
+    if planner.batch_size != 1:
+        label += f" batch_size={planner.batch_size}"
+    return label
+
+
 def _img(figure: Figure, alt: str) -> str:
     encoded = base64.b64encode(figures.png(figure)).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
@@ -114,7 +129,7 @@ def _summary(data: SessionData) -> str:
         ("state", status.get("state")),
         ("session", status.get("session_id")),
         ("store", status.get("store")),
-        ("planner", f"{data.spec.planner.name} {data.spec.planner.options or ''}".strip()),
+        ("planner", planner_label(data)),
         ("experiments", f"{status['experiments']} ok of a budget of {status['budget']}"),
         ("failed", status["failed"]),
         ("interrupted or aborted", status["interrupted"]),
