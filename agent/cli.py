@@ -521,8 +521,10 @@ def _mount_commands() -> None:
     from agent.cli_control import register
     from agent.cli_planners import planners
     from agent.cli_queueserver import app as queueserver_app
+    from agent.cli_report import register as register_report
 
     register(app)
+    register_report(app)
     app.command("planners")(planners)
     app.add_typer(queueserver_app, name="queueserver", help="Start a local RE Manager for the bundled profile.")
 

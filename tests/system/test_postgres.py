@@ -27,6 +27,7 @@ import pytest
 
 from agent.store import SessionStore
 from agent.store_postgres import DriverLock, PostgresStore
+from agent.views import report_html
 from agent.web import WebGate
 from closedloop import Decision, Observation, ObservationStatus, Proposal, ProposalStatus, SessionError, Verdict
 from tests.conftest import beamline_session
@@ -227,6 +228,8 @@ def test_sessions_in_one_database_run_survive_a_kill_and_are_read_from_another_h
     assert sum(status == "ok" for _, status in after) == 4
     started = start_documents(b_folder)
     assert len(started) == len(set(started)) and set(started) <= set(proposals)  # nothing run twice
+    page = report_html(b_folder)  # the report of a session kept in PostgreSQL, read through its folder
+    assert page.count("data:image/png;base64,") == 2 and "4 ok of a budget of 4" in page and SECRET not in page
     # LangGraph's checkpoints are in the same database, one thread per session
     threads = {row[0] for row in _sql(postgres_url, "SELECT DISTINCT thread_id FROM checkpoints")}
     a_id = _session_of(postgres_url, "pg-a")

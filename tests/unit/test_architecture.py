@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("package", ["closedloop", "planners", "instruments", "simulators", "agent.web"])
+@pytest.mark.parametrize("package", ["closedloop", "planners", "instruments", "simulators", "agent.web", "agent.views"])
 def test_every_name_in_all_resolves(package: str) -> None:
     module = importlib.import_module(package)
     assert module.__all__
