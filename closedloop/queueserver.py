@@ -61,7 +61,7 @@ class QueueServerSpec(BaseModel):
     timeout: float = Field(default=5.0, gt=0)
     busy_timeout: float = Field(default=3600.0, gt=0)
     run_timeout: float = Field(default=600.0, gt=0)
-    documents_timeout: float = Field(default=5.0, gt=0)
+    documents_timeout: float = Field(default=30.0, gt=0)
     poll_interval: float = Field(default=0.05, gt=0, le=5.0)
     open_environment: bool = True
 
