@@ -42,11 +42,6 @@ def log_violations(vocs: VOCS, C: Tensor) -> Tensor:
     return G
 
 
-def total_violation(G: Tensor) -> Tensor:
-    """The summed violation ``sum_i max(0, G_i)`` of log violations ``G: n x k``, ``n x 1``: 0 when feasible."""
-    return G.clamp_min(0.0).sum(dim=-1, keepdim=True)
-
-
 def _holds(Z: Tensor, col: int) -> Tensor:
     return Z[..., col]
 

@@ -34,7 +34,7 @@ from planners._acquisition import (
     parse_reference_point,
 )
 from planners._base import near_any
-from planners._feasibility import log_violations, total_violation, violation_constraints
+from planners._feasibility import log_violations, violation_constraints
 from planners._fitting import (
     ScheduledFitting,
     expected_warnings_logged,
@@ -72,8 +72,6 @@ ACQUISITION_NAMES = {
 }
 
 
-#: What a feasibility search models, for ``why``.
-_SEARCHES = {"log-probability": "constraints on a log scale", "violation": "on the summed violation, log scale"}
 #: How far apart the torch seeds of successive recovery steps are.
 RESEED = 7919
 
@@ -139,7 +137,11 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
       Hartmann6 over 10 seeds LogEI's median regret was 0.034 against qLogNEI's 0.0022). With
       ``pending="believe"``, one point with points in flight, once a reading stood out: UCB on the GP told its own
       mean there (:func:`~planners._acquisition.believed_ucb`);
-    - while no ok observation is feasible: ``qLogProbabilityOfFeasibility``, to find the feasible region;
+    - while no ok observation is feasible, the search for feasibility (``feasibility_search``, said in ``why``): by
+      default ``qLogProbabilityOfFeasibility`` on a GP of the constraints alone, each as its violation on a log scale
+      (:mod:`planners._feasibility`); ``probability`` is the same acquisition on the GP of every outcome as measured,
+      which on the spring problem, whose constraint outputs span many orders of magnitude, left half the seeds with
+      no feasible point after 40 experiments (see ``benchmarks/feasibility.py``);
     - one objective with constraints: ``qLogNoisyExpectedImprovement`` with the constraints as BoTorch outcome
       constraints. With the default ``acquisition="auto"``, one point with nothing pending on data the GP fits as
       noiseless (noise variance below :data:`~planners._fitting.NOISELESS_BELOW`) uses ``qLogExpectedImprovement``
@@ -192,6 +194,11 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
     improvement by ``e**c`` to pay for itself. ``max_travel`` keeps every proposal, design points included,
     inside the box ``position +- max_travel`` intersected with the bounds; in a batch, *each* point is within
     ``max_travel`` of the current position (not of the point before it). Categorical variables take no part.
+
+    Numerical failures (a NaN gradient, a covariance not positive definite, a fit that does not converge, a NaN
+    acquisition value) never cost a proposal: they are recovered from in the order of :mod:`planners._recovery`
+    (other restarts, a refit from the priors, more jitter, an analytic acquisition function, and last a Sobol point),
+    counted by kind in :attr:`recoveries` (and :attr:`diagnostics`), and said in ``why``.
 
     Reproducible: the same seed and the same ingested data give the same points (the torch RNG is forked and
     seeded from ``seed`` and the number of points known for every call, a scheduled fit from ``seed`` and
@@ -386,7 +393,7 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
                 _log.warning("numerical failure at step %s (%s: %s); trying the next step", step, kind, exc)
                 continue
             where = ", near the peak found" if local is not box else ""  # (peak_box)
-            why = f"searching for feasibility: {used}, {_SEARCHES[self.feasibility_search]}" if G is not None else ""
+            why = f"searching for feasibility: {used}, constraints on a log scale" if G is not None else ""
             why = why or f"model ({used}){where}"
             if failed:
                 self.recovered_by[step] += 1
@@ -401,9 +408,8 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         return bool(self.vocs.constraints) and self.feasibility_search != "probability" and not self._any_feasible()
 
     def _feasibility_model(self, X: Tensor, G: Tensor, from_priors: bool = False) -> Model:
-        """A GP on the log violations ``G: n x k`` (``log-probability``) or on their negated sum (``violation``)."""
-        outcomes = G if self.feasibility_search == "log-probability" else -total_violation(G)
-        model = self._fit(X, outcomes, outcomes[:, :0], from_priors=from_priors)
+        """A GP on the log violations ``G: n x k`` (fitted afresh: the warm start and schedule are the main GP's)."""
+        model = self._fit(X, G, G[:, :0], from_priors=from_priors)
         self.n_fits += 1
         return model
 
@@ -524,29 +530,14 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             model, X_baseline=X, X_pending=pending, prune_baseline=True, sampler=self._sampler()
         )
 
-    def _feasibility_acquisition(self, model: Model, G: Tensor, X_pending: Tensor) -> AcquisitionFunction:
-        """While nothing is feasible (:meth:`_feasibility_model`): ``qLogProbabilityOfFeasibility`` of every log
-        violation ``<= 0`` (``log-probability``), or ``qLogExpectedImprovement`` of the negated summed violation
-        over the least observed (``violation``)."""
-        pending = X_pending if len(X_pending) else None
-        if self.feasibility_search == "log-probability":
-            constraints = violation_constraints(G.shape[-1])
-            return qLogProbabilityOfFeasibility(model, constraints, sampler=self._sampler(), X_pending=pending)
-        least = (-total_violation(G)).max()
-        return qLogExpectedImprovement(model, best_f=least, sampler=self._sampler(), X_pending=pending)
-
     def _simple_acquisition(self, model: Model, Y: Tensor, G: Tensor | None) -> AcquisitionFunction:
         """An analytic acquisition function on ``model`` for one point, the recovery step ``simpler acquisition``:
-        ``LogProbabilityOfFeasibility`` or ``LogExpectedImprovement`` of the negated summed violation while nothing
-        is feasible, ``LogConstrainedExpectedImprovement`` with constraints, else ``LogExpectedImprovement``.
-
-        One objective only (:meth:`_recovering` skips the step for several).
-        """
+        ``LogProbabilityOfFeasibility`` while nothing is feasible, ``LogConstrainedExpectedImprovement`` with
+        constraints, else ``LogExpectedImprovement``. One objective only (:meth:`_recovering` skips the step for
+        several)."""
         m = Y.shape[1]
-        if G is not None and self.feasibility_search == "log-probability":
-            return LogProbabilityOfFeasibility(model, {i: (None, 0.0) for i in range(G.shape[-1])})
         if G is not None:
-            return LogExpectedImprovement(model, best_f=(-total_violation(G)).max())
+            return LogProbabilityOfFeasibility(model, {i: (None, 0.0) for i in range(G.shape[-1])})
         if self.vocs.constraints:
             bounds = constraint_bounds(self.vocs, m)
             return LogConstrainedExpectedImprovement(model, self._best_feasible(), 0, constraints=bounds)
@@ -594,7 +585,9 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             if step == "simpler acquisition":
                 chosen = self._simple_acquisition(model, Y, G)
             elif G is not None:
-                chosen = self._feasibility_acquisition(model, G, X_pending)
+                constraints = violation_constraints(G.shape[-1])
+                pending = X_pending if len(X_pending) else None
+                chosen = qLogProbabilityOfFeasibility(model, constraints, sampler=self._sampler(), X_pending=pending)
             else:
                 chosen = self._acquisition(model, X, Y, C, X_pending, q)
             acq = self._penalized(chosen)

@@ -26,7 +26,7 @@ Acquisition = Literal["auto", "qlognei", "logei", "logei-mean"]
 Pending = Literal["joint", "believe"]
 Refit = Literal["scheduled", "always"]
 NoisePrior = Literal["low", "botorch", "flat", "adaptive"]
-FeasibilitySearch = Literal["log-probability", "violation", "probability"]
+FeasibilitySearch = Literal["log-probability", "probability"]
 PerVariable = float | dict[str, float] | None
 
 
@@ -95,9 +95,8 @@ class BoTorchOptions(PlannerOptions):
     )
     feasibility_search: FeasibilitySearch = Field(
         "log-probability",
-        description="while no observation is feasible: log-probability (qLogPOF on each constraint's violation on a "
-        "log scale), violation (LogEI on the summed log violation), probability (qLogPOF on the constraints as "
-        "measured, one GP with the objectives)",
+        description="while no observation is feasible: log-probability (qLogPOF on a GP of each constraint's "
+        "violation on a log scale), probability (qLogPOF on the GP of every outcome as measured)",
     )
     ucb_beta: float = Field(4.0, gt=0.0, description="UCB's beta for pending: believe (mean + sqrt(beta) * std)")
     peak_box: float | None = Field(

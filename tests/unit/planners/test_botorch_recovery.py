@@ -15,6 +15,7 @@ from gest_api.vocs import VOCS
 from linear_operator.utils.errors import NotPSDError
 
 from planners import BoTorchPlanner
+from planners._feasibility import log_violations
 from planners._recovery import STEPS, failure_kind, more_jitter
 
 #: The spring problem (BoTorch's TensionCompressionString on the unit cube, see benchmarks/_engineering.py): the
@@ -126,3 +127,32 @@ def test_seeded_proposals_without_a_failure_are_the_points_they_were(problem: st
         planner.ingest([{**p, "f": _branin(p["x1"], p["x2"]), "c": c}])
     assert not planner.recoveries
     assert model_points == pytest.approx(PINNED[problem], abs=1e-6)
+
+
+def test_while_nothing_is_feasible_the_planner_searches_for_feasibility_and_says_so() -> None:
+    results = spring_results()[:12]  # the design and two more points, none feasible
+    planner = BoTorchPlanner(SPRING, seed=3, n_initial=10)
+    assert not any(planner.feasible(r) for r in results)
+    planner.ingest(results)
+    (point,) = planner.suggest(1)
+    assert planner.why(point["_id"]) == (
+        "searching for feasibility: probability of feasibility, constraints on a log scale"
+    )
+    measured = BoTorchPlanner(SPRING, seed=3, n_initial=10, feasibility_search="probability")
+    measured.ingest(results)
+    (point,) = measured.suggest(1)
+    assert measured.why(point["_id"]) == "model (probability of feasibility)"  # the GP of every outcome as measured
+
+
+def test_log_violations_hold_exactly_where_the_constraints_do() -> None:
+    vocs = VOCS(
+        variables={"x": [0.0, 1.0]},
+        objectives={"f": "MINIMIZE"},
+        constraints={"a": ["LESS_THAN", 2.0], "b": ["GREATER_THAN", -1.0], "c": ["BOUNDS", 0.0, 10.0]},
+    )
+    C = torch.tensor([[1.9, -0.9, 5.0], [2.1, -1.1, -0.5], [-3e4, 1e6, 10.5], [2.0, -1.0, 0.0]], dtype=torch.float64)
+    G = log_violations(vocs, C)
+    planner = BoTorchPlanner(vocs, seed=0)
+    holds = [[planner.feasible({name: float(v)}) for name, v in zip("abc", row, strict=True)] for row in C]
+    assert (G <= 0).tolist() == holds
+    assert float(G.abs().max()) < 15.0  # 1e6 compressed to its logarithm
