@@ -150,9 +150,8 @@ def test_log_violations_hold_exactly_where_the_constraints_do() -> None:
         objectives={"f": "MINIMIZE"},
         constraints={"a": ["LESS_THAN", 2.0], "b": ["GREATER_THAN", -1.0], "c": ["BOUNDS", 0.0, 10.0]},
     )
-    C = torch.tensor([[1.9, -0.9, 5.0], [2.1, -1.1, -0.5], [-3e4, 1e6, 10.5], [2.0, -1.0, 0.0]], dtype=torch.float64)
+    C = torch.tensor([[1.9, -0.9, 5.0], [2.1, -1.1, -0.5], [-3e4, 1e6, 10.5], [1.0, 0.0, 0.1]], dtype=torch.float64)
     G = log_violations(vocs, C)
-    planner = BoTorchPlanner(vocs, seed=0)
-    holds = [[planner.feasible({name: float(v)}) for name, v in zip("abc", row, strict=True)] for row in C]
+    holds = [[vocs.constraints[name].check(float(v)) for name, v in zip("abc", row, strict=True)] for row in C]
     assert (G <= 0).tolist() == holds
     assert float(G.abs().max()) < 15.0  # 1e6 compressed to its logarithm
