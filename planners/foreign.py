@@ -134,6 +134,12 @@ class Foreign:
         return None
 
     @property
+    def diagnostics(self) -> dict[str, Any]:
+        """The generator's numerical failures caught, by kind (``recoveries``), and how they were recovered from
+        (``recovered_by``)."""
+        return {"recoveries": dict(self.recoveries), "recovered_by": dict(self.recovered_by)}
+
+    @property
     def out(self) -> int:
         """Its points suggested and not yet ingested."""
         return len(self._out)
