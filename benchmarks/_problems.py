@@ -29,6 +29,9 @@ height 1000 counts on a background of 20, measured with additive Gaussian noise;
 - ``spot5``: 5-D round spot, width 0.45, noise sd 20.
 - ``spot6_tilted``: 6-D elongated spot, widths 0.35 to 0.6 along tilted axes, noise sd 10.
 
+Two constrained design problems from the engineering literature, ``spring`` and ``welded_beam``, BoTorch's test
+functions on the unit cube (:mod:`benchmarks._engineering`).
+
 "Within 1 %" of the optimum means a true value within ``hit_tolerance = 0.01 * |f*|`` of f*, or, when f* is
 zero, within 1 % of the range of f over the domain; for the two-objective problem, a hypervolume of at least
 99 % of the bound.
@@ -450,6 +453,9 @@ def build_problems() -> dict[str, Problem]:
         ),
     ]
     problems += [peak_problem(*peak) for peak in PEAKS]
+    from benchmarks._engineering import ENGINEERING, engineering_problem  # (it imports this module's Problem)
+
+    problems += [engineering_problem(name) for name in ENGINEERING]
     return {p.name: p for p in problems}
 
 

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from contextlib import nullcontext
 from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction, LogExpectedImprovement, qLogNoisyExpectedImprovement
-from botorch.acquisition.analytic import LogConstrainedExpectedImprovement
+from botorch.acquisition.analytic import LogConstrainedExpectedImprovement, LogProbabilityOfFeasibility
 from botorch.acquisition.logei import qLogExpectedImprovement, qLogProbabilityOfFeasibility
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.acquisition.objective import GenericMCObjective
-from botorch.exceptions import ModelFittingError
 from botorch.models.model import Model
 from botorch.optim import optimize_acqf, optimize_acqf_mixed
 from botorch.optim.initializers import gen_batch_initial_conditions
@@ -33,6 +34,7 @@ from planners._acquisition import (
     parse_reference_point,
 )
 from planners._base import near_any
+from planners._feasibility import log_violations, violation_constraints
 from planners._fitting import (
     ScheduledFitting,
     expected_warnings_logged,
@@ -42,8 +44,17 @@ from planners._fitting import (
     stands_out,
     stood_out,
 )
+from planners._recovery import SPACE_FILLING, STEPS, check_finite, failure_kind, more_jitter
 from planners._travel import Travelling, per_variable
-from planners.options import MIN_OBSERVATIONS, Acquisition, BoTorchOptions, NoisePrior, Pending, Refit
+from planners.options import (
+    MIN_OBSERVATIONS,
+    Acquisition,
+    BoTorchOptions,
+    FeasibilitySearch,
+    NoisePrior,
+    Pending,
+    Refit,
+)
 from planners.sobol import sobol_points
 
 _log = logging.getLogger(__name__)
@@ -56,8 +67,13 @@ ACQUISITION_NAMES = {
     "LogConstrainedExpectedImprovement": "constrained LogEI",
     "qLogNoisyExpectedHypervolumeImprovement": "qLogNEHVI",
     "qLogProbabilityOfFeasibility": "probability of feasibility",
+    "LogProbabilityOfFeasibility": "analytic probability of feasibility",
     "UpperConfidenceBound": "UCB, believing the points in flight",
 }
+
+
+#: How far apart the torch seeds of successive recovery steps are.
+RESEED = 7919
 
 
 def acquisition_name(acq: AcquisitionFunction) -> str:
@@ -121,7 +137,11 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
       Hartmann6 over 10 seeds LogEI's median regret was 0.034 against qLogNEI's 0.0022). With
       ``pending="believe"``, one point with points in flight, once a reading stood out: UCB on the GP told its own
       mean there (:func:`~planners._acquisition.believed_ucb`);
-    - while no ok observation is feasible: ``qLogProbabilityOfFeasibility``, to find the feasible region;
+    - while no ok observation is feasible, the search for feasibility (``feasibility_search``, said in ``why``): by
+      default ``qLogProbabilityOfFeasibility`` on a GP of the constraints alone, each as its violation on a log scale
+      (:mod:`planners._feasibility`); ``probability`` is the same acquisition on the GP of every outcome as measured,
+      which on the spring problem, whose constraint outputs span many orders of magnitude, left half the seeds with
+      no feasible point after 40 experiments (see ``benchmarks/feasibility.py``);
     - one objective with constraints: ``qLogNoisyExpectedImprovement`` with the constraints as BoTorch outcome
       constraints. With the default ``acquisition="auto"``, one point with nothing pending on data the GP fits as
       noiseless (noise variance below :data:`~planners._fitting.NOISELESS_BELOW`) uses ``qLogExpectedImprovement``
@@ -174,6 +194,11 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
     improvement by ``e**c`` to pay for itself. ``max_travel`` keeps every proposal, design points included,
     inside the box ``position +- max_travel`` intersected with the bounds; in a batch, *each* point is within
     ``max_travel`` of the current position (not of the point before it). Categorical variables take no part.
+
+    Numerical failures (a NaN gradient, a covariance not positive definite, a fit that does not converge, a NaN
+    acquisition value) never cost a proposal: they are recovered from in the order of :mod:`planners._recovery`
+    (other restarts, a refit from the priors, more jitter, an analytic acquisition function, and last a Sobol point),
+    counted by kind in :attr:`recoveries` (and :attr:`diagnostics`), and said in ``why``.
 
     Reproducible: the same seed and the same ingested data give the same points (the torch RNG is forked and
     seeded from ``seed`` and the number of points known for every call, a scheduled fit from ``seed`` and
@@ -238,6 +263,11 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         self._fitted: tuple[int, dict[str, Tensor]] | None = None  # (size, hyperparameters)
         #: (ok observations at the last cold fit, the last fit's hyperparameters), for warm starts
         self._warm: tuple[int, dict[str, Tensor]] | None = None
+        #: Numerical failures of fitting and acquisition caught while proposing, by kind (:mod:`planners._recovery`).
+        self.recoveries: Counter[str] = Counter()
+        #: The step that recovered from them (:data:`~planners._recovery.STEPS`, or ``space-filling``), by step.
+        self.recovered_by: Counter[str] = Counter()
+        self.feasibility_search: FeasibilitySearch = o.feasibility_search
         self.reference_point = parse_reference_point(o.reference_point, self.objective_names, self.signs)
         self.travel_cost = per_variable("travel_cost", o.travel_cost, self.space, default=0.0)
         self.max_travel = per_variable("max_travel", o.max_travel, self.space, default=float("inf"))
@@ -246,6 +276,18 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         self._position_at = -1  # number of records when set_position was called
         #: (records ingested then, the model) of the last model-based proposal, for :meth:`predict`
         self._last_model: tuple[int, Model] | None = None
+
+    @property
+    def diagnostics(self) -> dict[str, Any]:
+        """The planner's counters: fits, reuses, peak boxes, numerical failures by kind (``recoveries``) and by the
+        step that recovered from them (``recovered_by``)."""
+        return {
+            "n_fits": self.n_fits,
+            "n_reuses": self.n_reuses,
+            "n_peak_boxes": self.n_peak_boxes,
+            "recoveries": dict(self.recoveries),
+            "recovered_by": dict(self.recovered_by),
+        }
 
     # -- proposing -----------------------------------------------------------------------------------------
 
@@ -299,24 +341,77 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         X_pending = torch.cat([avoid, design])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed + known)
-            try:
-                model = self._model(X, Y, C)
-            except ModelFittingError as exc:
-                _log.warning("GP fit failed (%s); proposing Sobol points instead", exc)
-                self._explain(["Sobol: the GP fit failed"] * n)
-                return self._distinct(self._design(n, known, box), avoid, None, box, skip=known + n)
-            self._last_model = (len(self._records), model)
-            if self.noise_fill is not None and noise_share(model) > self.noise_fill and not stands_out(Y[:, 0]):
-                # the data show no structure yet, only noise, and no reading stands out: keep filling the space
-                self._explain(["Sobol: only noise so far"] * n)
-                return self._distinct(self._design(n, known, box), avoid, None, box, skip=known + n)
-            local = self._local_box(model, X, Y, C, box)
-            candidates, used = self._optimize(model, X, Y, C, X_pending, q=n - n_design, box=local)
-        where = ", near the peak found" if local is not box else ""  # (peak_box)
-        self._explain(reasons + [f"model ({used}){where}"] * (n - n_design))
+            candidates, why, local = self._recovering(X, Y, C, X_pending, n - n_design, box)
+        if candidates is None:
+            self._explain([why] * n)
+            return self._distinct(self._design(n, known, box), avoid, None, box, skip=known + n)
+        self._explain(reasons + [why] * (n - n_design))
         exact = X if (self.space.cat_dims or self.space.discrete_dims) else None
         candidates = self._distinct(candidates, X_pending, exact, local, skip=known + n)
         return torch.cat([design, candidates])
+
+    def _recovering(
+        self, X: Tensor, Y: Tensor, C: Tensor, X_pending: Tensor, q: int, box: Tensor | None
+    ) -> tuple[Tensor | None, str, Tensor | None]:
+        """The model's ``q`` points (``q x d``), why they were chosen, and the box they were sought in; or None and
+        why Sobol points go instead (the GP sees only noise, or no step recovered from a numerical failure).
+
+        A numerical failure (:func:`~planners._recovery.failure_kind`) is counted in :attr:`recoveries` and the next
+        step of :data:`~planners._recovery.STEPS` is tried, the torch RNG reseeded for each; the first attempt is the
+        planner's usual proposal, so on data without failures nothing changes. Any other exception is raised.
+        """
+        failed: list[str] = []
+        model: Model | None = None
+        search = self._searching_feasibility()
+        G = log_violations(self.vocs, C) if search else None
+        for step in ("first", *STEPS):
+            if step == "simpler acquisition" and (q > 1 or (G is None and Y.shape[1] > 1)):
+                continue  # analytic acquisition functions take one point and one objective
+            if failed:
+                torch.manual_seed(self.seed + self.n_known + RESEED * len(failed))
+            try:
+                with more_jitter() if step in ("jitter", "simpler acquisition") else nullcontext():
+                    if step == "first" and G is not None:
+                        model = self._feasibility_model(X, G)
+                    elif step == "first":
+                        model = self._model(X, Y, C)
+                        self._last_model = (len(self._records), model)
+                        if self.noise_fill is not None and noise_share(model) > self.noise_fill:
+                            if not stands_out(Y[:, 0]):
+                                # no structure yet, only noise, and no reading stands out: keep filling the space
+                                return None, "Sobol: only noise so far", box
+                    elif model is None or step in ("refit", "jitter"):
+                        model = self._feasibility_model(X, G, True) if G is not None else self._fit(X, Y, C, None, True)
+                    local = box if G is not None else self._local_box(model, X, Y, C, box)
+                    candidates, used = self._optimize(model, X, Y, C, X_pending, q, local, step, G)
+            except Exception as exc:
+                kind = failure_kind(exc)
+                if kind is None:
+                    raise
+                failed.append(kind)
+                self.recoveries[kind] += 1
+                _log.warning("numerical failure at step %s (%s: %s); trying the next step", step, kind, exc)
+                continue
+            where = ", near the peak found" if local is not box else ""  # (peak_box)
+            why = f"searching for feasibility: {used}, constraints on a log scale" if G is not None else ""
+            why = why or f"model ({used}){where}"
+            if failed:
+                self.recovered_by[step] += 1
+                why += f", after a numerical failure ({', '.join(failed)}): {step}"
+            return candidates, why, local
+        self.recovered_by[SPACE_FILLING] += 1
+        return None, f"Sobol: numerical failures ({', '.join(failed)}) not recovered by {', '.join(STEPS)}", box
+
+    def _searching_feasibility(self) -> bool:
+        """Whether proposals search for feasibility (:mod:`planners._feasibility`): constraints, none of the ok
+        observations feasible, and ``feasibility_search`` is not ``probability`` (the joint GP's own)."""
+        return bool(self.vocs.constraints) and self.feasibility_search != "probability" and not self._any_feasible()
+
+    def _feasibility_model(self, X: Tensor, G: Tensor, from_priors: bool = False) -> Model:
+        """A GP on the log violations ``G: n x k`` (fitted afresh: the warm start and schedule are the main GP's)."""
+        model = self._fit(X, G, G[:, :0], from_priors=from_priors)
+        self.n_fits += 1
+        return model
 
     def _local_box(self, model: Model, X: Tensor, Y: Tensor, C: Tensor, box: Tensor | None) -> Tensor | None:
         """``box`` narrowed to :func:`~planners._fitting.peak_box` (one objective, no constraints, no categories)."""
@@ -435,6 +530,19 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             model, X_baseline=X, X_pending=pending, prune_baseline=True, sampler=self._sampler()
         )
 
+    def _simple_acquisition(self, model: Model, Y: Tensor, G: Tensor | None) -> AcquisitionFunction:
+        """An analytic acquisition function on ``model`` for one point, the recovery step ``simpler acquisition``:
+        ``LogProbabilityOfFeasibility`` while nothing is feasible, ``LogConstrainedExpectedImprovement`` with
+        constraints, else ``LogExpectedImprovement``. One objective only (:meth:`_recovering` skips the step for
+        several)."""
+        m = Y.shape[1]
+        if G is not None:
+            return LogProbabilityOfFeasibility(model, {i: (None, 0.0) for i in range(G.shape[-1])})
+        if self.vocs.constraints:
+            bounds = constraint_bounds(self.vocs, m)
+            return LogConstrainedExpectedImprovement(model, self._best_feasible(), 0, constraints=bounds)
+        return LogExpectedImprovement(model, best_f=Y.max())
+
     def _best_feasible(self) -> Tensor:
         """The best feasible observed objective value (:attr:`~planners.PlannerBase.best`), signed so that larger is
         better, as a float64 tensor; asked for only once an observation is feasible."""
@@ -450,31 +558,59 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         return any(r.outcomes is not None and self.feasible(r.point) for r in self._records)
 
     def _optimize(
-        self, model: Model, X: Tensor, Y: Tensor, C: Tensor, X_pending: Tensor, q: int, box: Tensor | None = None
+        self,
+        model: Model,
+        X: Tensor,
+        Y: Tensor,
+        C: Tensor,
+        X_pending: Tensor,
+        q: int,
+        box: Tensor | None = None,
+        step: str = "first",
+        G: Tensor | None = None,
     ) -> tuple[Tensor, str]:
         """Choose ``q`` new points (``q x d``, unit cube, snapped) given the pending ones (``X_pending: p x d``);
-        with the name of the acquisition function that chose them, for the operator."""
+        with the name of the acquisition function that chose them, for the operator.
+
+        ``step`` is the recovery step (:mod:`planners._recovery`): after the first, no restart starts at the best
+        feasible observation (where a noiseless GP's posterior variance vanishes and its gradient can be NaN);
+        ``restarts`` doubles the restarts and raw samples, ``simpler acquisition`` uses
+        :meth:`_simple_acquisition`. ``G`` (``n x k`` log violations) means the model is a feasibility search's
+        (:meth:`_feasibility_model`).
+
+        Raises:
+            CandidateGenerationError: a candidate or an acquisition value is NaN (see :func:`check_finite`).
+        """
         with expected_warnings_logged():
-            chosen = self._acquisition(model, X, Y, C, X_pending, q)
+            if step == "simpler acquisition":
+                chosen = self._simple_acquisition(model, Y, G)
+            elif G is not None:
+                constraints = violation_constraints(G.shape[-1])
+                pending = X_pending if len(X_pending) else None
+                chosen = qLogProbabilityOfFeasibility(model, constraints, sampler=self._sampler(), X_pending=pending)
+            else:
+                chosen = self._acquisition(model, X, Y, C, X_pending, q)
             acq = self._penalized(chosen)
             bounds = box if box is not None else self._unit_bounds
             combos = categorical_combinations(self.space)
             free = len(self.space.cont_dims) + len(self.space.discrete_dims)
+            more = 2 if step == "restarts" else 1
             effort: dict[str, Any] = {
-                "num_restarts": self.num_restarts,
-                "raw_samples": self.raw_samples,
+                "num_restarts": more * self.num_restarts,
+                "raw_samples": more * self.raw_samples,
                 "options": {"maxiter": self.maxiter, "ftol": self.ftol, "factr": None},
                 "retry_on_optimization_warning": False,
             }
             if combos is not None and free > 0:
-                candidates, _ = optimize_acqf_mixed(acq, bounds=bounds, q=q, fixed_features_list=combos, **effort)
+                candidates, values = optimize_acqf_mixed(acq, bounds, q, fixed_features_list=combos, **effort)
             else:
-                best = self.best if self.vocs.constraints else None
+                best = self.best if self.vocs.constraints and step == "first" else None
                 if best is not None:
                     # one restart starts at the best feasible observation (see the class docstring)
                     start = torch.from_numpy(self.to_unit([self.point_x(best)]))[0]
                     effort["ic_generator"] = partial(starting_at, start)
-                candidates, _ = optimize_acqf(acq, bounds=bounds, q=q, **effort)
+                candidates, values = optimize_acqf(acq, bounds=bounds, q=q, **effort)
+            check_finite(candidates, values)
         return self._snap(candidates.detach().reshape(q, self.dim), box), acquisition_name(chosen)
 
     def _distinct(

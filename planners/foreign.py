@@ -19,6 +19,14 @@ every generator not of this package (:func:`planners.load_planner` does it) and 
   (median final regret 29 against 1.1 with the rule above, the simulated beamline replayed, 30 experiments, 8
   seeds).
 - Its first ``suggest`` failing before it has any data says to set ``planner.initial_design``.
+- A numerical failure once it has data (:func:`~planners._recovery.failure_kind`: a NaN gradient, a covariance not
+  positive definite, a fit that did not converge, as Xopt's BoTorch models raise them) costs no experiment: it is
+  counted in :attr:`Foreign.recoveries`, the generator is asked once more with torch's RNG seeded anew, and if that
+  fails too the points come from a scrambled Sobol sequence of the wrapper's own, each saying so in ``why``. Any other
+  exception is raised as it was.
+- With a ``seed``, torch's RNG (when torch is loaded) is seeded from it and the results taken around every call of
+  the generator, and put back afterwards: a generator that takes no seed (Xopt's) proposes the same points on the
+  same data, whatever ran in the process before.
 
 Every point carries this wrapper's own integer ``_id`` (the generator's own, if it gives one, is mapped back when the
 point's result is ingested).
@@ -26,6 +34,11 @@ point's result is ingested).
 
 from __future__ import annotations
 
+import logging
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -33,7 +46,11 @@ from gest_api.vocs import VOCS
 
 from closedloop.errors import PlannerError
 from planners._points import near_any
+from planners._recovery import failure_kind
 from planners._space import Space, build_variables
+from planners.sobol import sobol_points
+
+_log = logging.getLogger(__name__)
 
 ID_KEY = "_id"
 INITIAL_DESIGN_HINT = "set planner.initial_design: N in the session file to have closedloop propose the first N points"
@@ -42,6 +59,23 @@ INITIAL_DESIGN_HINT = "set planner.initial_design: N in the session file to have
 def makes_one_at_a_time(planner: Any) -> bool:
     """Whether ``planner`` declares it cannot make a batch (Xopt's ``supports_batch_generation = False``)."""
     return getattr(planner, "supports_batch_generation", True) is False
+
+
+#: How far apart the torch seeds of a call and its retry are.
+RESEED = 7919
+
+
+@contextmanager
+def seeded_torch(seed: int | None) -> Iterator[None]:
+    """torch's RNG (only when torch is loaded, and ``seed`` given) seeded with ``seed`` inside the block and put back
+    afterwards; otherwise nothing."""
+    torch = sys.modules.get("torch")
+    if seed is None or torch is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def said_why(planner: Any, own_id: Any) -> str | None:
@@ -62,14 +96,25 @@ class Foreign:
         planner: the generator, built for ``vocs``.
         name: its name or import path, for messages.
         vocs: the problem, to compare points in the unit cube (a VOCS this package cannot map leaves out the
-            matching: such a generator is asked for ``n`` points).
+            matching: such a generator is asked for ``n`` points, and its numerical failures are raised).
+        seed: seeds torch's RNG around the generator's calls and the Sobol points that stand in for a failed call
+            (see the module's text); None: neither is seeded (the Sobol points from seed 0).
     """
 
     returns_id = True
 
-    def __init__(self, planner: Any, *, name: str, vocs: VOCS) -> None:
+    def __init__(self, planner: Any, *, name: str, vocs: VOCS, seed: int | None = None) -> None:
         self.planner = planner
         self.name = name
+        self.seed = seed
+        self.constants = {key: c.value for key, c in vocs.constants.items()}
+        #: Numerical failures of the generator caught, by kind (see :mod:`planners._recovery`).
+        self.recoveries: Counter[str] = Counter()
+        #: How they were recovered from: ``retry`` (asked again) or ``space-filling`` (Sobol points instead).
+        self.recovered_by: Counter[str] = Counter()
+        self._reasons: dict[int, str] = {}  # our id -> why, for the points that stood in for a failed call
+        self._stand_ins = 0  # Sobol points given so far
+        self._results = 0  # results ingested, for the seed of each call
         self.one_at_a_time = makes_one_at_a_time(planner)
         try:
             self._space: Space | None = Space(build_variables(vocs))
@@ -89,6 +134,12 @@ class Foreign:
         return None
 
     @property
+    def diagnostics(self) -> dict[str, Any]:
+        """The generator's numerical failures caught, by kind (``recoveries``), and how they were recovered from
+        (``recovered_by``)."""
+        return {"recoveries": dict(self.recoveries), "recovered_by": dict(self.recovered_by)}
+
+    @property
     def out(self) -> int:
         """Its points suggested and not yet ingested."""
         return len(self._out)
@@ -102,7 +153,12 @@ class Foreign:
         """
         if self.one_at_a_time and self._out:
             raise PlannerError(f"planner '{self.name}' makes one point at a time: the last one's result is not in")
-        points = self._ask(num_points)
+        points, why = self._ask(num_points)
+        if why is not None:  # Sobol points stood in for the generator's
+            self._started = self._started or bool(points)
+            tagged = [self._tag(dict(point)) for point in points]
+            self._reasons.update((point[ID_KEY], why) for point in tagged)
+            return tagged
         out = self._units_out()
         if len(out) and not self.one_at_a_time and num_points is not None:
             units = [self._unit(point) for point in points]
@@ -111,19 +167,47 @@ class Foreign:
         self._started = self._started or bool(points)
         return [self._tag(dict(point)) for point in points]
 
-    def _ask(self, n: int | None) -> list[dict[str, Any]]:
-        try:
-            return list(self.planner.suggest(n))
-        except PlannerError:
-            raise
-        except Exception as exc:
-            if self._has_data:
+    def _call(self, ask: Callable[[], Any], attempt: int = 0) -> Any:
+        """``ask()`` with torch's RNG seeded from the seed, the results taken and the attempt."""
+        seed = None if self.seed is None else self.seed + self._results + RESEED * attempt
+        with seeded_torch(seed):
+            return ask()
+
+    def _ask(self, n: int | None) -> tuple[list[dict[str, Any]], str | None]:
+        """Its points, and None; or, when it failed numerically twice, Sobol points and why (see the module's text)."""
+        failed: list[str] = []
+        for attempt in range(2):
+            try:
+                points = list(self._call(lambda: self.planner.suggest(n), attempt))
+            except PlannerError:
                 raise
-            reason = (str(exc).splitlines() or [""])[0]
-            raise PlannerError(
-                f"planner '{self.name}' cannot propose without data: {type(exc).__name__}: {reason}",
-                hint=INITIAL_DESIGN_HINT,
-            ) from exc
+            except Exception as exc:
+                if not self._has_data:
+                    reason = (str(exc).splitlines() or [""])[0]
+                    raise PlannerError(
+                        f"planner '{self.name}' cannot propose without data: {type(exc).__name__}: {reason}",
+                        hint=INITIAL_DESIGN_HINT,
+                    ) from exc
+                kind = failure_kind(exc)
+                if kind is None or self._space is None:
+                    raise
+                failed.append(kind)
+                self.recoveries[kind] += 1
+                _log.warning("planner '%s' failed numerically (%s: %s)", self.name, kind, exc)
+                continue
+            if failed:
+                self.recovered_by["retry"] += 1
+            return points, None
+        self.recovered_by["space-filling"] += 1
+        return self._sobol(1 if n is None else n), f"Sobol: {self.name} failed numerically ({', '.join(failed)})"
+
+    def _sobol(self, n: int) -> list[dict[str, Any]]:
+        """The next ``n`` points of the wrapper's own scrambled Sobol sequence, with the constants."""
+        assert self._space is not None
+        X = self._space.from_unit(sobol_points(self._space.d, n, seed=self.seed or 0, skip=self._stand_ins)).tolist()
+        self._stand_ins += n
+        space = self._space
+        return [{**{v.name: space.member(j, x[j]) for j, v in enumerate(space.variables)}, **self.constants} for x in X]
 
     def _unit(self, point: dict[str, Any]) -> np.ndarray | None:
         """The point in the unit cube, or None when a variable is missing or not one of its values."""
@@ -148,7 +232,7 @@ class Foreign:
 
         asked = n + len(self._out)
         try:
-            batch = list(self.planner.suggest(asked))
+            batch = list(self._call(lambda: self.planner.suggest(asked)))
         except Exception:  # noqa: BLE001 - it cannot make that many (ValueError, as gest-api says) or failed
             return None
         units = [self._unit(point) for point in batch]
@@ -187,6 +271,7 @@ class Foreign:
             if ID_KEY in result:
                 point_id = result.pop(ID_KEY)
                 entry = self._out.pop(point_id, None) if isinstance(point_id, int) else None
+                self._reasons.pop(point_id, None)
                 if entry is None:
                     raise PlannerError(f"planner '{self.name}': no point out with _id {point_id!r}")
                 if entry[0] is not None:
@@ -200,6 +285,7 @@ class Foreign:
             self._started = False
         self.planner.ingest(forward)
         self._has_data = self._has_data or bool(forward)
+        self._results += len(forward)
 
     def why(self, point_id: int) -> str | None:
         """Why the generator made the point out with this ``_id``: what it says (a ``why(its own _id)`` method:
@@ -207,6 +293,8 @@ class Foreign:
         entry = self._out.get(point_id)
         if entry is None:
             return None
+        if point_id in self._reasons:
+            return self._reasons[point_id]
         return said_why(self.planner, entry[0]) or type(self.planner).__name__
 
     def __getattr__(self, name: str) -> Any:

@@ -26,6 +26,7 @@ Acquisition = Literal["auto", "qlognei", "logei", "logei-mean"]
 Pending = Literal["joint", "believe"]
 Refit = Literal["scheduled", "always"]
 NoisePrior = Literal["low", "botorch", "flat", "adaptive"]
+FeasibilitySearch = Literal["log-probability", "probability"]
 PerVariable = float | dict[str, float] | None
 
 
@@ -91,6 +92,11 @@ class BoTorchOptions(PlannerOptions):
         "joint (qLogNEI over the new point and those in flight), believe (once a reading stood out, one objective "
         "and no constraints: UCB on the GP told its own mean at the points in flight, GP-BUCB; helps on a broad "
         "peak, hurts on a narrow one: see the README)",
+    )
+    feasibility_search: FeasibilitySearch = Field(
+        "log-probability",
+        description="while no observation is feasible: log-probability (qLogPOF on a GP of each constraint's "
+        "violation on a log scale), probability (qLogPOF on the GP of every outcome as measured)",
     )
     ucb_beta: float = Field(4.0, gt=0.0, description="UCB's beta for pending: believe (mean + sqrt(beta) * std)")
     peak_box: float | None = Field(

@@ -118,5 +118,5 @@ def load_planner(name: str, vocs: VOCS, *, default_seed: int | None = None, **op
     if (name if ":" in name else _entry_point(name).value) not in BUILTIN_OPTIONS:
         from planners.foreign import Foreign
 
-        return Foreign(planner, name=name, vocs=vocs)
+        return Foreign(planner, name=name, vocs=vocs, seed=options.get("seed", default_seed))
     return planner

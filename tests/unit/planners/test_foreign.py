@@ -212,3 +212,61 @@ def test_a_generator_that_says_why_is_asked_with_its_own_id() -> None:
     xopt.ingest(design(8))
     (point,) = xopt.suggest(1)
     assert xopt.why(point["_id"]) == "ExpectedImprovementGenerator"
+
+
+def extreme_readings() -> list[dict[str, Any]]:
+    """Eight results, two of them a detector's glitch (+-1e154): Xopt's EI then raises BoTorch's
+    OptimizationGradientError (every element of the gradient NaN) whatever its optimizer's starts."""
+    data = design(8)
+    data[0]["f"], data[1]["f"] = 1e154, -1e154
+    return data
+
+
+def test_xopts_ei_failing_numerically_costs_no_experiment_a_sobol_point_stands_in() -> None:
+    planner = load_planner(EI, VOCS_2D, default_seed=4)
+    planner.ingest(extreme_readings())
+    (point,) = planner.suggest(1)
+    assert planner.recoveries == {"nan_gradient": 2}  # the call and its retry
+    assert planner.recovered_by == {"space-filling": 1}
+    assert planner.why(point["_id"]) == f"Sobol: {EI} failed numerically (nan_gradient, nan_gradient)"
+    assert 0.0 <= point["x"] <= 1.0 and -1.0 <= point["y"] <= 1.0
+    planner.ingest([result(point)])  # its result reaches the generator as a point it did not make
+    assert planner.out == 0 and len(planner.planner.data) == 9
+    (again,) = planner.suggest(1)  # still failing: the next Sobol point, not the same one
+    assert (again["x"], again["y"]) != (point["x"], point["y"])
+
+
+class Broken:
+    """A generator with a bug (not a numerical failure) once it has data."""
+
+    def __init__(self, vocs: VOCS) -> None:
+        self.vocs = vocs
+
+    def suggest(self, n: int) -> list[dict[str, Any]]:
+        raise KeyError("a bug")
+
+    def ingest(self, results: list[dict[str, Any]]) -> None:
+        pass
+
+
+def test_a_generators_error_that_is_not_numerical_is_raised_as_it_was() -> None:
+    planner = Foreign(Broken(VOCS_2D), name="broken", vocs=VOCS_2D, seed=1)
+    planner.ingest(design(3))
+    with pytest.raises(KeyError):
+        planner.suggest(1)
+    assert not planner.recoveries
+
+
+def test_a_seeded_foreign_generator_neither_reads_nor_moves_the_process_torch_rng() -> None:
+    """Xopt's EI takes no seed: around its calls torch's RNG is seeded from the session's seed and the results, so
+    the same data give the same point whatever ran in the process before, and the process's RNG is left as it was."""
+    points = []
+    for before in (0, 1):
+        torch.manual_seed(before)  # whatever ran before
+        state = torch.get_rng_state()
+        planner = load_planner(EI, VOCS_2D, default_seed=11)
+        planner.ingest(design(8))
+        (point,) = planner.suggest(1)
+        assert torch.equal(torch.get_rng_state(), state)
+        points.append((point["x"], point["y"]))
+    assert points[0] == points[1]

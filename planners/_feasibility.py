@@ -1,0 +1,51 @@
+"""Searching for feasibility while no observation is feasible: the constraints on a log scale, and what to seek.
+
+Constraint outputs of engineering problems span many orders of magnitude (the spring problem's first constraint
+reads 1 over most of the space and -25,000 at a few points). A GP on them as measured, even standardized, is
+dominated by the few extreme readings and sees the rest as flat, so its probability of feasibility is nearly 0
+everywhere but where it has already looked. Here each constraint becomes its *violation* ``g`` (``<= 0`` when it
+holds: ``c - value`` for ``LESS_THAN``, ``value - c`` for ``GREATER_THAN``, the distance outside the range for
+``BOUNDS``), put on BoTorch's bilog scale (``sign(g) log(1 + |g|)``, :class:`~botorch.models.transforms.outcome.Bilog`,
+as SCBO does): the sign, hence feasibility, is kept, and the extremes are compressed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+from botorch.models.transforms.outcome import Bilog
+from gest_api.vocs import VOCS, BoundsConstraint, GreaterThanConstraint, LessThanConstraint
+from torch import Tensor
+
+
+def violations(vocs: VOCS, C: Tensor) -> Tensor:
+    """The violation of each VOCS constraint, ``n x k``, from the constraint outputs as measured ``C: n x k``:
+    positive where it is violated, ``<= 0`` where it holds (in the outputs' own units)."""
+    columns = []
+    for i, spec in enumerate(vocs.constraints.values()):
+        c = C[:, i]
+        if isinstance(spec, LessThanConstraint):
+            columns.append(c - float(spec.value))
+        elif isinstance(spec, GreaterThanConstraint):
+            columns.append(float(spec.value) - c)
+        elif isinstance(spec, BoundsConstraint):
+            low, high = (float(b) for b in spec.range)
+            columns.append(torch.maximum(low - c, c - high))
+    return torch.stack(columns, dim=-1) if columns else C[:, :0]
+
+
+def log_violations(vocs: VOCS, C: Tensor) -> Tensor:
+    """:func:`violations` on BoTorch's bilog scale, ``n x k``: ``<= 0`` exactly where the constraint holds."""
+    G, _ = Bilog()(violations(vocs, C))
+    return G
+
+
+def _holds(Z: Tensor, col: int) -> Tensor:
+    return Z[..., col]
+
+
+def violation_constraints(k: int) -> list[Callable[[Tensor], Tensor]]:
+    """BoTorch outcome constraints (feasible when ``<= 0``) on a model of ``k`` log violations."""
+    return [partial(_holds, col=i) for i in range(k)]
