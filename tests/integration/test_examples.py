@@ -72,3 +72,9 @@ def test_the_queueserver_example_runs_through_a_real_manager(tmp_path: Path) -> 
             assert [o.status for o in observations] == [ObservationStatus.OK] * 2
         finally:
             session.close()
+
+
+def test_every_example_is_on_the_docs_examples_page() -> None:
+    page = (EXAMPLES.parent / "docs" / "tutorials" / "examples.md").read_text()
+    for path in EXAMPLES.glob("*.yaml"):
+        assert f"`examples/{path.name}`" in page
