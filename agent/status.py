@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime
 import os
-import time
 import socket
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Any
