@@ -150,7 +150,7 @@ function showResults(rows) {
     const measured = {};
     for (const name of outputs) if (r[name] !== null && r[name] !== undefined) measured[name] = r[name];
     const row = el("tr", null, { "data-proposal": r.proposal, "data-status": r.status });
-    for (const cell of [r.experiment, r.proposal, r.status, point(at), point(measured), who(r) + (r.decided ? `: ${r.decided}` : ""),
+    for (const cell of [r.experiment, r.proposal, r.status, point(at), point(measured), r.decided || "not reviewed",
                         r.why || "", r.error || ""]) row.append(el("td", cell));
     shown.push(row);
   }
@@ -166,7 +166,7 @@ async function refreshHistory() {
 
 // charts: hand-written SVG ----------------------------------------------------------------------------------------
 const SVG = "http://www.w3.org/2000/svg";
-const W = 480, H = 250, L = 58, R = 10, T = 10, B = 40;
+const W = 480, H = 250, L = 66, R = 10, T = 10, B = 40;
 const SHAPES = { ok: "circle", failed: "cross", interrupted: "triangle", aborted: "square" };
 const PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
 function svg(tag, attrs, text) {
@@ -194,15 +194,16 @@ function marker(shape, x, y, colour, size) {
   return svg("circle", { cx: x, cy: y, r: s, fill: colour });
 }
 // axes, grid and labels on an svg; returns the x and y scales
-function axes(chart, xr, yr, xlabel, ylabel) {
-  const xs = ticks(xr[0], xr[1], 6), ys = ticks(yr[0], yr[1], 5);
+function axes(chart, xr, yr, xlabel, ylabel, xpad) {
+  const ypad = (yr[1] - yr[0]) * 0.06;
+  const xs = ticks(xr[0] - (xpad || 0), xr[1] + (xpad || 0), 6), ys = ticks(yr[0] - ypad, yr[1] + ypad, 5);
   const x = (v) => L + ((v - xs.low) / (xs.high - xs.low)) * (W - L - R);
   const y = (v) => H - B - ((v - ys.low) / (ys.high - ys.low)) * (H - T - B);
   for (const t of ys.ticks) {
     chart.append(svg("line", { x1: L, x2: W - R, y1: y(t), y2: y(t), class: "grid" }),
                  svg("text", { x: L - 4, y: y(t) + 4, "text-anchor": "end" }, num(t)));
   }
-  for (const t of xs.ticks) chart.append(svg("text", { x: x(t), y: H - B + 14, "text-anchor": "middle" }, num(t)));
+  for (const t of xs.ticks.filter((t) => Number.isInteger(t) || !xlabel.startsWith("experiment"))) chart.append(svg("text", { x: x(t), y: H - B + 14, "text-anchor": "middle" }, num(t)));
   chart.append(svg("line", { x1: L, x2: W - R, y1: H - B, y2: H - B, class: "axis" }),
                svg("line", { x1: L, x2: L, y1: T, y2: H - B, class: "axis" }),
                svg("text", { x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle", class: "xlabel" }, xlabel),
@@ -244,7 +245,7 @@ function drawCharts(rows) {
     const values = measured.map((r) => r[objective]);
     if (!values.length) chart.append(svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle" }, "no result yet"));
     else {
-      const { x, y, ys } = axes(chart, [1, last], [Math.min(...values), Math.max(...values)], "experiment", label(objective));
+      const { x, y, ys } = axes(chart, [1, last], [Math.min(...values), Math.max(...values)], "experiment", label(objective), 0.4);
       let best = null;
       const line = [];
       const better = (a, b) => (direction === "minimize" ? Math.min(a, b) : Math.max(a, b));
@@ -277,7 +278,7 @@ function drawCharts(rows) {
     else {
       const lo = v.bounds ? Math.min(v.bounds[0], ...values) : Math.min(...values);
       const hi = v.bounds ? Math.max(v.bounds[1], ...values) : Math.max(...values);
-      const { x, y } = axes(chart, [1, last], [lo, hi], "experiment", label(name));
+      const { x, y } = axes(chart, [1, last], [lo, hi], "experiment", label(name), 0.4);
       for (const r of rows) {
         if (typeof at(r) !== "number") continue;
         const dot = marker(SHAPES[r.status] || "circle", x(r.experiment), y(at(r)), colour(r));
