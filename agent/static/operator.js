@@ -236,6 +236,7 @@ function drawCharts(rows) {
   for (const st of Object.keys(SHAPES).filter((k) => rows.some((r) => r.status === k))) {
     legend.append(legendItem(SHAPES[st], "#444", st));
   }
+  if (rows.length) legend.append(legendItem(null, "#d9731b", "best so far", "line"));
   for (const name of releasers) legend.append(legendItem("square", PALETTE[releasers.indexOf(name) % PALETTE.length], `released by ${name}`));
   const figures = [];
   const last = Math.max(2, rows.length);
