@@ -93,6 +93,7 @@ async function refreshStatus() {
   }
   showLimits(s.reach || {});
   const ended = !s.running;
+  $("events-note").textContent = ended ? "no session process is running: its history is beside" : "";
   for (const b of $("controls").querySelectorAll("button, input")) b.disabled = ended;
   $("controls-note").textContent = !ended ? "" : ENDED.has(s.state)
     ? `the session has ${s.state === "failed" ? "failed" : "ended"}: nothing to control`

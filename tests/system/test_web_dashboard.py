@@ -200,7 +200,8 @@ def test_stop_asks_first_and_controls_are_off_once_the_session_has_ended(
     try:
         expect(page.locator("#history li[data-kind='stop']")).to_have_count(1)
         expect(page.locator("#history li[data-kind='question']").first).to_contain_text("checkpoint ")
-        expect(page.locator("#events li")).to_have_count(0)  # no process: no live event
+        expect(page.locator("#events li")).to_have_count(0)  # no process: no live event, and the page says so
+        expect(page.locator("#events-note")).to_contain_text("no session process is running")
         expect(page.locator("svg[data-chart='belief:flux'] polyline.mean")).to_have_count(1, timeout=60_000)
         expect(page.locator("#belief-why")).to_contain_text("rebuilt from the store")
         shoot(page, "finished-1280")
