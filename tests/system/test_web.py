@@ -195,6 +195,7 @@ def test_the_page_shows_the_checkpoint_as_the_session_holds_it(page: Page, folde
     expect(shown).to_contain_text("-2 to 2")  # the hard limits
     expect(page.locator("#instruments")).to_contain_text("instrument")
     expect(page.locator("#events")).to_contain_text("checkpoint")
+    expect(page.locator("#belief-why")).to_have_text("no model: the sobol planner has none to show")
 
 
 def test_an_edit_over_a_hard_limit_is_refused_and_nothing_moves(page: Page, folder: Path) -> None:

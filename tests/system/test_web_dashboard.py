@@ -78,7 +78,10 @@ def url(folder: Path) -> Iterator[str]:
 
 
 def open_page(browser: Browser, url: str, width: int) -> Page:  # noqa: F811
+    """The page at ``width`` px, as ada; every address it asks for is kept in ``page.asked``."""
     page = browser.new_context(viewport={"width": width, "height": 900}).new_page()
+    page.asked = []  # type: ignore[attr-defined]
+    page.on("request", lambda request: page.asked.append(request.url))  # type: ignore[attr-defined]
     page.goto(url)
     page.fill("#by", "ada")
     page.dispatch_event("#by", "change")
@@ -143,6 +146,8 @@ def test_the_dashboard_fits_the_width_and_draws_every_run_and_the_model(
         page.wait_for_timeout(300)  # (the last drawing settles)
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         shoot(page, f"dashboard-{width}")
+        base = url.split("/?")[0] + "/"
+        assert all(asked.startswith(base) for asked in page.asked), page.asked  # type: ignore[attr-defined]
         assert overflow <= 0, f"the page scrolls sideways by {overflow} px at {width} px"
     finally:
         page.context.close()
@@ -159,6 +164,25 @@ def test_the_belief_is_the_running_sessions_own_and_a_bad_variable_is_refused(ur
     assert min(belief["x"]) == -1.5 and max(belief["x"]) == 1.5  # the search range
     code, reply = get(f"{base}/api/belief?variable=flux&token={token}")
     assert code == 400 and reply["error"].startswith("belief.variable: 'flux' is not a numeric variable")
+
+
+def test_the_page_names_the_suspended_instrument_and_why(browser: Browser, url: str) -> None:  # noqa: F811
+    """The session's own status with its instrument held by a suspender, as ``closedloop status`` reports one (a
+    stand-in: the simulated ring's beam dump is reached only from inside the session process; a real one is in
+    tests/integration/test_session.py)."""
+    base, token = url.split("/?token=")
+    status = get(f"{base}/api/status?token={token}")[1]
+    why = "ring.current 12 < 100.0"
+    held = {"state": "suspended", "proposal": "p-1", "error": None, "waiting": None, "suspended": why}
+    status = {**status, "state": "suspended", "instruments": {"instrument": held}}
+    page = browser.new_context().new_page()
+    page.route("**/api/status*", lambda route: route.fulfill(json=status))
+    try:
+        page.goto(url)
+        expect(page.locator("#suspended")).to_have_text("instrument is suspended: ring.current 12 < 100.0")
+        expect(page.locator("#instruments tr[data-instrument='instrument']")).to_contain_text("ring.current 12 < 100.0")
+    finally:
+        page.context.close()
 
 
 def test_stop_asks_first_and_controls_are_off_once_the_session_has_ended(
