@@ -58,21 +58,19 @@ class Operations:
     def holding(self, checkpoint: Checkpoint | None) -> None:
         """The driver holds at ``checkpoint`` (or runs again, with None: once no belief request uses the planner).
 
-        The store's meta ``waiting`` records the checkpoint held and since when (:func:`agent.status.summary`)."""
+        The store's meta ``waiting`` records the checkpoint held and since when (:func:`agent.status.summary`); the
+        same checkpoint held again (after a resume) keeps its ``since``."""
         with self._model, self._lock:
             self._pending = checkpoint
-        self._record_waiting(checkpoint)
         if checkpoint is not None:
+            self._record_waiting(checkpoint)
             self.emit("checkpoint", checkpoint.info)
             if checkpoint.kind == "paused":
                 self.emit("paused", {"reason": checkpoint.reason})
 
-    def _record_waiting(self, checkpoint: Checkpoint | None) -> None:
+    def _record_waiting(self, checkpoint: Checkpoint) -> None:
+        """Record what is held, and since when (kept after it: status reads it only in a waiting or paused state)."""
         store = self.session.store
-        if checkpoint is None:
-            if store.meta("waiting"):
-                store.set_meta(waiting=None)
-            return
         held = store.meta("waiting") or {}
         since = held.get("since") if held.get("checkpoint") == checkpoint.id else None
         store.set_meta(

@@ -201,9 +201,8 @@ def summary(
     held = suspensions(spec, store)
     every_lane_held = len(held) == len(spec.lanes())
     state = _live_state(store.meta("state"), store.meta("pid"), every_lane_held, store.meta("host"))
-    waiting = store.meta("waiting") if state in LIVE_STATES else None
-    if waiting:
-        state = SessionState.PAUSED.value if waiting.get("kind") == "paused" else SessionState.WAITING.value
+    held_at = (SessionState.WAITING.value, SessionState.PAUSED.value)
+    waiting = store.meta("waiting") if state in held_at else None
     return {
         "folder": str(folder),
         "session_id": store.meta("session_id"),
@@ -232,7 +231,8 @@ def summary(
 
 
 def waiting_info(waiting: dict[str, Any] | None) -> dict[str, Any] | None:
-    """What a session holds at (the store's meta ``waiting``, as the session process records it):
+    """What a waiting or paused session holds at (the store's meta ``waiting``, as the session process last recorded
+    it; kept after the process ends, so a session left waiting still says since when):
     ``{"checkpoint", "kind", "proposals", "since"}`` (``since`` ISO time with its offset), or None."""
     if not waiting:
         return None
