@@ -95,7 +95,8 @@ class WebGate:
         from the store (:func:`agent.views.belief.rebuilt_belief_line`). ``source`` says which.
 
         Returns:
-            200 and ``{"belief", "why", "source"}``, or 400 and one line naming the variable.
+            200 and ``{"belief", "why", "source"}`` (``belief`` None, and why, when there is none to show), or 400
+            and one line naming the variable.
         """
         try:
             reply = self._send(validate_request(self._fields({"type": "belief", "variable": variable})))
@@ -104,7 +105,9 @@ class WebGate:
         except SessionError:
             reply = None
         if reply is not None and not reply["ok"]:
-            return HTTPStatus.BAD_REQUEST, {"ok": False, "error": reply["error"]}
+            if reply.get("code") == "invalid":
+                return HTTPStatus.BAD_REQUEST, {"ok": False, "error": reply["error"]}
+            return HTTPStatus.OK, {"belief": None, "why": f"no model: {reply['error']}", "source": "session"}
         if reply is not None:  # (busy: the page asks again at the next checkpoint)
             return HTTPStatus.OK, {**reply["result"], "source": "session"}
         from agent.views.belief import rebuilt_belief_line
