@@ -10,7 +10,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from agent.control_client import ControlClient
+from agent.control_client import ControlClient, read_control
 from agent.operator_input import build
 from agent.results import as_csv, session_results
 from agent.review import variables_info
@@ -33,6 +33,15 @@ def _brief(kind: str, message: str) -> str:
         return f"checkpoint {asked.get('checkpoint')}: {asked.get('reason')} ({ids})"
     except (ValueError, AttributeError):
         return message[:200]
+
+
+def _process_runs(folder: Path) -> bool:
+    """Whether a session process runs ``folder`` (its control addresses are there, and not a dead process's)."""
+    try:
+        read_control(folder)
+    except SessionError:
+        return False
+    return True
 
 
 class ForbiddenError(SpecError):
@@ -102,7 +111,9 @@ class WebGate:
             reply = self._send(validate_request(self._fields({"type": "belief", "variable": variable})))
         except SpecError as exc:
             return HTTPStatus.BAD_REQUEST, {"ok": False, "error": str(exc)}
-        except SessionError:
+        except SessionError as exc:
+            if _process_runs(self.folder):  # it did not answer in time (busy): no rebuild beside it
+                return HTTPStatus.OK, {"belief": None, "why": f"no model: {exc}", "source": "session"}
             reply = None
         if reply is not None and not reply["ok"]:
             if reply.get("code") == "invalid":
