@@ -24,7 +24,7 @@ from rich.table import Table
 
 from agent.folder import holds_session
 from agent.launch import Made, resume_through_channel, slug, start_detached, take_lock
-from agent.status import SESSION_FILE, STORE_FILE, SessionState, summarize, summary
+from agent.status import SESSION_FILE, STORE_FILE, SessionState, summarize, summary, waiting_text
 from agent.stores import STORE_RECORD, publish_control
 from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SafetyError, SessionError, SpecError
 from closedloop.plugins import imports_unchecked
@@ -213,7 +213,7 @@ def _status_table(status: dict[str, Any]) -> Table:
     table.add_column("value")
     best_point = status["best_point"] or {}
     rows = [
-        ("state", status["state"]),
+        ("state", status["state"] + (f": {waiting_text(status['waiting'])}" if status.get("waiting") else "")),
         ("experiments", f"{status['experiments']} of {status['budget']} ({status['failed']} failed)"),
         (f"best {status['objective']}" + (" (feasible)" if status["infeasible"] else ""), _fmt(status["best_value"])),
         ("best point", ", ".join(f"{k}={_fmt(v)}" for k, v in best_point.items()) or "-"),

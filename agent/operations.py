@@ -8,6 +8,7 @@ at once. Every operation is recorded in the audit log with who asked and from wh
 
 from __future__ import annotations
 
+import datetime
 import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from closedloop.control import (
     MAX_EXPERIMENTS,
     AddRequest,
     AnswerRequest,
+    BeliefRequest,
     BudgetRequest,
     CheckpointRequest,
     LateAnswerError,
@@ -50,16 +52,35 @@ class Operations:
         self._pending: Checkpoint | None = None
         self._answered: dict[str, str] = {}
         self._answers: queue.Queue[tuple[str, list[Decision]]] = queue.Queue()
+        self._model = threading.Lock()  # held while the planner answers a belief request: the loop waits for it
 
     # the driver's side ---------------------------------------------------------------------------------------
     def holding(self, checkpoint: Checkpoint | None) -> None:
-        """The driver holds at ``checkpoint`` (or runs again, with None)."""
-        with self._lock:
+        """The driver holds at ``checkpoint`` (or runs again, with None: once no belief request uses the planner).
+
+        The store's meta ``waiting`` records the checkpoint held and since when (:func:`agent.status.summary`); the
+        same checkpoint held again (after a resume) keeps its ``since``."""
+        with self._model, self._lock:
             self._pending = checkpoint
         if checkpoint is not None:
+            self._record_waiting(checkpoint)
             self.emit("checkpoint", checkpoint.info)
             if checkpoint.kind == "paused":
                 self.emit("paused", {"reason": checkpoint.reason})
+
+    def _record_waiting(self, checkpoint: Checkpoint) -> None:
+        """Record what is held, and since when (kept after it: status reads it only in a waiting or paused state)."""
+        store = self.session.store
+        held = store.meta("waiting") or {}
+        since = held.get("since") if held.get("checkpoint") == checkpoint.id else None
+        store.set_meta(
+            waiting={
+                "checkpoint": checkpoint.id,
+                "kind": checkpoint.kind,
+                "proposals": [p["id"] for p in checkpoint.proposals],
+                "since": since or datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            }
+        )
 
     def next_answer(self, timeout: float | None) -> list[Decision] | None:
         """The first answer to the pending checkpoint, or None when ``timeout`` seconds pass without one."""
@@ -92,6 +113,8 @@ class Operations:
             return self.add(request.points, by, via)
         if isinstance(request, BudgetRequest):
             return self.budget(request.experiments, by, via)
+        if isinstance(request, BeliefRequest):
+            return self.belief(request.variable)
         raise SpecError(f"type: '{request.type}' is not a request this session serves")
 
     def _decisions(self, request: AnswerRequest) -> list[Decision]:
@@ -132,6 +155,25 @@ class Operations:
             info["state"] = "paused" if pending.kind == "paused" else "waiting"
             info["checkpoint"] = pending.id
         return info
+
+    def belief(self, variable: str) -> dict[str, Any]:
+        """The session planner's belief along ``variable`` through the best point
+        (:func:`agent.views.belief.belief_line`), asked only while the loop holds at a checkpoint (the planner is
+        idle then, and its model fresh); otherwise ``{"belief": None, "why": ..., "busy": True}``.
+
+        Raises:
+            SpecError: ``variable`` is not a numeric variable of the session.
+        """
+        from agent.views.belief import belief_line, numeric_variables
+
+        session = self.session
+        if variable not in numeric_variables(session.spec):
+            return belief_line(session.spec, None, [], None, variable)  # (raises, naming the variable)
+        with self._model:
+            if self._pending is None:
+                return {"belief": None, "why": "the planner is busy: asked again at the next checkpoint", "busy": True}
+            observations = session.store.observations()
+            return belief_line(session.spec, session.planner, observations, session.tally.best_observation, variable)
 
     # the operations ------------------------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any] | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
+import time
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -199,6 +201,8 @@ def summary(
     held = suspensions(spec, store)
     every_lane_held = len(held) == len(spec.lanes())
     state = _live_state(store.meta("state"), store.meta("pid"), every_lane_held, store.meta("host"))
+    held_at = (SessionState.WAITING.value, SessionState.PAUSED.value)
+    waiting = store.meta("waiting") if state in held_at else None
     return {
         "folder": str(folder),
         "session_id": store.meta("session_id"),
@@ -221,8 +225,37 @@ def summary(
         "queued": store.count_queued(),
         "instruments": instrument_states(spec, store, live=state in LIVE_STATES, held=held),
         "reach": store.meta("reach") or {},
+        "waiting": waiting_info(waiting),
         "error": store.meta("error") or (NEVER_STARTED if state == "failed" and store.meta("state") == "new" else None),
     }
+
+
+def waiting_info(waiting: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a waiting or paused session holds at (the store's meta ``waiting``, as the session process last recorded
+    it; kept after the process ends, so a session left waiting still says since when):
+    ``{"checkpoint", "kind", "proposals", "since"}`` (``since`` ISO time with its offset), or None."""
+    if not waiting:
+        return None
+    keys = ("checkpoint", "kind", "proposals", "since")
+    return {key: waiting.get(key) for key in keys}
+
+
+def waiting_text(waiting: dict[str, Any] | None, now: float | None = None) -> str:
+    """``waiting for the review of p-1, p-2 since 14:02:11 (4 min)`` (empty for None)."""
+    if not waiting:
+        return ""
+    what = {
+        "review": "the review of " + ", ".join(waiting.get("proposals") or []),
+        "points": "points to measure (the planner has none left)",
+        "paused": "a resume (paused)",
+        "failures": "an answer after failed runs",
+    }.get(str(waiting.get("kind")), f"an answer at checkpoint {waiting.get('checkpoint')}")
+    try:
+        since = datetime.datetime.fromisoformat(str(waiting.get("since")))
+    except ValueError:
+        return f"waiting for {what}"
+    minutes = int(((now if now is not None else time.time()) - since.timestamp()) // 60)
+    return f"waiting for {what} since {since.strftime('%H:%M:%S')} ({minutes} min)"
 
 
 PLANNER_WAITS = "the planner makes one point at a time: it waits for a run to end"

@@ -19,6 +19,7 @@ What each request's ``result`` holds when it succeeds (the session's handler fil
 ``checkpoint``  ``{"checkpoint": CheckpointInfo as JSON, or None when nothing waits}``
 ``answer``      ``{"checkpoint": id, "verdicts": {proposal_id: verdict}, "stop": bool}``
 ``pause``       ``{"state": ...}``; ``resume``, ``stop``, ``budget`` and ``add`` likewise report what changed
+``belief``      ``{"belief": the model's mean and sd along the variable through the best point, or None, "why"}``
 ==============  ================================================================================================
 """
 
@@ -192,6 +193,17 @@ class BudgetRequest(_Request):
     reason: Line = Field(default="", max_length=2000)
 
 
+class BeliefRequest(_Request):
+    """Ask for the model's belief along one variable through the best point so far (for the operator's page).
+
+    Attributes:
+        variable: the numeric variable to vary; every other variable stays at the best point's value.
+    """
+
+    type: Literal["belief"] = "belief"
+    variable: str = Field(min_length=1, max_length=200)
+
+
 Request = Annotated[
     StatusRequest
     | CheckpointRequest
@@ -200,12 +212,23 @@ Request = Annotated[
     | ResumeRequest
     | StopRequest
     | AddRequest
-    | BudgetRequest,
+    | BudgetRequest
+    | BeliefRequest,
     Field(discriminator="type"),
 ]
 """Any request, told apart by its ``type``."""
 
-REQUEST_TYPES: tuple[str, ...] = ("status", "checkpoint", "answer", "pause", "resume", "stop", "add", "budget")
+REQUEST_TYPES: tuple[str, ...] = (
+    "status",
+    "checkpoint",
+    "answer",
+    "pause",
+    "resume",
+    "stop",
+    "add",
+    "budget",
+    "belief",
+)
 _REQUESTS: TypeAdapter[Request] = TypeAdapter(Request)
 
 ReplyCode = Literal["invalid", "refused", "late", "internal"]

@@ -19,7 +19,7 @@ session records the token's operator, whatever name a request gives. The server 
 otherwise; it speaks plain HTTP, so off loopback put it behind an SSH tunnel or a TLS proxy.
 
 =========================  ===================================================================================
-``GET /``                  the page
+``GET /``                  the page (and ``GET /operator.js``, its script)
 ``GET /api/session``       the session's name and id, its variables (units, ranges, limits) and objectives, and
                            ``operator``: the token's operator (``None`` for a shared token)
 ``GET /api/status``        what ``closedloop status --json`` prints, plus ``running`` (a process answers)
@@ -27,6 +27,10 @@ otherwise; it speaks plain HTTP, so off loopback put it behind an SSH tunnel or 
 ``GET /api/observations``  ``{"observations": the last ten, newest first}``
 ``GET /api/results``       every run's result, as ``closedloop results --json`` prints it (``columns``, ``rows``)
 ``GET /api/results.csv``   the same as CSV, as ``closedloop results --csv`` writes it
+``GET /api/history``       ``{"events": the session's audit log from its store, oldest first}`` (no process needed)
+``GET /api/belief``        ``?variable=NAME``: the model's belief along it through the best point (the running
+                           session's planner, else the planner rebuilt from the store): ``{"belief", "why",
+                           "source"}``; 400 for a variable that is not a numeric one of the session
 ``POST /api/request``      a control request as JSON (``type`` and its fields; ``by`` the operator's name): the
                            session's reply, or ``{"ok": false, "error": one line}`` (400 bad input, 403 ``by``
                            not the token's operator, 503 no session process)

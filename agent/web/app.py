@@ -34,9 +34,13 @@ from closedloop.control import MAX_MESSAGE_BYTES, decode
 from closedloop.errors import SessionError, SpecError, one_line
 
 TOKEN_HEADER = "X-Closedloop-Token"
-CSP = "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-"""The page's one script and style are inline; nothing else is loaded, and nothing from elsewhere."""
+CSP = "default-src 'self'; style-src 'unsafe-inline'; script-src 'self'"
+"""The page's style is inline and its one script is served from here (``/operator.js``); nothing else is loaded,
+and nothing from elsewhere."""
 PAGE = resources.files("agent").joinpath("static/operator.html")
+SCRIPT = resources.files("agent").joinpath("static/operator.js")
+PUBLIC = frozenset({"/operator.js"})
+"""What is served without a token."""
 HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Content-Security-Policy": CSP}
 """What every answer carries."""
 
@@ -68,7 +72,8 @@ def _error(status: int, error: str, **more: Any) -> Response:
 
 class _Guard:
     """ASGI middleware: every answer carries :data:`HEADERS`; a request without an admitted token gets a 401 and
-    nothing else; an admitted one carries its token's operator in ``scope["state"]["operator"]``."""
+    nothing else (but for :data:`PUBLIC`); an admitted one carries its token's operator in
+    ``scope["state"]["operator"]``."""
 
     def __init__(self, app: ASGIApp, tokens: Mapping[str, str | None]) -> None:
         self.app = app
@@ -87,6 +92,9 @@ class _Guard:
             await send(message)
 
         request = Request(scope)
+        if request.url.path in PUBLIC:  # the page's script: the same for every session, it holds nothing of one
+            await self.app(scope, receive, send_headed)
+            return
         given = request.headers.get(TOKEN_HEADER) or request.query_params.get("token", "")
         for token, operator in self.tokens:
             if hmac.compare_digest(given.encode(), token):
@@ -120,6 +128,17 @@ def build_app(gate: WebGate, tokens: Mapping[str, str | None], hub: EventHub, bo
 
     async def page(request: Request) -> Response:
         return Response(PAGE.read_bytes(), media_type="text/html; charset=utf-8")
+
+    async def script(request: Request) -> Response:
+        return Response(SCRIPT.read_bytes(), media_type="text/javascript; charset=utf-8")
+
+    async def belief(request: Request) -> Response:
+        variable = request.query_params.get("variable", "")
+        try:
+            status, found = await run_in_threadpool(gate.belief, variable)
+        except SessionError as exc:
+            return _error(HTTPStatus.NOT_FOUND, str(exc))
+        return _json(status, found)
 
     async def session(request: Request) -> Response:
         try:
@@ -163,11 +182,14 @@ def build_app(gate: WebGate, tokens: Mapping[str, str | None], hub: EventHub, bo
 
     routes = [
         Route("/", page),
+        Route("/operator.js", script),
         Route("/api/session", session),
         Route("/api/status", reading(gate.status)),
         Route("/api/checkpoint", reading(gate.checkpoint)),
         Route("/api/observations", reading(gate.observations)),
         Route("/api/results", reading(gate.results)),
+        Route("/api/history", reading(gate.history)),
+        Route("/api/belief", belief),
         Route("/api/results.csv", results_csv),
         Route("/api/request", post_request, methods=["POST"]),
         Route("/api/events", events),

@@ -5,11 +5,12 @@ Every call here blocks (a file, a store, a control-channel round trip); the web 
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from agent.control_client import ControlClient
+from agent.control_client import ControlClient, read_control
 from agent.operator_input import build
 from agent.results import as_csv, session_results
 from agent.review import variables_info
@@ -17,6 +18,30 @@ from agent.status import folder_spec, session_store, summarize
 from closedloop.control import PROTOCOL_VERSION, Request, operator_name, validate_request
 from closedloop.errors import SessionError, SpecError
 from closedloop.records import new_id
+
+HISTORY = 500
+"""The most lines of the audit log the page is sent."""
+
+
+def _brief(kind: str, message: str) -> str:
+    """An audit-log line for the page: a question's JSON as ``checkpoint c-...: why (p-1, p-2)``."""
+    if kind != "question":
+        return message
+    try:
+        asked = json.loads(message)
+        ids = ", ".join(str(p.get("id")) for p in asked.get("proposals", []))
+        return f"checkpoint {asked.get('checkpoint')}: {asked.get('reason')} ({ids})"
+    except (ValueError, AttributeError):
+        return message[:200]
+
+
+def _process_runs(folder: Path) -> bool:
+    """Whether a session process runs ``folder`` (its control addresses are there, and not a dead process's)."""
+    try:
+        read_control(folder)
+    except SessionError:
+        return False
+    return True
 
 
 class ForbiddenError(SpecError):
@@ -49,7 +74,9 @@ class WebGate:
         store = session_store(self.folder)
         try:
             spec = folder_spec(self.folder, store)
-            return {"name": spec.name, "session_id": store.meta("session_id"), **variables_info(spec)}
+            info = variables_info(spec, store.meta("reach") or {})
+            units = {name: v.units for name, v in spec.variables.items()}
+            return {"name": spec.name, "session_id": store.meta("session_id"), **info, "units": units}
         finally:
             store.close()
 
@@ -60,6 +87,49 @@ class WebGate:
             return {"observations": [o.model_dump(mode="json") for o in store.recent_observations(last)]}
         finally:
             store.close()
+
+    def history(self, last: int = HISTORY) -> dict[str, Any]:
+        """``{"events": the last few lines of the session's audit log, oldest first}``: each ``time``, ``kind`` and
+        ``message`` (a question asked at a checkpoint in a few words), read from the store (no process needed)."""
+        store = session_store(self.folder)
+        try:
+            logged = store.events()
+        finally:
+            store.close()
+        return {"events": [{"time": t, "kind": k, "message": _brief(k, m)} for t, k, m in logged[-last:]]}
+
+    def belief(self, variable: str) -> tuple[HTTPStatus, dict[str, Any]]:
+        """The model's belief along ``variable`` through the best point: the running session's planner's, asked
+        over the control channel (``busy`` while the loop uses it); with no session process, the planner rebuilt
+        from the store (:func:`agent.views.belief.rebuilt_belief_line`). ``source`` says which.
+
+        Returns:
+            200 and ``{"belief", "why", "source"}`` (``belief`` None, and why, when there is none to show), or 400
+            and one line naming the variable.
+        """
+        try:
+            reply = self._send(validate_request(self._fields({"type": "belief", "variable": variable})))
+        except SpecError as exc:
+            return HTTPStatus.BAD_REQUEST, {"ok": False, "error": str(exc)}
+        except SessionError as exc:
+            if _process_runs(self.folder):  # it did not answer in time (busy): no rebuild beside it
+                return HTTPStatus.OK, {"belief": None, "why": f"no model: {exc}", "source": "session"}
+            reply = None
+        if reply is not None and not reply["ok"]:
+            if reply.get("code") == "invalid":
+                return HTTPStatus.BAD_REQUEST, {"ok": False, "error": reply["error"]}
+            return HTTPStatus.OK, {"belief": None, "why": f"no model: {reply['error']}", "source": "session"}
+        if reply is not None:  # (busy: the page asks again at the next checkpoint)
+            return HTTPStatus.OK, {**reply["result"], "source": "session"}
+        from agent.views.belief import rebuilt_belief_line
+
+        try:
+            return HTTPStatus.OK, {**rebuilt_belief_line(self.folder, variable), "source": "rebuilt"}
+        except SpecError as exc:
+            return HTTPStatus.BAD_REQUEST, {"ok": False, "error": str(exc)}
+
+    def _fields(self, body: dict[str, Any]) -> dict[str, Any]:
+        return {**body, "v": PROTOCOL_VERSION, "id": new_id("r"), "via": "web", "by": self.by or operator_name()}
 
     def results(self) -> dict[str, Any]:
         """Every run's result: ``{"columns": [...], "rows": [...]}`` (:func:`~agent.results.session_results`)."""

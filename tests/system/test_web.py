@@ -97,7 +97,7 @@ def page(browser: Browser, url: str) -> Iterator[Page]:
     """The page, opened as an operator named ada."""
     context = browser.new_context()
     page = context.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())  # the abort button asks first
+    page.on("dialog", lambda dialog: dialog.accept())  # the stop and abort buttons ask first
     page.goto(url)
     page.fill("#by", "ada")
     page.dispatch_event("#by", "change")
@@ -195,6 +195,7 @@ def test_the_page_shows_the_checkpoint_as_the_session_holds_it(page: Page, folde
     expect(shown).to_contain_text("-2 to 2")  # the hard limits
     expect(page.locator("#instruments")).to_contain_text("instrument")
     expect(page.locator("#events")).to_contain_text("checkpoint")
+    expect(page.locator("#belief-why")).to_have_text("no model: the sobol planner has none to show")
 
 
 def test_an_edit_over_a_hard_limit_is_refused_and_nothing_moves(page: Page, folder: Path) -> None:
@@ -336,15 +337,16 @@ def test_the_progress_chart_shows_every_result_and_the_best_so_far_and_the_csv_h
     while True:  # (a run in flight may end meanwhile: compare once the page has drawn what the store holds)
         columns, rows, _ = session_results(folder)
         measured = {row["experiment"]: row["flux"] for row in rows if row["status"] == "ok"}
-        drawn = page.locator("#chart circle.measured")
+        drawn = page.locator("svg[data-chart='objective:flux'] .pt[data-status='ok']")
         shown = {int(d.get_attribute("data-experiment")): float(d.get_attribute("data-value")) for d in drawn.all()}
         if shown == measured or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert shown == measured and len(measured) >= 4
-    best = float(page.locator("#chart polyline.best").get_attribute("data-best") or "nan")
+    best = float(page.locator("svg[data-chart='objective:flux'] polyline.best").get_attribute("data-best") or "nan")
     assert best == max(measured.values())  # flux is maximized
-    failed = {int(t.get_attribute("data-experiment")) for t in page.locator("#chart line.failed").all()}
+    others = page.locator("svg[data-chart='objective:flux'] .pt:not([data-status='ok'])")
+    failed = {int(t.get_attribute("data-experiment")) for t in others.all()}
     assert failed == {row["experiment"] for row in rows if row["experiment"] not in measured}
     link = page.locator("#results-csv").get_attribute("href")
     assert link is not None

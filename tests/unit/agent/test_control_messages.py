@@ -17,6 +17,7 @@ from closedloop.control import (
     REQUEST_TYPES,
     AddRequest,
     AnswerRequest,
+    BeliefRequest,
     BudgetRequest,
     CheckpointInfo,
     CheckpointRequest,
@@ -54,6 +55,7 @@ EXAMPLES = [
     StopRequest(by="ada", abort=True, reason="vacuum"),
     AddRequest(by="ada", points=[{"pitch1": 0.1, "pitch2": -0.2}]),
     BudgetRequest(by="ada", experiments=30),
+    BeliefRequest(by="ada", variable="pitch1"),
 ]
 
 

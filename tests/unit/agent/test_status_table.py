@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import pytest
@@ -64,3 +65,42 @@ def test_a_device_s_own_limits_are_shown_beside_the_hard_limits() -> None:
     assert [line for line in lines if line.startswith("reach")] == [
         "reach x -1 to 1 (hard limits -2 to 2, device limits -1 to 1)"
     ]
+
+
+def test_a_waiting_session_says_for_what_and_since_when() -> None:
+    from agent.cli import _status_table as table
+    from agent.status import waiting_text
+
+    since = datetime.datetime(2026, 1, 2, 14, 2, 11, tzinfo=datetime.UTC)
+    waiting = {"checkpoint": "review-3", "kind": "review", "proposals": ["p-1", "p-2"], "since": since.isoformat()}
+    now = since.timestamp() + 4 * 60 + 30
+    expected = "waiting for the review of p-1, p-2 since "
+    assert waiting_text(waiting, now=now).startswith(expected) and waiting_text(waiting, now=now).endswith("(4 min)")
+    paused = {**waiting, "kind": "paused", "proposals": []}
+    assert waiting_text(paused, now=now).startswith("waiting for a resume (paused) since")
+    assert waiting_text(None) == ""
+    status = {
+        "name": "t",
+        "session_id": "s-1",
+        "state": "waiting",
+        "waiting": waiting,
+        "experiments": 3,
+        "budget": 10,
+        "failed": 0,
+        "objective": "flux",
+        "infeasible": 0,
+        "best_value": 1.0,
+        "best_point": {"x": 0.5},
+        "decisions": 3,
+        "queued": 0,
+        "store": "store.sqlite",
+        "folder": "run",
+        "instruments": {},
+        "pareto_front": [],
+        "reach": {},
+    }
+    console = Console(width=200, record=True)
+    console.print(table(status))
+    assert "state waiting: waiting for the review of p-1, p-2 since" in " ".join(
+        console.export_text().replace("│", " ").split()
+    )
