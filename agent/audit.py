@@ -68,10 +68,11 @@ def audit_trail(folder: Path) -> list[dict[str, Any]]:
         if kind == "decision" and _DECISION_ECHO.match(message):
             continue  # the decision itself is on record, with its who, via and why
         entry = {"timestamp": timestamp, "source": "log", "what": kind, **_logged(kind, message, units)}
-        if kind == "resume" and message == f"approve after a pause, by {resumed_by}":
-            resumed_by = None
-            continue  # the loop's echo of a resume recorded as an operator's action just before
-        resumed_by = entry["who"] if kind == "resume" and entry["via"] else None
+        if kind == "resume":
+            if resumed_by is not None and message == f"approve after a pause, by {resumed_by}":
+                resumed_by = None
+                continue  # the loop's echo of a resume recorded as an operator's action just before
+            resumed_by = entry["who"] if entry["via"] else None
         trail.append(entry)
     trail.sort(key=lambda entry: entry["timestamp"])
     for entry in trail:

@@ -76,6 +76,8 @@ def parse_edits(words: list[str], info: CheckpointInfo) -> dict[str, dict[str, f
         name, value = name.strip(), value.strip()
         if not sep or not name or not value:
             raise SpecError(f"--edit: {word!r} is not [ID:]NAME=VALUE")
+        if not ids:
+            raise SpecError(f"--edit: no proposal waits at this checkpoint ({info.kind}): nothing to edit")
         if not colon:
             if len(ids) != 1:
                 raise SpecError(f"--edit: the checkpoint holds {len(ids)} proposals; write ID:NAME=VALUE ({word!r})")

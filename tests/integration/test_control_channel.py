@@ -501,7 +501,7 @@ def test_pause_stop_and_budget_reach_the_session_with_who_sent_them(tmp_path: Pa
     )
     assert paused.returncode == 0 and json.loads(paused.stdout)["result"] == {"state": "paused", "by": "ada"}
     assert stopped.returncode == 0 and "aborting the current run" in stopped.stdout
-    assert budget.returncode == 0 and "budget set to 12" in budget.stdout
+    assert budget.returncode == 0 and "budget: 12 experiments" in budget.stdout
     assert zero.returncode == 2 and "budget.experiments: Input should be greater than or equal to 1" in zero.stderr
     assert huge.returncode == 2 and huge.stderr.startswith("error: budget.experiments: Input should be less than or")
     assert escape.returncode == 2 and "\x1b" not in escape.stderr and "\x07" not in escape.stderr
