@@ -124,7 +124,7 @@ def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.
 
     session.on_observation = observed
     operations = Operations(session)
-    server = ControlServer(session.folder, operations.handle, host=host, refused=operations.refused)
+    server = ControlServer(session.folder, operations.recorded, host=host, refused=operations.refused)
     publish_control(session.store, server.info, session.folder)
     session.context.emit = operations.emit = lambda kind, data: server.publish(kind, data)
 

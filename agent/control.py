@@ -225,7 +225,7 @@ class ControlServer:
 
     # requests ----------------------------------------------------------------------------------------------------
     def _reply(self, raw: bytes, key_name: str) -> bytes:
-        rid = ""
+        rid, data = "", None
         try:
             data = decode(raw)
             rid = request_id(data)

@@ -75,11 +75,11 @@ class Operations:
                     return decisions
 
     # the control channel -------------------------------------------------------------------------------------
-    def handle(self, request: Request) -> dict[str, Any]:
-        """Carry out one request from the control channel (called in the channel's thread; quick); a request the
-        session refuses is recorded in the audit log as refused, with who, via and why, then raised again."""
+    def recorded(self, request: Request) -> dict[str, Any]:
+        """:meth:`handle`, and a request the session refuses recorded in the audit log as refused, with who, via
+        and why (then raised again): what the control channel calls."""
         try:
-            return self._carry_out(request)
+            return self.handle(request)
         except ClosedLoopError as exc:
             self.refused(request.type, attempt(request, self._units()), request.by, request.via, str(exc))
             raise
@@ -93,7 +93,8 @@ class Operations:
     def _units(self) -> dict[str, str | None]:
         return units_of(self.session.spec)
 
-    def _carry_out(self, request: Request) -> dict[str, Any]:
+    def handle(self, request: Request) -> dict[str, Any]:
+        """Carry out one request from the control channel (called in the channel's thread; quick)."""
         by, via = request.by, request.via
         if isinstance(request, StatusRequest):
             return self.status()

@@ -21,6 +21,7 @@ import pytest
 
 from agent.control_client import ControlClient
 from agent.operator_input import build
+from agent.web.gate import WebGate
 from tests.conftest import beamline_session
 from tests.integration.test_cli import CLI, closedloop, detached_session, meta
 
@@ -142,6 +143,9 @@ def test_add_and_budget_through_the_channel(running: Path) -> None:
     assert meta(running, "budget") == 7
     zero = closedloop("budget", str(running), "0", "--by", "cy")  # refused here, and by the session, which records it
     assert zero.returncode == 2 and "budget.experiments" in zero.stderr and meta(running, "budget") == 7
+    # the web page's server (its gate, without HTTP): refused there with a 400, recorded by the session as by dee
+    status, reply = WebGate(running).request({"type": "budget", "experiments": -3}, "dee")
+    assert status == 400 and "budget.experiments" in reply["error"] and meta(running, "budget") == 7
     refused = closedloop("add", str(running), "pitch1=9", "pitch2=0")
     assert refused.returncode == 2 and "outside the hard limits" in refused.stderr
 
@@ -207,9 +211,11 @@ def _check_audit(folder: Path, trail: list[dict[str, Any]]) -> None:
     assert all(row["who"] and row["via"] for row in actions), [r for r in actions if not (r["who"] and r["via"])]
     refused = [row for row in trail if row["what"] == "refused"]
     assert any("outside the hard limits" in row["why"] and "pitch1=3 mrad" in row["detail"] for row in refused)
-    assert any(
-        row["who"] == "cy" and "budget 0" in row["detail"] and "budget.experiments" in row["why"] for row in refused
-    )
+    for who, via, budget in (("cy", "channel", "budget 0"), ("dee", "web", "budget -3")):
+        assert any(
+            (row["who"], row["via"]) == (who, via) and budget in row["detail"] and "budget.experiments" in row["why"]
+            for row in refused
+        ), refused
     edits = [row for row in trail if row["what"] == "edit" and row["source"] == "decision"]
     assert any(row["who"] == "ada" and row["why"] == "closer" for row in edits)
     table = subprocess.run(
