@@ -209,12 +209,12 @@ def _flat(data: Mapping[str, Any], units: Mapping[str, str | None], prefix: str 
 def _ended(data: Mapping[str, Any], units: Mapping[str, str | None]) -> str:
     """An observation: how it ended, what it measured, where the instrument read back, how long it took."""
     pid = data.get("proposal_id", "")
-    if data.get("status") != "ok":
-        return f"{pid}  {data.get('status', 'failed')}: {data.get('error') or 'no value'}"
+    if data.get("status", "ok") != "ok":
+        return f"{pid}  {data['status']}: {data.get('error') or 'no value'}"
     measured = "  ".join(f"{name}={fmt(value)}" for name, value in (data.get("values") or {}).items())
     where = point(data.get("readbacks") or data.get("setpoints") or {}, units)
     took = f"  ({number(data['duration'], 2)} s)" if isinstance(data.get("duration"), int | float) else ""
-    return f"{pid}  {measured}  at {where}{took}"
+    return f"{pid}  {measured}" + (f"  at {where}" if where else "") + took
 
 
 def _decided(data: Mapping[str, Any], units: Mapping[str, str | None]) -> str:
