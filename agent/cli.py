@@ -454,7 +454,13 @@ def add(
             store = open_store(folder, new=False)
             try:
                 store.queue_points(checked, by=by or "operator")
-                store.log("queue", f"{len(checked)} point(s) queued by {by or 'operator'} in the store")
+                from agent.audit import action
+                from agent.numbers import point as written
+
+                queued = f"{len(checked)} point(s) queued in the store: " + "; ".join(
+                    written(p, units_of(spec), ", ") for p in checked
+                )
+                store.log("queue", action(queued, by or "operator", "terminal"))
                 waiting = store.count_queued()
             finally:
                 store.close()

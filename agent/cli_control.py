@@ -21,7 +21,6 @@ from typing import Annotated, Any, cast
 
 import typer
 from pydantic import ValidationError
-from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -29,7 +28,7 @@ from rich.text import Text
 from agent.audit import audit_trail
 from agent.control import ControlClient, subscribe
 from agent.curve import make_keys
-from agent.display import event_lines, fmt, zone
+from agent.display import audit_table, event_lines, fmt
 from agent.numbers import folder_units
 from agent.operator_input import answer_at_terminal, answer_from_flags, build, describe_answer, unchecked_budget
 from agent.results import READ_BACK, TRAILING, as_csv, session_results
@@ -315,27 +314,6 @@ def audit(folder: FolderArg, as_json: JsonOpt = False) -> None:
         return EXIT_OK
 
     _guarded(as_json, body)
-
-
-def audit_table(folder: Path, trail: list[dict[str, Any]]) -> Table:
-    """The audit trail for a terminal: one row per entry (decisions in bold), a date row at each new day, times
-    local (the zone in the title); long details wrap within the terminal's width, nothing is cut."""
-    where = f", times in {zone(trail[0]['timestamp'])}" if trail else ""
-    table = Table(title=Text(f"audit trail of {folder}{where}"), box=box.SIMPLE_HEAD)
-    table.add_column(Text("time"), no_wrap=True)
-    for column in ("who", "via", "what"):
-        table.add_column(Text(column), overflow="fold")
-    table.add_column(Text("detail; why"), overflow="fold", ratio=1)
-    day = ""
-    for e in trail:
-        date, clock = e["time"][:10], e["time"][11:19]
-        if date != day:
-            day = date
-            table.add_row(Text(date, style="bold"))
-        detail = e["detail"] + (f"; why: {e['why']}" if e["why"] else "")
-        row = [clock, e["who"] or "-", e["via"] or "-", e["what"], detail]
-        table.add_row(*(Text(printable(str(c))) for c in row), style="bold" if e["source"] == "decision" else None)
-    return table
 
 
 def results(

@@ -1,14 +1,18 @@
-"""How a checkpoint and the session's events look to an operator, at the session's terminal and in ``review``.
+"""How a checkpoint, the session's events and its audit trail look to an operator, at the session's terminal, in
+``review``, ``watch`` and ``audit``.
 
 :func:`checkpoint_table` renders a :class:`~closedloop.control.CheckpointInfo` as a Rich table; :func:`event_line`
-renders an :class:`~closedloop.control.Event` as one line of plain text. Every cell is a Rich ``Text``, never
-markup, so units such as ``[mrad]`` and hints such as ``[a/r/e/s]`` show as written.
+renders an :class:`~closedloop.control.Event` as one line of plain text (:func:`event_lines` adds a line naming the
+date and the zone); :func:`audit_table` renders :func:`agent.audit.audit_trail`. Numbers go through
+:mod:`agent.numbers`. Every cell is a Rich ``Text``, never markup, so units such as ``[mrad]`` and hints such as
+``[a/r/e/s]`` show as written.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from rich import box
@@ -271,3 +275,24 @@ def event_line(event: Event, units: Mapping[str, str | None] | None = None) -> s
     """
     details = _details(event.kind, event.data, units or {})
     return printable(f"{clock(event.time)} {event.kind:<12} {details}".rstrip())
+
+
+def audit_table(folder: Path | str, trail: list[dict[str, Any]]) -> Table:
+    """The audit trail for a terminal: one row per entry (decisions in bold), a date row at each new day, times
+    local (the zone in the title); long details wrap within the terminal's width, nothing is cut."""
+    where = f", times in {zone(trail[0]['timestamp'])}" if trail else ""
+    table = Table(title=Text(f"audit trail of {folder}{where}"), box=box.SIMPLE_HEAD)
+    table.add_column(Text("time"), no_wrap=True)
+    for column in ("who", "via", "what"):
+        table.add_column(Text(column), overflow="fold")
+    table.add_column(Text("detail; why"), overflow="fold", ratio=1)
+    day = ""
+    for e in trail:
+        date, clock = e["time"][:10], e["time"][11:19]
+        if date != day:
+            day = date
+            table.add_row(Text(date, style="bold"))
+        detail = e["detail"] + (f"; why: {e['why']}" if e["why"] else "")
+        row = [clock, e["who"] or "-", e["via"] or "-", e["what"], detail]
+        table.add_row(*(Text(printable(str(c))) for c in row), style="bold" if e["source"] == "decision" else None)
+    return table
