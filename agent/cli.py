@@ -24,6 +24,7 @@ from rich.table import Table
 
 from agent.folder import holds_session
 from agent.launch import Made, resume_through_channel, slug, start_detached, take_lock
+from agent.numbers import folder_units, units_of
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, summarize, summary, waiting_text
 from agent.stores import STORE_RECORD, publish_control
 from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SafetyError, SessionError, SpecError
@@ -123,7 +124,7 @@ def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.
 
     session.on_observation = observed
     operations = Operations(session)
-    server = ControlServer(session.folder, operations.handle, host=host)
+    server = ControlServer(session.folder, operations.recorded, host=host, refused=operations.refused)
     publish_control(session.store, server.info, session.folder)
     session.context.emit = operations.emit = lambda kind, data: server.publish(kind, data)
 
@@ -182,10 +183,10 @@ def _store_url(url: str) -> str:
         raise SpecError(f"store: {exc}") from None
 
 
-def _fmt(value: float | str | None) -> str:
-    if value is None:
-        return "-"
-    return value if isinstance(value, str) else f"{value:.5g}"
+def _fmt(value: float | str | None, units: str | None = None) -> str:
+    from agent.numbers import quantity
+
+    return quantity(value, units)
 
 
 def _report(session: Session, as_json: bool) -> int:
@@ -193,7 +194,7 @@ def _report(session: Session, as_json: bool) -> int:
     if as_json:
         console.print_json(json.dumps(status))
     else:
-        console.print(_status_table(status))
+        console.print(_status_table(status, units_of(session.spec)))
         checkpoint = session.pending_checkpoint()
         if checkpoint is not None and checkpoint.kind == "points":
             console.print(f"waiting for points: {checkpoint.reason}")
@@ -207,7 +208,9 @@ def _report(session: Session, as_json: bool) -> int:
     }.get(status["state"], EXIT_OK)
 
 
-def _status_table(status: dict[str, Any]) -> Table:
+def _status_table(status: dict[str, Any], units: dict[str, str | None] | None = None) -> Table:
+    """The status for a terminal: numbers in plain notation, each variable's with its ``units``."""
+    units = units or {}
     table = Table(title=f"closedloop session {status['name']} ({status['session_id']})", show_header=False)
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -216,7 +219,7 @@ def _status_table(status: dict[str, Any]) -> Table:
         ("state", status["state"] + (f": {waiting_text(status['waiting'])}" if status.get("waiting") else "")),
         ("experiments", f"{status['experiments']} of {status['budget']} ({status['failed']} failed)"),
         (f"best {status['objective']}" + (" (feasible)" if status["infeasible"] else ""), _fmt(status["best_value"])),
-        ("best point", ", ".join(f"{k}={_fmt(v)}" for k, v in best_point.items()) or "-"),
+        ("best point", ", ".join(f"{k}={_fmt(v, units.get(k))}" for k, v in best_point.items()) or "-"),
         ("decisions", str(status["decisions"])),
         ("queued points", str(status["queued"])),
         ("data", f"{status['store']}, {status['folder']}/runs/*.jsonl"),
@@ -233,14 +236,15 @@ def _status_table(status: dict[str, Any]) -> Table:
         rows.append((f"instrument {name}" if several else "instrument", shown))
     for name, reach in status.get("reach", {}).items():
         if reach["device_limits"] is not None:  # the device's own limits, next to the session file's
+            unit = units.get(name)
             hard, device, limits = (
-                " to ".join(_fmt(x) for x in reach[k]) for k in ("hard_limits", "device_limits", "limits")
+                " to ".join(_fmt(x, unit) for x in reach[k]) for k in ("hard_limits", "device_limits", "limits")
             )
             rows.append((f"reach {name}", f"{limits} (hard limits {hard}, device limits {device})"))
     if status["pareto_front"]:
         rows.append(("pareto front", f"{len(status['pareto_front'])} point(s)"))
         for entry in status["pareto_front"]:
-            rows.append(("", ", ".join(f"{k}={v:.4g}" for k, v in entry["values"].items())))
+            rows.append(("", ", ".join(f"{k}={_fmt(v)}" for k, v in entry["values"].items())))
     if status.get("error"):
         rows.append(("error", status["error"]))
     for row in rows:
@@ -450,7 +454,13 @@ def add(
             store = open_store(folder, new=False)
             try:
                 store.queue_points(checked, by=by or "operator")
-                store.log("queue", f"{len(checked)} point(s) queued by {by or 'operator'} in the store")
+                from agent.audit import action
+                from agent.numbers import point as written
+
+                queued = f"{len(checked)} point(s) queued in the store: " + "; ".join(
+                    written(p, units_of(spec), ", ") for p in checked
+                )
+                store.log("queue", action(queued, by or "operator", "terminal"))
                 waiting = store.count_queued()
             finally:
                 store.close()
@@ -492,7 +502,7 @@ def status(
         if as_json:
             console.print_json(json.dumps(info))
         else:
-            console.print(_status_table(info))
+            console.print(_status_table(info, folder_units(folder) if folder is not None else None))
         return EXIT_OK
 
     _guarded(body)

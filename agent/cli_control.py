@@ -28,8 +28,9 @@ from rich.text import Text
 from agent.audit import audit_trail
 from agent.control import ControlClient, subscribe
 from agent.curve import make_keys
-from agent.display import event_line, fmt
-from agent.operator_input import answer_at_terminal, answer_from_flags, build, describe_answer
+from agent.display import audit_table, event_lines, fmt
+from agent.numbers import folder_units
+from agent.operator_input import answer_at_terminal, answer_from_flags, build, describe_answer, unchecked_budget
 from agent.results import READ_BACK, TRAILING, as_csv, session_results
 from closedloop.control import (
     AnswerRequest,
@@ -113,28 +114,38 @@ def _error(as_json: bool, message: str, code: int) -> int:
     return code
 
 
-def report(reply: Reply, as_json: bool, done: str) -> int:
-    """Print a reply (the JSON reply with ``as_json``; else ``done`` and the result when it succeeded, the refusal
-    on stderr when not) and return its exit code."""
+def report(reply: Reply, as_json: bool, done: str | Callable[[dict[str, Any]], str]) -> int:
+    """Print a reply and return its exit code: the JSON reply with ``as_json``; else ``done``, a sentence for a
+    person (or a function of the reply's result that writes it), when it succeeded; the refusal on stderr when not.
+    """
     if as_json:
         print(reply.model_dump_json())
     if not reply.ok:
         err.print(Text("error: ", style="bold red") + Text(printable(_refusal(reply))), soft_wrap=True)
     elif not as_json:
-        extra = fmt(reply.result) if reply.result else ""
-        console.print(Text(printable(f"{done}: {extra}" if extra else done)), soft_wrap=True)
+        said = done(reply.result) if callable(done) else done
+        console.print(Text(printable(said)), soft_wrap=True)
     return exit_code(reply)
 
 
 # review ----------------------------------------------------------------------------------------------------------
 def review(
     folder: FolderArg,
+    pairs: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[NAME=VALUE]...", help="more setpoints for --edit", show_default=False),
+    ] = None,
     approve: Annotated[bool, typer.Option("--approve", help="approve every proposal (not edited)")] = False,
     reject: Annotated[
         str | None, typer.Option("--reject", metavar="REASON", help="reject every proposal (not edited)")
     ] = None,
     edit: Annotated[
-        list[str] | None, typer.Option("--edit", metavar="[ID:]NAME=VALUE", help="run this setpoint instead")
+        list[str] | None,
+        typer.Option(
+            "--edit",
+            metavar="[ID:]NAME=VALUE ...",
+            help="run these setpoints instead: --edit pitch1=0.3 pitch2=-0.5 (or --edit repeated)",
+        ),
     ] = None,
     stop: Annotated[bool, typer.Option("--stop", help="stop the session")] = False,
     reason: Annotated[str, typer.Option("--reason", help="why, for the audit trail")] = "",
@@ -149,7 +160,10 @@ def review(
     """
 
     def body() -> int:
-        interactive = not (approve or stop or reject is not None or edit)
+        if pairs and not edit:
+            raise SpecError(f"review: {pairs[0]!r}: setpoints go after --edit (--edit NAME=VALUE ...)")
+        edits = [word for given in [*(edit or []), *(pairs or [])] for word in given.split()]
+        interactive = not (approve or stop or reject is not None or edits)
         with ControlClient(folder, timeout=timeout, keys_dir=keys) as client:
             reply = client.call(build("checkpoint", by))
             if not reply.ok:
@@ -161,10 +175,10 @@ def review(
             if interactive:
                 request = answer_at_terminal(info, by)
             else:
-                request = answer_from_flags(info, by, approve, reject, edit or [], stop, reason)
+                request = answer_from_flags(info, by, approve, reject, edits, stop, reason)
             reply = client.call(request)
         answer = cast(AnswerRequest, request)  # build("answer", ...) makes one
-        code = report(reply, as_json, describe_answer(answer))
+        code = report(reply, as_json, describe_answer(answer, info))
         return EXIT_STOPPED if reply.ok and answer.stop else code
 
     _guarded(as_json, body)
@@ -174,16 +188,19 @@ def review(
 def watch(
     folder: FolderArg, as_json: JsonOpt = False, by: ByOpt = None, timeout: TimeoutOpt = 5.0, keys: KeysOpt = None
 ) -> None:
-    """Print a running session's events as they happen (JSON lines with --json).
+    """Print a running session's events as they happen, a line each (JSON lines with --json).
 
-    It starts with the recent ones, and ends when the session process ends, or quietly on Ctrl-C.
+    It starts with the recent ones, and ends when the session process ends, or quietly on Ctrl-C. Times are local
+    (a line before the first event, and at each new day, names the date and the zone); setpoints carry their units.
     """
 
     def body() -> int:
         send(folder, build("status", by), timeout, keys)  # is it there, and does it answer us?
+        events = subscribe(folder, keys_dir=keys)
         try:
-            for event in subscribe(folder, keys_dir=keys):
-                print(event.model_dump_json() if as_json else event_line(event), flush=True)
+            lines = (e.model_dump_json() for e in events) if as_json else event_lines(events, folder_units(folder))
+            for line in lines:
+                print(line, flush=True)
         except KeyboardInterrupt:
             return EXIT_OK
         if not as_json:
@@ -202,9 +219,8 @@ def pause(
     keys: KeysOpt = None,
 ) -> None:
     """Hold a running session after its current run; the motors stay where they are."""
-    _guarded(
-        as_json, lambda: report(send(folder, build("pause", by, reason=reason), timeout, keys), as_json, "pausing")
-    )
+    said = "will pause after the current run (closedloop resume carries on)"
+    _guarded(as_json, lambda: report(send(folder, build("pause", by, reason=reason), timeout, keys), as_json, said))
 
 
 def stop_command(
@@ -236,10 +252,27 @@ def budget(
     """Change how many successful experiments a running session runs."""
 
     def body() -> int:
-        request = build("budget", by, experiments=experiments, reason=reason)
-        return report(send(folder, request, timeout, keys), as_json, f"budget set to {experiments}")
+        try:
+            request = build("budget", by, experiments=experiments, reason=reason)
+        except SpecError:
+            _tell_refused(folder, unchecked_budget(by, experiments, reason), timeout, keys)
+            raise
+        return report(
+            send(folder, request, timeout, keys),
+            as_json,
+            lambda result: f"budget: {experiments} experiments (was {fmt(result.get('was'))})",
+        )
 
     _guarded(as_json, body)
+
+
+def _tell_refused(folder: Path, request: Request, timeout: float, keys: Path | None) -> None:
+    """Send a request refused here to the session all the same, unchecked, so that the session refuses it too and
+    its audit trail records the attempt (nothing happens when no session process answers)."""
+    try:
+        send(folder, request, timeout, keys)
+    except ClosedLoopError:
+        pass
 
 
 # keys and audit: no process needed -------------------------------------------------------------------------------
@@ -277,15 +310,7 @@ def audit(folder: FolderArg, as_json: JsonOpt = False) -> None:
         if as_json:
             print(json.dumps({"folder": str(folder), "trail": trail}))
             return EXIT_OK
-        table = Table(title=Text(f"audit trail of {folder}"))
-        for column in ("when", "who", "via", "what", "detail", "why"):
-            table.add_column(Text(column))
-        for e in trail:
-            row = [e["time"], e["who"] or "-", e["via"] or "-", e["what"], e["detail"], e["why"] or "-"]
-            table.add_row(
-                *(Text(printable(str(cell))) for cell in row), style="bold" if e["source"] == "decision" else None
-            )
-        console.print(table)
+        console.print(audit_table(folder, trail))
         return EXIT_OK
 
     _guarded(as_json, body)
@@ -330,7 +355,9 @@ def _results_table(folder: Path, columns: list[str], rows: list[dict[str, Any]],
     several = len({row["instrument"] for row in rows}) > 1
     outputs = columns[columns.index("status") + 1 + 2 * len(variables) : columns.index(TRAILING[0])]
     table = Table(title=Text(f"results of {folder}: {len(rows)} run(s)"), caption=Text(RESULTS_CAPTION))
-    for column in ["#", "why", *(["instrument"] if several else []), "status", *variables, *outputs, "error"]:
+    units = folder_units(folder)
+    headed = [f"{v} ({units[v]})" if units.get(v) else v for v in variables]
+    for column in ["#", "why", *(["instrument"] if several else []), "status", *headed, *outputs, "error"]:
         table.add_column(Text(column))
     for row in rows:
         cells = [row["experiment"], row["why"], *([row["instrument"]] if several else []), row["status"]]

@@ -43,6 +43,7 @@ import zmq
 from agent.control_client import BACKLOG, CONTROL_FILE, ControlClient, read_control, subscribe
 from agent.curve import OWNER, KeyAuthenticator, ensure_keys, load_server_keys
 from closedloop.control import (
+    REQUEST_TYPES,
     Event,
     LateAnswerError,
     Reply,
@@ -75,6 +76,8 @@ __all__ = [
 ]
 
 Handler = Callable[[Request], dict[str, Any] | None]
+Refused = Callable[[str, str, str, str, str], None]
+"""Told of an invalid request of a known type: (type, what it asked, by, via, why it was refused)."""
 
 
 def _endpoint(host: str) -> str:
@@ -130,14 +133,17 @@ class ControlServer:
             with its message (``late`` for :class:`~closedloop.control.LateAnswerError`, ``invalid`` for one that
             is also a ``ValueError``, else ``refused``); any other exception an ``internal`` one.
         host: the interface to bind (loopback by default; ``0.0.0.0`` for every interface).
+        refused: told of each request of a known type refused as invalid before it reached ``handler`` (for the
+            audit log), with who and via as the key proves them.
 
     Raises:
         SessionError: the keys cannot be made or read, or the host cannot be bound.
     """
 
-    def __init__(self, folder: Path, handler: Handler, host: str = "127.0.0.1") -> None:
+    def __init__(self, folder: Path, handler: Handler, host: str = "127.0.0.1", refused: Refused | None = None) -> None:
         self.folder = Path(folder)
         self._handler = handler
+        self._refused = refused
         self.curve = True
         self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._auth: KeyAuthenticator | None = None
@@ -219,12 +225,13 @@ class ControlServer:
 
     # requests ----------------------------------------------------------------------------------------------------
     def _reply(self, raw: bytes, key_name: str) -> bytes:
-        rid = ""
+        rid, data = "", None
         try:
             data = decode(raw)
             rid = request_id(data)
             request = proven(validate_request(data), key_name)
         except SpecError as exc:
+            self._record_invalid(data if isinstance(data, dict) else None, key_name, str(exc))
             return encode(Reply(id=rid, ok=False, error=str(exc), code="invalid"))
         code: ReplyCode
         result: dict[str, Any] = {}
@@ -241,6 +248,19 @@ class ControlServer:
             log.exception("control handler failed on a %s request", request.type)
             code, error, result = "internal", f"{type(exc).__name__}: {exc}", {}
         return encode(Reply(id=rid, ok=False, error=error, code=code, result=result))
+
+    def _record_invalid(self, data: dict[str, Any] | None, key_name: str, why: str) -> None:
+        """Tell ``refused`` of a request of a known type that was invalid (a budget out of range ...)."""
+        kind = data.get("type") if data is not None else None
+        if self._refused is None or data is None or kind not in REQUEST_TYPES or kind in ("status", "checkpoint"):
+            return
+        by = data.get("by") if key_name == OWNER else key_name
+        via = data.get("via") if key_name == OWNER else "channel"
+        what = f"budget {data.get('experiments')} experiments" if kind == "budget" else f"{kind} request"
+        try:
+            self._refused(str(kind), what, str(by)[:64], str(via)[:16], why)
+        except Exception:  # the record is a courtesy: the refusal is answered whatever happens to it
+            log.exception("could not record a refused %s request", kind)
 
     def _serve(self) -> None:
         backlog: collections.deque[bytes] = collections.deque(maxlen=BACKLOG)

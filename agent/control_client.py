@@ -20,7 +20,7 @@ from typing import Any
 import zmq
 
 from agent.curve import KEYS_DIR, client_curve
-from closedloop.control import Event, Reply, Request, encode
+from closedloop.control import Event, Reply, Request, encode, operator_name
 from closedloop.errors import SessionError
 
 CONTROL_FILE = "control.json"
@@ -169,6 +169,35 @@ class ControlClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def tell_refused(
+    folder: Path,
+    body: Any,
+    operator: str | None,
+    fallback: str | None = None,
+    via: str = "web",
+    timeout: float = 1.0,
+    keys_dir: Path | None = None,
+) -> None:
+    """Send a request refused here as invalid (a budget out of range ...) to the session all the same, as it is, so
+    that the session refuses it too and records the attempt in its audit trail: by ``operator`` (the one a token
+    stands for), else the name the body gives, else ``fallback``, else the OS user; via ``via``.
+
+    Nothing happens for a body that is not a JSON object, and nothing is raised when no session answers within
+    ``timeout`` seconds. Only for requests that failed the same checks the session makes: it never acts on them.
+    """
+    if not isinstance(body, dict):
+        return
+    by = operator or body.get("by") or fallback or operator_name()
+    data = {**body, "v": 1, "id": f"r-refused-{time.monotonic_ns()}", "by": by, "via": via}
+    try:
+        with ControlClient(folder, timeout=timeout, keys_dir=keys_dir) as client:
+            client._sock.sndtimeo = max(1, int(timeout * 1000))
+            client._sock.send(json.dumps(data, default=str).encode())
+            client._await(data["id"], time.monotonic() + timeout, timeout)
+    except (SessionError, zmq.ZMQError, OSError, ValueError):
+        pass
 
 
 def subscribe(

@@ -1,21 +1,25 @@
-"""How a checkpoint and the session's events look to an operator, at the session's terminal and in ``review``.
+"""How a checkpoint, the session's events and its audit trail look to an operator, at the session's terminal, in
+``review``, ``watch`` and ``audit``.
 
 :func:`checkpoint_table` renders a :class:`~closedloop.control.CheckpointInfo` as a Rich table; :func:`event_line`
-renders an :class:`~closedloop.control.Event` as one line of plain text. Every cell is a Rich ``Text``, never
-markup, so units such as ``[mrad]`` and hints such as ``[a/r/e/s]`` show as written.
+renders an :class:`~closedloop.control.Event` as one line of plain text (:func:`event_lines` adds a line naming the
+date and the zone); :func:`audit_table` renders :func:`agent.audit.audit_trail`. Numbers go through
+:mod:`agent.numbers`. Every cell is a Rich ``Text``, never markup, so units such as ``[mrad]`` and hints such as
+``[a/r/e/s]`` show as written.
 """
 
 from __future__ import annotations
 
 import datetime
-import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from agent.numbers import number, point, quantity
 from closedloop.control import CheckpointInfo, Event, ProposalInfo, VariableInfo, printable
 
 _KIND_TITLE = {
@@ -27,13 +31,14 @@ _KIND_TITLE = {
 
 
 def fmt(value: Any) -> str:
-    """A value for people: numbers to 5 significant digits, None as ``-``, control characters escaped."""
+    """A value for people: numbers in plain notation (:func:`agent.numbers.number`), None as ``-``, control
+    characters escaped."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.5g}" if math.isfinite(value) else str(value)
+    if isinstance(value, int | float):
+        return number(value)
     if isinstance(value, Mapping):
         return ", ".join(f"{fmt(k)}={fmt(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
@@ -49,7 +54,8 @@ def _move(target: Any, current: Any, variable: VariableInfo) -> tuple[str, str]:
         return ("none", "dim") if target == current else (f"from {current}", "")
     step = float(target) - float(current)
     too_far = variable.max_step is not None and abs(step) > variable.max_step
-    return f"{step:+.4g}" + (" > max step" if too_far else ""), "bold red" if too_far else ""
+    shown = ("+" if step > 0 else "") + number(step, 4) + (" > max step" if too_far else "")
+    return shown, "bold red" if too_far else ""
 
 
 def _allowed(variable: VariableInfo) -> str:
@@ -81,7 +87,8 @@ def _near_limit(target: Any, variable: VariableInfo) -> bool:
 def _prediction(proposal: ProposalInfo) -> Text:
     if not proposal.prediction:
         return Text("no prediction", style="dim")
-    return Text("\n".join(f"{name} {p.mean:.4g} ± {p.std:.2g}" for name, p in proposal.prediction.items()))
+    guesses = [f"{name} {number(p.mean, 4)} ± {number(p.std, 2)}" for name, p in proposal.prediction.items()]
+    return Text("\n".join(guesses))
 
 
 def _summary(entry: Mapping[str, Any] | None) -> str:
@@ -144,7 +151,7 @@ def checkpoint_table(info: CheckpointInfo) -> Table:
             if i == 0:
                 label = Text(f"{proposal.id}\n{printable(proposal.why)}")
                 if proposal.acquisition is not None:
-                    label.append(f"\nacquisition {proposal.acquisition:.4g}")
+                    label.append(f"\nacquisition {number(proposal.acquisition, 4)}")
                 prediction = _prediction(proposal)
             table.add_row(
                 label,
@@ -160,18 +167,132 @@ def checkpoint_table(info: CheckpointInfo) -> Table:
     return table
 
 
-def _clock(timestamp: float) -> str:
+def clock(timestamp: float) -> str:
+    """``HH:MM:SS`` in local time (:func:`day_line` says which zone)."""
     return datetime.datetime.fromtimestamp(timestamp).strftime("%H:%M:%S")
 
 
-def event_line(event: Event) -> str:
-    """One line of plain text (no markup) for an event: time, sequence number, kind, then its details.
+def zone(timestamp: float) -> str:
+    """The local zone at ``timestamp`` with its offset from UTC, e.g. ``CET (UTC+01:00)``."""
+    moment = datetime.datetime.fromtimestamp(timestamp).astimezone()
+    offset = moment.strftime("%z")
+    return f"{moment.tzname()} (UTC{offset[:3]}:{offset[3:]})"
 
-    The details are the event's data as ``key=value`` pairs, ids first, numbers to 5 significant digits; control
-    characters are escaped.
+
+def day_line(timestamp: float) -> str:
+    """The date and the local zone, e.g. ``-- 2026-12-07, times in CET (UTC+01:00) --``."""
+    return f"-- {datetime.datetime.fromtimestamp(timestamp):%Y-%m-%d}, times in {zone(timestamp)} --"
+
+
+def event_lines(events: Iterable[Event], units: Mapping[str, str | None] | None = None) -> Iterator[str]:
+    """:func:`event_line` for each event, after a :func:`day_line` first and whenever the date changes."""
+    day = None
+    for event in events:
+        today = datetime.datetime.fromtimestamp(event.time).date()
+        if today != day:
+            day = today
+            yield day_line(event.time)
+        yield event_line(event, units)
+
+
+def _flat(data: Mapping[str, Any], units: Mapping[str, str | None], prefix: str = "") -> list[str]:
+    """``key=value`` words, nested mappings flattened (``values.flux=950.12``), lists joined with commas."""
+    words = []
+    for key, value in data.items():
+        if value in (None, "", [], {}):
+            continue
+        if isinstance(value, Mapping):
+            words += _flat(value, units, f"{prefix}{key}.")
+        elif isinstance(value, list | tuple):
+            words.append(f"{prefix}{key}=" + ",".join(fmt(v) for v in value))
+        else:
+            words.append(f"{prefix}{key}={quantity(value, units.get(key))}")
+    return words
+
+
+def _ended(data: Mapping[str, Any], units: Mapping[str, str | None]) -> str:
+    """An observation: how it ended, what it measured, where the instrument read back, how long it took."""
+    pid = data.get("proposal_id", "")
+    if data.get("status", "ok") != "ok":
+        return f"{pid}  {data['status']}: {data.get('error') or 'no value'}"
+    measured = "  ".join(f"{name}={fmt(value)}" for name, value in (data.get("values") or {}).items())
+    where = point(data.get("readbacks") or data.get("setpoints") or {}, units)
+    took = f"  ({number(data['duration'], 2)} s)" if isinstance(data.get("duration"), int | float) else ""
+    return f"{pid}  {measured}" + (f"  at {where}" if where else "") + took
+
+
+def _decided(data: Mapping[str, Any], units: Mapping[str, str | None]) -> str:
+    ids = " ".join(data.get("proposal_ids") or []) or "all shown"
+    text = f"{data.get('verdict')} {ids}"
+    if data.get("verdict") == "edit" and data.get("setpoints"):
+        text += f" to {point(data['setpoints'], units)}"
+    text += f" by {data.get('by', '?')} via {data.get('via', '?')}"
+    return text + (f" ({data['reason']})" if data.get("reason") else "")
+
+
+def _asked(data: Mapping[str, Any]) -> str:
+    kind = data.get("kind", "review")
+    ids = [p.get("id", "?") for p in data.get("proposals") or [] if isinstance(p, Mapping)]
+    what = f"review of {', '.join(ids)}" if kind == "review" and ids else _KIND_TITLE.get(kind, str(kind))
+    reason = f" ({data['reason']})" if data.get("reason") else ""
+    return f"{data.get('checkpoint', '')}  {what}{reason}; waiting for an answer"
+
+
+def _details(kind: str, data: Mapping[str, Any], units: Mapping[str, str | None]) -> str:
+    """What an event says, in words and numbers with units; an unknown kind as flat ``key=value`` words."""
+    if kind == "proposal":
+        return f"{data.get('id', '')}  {point(data.get('setpoints') or {}, units)}  ({data.get('why', '')})"
+    if kind == "checkpoint":
+        return _asked(data)
+    if kind == "decision":
+        return _decided(data, units)
+    if kind == "run_started":
+        where = f" on {data['instrument']}" if data.get("instrument") else ""
+        return f"{data.get('proposal', '')}{where}  {point(data.get('setpoints') or {}, units)}"
+    if kind == "run_finished":
+        where = f" on {data['instrument']}" if data.get("instrument") else ""
+        ended = f"failed: {data['error']}" if data.get("error") else str(data.get("status", "done"))
+        return f"{data.get('proposal', '')}  {ended}{where}"
+    if kind == "observation":
+        return _ended(data, units)
+    if kind == "best":
+        values = "  ".join(f"{name}={fmt(v)}" for name, v in (data.get("values") or {}).items())
+        return f"{data.get('proposal', '')}  {values}"
+    if kind == "resumed" and set(data) == {"by"}:
+        return f"by {data['by']}"
+    if kind in ("paused", "stopped", "finished", "failure") and set(data) <= {"reason", "outcome", "checkpoint"}:
+        said = str(data.get("reason") or data.get("outcome") or "")
+        return "" if said == kind else said
+    return " ".join(_flat(data, units))
+
+
+def event_line(event: Event, units: Mapping[str, str | None] | None = None) -> str:
+    """One line of plain text (no markup, no nested reprs) for an event: local time, kind, then what happened.
+
+    A proposal reads ``14:03:12 proposal     p-1a2b  pitch1=0.31 mrad  pitch2=-0.58 mrad  (model (qLogNEI))``:
+    ids first, numbers in plain notation (:func:`agent.numbers.number`), each variable with its ``units``; an
+    event of another kind shows its data as flat ``key=value`` words. Control characters are escaped.
     """
-    data = dict(event.data)
-    head = [data.pop(key) for key in ("proposal_id", "checkpoint", "id") if isinstance(data.get(key), str)]
-    pairs = [f"{key}={{{fmt(v)}}}" if isinstance(v, Mapping) else f"{key}={fmt(v)}" for key, v in data.items()]
-    details = " ".join([*head, *pairs])
-    return printable(f"{_clock(event.time)} #{event.seq:<4} {event.kind:<12} {details}".rstrip())
+    details = _details(event.kind, event.data, units or {})
+    return printable(f"{clock(event.time)} {event.kind:<12} {details}".rstrip())
+
+
+def audit_table(folder: Path | str, trail: list[dict[str, Any]]) -> Table:
+    """The audit trail for a terminal: one row per entry (decisions in bold), a date row at each new day, times
+    local (the zone in the title); long details wrap within the terminal's width, nothing is cut."""
+    where = f", times in {zone(trail[0]['timestamp'])}" if trail else ""
+    table = Table(title=Text(f"audit trail of {folder}{where}"), box=box.SIMPLE_HEAD)
+    table.add_column(Text("time"), no_wrap=True)
+    for column in ("who", "via", "what"):
+        table.add_column(Text(column), overflow="fold")
+    table.add_column(Text("detail; why"), overflow="fold", ratio=1)
+    day = ""
+    for e in trail:
+        date, clock = e["time"][:10], e["time"][11:19]
+        if date != day:
+            day = date
+            table.add_row(Text(date, style="bold"))
+        detail = e["detail"] + (f"; why: {e['why']}" if e["why"] else "")
+        row = [clock, e["who"] or "-", e["via"] or "-", e["what"], detail]
+        table.add_row(*(Text(printable(str(c))) for c in row), style="bold" if e["source"] == "decision" else None)
+    return table

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from agent.audit import action
+from agent.numbers import point, units_of
 from closedloop.control import (
     MAX_EXPERIMENTS,
     AddRequest,
@@ -28,7 +30,7 @@ from closedloop.control import (
     StatusRequest,
     StopRequest,
 )
-from closedloop.errors import SafetyError, SessionError, SpecError
+from closedloop.errors import ClosedLoopError, SafetyError, SessionError, SpecError
 from closedloop.reach import Limits, in_force
 from closedloop.records import Decision, Verdict
 from instruments.safety import check_edit, check_setpoints
@@ -94,6 +96,24 @@ class Operations:
                     return decisions
 
     # the control channel -------------------------------------------------------------------------------------
+    def recorded(self, request: Request) -> dict[str, Any]:
+        """:meth:`handle`, and a request the session refuses recorded in the audit log as refused, with who, via
+        and why (then raised again): what the control channel calls."""
+        try:
+            return self.handle(request)
+        except ClosedLoopError as exc:
+            self.refused(request.type, attempt(request, self._units()), request.by, request.via, str(exc))
+            raise
+
+    def refused(self, kind: str, what: str, by: str, via: str, why: str) -> None:
+        """Record a refused request in the audit log (``refused``: what was asked, by whom, from where, why not)."""
+        if kind in ("status", "checkpoint"):
+            return
+        self.session.store.log("refused", action(what, by, via, why))
+
+    def _units(self) -> dict[str, str | None]:
+        return units_of(self.session.spec)
+
     def handle(self, request: Request) -> dict[str, Any]:
         """Carry out one request from the control channel (called in the channel's thread; quick)."""
         by, via = request.by, request.via
@@ -235,7 +255,7 @@ class Operations:
         """Hold after the current run (motors stay where they are); durable across a kill."""
         store = self.session.store
         store.set_meta(pause_requested=by)
-        store.log("pause", f"pause requested by {by} via {via}")
+        store.log("pause", action("pause requested: hold after the current run", by, via))
         return {"pausing": True}
 
     def resume(self, by: str, via: str) -> dict[str, Any]:
@@ -248,10 +268,11 @@ class Operations:
             pending = self._pending
         if self.session.store.meta("pause_requested") and (pending is None or pending.kind != "paused"):
             self.session.store.set_meta(pause_requested=False)  # asked to pause, not yet paused: never mind
-            self.session.store.log("resume", f"pause withdrawn by {by} via {via}")
+            self.session.store.log("resume", action("pause withdrawn before it held", by, via))
             return {"resumed": True}
         if pending is None or pending.kind != "paused":
             raise SessionError("the session is running, not paused")
+        self.session.store.log("resume", action("carry on after the pause", by, via))
         self.answer(pending.id, [Decision(verdict=Verdict.APPROVE, by=by, via=via, reason="resume")])
         return {"resumed": True}
 
@@ -260,7 +281,8 @@ class Operations:
         context = self.session.context
         context.requests.stop = True
         context.requests.stop_reason = reason or f"stopped by {by}"
-        self.session.store.log("stop", f"{'abort' if abort else 'stop'} requested by {by} via {via}: {reason}")
+        what = "abort the current run now" if abort else "stop after the current run"
+        self.session.store.log("stop", action(what, by, via, reason))
         if abort:
             self.session.lanes.abort(f"aborted by {by}: {reason}" if reason else f"aborted by {by}")
         with self._lock:
@@ -278,7 +300,12 @@ class Operations:
         checked = check_points(self.session.spec, points, in_force(self.session.context.reach))
         store = self.session.store
         store.queue_points(checked, by=by)
-        store.log("queue", f"{len(checked)} point(s) queued by {by} via {via}")
+        store.log(
+            "queue",
+            action(
+                f"{len(checked)} point(s) queued: " + "; ".join(point(p, self._units(), ", ") for p in checked), by, via
+            ),
+        )
         with self._lock:
             pending = self._pending
         if pending is not None and pending.kind == "points":
@@ -296,7 +323,7 @@ class Operations:
         store = self.session.store
         old = store.meta("budget", self.session.spec.budget.experiments)
         store.set_meta(budget=experiments)
-        store.log("budget", f"budget {old} -> {experiments} by {by} via {via}")
+        store.log("budget", action(f"budget {old} -> {experiments} experiments", by, via))
         return {"budget": experiments, "was": old}
 
 
@@ -323,3 +350,22 @@ def check_points(
                 f"point {i + 1}: {message}" if len(points) > 1 else message, "no point was queued"
             ) from None
     return checked
+
+
+def attempt(request: Request, units: Mapping[str, str | None] | None = None) -> str:
+    """What a request asked, in a few words, for the audit log of a refused one."""
+    if isinstance(request, AnswerRequest):
+        if request.stop:
+            return f"stop at {request.checkpoint}"
+        verdicts = [
+            f"{a.verdict} {a.proposal_id}" + (f" to {point(a.setpoints, units, ', ')}" if a.setpoints else "")
+            for a in request.answers
+        ]
+        return f"answer {request.checkpoint}: " + ("; ".join(verdicts) or "carry on")
+    if isinstance(request, BudgetRequest):
+        return f"budget {request.experiments} experiments"
+    if isinstance(request, AddRequest):
+        return f"{len(request.points)} point(s): " + "; ".join(point(p, units, ", ") for p in request.points)
+    if isinstance(request, StopRequest):
+        return "abort the current run" if request.abort else "stop after the current run"
+    return str(request.type)

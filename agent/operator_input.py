@@ -14,8 +14,10 @@ from rich.console import Console
 from rich.text import Text
 
 from agent.display import checkpoint_table
+from agent.numbers import point
 from closedloop.control import (
     AnswerRequest,
+    BudgetRequest,
     CheckpointInfo,
     ProposalInfo,
     Request,
@@ -46,6 +48,13 @@ def build(kind: str, by: str | None, via: Via = "channel", **fields: Any) -> Req
     return validate_request({**header, **fields})
 
 
+def unchecked_budget(by: str | None, experiments: int, reason: str = "", via: Via = "channel") -> Request:
+    """A budget request made without its checks, for the session to refuse (and record) one refused here."""
+    return BudgetRequest.model_construct(
+        id=new_id("r"), by=by or operator_name(), via=via, experiments=experiments, reason=reason
+    )
+
+
 def _value(text: str) -> float | str:
     try:
         return float(text)
@@ -67,6 +76,8 @@ def parse_edits(words: list[str], info: CheckpointInfo) -> dict[str, dict[str, f
         name, value = name.strip(), value.strip()
         if not sep or not name or not value:
             raise SpecError(f"--edit: {word!r} is not [ID:]NAME=VALUE")
+        if not ids:
+            raise SpecError(f"--edit: no proposal waits at this checkpoint ({info.kind}): nothing to edit")
         if not colon:
             if len(ids) != 1:
                 raise SpecError(f"--edit: the checkpoint holds {len(ids)} proposals; write ID:NAME=VALUE ({word!r})")
@@ -172,8 +183,20 @@ def answer_at_terminal(info: CheckpointInfo, by: str | None, via: Via = "channel
     return build("answer", by, via, checkpoint=info.checkpoint, answers=answers)
 
 
-def describe_answer(request: AnswerRequest) -> str:
+_DONE = {"approve": "approved", "reject": "rejected", "edit": "edited"}
+
+
+def describe_answer(request: AnswerRequest, info: CheckpointInfo | None = None) -> str:
+    """An answer in words, as ``review`` reports it once the session took it: ``p-1a2b approved``, ``p-1a2b edited
+    to pitch1=0.3 mrad  pitch2=-0.5 mrad (why)``, ``stopping the session``, ``carrying on``; the setpoints with the
+    units ``info`` gives."""
     if request.stop:
-        return f"answered {request.checkpoint}: stop"
-    verdicts = [f"{a.proposal_id} {a.verdict}" + (f" ({a.reason})" if a.reason else "") for a in request.answers]
-    return f"answered {request.checkpoint}: " + (", ".join(verdicts) or "carry on")
+        return "stopping the session" + (f" ({request.reason})" if request.reason else "")
+    units = {name: v.units or None for name, v in (info.variables if info is not None else {}).items()}
+    said = []
+    for a in request.answers:
+        text = f"{a.proposal_id} {_DONE.get(a.verdict, a.verdict)}"
+        if a.verdict == "edit" and a.setpoints:
+            text += f" to {point(a.setpoints, units)}"
+        said.append(text + (f" ({a.reason})" if a.reason else ""))
+    return "; ".join(said) or "carrying on"

@@ -10,7 +10,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from agent.control_client import ControlClient, read_control
+from agent.control_client import ControlClient, read_control, tell_refused
 from agent.operator_input import build
 from agent.results import as_csv, session_results
 from agent.review import variables_info
@@ -186,7 +186,8 @@ class WebGate:
             request = self.validate(body, operator)
         except ForbiddenError as exc:
             return HTTPStatus.FORBIDDEN, {"ok": False, "error": str(exc)}
-        except SpecError as exc:
+        except SpecError as exc:  # the session refuses it too, and records the attempt in its audit trail
+            tell_refused(self.folder, body, operator, self.by, keys_dir=self.keys_dir)
             return HTTPStatus.BAD_REQUEST, {"ok": False, "error": str(exc), "code": "invalid"}
         try:
             return HTTPStatus.OK, self._send(request)

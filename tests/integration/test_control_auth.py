@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.audit import audit_trail
 from agent.control_client import ControlClient
 from agent.curve import make_keys
 from closedloop.control import StopRequest
@@ -34,6 +35,11 @@ FORGED = json.dumps({"v": 1, "id": "r-forged", "type": "stop", "by": "ada", "via
 def log_lines(folder: Path) -> list[str]:
     with sqlite3.connect(folder / "store.sqlite") as conn:
         return [row[0] for row in conn.execute("SELECT message FROM events ORDER BY seq")]
+
+
+def actions(folder: Path, what: str = "budget") -> list[tuple[str, str, str]]:
+    """(who, via, what was done) of each operator's action ``what`` in the session's audit trail."""
+    return [(e["who"], e["via"], e["detail"]) for e in audit_trail(folder) if e["what"] == what]
 
 
 def decisions(folder: Path) -> list[dict[str, object]]:
@@ -109,14 +115,16 @@ def test_an_issued_key_is_recorded_under_its_own_name_whatever_it_claims(running
     huge = closedloop("budget", str(running), str(10**40), "--keys", str(key))
     assert huge.returncode == 2 and "budget.experiments: Input should be less than or equal to" in huge.stderr
     lines = log_lines(running)
-    assert "budget 20 -> 30 by carol via channel" in lines and not any("ada" in line for line in lines)
+    assert ("carol", "channel", "budget 20 -> 30 experiments") in actions(running)
+    assert not any("ada" in line for line in lines)
+    assert ("carol", "channel", f"budget {10**40} experiments") in actions(running, "refused")  # as refused
     assert meta(running, "budget") == 30
     mine = tmp_path / "carols"  # what carol gets from the owner: the key and a copy of control.json
     (mine / "keys").mkdir(parents=True)
     shutil.copyfile(running / "control.json", mine / "control.json")
     shutil.copyfile(key, mine / "keys" / key.name)
     assert closedloop("budget", str(mine), "31", "--by", "ada").returncode == 0
-    assert "budget 30 -> 31 by carol via channel" in log_lines(running)
+    assert ("carol", "channel", "budget 30 -> 31 experiments") in actions(running)
     (running / "keys" / "authorized" / "carol.key").unlink()  # shut carol out: her next command gets nothing
     refused = closedloop("budget", str(running), "40", "--keys", str(key), "--timeout", "1")
     assert refused.returncode == 1 and "not authorised" in refused.stderr

@@ -422,7 +422,7 @@ def test_review_with_flags_sends_a_verdict_per_proposal(tmp_path: Path, serve) -
     serve(handler)
     done = cli("review", str(tmp_path), "--edit", "p-2:pitch1=0.5", "--reject", "too far", "--by", "ada")
     assert done.returncode == 0, done.stderr
-    assert "answered c-5: p-1 reject (too far), p-2 edit" in done.stdout
+    assert "p-1 rejected (too far); p-2 edited to pitch1=0.5" in done.stdout
     (answer,) = [r for r in handler.requests if isinstance(r, AnswerRequest)]
     assert (answer.by, answer.via, answer.checkpoint) == ("ada", "channel", "c-5")
     assert [(a.proposal_id, a.verdict, a.reason) for a in answer.answers] == [
@@ -501,7 +501,7 @@ def test_pause_stop_and_budget_reach_the_session_with_who_sent_them(tmp_path: Pa
     )
     assert paused.returncode == 0 and json.loads(paused.stdout)["result"] == {"state": "paused", "by": "ada"}
     assert stopped.returncode == 0 and "aborting the current run" in stopped.stdout
-    assert budget.returncode == 0 and "budget set to 12" in budget.stdout
+    assert budget.returncode == 0 and "budget: 12 experiments" in budget.stdout
     assert zero.returncode == 2 and "budget.experiments: Input should be greater than or equal to 1" in zero.stderr
     assert huge.returncode == 2 and huge.stderr.startswith("error: budget.experiments: Input should be less than or")
     assert escape.returncode == 2 and "\x1b" not in escape.stderr and "\x07" not in escape.stderr
@@ -532,11 +532,12 @@ def test_watch_prints_events_as_json_lines_and_ends_with_the_session(tmp_path: P
         assert watcher.stdout is not None and text.stdout is not None
         first = json.loads(watcher.stdout.readline())
         assert (first["seq"], first["kind"], first["data"]["proposal_id"]) == (1, "proposal", "p-1")
+        assert text.stdout.readline().startswith("-- ")  # the date and the zone
         assert "proposal" in text.stdout.readline()
         server.publish("observation", {"proposal_id": "p-1", "values": {"flux": 5.0}})
         second = json.loads(watcher.stdout.readline())
         assert (second["seq"], second["data"]["values"]) == (2, {"flux": 5.0})
-        assert "p-1 values={flux=5}" in text.stdout.readline()
+        assert text.stdout.readline().endswith(" observation  p-1  flux=5\n")
         text.send_signal(signal.SIGINT)  # Ctrl-C ends it quietly
         assert text.wait(timeout=10) == 0
         assert text.stderr is not None and text.stderr.read() == ""
@@ -574,7 +575,7 @@ def test_audit_reads_who_decided_what_from_the_store_without_a_process(tmp_path:
     assert done.returncode == 0, done.stderr
     trail = json.loads(done.stdout)["trail"]
     assert [(e["source"], e["what"], e["who"]) for e in trail] == [
-        ("log", "start", None),
+        ("log", "start", "session"),
         ("decision", "reject", "ada"),
         ("decision", "approve", "bob"),
         ("decision", "stop", "eve\x1b[8m"),  # JSON keeps what was recorded ...

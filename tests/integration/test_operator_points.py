@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from agent.audit import audit_trail
 from agent.session import Session
 from closedloop import Decision, Verdict
 from tests.conftest import beamline_session
@@ -114,7 +115,7 @@ def test_a_session_waiting_for_points_wakes_when_they_are_added_through_the_chan
         time.sleep(0.5)
     with opened(folder) as session:
         assert readbacks(session) == [(0.1, 0.2), (-0.3, 0.4), (0.25, -0.5)]
-        assert any("via channel" in message for _, kind, message in session.store.events() if kind == "queue")
+    assert any(e["what"] == "queue" and e["via"] == "channel" for e in audit_trail(folder))
 
 
 def test_a_point_outside_the_limits_is_refused_and_nothing_is_queued(tmp_path: Path, write_session) -> None:

@@ -7,6 +7,8 @@ command goes through the real ZeroMQ channel on loopback to the real loop, RunEn
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -19,6 +21,7 @@ import pytest
 
 from agent.control_client import ControlClient
 from agent.operator_input import build
+from agent.web.gate import WebGate
 from tests.conftest import beamline_session
 from tests.integration.test_cli import CLI, closedloop, detached_session, meta
 
@@ -49,7 +52,11 @@ def checkpoint(folder: Path) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A session process started with --detach, waiting at its checkpoints for the channel; stopped at the end."""
-    data = beamline_session(review={"policy": "always"}, budget={"experiments": 20})
+    variables = {
+        name: {"bounds": [-1.5, 1.5], "hard_limits": [-2.0, 2.0], "device": device, "units": "mrad"}
+        for name, device in (("pitch1", "m1"), ("pitch2", "m2"))
+    }
+    data = beamline_session(review={"policy": "always"}, budget={"experiments": 20}, variables=variables)
     with detached_session(data, tmp_path_factory.mktemp("operator")) as folder:
         yield folder
 
@@ -91,9 +98,31 @@ def test_edit_outside_the_limits_is_refused_and_nothing_moves(running: Path) -> 
     assert count(running, "SELECT COUNT(*) FROM runs") == before
 
 
+def test_review_edit_takes_several_pairs_in_one_option_and_says_what_it_did(running: Path) -> None:
+    for edit, said in (
+        (["--edit", "pitch1=0.3", "pitch2=-0.5"], "pitch1=0.3 mrad  pitch2=-0.5 mrad"),  # as `add` takes them
+        (["--edit", "pitch1=0.2", "--edit", "pitch2=-0.4"], "pitch1=0.2 mrad  pitch2=-0.4 mrad"),  # repeated
+    ):
+        wait_for(lambda: meta(running, "state") == "waiting")
+        result = closedloop("review", str(running), *edit, "--by", "ada", "--reason", "closer")
+        assert result.returncode == 0, result.stdout + result.stderr
+        (line,) = result.stdout.splitlines()
+        assert line.startswith("p-") and line.endswith(f" edited to {said} (closer)"), line
+        with sqlite3.connect(running / "store.sqlite") as conn:
+            (body,) = conn.execute("SELECT body FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
+        setpoints = json.loads(body)["setpoints"]
+        assert (setpoints["pitch1"], setpoints["pitch2"]) == tuple(
+            float(pair.split("=")[1]) for pair in said.replace(" mrad", "").split("  ")
+        )
+    loose = closedloop("review", str(running), "pitch1=0.3")  # setpoints without --edit: refused, nothing sent
+    assert loose.returncode == 2 and "--edit" in loose.stderr
+
+
 def test_pause_holds_after_the_run_and_resume_carries_on(running: Path) -> None:
     wait_for(lambda: meta(running, "state") == "waiting")
-    assert closedloop("pause", str(running)).returncode == 0
+    paused = closedloop("pause", str(running))
+    assert paused.returncode == 0
+    assert paused.stdout == "will pause after the current run (closedloop resume carries on)\n"  # not pausing=true
     assert closedloop("review", str(running), "--approve").returncode == 0
     wait_for(lambda: meta(running, "state") == "paused")
     runs = count(running, "SELECT COUNT(*) FROM runs")
@@ -102,31 +131,42 @@ def test_pause_holds_after_the_run_and_resume_carries_on(running: Path) -> None:
     assert json.loads(closedloop("status", str(running), "--json").stdout)["state"] == "paused"
     resumed = closedloop("resume", str(running))
     assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout == "resumed\n"
     wait_for(lambda: meta(running, "state") == "waiting")
 
 
 def test_add_and_budget_through_the_channel(running: Path) -> None:
     added = closedloop("add", str(running), "pitch1=0.35", "pitch2=-0.6", "--json")
     assert added.returncode == 0, added.stderr
-    assert closedloop("budget", str(running), "7").returncode == 0
+    budget = closedloop("budget", str(running), "7")
+    assert budget.returncode == 0 and budget.stdout == "budget: 7 experiments (was 20)\n"
     assert meta(running, "budget") == 7
+    zero = closedloop("budget", str(running), "0", "--by", "cy")  # refused here, and by the session, which records it
+    assert zero.returncode == 2 and "budget.experiments" in zero.stderr and meta(running, "budget") == 7
+    # the web page's server (its gate, without HTTP): refused there with a 400, recorded by the session as by dee
+    status, reply = WebGate(running).request({"type": "budget", "experiments": -3}, "dee")
+    assert status == 400 and "budget.experiments" in reply["error"] and meta(running, "budget") == 7
     refused = closedloop("add", str(running), "pitch1=9", "pitch2=0")
     assert refused.returncode == 2 and "outside the hard limits" in refused.stderr
 
 
 def test_stop_ends_the_session_and_the_commands_say_nothing_runs(running: Path) -> None:
-    watcher = subprocess.Popen(
-        [*CLI, "watch", str(running), "--json"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
-    )
+    watchers = [
+        subprocess.Popen(
+            [*CLI, "watch", str(running), *flags], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
+        )
+        for flags in (["--json"], [])
+    ]
     try:
         time.sleep(3.0)  # watch replays the recent events, then follows live ones
         assert closedloop("stop", str(running), "--reason", "end of shift").returncode == 0
         wait_for(lambda: meta(running, "state") == "stopped")
         wait_for(lambda: not (running / "control.json").exists())
-        out, _ = watcher.communicate(timeout=30)  # watch ends when the session process does
+        out, lines = (watcher.communicate(timeout=30)[0] for watcher in watchers)  # watch ends with the process
     finally:
-        if watcher.poll() is None:
-            watcher.kill()
+        for watcher in watchers:
+            if watcher.poll() is None:
+                watcher.kill()
     kinds = [json.loads(line)["kind"] for line in out.splitlines() if line.startswith("{")]
     assert {"proposal", "checkpoint", "decision", "run_started", "observation"} <= set(kinds)
     assert kinds[-1] == "stopped"
@@ -134,10 +174,68 @@ def test_stop_ends_the_session_and_the_commands_say_nothing_runs(running: Path) 
     assert result.returncode == 1 and "no session process is running" in result.stderr
     audit = json.loads(closedloop("audit", str(running), "--json").stdout)
     trail = audit["trail"]
-    assert any(row["what"] == "stop" and "by" in row["detail"] for row in trail)
+    stops = [row for row in trail if row["what"] == "stop" and row["source"] == "log"]
+    assert stops and stops[0]["who"] and (stops[0]["via"], stops[0]["why"]) == ("channel", "end of shift")
     asked = [row for row in trail if row["what"] == "question"]
     assert asked and "prediction" in asked[0]["detail"]  # what was proposed, with its prediction, is on record
+    assert "prediction" in asked[0]["data"]["proposals"][0]
     assert any(row["source"] == "decision" and row["who"] == "ann" and row["via"] == "channel" for row in trail)
+    _check_watch_lines(lines)
+    _check_audit(running, trail)
+    _check_tables(running)
+
+
+NUMBER_REPR = re.compile(r"(?<![\w.-])-?\d+(?:\.\d+)?[eE][+-]?\d+(?!\w)|\d\.\d{7,}")  # 1.2e-05, 0.1603839611634612
+
+
+def _check_watch_lines(text: str) -> None:
+    """watch for a person: local times with the zone named, a sentence per event, no reprs, units."""
+    lines = text.splitlines()
+    assert lines[0].startswith("-- ") and " times in " in lines[0] and "UTC" in lines[0], lines[0]
+    assert lines[-1].endswith("has ended")
+    events = [line for line in lines[1:-1] if not line.startswith("-- ")]
+    assert all(re.match(r"\d\d:\d\d:\d\d \w+", line) for line in events), events
+    assert not [line for line in events if re.search(r"[{}\[\]'\"]", line) or NUMBER_REPR.search(line)]
+    proposals = [line for line in events if line[9:].startswith("proposal ")]
+    assert proposals and all(
+        re.fullmatch(r"\S+ proposal +p-\w+  pitch1=-?[\d.]+ mrad  pitch2=-?[\d.]+ mrad  \(.+\)", line)
+        for line in proposals
+    ), proposals
+
+
+def _check_audit(folder: Path, trail: list[dict[str, Any]]) -> None:
+    """Every operator action names who and via; refused attempts are on record; the table fits 80 columns."""
+    actions = [row for row in trail if row["what"] in ("pause", "resume", "stop", "budget", "queue", "refused")]
+    actions += [row for row in trail if row["source"] == "decision"]
+    assert {row["what"] for row in actions} >= {"pause", "resume", "stop", "budget", "queue", "refused", "edit"}
+    assert all(row["who"] and row["via"] for row in actions), [r for r in actions if not (r["who"] and r["via"])]
+    refused = [row for row in trail if row["what"] == "refused"]
+    assert any("outside the hard limits" in row["why"] and "pitch1=3 mrad" in row["detail"] for row in refused)
+    for who, via, budget in (("cy", "channel", "budget 0"), ("dee", "web", "budget -3")):
+        assert any(
+            (row["who"], row["via"]) == (who, via) and budget in row["detail"] and "budget.experiments" in row["why"]
+            for row in refused
+        ), refused
+    edits = [row for row in trail if row["what"] == "edit" and row["source"] == "decision"]
+    assert any(row["who"] == "ada" and row["why"] == "closer" for row in edits)
+    table = subprocess.run(
+        [*CLI, "audit", str(folder)], capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"}
+    )
+    assert table.returncode == 0, table.stderr
+    assert max(len(line) for line in table.stdout.splitlines()) <= 80
+    assert "{" not in table.stdout and not NUMBER_REPR.search(table.stdout)
+    assert "pitch1=0.3" in table.stdout and "mrad" in table.stdout
+
+
+def _check_tables(folder: Path) -> None:
+    """status and results: numbers in plain notation, the variables' units shown."""
+    status = closedloop("status", str(folder))
+    assert status.returncode == 0 and re.search(r"best point .*pitch1=-?[\d.]+ mrad", status.stdout), status.stdout
+    results = subprocess.run(
+        [*CLI, "results", str(folder)], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}
+    )
+    assert results.returncode == 0 and "pitch1 (mrad)" in results.stdout, results.stdout
+    assert not NUMBER_REPR.search(status.stdout + results.stdout)
 
 
 def test_ctrl_c_stops_after_the_run_and_twice_aborts_it(tmp_path: Path, write_session) -> None:

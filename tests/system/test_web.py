@@ -373,7 +373,7 @@ def test_pause_resume_and_stop_from_the_page(page: Page, folder: Path) -> None:
     expect(page.locator("#state")).to_have_text("stopped", timeout=30_000)
     expect(page.locator("#process")).to_have_text("(no session process is running)", timeout=30_000)
     trail = audit_trail(folder)
-    assert any(e["what"] == "pause" and e["detail"] == "pause requested by ada via web" for e in trail)
+    assert any(e["what"] == "pause" and (e["who"], e["via"]) == ("ada", "web") for e in trail)
     assert [(d["who"], d["via"]) for d in decisions(folder) if d["what"] == "stop"] == [("ada", "web")]
 
 

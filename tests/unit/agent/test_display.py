@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from agent.display import checkpoint_table, event_line
+from agent.display import checkpoint_table, event_line, event_lines
 from closedloop.control import CheckpointInfo, Event
 
 
@@ -82,11 +82,37 @@ def test_an_event_line_is_plain_text_with_ids_first() -> None:
         seq=12,
         time=0.0,
         kind="observation",
-        data={"values": {"flux": 950.123456}, "proposal_id": "p-1", "hint": "[a/r/s]"},
+        data={
+            "proposal_id": "p-1",
+            "status": "ok",
+            "values": {"flux": 950.123456},
+            "readbacks": {"pitch1": 0.000012345, "pitch2": -0.58},
+            "duration": 0.06395812,
+            "run_uid": "6c00eef8",
+        },
     )
-    line = event_line(event)
-    assert "#12" in line and "observation" in line
-    assert line.index("p-1") < line.index("values=")
-    assert "values={flux=950.12}" in line
-    assert "hint=[a/r/s]" in line  # plain text, printed without markup
-    assert "\n" not in line
+    line = event_line(event, {"pitch1": "mrad", "pitch2": "[a/r/s]"})
+    assert "#12" not in line and " observation " in line
+    assert line.index("p-1") < line.index("flux=950.12")
+    assert "pitch1=1.2345×10⁻⁵ mrad" in line and "pitch2=-0.58 [a/r/s]" in line  # plain text, units as written
+    assert "(0.064 s)" in line
+    assert not any(mark in line for mark in "{}'\"") and "e-05" not in line and "\n" not in line
+
+
+def test_event_lines_name_the_zone_and_a_proposal_reads_as_one_sentence() -> None:
+    events = [
+        Event(
+            seq=1,
+            time=1_800_000_000.0,
+            kind="proposal",
+            data={"id": "p-1a2b", "setpoints": {"pitch1": 0.31, "pitch2": -0.58}, "why": "model (qLogNEI)"},
+        ),
+        Event(seq=2, time=1_800_000_001.0, kind="resumed", data={"by": "ada"}),
+        Event(seq=3, time=1_800_090_000.0, kind="failure", data={"instrument": "m", "reason": {"a": [1, 2]}}),
+    ]
+    first, proposal, resumed, next_day, failure = event_lines(events, {"pitch1": "mrad", "pitch2": "mrad"})
+    assert first.startswith("-- ") and "UTC" in first  # the date, the zone and its offset from UTC
+    assert next_day.startswith("-- ") and next_day != first
+    assert proposal.endswith(" proposal     p-1a2b  pitch1=0.31 mrad  pitch2=-0.58 mrad  (model (qLogNEI))")
+    assert resumed.endswith("resumed      by ada")
+    assert failure.endswith("instrument=m reason.a=1,2")  # flat words, not a nested repr
