@@ -10,7 +10,6 @@ admit gets no reply at all, so every timeout says "the session is not running, o
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -20,22 +19,13 @@ from typing import Any
 import zmq
 
 from agent.curve import KEYS_DIR, client_curve
+from agent.lock import process_alive
 from closedloop.control import Event, Reply, Request, encode, operator_name
 from closedloop.errors import SessionError
 
 CONTROL_FILE = "control.json"
 BACKLOG = 100
 """Events a server sends again to each subscriber that joins."""
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_control(folder: Path) -> dict[str, Any]:
@@ -63,7 +53,7 @@ def read_control(folder: Path) -> dict[str, Any]:
             raise not_running from None
     if not isinstance(info, dict) or not isinstance(info.get("requests"), str):
         raise not_running
-    if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and not _pid_alive(info["pid"]):
+    if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int) and not process_alive(info["pid"]):
         raise not_running
     return info
 

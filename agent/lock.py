@@ -160,3 +160,17 @@ def holder(folder: Path) -> dict[str, Any] | None:
         return None
     finally:
         os.close(fd)
+
+
+def process_alive(pid: int, host: str | None = None) -> bool:
+    """Whether process ``pid`` runs on this host; one on another ``host`` cannot be checked from here and is taken
+    to run (as is one that runs under another account: it answers ``kill(pid, 0)`` with a permission error)."""
+    if host is not None and host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime
-import os
-import socket
 import time
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 from agent.folder import SESSION_FILE, STORE_FILE, open_store
+from agent.lock import process_alive
 from agent.store_sql import SqlStore
 from agent.stores import STORE_RECORD, open_remote, recorded_spec
 from closedloop.errors import SessionError
@@ -38,32 +37,13 @@ def _live_state(state: str | None, pid: int | None, suspended: bool = False, hos
     """``running`` only while the process that runs the session is alive (``suspended`` while a suspender holds
     its run); otherwise ``interrupted``. A process on another ``host`` (a store shared in PostgreSQL) cannot be
     checked from here: its recorded state stands."""
-    if state == SessionState.NEW.value and pid is not None and not _alive(pid, host):
+    if state == SessionState.NEW.value and pid is not None and not process_alive(pid, host):
         return SessionState.FAILED.value  # the process ended before the session started (a factory's os._exit)
     if state != SessionState.RUNNING.value or pid is None:
         return state
-    if host is not None and host != socket.gethostname():
-        return SessionState.SUSPENDED.value if suspended else state
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not process_alive(pid, host):
         return SessionState.INTERRUPTED.value
-    except PermissionError:
-        return state
     return SessionState.SUSPENDED.value if suspended else state
-
-
-def _alive(pid: int, host: str | None) -> bool:
-    """Whether process ``pid`` runs (on another ``host``: assumed so, it cannot be checked from here)."""
-    if host is not None and host != socket.gethostname():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 NEVER_STARTED = "the session process ended before the session started (it never ran an experiment)"
