@@ -18,7 +18,7 @@ from typing import Any
 
 from gest_api.vocs import VOCS
 
-from benchmarks._problems import Problem
+from benchmarks._problem import Problem
 
 #: name -> the BoTorch test function's class name.
 ENGINEERING = {"spring": "TensionCompressionString", "welded_beam": "WeldedBeamSO"}

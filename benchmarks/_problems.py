@@ -41,15 +41,16 @@ from __future__ import annotations
 
 import math
 import time
-import zlib
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from gest_api.vocs import VOCS
 
+from benchmarks._engineering import ENGINEERING, engineering_problem
+from benchmarks._problem import Problem, hypervolume_2d
 from simulators.physics import (
     BEAMLINE_BOUNDS,
     BEAMLINE_OPTIMUM,
@@ -69,105 +70,6 @@ DISK_RADIUS_SQ = 20.0
 
 BRANIN_CURRIN_REF = (18.0, 6.0)
 BRANIN_CURRIN_MAX_HV = 59.36011874867746
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One benchmark problem.
-
-    Attributes:
-        name: short name used on the command line and in the table.
-        vocs: the gest-api problem every contender is given.
-        truth: point (dict of variables) -> the noiseless outputs (objectives and constraints).
-        optimum: the best feasible objective value (single objective); ``None`` for two objectives.
-        noise: sd of the additive Gaussian noise on each objective as measured (constraints are noiseless).
-        ref_point: for two objectives, the reference point (in the objectives' own units and senses).
-        max_hv: for two objectives, the hypervolume bound the regret is measured against.
-        hit_tolerance: how close to the optimum (or to ``max_hv``) counts as "within 1 %".
-        worst: the regret recorded before the first feasible point (the worst feasible value's regret, or the
-            whole bound for two objectives).
-    """
-
-    name: str
-    vocs: VOCS
-    truth: Callable[[dict[str, float]], dict[str, float]]
-    optimum: float | None
-    hit_tolerance: float
-    worst: float
-    noise: float = 0.0
-    ref_point: tuple[float, ...] | None = None
-    max_hv: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def dim(self) -> int:
-        return len(self.vocs.variable_names)
-
-    @property
-    def objective_names(self) -> list[str]:
-        return list(self.vocs.objective_names)
-
-    @property
-    def maximize(self) -> list[bool]:
-        return [type(self.vocs.objectives[n]).__name__ == "MaximizeObjective" for n in self.objective_names]
-
-    @property
-    def multi_objective(self) -> bool:
-        return len(self.objective_names) > 1
-
-    def noise_stream(self, seed: int) -> np.random.Generator:
-        """The measurement noise of one seed on this problem: the same stream for every contender."""
-        return np.random.default_rng([seed, zlib.crc32(self.name.encode())])
-
-    def evaluate(self, point: dict[str, Any], rng: np.random.Generator | None = None) -> dict[str, float]:
-        """The outputs as measured: the true outputs plus noise on the objectives (when ``rng`` is given)."""
-        outputs = self.truth({name: float(point[name]) for name in self.vocs.variable_names})
-        if self.noise and rng is not None:
-            for name in self.objective_names:
-                outputs[name] += float(rng.normal(0.0, self.noise))
-        return outputs
-
-    def feasible(self, outputs: dict[str, float]) -> bool:
-        """Whether noiseless outputs meet every constraint (``LESS_THAN``/``GREATER_THAN`` only)."""
-        for name, spec in self.vocs.constraints.items():
-            kind = type(spec).__name__
-            if kind == "LessThanConstraint" and not outputs[name] <= spec.value:
-                return False
-            if kind == "GreaterThanConstraint" and not outputs[name] >= spec.value:
-                return False
-        return True
-
-    def regret_curve(self, true_outputs: Sequence[dict[str, float]]) -> list[float]:
-        """Simple regret after each evaluation, scored on the noiseless outputs of the points evaluated so far.
-
-        Single objective: distance of the best feasible true value so far from the optimum. Two objectives:
-        ``max_hv`` minus the hypervolume of the feasible true outputs so far.
-        """
-        curve: list[float] = []
-        if self.multi_objective:
-            assert self.ref_point is not None and self.max_hv is not None
-            front: list[tuple[float, ...]] = []
-            for outputs in true_outputs:
-                if self.feasible(outputs):
-                    front.append(tuple(outputs[n] for n in self.objective_names))
-                curve.append(max(self.max_hv - hypervolume_2d(front, self.ref_point), 0.0))
-            return curve
-        assert self.optimum is not None
-        sign = 1.0 if self.maximize[0] else -1.0
-        best = -math.inf
-        name = self.objective_names[0]
-        for outputs in true_outputs:
-            if self.feasible(outputs):
-                best = max(best, sign * outputs[name])
-            curve.append(self.worst if best == -math.inf else max(sign * self.optimum - best, 0.0))
-        return curve
-
-    def hypervolume(self, true_outputs: Sequence[dict[str, float]]) -> float | None:
-        """Hypervolume of the feasible true outputs (two objectives), else None."""
-        if not self.multi_objective or self.ref_point is None:
-            return None
-        front = [tuple(o[n] for n in self.objective_names) for o in true_outputs if self.feasible(o)]
-        return hypervolume_2d(front, self.ref_point)
 
 
 @dataclass
@@ -245,18 +147,6 @@ class Replay:
     def regret(self) -> list[float]:
         """:meth:`Problem.regret_curve` of the experiments so far."""
         return self.problem.regret_curve(self.truths)
-
-
-def hypervolume_2d(points: Sequence[Sequence[float]], ref_point: Sequence[float]) -> float:
-    """Hypervolume dominated by ``points`` (two objectives, both minimized) up to ``ref_point``."""
-    r1, r2 = ref_point
-    inside = sorted((p[0], p[1]) for p in points if p[0] < r1 and p[1] < r2)
-    volume, level = 0.0, r2
-    for f1, f2 in inside:  # by f1 ascending; a point adds area only when it lowers the f2 level
-        if f2 < level:
-            volume += (r1 - f1) * (level - f2)
-            level = f2
-    return volume
 
 
 # -- the functions ---------------------------------------------------------------------------------------------
@@ -453,7 +343,6 @@ def build_problems() -> dict[str, Problem]:
         ),
     ]
     problems += [peak_problem(*peak) for peak in PEAKS]
-    from benchmarks._engineering import ENGINEERING, engineering_problem  # (it imports this module's Problem)
 
     problems += [engineering_problem(name) for name in ENGINEERING]
     return {p.name: p for p in problems}
