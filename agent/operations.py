@@ -25,6 +25,7 @@ from closedloop.control import (
     CheckpointRequest,
     LateAnswerError,
     PauseRequest,
+    RefusalRequest,
     Request,
     ResumeRequest,
     StatusRequest,
@@ -135,6 +136,9 @@ class Operations:
             return self.budget(request.experiments, by, via)
         if isinstance(request, BeliefRequest):
             return self.belief(request.variable)
+        if isinstance(request, RefusalRequest):  # an attempt a transport refused (a wrong token): on record only
+            self.refused(request.type, request.what, by, via, request.why)
+            return {"recorded": True}
         raise SpecError(f"type: '{request.type}' is not a request this session serves")
 
     def _decisions(self, request: AnswerRequest) -> list[Decision]:

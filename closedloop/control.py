@@ -204,6 +204,21 @@ class BeliefRequest(_Request):
     variable: str = Field(min_length=1, max_length=200)
 
 
+class RefusalRequest(_Request):
+    """Tell the session of an attempt refused before it could reach it (at the web page: a request with no access
+    token or a wrong one), for its audit trail: it is recorded as ``refused``, by ``by`` via ``via``; nothing else
+    happens.
+
+    Attributes:
+        what: what was attempted (``POST /api/request``, or how many such requests since the last report).
+        why: why it was refused (``wrong access token``).
+    """
+
+    type: Literal["refusal"] = "refusal"
+    what: Line = Field(min_length=1, max_length=200)
+    why: Line = Field(min_length=1, max_length=200)
+
+
 Request = Annotated[
     StatusRequest
     | CheckpointRequest
@@ -213,7 +228,8 @@ Request = Annotated[
     | StopRequest
     | AddRequest
     | BudgetRequest
-    | BeliefRequest,
+    | BeliefRequest
+    | RefusalRequest,
     Field(discriminator="type"),
 ]
 """Any request, told apart by its ``type``."""
@@ -228,6 +244,7 @@ REQUEST_TYPES: tuple[str, ...] = (
     "add",
     "budget",
     "belief",
+    "refusal",
 )
 _REQUESTS: TypeAdapter[Request] = TypeAdapter(Request)
 

@@ -75,9 +75,12 @@ class _Guard:
     nothing else (but for :data:`PUBLIC`); an admitted one carries its token's operator in
     ``scope["state"]["operator"]``."""
 
-    def __init__(self, app: ASGIApp, tokens: Mapping[str, str | None]) -> None:
+    def __init__(
+        self, app: ASGIApp, tokens: Mapping[str, str | None], on_refused: Callable[[str, str], None] | None = None
+    ) -> None:
         self.app = app
         self.tokens = [(token.encode(), operator) for token, operator in tokens.items()]
+        self.on_refused = on_refused  # told (what, why) of each request refused for its token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -102,6 +105,8 @@ class _Guard:
                 await self.app(scope, receive, send_headed)
                 return
         error = "no access token" if not given else "wrong access token"
+        if self.on_refused is not None:
+            self.on_refused(f"{request.method} {request.url.path}", error)
         refused = _error(HTTPStatus.UNAUTHORIZED, f"{error}: open the address closedloop web printed")
         refused.headers["Connection"] = "close"  # a refused request's body is left unread
         await refused(scope, receive, send_headed)
@@ -195,7 +200,7 @@ def build_app(gate: WebGate, tokens: Mapping[str, str | None], hub: EventHub, bo
         Route("/api/events", events),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: refused, Exception: refused})
-    app.add_middleware(_Guard, tokens=tokens)
+    app.add_middleware(_Guard, tokens=tokens, on_refused=gate.unadmitted)
     return app
 
 

@@ -5,22 +5,29 @@ Every call here blocks (a file, a store, a control-channel round trip); the web 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+import time
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+
+import zmq
 
 from agent.control_client import ControlClient, read_control, tell_refused
 from agent.operator_input import build
 from agent.results import as_csv, session_results
 from agent.review import variables_info
 from agent.status import folder_spec, session_store, summarize
-from closedloop.control import PROTOCOL_VERSION, Request, operator_name, validate_request
+from closedloop.control import PROTOCOL_VERSION, RefusalRequest, Request, operator_name, validate_request
 from closedloop.errors import SessionError, SpecError
 from closedloop.records import new_id
 
 HISTORY = 500
 """The most lines of the audit log the page is sent."""
+REPORT_EVERY = 10.0
+"""Seconds between two records of requests refused for their token (see :meth:`WebGate.unadmitted`)."""
 
 
 def _brief(kind: str, message: str) -> str:
@@ -64,6 +71,28 @@ class WebGate:
         self.keys_dir = keys_dir
         self.timeout = timeout
         self.by = by
+        self._unadmitted: dict[str, int] = {}  # attempts without an admitted token not yet on record, by why
+        self._reported = 0.0  # when the last of them went on record (monotonic seconds)
+        self._reporting = threading.Lock()
+
+    def unadmitted(self, what: str, why: str) -> None:
+        """Put a request without an admitted token (``why``: no access token, or a wrong one) on the session's
+        record, as refused, by ``nobody`` via web: at once, and then at most once every :data:`REPORT_EVERY`
+        seconds, with the count of those refused meanwhile (so that a flood of them cannot flood the audit trail).
+        Sent from a thread of its own; nothing happens when no session process answers."""
+        with self._reporting:
+            self._unadmitted[why] = self._unadmitted.get(why, 0) + 1
+            if time.monotonic() - self._reported < REPORT_EVERY:
+                return
+            counts, self._unadmitted, self._reported = self._unadmitted, {}, time.monotonic()
+        for reason, count in counts.items():
+            said = what if count == 1 else f"{count} requests, the last {what}"
+            request = RefusalRequest(what=said, why=reason, by="nobody", via="web")
+            threading.Thread(target=self._tell, args=(request,), daemon=True).start()
+
+    def _tell(self, request: Request) -> None:
+        with contextlib.suppress(SessionError, OSError, zmq.ZMQError):
+            self._send(request)
 
     def session(self) -> dict[str, Any]:
         """The session's name and id, and what an operator needs to know of its variables and objectives.

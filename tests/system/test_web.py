@@ -144,13 +144,22 @@ def get(url: str) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read())
 
 
-def test_nothing_is_served_without_the_token(url: str) -> None:
+def test_nothing_is_served_without_the_token_and_the_attempt_is_on_record(url: str, folder: Path) -> None:
     base, token = url.split("/?token=")
     assert get(f"{base}/api/status")[0] == 401
     code, body = get(f"{base}/api/status?token={token}x")
     assert (code, body["error"]) == (401, "wrong access token: open the address closedloop web printed")
     code, body = get(f"{base}/api/status?token={token}")
     assert code == 200 and body["name"] == "test-beamline" and body["running"] is True
+    # the first attempt is on the session's record as refused (later ones within 10 s are counted, not each logged)
+    deadline = time.monotonic() + 20
+    refused: list[dict[str, Any]] = []
+    while not refused and time.monotonic() < deadline:
+        refused = [e for e in audit_trail(folder) if e["what"] == "refused" and e["who"] == "nobody"]
+        time.sleep(0.2)
+    assert refused, "a request without a token left no record"
+    assert (refused[0]["via"], refused[0]["why"]) == ("web", "no access token")
+    assert "GET /api/status" in refused[0]["detail"]
 
 
 def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:

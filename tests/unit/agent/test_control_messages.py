@@ -25,6 +25,7 @@ from closedloop.control import (
     LateAnswerError,
     PauseRequest,
     ProposalVerdict,
+    RefusalRequest,
     Reply,
     ResumeRequest,
     StatusRequest,
@@ -56,6 +57,7 @@ EXAMPLES = [
     AddRequest(by="ada", points=[{"pitch1": 0.1, "pitch2": -0.2}]),
     BudgetRequest(by="ada", experiments=30),
     BeliefRequest(by="ada", variable="pitch1"),
+    RefusalRequest(by="nobody", via="web", what="GET /api/status", why="wrong access token"),
 ]
 
 
