@@ -6,6 +6,7 @@ acquisition spends the budget on the flat background (on the harness's ``ridge3`
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -74,7 +75,8 @@ def test_the_next_point_is_sought_around_the_ridge_not_over_the_background() -> 
         optimize = planner._optimize
 
         def spy(*args: object, _option: object = option, _optimize: object = optimize, **kwargs: object) -> object:
-            boxes[_option] = kwargs["box"]
+            # the box the optimizer searches, however it is passed
+            boxes[_option] = inspect.signature(_optimize).bind(*args, **kwargs).arguments.get("box")  # type: ignore[arg-type]
             return _optimize(*args, **kwargs)  # type: ignore[operator]
 
         planner._optimize = spy  # type: ignore[method-assign]
