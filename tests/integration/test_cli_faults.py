@@ -27,6 +27,16 @@ def make(**options):
 """
 
 
+def exiting_session(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A session file whose device factory ends the process, and the environment that imports the factory."""
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "exiting_factory.py").write_text(EXITING_FACTORY)
+    path = tmp_path / "session.yaml"
+    path.write_text(yaml.safe_dump(beamline_session(instrument={"factory": "exiting_factory:make"})))
+    return path, {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(modules)])}
+
+
 @pytest.mark.slow
 def test_a_hanging_detector_fails_its_run_at_the_default_timeout_and_the_loop_goes_on(tmp_path: Path) -> None:
     options = {"noise": 5.0, "exposure": 0.01, "faults": {"hang_trigger": 1}}
@@ -47,13 +57,8 @@ def test_a_hanging_detector_fails_its_run_at_the_default_timeout_and_the_loop_go
 
 
 def test_a_factory_that_ends_the_process_is_a_failed_start_of_a_detached_session(tmp_path: Path) -> None:
-    modules = tmp_path / "modules"
-    modules.mkdir()
-    (modules / "exiting_factory.py").write_text(EXITING_FACTORY)
-    path = tmp_path / "session.yaml"
-    path.write_text(yaml.safe_dump(beamline_session(instrument={"factory": "exiting_factory:make"})))
+    path, env = exiting_session(tmp_path)
     folder = tmp_path / "sessions" / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(modules)])}
     result = subprocess.run(
         [sys.executable, "-m", "agent.cli", "run", str(path), "--dir", str(folder), "--detach"],
         capture_output=True,
@@ -85,13 +90,8 @@ def test_the_files_folder_may_be_in_the_home_folder_and_is_made_where_the_docs_s
 def test_a_factory_that_ends_a_foreground_run_leaves_a_session_that_status_calls_failed(tmp_path: Path) -> None:
     # the process that runs the session is the one that ends: nothing is left to say so at once, so the folder's
     # status does (it would say `new` for ever otherwise)
-    modules = tmp_path / "modules"
-    modules.mkdir()
-    (modules / "exiting_factory.py").write_text(EXITING_FACTORY)
-    path = tmp_path / "session.yaml"
-    path.write_text(yaml.safe_dump(beamline_session(instrument={"factory": "exiting_factory:make"})))
+    path, env = exiting_session(tmp_path)
     folder = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(modules)])}
     subprocess.run([*CLI, "run", str(path), "--dir", str(folder)], capture_output=True, timeout=300, env=env)
     assert meta(folder, "state") == "new"
     status = subprocess.run([*CLI, "status", str(folder), "--json"], capture_output=True, text=True, env=env)
