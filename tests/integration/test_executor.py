@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import operator
 import threading
 import time
 from typing import Any
 
 import pytest
 from bluesky.run_engine import call_in_bluesky_event_loop
+from ophyd.status import Status
 
 from closedloop import InstrumentError, ObservationStatus, Proposal, SafetyError, SpecError, spec_from_dict
 from instruments import InProcessExecutor, build_run_engine, gate, observation_from_documents
@@ -207,6 +210,32 @@ def test_metadata_and_scan_id_go_into_every_start_document(run_engine: Any) -> N
 
 def test_the_run_engine_never_gets_a_ctrl_c_handler() -> None:
     assert build_run_engine().context_managers == []
+
+
+def test_a_status_completing_after_an_abort_prints_nothing_and_other_loop_errors_still_show(
+    run_engine: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # bluesky's own race, driven through its own callback: the future a run waited on was cancelled by an abort,
+    # then the device's status completes and bluesky sets a result on that cancelled future
+    loop = run_engine.loop
+    status = Status()
+    status.set_finished()
+    status.wait(5)
+
+    def completes_late() -> None:
+        waited = loop.create_future()
+        waited.cancel()
+        loop.call_soon(run_engine._status_object_completed, status, waited, asyncio.Event())
+
+    def fails() -> None:
+        loop.call_soon(operator.truediv, 1, 0)
+
+    for schedule in (completes_late, fails):
+        loop.call_soon_threadsafe(schedule)
+        time.sleep(0.2)
+    shown = capsys.readouterr().err + caplog.text
+    assert "InvalidStateError" not in shown and "_status_object_completed" not in shown
+    assert "ZeroDivisionError" in shown  # anything else the loop meets is still printed
 
 
 @pytest.mark.parametrize("suspend", [True, False])
