@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.display import fmt
-from agent.results import READ_BACK, as_csv, session_results
 from agent.session import Session
+from agent.views.display import fmt
+from agent.views.results import READ_BACK, as_csv, session_results
 from closedloop.records import Decision, Verdict
 from tests.integration.test_cli import closedloop
 from tests.integration.test_pipeline import runs_in_order, two_instruments

@@ -1,6 +1,6 @@
 """The session store in one SQLite file (the default): its schema, its connection and its transactions.
 
-The queries are :class:`agent.store_sql.SqlStore`'s, shared with the PostgreSQL store; this module owns what is
+The queries are :class:`agent.store.SqlStore`'s, shared with the PostgreSQL store; this module owns what is
 SQLite's alone: the file, WAL, the integrity check, and bringing a file made by an older closedloop up to date.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from agent.store_sql import SQLITE, SqlStore, dumps
+from agent.store.sql import SQLITE, SqlStore, dumps
 from closedloop.errors import SessionError
 
 __all__ = ["SessionStore", "SqlStore", "dumps"]
@@ -45,7 +45,7 @@ _TABLES = ("meta", "proposals", "runs", "observations", "decisions", "dispatches
 
 
 class SessionStore(SqlStore):
-    """The append-only SQLite store of one session (see :class:`~agent.store_sql.SqlStore` for its methods).
+    """The append-only SQLite store of one session (see :class:`~agent.store.SqlStore` for its methods).
 
     Args:
         path: the SQLite file (created if missing).

@@ -14,11 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from agent.display import fmt
-from agent.numbers import folder_units, number, point
-from agent.store import SessionStore
-from agent.store_sql import SqlStore
-from agent.stores import STORE_RECORD, open_postgres
+from agent.store import STORE_RECORD, SessionStore, SqlStore, open_postgres
+from agent.views.display import fmt
+from agent.views.numbers import folder_units, number, point
 from closedloop.errors import SpecError
 
 STORE_FILE = "store.sqlite"

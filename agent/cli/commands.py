@@ -22,11 +22,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.folder import holds_session
-from agent.launch import Made, resume_through_channel, slug, start_detached, take_lock
-from agent.numbers import folder_units, units_of
-from agent.status import SESSION_FILE, STORE_FILE, SessionState, summarize, summary, waiting_text
-from agent.stores import STORE_RECORD, publish_control
+from agent.cli.launch import Made, resume_through_channel, slug, start_detached, take_lock
+from agent.store import STORE_RECORD, holds_session, publish_control
+from agent.views import folder_units, units_of
+from agent.views.status import SESSION_FILE, STORE_FILE, SessionState, summarize, summary, waiting_text
 from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SafetyError, SessionError, SpecError
 from closedloop.plugins import imports_unchecked
 from closedloop.records import Observation
@@ -51,7 +50,7 @@ def _fail(code: int, message: str) -> typer.Exit:
 def _show(checkpoint: Checkpoint, folder: Path, out: Console) -> None:
     """Show a checkpoint at the session's own terminal, with the keys that answer it (on ``out``: stderr when the
     summary goes to stdout as JSON)."""
-    from agent.display import checkpoint_table
+    from agent.views import checkpoint_table
     from closedloop.control import CheckpointInfo
 
     console = out
@@ -94,9 +93,8 @@ def _show_elsewhere(checkpoint: Checkpoint, folder: Path, out: Console) -> None:
 
 def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.0.0.1") -> int:
     """Run a session to its end (waiting at checkpoints for the terminal or the control channel); the exit code."""
-    from agent.control import ControlServer
     from agent.driver import Driver
-    from agent.operations import Operations
+    from agent.operator import ControlServer, Operations
 
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -159,8 +157,8 @@ def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.
 def _with_driver_lock(lock: Any, url: str, session: Session) -> Any:
     """``lock`` and the store's lock on driving the session, let go together (the session is closed if that
     lock is refused)."""
-    from agent.launch import both
-    from agent.store_postgres import DriverLock
+    from agent.cli.launch import both
+    from agent.store import DriverLock
 
     driver = DriverLock(url, session.session_id)
     try:
@@ -184,7 +182,7 @@ def _store_url(url: str) -> str:
 
 
 def _fmt(value: float | str | None, units: str | None = None) -> str:
-    from agent.numbers import quantity
+    from agent.views import quantity
 
     return quantity(value, units)
 
@@ -356,7 +354,7 @@ def resume(
     process."""
 
     def body() -> int:
-        from agent.lock import holder
+        from agent.store import holder
 
         attached = (folder / STORE_RECORD).exists() and not (folder / SESSION_FILE).exists()
         if holder(folder) is not None or attached:  # attached: `closedloop attach` made it, for a session elsewhere
@@ -425,9 +423,8 @@ def add(
     """
 
     def body() -> int:
-        from agent.folder import open_store
-        from agent.lock import holder
-        from agent.operations import check_points
+        from agent.operator import check_points
+        from agent.store import holder, open_store
         from planners.baselines import read_points
 
         has_store = (folder / STORE_FILE).exists() or (folder / STORE_RECORD).exists()
@@ -443,8 +440,8 @@ def add(
         checked = check_points(spec, raw)
         if holder(folder) is not None:
             # a process runs the session: through its channel, which wakes it if it waits for points
-            from agent.cli_control import send
-            from agent.operator_input import build
+            from agent.cli.control import send
+            from agent.operator import build
 
             reply = send(folder, build("add", by, "channel", points=checked))
             if not reply.ok:
@@ -454,8 +451,8 @@ def add(
             store = open_store(folder, new=False)
             try:
                 store.queue_points(checked, by=by or "operator")
-                from agent.audit import action
-                from agent.numbers import point as written
+                from agent.views import action
+                from agent.views import point as written
 
                 queued = f"{len(checked)} point(s) queued in the store: " + "; ".join(
                     written(p, units_of(spec), ", ") for p in checked
@@ -493,7 +490,7 @@ def status(
         if (folder is None) == (store is None) or (store is None) != (session is None):
             raise SpecError("give the session folder, or --store URL and --session NAME_OR_ID")
         if store is not None and session is not None:
-            from agent.status import summarize_remote
+            from agent.views import summarize_remote
 
             info = summarize_remote(_store_url(store), session)
         else:
@@ -518,7 +515,7 @@ def attach(
     watch, review, pause, stop and budget (put your CurveZMQ client key in DIR/keys, or pass --keys)."""
 
     def body() -> int:
-        from agent.stores import attach as attach_folder
+        from agent.store import attach as attach_folder
 
         session_id = attach_folder(folder, _store_url(store), session)
         console.print(f"{escape(str(folder))} stands for session {session_id}; try: closedloop status {folder}")
@@ -528,10 +525,10 @@ def attach(
 
 
 def _mount_commands() -> None:
-    from agent.cli_control import register
-    from agent.cli_planners import planners
-    from agent.cli_queueserver import app as queueserver_app
-    from agent.cli_report import register as register_report
+    from agent.cli.control import register
+    from agent.cli.planners import planners
+    from agent.cli.queueserver import app as queueserver_app
+    from agent.cli.report import register as register_report
 
     register(app)
     register_report(app)

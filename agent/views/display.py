@@ -3,8 +3,8 @@
 
 :func:`checkpoint_table` renders a :class:`~closedloop.control.CheckpointInfo` as a Rich table; :func:`event_line`
 renders an :class:`~closedloop.control.Event` as one line of plain text (:func:`event_lines` adds a line naming the
-date and the zone); :func:`audit_table` renders :func:`agent.audit.audit_trail`. Numbers go through
-:mod:`agent.numbers`. Every cell is a Rich ``Text``, never markup, so units such as ``[mrad]`` and hints such as
+date and the zone); :func:`audit_table` renders :func:`agent.views.audit_trail`. Numbers go through
+:mod:`agent.views.numbers`. Every cell is a Rich ``Text``, never markup, so units such as ``[mrad]`` and hints such as
 ``[a/r/e/s]`` show as written.
 """
 
@@ -19,7 +19,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from agent.numbers import number, point, quantity
+from agent.views.numbers import number, point, quantity
 from closedloop.control import CheckpointInfo, Event, ProposalInfo, VariableInfo, printable
 
 _KIND_TITLE = {
@@ -31,7 +31,7 @@ _KIND_TITLE = {
 
 
 def fmt(value: Any) -> str:
-    """A value for people: numbers in plain notation (:func:`agent.numbers.number`), None as ``-``, control
+    """A value for people: numbers in plain notation (:func:`agent.views.number`), None as ``-``, control
     characters escaped."""
     if value is None:
         return "-"
@@ -270,7 +270,7 @@ def event_line(event: Event, units: Mapping[str, str | None] | None = None) -> s
     """One line of plain text (no markup, no nested reprs) for an event: local time, kind, then what happened.
 
     A proposal reads ``14:03:12 proposal     p-1a2b  pitch1=0.31 mrad  pitch2=-0.58 mrad  (model (qLogNEI))``:
-    ids first, numbers in plain notation (:func:`agent.numbers.number`), each variable with its ``units``; an
+    ids first, numbers in plain notation (:func:`agent.views.number`), each variable with its ``units``; an
     event of another kind shows its data as flat ``key=value`` words. Control characters are escaped.
     """
     details = _details(event.kind, event.data, units or {})

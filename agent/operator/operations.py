@@ -14,8 +14,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from agent.audit import action
-from agent.numbers import point, units_of
+from agent.views import action, point, units_of
 from closedloop.control import (
     MAX_EXPERIMENTS,
     AddRequest,
@@ -61,7 +60,7 @@ class Operations:
     def holding(self, checkpoint: Checkpoint | None) -> None:
         """The driver holds at ``checkpoint`` (or runs again, with None: once no belief request uses the planner).
 
-        The store's meta ``waiting`` records the checkpoint held and since when (:func:`agent.status.summary`); the
+        The store's meta ``waiting`` records the checkpoint held and since when (:func:`agent.views.summary`); the
         same checkpoint held again (after a resume) keeps its ``since``."""
         with self._model, self._lock:
             self._pending = checkpoint
@@ -169,7 +168,7 @@ class Operations:
 
     def status(self) -> dict[str, Any]:
         """The session's status from its running tally (what ``closedloop status --json`` prints)."""
-        from agent.status import summary
+        from agent.views import summary
 
         session = self.session
         info = summary(session.folder, session.spec, session.store, session.tally)
@@ -182,13 +181,13 @@ class Operations:
 
     def belief(self, variable: str) -> dict[str, Any]:
         """The session planner's belief along ``variable`` through the best point
-        (:func:`agent.views.belief.belief_line`), asked only while the loop holds at a checkpoint (the planner is
+        (:func:`agent.views.belief_line`), asked only while the loop holds at a checkpoint (the planner is
         idle then, and its model fresh); otherwise ``{"belief": None, "why": ..., "busy": True}``.
 
         Raises:
             SpecError: ``variable`` is not a numeric variable of the session.
         """
-        from agent.views.belief import belief_line, numeric_variables
+        from agent.views import belief_line, numeric_variables
 
         session = self.session
         if variable not in numeric_variables(session.spec):

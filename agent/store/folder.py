@@ -3,9 +3,9 @@
 ``store.sqlite`` is the truth; ``seal.json`` records, beside it, how many observations it holds, so that a store
 that lost its last commits (copied without its ``-wal`` file, or rolled back) is recognised instead of resumed. The
 run files in ``runs/`` are a second witness, with or without the seal: a store with no record of a run whose
-documents are there is older than the folder (see :func:`agent.rebuild.check_run_files`; the checkpoints are a
-third, see :func:`agent.rebuild.check_high_water`).
-A folder whose store is in PostgreSQL holds ``store.json`` instead (see :mod:`agent.stores`); the SQLite checks
+documents are there is older than the folder (see :func:`agent.store.check_run_files`; the checkpoints are a
+third, see :func:`agent.loop.check_high_water`).
+A folder whose store is in PostgreSQL holds ``store.json`` instead (see :mod:`agent.store.backends`); the SQLite checks
 (``quick_check``, the seal) do not apply to it.
 """
 
@@ -18,10 +18,10 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from agent.rebuild import check_run_files
-from agent.store import SessionStore
-from agent.store_sql import SqlStore
-from agent.stores import STORE_RECORD, open_postgres
+from agent.store.backends import STORE_RECORD, open_postgres
+from agent.store.documents import read_run_file
+from agent.store.sql import SqlStore
+from agent.store.sqlite import SessionStore
 from closedloop.errors import SessionError
 
 SESSION_FILE = "session.yaml"
@@ -123,3 +123,26 @@ def write_seal(folder: Path, session_id: str, observations: int) -> None:
     temporary = folder / f".{SEAL_FILE}.tmp"
     temporary.write_text(json.dumps({"session_id": session_id, "observations": observations}))
     os.replace(temporary, folder / SEAL_FILE)
+
+
+def check_run_files(runs: Path, store: SqlStore) -> None:
+    """Refuse a store older than the run files: a documents file that holds a start document names a proposal
+    whose run the store has no record of. (An empty file is a dispatch a kill cut before its intent was stored:
+    nothing moved.)
+
+    Raises:
+        SessionError: such a file is found; names the store and the file.
+    """
+    if not runs.is_dir():
+        return
+    names = {path.stem: path for path in runs.glob("*.jsonl")}
+    if not names:
+        return
+    missing = sorted(set(names) - store.dispatched_ids())
+    for proposal_id in missing:
+        if any(name == "start" for name, _ in read_run_file(names[proposal_id])):
+            raise SessionError(
+                f"{store.location}: has no record of the run in {names[proposal_id]} "
+                "(restored from an older copy, or rolled back?)",
+                "restore the newest copy of the store",
+            )

@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.folder import SESSION_FILE, STORE_FILE, holds_session
-from agent.stores import STORE_RECORD, recorded_store
+from agent.store import SESSION_FILE, STORE_FILE, STORE_RECORD, holds_session, recorded_store
 from closedloop.errors import SessionError
 
 
@@ -32,7 +31,7 @@ def take_lock(folder: Path, new: bool) -> Any:
     Raises:
         SessionError: another process drives the session (named: pid, host, since).
     """
-    from agent.lock import SessionLock
+    from agent.store import SessionLock
 
     if new:
         if holds_session(folder):
@@ -45,7 +44,7 @@ def take_lock(folder: Path, new: bool) -> Any:
     record = None if new else recorded_store(folder)
     if record is None:
         return lock
-    from agent.store_postgres import DriverLock
+    from agent.store import DriverLock
 
     driver = DriverLock(record["url"], record["session_id"])  # other hosts' folders for it have other locks
     try:
@@ -69,13 +68,13 @@ def both(*locks: Any) -> Any:
 
 def resume_through_channel(folder: Path, as_json: bool) -> int:
     """A process runs the session: resume it if it is paused, else refuse naming the process."""
-    from agent.cli_control import report, send
-    from agent.lock import holder
-    from agent.operator_input import build
+    from agent.cli.control import report, send
+    from agent.operator import build
+    from agent.store import holder
 
     who = holder(folder)
     if who is None:  # a folder attached to a session run elsewhere: who runs it, as it published
-        from agent.control_client import read_control
+        from agent.operator import read_control
 
         who = read_control(folder)
     reply = send(folder, build("resume", None, "channel"))
@@ -98,7 +97,7 @@ def start_detached(args: list[str], folder: Path, yes: bool, threads: int) -> in
         start: its exit code (1 if it said 0) after one line on stderr with the end of its output, and a folder
         this start made is removed when nothing ran in it.
     """
-    from agent.control import CONTROL_FILE
+    from agent.operator import CONTROL_FILE
 
     made = Made(folder) if args[0] == "run" and not holds_session(folder) else None
     folder.mkdir(parents=True, exist_ok=True)

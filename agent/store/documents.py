@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from agent.store import dumps
+from agent.store.sqlite import dumps
 
 
 class RunFile:

@@ -24,8 +24,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from agent.documents import read_run_file
-from agent.store_sql import SqlStore
+from agent.store import SqlStore, read_run_file
 from closedloop.errors import PlannerError, SessionError
 from closedloop.records import ProposalStatus
 from closedloop.spec import SessionSpec
@@ -107,29 +106,6 @@ def check_high_water(values: dict[str, Any], store: SqlStore, where: str) -> Non
             "(restored from an older copy, or rolled back?)",
             "restore the newest copy of the store",
         )
-
-
-def check_run_files(runs: Path, store: SqlStore) -> None:
-    """Refuse a store older than the run files: a documents file that holds a start document names a proposal
-    whose run the store has no record of. (An empty file is a dispatch a kill cut before its intent was stored:
-    nothing moved.)
-
-    Raises:
-        SessionError: such a file is found; names the store and the file.
-    """
-    if not runs.is_dir():
-        return
-    names = {path.stem: path for path in runs.glob("*.jsonl")}
-    if not names:
-        return
-    missing = sorted(set(names) - store.dispatched_ids())
-    for proposal_id in missing:
-        if any(name == "start" for name, _ in read_run_file(names[proposal_id])):
-            raise SessionError(
-                f"{store.location}: has no record of the run in {names[proposal_id]} "
-                "(restored from an older copy, or rolled back?)",
-                "restore the newest copy of the store",
-            )
 
 
 def ended_run(path: Path) -> list[tuple[str, dict[str, Any]]] | None:

@@ -2,7 +2,7 @@
 same from a browser); and keys, audit and results, which need no running process.
 
 :func:`register` mounts them on a Typer app (``closedloop`` mounts them on its own); ``python -m
-agent.cli_control`` runs them alone. Each takes ``--json``; those that talk to the session take ``--by NAME`` (who
+agent.cli.control`` runs them alone. Each takes ``--json``; those that talk to the session take ``--by NAME`` (who
 the audit trail names; default the OS user; a key issued to someone is recorded under its own name instead),
 ``--timeout S`` and ``--keys PATH`` (a CurveZMQ client key file or its folder; default the session owner's own, in
 ``DIR/keys``). :func:`send` is the one call they share, for other commands (add, resume) to reuse.
@@ -25,13 +25,27 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agent.audit import audit_trail
-from agent.control import ControlClient, subscribe
-from agent.curve import make_keys
-from agent.display import audit_table, event_lines, fmt
-from agent.numbers import folder_units
-from agent.operator_input import answer_at_terminal, answer_from_flags, build, describe_answer, unchecked_budget
-from agent.results import READ_BACK, TRAILING, as_csv, session_results
+from agent.operator import (
+    ControlClient,
+    answer_at_terminal,
+    answer_from_flags,
+    build,
+    describe_answer,
+    make_keys,
+    subscribe,
+    unchecked_budget,
+)
+from agent.views import (
+    READ_BACK,
+    TRAILING,
+    as_csv,
+    audit_table,
+    audit_trail,
+    event_lines,
+    fmt,
+    folder_units,
+    session_results,
+)
 from closedloop.control import (
     AnswerRequest,
     CheckpointInfo,

@@ -3,7 +3,7 @@
 A session whose store is in PostgreSQL still has its folder (the session file, ``runs/``, ``control.json``); the
 folder's ``store.json`` records the store's URL and the session's id, so that ``resume DIR``, ``status DIR`` and the
 other commands find it. An operator on another host, who has no folder, names the store and the session instead
-(:func:`agent.status.summarize_remote`); the running agent publishes its control channel's addresses in the
+(:func:`agent.views.summarize_remote`); the running agent publishes its control channel's addresses in the
 store's ``meta`` (key ``control``) for them.
 """
 
@@ -16,7 +16,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from agent.store_sql import SqlStore
+from agent.store.sql import SqlStore
 from closedloop.errors import SessionError
 
 STORE_RECORD = "store.json"
@@ -57,7 +57,7 @@ def open_postgres(folder: Path, new: bool, url: str | None = None, session_id: s
     Raises:
         SessionError: the store cannot be reached, or does not hold the recorded session.
     """
-    from agent.store_postgres import PostgresStore, store_error
+    from agent.store.postgres import PostgresStore, store_error
 
     if new:
         if url is None or session_id is None:
@@ -82,8 +82,8 @@ def open_checkpoints(folder: Path, session_id: str, store: SqlStore | None = Non
     Raises:
         SessionError: the file is damaged or belongs to another session; the PostgreSQL store cannot be reached.
     """
-    from agent.store_postgres import PostgresStore
-    from agent.store_postgres import open_checkpoints as open_postgres_checkpoints
+    from agent.store.postgres import PostgresStore
+    from agent.store.postgres import open_checkpoints as open_postgres_checkpoints
 
     if isinstance(store, PostgresStore):
         return open_postgres_checkpoints(store.url, session_id)
@@ -132,7 +132,7 @@ def open_remote(url: str, name_or_id: str) -> SqlStore:
     Raises:
         SessionError: the store cannot be reached, or holds no such session (or several with that name).
     """
-    from agent.store_postgres import PostgresStore, find_session
+    from agent.store.postgres import PostgresStore, find_session
 
     return PostgresStore(url, find_session(url, name_or_id))
 

@@ -13,8 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from agent.display import checkpoint_table
-from agent.numbers import point
+from agent.views import checkpoint_table, point
 from closedloop.control import (
     AnswerRequest,
     BudgetRequest,

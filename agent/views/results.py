@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from agent.status import folder_spec, session_store
+from agent.views.status import folder_spec, session_store
 
 #: Columns before the variables' and after the outputs', in order.
 LEADING = ("experiment", "proposal", "why", "instrument", "scan_id", "started", "status")

@@ -1,5 +1,5 @@
 """The control channel's transport: the ZeroMQ server inside a running session (the client other terminals use is
-in :mod:`agent.control_client`, and importable from here too).
+in :mod:`agent.operator.client`, and importable from here too).
 
 A :class:`ControlServer` binds a ROUTER for requests and an XPUB for events (ephemeral TCP ports, loopback by
 default) and serves them from one background thread with its own ZeroMQ context. It writes ``control.json`` into
@@ -13,7 +13,7 @@ handler.
   and sends them again whenever a subscriber joins, so a new subscriber misses nothing recent (PUB/SUB drops what
   is sent while a subscriber connects); subscribers drop repeats by ``seq``.
 - Who may ask: both sockets speak CurveZMQ, on loopback too (loopback is no boundary between the accounts of one
-  machine), and admit only the client keys in ``DIR/keys/authorized`` (:mod:`agent.curve`): the session owner's
+  machine), and admit only the client keys in ``DIR/keys/authorized`` (:mod:`agent.operator.keys`): the session owner's
   own key, made when the channel first opens and found by the owner's clients without being named, and the keys
   the owner issued with ``closedloop keys DIR --name NAME``, which is how an operator on another host, or another
   account, is let in. A client without an admitted key gets no reply at all, so every client call has a timeout,
@@ -40,8 +40,8 @@ from typing import Any
 
 import zmq
 
-from agent.control_client import BACKLOG, CONTROL_FILE, ControlClient, read_control, subscribe
-from agent.curve import OWNER, KeyAuthenticator, ensure_keys, load_server_keys
+from agent.operator.client import BACKLOG, CONTROL_FILE, ControlClient, read_control, subscribe
+from agent.operator.keys import OWNER, KeyAuthenticator, ensure_keys, load_server_keys
 from closedloop.control import (
     REQUEST_TYPES,
     Event,
@@ -114,7 +114,7 @@ def _write_private(path: Path, text: str) -> None:
 
 def proven(request: Request, key_name: str) -> Request:
     """``request`` as the client's key proves it: made with an issued key, in that key's name via ``channel``;
-    made with the owner's key (:data:`~agent.curve.OWNER`), as it says."""
+    made with the owner's key (:data:`~agent.operator.keys.OWNER`), as it says."""
     if key_name == OWNER:
         return request
     return request.model_copy(update={"by": key_name, "via": "channel"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agent.status import Tally
+from agent.views import Tally
 from closedloop.records import Decision, Proposal, Verdict
 from closedloop.spec import ReviewPolicy, SessionSpec
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.lanes import Lanes
-from agent.status import Tally
-from agent.store_sql import SqlStore
+from agent.loop.lanes import Lanes
+from agent.store import SqlStore
+from agent.views import Tally
 from closedloop.errors import PlannerError
 from closedloop.records import Observation, Proposal
 from closedloop.spec import SessionSpec

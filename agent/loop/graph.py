@@ -23,11 +23,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
-from agent.context import LoopContext, proposal_setpoints
-from agent.documents import RunFile
-from agent.rebuild import HIGH_WATER, SeenPoints, ended_run
-from agent.recovery import recover_run
-from agent.review import checkpoint_id, checkpoint_info, policy_asks, read_answer, shown_predictions
+from agent.loop.context import LoopContext, proposal_setpoints
+from agent.loop.rebuild import HIGH_WATER, SeenPoints, ended_run
+from agent.loop.recovery import recover_run
+from agent.loop.review import checkpoint_id, checkpoint_info, policy_asks, read_answer, shown_predictions
+from agent.store import RunFile
 from closedloop.errors import PlannerError, PointsExhaustedError, SafetyError
 from closedloop.records import (
     Decision,

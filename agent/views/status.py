@@ -8,10 +8,16 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from agent.folder import SESSION_FILE, STORE_FILE, open_store
-from agent.lock import process_alive
-from agent.store_sql import SqlStore
-from agent.stores import STORE_RECORD, open_remote, recorded_spec
+from agent.store import (
+    SESSION_FILE,
+    STORE_FILE,
+    STORE_RECORD,
+    SqlStore,
+    open_remote,
+    open_store,
+    process_alive,
+    recorded_spec,
+)
 from closedloop.errors import SessionError
 from closedloop.plugins import imports_unchecked
 from closedloop.problem import Direction

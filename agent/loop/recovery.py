@@ -12,9 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.documents import read_run_file
-from agent.lanes import Lanes
-from agent.store import dumps
+from agent.loop.lanes import Lanes
+from agent.store import dumps, read_run_file
 from closedloop.errors import InstrumentError
 from instruments.protocols import Recovers
 

@@ -1,10 +1,11 @@
 """The client side of the control channel: find a running session, send it requests, follow its events.
 
-:func:`read_control` reads the addresses a session's :class:`~agent.control.ControlServer` wrote into
+:func:`read_control` reads the addresses a session's :class:`~agent.operator.ControlServer` wrote into
 ``control.json``; :class:`ControlClient` sends requests and matches replies by correlation id, with a timeout on
-every call; :func:`subscribe` follows the events. Both present a CurveZMQ client key (:func:`agent.curve.client_key`:
-by default the session owner's own, from ``DIR/keys``, so the owner names none). A client the server does not
-admit gets no reply at all, so every timeout says "the session is not running, or this client is not authorised".
+every call; :func:`subscribe` follows the events. Both present a CurveZMQ client key
+(:func:`agent.operator.keys.client_key`: by default the session owner's own, from ``DIR/keys``, so the owner names
+none). A client the server does not admit gets no reply at all, so every timeout says "the session is not running,
+or this client is not authorised".
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any
 
 import zmq
 
-from agent.curve import KEYS_DIR, client_curve
-from agent.lock import process_alive
+from agent.operator.keys import KEYS_DIR, client_curve
+from agent.store import process_alive
 from closedloop.control import Event, Reply, Request, encode, operator_name
 from closedloop.errors import SessionError
 
@@ -46,7 +47,7 @@ def read_control(folder: Path) -> dict[str, Any]:
             "folder of yours (the key in its keys/) and name that folder instead",
         ) from None
     except (OSError, json.JSONDecodeError):
-        from agent.stores import published_control
+        from agent.store import published_control
 
         info = published_control(folder)  # a folder for a session in PostgreSQL, perhaps run from another host
         if info is None:
@@ -67,7 +68,7 @@ class ControlClient:
         keys_dir: this client's CurveZMQ secret key file, or the folder holding it (default ``folder/keys``,
             where the owner's own key is).
         key_name: the client key's name in ``keys_dir`` (``<key_name>.key_secret``), as ``closedloop keys --name``
-            made it; None: the owner's, or the one key there (:func:`agent.curve.client_key`).
+            made it; None: the owner's, or the one key there (:func:`agent.operator.keys.client_key`).
 
     Raises:
         SessionError: no session process is running for ``folder``.

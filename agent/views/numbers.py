@@ -72,7 +72,7 @@ def units_of(spec: Any) -> dict[str, str | None]:
 
 def folder_units(folder: Any) -> dict[str, str | None]:
     """Variable name -> units of the session in ``folder`` (empty when it cannot be read: numbers go without)."""
-    from agent.status import folder_spec, session_store
+    from agent.views.status import folder_spec, session_store
     from closedloop.errors import ClosedLoopError
 
     try:

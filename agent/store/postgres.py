@@ -2,7 +2,7 @@
 share one session.
 
 One database holds many sessions: every row of the store carries its session's id (see
-:class:`agent.store_sql.SqlStore`, whose queries this store runs), and LangGraph's ``PostgresSaver`` keys its
+:class:`agent.store.SqlStore`, whose queries this store runs), and LangGraph's ``PostgresSaver`` keys its
 checkpoints by the same id (the thread id). A URL's password never appears in a message: :func:`redact` hides it.
 
 Needs the ``postgres`` extra (psycopg 3 and ``langgraph-checkpoint-postgres``), imported only when a store URL is
@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from agent.store_sql import POSTGRESQL, SqlStore
+from agent.store.sql import POSTGRESQL, SqlStore
 from closedloop.errors import SessionError, one_line
 
 _SCHEMA = """
@@ -143,7 +143,7 @@ def has_tables(conn: Any) -> bool:
 
 class PostgresStore(SqlStore):
     """The store of one session in a PostgreSQL database that may hold many (see
-    :class:`~agent.store_sql.SqlStore` for its methods).
+    :class:`~agent.store.SqlStore` for its methods).
 
     Args:
         url: a ``postgresql://`` URL.

@@ -3,7 +3,7 @@
 :class:`SqlStore` holds every query the rest of the agent calls, as text with named parameters (``:name``); a
 :class:`Dialect` turns that text into the database's own form (placeholders) and supplies the few statements that
 differ (the schema, the upsert of a ``meta`` value). A subclass only connects and runs transactions: see
-:class:`agent.store.SessionStore` (one SQLite file) and :class:`agent.store_postgres.PostgresStore`.
+:class:`agent.store.SessionStore` (one SQLite file) and :class:`agent.store.PostgresStore`.
 
 Every row carries the key of the session it belongs to (column ``session``), so that one PostgreSQL database holds
 many sessions without mixing them; a SQLite file holds one session, whose rows all have the empty key.

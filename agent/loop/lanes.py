@@ -18,8 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.documents import RunFile
-from agent.store_sql import SqlStore
+from agent.store import RunFile, SqlStore
 from closedloop.errors import InstrumentError
 from closedloop.reach import Limits
 from closedloop.records import Proposal
