@@ -198,6 +198,7 @@ class Run:
     hypervolume: float | None = None
     warnings: int = 0
     counters: dict[str, int] = field(default_factory=dict)
+    truths: list[dict[str, float]] = field(default_factory=list)
 
 
 def budget_for(problem: Problem, budget_2d: int, budget_6d: int) -> int:
@@ -205,8 +206,11 @@ def budget_for(problem: Problem, budget_2d: int, budget_6d: int) -> int:
     return budget_2d if problem.dim <= 2 else budget_6d
 
 
-def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, budget: int) -> Run:
-    """Run one contender on one problem for ``n_initial + budget`` experiments, one at a time."""
+def run_one(
+    spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, budget: int, batch: int = 1
+) -> Run:
+    """Run one contender on one problem for ``n_initial + budget`` experiments, one at a time (or in synchronous
+    batches of ``batch`` points, :meth:`Replay.play_batches`)."""
     run = Run(planner=spec.label, problem=problem.name, seed=seed, status="ok")
     replay = Replay(problem, seed)
     dtype = torch.get_default_dtype()  # Xopt sets float64 for the whole process: the next contender must not inherit it
@@ -215,7 +219,10 @@ def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, b
         warnings.simplefilter("always")
         try:
             contender = build_contender(spec, problem, seed=seed, n_initial=n_initial)
-            replay.play(contender, n_initial + budget)
+            if batch == 1:
+                replay.play(contender, n_initial + budget)
+            else:
+                replay.play_batches(contender, n_initial + budget, batch)
         except Unsupported as exc:
             run.status, run.message = "unsupported", str(exc)
         except Skipped as exc:
@@ -230,6 +237,7 @@ def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, b
         run.counters = {k: int(getattr(contender, k)) for k in COUNTERS if isinstance(getattr(contender, k, None), int)}
     run.seconds = replay.seconds
     run.regret = replay.regret
+    run.truths = replay.truths
     run.hypervolume = problem.hypervolume(replay.truths)
     return run
 
