@@ -76,7 +76,8 @@ def _run(spec: Any, out: Path, workers: int, scheduler: str | None, resume: bool
         folder.claim(spec, resume=resume)
         finished = folder.finished()
         missing = [t for t in spec.tasks() if t.key not in finished]
-        console.print(f"{len(spec.tasks())} tasks, {len(finished)} done before, {len(missing)} to run on {_where(client)}")
+        total = len(spec.tasks())
+        console.print(f"{total} tasks, {len(finished)} done before, {len(missing)} to run on {_where(client)}")
         progress = execute(client, folder, missing, _show, already=len(finished))
         where = _where(client)
     if console.is_terminal:
