@@ -192,7 +192,8 @@ def problem_set() -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, problem in bundled().items():
-        senses = ", ".join(f"{n} ({'max' if up else 'min'})" for n, up in zip(problem.objective_names, problem.maximize))
+        pairs = zip(problem.objective_names, problem.maximize, strict=True)
+        senses = ", ".join(f"{n} ({'max' if up else 'min'})" for n, up in pairs)
         optimum = f"{problem.optimum:.6g}" if problem.optimum is not None else f"hypervolume {problem.max_hv or 0:.6g}"
         out.append(
             f"| `{name}` | {problem.dim} | {senses} | {len(problem.vocs.constraints)} | {problem.noise:g} "
