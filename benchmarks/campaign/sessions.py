@@ -4,7 +4,7 @@ The task writes a copy of the session file into its own folder with the campaign
 seed, experiments and batch in place of the file's own, and review ``never`` (a campaign has no operator). It runs
 it with ``closedloop run --yes`` in a child process, as an operator would, and reads the results back with
 ``closedloop results --json``. The campaign's initial design becomes the planner's ``n_initial`` when the planner
-takes one. The peers of the harness (``xopt``, ``ax``) are adapters for analytic problems; on a session file, give
+takes one, and the session's ``initial_design`` otherwise. The peers of the harness (``xopt``, ``ax``) are adapters for analytic problems; on a session file, give
 a gest-api generator's import path instead (Xopt's generators are gest-api generators).
 """
 
@@ -35,12 +35,17 @@ def session_file(task: Task, problem: SessionProblem, folder: Path) -> dict[str,
     data = yaml.safe_load(problem.path.read_text())
     spec = parse_planner_specs(task.planner)[0]
     options = dict(spec.options)
+    initial_design = 0
     try:
         if "n_initial" not in options and accepts_option(spec.name, "n_initial"):
             options["n_initial"] = task.initial
+        elif "n_initial" not in options:
+            initial_design = task.initial  # a generator that cannot start alone: closedloop's Sobol points first
     except (ImportError, AttributeError, TypeError, ValueError):
-        pass
-    planner = dict(data.get("planner") or {}, name=spec.name, options=options, batch_size=task.batch)
+        initial_design = task.initial
+    planner = dict(
+        data.get("planner") or {}, name=spec.name, options=options, batch_size=task.batch, initial_design=initial_design
+    )
     data.update(planner=planner, seed=task.seed, budget={"experiments": task.experiments}, folder=str(folder))
     data["review"] = {"policy": "never"}
     return data

@@ -135,3 +135,15 @@ def test_an_out_folder_holding_another_campaign_is_refused(tmp_path: Path) -> No
     done = bench("--planners", "sobol", "--problems", "branin", "--out", str(tmp_path / "notes"), timeout=120)
     assert done.returncode == 2 and "is not a campaign folder" in done.stderr
     assert (tmp_path / "notes" / "x.txt").read_text() == "mine"
+
+
+def test_peers_and_generators_by_import_path_run_through_the_same_tasks(tmp_path: Path) -> None:
+    xopt_ei = "xopt.generators.bayesian.expected_improvement:ExpectedImprovementGenerator"
+    out = tmp_path / "c"
+    args = ["--planners", f"xopt,{xopt_ei},planners.sobol:SobolPlanner", "--problems", "branin"]
+    done = bench(*args, "--seeds", "1", "--experiments", "8", "--initial", "5", "--workers", "1", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    runs = {r["planner"]: r for r in pq.read_table(out / "runs.parquet").to_pylist()}
+    assert [runs[p]["status"] for p in ("xopt", xopt_ei, "planners.sobol:SobolPlanner")] == ["ok"] * 3
+    assert all(r["experiments"] == 8 for r in runs.values())
+    assert "x" in done.stdout.split(f"| branin | {xopt_ei} |")[1].splitlines()[0].split("|")[-2]  # ratio to xopt
