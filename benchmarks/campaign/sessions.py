@@ -4,8 +4,9 @@ The task writes a copy of the session file into its own folder with the campaign
 seed, experiments and batch in place of the file's own, and review ``never`` (a campaign has no operator). It runs
 it with ``closedloop run --yes`` in a child process, as an operator would, and reads the results back with
 ``closedloop results --json``. The campaign's initial design becomes the planner's ``n_initial`` when the planner
-takes one, and the session's ``initial_design`` otherwise. The peers of the harness (``xopt``, ``ax``) are adapters for analytic problems; on a session file, give
-a gest-api generator's import path instead (Xopt's generators are gest-api generators).
+takes one, and the session's ``initial_design`` otherwise. The peers of the harness (``xopt``, ``ax``) are
+adapters for analytic problems; on a session file, give a gest-api generator's import path instead (Xopt's
+generators are gest-api generators).
 """
 
 from __future__ import annotations
