@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from importlib import resources
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 3
 YES_HELP = "approve every review; never read the terminal (answer other checkpoints with: closedloop review DIR)"
 
+COMMAND_GROUP = "closedloop.commands"
+"""Entry points whose ``register(app)`` mounts more commands on ``closedloop``."""
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A closed-loop autonomous experiment agent.")
 console = Console()
 err = Console(stderr=True)
@@ -534,6 +537,8 @@ def _mount_commands() -> None:
     register_report(app)
     app.command("planners")(planners)
     app.add_typer(queueserver_app, name="queueserver", help="Start a local RE Manager for the bundled profile.")
+    for entry in entry_points(group=COMMAND_GROUP):  # commands other packages add (benchmarks: bench)
+        entry.load()(app)
 
 
 _mount_commands()
