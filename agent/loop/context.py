@@ -8,16 +8,19 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
 from agent.loop.lanes import Lanes
+from agent.loop.rebuild import SeenPoints
 from agent.store import SqlStore
 from agent.views import Tally
 from closedloop.errors import PlannerError
 from closedloop.records import Observation, Proposal
 from closedloop.spec import SessionSpec
 from instruments.protocols import Executes
+from planners.foreign import makes_one_at_a_time
 
 
 class Suggests(Protocol):
@@ -52,9 +55,6 @@ class LoopContext:
         emit: called with an event kind and its data (the control channel's event stream).
         issued: proposal id -> the planner's ``_id``, for points the current planner instance made.
         requests: what operators asked (stop after the current run).
-        collect_ended: ingests the runs that ended while the loop waits at a review (set by the loop's graph).
-        collect_dispatched: ingests every started run with no observation that runs nowhere in this process (set by
-            the loop's graph; called on resume).
         reach: each variable's hard, device and in-force limits (:func:`closedloop.reach.reach_summary`), for operators.
     """
 
@@ -68,9 +68,16 @@ class LoopContext:
     emit: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
     issued: dict[str, int] = field(default_factory=dict)
     requests: Requests = field(default_factory=Requests)
-    collect_ended: Callable[[], None] = lambda: None
-    collect_dispatched: Callable[[], None] = lambda: None
     reach: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def seen(self) -> SeenPoints:
+        """The points proposed before in this session: never proposed again, but for an operator's (queued, edited,
+        or listed for the manual planner: a list may name a reference point twice on purpose), and a re-measurement
+        a generator that makes one point at a time asks for (see :class:`~agent.loop.rebuild.SeenPoints`)."""
+        one_at_a_time = bool(getattr(self.planner, "one_at_a_time", False)) or makes_one_at_a_time(self.planner)
+        manual = self.spec.planner.name == "manual"
+        return SeenPoints(self.spec, self.store, allow_repeats=manual, remeasure=one_at_a_time)
 
     def budget(self) -> int:
         """The budget in force (an operator may have changed it)."""
