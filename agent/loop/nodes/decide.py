@@ -30,7 +30,7 @@ def decide(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
         stopping
         or remaining(ctx) <= 0
         or consecutive_failures(ctx) >= spec.failures.max_consecutive
-        or store.meta("pause_requested", False)
+        or ctx.requests.pause
     ):
         # the session ends or holds for an operator: the runs in flight finish and are ingested first
         ctx.lanes.wait_idle()
@@ -51,9 +51,9 @@ def decide(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
         store.log("decision", f"{answer.verdict.value} after {reason}, by {answer.by}", key=f"fail-{iteration}")
         if answer.verdict == Verdict.STOP:
             return {"outcome": "stopped", "in_flight": in_flight}
-    if store.meta("pause_requested", False):
-        answer = hold(ctx, "paused", iteration, f"paused by {store.meta('pause_requested')}")
-        store.set_meta(pause_requested=False)
+    if ctx.requests.pause:
+        answer = hold(ctx, "paused", iteration, f"paused by {ctx.requests.pause}")
+        ctx.requests.clear_pause()
         store.log("resume", f"{answer.verdict.value} after a pause, by {answer.by}", key=f"pause-{iteration}")
         ctx.emit("resumed", {"by": answer.by})
         if answer.verdict == Verdict.STOP:

@@ -34,10 +34,10 @@ def dispatch(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
         if ctx.requests.stop:
             continue  # an operator asked to stop: nothing more moves
         # with every instrument busy, wait for one: the next run starts the moment the last one ends
-        lane = ctx.lanes.wait_free() if not store.meta("pause_requested", False) else None
+        lane = ctx.lanes.wait_free() if not ctx.requests.pause else None
         if ctx.requests.stop:
             continue
-        if lane is None or store.meta("pause_requested", False):
+        if lane is None or ctx.requests.pause:
             held.append(proposal.id)  # paused: approved, not started; it runs after the pause
             continue
         try:
