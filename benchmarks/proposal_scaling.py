@@ -1,8 +1,9 @@
 """How BoTorchPlanner's proposal time and memory grow with the number of observations, against the exact GP.
 
-On Hartmann6 (d = 6, one objective, ``suggest(1)``, the default qLogNEI), for each size ``n`` a planner ingests
-``n`` seeded random observations, then makes ``--calls`` proposals, each after ingesting the result of the one
-before, so the refit schedule runs as in a session. Each (mode, n) runs in its own process, so that its peak
+On Hartmann6 (d = 6, one objective, ``suggest(1)``, the default qLogNEI; ``--kind constrained`` or ``two`` for the
+constrained and two-objective paths), for each size ``n`` a planner ingests ``n`` seeded random observations, then
+makes ``--calls`` proposals, each after ingesting the result of the one before, so the refit schedule runs as in a
+session. Each (mode, n) runs in its own process, so that its peak
 resident memory (``getrusage`` maxrss, which sees torch's allocations) is its own. Two modes in the same
 invocation, on the same data:
 
@@ -18,6 +19,7 @@ fresh planner has no fitted hyperparameters yet, so its first call fits (as a pl
 median of the others (the steady state). The summary prints each mode's ``t(n) / t(smallest n)`` of the medians.
 
     python -m benchmarks.proposal_scaling [--sizes 200,1000,10000] [--exact-sizes 200,1000] [--calls 4] [--threads 1]
+    python -m benchmarks.proposal_scaling --kind constrained --sizes 200,1000 --exact-sizes ''
 """
 
 from __future__ import annotations
@@ -37,7 +39,15 @@ from gest_api.vocs import VOCS
 from planners import BoTorchPlanner
 from simulators.physics import hartmann6
 
-VOCS_6D = VOCS(variables={f"x{i}": [0.0, 1.0] for i in range(1, 7)}, objectives={"f": "MINIMIZE"})
+VARIABLES = {f"x{i}": [0.0, 1.0] for i in range(1, 7)}
+#: The problem by ``--kind``: Hartmann6 alone, with a constraint (``sum(x) <= 3``, active at the optimum's side),
+#: or with a second objective (the distance from the origin, to minimize too).
+KINDS = {
+    "single": VOCS(variables=VARIABLES, objectives={"f": "MINIMIZE"}),
+    "constrained": VOCS(variables=VARIABLES, objectives={"f": "MINIMIZE"}, constraints={"c": ["LESS_THAN", 3.0]}),
+    "two": VOCS(variables=VARIABLES, objectives={"f": "MINIMIZE", "g": "MINIMIZE"}),
+}
+VOCS_6D = KINDS["single"]
 MODES: dict[str, dict[str, Any]] = {"default": {}, "exact": {"max_model_points": 10**9}}
 #: The targets of issue 26: t(1000) / t(200), t(10000) / t(200), peak memory at 10,000 (MB).
 TARGETS = {1000: 2.5, 10000: 10.0}
@@ -58,8 +68,9 @@ class TimedPlanner(BoTorchPlanner):
 
 
 def evaluate(point: dict[str, Any]) -> dict[str, Any]:
-    """``point`` with its Hartmann6 value as ``f``."""
-    return dict(point, f=hartmann6(*(point[f"x{i}"] for i in range(1, 7))))
+    """``point`` with its Hartmann6 value as ``f``, ``sum(x)`` as ``c`` and the distance from the origin as ``g``."""
+    x = [point[f"x{i}"] for i in range(1, 7)]
+    return dict(point, f=hartmann6(*x), c=sum(x), g=sum(v * v for v in x) ** 0.5)
 
 
 def random_observations(n: int, seed: int) -> list[dict[str, Any]]:
@@ -68,11 +79,11 @@ def random_observations(n: int, seed: int) -> list[dict[str, Any]]:
     return [evaluate({f"x{i + 1}": v for i, v in enumerate(row)}) for row in X.tolist()]
 
 
-def measure(mode: str, n: int, calls: int, seed: int, threads: int) -> dict[str, Any]:
+def measure(mode: str, n: int, calls: int, seed: int, threads: int, kind: str = "single") -> dict[str, Any]:
     """CPU and wall seconds per ``suggest(1)`` for ``calls`` calls from ``n`` observations, fit CPU seconds, fits,
     peak MB."""
     torch.set_num_threads(threads)
-    planner = TimedPlanner(VOCS_6D, seed=seed, **MODES[mode])
+    planner = TimedPlanner(KINDS[kind], seed=seed, **MODES[mode])
     planner.ingest(random_observations(n, seed))
     seconds, wall = [], []
     for _ in range(calls):
@@ -85,10 +96,10 @@ def measure(mode: str, n: int, calls: int, seed: int, threads: int) -> dict[str,
     return {"seconds": seconds, "wall": wall, "fit": planner.fit_seconds, "fits": planner.n_fits, "peak_mb": peak_mb}
 
 
-def in_subprocess(mode: str, n: int, calls: int, seed: int, threads: int) -> dict[str, Any]:
+def in_subprocess(mode: str, n: int, calls: int, seed: int, threads: int, kind: str) -> dict[str, Any]:
     """:func:`measure` in a fresh Python process (its own peak memory)."""
     command = [sys.executable, "-m", "benchmarks.proposal_scaling", "--one", mode, str(n), str(calls), str(seed)]
-    command += [str(threads)]
+    command += [str(threads), kind]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -114,15 +125,19 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=4, help="proposals timed per size and mode (the first fits)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="torch threads in each measurement")
-    parser.add_argument("--one", nargs=5, metavar=("MODE", "N", "CALLS", "SEED", "THREADS"), help=argparse.SUPPRESS)
+    parser.add_argument("--kind", choices=list(KINDS), default="single", help="one objective, constrained, or two")
+    parser.add_argument("--one", nargs=6, help=argparse.SUPPRESS)  # MODE N CALLS SEED THREADS KIND: one measurement
     args = parser.parse_args()
     if args.one:
-        mode, n, calls, seed, threads = args.one
-        print(json.dumps(measure(mode, int(n), int(calls), int(seed), int(threads))))
+        mode, n, calls, seed, threads, kind = args.one
+        print(json.dumps(measure(mode, int(n), int(calls), int(seed), int(threads), kind)))
         return
     sizes = {"default": [int(s) for s in args.sizes.split(",") if s], "exact": []}
     sizes["exact"] = [int(s) for s in args.exact_sizes.split(",") if s]
-    print(f"d = 6, Hartmann6, suggest(1), {args.calls} calls per row, seed {args.seed}, torch threads {args.threads}")
+    print(
+        f"d = 6, Hartmann6 ({args.kind}), suggest(1), {args.calls} calls per row, seed {args.seed}, "
+        f"torch threads {args.threads}"
+    )
     print(f"{'n':>6} {'mode':>8} {'median s':>9} {'first s':>8} {'fit s':>7} {'fits':>5} {'peak MB':>8} {'wall s':>7}")
     medians: dict[str, dict[int, float]] = {mode: {} for mode in MODES}
     peaks: dict[str, dict[int, float]] = {mode: {} for mode in MODES}
@@ -130,7 +145,7 @@ def main() -> None:
         for mode in MODES:
             if n not in sizes[mode]:
                 continue
-            row = in_subprocess(mode, n, args.calls, args.seed, args.threads)
+            row = in_subprocess(mode, n, args.calls, args.seed, args.threads, args.kind)
             seconds = row["seconds"]
             medians[mode][n] = statistics.median(seconds[1:] or seconds)
             peaks[mode][n] = row["peak_mb"]

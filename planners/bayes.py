@@ -129,6 +129,13 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
     fits find the noise that more data reveal. A planner rebuilt on resume starts with a cold fit, so its
     first proposals can differ a little from those the original would make.
 
+    Large data: above ``max_model_points`` ok observations the GP is conditioned on that many of them, and qLogNEI's
+    (qLogNEHVI's) baseline is that subset: half nearest the incumbents (the best feasible point, the least violating
+    one while none is feasible, the Pareto front for several objectives), half a seeded random sample of the rest
+    (:mod:`planners._large`). The hyperparameters are fitted as above, and at or below ``max_model_points``
+    nothing changes, so proposals there are exactly as without it. An exact GP's cost grows as the cube of the
+    observations and its memory as their square (see ``benchmarks/proposal_scaling.py``).
+
     Which acquisition function:
 
     - one objective, no constraints: ``qLogNoisyExpectedImprovement`` (noise-aware: it integrates over the
