@@ -16,7 +16,9 @@ Times are CPU seconds of the process (``time.process_time``) on ``--threads`` to
 other jobs on a shared machine disturb far less than wall-clock seconds; the wall-clock median is printed too. A
 fresh planner has no fitted hyperparameters yet, so its first call fits (as a planner rebuilt on resume does): the
 ``fit s`` column is the CPU time spent in GP fits over all the calls, ``first s`` the first call, ``median s`` the
-median of the others (the steady state). The summary prints each mode's ``t(n) / t(smallest n)`` of the medians.
+median of the others (the steady state). ``regret`` is Hartmann6's simple regret (``f`` only) of the best random
+observation, then of the best after the proposals: with many ``--calls``, what the subset costs in progress.
+The summary prints each mode's ``t(n) / t(smallest n)`` of the medians.
 
     python -m benchmarks.proposal_scaling [--sizes 200,1000,10000] [--exact-sizes 200,1000] [--calls 4] [--threads 1]
     python -m benchmarks.proposal_scaling --kind constrained --sizes 200,1000 --exact-sizes ''
@@ -37,7 +39,7 @@ import torch
 from gest_api.vocs import VOCS
 
 from planners import BoTorchPlanner
-from simulators.physics import hartmann6
+from simulators.physics import HARTMANN6_OPTIMUM, hartmann6
 
 VARIABLES = {f"x{i}": [0.0, 1.0] for i in range(1, 7)}
 #: The problem by ``--kind``: Hartmann6 alone, with a constraint (``sum(x) <= 3``, active at the optimum's side),
@@ -84,16 +86,29 @@ def measure(mode: str, n: int, calls: int, seed: int, threads: int, kind: str = 
     peak MB."""
     torch.set_num_threads(threads)
     planner = TimedPlanner(KINDS[kind], seed=seed, **MODES[mode])
-    planner.ingest(random_observations(n, seed))
+    start = random_observations(n, seed)
+    planner.ingest(start)
+    values = [r["f"] for r in start]
     seconds, wall = [], []
     for _ in range(calls):
         started, started_wall = time.process_time(), time.perf_counter()
         (point,) = planner.suggest(1)
         seconds.append(time.process_time() - started)
         wall.append(time.perf_counter() - started_wall)
-        planner.ingest([evaluate(point)])
+        (result,) = [evaluate(point)]
+        planner.ingest([result])
+        values.append(result["f"])
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
-    return {"seconds": seconds, "wall": wall, "fit": planner.fit_seconds, "fits": planner.n_fits, "peak_mb": peak_mb}
+    optimum = HARTMANN6_OPTIMUM.value
+    regret = {"before": min(values[:n]) - optimum, "after": min(values) - optimum}  # f's simple regret
+    return {
+        "seconds": seconds,
+        "wall": wall,
+        "fit": planner.fit_seconds,
+        "fits": planner.n_fits,
+        "peak_mb": peak_mb,
+        "regret": regret,
+    }
 
 
 def in_subprocess(mode: str, n: int, calls: int, seed: int, threads: int, kind: str) -> dict[str, Any]:
@@ -138,7 +153,10 @@ def main() -> None:
         f"d = 6, Hartmann6 ({args.kind}), suggest(1), {args.calls} calls per row, seed {args.seed}, "
         f"torch threads {args.threads}"
     )
-    print(f"{'n':>6} {'mode':>8} {'median s':>9} {'first s':>8} {'fit s':>7} {'fits':>5} {'peak MB':>8} {'wall s':>7}")
+    header = (
+        f"{'n':>6} {'mode':>8} {'median s':>9} {'first s':>8} {'fit s':>7} {'fits':>5} {'peak MB':>8} {'wall s':>7}"
+    )
+    print(f"{header} {'wall s':>7} {'regret before -> after':>23}")
     medians: dict[str, dict[int, float]] = {mode: {} for mode in MODES}
     peaks: dict[str, dict[int, float]] = {mode: {} for mode in MODES}
     for n in sorted(set(sizes["default"]) | set(sizes["exact"])):
@@ -151,7 +169,8 @@ def main() -> None:
             peaks[mode][n] = row["peak_mb"]
             print(
                 f"{n:>6} {mode:>8} {medians[mode][n]:>9.3f} {seconds[0]:>8.3f} {row['fit']:>7.2f} {row['fits']:>5} "
-                f"{row['peak_mb']:>8.0f} {statistics.median(row['wall'][1:] or row['wall']):>7.3f}",
+                f"{row['peak_mb']:>8.0f} {statistics.median(row['wall'][1:] or row['wall']):>7.3f} "
+                f"{row['regret']['before']:>11.3g} -> {row['regret']['after']:<9.3g}",
                 flush=True,
             )
     print()
