@@ -5,7 +5,8 @@ per posterior evaluation, and qLogNEI's baseline pruning draws joint samples ove
 ``max_model_points`` ok observations nothing changes: the GP is conditioned on all of them. Above, it is conditioned
 on a subset of that many (:func:`model_subset`): half the points nearest the incumbents (where improvement is sought),
 half a seeded random sample of the rest (so that the GP still knows what the explored space looks like and does
-not take a region it dropped for an unexplored one). The hyperparameters are fitted as before (on the fitting
+not take a region it dropped for an unexplored one); with several objectives, each objective's worst observation
+too, so that the inferred hypervolume reference point does not move. The hyperparameters are fitted as before (on the fitting
 schedule, to at most ``max_fit_points`` observations); only the conditioning and the acquisition's baseline
 (``X_baseline``) use the subset.
 """
@@ -47,8 +48,10 @@ def model_subset(X: Tensor, Y: Tensor, violation: Tensor, max_points: int, seed:
     """The observations to condition the GP on, as sorted indices (the order ingested), or None for all of them.
 
     None when ``n <= max_points``. Otherwise ``max_points`` indices: the ``max_points // 2`` observations nearest
-    (Euclidean, unit cube) to any of the :func:`incumbents`, incumbents included, then a random sample of the rest
-    drawn with ``seed``. A function of the data and the seed alone, so a planner rebuilt from the same data
+    (Euclidean, unit cube) to any of the :func:`incumbents`, incumbents included (all of them when there are more,
+    up to ``max_points``); with several objectives, the worst observation in each (so that a hypervolume reference
+    point inferred from the nadir is the one all the data give); then a random sample of the rest drawn with
+    ``seed``. A function of the data and the seed alone, so a planner rebuilt from the same data
     conditions on the same subset.
 
     Args:
@@ -59,12 +62,15 @@ def model_subset(X: Tensor, Y: Tensor, violation: Tensor, max_points: int, seed:
     if n <= max_points:
         return None
     best = incumbents(Y, violation)
-    near = max(len(best), max_points // 2) if len(best) <= max_points else max_points
+    worst = Y.argmin(dim=0) if Y.shape[1] > 1 else best[:0]
+    near = min(max(len(best), max_points // 2), max_points - len(worst))
     distance = torch.full((n,), float("inf"), dtype=X.dtype)
     for chunk in best.split(256):  # n x 256 distances at a time, whatever the size of the front
         distance = torch.minimum(distance, torch.cdist(X, X[chunk]).min(dim=-1).values)
-    order = torch.argsort(distance, stable=True)
-    local, rest = order[:near], order[near:]
+    chosen = torch.zeros(n, dtype=torch.bool)
+    chosen[torch.argsort(distance, stable=True)[:near]] = True
+    chosen[worst] = True
+    rest = torch.nonzero(~chosen).reshape(-1)
     generator = torch.Generator().manual_seed(seed)
-    sample = rest[torch.randperm(len(rest), generator=generator)[: max_points - near]]
-    return torch.cat([local, sample]).sort().values
+    chosen[rest[torch.randperm(len(rest), generator=generator)[: max_points - int(chosen.sum())]]] = True
+    return torch.nonzero(chosen).reshape(-1)

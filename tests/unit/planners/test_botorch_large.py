@@ -11,6 +11,7 @@ from gest_api.vocs import VOCS
 import planners.bayes as bayes
 from closedloop.errors import PlannerError
 from planners import BoTorchPlanner
+from planners._acquisition import infer_reference_point
 from planners._large import incumbents, model_subset, violations
 
 FAST = {"num_restarts": 2, "raw_samples": 32, "maxiter": 30, "n_initial": 5}
@@ -53,6 +54,18 @@ def test_the_incumbent_is_the_best_feasible_or_the_least_violating():
 def test_several_objectives_have_the_front_as_incumbents():
     Y = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.4, 0.4], [0.6, 0.6], [0.1, 0.1]], dtype=torch.float64)
     assert incumbents(Y, torch.zeros(5)).tolist() == [0, 1, 3]
+
+
+def test_with_several_objectives_the_subset_keeps_the_front_and_the_nadir():
+    X = grid(300)
+    Y = -torch.stack([(X - torch.tensor([0.3, 0.5])).norm(dim=-1), (X - torch.tensor([0.6, 0.5])).norm(dim=-1)], -1)
+    keep = model_subset(X, Y, torch.zeros(300), max_points=40, seed=0)
+    assert keep is not None and len(keep) == 40
+    front = set(incumbents(Y, torch.zeros(300)).tolist())
+    assert 3 < len(front) < 20
+    assert front <= set(keep.tolist())
+    assert set(Y.argmin(dim=0).tolist()) <= set(keep.tolist())
+    assert torch.equal(infer_reference_point(Y[keep]), infer_reference_point(Y))
 
 
 def test_violations_sum_each_constraints_excess():
