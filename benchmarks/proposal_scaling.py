@@ -156,7 +156,7 @@ def main() -> None:
     header = (
         f"{'n':>6} {'mode':>8} {'median s':>9} {'first s':>8} {'fit s':>7} {'fits':>5} {'peak MB':>8} {'wall s':>7}"
     )
-    print(f"{header} {'wall s':>7} {'regret before -> after':>23}")
+    print(f"{header} {'regret before -> after':>23}")
     medians: dict[str, dict[int, float]] = {mode: {} for mode in MODES}
     peaks: dict[str, dict[int, float]] = {mode: {} for mode in MODES}
     for n in sorted(set(sizes["default"]) | set(sizes["exact"])):
