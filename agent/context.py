@@ -56,6 +56,7 @@ class LoopContext:
         collect_dispatched: ingests every started run with no observation that runs nowhere in this process (set by
             the loop's graph; called on resume).
         reach: each variable's hard, device and in-force limits (:func:`closedloop.reach.reach_summary`), for operators.
+        build: which build of the session's planner this process made (lineage: :mod:`agent.provenance.lineage`).
     """
 
     spec: SessionSpec
@@ -71,6 +72,7 @@ class LoopContext:
     collect_ended: Callable[[], None] = lambda: None
     collect_dispatched: Callable[[], None] = lambda: None
     reach: dict[str, Any] = field(default_factory=dict)
+    build: int = 0
 
     def budget(self) -> int:
         """The budget in force (an operator may have changed it)."""

@@ -25,6 +25,7 @@ from langgraph.types import interrupt
 
 from agent.context import LoopContext, proposal_setpoints
 from agent.documents import RunFile
+from agent.provenance.lineage import note_proposals, record_predictions
 from agent.rebuild import HIGH_WATER, SeenPoints, ended_run
 from agent.recovery import recover_run
 from agent.review import checkpoint_id, checkpoint_info, policy_asks, read_answer, shown_predictions
@@ -179,6 +180,7 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
                     store.log("decision", f"{answer.verdict.value} after a planner failure, by {answer.by}")
                     return {"iteration": iteration, "proposal_ids": [], "verdict": answer.verdict.value}
         store.add_proposals(waiting, taken={seq: p.id for (seq, _), p in zip(queued, waiting, strict=False)})
+        note_proposals(ctx, waiting)
         from_queue = f", {len(queued)} queued by an operator" if queued else ""
         store.log("propose", f"iteration {iteration}: {len(waiting)} proposal(s){from_queue}")
         for proposal in waiting:
@@ -199,6 +201,7 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
             why, predictions = asked["reason"], shown_predictions(asked["proposals"])
         else:
             predictions = ctx.predictions(proposals)
+            record_predictions(store, proposals, predictions)
             last = ctx.tally.last_observation
             why = policy_asks(
                 spec,

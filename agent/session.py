@@ -29,6 +29,7 @@ from agent.context import LoopContext
 from agent.folder import clear_unfinished, holds_session, open_store, write_seal
 from agent.graph import build_graph
 from agent.lanes import Lane, Lanes
+from agent.provenance.lineage import record_build
 from agent.rebuild import check_high_water, checkpoint_gap, replay_into_planner
 from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally, suspended_key
 from agent.store_sql import SqlStore
@@ -267,6 +268,7 @@ class Session:
         self.context.reach = dict(store.meta("reach") or {})
         self.context.on_observation = self._observed
         self.context.issued.update(issued)
+        self.context.build = record_build(store, spec, self.planner)
         self.lanes.emit = lambda kind, data: self.context.emit(kind, data)
         self.graph = build_graph(self.context, saver_for(self._checkpoint_conn))
         self.config = thread_config(self.session_id, spec.budget.experiments)
