@@ -532,9 +532,11 @@ def _mount_commands() -> None:
     from agent.cli_planners import planners
     from agent.cli_queueserver import app as queueserver_app
     from agent.cli_report import register as register_report
+    from agent.provenance.cli import register as register_provenance
 
     register(app)
     register_report(app)
+    register_provenance(app)
     app.command("planners")(planners)
     app.add_typer(queueserver_app, name="queueserver", help="Start a local RE Manager for the bundled profile.")
 

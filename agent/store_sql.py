@@ -458,6 +458,11 @@ class SqlStore:
             found.setdefault(str(pid), {})[str(kind)] = json.loads(body)
         return found
 
+    def last_event_time(self) -> float | None:
+        """When the audit log's last line was written (None when it has none)."""
+        row = self._one("SELECT MAX(time) FROM events WHERE session = :session")
+        return None if row is None or row[0] is None else float(row[0])
+
     def events(self) -> list[tuple[float, str, str]]:
         """The audit log, oldest first."""
         rows = self._all("SELECT time, kind, message FROM events WHERE session = :session ORDER BY seq")
