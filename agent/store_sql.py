@@ -463,6 +463,18 @@ class SqlStore:
         row = self._one("SELECT MAX(time) FROM events WHERE session = :session")
         return None if row is None or row[0] is None else float(row[0])
 
+    def table_rows(self, table: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Every row of one of the store's tables, these columns only, for a copy of the session (``export``).
+
+        Raises:
+            ValueError: a table or column name that is not a plain name.
+        """
+        names = [table, *columns]
+        if not all(re.fullmatch(r"[a-z_]+", name) for name in names):
+            raise ValueError(f"not a table or column name: {names}")
+        rows = self._all(f"SELECT {', '.join(columns)} FROM {table} WHERE session = :session")
+        return [tuple(row) for row in rows]
+
     def events(self) -> list[tuple[float, str, str]]:
         """The audit log, oldest first."""
         rows = self._all("SELECT time, kind, message FROM events WHERE session = :session ORDER BY seq")

@@ -77,6 +77,33 @@ def sessions(
     _guarded(body)
 
 
+def export(
+    folder: Annotated[Path, typer.Argument(help="the session folder (running, stopped or finished)")],
+    out: Annotated[Path, typer.Argument(help="the bundle to write: a new folder, or a file ending in .zip")],
+    as_json: Annotated[bool, typer.Option("--json", help="print what was written as JSON")] = False,
+) -> None:
+    """Write a session as one shareable RO-Crate bundle: the session file, every run's documents, the observations
+    with their lineage (CSV and Parquet), decisions and audit trail, the software versions, a SESSION.md card, and
+    every file's checksum. The session is only read."""
+    from agent.provenance.export import export_session
+
+    def body() -> int:
+        written = export_session(folder, out)
+        if as_json:
+            print(json.dumps(written))
+        else:
+            console.print(
+                Text(
+                    f"wrote {out}: {written['observations']} observation(s), {written['files']} files, "
+                    f"{written['bytes']} bytes"
+                )
+            )
+        return EXIT_OK
+
+    _guarded(body)
+
+
 def register(app: typer.Typer) -> None:
     """Mount ``sessions``, ``export`` and ``replay`` on a Typer app."""
     app.command("sessions")(sessions)
+    app.command("export")(export)
