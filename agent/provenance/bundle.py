@@ -43,6 +43,10 @@ class BundleError(SessionError):
     """A bundle that is missing, truncated, altered or of a newer format; the message names the file."""
 
 
+class BundleAltered(BundleError):
+    """A bundle whose files no longer match its crate's checksums (one altered, missing or added)."""
+
+
 def sha256(path: Path) -> str:
     """The SHA-256 of a file's bytes, as hex."""
     digest = hashlib.sha256()
@@ -108,13 +112,13 @@ def check_bundle(root: Path, shown: Path | None = None) -> dict[str, Any]:
         if name == METADATA:
             continue
         if name not in listed:
-            raise BundleError(f"{shown}: {name}: not in the crate's metadata (added after export)")
+            raise BundleAltered(f"{shown}: {name}: not in the crate's metadata (added after export)")
     for name, entity in sorted(listed.items()):
         file = root / name
         if not file.is_file():
-            raise BundleError(f"{shown}: {name}: missing (truncated?)")
+            raise BundleAltered(f"{shown}: {name}: missing (truncated?)")
         if sha256(file) != entity["sha256"]:
-            raise BundleError(f"{shown}: {name}: does not match its checksum (altered after export)")
+            raise BundleAltered(f"{shown}: {name}: does not match its checksum (altered after export)")
     try:
         manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
         version = int(manifest["format"])

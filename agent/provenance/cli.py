@@ -103,7 +103,47 @@ def export(
     _guarded(body)
 
 
+def replay(
+    bundle: Annotated[Path, typer.Argument(help="a bundle written by closedloop export (a folder or a .zip)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the comparison as JSON")] = False,
+) -> None:
+    """Rebuild the planner from a bundle and re-derive every proposal it made from the data it had then; exit 0
+    when all match (within a millionth of each variable's range), 1 otherwise, naming the first mismatch. A bundle
+    whose files do not match their checksums is refused (exit 1) before anything is replayed."""
+    from agent.provenance.bundle import BundleAltered
+    from agent.provenance.replay import NotReplayable, replay_bundle
+
+    def body() -> int:
+        try:
+            found = replay_bundle(bundle)
+        except (BundleAltered, NotReplayable) as exc:
+            raise ReplayFailed(str(exc)) from None
+        if as_json:
+            print(json.dumps(found))
+        else:
+            console.print(
+                Text(
+                    f"{found['reproduced']} of {found['proposals']} planner proposals reproduced"
+                    f" ({found['operator']} by an operator, not replayed)"
+                )
+            )
+        if found["mismatches"]:
+            first = found["mismatches"][0]
+            err.print(
+                Text(
+                    f"error: {len(found['mismatches'])} mismatch(es); the first: {first['proposal']} "
+                    f"({first['why']}) recorded {first['recorded']}, replayed {first['replayed']}"
+                ),
+                soft_wrap=True,
+            )
+            return EXIT_FAILED
+        return EXIT_OK
+
+    _guarded(body)
+
+
 def register(app: typer.Typer) -> None:
     """Mount ``sessions``, ``export`` and ``replay`` on a Typer app."""
     app.command("sessions")(sessions)
     app.command("export")(export)
+    app.command("replay")(replay)

@@ -70,9 +70,9 @@ def snapshot_store(folder: Path, target: Path) -> None:
         SessionError: the folder holds no session, or its store cannot be read.
     """
     if not (folder / STORE_RECORD).exists():
+        session_store(folder).close()  # the same checks as every reader (a session, not damaged, its own)
         source = sqlite3.connect(f"{(folder / STORE_FILE).resolve().as_uri()}?mode=ro", uri=True)
         try:
-            session_store(folder).close()  # the same checks as every reader (damage, identity, seal)
             with contextlib.closing(sqlite3.connect(target)) as copy:
                 source.backup(copy)
         finally:
