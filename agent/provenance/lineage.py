@@ -76,6 +76,7 @@ def record_build(store: SqlStore, spec: SessionSpec, planner: Any) -> int:
             "proposals": store.count_proposals(),
             "observations": store.count_observations(),
             "rejected": store.rejected_ids(),
+            "prior": int((store.meta("prior") or {}).get("kept", 0)),
             "planner": planner_identity(spec, planner),
             "at": time.time(),
         }

@@ -25,6 +25,7 @@ from typing import Any
 
 from agent.provenance.bundle import STORE, open_bundle
 from agent.provenance.lineage import BUILDS
+from agent.provenance.warmstart import ingest_prior
 from agent.rebuild import replay_into_planner
 from agent.store import SessionStore
 from agent.store_sql import SqlStore
@@ -113,9 +114,7 @@ def _build(spec: SessionSpec, store: SqlStore, build: dict[str, Any]) -> Any:
             f"planner {spec.planner.name}: a foreign gest-api generator cannot be replayed "
             "(it is not rebuilt from data)"
         )
-    prior = store.meta("prior") or {}
-    if prior.get("results"):
-        planner.ingest([dict(result) for result in prior["results"]])
+    ingest_prior(store, planner)
     return planner
 
 

@@ -176,3 +176,55 @@ def test_replaying_a_copy_leaves_the_bundle_as_it_was(shared, tmp_path: Path) ->
     assert {p.name: sha256(p) for p in copy.rglob("*") if p.is_file()} == {
         p.name: sha256(p) for p in unpacked.rglob("*") if p.is_file()
     }
+
+
+def _warm(root: Path, name: str, **overrides) -> Path:
+    planner = {"name": "botorch", "options": {"n_initial": 3, "num_restarts": 2, "raw_samples": 16}}
+    data = beamline_session(name=name, budget={"experiments": 1}, planner=planner, **overrides)
+    path = root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_a_warm_started_session_proposes_from_the_prior_data_at_once(shared, tmp_path: Path) -> None:
+    """With the earlier session's observations, the first proposal is the model's, not the initial design; the
+    narrower bounds keep only the prior points inside them, and say how many were dropped."""
+    folder, bundle = shared
+    narrow = {"bounds": [-1.0, 1.0], "hard_limits": [-2.0, 2.0], "device": "m1"}
+    variables = {**beamline_session()["variables"], "pitch1": narrow}
+    path = _warm(tmp_path, "warm", variables=variables)
+    run = closedloop("run", str(path), "--dir", str(tmp_path / "warm"), "--from", str(bundle), "--yes", "--json")
+    assert run.returncode == 0, run.stderr
+    status = json.loads(closedloop("status", str(tmp_path / "warm"), "--json").stdout)
+    earlier = json.loads(closedloop("results", str(folder), "--json").stdout)["rows"]
+    inside = [row for row in earlier if -1.0 <= row["pitch1_read"] <= 1.0]
+    assert 0 < len(inside) < len(earlier)  # the narrower bounds drop some
+    assert status["prior_observations"] == len(inside)
+    assert status["session_id"] != json.loads(closedloop("status", str(folder), "--json").stdout)["session_id"]
+    (first,) = json.loads(closedloop("results", str(tmp_path / "warm"), "--json").stdout)["rows"]
+    assert first["why"].startswith("model (") and first["predicted"] is not None
+    trail = json.loads(closedloop("audit", str(tmp_path / "warm"), "--json").stdout)["trail"]
+    assert any(f"{len(earlier) - len(inside)} outside" in str(entry) for entry in trail)
+    exported = closedloop("export", str(tmp_path / "warm"), str(tmp_path / "warm.zip"))
+    assert exported.returncode == 0, exported.stderr
+    replayed = json.loads(closedloop("replay", str(tmp_path / "warm.zip"), "--json").stdout)
+    assert replayed["proposals"] == replayed["reproduced"] == 1  # replayed from the same prior data
+    # and without the prior data, the same session starts with the initial design
+    cold = closedloop("run", str(path), "--dir", str(tmp_path / "cold"), "--yes", "--json")
+    assert cold.returncode == 0, cold.stderr
+    (first,) = json.loads(closedloop("results", str(tmp_path / "cold"), "--json").stdout)["rows"]
+    assert first["why"] == "initial design"
+
+
+def test_a_prior_of_another_problem_is_refused_naming_the_field_and_nothing_is_made(shared, tmp_path: Path) -> None:
+    bundle = shared[1]
+    minimize = _warm(tmp_path, "minimize", objectives={"flux": {"direction": "minimize", "field": "det-flux"}})
+    refused = closedloop("run", str(minimize), "--dir", str(tmp_path / "a"), "--from", str(bundle), "--yes")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "objectives.flux" in refused.stderr
+    renamed = {"pitch1": beamline_session()["variables"]["pitch1"], "yaw": {"bounds": [-1, 1], "device": "m2"}}
+    other = _warm(tmp_path, "other", variables=renamed)
+    refused = closedloop("run", str(other), "--dir", str(tmp_path / "b"), "--from", str(bundle), "--yes")
+    assert refused.returncode == 2 and "variables" in refused.stderr
+    missing = closedloop("run", str(minimize), "--dir", str(tmp_path / "c"), "--from", str(tmp_path / "none"), "--yes")
+    assert missing.returncode == 2 and "prior" in missing.stderr
+    assert not any((tmp_path / name).exists() for name in ("a", "b", "c"))
