@@ -90,6 +90,13 @@ def snapshot_store(folder: Path, target: Path) -> None:
         kept.close()
 
 
+def _forget_store_url(store: SqlStore) -> None:
+    """Leave the PostgreSQL URL (it may hold a password) out of the copy: the spec it recorded names no store."""
+    spec = store.meta("spec")
+    if isinstance(spec, dict) and spec.get("store") is not None:
+        store.set_meta(spec={**spec, "store": None})
+
+
 def _settle(path: Path) -> None:
     """Leave the copied store one plain file (no ``-wal`` or ``-shm`` beside it)."""
     with contextlib.closing(sqlite3.connect(path)) as conn:
@@ -202,12 +209,17 @@ def export_session(folder: Path, out: Path) -> dict[str, Any]:
             spec = folder_spec(folder, original)
         finally:
             original.close()
-        if (folder / SESSION_FILE).exists():
+        if (folder / SESSION_FILE).exists() and spec.store is None:
             shutil.copyfile(folder / SESSION_FILE, stage / SESSION_FILE)
+        elif (folder / SESSION_FILE).exists():  # without its store URL, which may hold a password
+            given = yaml.safe_load((folder / SESSION_FILE).read_text(encoding="utf-8"))
+            (stage / SESSION_FILE).write_text(yaml.safe_dump({k: v for k, v in given.items() if k != "store"}))
         else:  # a folder attached to a PostgreSQL-kept session: the spec the store recorded
-            (stage / SESSION_FILE).write_text(yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True)))
+            recorded = spec.model_dump(mode="json", exclude_defaults=True, exclude={"store"})
+            (stage / SESSION_FILE).write_text(yaml.safe_dump(recorded))
         store = SessionStore(stage / STORE)
         try:
+            _forget_store_url(store)
             session_id, name = str(store.meta("session_id")), str(store.meta("name", spec.name))
             _copy_runs(folder, stage, store)
             environment = _environment(stage, store)
