@@ -17,7 +17,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.markup import escape
 
-from agent.operations import Operations
+from agent.operator import Operations
 from agent.session import Checkpoint, Session
 from closedloop.control import operator_name
 from closedloop.errors import ClosedLoopError

@@ -8,7 +8,7 @@ last changed, so that a store copied without its ``-wal`` file is recognised).
 The store is the truth. Both databases carry the session's id; a store that is empty, damaged, foreign or older
 than the session's own record of it is refused, and a lost checkpoint database is rebuilt from the store. A session
 started with a ``store:`` URL keeps both in PostgreSQL instead (the folder's ``store.json`` names it; see
-:mod:`agent.stores`). The session's instruments run as :class:`~agent.lanes.Lanes`, one run at a time each.
+:mod:`agent.store.backends`). The session's instruments run as :class:`~agent.loop.Lanes`, one run at a time each.
 """
 
 from __future__ import annotations
@@ -25,16 +25,20 @@ from typing import Any
 
 from langgraph.types import Command
 
-from agent.context import LoopContext
-from agent.folder import clear_unfinished, holds_session, open_store, write_seal
-from agent.graph import build_graph
-from agent.lanes import Lane, Lanes
+from agent.loop import Lane, Lanes, LoopContext, build_graph, check_high_water, checkpoint_gap, replay_into_planner
 from agent.provenance.lineage import record_build
 from agent.provenance.warmstart import ingest_prior, load_prior
-from agent.rebuild import check_high_water, checkpoint_gap, replay_into_planner
-from agent.status import SESSION_FILE, STORE_FILE, SessionState, Tally, suspended_key
-from agent.store_sql import SqlStore
-from agent.stores import CHECKPOINT_FILE, open_checkpoints, saver_for
+from agent.store import (
+    CHECKPOINT_FILE,
+    SqlStore,
+    clear_unfinished,
+    holds_session,
+    open_checkpoints,
+    open_store,
+    saver_for,
+    write_seal,
+)
+from agent.views.status import SESSION_FILE, STORE_FILE, SessionState, Tally, suspended_key
 from closedloop.changes import spec_changes, spec_fingerprint
 from closedloop.errors import InstrumentError, SessionError, SpecError
 from closedloop.reach import Limits, reach_summary, reachable_vocs
@@ -53,7 +57,7 @@ def thread_config(session_id: str, budget: int) -> dict[str, Any]:
 
 @dataclass
 class Checkpoint:
-    """The loop is holding for a human: what it shows them (see :func:`agent.review.checkpoint_info`).
+    """The loop is holding for a human: what it shows them (see :func:`agent.loop.checkpoint_info`).
 
     Attributes:
         info: the question, JSON-ready: its ``checkpoint`` id, ``kind`` (``review``, ``points``, ``paused``,
@@ -351,7 +355,7 @@ class Session:
 
     def _recover(self) -> None:
         """Take what the store says over what the checkpoints say: refuse a store older than them, note whether
-        they are behind it (:func:`~agent.rebuild.checkpoint_gap`; the loop then restarts from the store), and
+        they are behind it (:func:`~agent.loop.checkpoint_gap`; the loop then restarts from the store), and
         ingest every started run that has no observation (recorded interrupted, or from its file if it ended).
 
         Raises:

@@ -94,7 +94,7 @@ class Replay:
     def play(self, planner: Any, experiments: int, lanes: int = 0) -> Replay:
         """Run ``experiments`` experiments proposed by ``planner`` (a closedloop planner or a peer's adapter).
 
-        ``lanes`` replays the loop's schedule with that many instruments pipelined (``agent/graph.py``): it keeps
+        ``lanes`` replays the loop's schedule with that many instruments pipelined (``agent/loop/graph.py``): it keeps
         ``lanes`` runs in flight and one proposal ready, so each proposal after the first is made with the last
         ``lanes`` points pending and their results unknown. ``lanes = 0`` is ``pipeline: false``: propose, run and
         ingest strictly in turn, one point per ``suggest``.

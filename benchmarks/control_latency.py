@@ -2,14 +2,14 @@
 
 Two measurements, each against a baseline measured in the same invocation:
 
-- **round trip**: a :class:`~agent.control.ControlClient` calls a :class:`~agent.control.ControlServer` whose handler
+- **round trip**: a :class:`~agent.operator.ControlClient` calls a :class:`~agent.operator.ControlServer` whose handler
   does nothing (``status`` in, ``{}`` out), one call at a time; the baseline is a bare DEALER/ROUTER echo of the
   same bytes. The difference is the protocol's cost: JSON, pydantic validation, correlation ids.
 - **web page round trip**: the same request from an HTTP client through ``closedloop web``'s server, which opens a
   control client per request; printed beside the control round trip.
 - **web page event streams**: ``--streams`` pages follow the events through ``closedloop web``'s server at once: the
   threads its process gains for them, and the time until an event has reached them all.
-- **event delivery**: :meth:`~agent.control.ControlServer.publish` to a :func:`~agent.control.subscribe` iterator
+- **event delivery**: :meth:`~agent.operator.ControlServer.publish` to a :func:`~agent.operator.subscribe` iterator
   in another thread, one event in flight at a time; the baseline is a bare PUB/SUB pair sending the same bytes.
 
 - **approve to first move**: a real session (the simulated beamline, review always) served by its control channel,
@@ -37,7 +37,7 @@ from typing import Any
 
 import zmq
 
-from agent.control import ControlClient, ControlServer, subscribe
+from agent.operator import ControlClient, ControlServer, subscribe
 from agent.web import WebGate, WebServer
 from closedloop.control import StatusRequest, encode
 
@@ -246,7 +246,7 @@ def approve_to_move(folder: Path, approvals: int, channel: bool) -> list[float]:
     from rich.console import Console
 
     from agent.driver import Driver
-    from agent.operations import Operations
+    from agent.operator import Operations
     from agent.session import Session
     from closedloop.control import AnswerRequest, CheckpointRequest
     from closedloop.records import Decision, Verdict

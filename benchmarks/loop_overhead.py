@@ -27,8 +27,7 @@ from typing import Any
 
 import yaml
 
-from agent.control import ControlServer
-from agent.operations import Operations
+from agent.operator import ControlServer, Operations
 from agent.session import Session
 from closedloop.records import Proposal
 from closedloop.spec import spec_from_dict

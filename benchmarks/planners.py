@@ -22,7 +22,9 @@ s with 1; Xopt 2.3-2.7 s, sd 1.0-1.2 s against 0.20-0.24 s, sd 0.04-0.07 s).
 
 A planner entry is a registered name, an import path, ``xopt`` or ``ax``, optionally with constructor options in
 brackets (``name[key=value,...]``; values parse as int, float, bool or string). Ours are built with
-``planners.load_planner`` and ``n_initial=--initial`` when the constructor takes it (and, for two objectives, the
+``planners.load_planner`` and ``n_initial=--initial`` when the constructor takes it (a generator given by import
+path that takes none starts behind :class:`planners.warmup.WarmStart`'s ``--initial`` Sobol points; and, for
+two objectives, the
 problem's reference point, as the peers are given it). A contender that refuses a
 problem (``PlannerError``/``ValueError`` when built) is reported as unsupported; an uninstalled peer as skipped.
 """
@@ -56,6 +58,7 @@ import torch  # noqa: E402
 from benchmarks._peers import PEER_NAMES, PeerUnavailable, build_peer  # noqa: E402
 from benchmarks._problems import PROBLEMS, Problem, Replay  # noqa: E402
 from planners.registry import accepts_option, load_planner  # noqa: E402
+from planners.warmup import WarmStart  # noqa: E402
 
 DEFAULT_PLANNERS = "botorch,sobol,xopt,ax"
 #: A planner's counters recorded with each run (in results.json, and summed in the summary), when it has them.
@@ -174,7 +177,11 @@ def build_contender(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial
             and _takes_option(spec.name, "reference_point")
         ):  # the same reference point the peers are given
             options["reference_point"] = dict(zip(problem.objective_names, problem.ref_point, strict=True))
-        return load_planner(spec.name, problem.vocs, default_seed=seed, **options)
+        planner = load_planner(spec.name, problem.vocs, default_seed=seed, **options)
+        if "n_initial" not in options and ":" in spec.name:
+            # a gest-api generator by its import path (Xopt's, say): the same Sobol start as every contender
+            planner = WarmStart(problem.vocs, planner=planner, initial=n_initial, seed=seed)
+        return planner
     except PeerUnavailable as exc:
         raise Skipped(str(exc)) from exc
     except ValueError as exc:  # PlannerError is a ValueError
@@ -198,6 +205,7 @@ class Run:
     hypervolume: float | None = None
     warnings: int = 0
     counters: dict[str, int] = field(default_factory=dict)
+    truths: list[dict[str, float]] = field(default_factory=list)
 
 
 def budget_for(problem: Problem, budget_2d: int, budget_6d: int) -> int:
@@ -205,8 +213,11 @@ def budget_for(problem: Problem, budget_2d: int, budget_6d: int) -> int:
     return budget_2d if problem.dim <= 2 else budget_6d
 
 
-def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, budget: int) -> Run:
-    """Run one contender on one problem for ``n_initial + budget`` experiments, one at a time."""
+def run_one(
+    spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, budget: int, batch: int = 1
+) -> Run:
+    """Run one contender on one problem for ``n_initial + budget`` experiments, one at a time (or in synchronous
+    batches of ``batch`` points, :meth:`Replay.play_batches`)."""
     run = Run(planner=spec.label, problem=problem.name, seed=seed, status="ok")
     replay = Replay(problem, seed)
     dtype = torch.get_default_dtype()  # Xopt sets float64 for the whole process: the next contender must not inherit it
@@ -215,7 +226,10 @@ def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, b
         warnings.simplefilter("always")
         try:
             contender = build_contender(spec, problem, seed=seed, n_initial=n_initial)
-            replay.play(contender, n_initial + budget)
+            if batch == 1:
+                replay.play(contender, n_initial + budget)
+            else:
+                replay.play_batches(contender, n_initial + budget, batch)
         except Unsupported as exc:
             run.status, run.message = "unsupported", str(exc)
         except Skipped as exc:
@@ -230,6 +244,7 @@ def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, b
         run.counters = {k: int(getattr(contender, k)) for k in COUNTERS if isinstance(getattr(contender, k, None), int)}
     run.seconds = replay.seconds
     run.regret = replay.regret
+    run.truths = replay.truths
     run.hypervolume = problem.hypervolume(replay.truths)
     return run
 

@@ -31,7 +31,7 @@ from typing import Any
 from bluesky_queueserver_api import BPlan
 from bluesky_queueserver_api.zmq import REManagerAPI
 
-from agent.cli_queueserver import LocalQueueServer, QueueServerAddresses
+from agent.cli import LocalQueueServer, QueueServerAddresses
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec, spec_from_dict
 from instruments._queue_items import plan_items

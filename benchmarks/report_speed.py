@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from agent.folder import open_store, write_seal
+from agent.store import open_store, write_seal
 from closedloop.changes import spec_fingerprint
 from closedloop.records import Decision, Observation, ObservationStatus, Proposal, ProposalStatus, Verdict
 from closedloop.spec import load_spec

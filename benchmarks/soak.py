@@ -178,7 +178,7 @@ def iteration_times(folder: Path) -> list[float]:
 
 
 def point_key(setpoints: dict[str, Any]) -> tuple[Any, ...]:
-    """A point's identity as the loop's duplicate check has it (see :class:`agent.rebuild.SeenPoints`)."""
+    """A point's identity as the loop's duplicate check has it (see :class:`agent.loop.SeenPoints`)."""
     return tuple(float(f"{setpoints[name]:.12g}") for name in VARIABLES)
 
 

@@ -6,7 +6,8 @@ A page holds a marker comment where a generated part goes:
   default and its meaning, from the pydantic models in ``closedloop/`` (the meaning is the field's ``description``,
   or its entry in the model's ``Attributes:`` docstring section);
 - ``<!-- generated: cli -->``: every ``closedloop`` command with its arguments and options, from the typer app;
-- ``<!-- generated: planner-options -->``: every shipped planner's options, from ``planners/options.py``.
+- ``<!-- generated: planner-options -->``: every shipped planner's options, from ``planners/options.py``;
+- ``<!-- generated: problem-set -->``: the bundled problems of ``closedloop bench``, from ``benchmarks/``.
 
 A model field without a meaning, or a marker with no generator, fails the (strict) build.
 """
@@ -180,7 +181,33 @@ def planner_options() -> str:
     return "\n".join(out)
 
 
-GENERATORS = {"session-file": session_file, "cli": cli, "planner-options": planner_options}
+def problem_set() -> str:
+    """The bundled problem set of ``closedloop bench``, one row per problem, from ``benchmarks._problems``."""
+    from benchmarks.campaign.problems import HARD, PROBLEM_SET, bundled
+
+    out = [
+        f"Problem set **{PROBLEM_SET}**.",
+        "",
+        "| problem | dimensions | objectives | constraints | noise sd | optimum | what makes it hard |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, problem in bundled().items():
+        pairs = zip(problem.objective_names, problem.maximize, strict=True)
+        senses = ", ".join(f"{n} ({'max' if up else 'min'})" for n, up in pairs)
+        optimum = f"{problem.optimum:.6g}" if problem.optimum is not None else f"hypervolume {problem.max_hv or 0:.6g}"
+        out.append(
+            f"| `{name}` | {problem.dim} | {senses} | {len(problem.vocs.constraints)} | {problem.noise:g} "
+            f"| {optimum} | {HARD.get(name, '-')} |"
+        )
+    return "\n".join(out)
+
+
+GENERATORS = {
+    "session-file": session_file,
+    "cli": cli,
+    "planner-options": planner_options,
+    "problem-set": problem_set,
+}
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:

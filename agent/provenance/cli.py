@@ -56,8 +56,8 @@ def sessions(
 ) -> None:
     """Every session under a folder: name, id, state, experiments, best value, planner and last activity, newest
     first (read from the stores: safe while sessions run)."""
-    from agent.display import fmt
     from agent.provenance.sessions import list_sessions
+    from agent.views.display import fmt
 
     def body() -> int:
         rows = list_sessions(path)

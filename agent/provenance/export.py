@@ -21,13 +21,13 @@ from typing import Any
 
 import yaml
 
-from agent.folder import STORE_FILE
 from agent.provenance.bundle import FORMAT, MANIFEST, SESSION_FILE, STORE, files_under, publish, sha256
 from agent.provenance.lineage import BUILDS, VERSIONS, software_versions
-from agent.status import folder_spec, session_store
-from agent.store import SessionStore
-from agent.store_sql import SqlStore
-from agent.stores import STORE_RECORD
+from agent.store.backends import STORE_RECORD
+from agent.store.folder import STORE_FILE
+from agent.store.sql import SqlStore
+from agent.store.sqlite import SessionStore
+from agent.views.status import folder_spec, session_store
 from closedloop.errors import SpecError
 
 #: Each table of the store and its columns (the ``session`` key left out: a bundle holds one session).
@@ -119,8 +119,8 @@ def _copy_runs(folder: Path, stage: Path, store: SqlStore) -> None:
 
 def _tables(stage: Path) -> int:
     """Write observations.csv and .parquet, decisions.json and audit.json from the copied store; the rows' count."""
-    from agent.audit import audit_trail
-    from agent.results import as_csv, session_results
+    from agent.views.audit import audit_trail
+    from agent.views.results import as_csv, session_results
 
     columns, rows, _ = session_results(stage)
     (stage / "observations.csv").write_text(as_csv(columns, rows), encoding="utf-8")

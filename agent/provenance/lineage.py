@@ -22,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agent.store_sql import SqlStore
+from agent.store.sql import SqlStore
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
 
@@ -175,7 +175,7 @@ def lineage_columns(store: SqlStore, objective: str) -> dict[str, dict[str, Any]
 
 
 def note_proposals(ctx: Any, proposals: Sequence[Proposal]) -> None:
-    """:func:`record_proposed` for the loop (``ctx``: its :class:`~agent.context.LoopContext`), just after it
+    """:func:`record_proposed` for the loop (``ctx``: its :class:`~agent.loop.context.LoopContext`), just after it
     stored ``proposals``: the build, the points the planner had out before them, the position it was told."""
     ids = {p.id for p in proposals}
     pending = [pid for pid in ctx.issued if pid not in ids]

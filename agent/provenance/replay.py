@@ -2,7 +2,7 @@
 had when it made it, then compare.
 
 The live planner's life is replayed call for call from the lineage (:mod:`agent.provenance.lineage`): each build
-(the session's start, and each resume, which rebuilt it from the store as :func:`agent.rebuild.replay_into_planner`
+(the session's start, and each resume, which rebuilt it from the store as :func:`agent.loop.rebuild.replay_into_planner`
 does) is built again with its recorded seed and the devices' recorded limits, told what the store held then, and
 then, before each batch, told the observations and rejections it had been told by then, in the store's order, and
 the position it had been told; its ``suggest`` must give the recorded points. A point matches when every numeric
@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.loop.rebuild import replay_into_planner
 from agent.provenance.bundle import STORE, open_bundle
 from agent.provenance.lineage import BUILDS
 from agent.provenance.warmstart import ingest_prior
-from agent.rebuild import replay_into_planner
-from agent.store import SessionStore
-from agent.store_sql import SqlStore
-from agent.stores import recorded_spec
+from agent.store.backends import recorded_spec
+from agent.store.sql import SqlStore
+from agent.store.sqlite import SessionStore
 from closedloop.errors import ClosedLoopError, SessionError
 from closedloop.records import Observation, ObservationStatus, Proposal, ProposalStatus
 from closedloop.spec import SessionSpec
@@ -55,7 +55,7 @@ class Batch:
 
 @dataclass
 class _Cut:
-    """The store as a planner build saw it (for :func:`~agent.rebuild.replay_into_planner`)."""
+    """The store as a planner build saw it (for :func:`~agent.loop.rebuild.replay_into_planner`)."""
 
     made: list[Proposal]
     seen: list[Observation]

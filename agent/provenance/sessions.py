@@ -1,7 +1,7 @@
 """``closedloop sessions PATH``: every session under a folder, newest activity first, read from the stores only
 (safe while other processes run them).
 
-A folder holds a session when :func:`agent.folder.holds_session` says so; folders inside a session folder (its
+A folder holds a session when :func:`agent.store.folder.holds_session` says so; folders inside a session folder (its
 ``runs/``) are not searched. A session whose store cannot be read is listed with its state ``unreadable`` and why.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agent.folder import holds_session
-from agent.status import folder_spec, session_store, summarize_store
+from agent.store.folder import holds_session
+from agent.views.status import folder_spec, session_store, summarize_store
 from closedloop.errors import ClosedLoopError, SpecError
 
 #: The columns of the listing, in order.

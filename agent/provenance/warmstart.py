@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.provenance.bundle import METADATA
-from agent.status import folder_spec, session_store
-from agent.store_sql import SqlStore
+from agent.store.sql import SqlStore
+from agent.views.status import folder_spec, session_store
 from closedloop.errors import SpecError
 from closedloop.spec import SessionSpec
 

@@ -3,7 +3,7 @@
 :func:`belief_line` asks a planner's ``predict`` (:class:`planners.Predicts`) along a grid of one numeric variable,
 every other variable held at the best observation's value, and returns the grid, the posterior mean and standard
 deviation of each objective there, and the ok observations to draw beside it. The running session asks its own
-planner (:meth:`agent.operations.Operations.belief`); with no session process, the page's server asks the planner
+planner (:meth:`agent.operator.Operations.belief`); with no session process, the page's server asks the planner
 rebuilt from the store (:func:`rebuilt_belief_line`).
 """
 

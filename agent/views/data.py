@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.audit import audit_trail
-from agent.status import Tally, folder_spec, pareto_front, session_store, summarize_store
+from agent.views.audit import audit_trail
+from agent.views.status import Tally, folder_spec, pareto_front, session_store, summarize_store
 from closedloop.records import Observation, Proposal, ProposalStatus
 from closedloop.spec import SessionSpec
 
@@ -36,7 +36,7 @@ class SessionData:
         observations: every observation, in the order read.
         proposals: proposal id -> proposal (every stored proposal).
         pending: proposals not observed yet (proposed or approved), oldest first: the next proposal(s).
-        trail: the audit trail, oldest first (:func:`agent.audit.audit_trail`).
+        trail: the audit trail, oldest first (:func:`agent.views.audit_trail`).
         tally: the counts and the best so far.
     """
 

@@ -1,7 +1,7 @@
 """A session's figures, drawn with matplotlib's object interface (``Figure`` with the Agg canvas, never pyplot, so
 no global state changes): progress, variable traces, the model's belief, the Pareto front, the constraints.
 
-Each function takes a :class:`~agent.views.data.SessionData` and returns a ``Figure`` (or None when the session has
+Each function takes a :class:`~agent.views.SessionData` and returns a ``Figure`` (or None when the session has
 nothing of that kind to draw); :func:`png` encodes one.
 """
 

@@ -1,7 +1,7 @@
 """``closedloop report``: one self-contained HTML page about a session (figures embedded as base64 PNG, styles
 inline, nothing fetched from the network), or its figures alone as PNG files.
 
-Reads the store only (:func:`~agent.views.data.load_session`), so it works on a running, stopped or finished
+Reads the store only (:func:`~agent.views.load_session`), so it works on a running, stopped or finished
 session, kept in SQLite or in PostgreSQL.
 """
 

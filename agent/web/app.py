@@ -37,8 +37,8 @@ TOKEN_HEADER = "X-Closedloop-Token"
 CSP = "default-src 'self'; style-src 'unsafe-inline'; script-src 'self'"
 """The page's style is inline and its one script is served from here (``/operator.js``); nothing else is loaded,
 and nothing from elsewhere."""
-PAGE = resources.files("agent").joinpath("static/operator.html")
-SCRIPT = resources.files("agent").joinpath("static/operator.js")
+PAGE = resources.files("agent.web").joinpath("static/operator.html")
+SCRIPT = resources.files("agent.web").joinpath("static/operator.js")
 PUBLIC = frozenset({"/operator.js"})
 """What is served without a token."""
 HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Content-Security-Policy": CSP}

@@ -1,8 +1,8 @@
 """The session's events for every page that follows them, from one subscription to the session's channel.
 
 A page's event stream costs no thread of its own: one feed thread per session process follows the channel's events
-(:func:`~agent.control_client.subscribe`) and hands each to every open stream's queue on the server's event loop.
-The feed keeps the last :data:`~agent.control_client.BACKLOG` events, so a stream that opens later is sent those it
+(:func:`~agent.operator.subscribe`) and hands each to every open stream's queue on the server's event loop.
+The feed keeps the last :data:`~agent.operator.BACKLOG` events, so a stream that opens later is sent those it
 has not seen (``since``) before the live ones. The feed starts with the first stream, ends when the session process
 ends (every stream is then ended) or when no stream has been open for a moment, and a stream that opens after that
 starts the next one: a page follows a session process that starts later.
@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from agent.control_client import BACKLOG, subscribe
+from agent.operator import BACKLOG, subscribe
 from closedloop.control import Event
 from closedloop.errors import SessionError
 

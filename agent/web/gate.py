@@ -15,11 +15,9 @@ from typing import Any
 
 import zmq
 
-from agent.control_client import ControlClient, read_control, tell_refused
-from agent.operator_input import build
-from agent.results import as_csv, session_results
-from agent.review import variables_info
-from agent.status import folder_spec, session_store, summarize
+from agent.loop import variables_info
+from agent.operator import ControlClient, build, read_control, tell_refused
+from agent.views import as_csv, folder_spec, session_results, session_store, summarize
 from closedloop.control import PROTOCOL_VERSION, RefusalRequest, Request, operator_name, validate_request
 from closedloop.errors import SessionError, SpecError
 from closedloop.records import new_id
@@ -150,7 +148,7 @@ class WebGate:
             return HTTPStatus.OK, {"belief": None, "why": f"no model: {reply['error']}", "source": "session"}
         if reply is not None:  # (busy: the page asks again at the next checkpoint)
             return HTTPStatus.OK, {**reply["result"], "source": "session"}
-        from agent.views.belief import rebuilt_belief_line
+        from agent.views import rebuilt_belief_line
 
         try:
             return HTTPStatus.OK, {**rebuilt_belief_line(self.folder, variable), "source": "rebuilt"}
@@ -161,12 +159,12 @@ class WebGate:
         return {**body, "v": PROTOCOL_VERSION, "id": new_id("r"), "via": "web", "by": self.by or operator_name()}
 
     def results(self) -> dict[str, Any]:
-        """Every run's result: ``{"columns": [...], "rows": [...]}`` (:func:`~agent.results.session_results`)."""
+        """Every run's result: ``{"columns": [...], "rows": [...]}`` (:func:`~agent.views.session_results`)."""
         columns, rows, _ = session_results(self.folder)
         return {"columns": columns, "rows": rows}
 
     def results_csv(self) -> str:
-        """Every run's result as CSV (:func:`~agent.results.as_csv`)."""
+        """Every run's result as CSV (:func:`~agent.views.as_csv`)."""
         return as_csv(*session_results(self.folder)[:2])
 
     def status(self) -> dict[str, Any]:

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from event_model import DocumentNames, schema_validators
 
-from agent.documents import read_run_file
 from agent.session import Session
+from agent.store.documents import read_run_file
 from closedloop import ObservationStatus
 from simulators import beamline_flux
 from tests.conftest import beamline_session

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.audit import audit_trail
-from agent.control_client import ControlClient
-from agent.curve import make_keys
+from agent.operator.client import ControlClient
+from agent.operator.keys import make_keys
+from agent.views.audit import audit_trail
 from closedloop.control import StopRequest
 from closedloop.errors import SessionError
 from tests.conftest import beamline_session

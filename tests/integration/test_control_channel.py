@@ -23,9 +23,9 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.control import CONTROL_FILE, MAX_FRAME_BYTES, ControlClient, ControlServer, subscribe
-from agent.curve import client_curve, make_keys
-from agent.store import SessionStore
+from agent.operator.keys import client_curve, make_keys
+from agent.operator.server import CONTROL_FILE, MAX_FRAME_BYTES, ControlClient, ControlServer, subscribe
+from agent.store.sqlite import SessionStore
 from closedloop.control import (
     MAX_MESSAGE_BYTES,
     AnswerRequest,
@@ -401,7 +401,7 @@ def clis(commands: list[list[str]], stdin: str = "") -> list[subprocess.Complete
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "agent.cli_control", *args],
+            [sys.executable, "-m", "agent.cli.control", *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -525,7 +525,7 @@ def test_watch_prints_events_as_json_lines_and_ends_with_the_session(tmp_path: P
     server = serve(Recorder())
     server.publish("proposal", {"proposal_id": "p-1", "setpoints": {"pitch1": 0.1}})
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "agent.cli_control", "watch", str(tmp_path)]
+    command = [sys.executable, "-m", "agent.cli.control", "watch", str(tmp_path)]
     watcher = subprocess.Popen([*command, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     text = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:

@@ -58,7 +58,7 @@ def test_an_example_runs_as_written(name: str, tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.system
 def test_the_queueserver_example_runs_through_a_real_manager(tmp_path: Path) -> None:
-    from agent.cli_queueserver import LocalQueueServer
+    from agent.cli.queueserver import LocalQueueServer
 
     with LocalQueueServer(noise=0.0) as server:
         data = brief(EXAMPLES / "queueserver.yaml", 2)

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from agent.audit import audit_trail
 from agent.session import Session
+from agent.views.audit import audit_trail
 from closedloop import Decision, Verdict
 from tests.conftest import beamline_session
 from tests.integration.test_cli import closedloop

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from agent.control_client import ControlClient
-from agent.operator_input import build
+from agent.operator.client import ControlClient
+from agent.operator.input import build
 from agent.web.gate import WebGate
 from tests.conftest import beamline_session
 from tests.integration.test_cli import CLI, closedloop, detached_session, meta

@@ -20,7 +20,7 @@ import pytest
 from ophyd.sim import SynAxis, SynGauss
 
 from agent.session import Session
-from agent.status import summarize
+from agent.views.status import summarize
 from closedloop.errors import InstrumentError
 from closedloop.records import Decision, Verdict
 from closedloop.spec import spec_from_dict

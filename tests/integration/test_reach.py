@@ -17,11 +17,11 @@ from ophyd_async.core import set_mock_value
 from ophyd_async.epics.motor import Motor
 from rich.console import Console
 
-from agent.display import checkpoint_table
-from agent.documents import RunFile, read_run_file
-from agent.operations import Operations
+from agent.operator.operations import Operations
 from agent.session import Session
-from agent.status import summarize
+from agent.store.documents import RunFile, read_run_file
+from agent.views.display import checkpoint_table
+from agent.views.status import summarize
 from closedloop import Decision, Proposal, SafetyError, Verdict, spec_from_dict
 from closedloop.control import CheckpointInfo
 from instruments import gate

@@ -295,7 +295,7 @@ def test_review_rules_ask_only_when_they_say(tmp_path: Path, write_session, revi
 
 
 def test_an_edit_outside_the_hard_limits_is_refused_and_nothing_moves(tmp_path: Path, write_session) -> None:
-    from agent.operations import Operations
+    from agent.operator.operations import Operations
 
     session = make(write_session, tmp_path / "run", review={"policy": "always"})
     try:

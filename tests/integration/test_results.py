@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.display import fmt
-from agent.results import READ_BACK, as_csv, session_results
 from agent.session import Session
+from agent.views.display import fmt
+from agent.views.results import READ_BACK, as_csv, session_results
 from closedloop.records import Decision, Verdict
 from tests.integration.test_cli import closedloop
 from tests.integration.test_pipeline import runs_in_order, two_instruments
@@ -110,7 +110,7 @@ def test_each_row_names_its_lineage_the_planner_seed_and_what_it_knew(finished) 
     """Lineage kept as the session ran: the planner's points name the planner, its seed and build, and how many
     observations it had been told (never more than were stored before the point's own); an operator's point and an
     edit are the operator's; the session recorded the versions of what it ran on, once."""
-    from agent.status import session_store
+    from agent.views.status import session_store
 
     columns, rows, _ = session_results(finished[0])
     assert columns[-8:] == [

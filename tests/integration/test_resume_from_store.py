@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agent.rebuild import SeenPoints
+from agent.loop.rebuild import SeenPoints
 from agent.session import CHECKPOINT_FILE, Session
 from closedloop import Decision, ObservationStatus, Verdict
 from planners.sobol import sobol_points

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from agent.session import Session
-from agent.status import summarize
+from agent.views.status import summarize
 from closedloop import Decision, ObservationStatus, Verdict
 from tests.conftest import beamline_session
 

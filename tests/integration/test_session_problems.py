@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from agent.documents import read_run_file
 from agent.session import Session
-from agent.status import summarize
+from agent.store.documents import read_run_file
+from agent.views.status import summarize
 from simulators import HEAT_LIMIT
 from tests.conftest import beamline_session
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from agent.session import Session
-from agent.status import PLANNER_WAITS, summarize
+from agent.views.status import PLANNER_WAITS, summarize
 from closedloop import ObservationStatus, SessionError
 from tests.conftest import beamline_session
 from tests.integration.test_pipeline import two_instruments

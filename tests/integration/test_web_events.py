@@ -1,5 +1,5 @@
 """The page server's event streams share one subscription to a session's control channel (real ZeroMQ on
-loopback, a real :class:`~agent.control.ControlServer` standing in for the session process)."""
+loopback, a real :class:`~agent.operator.ControlServer` standing in for the session process)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.control import ControlServer
+from agent.operator.server import ControlServer
 from agent.web import EventHub, StreamsFullError
 from closedloop.control import Event
 

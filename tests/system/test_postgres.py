@@ -25,8 +25,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from agent.store import SessionStore
-from agent.store_postgres import DriverLock, PostgresStore
+from agent.store.postgres import DriverLock, PostgresStore
+from agent.store.sqlite import SessionStore
 from agent.views import report_html
 from agent.web import WebGate
 from closedloop import Decision, Observation, ObservationStatus, Proposal, ProposalStatus, SessionError, Verdict

@@ -23,7 +23,7 @@ import pytest
 from bluesky_queueserver_api import BPlan
 from bluesky_queueserver_api.zmq import REManagerAPI
 
-from agent.cli_queueserver import LocalQueueServer, QueueServerAddresses, free_port
+from agent.cli.queueserver import LocalQueueServer, QueueServerAddresses, free_port
 from closedloop.errors import InstrumentError
 from closedloop.records import ObservationStatus, Proposal
 from closedloop.spec import SessionSpec, spec_from_dict
@@ -299,7 +299,7 @@ def test_an_abort_while_waiting_for_a_busy_manager_submits_nothing(qserver, mana
 def test_the_start_command_prints_the_addresses_and_ends_what_it_started(tmp_path) -> None:
     ports = [str(free_port()) for _ in range(4)]
     options = ["--control-port", "--info-port", "--proxy-in-port", "--proxy-out-port"]
-    command = [sys.executable, "-m", "agent.cli_queueserver", "start", "--json", "--noise", "0"]
+    command = [sys.executable, "-m", "agent.cli.queueserver", "start", "--json", "--noise", "0"]
     command += [part for pair in zip(options, ports, strict=True) for part in pair]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)

@@ -28,7 +28,7 @@ import yaml
 from bluesky_queueserver_api import BPlan
 from bluesky_queueserver_api.zmq import REManagerAPI
 
-from agent.cli_queueserver import LocalQueueServer, QueueServerAddresses, stock_startup_dir
+from agent.cli.queueserver import LocalQueueServer, QueueServerAddresses, stock_startup_dir
 from closedloop.errors import SpecError
 from closedloop.records import ObservationStatus, Proposal
 from closedloop.spec import spec_from_dict

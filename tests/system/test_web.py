@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from agent.audit import audit_trail
-from agent.control_client import ControlClient
-from agent.operator_input import build
-from agent.results import as_csv, session_results
+from agent.operator.client import ControlClient
+from agent.operator.input import build
+from agent.views.audit import audit_trail
+from agent.views.results import as_csv, session_results
 from tests.conftest import beamline_session
 from tests.integration.test_cli import CLI, closedloop, detached_session, observations, stop_detached
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, expect
 
-from agent.audit import audit_trail
-from agent.control_client import ControlClient
-from agent.operator_input import build
-from agent.results import session_results
+from agent.operator.client import ControlClient
+from agent.operator.input import build
+from agent.views.audit import audit_trail
+from agent.views.results import session_results
 from tests.conftest import beamline_session
 from tests.integration.test_cli import closedloop, detached_session
 from tests.system.test_web import _maybe_waiting, browser, get, waiting, web_process  # noqa: F401  (browser: a fixture)

@@ -56,7 +56,7 @@ def test_the_planners_command_imports_no_torch() -> None:
     code = (
         "import typer\n"
         "from typer.testing import CliRunner\n"
-        "from agent.cli_planners import planners\n"
+        "from agent.cli.planners import planners\n"
         "app = typer.Typer()\n"
         "app.command()(planners)\n"
         "for args in ([], ['botorch'], ['turbo', '--json']):\n"

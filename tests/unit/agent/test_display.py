@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from agent.display import checkpoint_table, event_line, event_lines
+from agent.views.display import checkpoint_table, event_line, event_lines
 from closedloop.control import CheckpointInfo, Event
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.lock import LOCK_FILE, SessionLock, holder
+from agent.store.lock import LOCK_FILE, SessionLock, holder
 from closedloop.errors import SessionError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[3]
 CONTENDER = """
 import json, sys, time
 from pathlib import Path
-from agent.lock import SessionLock
+from agent.store.lock import SessionLock
 folder, go = Path(sys.argv[1]), Path(sys.argv[2])
 print("ready", flush=True)
 while not go.exists():

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from agent.numbers import number, point, quantity
+from agent.views.numbers import number, point, quantity
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from agent.operator_input import answer_from_flags, build, parse_edits
+from agent.operator.input import answer_from_flags, build, parse_edits
 from closedloop.control import AnswerRequest, CheckpointInfo
 from closedloop.errors import SpecError
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.context import LoopContext
+from agent.loop.context import LoopContext
 from closedloop.spec import spec_from_dict
 from planners.bayes import BoTorchPlanner
 

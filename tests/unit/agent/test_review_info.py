@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from agent.review import checkpoint_info, shown_predictions
-from agent.status import Tally
+from agent.loop.review import checkpoint_info, shown_predictions
+from agent.views.status import Tally
 from closedloop.records import Proposal
 from closedloop.spec import spec_from_dict
 from tests.conftest import beamline_session

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from agent.cli import _status_table
+from agent.cli.commands import _status_table
 
 
 def lane(state: str, proposal: str | None = None, error: str | None = None) -> dict[str, Any]:
-    """One instrument's entry, as ``agent.status.summarize`` gives it."""
+    """One instrument's entry, as ``agent.views.summarize`` gives it."""
     return {"state": state, "proposal": proposal, "error": error}
 
 
@@ -68,8 +68,8 @@ def test_a_device_s_own_limits_are_shown_beside_the_hard_limits() -> None:
 
 
 def test_a_waiting_session_says_for_what_and_since_when() -> None:
-    from agent.cli import _status_table as table
-    from agent.status import waiting_text
+    from agent.cli.commands import _status_table as table
+    from agent.views.status import waiting_text
 
     since = datetime.datetime(2026, 1, 2, 14, 2, 11, tzinfo=datetime.UTC)
     waiting = {"checkpoint": "review-3", "kind": "review", "proposals": ["p-1", "p-2"], "since": since.isoformat()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.store import SessionStore
+from agent.store.sqlite import SessionStore
 from closedloop import Proposal
 
 

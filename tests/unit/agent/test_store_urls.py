@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.store_postgres import redact, store_error
+from agent.store.postgres import redact, store_error
 from closedloop.errors import SpecError
 from closedloop.spec import check_store_url, spec_from_dict
 from tests.conftest import beamline_session

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.cli import _default_folder, _fail
+from agent.cli.commands import _default_folder, _fail
 from tests.conftest import beamline_session
 
 ROOT = Path(__file__).resolve().parents[3]

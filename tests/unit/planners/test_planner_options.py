@@ -11,7 +11,7 @@ import typer
 from gest_api.vocs import VOCS
 from typer.testing import CliRunner
 
-from agent.cli_planners import planners as planners_command
+from agent.cli.planners import planners as planners_command
 from closedloop.errors import PlannerError
 from closedloop.spec import PLANNER_GROUP
 from planners.foreign import Foreign

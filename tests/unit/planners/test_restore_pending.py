@@ -1,6 +1,6 @@
 """A planner rebuilt on resume continues its sequence exactly: every registered planner, and the initial design.
 
-The rebuilt planner is told what the agent tells it on resume (:func:`agent.rebuild.replay_into_planner`): every
+The rebuilt planner is told what the agent tells it on resume (:func:`agent.loop.replay_into_planner`): every
 point its earlier instance made, given back as pending, then each result under the point's new ``_id``.
 """
 

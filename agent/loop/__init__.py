@@ -1,0 +1,38 @@
+"""The loop: propose -> review -> dispatch -> ingest -> decide, as a LangGraph graph over the session's parts.
+
+:func:`build_graph` compiles it over a :class:`LoopContext`; the instruments run as :class:`Lanes`; on resume the
+planner and the loop's checks are rebuilt from the store (:func:`replay_into_planner`, :func:`checkpoint_gap`,
+:func:`check_high_water`). The transports (``agent.cli``, ``agent.web``, ``agent.operator``) use only the names
+exported here, never the modules behind them (an import-linter contract keeps it so).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from agent._lazy import lazy_exports
+
+_EXPORTS = {
+    "LoopContext": "context",
+    "LoopState": "graph",
+    "build_graph": "graph",
+    "Lane": "lanes",
+    "Lanes": "lanes",
+    "SeenPoints": "rebuild",
+    "check_high_water": "rebuild",
+    "checkpoint_gap": "rebuild",
+    "replay_into_planner": "rebuild",
+    "checkpoint_info": "review",
+    "shown_predictions": "review",
+    "variables_info": "review",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from agent.loop.context import LoopContext
+    from agent.loop.graph import LoopState, build_graph
+    from agent.loop.lanes import Lane, Lanes
+    from agent.loop.rebuild import SeenPoints, check_high_water, checkpoint_gap, replay_into_planner
+    from agent.loop.review import checkpoint_info, shown_predictions, variables_info

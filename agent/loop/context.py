@@ -1,0 +1,152 @@
+"""What the loop's nodes share besides graph state: the session's parts, operators' requests, and the check that
+turns a planner's point into setpoints before anything is stored.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from agent.loop.lanes import Lanes
+from agent.store import SqlStore
+from agent.views import Tally
+from closedloop.errors import PlannerError
+from closedloop.records import Observation, Proposal
+from closedloop.spec import SessionSpec
+from instruments.protocols import Executes
+
+
+class Suggests(Protocol):
+    """A gest-api generator, as the loop uses it."""
+
+    def suggest(self, num_points: int | None) -> list[dict[str, Any]]: ...
+
+    def ingest(self, results: list[dict[str, Any]]) -> None: ...
+
+
+@dataclass
+class Requests:
+    """What operators asked of the running loop, set from any thread and read by the nodes."""
+
+    stop: bool = False
+    stop_reason: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class LoopContext:
+    """Everything the nodes need that is not graph state: built anew in every process.
+
+    Attributes:
+        spec: the session spec.
+        store: the session store.
+        planner: the gest-api generator proposing points.
+        lanes: the instruments that run proposals, each in a thread of its own.
+        runs: the folder of ``<proposal id>.jsonl`` document files.
+        tally: running counts (experiments, failures, best so far).
+        on_observation: called after each stored observation (progress bars).
+        emit: called with an event kind and its data (the control channel's event stream).
+        issued: proposal id -> the planner's ``_id``, for points the current planner instance made.
+        requests: what operators asked (stop after the current run).
+        collect_ended: ingests the runs that ended while the loop waits at a review (set by the loop's graph).
+        collect_dispatched: ingests every started run with no observation that runs nowhere in this process (set by
+            the loop's graph; called on resume).
+        reach: each variable's hard, device and in-force limits (:func:`closedloop.reach.reach_summary`), for operators.
+        build: which build of the session's planner this process made (lineage: :mod:`agent.provenance.lineage`).
+    """
+
+    spec: SessionSpec
+    store: SqlStore
+    planner: Suggests
+    lanes: Lanes
+    runs: Path
+    tally: Tally
+    on_observation: Callable[[Observation], None] = lambda observation: None
+    emit: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
+    issued: dict[str, int] = field(default_factory=dict)
+    requests: Requests = field(default_factory=Requests)
+    collect_ended: Callable[[], None] = lambda: None
+    collect_dispatched: Callable[[], None] = lambda: None
+    reach: dict[str, Any] = field(default_factory=dict)
+    build: int = 0
+
+    def budget(self) -> int:
+        """The budget in force (an operator may have changed it)."""
+        return int(self.store.meta("budget", self.spec.budget.experiments))
+
+    @property
+    def executor(self) -> Executes:
+        """The first instrument's executor."""
+        return self.lanes.first
+
+    def positions(self) -> dict[str, Any]:
+        """Where each variable's device will be when the next proposal starts, as far as the executors can say."""
+        return self.lanes.next_positions()
+
+    def planner_position(self) -> dict[str, float]:
+        """Where the instrument will be, for the planner's ``set_position``: a number for every numeric variable.
+
+        A variable the executors cannot read back keeps the planner's own idea of it (its last position); when the
+        planner has none either, the result is empty and the planner carries on from its last point.
+        """
+        numeric = [name for name, v in self.spec.variables.items() if not v.categorical]
+        where = {k: float(v) for k, v in self.positions().items() if k in numeric and _is_number(v)}
+        missing = [name for name in numeric if name not in where]
+        if missing:
+            known = getattr(self.planner, "position", None) or {}
+            where.update({name: float(known[name]) for name in missing if _is_number(known.get(name))})
+        return where if all(name in where for name in numeric) else {}
+
+    def predictions(self, proposals: list[Proposal]) -> list[dict[str, Any] | None]:
+        """The planner's prediction for each proposal, or None for planners that do not predict."""
+        predict = getattr(self.planner, "predict", None)
+        if not callable(predict) or not proposals:
+            return [None] * len(proposals)
+        try:
+            return list(predict([dict(p.setpoints) for p in proposals]))
+        except Exception:  # a prediction is for people only: never let it stop the loop
+            return [None] * len(proposals)
+
+    def tell_rejected(self, proposal: Proposal) -> None:
+        """Tell the planner a point will not be measured: as a failed result (see ``planners``' policy)."""
+        result: dict[str, Any] = dict(proposal.setpoints)
+        result.update({name: math.nan for name in self.spec.outputs})
+        if proposal.id in self.issued:
+            result["_id"] = self.issued.pop(proposal.id)
+        self.planner.ingest([result])
+
+
+def proposal_setpoints(spec: SessionSpec, point: dict[str, Any]) -> dict[str, float | str]:
+    """A planner's point as setpoints: every variable and every constant.
+
+    Raises:
+        PlannerError: a variable is missing, not a finite number, or not an allowed category.
+    """
+    setpoints: dict[str, float | str] = {}
+    for name, variable in spec.variables.items():
+        if name not in point:
+            raise PlannerError(f"the planner's point has no value for '{name}'")
+        value = point[name]
+        if variable.categorical:
+            if value not in (variable.values or []):
+                raise PlannerError(f"the planner's point has {name}={value!r}, not one of {variable.values}")
+            setpoints[name] = str(value)
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise PlannerError(f"the planner's point has {name}={value!r}, not a number") from None
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise PlannerError(f"the planner's point has {name}={value!r}, not a finite number")
+        setpoints[name] = number
+    for name, constant in spec.constants.items():
+        setpoints[name] = constant.value
+    return setpoints
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

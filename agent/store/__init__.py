@@ -1,0 +1,77 @@
+"""Where a session's data lives: its folder, its store (SQLite in the folder, or PostgreSQL), the run files, the lock.
+
+:func:`open_store` is the way to open a session's store: it makes the seal and integrity checks every time. A
+:class:`SqlStore` holds every query the rest of the agent calls, whichever database it lives in.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from agent._lazy import lazy_exports
+
+_EXPORTS = {
+    "CHECKPOINT_FILE": "backends",
+    "STORE_RECORD": "backends",
+    "attach": "backends",
+    "open_checkpoints": "backends",
+    "open_postgres": "backends",
+    "open_remote": "backends",
+    "publish_control": "backends",
+    "published_control": "backends",
+    "recorded_spec": "backends",
+    "recorded_store": "backends",
+    "saver_for": "backends",
+    "RunFile": "documents",
+    "read_run_file": "documents",
+    "SEAL_FILE": "folder",
+    "SESSION_FILE": "folder",
+    "STORE_FILE": "folder",
+    "check_run_files": "folder",
+    "clear_unfinished": "folder",
+    "holds_session": "folder",
+    "open_store": "folder",
+    "write_seal": "folder",
+    "LOCK_FILE": "lock",
+    "SessionLock": "lock",
+    "holder": "lock",
+    "process_alive": "lock",
+    "DriverLock": "postgres",
+    "PostgresStore": "postgres",
+    "SqlStore": "sql",
+    "SessionStore": "sqlite",
+    "dumps": "sqlite",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from agent.store.backends import (
+        CHECKPOINT_FILE,
+        STORE_RECORD,
+        attach,
+        open_checkpoints,
+        open_postgres,
+        open_remote,
+        publish_control,
+        published_control,
+        recorded_spec,
+        recorded_store,
+        saver_for,
+    )
+    from agent.store.documents import RunFile, read_run_file
+    from agent.store.folder import (
+        SEAL_FILE,
+        SESSION_FILE,
+        STORE_FILE,
+        check_run_files,
+        clear_unfinished,
+        holds_session,
+        open_store,
+        write_seal,
+    )
+    from agent.store.lock import LOCK_FILE, SessionLock, holder, process_alive
+    from agent.store.postgres import DriverLock, PostgresStore
+    from agent.store.sql import SqlStore
+    from agent.store.sqlite import SessionStore, dumps
