@@ -44,9 +44,17 @@ def software_versions() -> dict[str, str | None]:
     return found
 
 
+def innermost(planner: Any) -> Any:
+    """The generator that makes the points, inside its wrappers (a ``WarmStart``, a foreign generator's adapter)."""
+    seen = 0
+    while getattr(planner, "planner", None) is not None and seen < 10:
+        planner, seen = planner.planner, seen + 1
+    return planner
+
+
 def planner_identity(spec: SessionSpec, planner: Any) -> dict[str, Any]:
     """The planner as lineage names it: session-file name, class, version of its distribution, options, seed."""
-    inner = getattr(planner, "planner", None) or getattr(planner, "generator", None) or planner
+    inner = innermost(planner)
     module = type(inner).__module__.partition(".")[0]
     try:
         version: str | None = importlib.metadata.version("closedloop" if module == "planners" else module)

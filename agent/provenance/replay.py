@@ -25,7 +25,7 @@ from typing import Any
 
 from agent.loop.rebuild import replay_into_planner
 from agent.provenance.bundle import STORE, open_bundle
-from agent.provenance.lineage import BUILDS
+from agent.provenance.lineage import BUILDS, innermost
 from agent.provenance.warmstart import ingest_prior
 from agent.store.backends import recorded_spec
 from agent.store.sql import SqlStore
@@ -108,8 +108,7 @@ def _build(spec: SessionSpec, store: SqlStore, build: dict[str, Any]) -> Any:
     planner = build_planner(
         spec.model_copy(update={"seed": seed if seed is not None else spec.seed}), _device_limits(store)
     )
-    inner = getattr(planner, "planner", planner)
-    if not type(inner).__module__.startswith("planners."):
+    if not type(innermost(planner)).__module__.startswith("planners."):
         raise NotReplayable(
             f"planner {spec.planner.name}: a foreign gest-api generator cannot be replayed "
             "(it is not rebuilt from data)"

@@ -47,6 +47,10 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     with Session.create(root / "session.yaml", folder) as session:
         checkpoint = _answer(session, session.advance(), 4)
         assert checkpoint is not None  # closed while it waits: the next process rebuilds the planner
+        # exported while the session is open, waiting at a checkpoint, by another process
+        midway = closedloop("export", str(folder), str(root / "midway"), "--json")
+        assert midway.returncode == 0, midway.stderr
+        assert json.loads(midway.stdout)["observations"] == session.store.count_observations() > 0
     with Session.open(folder) as session:
         session.store.queue_points([{"pitch1": 0.25, "pitch2": -0.5}], by="bob")
         checkpoint = session.advance()
@@ -86,6 +90,14 @@ def test_an_exported_session_unpacked_replays_every_planner_proposal(shared, tmp
     ):
         assert words in card
     assert "![convergence](convergence.png)" in card and (unpacked / "convergence.png").stat().st_size > 1000
+
+
+def test_a_bundle_exported_while_the_session_waited_replays_what_was_proposed_by_then(shared) -> None:
+    midway = shared[1].parent / "midway"
+    replayed = closedloop("replay", str(midway), "--json", timeout=300)
+    assert replayed.returncode == 0, replayed.stderr
+    found = json.loads(replayed.stdout)
+    assert found["reproduced"] == found["proposals"] > json.loads((midway / "bundle.json").read_text())["observations"]
 
 
 def test_the_crate_metadata_reads_back_with_rocrate_and_names_every_file_with_its_checksum(shared, tmp_path) -> None:
@@ -228,3 +240,15 @@ def test_a_prior_of_another_problem_is_refused_naming_the_field_and_nothing_is_m
     missing = closedloop("run", str(minimize), "--dir", str(tmp_path / "c"), "--from", str(tmp_path / "none"), "--yes")
     assert missing.returncode == 2 and "prior" in missing.stderr
     assert not any((tmp_path / name).exists() for name in ("a", "b", "c"))
+
+
+def test_a_foreign_generator_is_said_not_replayable_in_one_line(tmp_path: Path) -> None:
+    foreign = {"name": "tests.integration.planners_for_tests:BadOnce", "options": {"bad": 0}}
+    path = tmp_path / "foreign.yaml"
+    path.write_text(yaml.safe_dump(beamline_session(name="foreign", budget={"experiments": 2}, planner=foreign)))
+    with Session.create(path, tmp_path / "run") as session:
+        assert session.advance() is None
+    assert closedloop("export", str(tmp_path / "run"), str(tmp_path / "foreign.zip")).returncode == 0
+    refused = closedloop("replay", str(tmp_path / "foreign.zip"))
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "foreign gest-api generator cannot be replayed" in refused.stderr
