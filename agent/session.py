@@ -38,6 +38,8 @@ from agent.loop import (
 from agent.loop import (
     collect_ended as collect_ended_runs,
 )
+from agent.provenance.lineage import record_build
+from agent.provenance.warmstart import ingest_prior, load_prior
 from agent.store import (
     CHECKPOINT_FILE,
     SqlStore,
@@ -53,7 +55,7 @@ from closedloop.changes import spec_changes, spec_fingerprint
 from closedloop.errors import InstrumentError, SessionError, SpecError
 from closedloop.reach import Limits, reach_summary, reachable_vocs
 from closedloop.records import Decision, Observation, ProposalStatus, new_id
-from closedloop.spec import SessionSpec, load_spec
+from closedloop.spec import SessionSpec, folder_path, load_spec
 from instruments.executor import InProcessExecutor, build_run_engine
 from instruments.protocols import Executes
 from planners.registry import accepts_option, load_planner
@@ -269,6 +271,7 @@ class Session:
                 devices = self.lanes.device_limits()
                 store.set_meta(reach=reach_summary(spec, devices))
                 self.planner = planner if planner is not None else build_planner(spec, devices)
+                ingest_prior(store, self.planner)  # a warm start's earlier data, before the session's own
                 issued = replay_into_planner(spec, store, self.planner)
             except BaseException:
                 self.lanes.close()
@@ -283,6 +286,7 @@ class Session:
         self.context.reach = dict(store.meta("reach") or {})
         self.context.on_observation = self._observed
         self.context.issued.update(issued)
+        self.context.build = record_build(store, spec, self.planner)
         self.lanes.emit = lambda kind, data: self.context.emit(kind, data)
         self.graph = build_graph(saver_for(self._checkpoint_conn))
         self.config = thread_config(self.session_id, spec.budget.experiments)
@@ -295,15 +299,21 @@ class Session:
 
     # opening -------------------------------------------------------------------------------------------------
     @classmethod
-    def create(cls, spec_path: Path, folder: Path, spec: SessionSpec | None = None, **kwargs: Any) -> Session:
-        """Start a new session in ``folder`` from the session file at ``spec_path``.
+    def create(
+        cls, spec_path: Path, folder: Path, spec: SessionSpec | None = None, prior: Path | None = None, **kwargs: Any
+    ) -> Session:
+        """Start a new session in ``folder`` from the session file at ``spec_path``; warm-started from ``prior`` (a
+        bundle or session folder; default the file's ``prior``), see :mod:`agent.provenance.warmstart`.
 
         Raises:
-            SessionError: the folder already holds a session.
+            SessionError: the folder already holds a session, or ``prior`` holds none.
+            SpecError: ``prior`` is another problem (the field named).
         """
         spec = spec or load_spec(spec_path)
         if holds_session(folder):
             raise SessionError(f"{folder} already holds a session", f"use: closedloop resume {folder}")
+        source = prior or (folder_path(spec_path, spec.prior) if spec.prior else None)
+        earlier = load_prior(spec, source) if source is not None else None
         clear_unfinished(folder)
         if "planner" not in kwargs:
             build_planner(spec)  # refuse a planner that cannot take the problem before anything is created
@@ -321,6 +331,13 @@ class Session:
             spec=spec.model_dump(mode="json"),
             spec_fingerprint=spec_fingerprint(spec),
         )
+        if earlier is not None:
+            store.set_meta(prior=earlier)
+            store.log(
+                "prior",
+                f"warm start from {earlier['source']}: {earlier['kept']} prior observation(s) kept, "
+                f"{earlier['dropped']} outside this session's bounds dropped",
+            )
         write_seal(folder, session_id, 0)
         try:
             return cls(folder, spec, store, **kwargs)

@@ -22,7 +22,8 @@ EDITABLE_SECTIONS = frozenset({"budget", "review", "failures", "tiled", "pipelin
 
 _ABSENT = object()
 #: Where a session is kept, not what it measures: no part of the comparison (a store may move; its URL is not shown).
-_WHERE = {"store"}
+#: ``prior`` is read once, when the session is created (its data is then in the store): later it changes nothing.
+_WHERE = {"store", "prior"}
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,10 @@ class SessionSpec(BaseModel):
         store: a ``postgresql://`` URL: keep the store and LangGraph's checkpoints in that PostgreSQL database (needs
             the ``closedloop[postgres]`` extra), so operators on other hosts share the session; default SQLite in the
             session folder. ``closedloop run --store`` overrides it.
+        prior: warm start: an earlier session's bundle (``closedloop export``) or folder, whose observations the
+            planner is given first, marked as prior data; relative to the session file's folder.
+            Variables must match by name and the objectives and constraints be the same; prior points outside the
+            new bounds are dropped (and counted). ``closedloop run --from`` overrides it.
 
     Every name (variables, constants, objectives, constraints) must be usable as a key (see
     :func:`~closedloop.problem.name_problem`), each device is moved by one input only (one variable, or one
@@ -233,6 +237,7 @@ class SessionSpec(BaseModel):
     tiled: TiledSpec | None = None
     arrays: ArraysSpec = Field(default_factory=ArraysSpec)
     store: str | None = None
+    prior: str | None = None
 
     @field_validator("store")
     @classmethod

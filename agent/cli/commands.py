@@ -223,6 +223,7 @@ def _status_table(status: dict[str, Any], units: dict[str, str | None] | None = 
         ("best point", ", ".join(f"{k}={_fmt(v, units.get(k))}" for k, v in best_point.items()) or "-"),
         ("decisions", str(status["decisions"])),
         ("queued points", str(status["queued"])),
+        *([("prior observations", str(status["prior_observations"]))] if status.get("prior_observations") else []),
         ("data", f"{status['store']}, {status['folder']}/runs/*.jsonl"),
     ]
     several = len(status["instruments"]) > 1
@@ -300,6 +301,14 @@ def run(
     store: Annotated[
         str | None, typer.Option("--store", metavar="URL", help="keep the session in PostgreSQL (overrides the file)")
     ] = None,
+    prior: Annotated[
+        Path | None,
+        typer.Option(
+            "--from",
+            metavar="BUNDLE_OR_DIR",
+            help="warm start: give the planner an earlier session's observations first (overrides the file's prior)",
+        ),
+    ] = None,
 ) -> None:
     """Start a new session from a session file."""
 
@@ -314,13 +323,14 @@ def run(
 
         if detach:
             where = ["--store", spec.store] if store is not None and spec.store else []
+            where += ["--from", str(prior.resolve())] if prior is not None else []
             return start_detached(["run", str(session_file), "--dir", str(folder), *where], folder, yes, threads)
         # a start that fails before any run (a missing device, a factory error, a planner refusing) leaves nothing
         # behind, so the same command works once the cause is fixed; a session that ran something is kept
         made = Made(folder) if not holds_session(folder) else None
         lock = take_lock(folder, new=True)
         try:
-            session = Session.create(session_file, folder, spec)
+            session = Session.create(session_file, folder, spec, prior=prior)
             if spec.store is not None:  # a copy of the folder on another host must not drive it too
                 lock = _with_driver_lock(lock, spec.store, session)
         except BaseException:
@@ -389,7 +399,7 @@ def demo(
     source = resources.files("agent") / "demo" / "beamline.yaml"
     with resources.as_file(source) as path:
         folder = dir or Path("sessions") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-        run(path, folder, yes, as_json, threads, False, None)
+        run(path, folder, yes, as_json, threads, False, None, None)
 
 
 def parse_point(words: list[str]) -> dict[str, str]:
@@ -532,9 +542,11 @@ def _mount_commands() -> None:
     from agent.cli.planners import planners
     from agent.cli.queueserver import app as queueserver_app
     from agent.cli.report import register as register_report
+    from agent.provenance.cli import register as register_provenance
 
     register(app)
     register_report(app)
+    register_provenance(app)
     app.command("planners")(planners)
     app.add_typer(queueserver_app, name="queueserver", help="Start a local RE Manager for the bundled profile.")
     for entry in entry_points(group=COMMAND_GROUP):  # commands other packages add (benchmarks: bench)

@@ -339,7 +339,8 @@ def results(
     as_json: JsonOpt = False,
 ) -> None:
     """Every run's result, in the order read: asked and read back, measured, how it ended, where and when it ran,
-    its Bluesky run uid, and who released it (no process needed). --csv FILE writes it as CSV."""
+    its Bluesky run uid, who released it, and its lineage: which planner (version, seed) made it knowing how many
+    observations, and what its model predicted there (no process needed). --csv FILE writes it as CSV."""
 
     def body() -> int:
         columns, rows, variables = session_results(folder)
@@ -383,7 +384,7 @@ def _results_table(folder: Path, columns: list[str], rows: list[dict[str, Any]],
 
 RESULTS_CAPTION = (
     "variables as read back; --csv FILE or --json for all: asked and read back, scan id, start time, seconds, "
-    "who released each run, the run's uid"
+    "who released each run, the run's uid, and its lineage (planner, seed, observations known, prediction)"
 )
 
 

@@ -90,6 +90,7 @@ class LoopContext:
         issued: proposal id -> the planner's ``_id``, for points the current planner instance made.
         requests: what operators asked (stop after the current run).
         reach: each variable's hard, device and in-force limits (:func:`closedloop.reach.reach_summary`), for operators.
+        build: which build of the session's planner this process made (lineage: :mod:`agent.provenance.lineage`).
     """
 
     spec: SessionSpec
@@ -103,6 +104,7 @@ class LoopContext:
     issued: dict[str, int] = field(default_factory=dict)
     requests: Requests = field(default_factory=Requests)
     reach: dict[str, Any] = field(default_factory=dict)
+    build: int = 0
 
     @cached_property
     def seen(self) -> SeenPoints:

@@ -434,6 +434,47 @@ class SqlStore:
         row = self._one("SELECT message FROM events WHERE session = :session AND key = :key", key=key)
         return None if row is None else str(row[0])
 
+    # lineage (see agent.provenance.lineage) ------------------------------------------------------------------
+    def add_lineage(self, entries: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
+        """Record what produced proposals, as ``(proposal id, kind, body)``: once per proposal and kind (a re-run
+        step writes nothing twice)."""
+        with self._tx() as conn:
+            self._run_many(
+                conn,
+                "INSERT INTO lineage (session, proposal_id, kind, body) VALUES (:session, :proposal_id, :kind, :body) "
+                "ON CONFLICT DO NOTHING",
+                [{"proposal_id": pid, "kind": kind, "body": dumps(dict(body))} for pid, kind, body in entries],
+            )
+
+    def rejected_ids(self) -> list[str]:
+        """The proposals rejected so far, in order of birth."""
+        sql = "SELECT id FROM proposals WHERE session = :session AND status = :status ORDER BY seq"
+        return [str(row[0]) for row in self._all(sql, status=ProposalStatus.REJECTED.value)]
+
+    def lineage(self) -> dict[str, dict[str, Any]]:
+        """Every lineage record: proposal id -> kind -> body."""
+        found: dict[str, dict[str, Any]] = {}
+        for pid, kind, body in self._all("SELECT proposal_id, kind, body FROM lineage WHERE session = :session"):
+            found.setdefault(str(pid), {})[str(kind)] = json.loads(body)
+        return found
+
+    def last_event_time(self) -> float | None:
+        """When the audit log's last line was written (None when it has none)."""
+        row = self._one("SELECT MAX(time) FROM events WHERE session = :session")
+        return None if row is None or row[0] is None else float(row[0])
+
+    def table_rows(self, table: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Every row of one of the store's tables, these columns only, for a copy of the session (``export``).
+
+        Raises:
+            ValueError: a table or column name that is not a plain name.
+        """
+        names = [table, *columns]
+        if not all(re.fullmatch(r"[a-z_]+", name) for name in names):
+            raise ValueError(f"not a table or column name: {names}")
+        rows = self._all(f"SELECT {', '.join(columns)} FROM {table} WHERE session = :session")
+        return [tuple(row) for row in rows]
+
     def events(self) -> list[tuple[float, str, str]]:
         """The audit log, oldest first."""
         rows = self._all("SELECT time, kind, message FROM events WHERE session = :session ORDER BY seq")

@@ -37,11 +37,14 @@ CREATE TABLE IF NOT EXISTS queued_points (
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL,
     key TEXT UNIQUE);
+CREATE TABLE IF NOT EXISTS lineage (
+    session TEXT NOT NULL DEFAULT '', proposal_id TEXT NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (proposal_id, kind));
 CREATE INDEX IF NOT EXISTS proposals_by_iteration ON proposals (iteration, seq);
 CREATE INDEX IF NOT EXISTS queued_waiting ON queued_points (seq) WHERE proposal_id IS NULL;
 CREATE INDEX IF NOT EXISTS observations_by_status ON observations (status);
 """
-_TABLES = ("meta", "proposals", "runs", "observations", "decisions", "dispatches", "queued_points", "events")
+_TABLES = ("meta", "proposals", "runs", "observations", "decisions", "dispatches", "queued_points", "events", "lineage")
 
 
 class SessionStore(SqlStore):

@@ -4,7 +4,9 @@ session kept in PostgreSQL).
 
 Each row says what was asked and what the instrument read back, what was measured, how the run ended, where and
 when it ran (instrument, Bluesky ``scan_id`` and start time, from the run's start document), the run's uid (to find
-its documents in Tiled or a databroker), and who released it (the last decision on the proposal).
+its documents in Tiled or a databroker), who released it (the last decision on the proposal), and its lineage
+(:data:`agent.provenance.lineage.COLUMNS`: which planner, version, seed and build made the point, knowing how many
+observations, and what the model predicted there).
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from agent.provenance.lineage import COLUMNS as LINEAGE
+from agent.provenance.lineage import lineage_columns
 from agent.views.status import folder_spec, session_store
 
 #: Columns before the variables' and after the outputs', in order.
 LEADING = ("experiment", "proposal", "why", "instrument", "scan_id", "started", "status")
-TRAILING = ("seconds", "error", "decided", "run_uid", "tiled")
+TRAILING = ("seconds", "error", "decided", "run_uid", "tiled", *LINEAGE)
 #: The suffix of a variable's read-back column (the variable's own column is the value asked for).
 READ_BACK = "_read"
 
@@ -42,6 +46,7 @@ def session_results(folder: Path) -> tuple[list[str], list[dict[str, Any]], list
         proposals = {p.id: p for p in store.proposals(ids=[o.proposal_id for o in observations])}
         decisions = {o.proposal_id: store.decisions_for(o.proposal_id.removesuffix("-edit")) for o in observations}
         starts = {o.proposal_id: _start_document(store.run(o.proposal_id)) for o in observations}
+        lineage = lineage_columns(store, next(iter(spec.objectives)))
     finally:
         store.close()
     variables = list(spec.variables)
@@ -67,6 +72,7 @@ def session_results(folder: Path) -> tuple[list[str], list[dict[str, Any]], list
             run_uid=observation.run_uid,
             tiled=observation.tiled,
         )
+        row.update(lineage.get(observation.proposal_id, {}))
         for name in variables:
             row[name] = observation.setpoints.get(name)
             row[name + READ_BACK] = observation.readbacks.get(name)

@@ -209,6 +209,7 @@ def summary(
         ],
         "decisions": store.count_decisions(),
         "queued": store.count_queued(),
+        "prior_observations": int((store.meta("prior") or {}).get("kept", 0)),  # a warm start's (agent.provenance)
         "instruments": instrument_states(spec, store, live=state in LIVE_STATES, held=held),
         "reach": store.meta("reach") or {},
         "waiting": waiting_info(waiting),

@@ -104,3 +104,39 @@ def test_the_command_prints_the_table_writes_the_csv_and_names_a_folder_without_
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "holds no session" in missing.stderr
     unwritable = closedloop("results", str(folder), "--csv", str(tmp_path / "no" / "such" / "dir.csv"))
     assert unwritable.returncode == 2 and unwritable.stderr.startswith("error: --csv: cannot write")
+
+
+def test_each_row_names_its_lineage_the_planner_seed_and_what_it_knew(finished) -> None:
+    """Lineage kept as the session ran: the planner's points name the planner, its seed and build, and how many
+    observations it had been told (never more than were stored before the point's own); an operator's point and an
+    edit are the operator's; the session recorded the versions of what it ran on, once."""
+    from agent.views.status import session_store
+
+    columns, rows, _ = session_results(finished[0])
+    assert columns[-8:] == [
+        "origin",
+        "planner",
+        "planner_version",
+        "seed",
+        "build",
+        "known",
+        "predicted",
+        "predicted_std",
+    ]
+    by_origin: dict[str, list[dict]] = {}
+    for row in rows:
+        by_origin.setdefault(row["origin"], []).append(row)
+    assert {row["why"] for row in by_origin["operator"]} >= {"operator"}
+    assert all(row["why"] == "operator" or row["why"].startswith("edited ") for row in by_origin["operator"])
+    planned = by_origin["planner"]
+    assert planned and all((row["planner"], row["seed"], row["build"]) == ("sobol", 3, 0) for row in planned)
+    assert all(row["planner_version"] == "0.1.0" for row in planned)
+    assert all(row["known"] is not None and row["known"] < row["experiment"] for row in planned)
+    assert max(row["known"] for row in planned) > 0  # later points were proposed knowing earlier results
+    store = session_store(finished[0])
+    try:
+        versions = store.meta("versions")
+    finally:
+        store.close()
+    assert {"closedloop", "bluesky", "ophyd", "ophyd-async", "botorch", "torch", "langgraph", "python"} <= set(versions)
+    assert all(isinstance(versions[name], str) for name in ("bluesky", "torch", "langgraph", "python"))

@@ -14,7 +14,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-AGENT_PACKAGES = ["agent.cli", "agent.loop", "agent.operator", "agent.store", "agent.views", "agent.web"]
+AGENT_PACKAGES = [
+    "agent.cli",
+    "agent.loop",
+    "agent.operator",
+    "agent.provenance",
+    "agent.store",
+    "agent.views",
+    "agent.web",
+]
 
 
 @pytest.mark.parametrize("package", ["closedloop", "planners", "instruments", "simulators", *AGENT_PACKAGES])

@@ -17,6 +17,7 @@ from agent.loop.capacity import planner_room, proposals_wanted
 from agent.loop.context import LoopContext, proposal_setpoints
 from agent.loop.review import hold
 from agent.loop.state import LoopState
+from agent.provenance.lineage import note_proposals
 from closedloop.errors import PlannerError, PointsExhaustedError
 from closedloop.records import Proposal, ProposalStatus, Verdict
 from planners import Explains, KnowsPosition
@@ -65,6 +66,7 @@ def propose(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
                 store.log("decision", f"{answer.verdict.value} after a planner failure, by {answer.by}")
                 return {"iteration": iteration, "proposal_ids": [], "verdict": answer.verdict.value}
     store.add_proposals(waiting, taken={seq: p.id for (seq, _), p in zip(queued, waiting, strict=False)})
+    note_proposals(ctx, waiting)
     from_queue = f", {len(queued)} queued by an operator" if queued else ""
     store.log("propose", f"iteration {iteration}: {len(waiting)} proposal(s){from_queue}")
     for proposal in waiting:

@@ -17,6 +17,7 @@ from langgraph.types import interrupt
 from agent.loop.context import LoopContext
 from agent.loop.review import checkpoint_id, checkpoint_info, policy_asks, read_answer, shown_predictions
 from agent.loop.state import LoopState
+from agent.provenance.lineage import record_predictions
 from closedloop.errors import SafetyError
 from closedloop.records import Decision, ObservationStatus, Proposal, ProposalStatus, Verdict
 from instruments.safety import check_edit
@@ -36,6 +37,7 @@ def review(state: LoopState, runtime: Runtime[LoopContext]) -> LoopState:
         why, predictions = asked["reason"], shown_predictions(asked["proposals"])
     else:
         predictions = ctx.predictions(proposals)
+        record_predictions(store, proposals, predictions)
         last = ctx.tally.last_observation
         why = policy_asks(
             spec,
