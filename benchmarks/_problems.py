@@ -200,7 +200,7 @@ def grid_hypervolume(n: int = 1001) -> float:
 
 def feasible_optimum(n: int = 1501) -> tuple[dict[str, float], float]:
     """Recompute the ``branin_disk`` feasible optimum: the best point of an ``n x n`` grid, refined by SLSQP."""
-    from scipy.optimize import minimize
+    from scipy.optimize import minimize  # type: ignore[import-untyped]
 
     lo, hi = np.array([-5.0, 0.0]), np.array([10.0, 15.0])
     g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n))

@@ -37,6 +37,7 @@ def choose_plan(spec: SessionSpec, allowed: set[str]) -> str:
     assert qs is not None
     group = f"user group '{qs.user_group}'"
     scanning = spec.plan.bundled == "scan"
+    choices: tuple[tuple[str, set[str]], ...]
     if scanning:
         choices = ((CLOSEDLOOP_SCAN, {CLOSEDLOOP_SCAN}), ("scan", {"scan"}))
     else:

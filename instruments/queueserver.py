@@ -59,7 +59,7 @@ class QueueServerExecutor:
     """
 
     def __init__(self, spec: SessionSpec, session_id: str) -> None:
-        qs = spec.instrument.queueserver
+        qs = spec.one_instrument().queueserver
         if qs is None:
             raise InstrumentError("instrument.queueserver: the session names no queueserver")
         self.spec = spec

@@ -23,11 +23,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlparse
 
 import numpy as np
-from event_model import unpack_event_page
+from event_model import EventPage, unpack_event_page
 
 from closedloop.errors import InstrumentError
 
@@ -75,7 +75,7 @@ class RunDocuments:
             elif name == "event":
                 events.append(doc)
             elif name == "event_page":
-                events.extend(unpack_event_page(doc))
+                events.extend(unpack_event_page(cast(EventPage, doc)))  # a page as the RunEngine emitted it
             elif name == "stream_resource":
                 self._resources[doc["uid"]] = doc
             elif name == "stream_datum":

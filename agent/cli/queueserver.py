@@ -26,7 +26,8 @@ from typing import Annotated
 
 import typer
 
-from closedloop.errors import InstrumentError
+from agent.cli.exits import fail
+from closedloop.errors import ExitCode, InstrumentError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A local bluesky-queueserver for closedloop.")
 
@@ -191,9 +192,9 @@ class LocalQueueServer:
                 raise InstrumentError(f"queueserver: the {role} port {port} is in use", "choose another port")
         try:
             if self._redis is None:
-                port = self.addresses.redis.rpartition(":")[2]
+                redis_port = self.addresses.redis.rpartition(":")[2]
                 self._spawn(
-                    "redis", ["redis-server", "--port", port, "--bind", HOST, "--save", "", "--appendonly", "no"]
+                    "redis", ["redis-server", "--port", redis_port, "--bind", HOST, "--save", "", "--appendonly", "no"]
                 )
             self._wait_for_redis()
             proxy = [_program("bluesky-0MQ-proxy"), "--in-address", self.addresses.publish]
@@ -348,11 +349,9 @@ def start(
     Exit codes: 0 after Ctrl-C (or SIGTERM), 1 when a process fails to start or exits, 2 for a bad --startup-dir.
     """
     if startup_dir is not None and not (startup_dir / "user_group_permissions.yaml").is_file():
-        typer.echo(f"error: --startup-dir: {startup_dir} has no user_group_permissions.yaml", err=True)
-        raise typer.Exit(2)
+        raise fail(f"--startup-dir: {startup_dir} has no user_group_permissions.yaml", ExitCode.BAD_INPUT)
     if stock_profile and startup_dir is not None:
-        typer.echo("error: --stock-profile: give it or --startup-dir, not both", err=True)
-        raise typer.Exit(2)
+        raise fail("--stock-profile: give it or --startup-dir, not both", ExitCode.BAD_INPUT)
     chosen: Path | str | None = "stock" if stock_profile else startup_dir
     server = LocalQueueServer(chosen, redis, control_port, info_port, proxy_in_port, proxy_out_port, noise)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -360,8 +359,7 @@ def start(
         try:
             addresses = server.start()
         except InstrumentError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+            raise fail(str(exc), exc.exit_code) from None
         pids = {name: process.pid for name, process in server.processes.items()}
         if as_json:
             typer.echo(json.dumps({**asdict(addresses), "pids": pids}), nl=True)
@@ -374,8 +372,7 @@ def start(
         sys.stdout.flush()
         while all(process.poll() is None for process in server.processes.values()):
             time.sleep(0.5)
-        typer.echo("error: a queueserver process exited; stopping the others", err=True)
-        raise typer.Exit(1)
+        raise fail("a queueserver process exited; stopping the others", ExitCode.FAILED)
     except KeyboardInterrupt:
         pass
     finally:

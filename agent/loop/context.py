@@ -100,7 +100,7 @@ class LoopContext:
     runs: Path
     tally: Tally
     on_observation: Callable[[Observation], None] = lambda observation: None
-    emit: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
+    emit: Callable[[str, dict[str, Any]], object] = lambda kind, data: None
     issued: dict[str, int] = field(default_factory=dict)
     requests: Requests = field(default_factory=Requests)
     reach: dict[str, Any] = field(default_factory=dict)

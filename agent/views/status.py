@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.store import (
-    SESSION_FILE,
-    STORE_FILE,
-    STORE_RECORD,
+    SessionFolder,
     SqlStore,
     open_remote,
     open_store,
@@ -155,17 +153,18 @@ def session_store(folder: Path) -> SqlStore:
     Raises:
         SessionError: the folder holds no session, or its store is damaged.
     """
-    if not (folder / STORE_FILE).exists() and not (folder / STORE_RECORD).exists():
+    if not SessionFolder(folder).has_store:
         raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
     return open_store(folder, new=False)
 
 
 def folder_spec(folder: Path, store: SqlStore) -> SessionSpec:
     """The spec of the session in ``folder`` (its store open), read without importing its planner or instrument."""
-    if not (folder / SESSION_FILE).exists() and (folder / STORE_RECORD).exists():
+    where = SessionFolder(folder)
+    if not where.session_file.exists() and where.in_postgres:
         return recorded_spec(store)  # a folder attached to a session kept in PostgreSQL
     with imports_unchecked():  # the planner or the instrument's packages may not be on this host
-        return load_spec(folder / SESSION_FILE)
+        return load_spec(where.session_file)
 
 
 def summarize_store(folder: Path, spec: SessionSpec, store: SqlStore) -> dict[str, Any]:

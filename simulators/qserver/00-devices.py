@@ -16,6 +16,7 @@ interrupt a run while it moves).
 
 import json
 import os
+from typing import Any
 
 from bluesky import RunEngine
 from bluesky.callbacks.zmq import Publisher
@@ -43,7 +44,7 @@ if _publish_to:
     RE.subscribe(Publisher(_publish_to, serializer=_to_json))
 
 _noise = float(os.environ.get("CLOSEDLOOP_QSERVER_NOISE", "10.0"))
-_quiet = {"width_noise": 0.0, "heat_noise": 0.0} if _noise == 0 else {}
+_quiet: dict[str, Any] = {"width_noise": 0.0, "heat_noise": 0.0} if _noise == 0 else {}
 _exposure = float(os.environ.get("CLOSEDLOOP_QSERVER_EXPOSURE", "0"))
 _devices = beamline(noise=_noise, exposure=_exposure, **_quiet)
 with init_devices():
