@@ -50,6 +50,7 @@ import numpy as np
 from gest_api.vocs import VOCS
 
 from benchmarks._engineering import ENGINEERING, engineering_problem
+from benchmarks._multiobjective import MULTI_OBJECTIVE, multi_objective_problem
 from benchmarks._problem import Problem, hypervolume_2d
 from simulators.physics import (
     BEAMLINE_BOUNDS,
@@ -345,6 +346,7 @@ def build_problems() -> dict[str, Problem]:
     problems += [peak_problem(*peak) for peak in PEAKS]
 
     problems += [engineering_problem(name) for name in ENGINEERING]
+    problems += [multi_objective_problem(name) for name in MULTI_OBJECTIVE]
     return {p.name: p for p in problems}
 
 

@@ -13,8 +13,6 @@ import torch
 from botorch.acquisition import AcquisitionFunction, LogExpectedImprovement, qLogNoisyExpectedImprovement
 from botorch.acquisition.analytic import LogConstrainedExpectedImprovement, LogProbabilityOfFeasibility
 from botorch.acquisition.logei import qLogExpectedImprovement, qLogProbabilityOfFeasibility
-from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
-from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.models.model import Model
 from botorch.optim import optimize_acqf, optimize_acqf_mixed
@@ -44,6 +42,7 @@ from planners._fitting import (
     stands_out,
     stood_out,
 )
+from planners._multiobjective import hypervolume_improvement, takes_as_exact
 from planners._recovery import SPACE_FILLING, STEPS, check_finite, failure_kind, more_jitter
 from planners._travel import Travelling, per_variable
 from planners.options import (
@@ -66,6 +65,7 @@ ACQUISITION_NAMES = {
     "qLogExpectedImprovement": "qLogEI",
     "LogConstrainedExpectedImprovement": "constrained LogEI",
     "qLogNoisyExpectedHypervolumeImprovement": "qLogNEHVI",
+    "qLogExpectedHypervolumeImprovement": "qLogEHVI",
     "qLogProbabilityOfFeasibility": "probability of feasibility",
     "LogProbabilityOfFeasibility": "analytic probability of feasibility",
     "UpperConfidenceBound": "UCB, believing the points in flight",
@@ -479,15 +479,9 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             )
         if m > 1:
             ref_point = self.reference_point if self.reference_point is not None else infer_reference_point(Y)
-            return qLogNoisyExpectedHypervolumeImprovement(
-                model,
-                sampler=self._sampler(),
-                ref_point=ref_point,
-                X_baseline=X,
-                objective=IdentityMCMultiOutputObjective(outcomes=list(range(m))),
-                constraints=constraints or None,
-                X_pending=pending,
-                prune_baseline=True,
+            exact = self.acquisition == "auto" and takes_as_exact(model)
+            return hypervolume_improvement(
+                model, X, Y, ref_point, self._sampler(), constraints=constraints, X_pending=pending, exact=exact
             )
         if constraints and q == 1 and pending is None:
             if self.acquisition == "logei":
