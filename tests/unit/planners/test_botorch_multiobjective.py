@@ -1,4 +1,4 @@
-"""BoTorchPlanner with two objectives: qLogNEHVI, the reference point, and the observed Pareto front."""
+"""BoTorchPlanner with two objectives: qLogEHVI or qLogNEHVI, the reference point, and the observed Pareto front."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from gest_api.vocs import VOCS
 
-import planners.bayes as bayes
+import planners._multiobjective as multiobjective
 from planners import BoTorchPlanner
 
 MO = VOCS(variables={"x1": [0.0, 1.0], "x2": [0.0, 1.0]}, objectives={"f1": "MINIMIZE", "f2": "MAXIMIZE"})
@@ -20,15 +20,16 @@ def evaluate(points: list[dict]) -> list[dict]:
 
 @pytest.fixture
 def ref_points(monkeypatch) -> list[torch.Tensor]:
-    """Record the reference point each qLogNEHVI is built with."""
+    """Record the reference point each qLogEHVI or qLogNEHVI is built with."""
     seen: list[torch.Tensor] = []
+    for name in ("qLogNoisyExpectedHypervolumeImprovement", "qLogExpectedHypervolumeImprovement"):
+        cls = getattr(multiobjective, name)
 
-    class Spy(bayes.qLogNoisyExpectedHypervolumeImprovement):
-        def __init__(self, *args, ref_point, **kwargs):
+        def init(self, *args, ref_point, _cls=cls, **kwargs):
             seen.append(torch.as_tensor(ref_point).clone())
-            super().__init__(*args, ref_point=ref_point, **kwargs)
+            _cls.__init__(self, *args, ref_point=ref_point, **kwargs)
 
-    monkeypatch.setattr(bayes, "qLogNoisyExpectedHypervolumeImprovement", Spy)
+        monkeypatch.setattr(multiobjective, name, type(name, (cls,), {"__init__": init}))
     return seen
 
 
