@@ -32,8 +32,12 @@ height 1000 counts on a background of 20, measured with additive Gaussian noise;
 Two constrained design problems from the engineering literature, ``spring`` and ``welded_beam``, BoTorch's test
 functions on the unit cube (:mod:`benchmarks._engineering`).
 
+Four multi-objective problems, ``zdt1``, ``zdt2`` (two objectives, convex and concave fronts), ``dtlz2`` and
+``vehicle_safety`` (three objectives), BoTorch's test functions with their published reference points and largest
+hypervolumes (:mod:`benchmarks._multiobjective`).
+
 "Within 1 %" of the optimum means a true value within ``hit_tolerance = 0.01 * |f*|`` of f*, or, when f* is
-zero, within 1 % of the range of f over the domain; for the two-objective problem, a hypervolume of at least
+zero, within 1 % of the range of f over the domain; for the multi-objective problems, a hypervolume of at least
 99 % of the bound.
 """
 

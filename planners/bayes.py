@@ -150,8 +150,13 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
       there: faster still, but on constrained Branin, whose optimum lies on the constraint's boundary, it stops
       short of it. Over 10 seeds, median and worst regret: analytic 3.5e-4 and 0.0865 (it was the default until
       that measurement), ``qLogExpectedImprovement`` 1.8e-4 and 2.7e-4, qLogNEI throughout 4.8e-5 and 1.4e-4;
-    - two or more objectives: ``qLogNoisyExpectedHypervolumeImprovement`` against ``reference_point`` or,
-      without it, the nadir of the observed objectives less 10% of their range.
+    - two or more objectives: log hypervolume improvement against ``reference_point`` or, without it, the nadir of
+      the observed objectives less 10% of their range (:mod:`planners._multiobjective`). With the default
+      ``acquisition="auto"``, one point with nothing pending, no constraints, on data the GP fits with little noise
+      (:func:`~planners._multiobjective.takes_as_exact`): ``qLogExpectedHypervolumeImprovement`` over the observed
+      front; otherwise, and with ``acquisition="qlognei"``, ``qLogNoisyExpectedHypervolumeImprovement`` (a box
+      decomposition per posterior sample: with three objectives, most of a proposal's time; see the docs'
+      multi-objective benchmark).
 
     All the outcomes (objectives, then constraint outputs) are modelled by one batched multi-output GP: an
     independent GP per outcome, all fitted and evaluated together in one batch.

@@ -81,5 +81,5 @@ SEEDED = [
 def test_the_default_planners_seeded_proposals_on_two_objectives_do_not_move():
     planner = BoTorchPlanner(ZDT, seed=0, n_initial=6, reference_point=REFERENCE)
     points = run(planner, 5)
-    got = [[p[v] for v in ZDT.variable_names] for p in points[6:]]
-    assert got == pytest.approx(SEEDED, abs=1e-3)
+    got = [p[v] for p in points[6:] for v in ZDT.variable_names]
+    assert got == pytest.approx([x for row in SEEDED for x in row], abs=1e-3)
