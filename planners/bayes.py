@@ -42,7 +42,7 @@ from planners._fitting import (
     stands_out,
     stood_out,
 )
-from planners._multiobjective import hypervolume_improvement, takes_as_exact
+from planners._multiobjective import hypervolume_improvement
 from planners._recovery import SPACE_FILLING, STEPS, check_finite, failure_kind, more_jitter
 from planners._travel import Travelling, per_variable
 from planners.options import (
@@ -65,7 +65,6 @@ ACQUISITION_NAMES = {
     "qLogExpectedImprovement": "qLogEI",
     "LogConstrainedExpectedImprovement": "constrained LogEI",
     "qLogNoisyExpectedHypervolumeImprovement": "qLogNEHVI",
-    "qLogExpectedHypervolumeImprovement": "qLogEHVI",
     "qLogProbabilityOfFeasibility": "probability of feasibility",
     "LogProbabilityOfFeasibility": "analytic probability of feasibility",
     "UpperConfidenceBound": "UCB, believing the points in flight",
@@ -150,13 +149,9 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
       there: faster still, but on constrained Branin, whose optimum lies on the constraint's boundary, it stops
       short of it. Over 10 seeds, median and worst regret: analytic 3.5e-4 and 0.0865 (it was the default until
       that measurement), ``qLogExpectedImprovement`` 1.8e-4 and 2.7e-4, qLogNEI throughout 4.8e-5 and 1.4e-4;
-    - two or more objectives: log hypervolume improvement against ``reference_point`` or, without it, the nadir of
-      the observed objectives less 10% of their range (:mod:`planners._multiobjective`). With the default
-      ``acquisition="auto"``, one point with nothing pending, no constraints, on data the GP fits with little noise
-      (:func:`~planners._multiobjective.takes_as_exact`): ``qLogExpectedHypervolumeImprovement`` over the observed
-      front; otherwise, and with ``acquisition="qlognei"``, ``qLogNoisyExpectedHypervolumeImprovement`` (a box
-      decomposition per posterior sample: with three objectives, most of a proposal's time; see the docs'
-      multi-objective benchmark).
+    - two or more objectives: ``qLogNoisyExpectedHypervolumeImprovement`` against ``reference_point`` or, without
+      it, the nadir of the observed objectives less 10% of their range (:mod:`planners._multiobjective` says why
+      the noisy form even on noiseless data).
 
     All the outcomes (objectives, then constraint outputs) are modelled by one batched multi-output GP: an
     independent GP per outcome, all fitted and evaluated together in one batch.
@@ -484,9 +479,8 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             )
         if m > 1:
             ref_point = self.reference_point if self.reference_point is not None else infer_reference_point(Y)
-            exact = self.acquisition == "auto" and takes_as_exact(model)
             return hypervolume_improvement(
-                model, X, Y, ref_point, self._sampler(), constraints=constraints, X_pending=pending, exact=exact
+                model, X, Y, ref_point, self._sampler(), constraints=constraints, X_pending=pending
             )
         if constraints and q == 1 and pending is None:
             if self.acquisition == "logei":
