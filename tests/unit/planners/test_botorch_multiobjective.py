@@ -1,4 +1,4 @@
-"""BoTorchPlanner with two objectives: qLogEHVI or qLogNEHVI, the reference point, and the observed Pareto front."""
+"""BoTorchPlanner with two objectives: qLogNEHVI, the reference point, and the observed Pareto front."""
 
 from __future__ import annotations
 
@@ -20,16 +20,15 @@ def evaluate(points: list[dict]) -> list[dict]:
 
 @pytest.fixture
 def ref_points(monkeypatch) -> list[torch.Tensor]:
-    """Record the reference point each qLogEHVI or qLogNEHVI is built with."""
+    """Record the reference point each qLogNEHVI is built with."""
     seen: list[torch.Tensor] = []
-    for name in ("qLogNoisyExpectedHypervolumeImprovement", "qLogExpectedHypervolumeImprovement"):
-        cls = getattr(multiobjective, name)
 
-        def init(self, *args, ref_point, _cls=cls, **kwargs):
+    class Spy(multiobjective.qLogNoisyExpectedHypervolumeImprovement):
+        def __init__(self, *args, ref_point, **kwargs):
             seen.append(torch.as_tensor(ref_point).clone())
-            _cls.__init__(self, *args, ref_point=ref_point, **kwargs)
+            super().__init__(*args, ref_point=ref_point, **kwargs)
 
-        monkeypatch.setattr(multiobjective, name, type(name, (cls,), {"__init__": init}))
+    monkeypatch.setattr(multiobjective, "qLogNoisyExpectedHypervolumeImprovement", Spy)
     return seen
 
 
