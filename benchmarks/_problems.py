@@ -32,8 +32,12 @@ height 1000 counts on a background of 20, measured with additive Gaussian noise;
 Two constrained design problems from the engineering literature, ``spring`` and ``welded_beam``, BoTorch's test
 functions on the unit cube (:mod:`benchmarks._engineering`).
 
+Four multi-objective problems, ``zdt1``, ``zdt2`` (two objectives, convex and concave fronts), ``dtlz2`` and
+``vehicle_safety`` (three objectives), BoTorch's test functions with their published reference points and largest
+hypervolumes (:mod:`benchmarks._multiobjective`).
+
 "Within 1 %" of the optimum means a true value within ``hit_tolerance = 0.01 * |f*|`` of f*, or, when f* is
-zero, within 1 % of the range of f over the domain; for the two-objective problem, a hypervolume of at least
+zero, within 1 % of the range of f over the domain; for the multi-objective problems, a hypervolume of at least
 99 % of the bound.
 """
 
@@ -50,6 +54,7 @@ import numpy as np
 from gest_api.vocs import VOCS
 
 from benchmarks._engineering import ENGINEERING, engineering_problem
+from benchmarks._multiobjective import MULTI_OBJECTIVE, multi_objective_problem
 from benchmarks._problem import Problem, hypervolume_2d
 from simulators.physics import (
     BEAMLINE_BOUNDS,
@@ -345,6 +350,7 @@ def build_problems() -> dict[str, Problem]:
     problems += [peak_problem(*peak) for peak in PEAKS]
 
     problems += [engineering_problem(name) for name in ENGINEERING]
+    problems += [multi_objective_problem(name) for name in MULTI_OBJECTIVE]
     return {p.name: p for p in problems}
 
 

@@ -13,8 +13,6 @@ import torch
 from botorch.acquisition import AcquisitionFunction, LogExpectedImprovement, qLogNoisyExpectedImprovement
 from botorch.acquisition.analytic import LogConstrainedExpectedImprovement, LogProbabilityOfFeasibility
 from botorch.acquisition.logei import qLogExpectedImprovement, qLogProbabilityOfFeasibility
-from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
-from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.models.model import Model
 from botorch.optim import optimize_acqf, optimize_acqf_mixed
@@ -45,6 +43,7 @@ from planners._fitting import (
     stood_out,
 )
 from planners._large import model_subset, violations
+from planners._multiobjective import hypervolume_improvement
 from planners._recovery import SPACE_FILLING, STEPS, check_finite, failure_kind, more_jitter
 from planners._travel import Travelling, per_variable
 from planners.options import (
@@ -158,8 +157,9 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
       there: faster still, but on constrained Branin, whose optimum lies on the constraint's boundary, it stops
       short of it. Over 10 seeds, median and worst regret: analytic 3.5e-4 and 0.0865 (it was the default until
       that measurement), ``qLogExpectedImprovement`` 1.8e-4 and 2.7e-4, qLogNEI throughout 4.8e-5 and 1.4e-4;
-    - two or more objectives: ``qLogNoisyExpectedHypervolumeImprovement`` against ``reference_point`` or,
-      without it, the nadir of the observed objectives less 10% of their range.
+    - two or more objectives: ``qLogNoisyExpectedHypervolumeImprovement`` against ``reference_point`` or, without
+      it, the nadir of the observed objectives less 10% of their range (:mod:`planners._multiobjective` says why
+      the noisy form even on noiseless data).
 
     All the outcomes (objectives, then constraint outputs) are modelled by one batched multi-output GP: an
     independent GP per outcome, all fitted and evaluated together in one batch.
@@ -500,15 +500,8 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             )
         if m > 1:
             ref_point = self.reference_point if self.reference_point is not None else infer_reference_point(Y)
-            return qLogNoisyExpectedHypervolumeImprovement(
-                model,
-                sampler=self._sampler(),
-                ref_point=ref_point,
-                X_baseline=X,
-                objective=IdentityMCMultiOutputObjective(outcomes=list(range(m))),
-                constraints=constraints or None,
-                X_pending=pending,
-                prune_baseline=True,
+            return hypervolume_improvement(
+                model, X, Y, ref_point, self._sampler(), constraints=constraints, X_pending=pending
             )
         if constraints and q == 1 and pending is None:
             if self.acquisition == "logei":
