@@ -25,7 +25,7 @@ from rich.table import Table
 from agent.folder import holds_session
 from agent.launch import Made, resume_through_channel, slug, start_detached, take_lock
 from agent.numbers import folder_units, units_of
-from agent.status import SESSION_FILE, STORE_FILE, SessionState, summarize, summary, waiting_text
+from agent.status import SESSION_FILE, STORE_FILE, SessionState, recoveries_text, summarize, summary, waiting_text
 from agent.stores import STORE_RECORD, publish_control
 from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SafetyError, SessionError, SpecError
 from closedloop.plugins import imports_unchecked
@@ -245,6 +245,8 @@ def _status_table(status: dict[str, Any], units: dict[str, str | None] | None = 
         rows.append(("pareto front", f"{len(status['pareto_front'])} point(s)"))
         for entry in status["pareto_front"]:
             rows.append(("", ", ".join(f"{k}={_fmt(v)}" for k, v in entry["values"].items())))
+    if recovered := recoveries_text(status.get("planner_recoveries")):
+        rows.append(("planner", recovered))
     if status.get("error"):
         rows.append(("error", status["error"]))
     for row in rows:

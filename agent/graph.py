@@ -95,7 +95,7 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
         attempts, answered = 0, 0
         while attempts < PLANNER_ATTEMPTS:
             proposals, batch, told = [], {}, False
-            for point in ctx.planner.suggest(count):
+            for point in ctx.suggest(count):
                 planner_id = point.get("_id") if isinstance(point, dict) else None
                 try:
                     setpoints = proposal_setpoints(spec, point)
