@@ -136,8 +136,12 @@ def test_while_nothing_is_feasible_the_planner_searches_for_feasibility_and_says
     planner.ingest(results)
     (point,) = planner.suggest(1)
     assert planner.why(point["_id"]) == (
-        "searching for feasibility: probability of feasibility, constraints on a log scale"
+        "searching for feasibility: expected reduction of the total violation, constraints on a log scale"
     )
+    logp = BoTorchPlanner(SPRING, seed=3, n_initial=10, feasibility_search="log-probability")
+    logp.ingest(results)
+    (point,) = logp.suggest(1)
+    assert logp.why(point["_id"]) == "searching for feasibility: probability of feasibility, constraints on a log scale"
     measured = BoTorchPlanner(SPRING, seed=3, n_initial=10, feasibility_search="probability")
     measured.ingest(results)
     (point,) = measured.suggest(1)
