@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction, LogExpectedImprovement, qLogNoisyExpectedImprovement
 from botorch.acquisition.analytic import LogConstrainedExpectedImprovement, LogProbabilityOfFeasibility
-from botorch.acquisition.logei import qLogExpectedImprovement, qLogProbabilityOfFeasibility
+from botorch.acquisition.logei import qLogProbabilityOfFeasibility
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
 from botorch.acquisition.objective import GenericMCObjective
@@ -148,12 +148,12 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
       seeds with no feasible point after 40 experiments (see ``benchmarks/feasibility.py``);
     - one objective with constraints: ``qLogNoisyExpectedImprovement`` with the constraints as BoTorch outcome
       constraints. With the default ``acquisition="auto"``, one point with nothing pending on data the GP fits as
-      noiseless (noise variance below :data:`~planners._fitting.NOISELESS_BELOW`) uses ``qLogExpectedImprovement``
-      against the best feasible observed value instead (no joint posterior over the observed points: about
-      two thirds of the time). ``acquisition="logei"`` uses the analytic ``LogConstrainedExpectedImprovement``
-      there: faster still, but on constrained Branin, whose optimum lies on the constraint's boundary, it stops
-      short of it. Over 10 seeds, median and worst regret: analytic 3.5e-4 and 0.0865 (it was the default until
-      that measurement), ``qLogExpectedImprovement`` 1.8e-4 and 2.7e-4, qLogNEI throughout 4.8e-5 and 1.4e-4;
+      noiseless (noise variance below :data:`~planners._fitting.NOISELESS_BELOW`) uses the analytic
+      ``LogConstrainedExpectedImprovement`` against the best feasible observed value instead (``acquisition="logei"``
+      uses it whatever the noise). It once stalled short of an optimum on a constraint's boundary (constrained
+      Branin); one optimizer restart at the best feasible observation (below) cured that, and on ``gramacy`` it
+      ends far nearer the optimum than the quasi-MC ``qLogExpectedImprovement`` that replaced it for a while
+      (``docs/benchmarks/constrained.md``);
     - two or more objectives: ``qLogNoisyExpectedHypervolumeImprovement`` against ``reference_point`` or,
       without it, the nadir of the observed objectives less 10% of their range.
 
@@ -494,23 +494,15 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
                 prune_baseline=True,
             )
         if constraints and q == 1 and pending is None:
-            if self.acquisition == "logei":
+            if self.acquisition == "logei" or (self.acquisition == "auto" and noiseless(model)):
+                # the incumbent is known exactly: analytic, no joint posterior over the observed points; with one
+                # restart at the best feasible observation it closes in on an optimum on a constraint's boundary
+                # (see docs/benchmarks/constrained.md)
                 return LogConstrainedExpectedImprovement(
                     model,
                     best_f=self._best_feasible(),
                     objective_index=0,
                     constraints=constraint_bounds(self.vocs, m),
-                )
-            if self.acquisition == "auto" and noiseless(model):
-                # the incumbent is known exactly: no joint posterior over the observed points needed, so about two
-                # thirds of qLogNEI's time; quasi-MC with BoTorch's smoothed feasibility, which (unlike the analytic
-                # constrained LogEI) keeps closing in on an optimum on the constraint's boundary
-                return qLogExpectedImprovement(
-                    model,
-                    best_f=self._best_feasible(),
-                    sampler=self._sampler(),
-                    objective=GenericMCObjective(first_output),
-                    constraints=constraints,
                 )
         if constraints:
             return qLogNoisyExpectedImprovement(

@@ -65,7 +65,8 @@ class BoTorchOptions(PlannerOptions):
     n_initial: int = Field(5, ge=1, description="Sobol design points; the GP takes over once all but one have results")
     acquisition: Acquisition = Field(
         "auto",
-        description="auto (qLogNEI; with constraints, qLogEI for one point on noiseless data), qlognei, logei "
+        description="auto (qLogNEI; with constraints, analytic constrained LogEI for one point on noiseless data), "
+        "qlognei, logei "
         "(analytic LogEI, constrained LogEI with constraints, against the best feasible observation, one point), "
         "logei-mean (LogEI against the best posterior mean)",
     )
