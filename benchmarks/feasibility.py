@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--until-feasible", action="store_true", help="stop each run at its first feasible point (feasibility only)"
     )
+    parser.add_argument("--each", action="store_true", help="also print each run as it ends")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -100,7 +101,16 @@ def main(argv: list[str] | None = None) -> int:
         problem = PROBLEMS[problem_name]
         for spec in parse_planner_specs(args.contenders):
             try:
-                runs = [run(spec, problem, seed, args.initial, args.budget, args.until_feasible) for seed in seeds]
+                runs = []
+                for seed in seeds:
+                    runs.append(run(spec, problem, seed, args.initial, args.budget, args.until_feasible))
+                    if args.each:
+                        r = runs[-1]
+                        print(
+                            f"    {problem_name} {spec.label} seed {seed}: first feasible {r['first_feasible']}, "
+                            f"regret {r['regret']:.3g}, {r['seconds']:.0f} s",
+                            flush=True,
+                        )
             except PeerUnavailable as exc:
                 print(f"| {problem_name} | {spec.label} | skipped: {exc} |")
                 continue
