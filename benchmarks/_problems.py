@@ -29,8 +29,8 @@ height 1000 counts on a background of 20, measured with additive Gaussian noise;
 - ``spot5``: 5-D round spot, width 0.45, noise sd 20.
 - ``spot6_tilted``: 6-D elongated spot, widths 0.35 to 0.6 along tilted axes, noise sd 10.
 
-Two constrained design problems from the engineering literature, ``spring`` and ``welded_beam``, BoTorch's test
-functions on the unit cube (:mod:`benchmarks._engineering`).
+Five constrained problems from the literature's standard families, ``spring``, ``welded_beam``, ``gramacy``,
+``pressure_vessel`` and ``hartmann6_ball``, BoTorch's test functions on the unit cube (:mod:`benchmarks._engineering`).
 
 Four multi-objective problems, ``zdt1``, ``zdt2`` (two objectives, convex and concave fronts), ``dtlz2`` and
 ``vehicle_safety`` (three objectives), BoTorch's test functions with their published reference points and largest

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction, LogExpectedImprovement, qLogNoisyExpectedImprovement
 from botorch.acquisition.analytic import LogConstrainedExpectedImprovement, LogProbabilityOfFeasibility
-from botorch.acquisition.logei import qLogExpectedImprovement, qLogProbabilityOfFeasibility
+from botorch.acquisition.logei import qLogProbabilityOfFeasibility
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.models.model import Model
 from botorch.optim import optimize_acqf, optimize_acqf_mixed
@@ -32,7 +32,7 @@ from planners._acquisition import (
     parse_reference_point,
 )
 from planners._base import near_any
-from planners._feasibility import log_violations, violation_constraints
+from planners._feasibility import log_violations, violation_acquisition
 from planners._fitting import (
     ScheduledFitting,
     expected_warnings_logged,
@@ -68,6 +68,7 @@ ACQUISITION_NAMES = {
     "qLogNoisyExpectedHypervolumeImprovement": "qLogNEHVI",
     "qLogProbabilityOfFeasibility": "probability of feasibility",
     "LogProbabilityOfFeasibility": "analytic probability of feasibility",
+    "qLogExpectedLessViolation": "expected reduction of the total violation",
     "UpperConfidenceBound": "UCB, believing the points in flight",
 }
 
@@ -145,18 +146,21 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
       ``pending="believe"``, one point with points in flight, once a reading stood out: UCB on the GP told its own
       mean there (:func:`~planners._acquisition.believed_ucb`);
     - while no ok observation is feasible, the search for feasibility (``feasibility_search``, said in ``why``): by
-      default ``qLogProbabilityOfFeasibility`` on a GP of the constraints alone, each as its violation on a log scale
-      (:mod:`planners._feasibility`); ``probability`` is the same acquisition on the GP of every outcome as measured,
-      which on the spring problem, whose constraint outputs span many orders of magnitude, left half the seeds with
-      no feasible point after 40 experiments (see ``benchmarks/feasibility.py``);
+      default the expected reduction of the total violation
+      (:class:`~planners._feasibility.qLogExpectedLessViolation`) on a GP of the constraints alone, each as its
+      violation on a log scale (:mod:`planners._feasibility`); ``log-probability`` is
+      ``qLogProbabilityOfFeasibility`` on that GP, which is tiny everywhere while the GP is sure of violations it
+      extrapolates (the welded beam's seed 5); ``probability`` is that acquisition on the GP of every outcome as
+      measured, which on the spring problem, whose constraint outputs span many orders of magnitude, left half the
+      seeds with no feasible point after 40 experiments (see ``benchmarks/feasibility.py``);
     - one objective with constraints: ``qLogNoisyExpectedImprovement`` with the constraints as BoTorch outcome
       constraints. With the default ``acquisition="auto"``, one point with nothing pending on data the GP fits as
-      noiseless (noise variance below :data:`~planners._fitting.NOISELESS_BELOW`) uses ``qLogExpectedImprovement``
-      against the best feasible observed value instead (no joint posterior over the observed points: about
-      two thirds of the time). ``acquisition="logei"`` uses the analytic ``LogConstrainedExpectedImprovement``
-      there: faster still, but on constrained Branin, whose optimum lies on the constraint's boundary, it stops
-      short of it. Over 10 seeds, median and worst regret: analytic 3.5e-4 and 0.0865 (it was the default until
-      that measurement), ``qLogExpectedImprovement`` 1.8e-4 and 2.7e-4, qLogNEI throughout 4.8e-5 and 1.4e-4;
+      noiseless (noise variance below :data:`~planners._fitting.NOISELESS_BELOW`) uses the analytic
+      ``LogConstrainedExpectedImprovement`` against the best feasible observed value instead (``acquisition="logei"``
+      uses it whatever the noise). It once stalled short of an optimum on a constraint's boundary (constrained
+      Branin); one optimizer restart at the best feasible observation (below) cured that, and on ``gramacy`` it
+      ends far nearer the optimum than the quasi-MC ``qLogExpectedImprovement`` that replaced it for a while
+      (``docs/benchmarks/constrained.md``);
     - two or more objectives: ``qLogNoisyExpectedHypervolumeImprovement`` against ``reference_point`` or, without
       it, the nadir of the observed objectives less 10% of their range (:mod:`planners._multiobjective` says why
       the noisy form even on noiseless data).
@@ -504,23 +508,15 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
                 model, X, Y, ref_point, self._sampler(), constraints=constraints, X_pending=pending
             )
         if constraints and q == 1 and pending is None:
-            if self.acquisition == "logei":
+            if self.acquisition == "logei" or (self.acquisition == "auto" and noiseless(model)):
+                # the incumbent is known exactly: analytic, no joint posterior over the observed points; with one
+                # restart at the best feasible observation it closes in on an optimum on a constraint's boundary
+                # (see docs/benchmarks/constrained.md)
                 return LogConstrainedExpectedImprovement(
                     model,
                     best_f=self._best_feasible(),
                     objective_index=0,
                     constraints=constraint_bounds(self.vocs, m),
-                )
-            if self.acquisition == "auto" and noiseless(model):
-                # the incumbent is known exactly: no joint posterior over the observed points needed, so about two
-                # thirds of qLogNEI's time; quasi-MC with BoTorch's smoothed feasibility, which (unlike the analytic
-                # constrained LogEI) keeps closing in on an optimum on the constraint's boundary
-                return qLogExpectedImprovement(
-                    model,
-                    best_f=self._best_feasible(),
-                    sampler=self._sampler(),
-                    objective=GenericMCObjective(first_output),
-                    constraints=constraints,
                 )
         if constraints:
             return qLogNoisyExpectedImprovement(
@@ -599,9 +595,8 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             if step == "simpler acquisition":
                 chosen = self._simple_acquisition(model, Y, G)
             elif G is not None:
-                constraints = violation_constraints(G.shape[-1])
                 pending = X_pending if len(X_pending) else None
-                chosen = qLogProbabilityOfFeasibility(model, constraints, sampler=self._sampler(), X_pending=pending)
+                chosen = violation_acquisition(model, G, self.feasibility_search, self._sampler(), pending)
             else:
                 chosen = self._acquisition(model, X, Y, C, X_pending, q)
             acq = self._penalized(chosen)

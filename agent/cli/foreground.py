@@ -19,7 +19,7 @@ from rich.table import Table
 
 from agent.store import publish_control
 from agent.views import units_of
-from agent.views.status import SessionState, summary, waiting_text
+from agent.views.status import SessionState, recoveries_text, summary, waiting_text
 from closedloop.errors import ExitCode
 from closedloop.records import Observation
 
@@ -215,6 +215,8 @@ def status_table(status: dict[str, Any], units: dict[str, str | None] | None = N
         rows.append(("pareto front", f"{len(status['pareto_front'])} point(s)"))
         for entry in status["pareto_front"]:
             rows.append(("", ", ".join(f"{k}={_fmt(v)}" for k, v in entry["values"].items())))
+    if recovered := recoveries_text(status.get("planner_recoveries")):
+        rows.append(("planner", recovered))
     if status.get("error"):
         rows.append(("error", status["error"]))
     for row in rows:

@@ -211,6 +211,7 @@ def summary(
         "prior_observations": int((store.meta("prior") or {}).get("kept", 0)),  # a warm start's (agent.provenance)
         "instruments": instrument_states(spec, store, live=state in LIVE_STATES, held=held),
         "reach": store.meta("reach") or {},
+        "planner_recoveries": store.meta("planner_recoveries") or {},
         "waiting": waiting_info(waiting),
         "error": store.meta("error") or (NEVER_STARTED if state == "failed" and store.meta("state") == "new" else None),
     }
@@ -242,6 +243,19 @@ def waiting_text(waiting: dict[str, Any] | None, now: float | None = None) -> st
         return f"waiting for {what}"
     minutes = int(((now if now is not None else time.time()) - since.timestamp()) // 60)
     return f"waiting for {what} since {since.strftime('%H:%M:%S')} ({minutes} min)"
+
+
+def recoveries_text(recoveries: dict[str, dict[str, int]] | None) -> str:
+    """``recovered 2 numerical failures (restarts 1, space-filling 1; kinds: nan_gradient 2)``, what the planner did
+    about numerical failures, from a status's ``planner_recoveries`` (empty when there were none)."""
+    by_kind = (recoveries or {}).get("recoveries") or {}
+    by_step = (recoveries or {}).get("recovered_by") or {}
+    total = sum(by_kind.values())
+    if not total:
+        return ""
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items()) if v)
+    steps = ", ".join(f"{k} {v}" for k, v in sorted(by_step.items()) if v)
+    return f"recovered {total} numerical failure{'s' if total > 1 else ''} ({steps}; kinds: {kinds})"
 
 
 PLANNER_WAITS = "the planner makes one point at a time: it waits for a run to end"

@@ -99,7 +99,7 @@ def planner_proposals(ctx: LoopContext, iteration: int, count: int) -> list[Prop
     while attempts < PLANNER_ATTEMPTS:
         proposals, told = [], False
         batch: dict[tuple[Any, ...], int] = {}  # the keys of this batch's points (see SeenPoints.check)
-        for point in ctx.planner.suggest(count):
+        for point in ctx.suggest(count):
             planner_id = point.get("_id") if isinstance(point, dict) else None
             try:
                 setpoints = proposal_setpoints(spec, point)
