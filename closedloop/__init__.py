@@ -13,6 +13,7 @@ from closedloop.errors import (
 from closedloop.problem import ConstantSpec, ConstraintSpec, Direction, ObjectiveSpec, VariableSpec
 from closedloop.records import (
     Decision,
+    MissingValue,
     Observation,
     ObservationStatus,
     Proposal,
@@ -43,6 +44,7 @@ __all__ = [
     "FailureSpec",
     "InstrumentError",
     "InstrumentSpec",
+    "MissingValue",
     "ObjectiveSpec",
     "Observation",
     "ObservationStatus",
