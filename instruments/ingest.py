@@ -222,7 +222,8 @@ def _reduce(path: str, output: str, documents: Sequence[Document], field: str, m
         raise InstrumentError(f"reducer {path} failed: {type(exc).__name__}: {exc}") from None
     except (ValueError, ArithmeticError) as exc:  # the data do not give the value: the output is missing
         bounds = {"at_least": exc.at_least, "at_most": exc.at_most} if isinstance(exc, CensoredValue) else {}
-        reason = f"reducer {path} could not compute it: {exc}"
+        kind = "" if isinstance(exc, ValueError) else f"{type(exc).__name__}: "
+        reason = f"reducer {path} could not compute it: {kind}{exc}"
         raise _Missing(MissingValue(reason=reason, **bounds)) from None
     except Exception as exc:  # a reducer is user code: any other fault is this output's failure, with its name
         raise InstrumentError(f"reducer {path} failed: {type(exc).__name__}: {exc}") from None

@@ -101,7 +101,7 @@ def test_missing_constraint_output_is_an_ok_point_with_that_output_missing():
     results = evaluate(planner.suggest(4))
     del results[0]["c"]
     planner.ingest(results)
-    assert (planner.n_observed, planner.n_failed) == (4, 0)  # the objective was measured (see test_botorch_missing_outputs)
+    assert (planner.n_observed, planner.n_failed) == (4, 0)  # the objective was measured
     assert not planner.feasible(planner.results[0])
 
 
