@@ -68,7 +68,7 @@ NOISELESS_BELOW = 1e-6
 def fitted_noise(model: Model) -> Tensor | None:
     """A fitted GP's noise variance per outcome (standardized units), or None for a likelihood without one."""
     if isinstance(model, ModelListGP):
-        parts = [fitted_noise(m) for m in model.models]
+        parts = [fitted_noise(m) for m in model.models]  # type: ignore[arg-type]
         return None if any(p is None for p in parts) else torch.cat([p.reshape(-1) for p in parts if p is not None])
     noise = getattr(getattr(model, "likelihood", None), "noise", None)
     return None if noise is None else noise.detach()
@@ -116,7 +116,7 @@ AT_FLOOR = 1.5
 def lengthscales(model: Model) -> Tensor | None:
     """The fitted lengthscales, ``outputs x d`` (in the unit cube), or None for a kernel without them."""
     if isinstance(model, ModelListGP):
-        parts = [lengthscales(m) for m in model.models]
+        parts = [lengthscales(m) for m in model.models]  # type: ignore[arg-type]
         return None if any(p is None for p in parts) else torch.cat([p for p in parts if p is not None])
     kernel = getattr(model, "covar_module", None)
     lengthscale = getattr(getattr(kernel, "base_kernel", kernel), "lengthscale", None)
@@ -423,27 +423,25 @@ class ScheduledFitting(PlannerBase):
                 self.n_fits += 1
                 return model
             fitted = self._fit_hyperparameters(X, Y, C)
+            reused = False
         else:
             size = refit_size(n, self.always_refit_below, self.refit_growth)
             reused = self._fitted is not None and self._fitted[0] == size
-            if not reused:
+            if self._fitted is None or not reused:
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(self.seed + size)
                     self._fitted = (size, self._fit_hyperparameters(X[:size], Y[:size], C[:size]))
-            assert self._fitted is not None
             fitted = self._fitted[1]
-            model = self._conditioned(X, Y, C, fitted)
-            if model is None:  # fitted to data without a missing output, now with one: fit GPs per outcome to all
-                model = self._fit(X, Y, C)
-                self.n_fits += 1
-                self._fitted = (size, hyperparameters(model))
-                return model
+        conditioned = self._conditioned(X, Y, C, fitted)
+        if conditioned is not None:
             self.n_reuses += reused
-            return model
-        model = self._conditioned(X, Y, C, fitted)
-        if model is None:  # a subset of max_fit_points without a missing output, the data with one
-            model = self._fit(X, Y, C)
-            self.n_fits += 1
+            return conditioned
+        # hyperparameters fitted to data without a missing output (a batched GP), these data with one: one GP per
+        # outcome, fitted to all, and on the schedule reused as such
+        model = self._fit(X, Y, C)
+        self.n_fits += 1
+        if self._fitted is not None and self._fitted[1] is fitted:
+            self._fitted = (self._fitted[0], hyperparameters(model))
         return model
 
     def _fit_hyperparameters(self, X: Tensor, Y: Tensor, C: Tensor) -> dict[str, Tensor]:
