@@ -18,7 +18,8 @@ plan) it submits a zero-move ``count`` of the movers and reads them from that ru
 
 ``recover()`` finds, after the agent's process ended during a run, what the manager did with that proposal's item:
 still running (the rest of its documents is collected), finished (its documents are those captured before the
-end, when they hold the whole run) or never started (taken off the queue).
+end, when they hold the whole run, else the run read back from the Tiled server the manager's profile writes to,
+``instrument.queueserver.tiled``) or never started (taken off the queue).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from closedloop.errors import InstrumentError
 from closedloop.queueserver import QueueServerSpec
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
+from closedloop.tiled import TiledSpec
 from instruments._document_stream import DocumentStream, RunWatch
 from instruments._manager_client import ManagerClient, close_api
 from instruments._queue_items import choose_plan, plan_items
@@ -135,9 +137,11 @@ class QueueServerExecutor:
         """What the manager did with ``proposal_id``'s item while the agent's process was gone.
 
         Running: its remaining documents are collected until it ends (``captured`` says which run they belong
-        to). Finished: its documents are ``captured``, complete when they reach the run's stop document (the
-        manager keeps no documents; what the proxy sent while no one listened is gone). Never started: it is
-        taken off the queue. A failed or aborted item's copy, re-queued by the manager, is removed.
+        to). Finished: its documents are ``captured``, complete when they reach the run's stop document; otherwise
+        (the manager keeps no documents, and what the proxy sent while no one listened is gone) the run is read
+        back from Tiled when ``instrument.queueserver.tiled`` names the server the manager's profile writes to.
+        Never started: it is taken off the queue. A failed or aborted item's copy, re-queued by the manager, is
+        removed.
 
         Returns:
             The run, complete or with the reason it is lost; None when the manager has no item for the proposal.
@@ -164,13 +168,25 @@ class QueueServerExecutor:
         error = None if result.get("exit_status") == "completed" else _describe(result)
         if {"start", "stop"} <= {name for name, _ in documents}:
             return Recovery(RunRecord(documents=documents, error=error), complete=True)
-        runs = ", ".join(result.get("run_uids") or []) or "none"
+        uids = list(result.get("run_uids") or [])
+        runs = ", ".join(uids) or "none"
         lost = (
             f"the RE Manager finished it ({result.get('exit_status')}, run {runs}) while the agent was stopped; "
-            f"{len(documents)} of its documents reached the agent, not the whole run, and the manager keeps none: "
-            "the measurement is lost"
+            f"{len(documents)} of its documents reached the agent, not the whole run, and the manager keeps none"
         )
-        return Recovery(RunRecord(documents=documents, error=lost), complete=False)
+        if len(uids) == 1 and self.qs.tiled is not None:
+            try:
+                return Recovery(
+                    RunRecord(documents=_from_tiled(self.qs.tiled, uids[0], proposal_id), error=error), complete=True
+                )
+            except InstrumentError as exc:
+                lost += f"; nor could it be read back from Tiled: {exc}"
+        elif self.qs.tiled is None:
+            lost += (
+                "; no Tiled to read it back from: have the manager's profile write runs to Tiled and name that server "
+                "in instrument.queueserver.tiled"
+            )
+        return Recovery(RunRecord(documents=documents, error=f"{lost}: the measurement is lost"), complete=False)
 
     def abort(self, reason: str) -> None:
         """Abort our plan in progress (``re_pause`` then ``re_abort``), or drop our item before it starts.
@@ -385,3 +401,19 @@ class QueueServerExecutor:
 def _describe(result: Mapping[str, Any]) -> str:
     message = str(result.get("msg") or "").strip().splitlines()
     return f"plan {result.get('exit_status')}: {message[-1] if message else 'no reason given'}"
+
+
+def _from_tiled(tiled: TiledSpec, run_uid: str, proposal_id: str) -> list[Document]:
+    """The run ``run_uid`` read back from ``tiled`` (:func:`instruments.tiled.read_run`), checked to be
+    ``proposal_id``'s.
+
+    Raises:
+        InstrumentError: Tiled does not hold it whole, or it is another proposal's run.
+    """
+    from instruments.tiled import read_run  # the tiled extra is optional: imported only when asked for
+
+    documents = read_run(tiled, run_uid)
+    named = documents[0][1].get("proposal_id")
+    if named != proposal_id:
+        raise InstrumentError(f"run {run_uid} in Tiled names proposal {named!r}, not {proposal_id!r}")
+    return documents
