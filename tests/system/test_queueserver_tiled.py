@@ -10,15 +10,22 @@ what to configure.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
+from bluesky_queueserver_api.zmq import REManagerAPI
 
 from agent.cli_queueserver import LocalQueueServer, QueueServerAddresses
 from closedloop.records import ObservationStatus, Proposal
 from closedloop.spec import SessionSpec, spec_from_dict
 from instruments.ingest import observation_from_documents
-from instruments.queueserver import QueueServerExecutor
+from instruments.queueserver import QueueServerExecutor, close_api
+from tests.system.test_queueserver_stock import _kill_when_ours_runs, _start_killable
 from tests.system.test_tiled import TiledServer, tiled_server  # noqa: F401 (the fixture)
 
 pytestmark = [
@@ -113,3 +120,54 @@ def test_a_tiled_that_lacks_the_run_says_so(qserver_to_tiled: QueueServerAddress
         assert "nor could it be read back from Tiled" in (lost.record.error or "")
     finally:
         executor.close()
+
+
+def test_a_session_killed_while_the_manager_runs_ingests_the_run_from_tiled_on_resume(
+    qserver_to_tiled: QueueServerAddresses,
+    tiled_server: TiledServer,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGKILL the session while the manager moves ``slow_m`` (1 unit/s), let the manager finish, resume: the run,
+    whose documents after the start no agent heard, is read back from Tiled and ingested."""
+    from agent.session import Session
+
+    monkeypatch.setenv("TILED_API_KEY", tiled_server.api_key)  # the key, for the killed process and the resume
+    data = {
+        "name": "killed",
+        "seed": 1,
+        "variables": {"x": {"bounds": [5.0, 8.0], "device": "slow_m"}, "y": {"bounds": [-1.0, 1.0], "device": "m2"}},
+        "objectives": {"flux": {"direction": "maximize", "field": "det-flux"}},
+        "budget": {"experiments": 1},
+        "planner": {"name": "sobol"},
+        "review": {"policy": "never"},
+        "instrument": {
+            "queueserver": {
+                "control_address": qserver_to_tiled.control,
+                "documents_address": qserver_to_tiled.documents,
+                "detectors": ["det"],
+                "tiled": {"url": tiled_server.url},
+            }
+        },
+    }
+    path = tmp_path / "session.yaml"
+    path.write_text(yaml.safe_dump(data))
+    folder = tmp_path / "run"
+    api = REManagerAPI(zmq_control_addr=qserver_to_tiled.control, request_fail_exceptions=False)
+    process = _start_killable(path, folder)
+    try:
+        proposal_id = _kill_when_ours_runs(process, api, folder / "runs")
+        api.wait_for_idle(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        close_api(api)
+    with Session.open(folder) as session:
+        assert session.advance() is None
+        observation = session.store.observation(proposal_id)
+        audit = [kind for _, kind, _ in session.store.events()]
+    assert observation is not None and observation.status == ObservationStatus.OK, observation and observation.error
+    assert 5.0 <= observation.readbacks["x"] <= 8.0 and "flux" in observation.values
+    assert "recovered" in audit
+    heard = [json.loads(line)[0] for line in (folder / "runs" / f"{proposal_id}.jsonl").read_text().splitlines()]
+    assert "stop" not in heard  # the agent heard only the run's beginning: the rest came from Tiled
