@@ -10,12 +10,13 @@ observation, with a reason that names what is wrong, when:
 - a variable's read-back, an output's field or the monitor is not in the stream;
 - an objective cannot be measured: its reading is not a finite number, or its reducer cannot compute it.
 
-A constraint output whose reducer cannot compute it from the data (a ``ValueError``, such as a width whose peak
-does not fall to half its height inside the scan), or that reads a value that is not a finite number, does not
+A constraint output whose reducer cannot compute it from the data (a ``ValueError`` or an ``ArithmeticError``, such
+as a width whose peak does not fall to half its height inside the scan), or that reads a value that is not a finite
+number, does not
 fail the run: the objective was measured and is kept, and the output is recorded as missing with its reason (and
 the bound a :class:`~instruments.reducers.CensoredValue` gives) in the observation's ``missing``. A reducer that
-faults otherwise (it names a field the stream lacks, or raises anything but a ``ValueError``) fails the run, as
-a fault of the set-up rather than of the data.
+faults otherwise (it names a field the stream lacks, or raises anything else) fails the run, as a fault of the
+set-up rather than of the data.
 
 Values: an output with a ``reducer`` gets what the reducer returns; any other reads its field in every event
 and takes the mean. Objectives are divided by the plan's ``monitor`` event by event; constraints are not. A

@@ -12,6 +12,11 @@ An unreachable manager or proxy, a plan or device the manager does not offer, or
 :class:`~closedloop.errors.InstrumentError` (one line, within the spec's timeouts); a plan that fails or is aborted
 comes back in the :class:`~instruments.protocols.RunRecord`.
 
+A move longer than a variable's ``max_step`` is walked, not refused: an ``mv`` item per waypoint of
+:func:`closedloop.reach.route` from :meth:`QueueServerExecutor.positions`, each leg within ``max_step``, then the
+run's item (the executor :class:`~instruments.protocols.Reaches`; the manager must allow ``mv``, checked at
+connect). The devices' own limits are not read through the manager (:meth:`QueueServerExecutor.limits` is empty).
+
 ``positions()`` reads every mover's read-back from the last run's documents while nothing else has run on the
 manager since (after a scan: where the scan left its motor); otherwise (at the start, or after someone else's
 plan) it submits a zero-move ``count`` of the movers and reads them from that run.
@@ -31,14 +36,16 @@ from typing import Any
 
 from bluesky_queueserver_api import BPlan
 
-from closedloop.errors import InstrumentError
+from closedloop.errors import InstrumentError, SafetyError
 from closedloop.queueserver import QueueServerSpec
+from closedloop.reach import route
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
 from closedloop.tiled import TiledSpec
 from instruments._document_stream import DocumentStream, RunWatch
 from instruments._manager_client import ManagerClient, close_api
 from instruments._queue_items import choose_plan, plan_items
+from instruments.plans import end_positions
 from instruments.protocols import Document, DocumentSink, Recovery, RunRecord
 
 __all__ = ["QueueServerExecutor", "close_api"]
@@ -79,7 +86,15 @@ class QueueServerExecutor:
             self._stream = DocumentStream(qs.documents_address, qs.serializer, qs.timeout)
             if not status["worker_environment_exists"]:
                 self._manager.open_environment()
-            self.plan = choose_plan(spec, self._manager.allowed("plans"))
+            allowed = self._manager.allowed("plans")
+            self.plan = choose_plan(spec, allowed)
+            walked = [name for name, v in spec.variables.items() if v.max_step is not None]
+            if walked and "mv" not in allowed:
+                raise InstrumentError(
+                    f"variables.{walked[0]}.max_step: a longer move is walked in 'mv' items, and the RE Manager "
+                    f"allows no 'mv' to user group '{qs.user_group}'",
+                    "allow 'mv' in the manager's user_group_permissions.yaml, or remove max_step",
+                )
             self._check_devices()
         except BaseException:
             self.close()
@@ -111,11 +126,39 @@ class QueueServerExecutor:
         started = time.perf_counter()
         setpoints = dict(proposal.setpoints)
         setpoints.update({n: c.value for n, c in self.spec.constants.items() if c.device is not None})
-        items = plan_items(self.spec, self.plan, setpoints, self.movers, metadata)
+        try:
+            legs = self._route(setpoints)
+        except SafetyError as exc:
+            return RunRecord(error=f"SafetyError: {exc}", seconds=time.perf_counter() - started)
+        items = plan_items(self.spec, self.plan, setpoints, self.movers, metadata, route=legs)
         record = self._carry_out(items, proposal.id, on_document)
         record.seconds = time.perf_counter() - started
         self._positions = self._readbacks(record.documents) if record.error is None else None
         return record
+
+    def _route(self, setpoints: Mapping[str, Any]) -> list[dict[str, float]]:
+        """The waypoints of a move longer than ``max_step`` from where the movers are (:func:`closedloop.reach.route`);
+        the positions are read only for a variable whose ``max_step`` is shorter than its whole range.
+
+        Raises:
+            SafetyError: such a variable's position is unknown (nothing moves).
+        """
+        steps = {}
+        for name, variable in self.spec.variables.items():
+            if variable.max_step is not None and not variable.categorical:
+                low, high = variable.limits
+                if variable.max_step < high - low:
+                    steps[name] = variable.max_step
+        return route(self.positions(), setpoints, steps) if steps else []
+
+    def limits(self) -> dict[str, tuple[float, float]]:
+        """The devices' own travel limits: none known (they are not read through the manager), so the hard limits
+        alone are in force."""
+        return {}
+
+    def end_positions(self, setpoints: Mapping[str, Any]) -> dict[str, Any]:
+        """Where a run to ``setpoints`` leaves the movers (a scan's end, not its centre)."""
+        return end_positions(self.spec, setpoints)
 
     def positions(self) -> dict[str, Any]:
         """Variable name -> its mover's read-back, for every variable whose mover the run's events hold.
