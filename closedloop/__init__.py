@@ -16,6 +16,7 @@ from closedloop.errors import (
 from closedloop.problem import ConstantSpec, ConstraintSpec, Direction, ObjectiveSpec, VariableSpec
 from closedloop.records import (
     Decision,
+    MissingValue,
     Observation,
     ObservationStatus,
     Proposal,
@@ -48,6 +49,7 @@ __all__ = [
     "InstrumentError",
     "NotRunningError",
     "InstrumentSpec",
+    "MissingValue",
     "ObjectiveSpec",
     "Observation",
     "ObservationStatus",

@@ -323,7 +323,8 @@ class SessionSpec(BaseModel):
             "suspenders": "install suspenders in the manager's startup profile (RE.install_suspender)",
             "publish": "the manager's RunEngine already publishes to its 0MQ proxy: subscribe to "
             "instrument.queueserver.documents_address",
-            "tiled": "subscribe a Tiled writer to the manager's RunEngine in its startup profile",
+            "tiled": "subscribe a Tiled writer to the manager's RunEngine in its startup profile, and name that "
+            "server in instrument.queueserver.tiled (read back on resume)",
         }
         for field, hint in where.items():
             if getattr(self, field):

@@ -341,12 +341,15 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         known = self.n_known
         box = self._travel_box()
         n_design = min(n, max(0, self.n_initial - known))
-        if self.n_observed < self.results_for_model:
+        unmeasured = self._unmeasured_output()
+        if self.n_observed < self.results_for_model or unmeasured is not None:
             n_design = n
         # failed points (rejected, aborted, faulty) stay pending for good: the acquisition steers away from them
         avoid = torch.from_numpy(np.concatenate([self.pending_unit(), self.failed_unit()]))
         design = self._distinct(self._design(n_design, known, box), avoid, None, box, skip=known + n)
         waiting = "design: the model waits for the design's results"
+        if unmeasured is not None and self.n_observed >= self.results_for_model:
+            waiting = f"design: the model waits for values of '{unmeasured}' (missing at the points so far)"
         reasons = ["initial design" if known + i < self.n_initial else waiting for i in range(n_design)]
         if n_design == n:
             self._explain(reasons)
@@ -425,6 +428,16 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             return None
         return model_subset(X, Y, violations(self.vocs, C), self.max_model_points, self.seed + len(X))
 
+    def _unmeasured_output(self) -> str | None:
+        """A constraint output measured at fewer than :data:`~planners.options.MIN_OBSERVATIONS` ok observations (its
+        reducer could not compute it at the others), or None: its GP needs that many to be fitted."""
+        _, _, C = self.train_outcomes()
+        counts = (~np.isnan(C)).sum(axis=0)
+        short = [
+            name for name, count in zip(self.constraint_names, counts.tolist(), strict=True) if count < MIN_OBSERVATIONS
+        ]
+        return short[0] if short else None
+
     def _searching_feasibility(self) -> bool:
         """Whether proposals search for feasibility (:mod:`planners._feasibility`): constraints, none of the ok
         observations feasible, and ``feasibility_search`` is not ``probability`` (the joint GP's own)."""
@@ -467,6 +480,8 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         X, Y, C = self.train_tensors()
         if len(X) < MIN_OBSERVATIONS:
             raise PlannerError(f"no model yet: {len(X)} ok observation(s), the model needs {MIN_OBSERVATIONS}")
+        if (unmeasured := self._unmeasured_output()) is not None:
+            raise PlannerError(f"no model yet: '{unmeasured}' was measured at fewer than {MIN_OBSERVATIONS} points")
         U = torch.from_numpy(self.to_unit([self.point_x(p) for p in points]))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed + self.n_known)

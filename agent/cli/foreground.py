@@ -177,6 +177,11 @@ def session_summary(session: Session, as_json: bool) -> int:
     }.get(status["state"], ExitCode.OK)
 
 
+def _missing(status: dict[str, Any]) -> str:
+    """``, N with an output missing`` when some ok experiments lack a constraint output, else nothing."""
+    return f", {status['missing']} with an output missing" if status.get("missing") else ""
+
+
 def status_table(status: dict[str, Any], units: dict[str, str | None] | None = None) -> Table:
     """The status for a terminal: numbers in plain notation, each variable's with its ``units``."""
     units = units or {}
@@ -186,7 +191,7 @@ def status_table(status: dict[str, Any], units: dict[str, str | None] | None = N
     best_point = status["best_point"] or {}
     rows = [
         ("state", status["state"] + (f": {waiting_text(status['waiting'])}" if status.get("waiting") else "")),
-        ("experiments", f"{status['experiments']} of {status['budget']} ({status['failed']} failed)"),
+        ("experiments", f"{status['experiments']} of {status['budget']} ({status['failed']} failed{_missing(status)})"),
         (f"best {status['objective']}" + (" (feasible)" if status["infeasible"] else ""), _fmt(status["best_value"])),
         ("best point", ", ".join(f"{k}={_fmt(v, units.get(k))}" for k, v in best_point.items()) or "-"),
         ("decisions", str(status["decisions"])),

@@ -35,6 +35,7 @@ HOST = "127.0.0.1"
 PUBLISH_ENV = "CLOSEDLOOP_QSERVER_PUBLISH"
 NOISE_ENV = "CLOSEDLOOP_QSERVER_NOISE"
 EXPOSURE_ENV = "CLOSEDLOOP_QSERVER_EXPOSURE"
+TILED_ENV = "CLOSEDLOOP_QSERVER_TILED"
 
 
 def bundled_startup_dir() -> Path:
@@ -132,6 +133,8 @@ class LocalQueueServer:
         control_port, info_port, proxy_in_port, proxy_out_port: loopback ports; default: free ones.
         noise: the bundled profile's detector noise in counts (``CLOSEDLOOP_QSERVER_NOISE``).
         exposure: the bundled profile's seconds per reading (``CLOSEDLOOP_QSERVER_EXPOSURE``).
+        tiled: the Tiled server the bundled profile writes every run to (``CLOSEDLOOP_QSERVER_TILED``; its key in
+            ``TILED_API_KEY``, taken from this process's environment); None: not written to Tiled.
         start_timeout: seconds for every process to come up and the worker environment to open.
     """
 
@@ -146,6 +149,7 @@ class LocalQueueServer:
         noise: float = 10.0,
         exposure: float = 0.0,
         start_timeout: float = 60.0,
+        tiled: str | None = None,
     ) -> None:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="closedloop-qserver-"))
@@ -155,6 +159,7 @@ class LocalQueueServer:
             self.startup_dir = Path(startup_dir) if startup_dir else bundled_startup_dir()
         self.noise = noise
         self.exposure = exposure
+        self.tiled = tiled
         self.start_timeout = start_timeout
         self._redis = redis.removeprefix("redis://").rstrip("/") if redis else None
         ports = [port or free_port() for port in (control_port, info_port, proxy_in_port, proxy_out_port)]
@@ -200,6 +205,7 @@ class LocalQueueServer:
             proxy = [_program("bluesky-0MQ-proxy"), "--in-address", self.addresses.publish]
             self._spawn("proxy", [*proxy, "--out-address", self.addresses.documents])  # loopback only
             env = {PUBLISH_ENV: self.addresses.publish, NOISE_ENV: str(self.noise), EXPOSURE_ENV: str(self.exposure)}
+            env.update({TILED_ENV: self.tiled} if self.tiled else {})
             self._spawn("manager", self._manager_command(), env)
             self._open_environment()
         except BaseException:

@@ -84,6 +84,7 @@ class Tally:
         self._sign = 1.0 if spec.objectives[self.objective].direction == Direction.MAXIMIZE else -1.0
         self.experiments = 0
         self.infeasible = 0
+        self.missing = 0  # ok, with a constraint output missing: its feasibility is not known
         self.failed = 0
         self.interrupted = 0
         self.best_observation: Observation | None = None
@@ -108,7 +109,10 @@ class Tally:
             return False
         self.experiments += 1
         if not self.spec.feasible(observation.values):
-            self.infeasible += 1
+            if observation.missing:
+                self.missing += 1
+            else:
+                self.infeasible += 1
             return False
         best = self.best_observation
         if best is None or self._sign * observation.values[self.objective] > self._sign * best.values[self.objective]:
@@ -131,11 +135,18 @@ class Tally:
 
     @property
     def last(self) -> dict[str, Any] | None:
-        """The last observation, for people: proposal, status, values, error."""
+        """The last observation, for people: proposal, status, values, the outputs missing and why, error."""
         o = self.last_observation
         if o is None:
             return None
-        return {"proposal": o.proposal_id, "status": o.status.value, "values": o.values, "error": o.error}
+        missing = {name: gap.describe() for name, gap in o.missing.items()}
+        return {
+            "proposal": o.proposal_id,
+            "status": o.status.value,
+            "values": o.values,
+            "missing": missing,
+            "error": o.error,
+        }
 
 
 def summarize(folder: Path) -> dict[str, Any]:
@@ -196,6 +207,7 @@ def summary(
         "store": store.location,
         "experiments": tally.experiments,
         "infeasible": tally.infeasible,
+        "missing": tally.missing,
         "failed": tally.failed,
         "interrupted": tally.interrupted,
         "budget": int(store.meta("budget", spec.budget.experiments)),

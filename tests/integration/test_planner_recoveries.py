@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from agent.status import summarize
 from gest_api import Generator
 from gest_api.vocs import VOCS
 from linear_operator.utils.errors import NotPSDError
@@ -13,7 +14,6 @@ from rich.console import Console
 
 from agent.cli import _status_table
 from agent.session import Session
-from agent.status import summarize
 from tests.conftest import beamline_session
 
 

@@ -84,12 +84,13 @@ def test_best_is_the_best_feasible_point():
     assert not planner.feasible({"x1": 0.2, "x2": 0.2})  # the constraint output is missing
 
 
-def test_missing_constraint_output_is_a_failed_point():
+def test_missing_constraint_output_is_an_ok_point_with_that_output_missing():
     planner = BoTorchPlanner(CONSTRAINED, seed=0, **FAST)
     results = evaluate(planner.suggest(4))
     del results[0]["c"]
     planner.ingest(results)
-    assert (planner.n_observed, planner.n_failed) == (3, 1)
+    assert (planner.n_observed, planner.n_failed) == (4, 0)  # the objective was measured
+    assert not planner.feasible(planner.results[0])
 
 
 def feasible_fraction(planner) -> float:
