@@ -8,12 +8,11 @@ objectives and the event fields they read, the budget, the planner, the instrume
 from __future__ import annotations
 
 import math
-from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from gest_api.vocs import VOCS
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
 from closedloop.arrays import ArraysSpec
@@ -22,7 +21,8 @@ from closedloop.files import SESSION_FILE_LIMIT, load_yaml_file
 from closedloop.instrument import InstrumentSpec, PublishSpec, RunMetadata, SuspenderSpec
 from closedloop.plan import PlanSpec
 from closedloop.plugins import PLANNER_GROUP as PLANNER_GROUP  # re-exported: others import it from here
-from closedloop.plugins import imports_checked, registered_planners, resolve_import_path
+from closedloop.plugins import registered_planners as registered_planners  # re-exported, as PLANNER_GROUP
+from closedloop.plugins import resolve_import_path as resolve_import_path
 from closedloop.problem import (
     ConstantSpec,
     ConstraintSpec,
@@ -33,132 +33,13 @@ from closedloop.problem import (
     name_problem,
     path_segment,
 )
+from closedloop.sections import STRICT, BudgetSpec, FailureSpec, PlannerSpec, ReviewSpec
+from closedloop.sections import ReviewPolicy as ReviewPolicy  # re-exported: the sections were defined here
+from closedloop.sections import RiskySpec as RiskySpec
 from closedloop.tiled import TiledSpec
-
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 #: The largest seed accepted (NumPy's and torch's seeds are 32-bit unsigned).
 MAX_SEED = 2**32 - 1
-
-
-class BudgetSpec(BaseModel):
-    """When the session ends.
-
-    Attributes:
-        experiments: number of successful experiments to run.
-    """
-
-    model_config = _STRICT
-
-    experiments: int = Field(ge=1, le=2**31 - 1, strict=True)
-
-
-class PlannerSpec(BaseModel):
-    """Which planner proposes points and its options.
-
-    Attributes:
-        name: a name registered in the ``closedloop.planners`` entry-point group, or the import path of any
-            gest-api generator class (``"package.module:Class"``).
-        options: keyword arguments for the planner's constructor.
-        batch_size: points proposed (and reviewed) together.
-        initial_design: Sobol points proposed before the planner is first asked, for generators that cannot
-            start without data (Xopt's Bayesian generators, for example); 0 leaves the start to the planner. It
-            is first asked once all but one of their results are in (see ``planners.warmup.WarmStart``).
-    """
-
-    model_config = _STRICT
-
-    name: str = "botorch"
-    options: dict[str, Any] = Field(default_factory=dict)
-    batch_size: int = Field(default=1, ge=1, le=10_000, strict=True)
-    initial_design: int = Field(default=0, ge=0, le=100_000, strict=True)
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        if not imports_checked():
-            return value
-        if ":" in value:
-            resolve_import_path(value)
-        elif value not in registered_planners():
-            raise ValueError(f"unknown planner '{value}'; registered: {', '.join(registered_planners()) or 'none'}")
-        return value
-
-
-class ReviewPolicy(str, Enum):
-    """When the loop stops for a human: every time, never, or by the rules in :class:`ReviewSpec`."""
-
-    ALWAYS = "always"
-    NEVER = "never"
-    RULES = "rules"
-
-
-class RiskySpec(BaseModel):
-    """What makes a proposal risky enough to ask an operator (any one of them asks).
-
-    Attributes:
-        step: a move longer than this from the current position (in the variable's units).
-        margin: a setpoint within this distance of a hard limit.
-        std: a predicted standard deviation of an objective above this (planners that predict).
-    """
-
-    model_config = _STRICT
-
-    step: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    std: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-
-
-class ReviewSpec(BaseModel):
-    """When to hold proposals for an operator, and how long to wait for one.
-
-    ``policy: always`` holds every proposal, ``never`` runs unattended. The rules ``first``, ``every``, ``risky``
-    and ``after_failure`` combine (any of them asks); giving any of them means ``policy: rules``.
-
-    Attributes:
-        policy: ``always``, ``never`` or ``rules``.
-        first: ask for the first N proposals of the session.
-        every: ask at every Nth iteration.
-        risky: ask when a proposal is risky (see :class:`RiskySpec`).
-        after_failure: ask for the proposal after a failed run.
-        timeout: seconds a checkpoint waits for an answer (none: wait for ever).
-        on_timeout: what happens then: ``pause`` the session, or ``approve`` the proposals.
-    """
-
-    model_config = _STRICT
-
-    policy: ReviewPolicy = ReviewPolicy.ALWAYS
-    first: int | None = Field(default=None, ge=1)
-    every: int | None = Field(default=None, ge=1)
-    risky: RiskySpec | None = None
-    after_failure: bool = False
-    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
-    on_timeout: Literal["pause", "approve"] = "pause"
-
-    @model_validator(mode="after")
-    def _rules_or_policy(self) -> ReviewSpec:
-        rules = self.first is not None or self.every is not None or self.risky is not None or self.after_failure
-        if rules and "policy" not in self.model_fields_set:
-            self.policy = ReviewPolicy.RULES
-        elif rules and self.policy != ReviewPolicy.RULES:
-            raise ValueError(f"policy '{self.policy.value}' with first/every/risky/after_failure: use policy: rules")
-        elif self.policy == ReviewPolicy.RULES and not rules:
-            raise ValueError("policy 'rules' needs at least one of first, every, risky, after_failure")
-        return self
-
-
-class FailureSpec(BaseModel):
-    """What the loop does when runs keep failing.
-
-    Attributes:
-        max_consecutive: failed runs in a row that trigger ``then``.
-        then: ``pause`` (wait for an operator, who may resume) or ``stop`` (end the session).
-    """
-
-    model_config = _STRICT
-
-    max_consecutive: int = Field(default=3, ge=1, le=1_000_000, strict=True)
-    then: Literal["pause", "stop"] = "pause"
 
 
 class SessionSpec(BaseModel):
@@ -207,7 +88,7 @@ class SessionSpec(BaseModel):
     spec, the planner's and the instrument's options included, may be NaN or infinite.
     """
 
-    model_config = _STRICT
+    model_config = STRICT
 
     name: str = "session"
     variables: dict[str, VariableSpec]
