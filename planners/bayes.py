@@ -117,10 +117,11 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
     observations in the order ingested; between refits the last fitted hyperparameters are reused and the
     GP is conditioned on all the ok observations (the ``Standardize`` transform recomputed from all of
     them). A fit to more than ``max_fit_points`` observations uses a seeded random subset of that many;
-    the GP is still conditioned on all. A scheduled fit starts from the default hyperparameters, so from
-    ``always_refit_below`` on what the planner proposes depends on the data alone: a planner rebuilt by
-    re-ingesting the same observations in the same order fits once, at the last scheduled size, and then
-    proposes exactly the points the original would. :attr:`n_fits` and :attr:`n_reuses` count both cases.
+    the GP is still conditioned on all (up to ``max_model_points``, below). A scheduled fit starts from the
+    default hyperparameters, so from ``always_refit_below`` on what the planner proposes depends on the data
+    alone: a planner rebuilt by re-ingesting the same observations in the same order fits once, at the last
+    scheduled size, and then proposes exactly the points the original would. :attr:`n_fits` and
+    :attr:`n_reuses` count both cases.
     Below ``always_refit_below``, with ``warm_start`` (the default) a fit starts from the defaults (cold)
     only when the ok observations have grown by :data:`~planners._fitting.COLD_FIT_GROWTH` since the last
     cold fit, and otherwise from the hyperparameters of the planner's last fit (warm), which halves the

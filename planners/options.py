@@ -140,9 +140,10 @@ class BoTorchOptions(PlannerOptions):
     max_model_points: int = Field(
         300,
         ge=10,
-        description="above this many ok observations, condition the GP (and qLogNEI's baseline) on this many: "
-        "half nearest the best observed point(s), half a seeded random sample of the rest; proposal time and memory "
-        "then stay flat as data grow (see the scaling benchmark); below it, proposals are exactly as without it",
+        description="above this many ok observations, condition the GP (and the acquisition's baseline) on this many: "
+        "half nearest the best feasible point (the Pareto front with several objectives), half a seeded random "
+        "sample of the rest; proposal time and memory then stay flat as data grow (docs: benchmarks, proposal time "
+        "as data grow); at or below it, proposals are exactly as without it",
     )
 
     @model_validator(mode="after")
