@@ -277,6 +277,7 @@ def build_graph(ctx: LoopContext, checkpointer: BaseCheckpointSaver) -> Any:
             status=ProposalStatus.APPROVED,
         )
         store.add_proposals([edited])  # the same id on a re-run: stored once
+        note_proposals(ctx, [edited])
         return edited
 
     def dispatch(state: LoopState) -> LoopState:

@@ -126,7 +126,9 @@ def test_each_row_names_its_lineage_the_planner_seed_and_what_it_knew(finished) 
     by_origin: dict[str, list[dict]] = {}
     for row in rows:
         by_origin.setdefault(row["origin"], []).append(row)
+    assert set(by_origin) == {"planner", "operator"}  # every row says where its point came from
     assert {row["why"] for row in by_origin["operator"]} >= {"operator"}
+    assert any(row["why"].startswith("edited ") for row in by_origin["operator"])
     assert all(row["why"] == "operator" or row["why"].startswith("edited ") for row in by_origin["operator"])
     planned = by_origin["planner"]
     assert planned and all((row["planner"], row["seed"], row["build"]) == ("sobol", 3, 0) for row in planned)
