@@ -142,3 +142,14 @@ def test_each_row_names_its_lineage_the_planner_seed_and_what_it_knew(finished) 
         store.close()
     assert {"closedloop", "bluesky", "ophyd", "ophyd-async", "botorch", "torch", "langgraph", "python"} <= set(versions)
     assert all(isinstance(versions[name], str) for name in ("bluesky", "torch", "langgraph", "python"))
+
+
+def test_a_pipelined_session_on_two_instruments_replays_every_planner_point(finished, tmp_path: Path) -> None:
+    """Exported and replayed: the planner's points were made with runs in flight on two instruments, around an
+    operator's edit, a queued point and a failed run; each follows from what the planner had been told then."""
+    out = tmp_path / "bundle"
+    assert closedloop("export", str(finished[0]), str(out)).returncode == 0
+    replayed = closedloop("replay", str(out), "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    found = json.loads(replayed.stdout)
+    assert found["operator"] == 2 and found["reproduced"] == found["proposals"] >= 5
