@@ -25,7 +25,19 @@ from typing import Any
 
 from langgraph.types import Command
 
-from agent.loop import Lane, Lanes, LoopContext, build_graph, check_high_water, checkpoint_gap, replay_into_planner
+from agent.loop import (
+    Lane,
+    Lanes,
+    LoopContext,
+    build_graph,
+    check_high_water,
+    checkpoint_gap,
+    collect_dispatched,
+    replay_into_planner,
+)
+from agent.loop import (
+    collect_ended as collect_ended_runs,
+)
 from agent.provenance.lineage import record_build
 from agent.provenance.warmstart import ingest_prior, load_prior
 from agent.store import (
@@ -276,7 +288,7 @@ class Session:
         self.context.issued.update(issued)
         self.context.build = record_build(store, spec, self.planner)
         self.lanes.emit = lambda kind, data: self.context.emit(kind, data)
-        self.graph = build_graph(self.context, saver_for(self._checkpoint_conn))
+        self.graph = build_graph(saver_for(self._checkpoint_conn))
         self.config = thread_config(self.session_id, spec.budget.experiments)
         try:
             self._recover()
@@ -365,7 +377,7 @@ class Session:
         where = CHECKPOINT_FILE if isinstance(self._checkpoint_conn, sqlite3.Connection) else "its checkpoints"
         check_high_water(values, self.store, where)
         self._gap = checkpoint_gap(values, self.store)
-        self.context.collect_dispatched()
+        collect_dispatched(self.context)
 
     def _observed(self, observation: Observation) -> None:
         write_seal(self.folder, self.session_id, self.tally.experiments + self.tally.failed + self.tally.interrupted)
@@ -420,7 +432,7 @@ class Session:
         try:
             # durability="sync": each step's checkpoint is on disk before the next step starts, so a kill at any
             # moment resumes from the step it was in (with "async", a kill could leave a checkpoint with no next step)
-            self.graph.invoke(graph_input, self.config, durability="sync")
+            self.graph.invoke(graph_input, self.config, context=self.context, durability="sync")
         except Exception as exc:
             self.store.set_meta(state=SessionState.FAILED.value, error=f"{type(exc).__name__}: {exc}")
             self.store.log("error", f"{type(exc).__name__}: {exc}")
@@ -444,7 +456,7 @@ class Session:
         have ended since (pipelined, the runs in flight go on during a review), so that their results are counted
         and shown before the answer. Other checkpoints read them after their answer."""
         if checkpoint.kind == "review":
-            self.context.collect_ended()
+            collect_ended_runs(self.context)
 
     def answer(self, decision: Decision | list[Decision]) -> Checkpoint | None:
         """Answer the checkpoint the session holds at (one decision for all, or one per proposal), and run on."""

@@ -213,9 +213,7 @@ def budget_for(problem: Problem, budget_2d: int, budget_6d: int) -> int:
     return budget_2d if problem.dim <= 2 else budget_6d
 
 
-def run_one(
-    spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, budget: int, batch: int = 1
-) -> Run:
+def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, budget: int, batch: int = 1) -> Run:
     """Run one contender on one problem for ``n_initial + budget`` experiments, one at a time (or in synchronous
     batches of ``batch`` points, :meth:`Replay.play_batches`)."""
     run = Run(planner=spec.label, problem=problem.name, seed=seed, status="ok")

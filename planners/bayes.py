@@ -44,6 +44,7 @@ from planners._fitting import (
     stands_out,
     stood_out,
 )
+from planners._large import model_subset, violations
 from planners._recovery import SPACE_FILLING, STEPS, check_finite, failure_kind, more_jitter
 from planners._travel import Travelling, per_variable
 from planners.options import (
@@ -127,6 +128,13 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
     (on the noisy beamline, median regret 0.49 against 0.13 with every fit cold, over 10 seeds); the cold
     fits find the noise that more data reveal. A planner rebuilt on resume starts with a cold fit, so its
     first proposals can differ a little from those the original would make.
+
+    Large data: above ``max_model_points`` ok observations the GP is conditioned on that many of them, and qLogNEI's
+    (qLogNEHVI's) baseline is that subset: half nearest the incumbents (the best feasible point, the least violating
+    one while none is feasible, the Pareto front for several objectives), half a seeded random sample of the rest
+    (:mod:`planners._large`). The hyperparameters are fitted as above, and at or below ``max_model_points``
+    nothing changes, so proposals there are exactly as without it. An exact GP's cost grows as the cube of the
+    observations and its memory as their square (see ``benchmarks/proposal_scaling.py``).
 
     Which acquisition function:
 
@@ -256,6 +264,8 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         self.always_refit_below = o.always_refit_below
         self.refit_growth = o.refit_growth
         self.max_fit_points = o.max_fit_points
+        #: Above this many ok observations the GP is conditioned on a subset of them (:mod:`planners._large`).
+        self.max_model_points = o.max_model_points
         #: Proposals whose GP hyperparameters were fitted successfully (one count for all the GPs of a proposal).
         self.n_fits = 0
         #: Proposals that reused the hyperparameters of the last scheduled fit.
@@ -363,6 +373,9 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         failed: list[str] = []
         model: Model | None = None
         search = self._searching_feasibility()
+        full, keep = (X, Y, C), self._model_subset(X, Y, C)
+        if keep is not None:  # large data: the model and the acquisition see a subset (planners._large)
+            X, Y, C = X[keep], Y[keep], C[keep]
         G = log_violations(self.vocs, C) if search else None
         for step in ("first", *STEPS):
             if step == "simpler acquisition" and (q > 1 or (G is None and Y.shape[1] > 1)):
@@ -374,10 +387,10 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
                     if step == "first" and G is not None:
                         model = self._feasibility_model(X, G)
                     elif step == "first":
-                        model = self._model(X, Y, C)
+                        model = self._model(*full, keep=keep)
                         self._last_model = (len(self._records), model)
                         if self.noise_fill is not None and noise_share(model) > self.noise_fill:
-                            if not stands_out(Y[:, 0]):
+                            if not stands_out(full[1][:, 0]):
                                 # no structure yet, only noise, and no reading stands out: keep filling the space
                                 return None, "Sobol: only noise so far", box
                     elif model is None or step in ("refit", "jitter"):
@@ -401,6 +414,12 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             return candidates, why, local
         self.recovered_by[SPACE_FILLING] += 1
         return None, f"Sobol: numerical failures ({', '.join(failed)}) not recovered by {', '.join(STEPS)}", box
+
+    def _model_subset(self, X: Tensor, Y: Tensor, C: Tensor) -> Tensor | None:
+        """The ok observations the GP is conditioned on (:func:`~planners._large.model_subset`), None for all."""
+        if len(X) <= self.max_model_points:
+            return None
+        return model_subset(X, Y, violations(self.vocs, C), self.max_model_points, self.seed + len(X))
 
     def _searching_feasibility(self) -> bool:
         """Whether proposals search for feasibility (:mod:`planners._feasibility`): constraints, none of the ok
@@ -450,6 +469,8 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             if self._last_model is not None and self._last_model[0] == len(self._records):
                 model = self._last_model[1]
             else:
+                if (keep := self._model_subset(X, Y, C)) is not None:
+                    X, Y, C = X[keep], Y[keep], C[keep]
                 model = self._fit(X, Y, C)
             failed = torch.from_numpy(self.failed_unit())
             with expected_warnings_logged(), torch.no_grad():

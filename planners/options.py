@@ -135,6 +135,13 @@ class BoTorchOptions(PlannerOptions):
     )
     refit_growth: float = Field(1.2, gt=1.0, description="above always_refit_below, refit when the data grew so much")
     max_fit_points: int = Field(300, ge=10, description="fit the hyperparameters to at most this many observations")
+    max_model_points: int = Field(
+        300,
+        ge=10,
+        description="above this many ok observations, condition the GP (and qLogNEI's baseline) on this many: "
+        "half nearest the best observed point(s), half a seeded random sample of the rest; proposal time and memory "
+        "then stay flat as data grow (see the scaling benchmark); below it, proposals are exactly as without it",
+    )
 
     @model_validator(mode="after")
     def _restarts_fit_samples(self) -> BoTorchOptions:

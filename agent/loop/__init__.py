@@ -1,6 +1,7 @@
 """The loop: propose -> review -> dispatch -> ingest -> decide, as a LangGraph graph over the session's parts.
 
-:func:`build_graph` compiles it over a :class:`LoopContext`; the instruments run as :class:`Lanes`; on resume the
+:func:`build_graph` compiles it, its nodes (:mod:`agent.loop.nodes`) functions of the state and a
+:class:`LoopContext` given at each ``invoke``; the instruments run as :class:`Lanes`; on resume the
 planner and the loop's checks are rebuilt from the store (:func:`replay_into_planner`, :func:`checkpoint_gap`,
 :func:`check_high_water`). The transports (``agent.cli``, ``agent.web``, ``agent.operator``) use only the names
 exported here, never the modules behind them (an import-linter contract keeps it so).
@@ -14,7 +15,9 @@ from agent._lazy import lazy_exports
 
 _EXPORTS = {
     "LoopContext": "context",
-    "LoopState": "graph",
+    "LoopState": "state",
+    "collect_dispatched": "nodes",
+    "collect_ended": "nodes",
     "build_graph": "graph",
     "Lane": "lanes",
     "Lanes": "lanes",
@@ -32,7 +35,9 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from agent.loop.context import LoopContext
-    from agent.loop.graph import LoopState, build_graph
+    from agent.loop.graph import build_graph
     from agent.loop.lanes import Lane, Lanes
+    from agent.loop.nodes import collect_dispatched, collect_ended
     from agent.loop.rebuild import SeenPoints, check_high_water, checkpoint_gap, replay_into_planner
     from agent.loop.review import checkpoint_info, shown_predictions, variables_info
+    from agent.loop.state import LoopState

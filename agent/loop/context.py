@@ -8,16 +8,19 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
 from agent.loop.lanes import Lanes
+from agent.loop.rebuild import SeenPoints
 from agent.store import SqlStore
 from agent.views import Tally
 from closedloop.errors import PlannerError
 from closedloop.records import Observation, Proposal
 from closedloop.spec import SessionSpec
 from instruments.protocols import Executes
+from planners.foreign import makes_one_at_a_time
 
 
 class Suggests(Protocol):
@@ -30,11 +33,45 @@ class Suggests(Protocol):
 
 @dataclass
 class Requests:
-    """What operators asked of the running loop, set from any thread and read by the nodes."""
+    """What operators asked of the running loop: the one path a stop or a pause takes from an operator to the nodes.
 
+    Set from any thread (:class:`~agent.operator.Operations`) and read by the nodes between runs. A pause is kept in
+    the store as well, so that a session killed while pausing holds at its pause on resume; a stop is this process's
+    only (``closedloop resume`` of a stopped session is the wish to carry on), and logged in the audit trail.
+
+    Attributes:
+        store: the session store a pause is kept in (None: in memory only, for tests of the nodes).
+        stop: an operator asked to stop after the current run.
+        stop_reason: why, as the operator said it.
+    """
+
+    store: SqlStore | None = None
     stop: bool = False
     stop_reason: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _pause: str | bool = False
+
+    def ask_stop(self, reason: str) -> None:
+        """Stop after the current run."""
+        with self.lock:
+            self.stop, self.stop_reason = True, reason
+
+    def ask_pause(self, by: str) -> None:
+        """Hold after the current run, until an operator resumes or stops (durable across a kill)."""
+        if self.store is not None:
+            self.store.set_meta(pause_requested=by)
+        self._pause = by
+
+    def clear_pause(self) -> None:
+        """The pause held and was answered, or was withdrawn before it held."""
+        if self.store is not None:
+            self.store.set_meta(pause_requested=False)
+        self._pause = False
+
+    @property
+    def pause(self) -> str | bool:
+        """Who asked for a pause not yet answered, or False."""
+        return self.store.meta("pause_requested", False) if self.store is not None else self._pause
 
 
 @dataclass
@@ -52,9 +89,6 @@ class LoopContext:
         emit: called with an event kind and its data (the control channel's event stream).
         issued: proposal id -> the planner's ``_id``, for points the current planner instance made.
         requests: what operators asked (stop after the current run).
-        collect_ended: ingests the runs that ended while the loop waits at a review (set by the loop's graph).
-        collect_dispatched: ingests every started run with no observation that runs nowhere in this process (set by
-            the loop's graph; called on resume).
         reach: each variable's hard, device and in-force limits (:func:`closedloop.reach.reach_summary`), for operators.
         build: which build of the session's planner this process made (lineage: :mod:`agent.provenance.lineage`).
     """
@@ -69,10 +103,21 @@ class LoopContext:
     emit: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
     issued: dict[str, int] = field(default_factory=dict)
     requests: Requests = field(default_factory=Requests)
-    collect_ended: Callable[[], None] = lambda: None
-    collect_dispatched: Callable[[], None] = lambda: None
     reach: dict[str, Any] = field(default_factory=dict)
     build: int = 0
+
+    @cached_property
+    def seen(self) -> SeenPoints:
+        """The points proposed before in this session: never proposed again, but for an operator's (queued, edited,
+        or listed for the manual planner: a list may name a reference point twice on purpose), and a re-measurement
+        a generator that makes one point at a time asks for (see :class:`~agent.loop.rebuild.SeenPoints`)."""
+        one_at_a_time = bool(getattr(self.planner, "one_at_a_time", False)) or makes_one_at_a_time(self.planner)
+        manual = self.spec.planner.name == "manual"
+        return SeenPoints(self.spec, self.store, allow_repeats=manual, remeasure=one_at_a_time)
+
+    def __post_init__(self) -> None:
+        if self.requests.store is None:
+            self.requests.store = self.store
 
     def budget(self) -> int:
         """The budget in force (an operator may have changed it)."""

@@ -8,11 +8,16 @@ for the whole batch or one per proposal.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from langgraph.types import interrupt
 
 from agent.views import Tally
 from closedloop.records import Decision, Proposal, Verdict
 from closedloop.spec import ReviewPolicy, SessionSpec
+
+if TYPE_CHECKING:
+    from agent.loop.context import LoopContext
 
 
 def checkpoint_id(kind: str, iteration: int, proposals: Sequence[Proposal] = ()) -> str:
@@ -193,3 +198,16 @@ def read_answer(answer: Any, ids: Sequence[str], checkpoint: str) -> list[Decisi
             decision = Decision(verdict=Verdict.REJECT, by="closedloop", via="policy", reason="no answer given")
         out.append(decision.model_copy(update={"proposal_ids": [pid], "checkpoint": checkpoint}))
     return out
+
+
+def hold(ctx: LoopContext, kind: str, iteration: int, reason: str, proposals: list[Proposal] | None = None) -> Decision:
+    """Ask an operator (a LangGraph interrupt, durable across kills) and return the first decision.
+
+    Call it only from a node, and only before the node does anything with side effects: the node runs again from its
+    top when the answer comes.
+    """
+    shown = proposals or []
+    info = checkpoint_info(
+        ctx.spec, kind, iteration, shown, ctx.positions(), ctx.predictions(shown), ctx.tally, reason, reach=ctx.reach
+    )
+    return read_answer(interrupt(info), [p.id for p in shown] or [""], info["checkpoint"])[0]

@@ -256,9 +256,8 @@ class Operations:
 
     def pause(self, by: str, via: str) -> dict[str, Any]:
         """Hold after the current run (motors stay where they are); durable across a kill."""
-        store = self.session.store
-        store.set_meta(pause_requested=by)
-        store.log("pause", action("pause requested: hold after the current run", by, via))
+        self.session.context.requests.ask_pause(by)
+        self.session.store.log("pause", action("pause requested: hold after the current run", by, via))
         return {"pausing": True}
 
     def resume(self, by: str, via: str) -> dict[str, Any]:
@@ -269,8 +268,9 @@ class Operations:
         """
         with self._lock:
             pending = self._pending
-        if self.session.store.meta("pause_requested") and (pending is None or pending.kind != "paused"):
-            self.session.store.set_meta(pause_requested=False)  # asked to pause, not yet paused: never mind
+        requests = self.session.context.requests
+        if requests.pause and (pending is None or pending.kind != "paused"):
+            requests.clear_pause()  # asked to pause, not yet paused: never mind
             self.session.store.log("resume", action("pause withdrawn before it held", by, via))
             return {"resumed": True}
         if pending is None or pending.kind != "paused":
@@ -281,9 +281,7 @@ class Operations:
 
     def stop(self, by: str, via: str, abort: bool = False, reason: str = "") -> dict[str, Any]:
         """End the session after the current run; with ``abort``, abort the run in progress now."""
-        context = self.session.context
-        context.requests.stop = True
-        context.requests.stop_reason = reason or f"stopped by {by}"
+        self.session.context.requests.ask_stop(reason or f"stopped by {by}")
         what = "abort the current run now" if abort else "stop after the current run"
         self.session.store.log("stop", action(what, by, via, reason))
         if abort:

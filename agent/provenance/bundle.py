@@ -29,7 +29,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from agent.store.backends import recorded_spec
+from agent.store.sql import SqlStore
+from agent.store.sqlite import SessionStore
 from closedloop.errors import SessionError
+from closedloop.spec import SessionSpec
 
 #: The bundle format this closedloop writes and reads; a bundle of a newer one is refused.
 FORMAT = 1
@@ -154,3 +158,21 @@ def publish(stage: Path, out: Path) -> None:
             raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def bundle_store(path: Path) -> Iterator[tuple[SessionSpec, SqlStore, dict[str, Any]]]:
+    """The spec and store of a checked bundle (a temporary copy of its store: the bundle is never written), and
+    its root folder's path as ``{"root": ...}``.
+
+    Raises:
+        BundleError: the bundle is refused (see :func:`~agent.provenance.bundle.open_bundle`).
+    """
+    with open_bundle(path) as root, tempfile.TemporaryDirectory(prefix="closedloop-replay-") as scratch:
+        copy = Path(scratch) / STORE
+        shutil.copyfile(root / STORE, copy)
+        store = SessionStore(copy)
+        try:
+            yield recorded_spec(store), store, {"root": root}
+        finally:
+            store.close()

@@ -16,20 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import math
-import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.loop.rebuild import replay_into_planner
-from agent.provenance.bundle import STORE, open_bundle
+from agent.provenance.bundle import bundle_store
 from agent.provenance.lineage import BUILDS, innermost
 from agent.provenance.warmstart import ingest_prior
-from agent.store.backends import recorded_spec
 from agent.store.sql import SqlStore
-from agent.store.sqlite import SessionStore
 from closedloop.errors import ClosedLoopError, SessionError
 from closedloop.records import Observation, ObservationStatus, Proposal, ProposalStatus
 from closedloop.spec import SessionSpec
@@ -218,24 +213,6 @@ def replay_store(spec: SessionSpec, store: SqlStore) -> dict[str, Any]:
         "tolerance": TOLERANCE,
         "mismatches": mismatches,
     }
-
-
-@contextlib.contextmanager
-def bundle_store(path: Path) -> Iterator[tuple[SessionSpec, SqlStore, dict[str, Any]]]:
-    """The spec and store of a checked bundle (a temporary copy of its store: the bundle is never written), and
-    its root folder's path as ``{"root": ...}``.
-
-    Raises:
-        BundleError: the bundle is refused (see :func:`~agent.provenance.bundle.open_bundle`).
-    """
-    with open_bundle(path) as root, tempfile.TemporaryDirectory(prefix="closedloop-replay-") as scratch:
-        copy = Path(scratch) / STORE
-        shutil.copyfile(root / STORE, copy)
-        store = SessionStore(copy)
-        try:
-            yield recorded_spec(store), store, {"root": root}
-        finally:
-            store.close()
 
 
 def replay_bundle(path: Path) -> dict[str, Any]:

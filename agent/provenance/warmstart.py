@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from agent.provenance.bundle import METADATA
+from agent.provenance.bundle import METADATA, bundle_store
 from agent.store.sql import SqlStore
 from agent.views.status import folder_spec, session_store
 from closedloop.errors import SpecError
@@ -26,7 +26,6 @@ PRIOR = "prior"
 @contextlib.contextmanager
 def _source(path: Path) -> Iterator[tuple[SessionSpec, SqlStore]]:
     """The spec and store of a bundle (checked) or of a session folder."""
-    from agent.provenance.replay import bundle_store
 
     if path.is_file() or (path / METADATA).exists():
         with bundle_store(path) as (spec, store, _):

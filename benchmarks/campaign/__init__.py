@@ -12,6 +12,10 @@ __all__ = ["CampaignError", "CampaignSpec", "Task"]
 
 def __getattr__(name: str) -> Any:
     """The exported names, imported when first used: the command's ``--help`` never loads torch."""
+    if name == "CampaignError":
+        from benchmarks.campaign.errors import CampaignError
+
+        return CampaignError
     if name in __all__:
         from benchmarks.campaign import spec
 

@@ -43,8 +43,9 @@ def bench(
     resume: Annotated[bool, typer.Option(help="finish the campaign in --out: run only what is missing")] = False,
 ) -> None:
     """Run a benchmark campaign: planners x problems x seeds, each run a task on Dask; results as a dataset."""
+    from benchmarks.campaign.errors import CampaignError
     from benchmarks.campaign.problems import PROBLEM_SET  # torch and the planners load here, not at --help
-    from benchmarks.campaign.spec import CampaignError, CampaignSpec, check, planner_specs
+    from benchmarks.campaign.spec import CampaignSpec, check, planner_specs
 
     try:
         spec = CampaignSpec(

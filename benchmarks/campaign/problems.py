@@ -15,7 +15,7 @@ from functools import cache
 from pathlib import Path
 
 from benchmarks._problem import Problem
-from benchmarks.campaign.spec import CampaignError
+from benchmarks.campaign.errors import CampaignError
 
 PROBLEM_SET = "2026.12"
 """The bundled problem set's version: bumped whenever a bundled problem's definition changes."""

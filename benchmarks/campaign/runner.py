@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.campaign.spec import CampaignError, CampaignSpec, Task
+from benchmarks.campaign.errors import CampaignError
+from benchmarks.campaign.spec import CampaignSpec, Task
 
 RETRIES = 1
 """Times a task that raised is run again before it is counted failed."""

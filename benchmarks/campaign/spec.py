@@ -15,13 +15,10 @@ import re
 from pydantic import BaseModel, ConfigDict, Field
 
 from benchmarks._peers import PEER_NAMES
+from benchmarks.campaign.errors import CampaignError
 from benchmarks.planners import PlannerSpec, parse_planner_specs
 from closedloop.errors import PlannerError
 from planners.registry import planner_class
-
-
-class CampaignError(ValueError):
-    """Bad input for a campaign; the message names the option and says what is wrong."""
 
 
 class Task(BaseModel):
@@ -116,7 +113,7 @@ def check(spec: CampaignSpec) -> None:
     Raises:
         CampaignError: a planner or problem does not resolve, or the initial design exceeds the experiments.
     """
-    from benchmarks.campaign.problems import resolve
+    from benchmarks.campaign.problems import resolve  # torch and the problems load here
 
     planner_specs(",".join(spec.planners))
     for problem in spec.problems:
