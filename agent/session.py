@@ -42,6 +42,9 @@ from agent.provenance.lineage import record_build
 from agent.provenance.warmstart import ingest_prior, load_prior
 from agent.store import (
     CHECKPOINT_FILE,
+    SESSION_FILE,
+    STORE_FILE,
+    SessionFolder,
     SqlStore,
     clear_unfinished,
     holds_session,
@@ -50,9 +53,9 @@ from agent.store import (
     saver_for,
     write_seal,
 )
-from agent.views.status import SESSION_FILE, STORE_FILE, SessionState, Tally, suspended_key
+from agent.views.status import SessionState, Tally, suspended_key
 from closedloop.changes import spec_changes, spec_fingerprint
-from closedloop.errors import InstrumentError, SessionError, SpecError
+from closedloop.errors import InstrumentError, RefusedError, SessionError, SpecError
 from closedloop.reach import Limits, reach_summary, reachable_vocs
 from closedloop.records import Decision, Observation, ProposalStatus, new_id
 from closedloop.spec import SessionSpec, folder_path, load_spec
@@ -261,11 +264,12 @@ class Session:
         self.spec = spec
         self.store = store
         self.session_id: str = store.meta("session_id")
-        (folder / "runs").mkdir(parents=True, exist_ok=True)
+        runs = SessionFolder(folder).runs
+        runs.mkdir(parents=True, exist_ok=True)
         self.on_observation = on_observation or (lambda observation: None)
         self._checkpoint_conn, _ = open_checkpoints(folder, self.session_id, store)
         try:
-            self.lanes = build_lanes(spec, self.session_id, store, executor, folder / "runs")
+            self.lanes = build_lanes(spec, self.session_id, store, executor, runs)
             try:
                 # the devices' own limits are known once they are connected: the planner searches what they reach
                 devices = self.lanes.device_limits()
@@ -282,7 +286,7 @@ class Session:
             raise
         observations = store.observations()
         self.tally = Tally.from_observations(spec, observations)
-        self.context = LoopContext(spec, store, self.planner, self.lanes, folder / "runs", self.tally)
+        self.context = LoopContext(spec, store, self.planner, self.lanes, runs, self.tally)
         self.context.reach = dict(store.meta("reach") or {})
         self.context.on_observation = self._observed
         self.context.issued.update(issued)
@@ -461,7 +465,7 @@ class Session:
     def answer(self, decision: Decision | list[Decision]) -> Checkpoint | None:
         """Answer the checkpoint the session holds at (one decision for all, or one per proposal), and run on."""
         if self.pending_checkpoint() is None:
-            raise SessionError("the session is not waiting at a checkpoint")
+            raise RefusedError("the session is not waiting at a checkpoint")
         decisions = decision if isinstance(decision, list) else [decision]
         return self.advance(resume={"decisions": [d.model_dump(mode="json") for d in decisions]})
 

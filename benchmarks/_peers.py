@@ -157,4 +157,4 @@ class AxPeer:
             if any(v is None or not math.isfinite(float(v)) for v in values.values()):
                 self.client.mark_trial_failed(trial)
             else:
-                self.client.complete_trial(trial, raw_data={k: float(v) for k, v in values.items()})
+                self.client.complete_trial(trial, raw_data={k: float(v) for k, v in values.items() if v is not None})

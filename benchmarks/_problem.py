@@ -24,13 +24,13 @@ class Problem:
         name: short name used on the command line and in the table.
         vocs: the gest-api problem every contender is given.
         truth: point (dict of variables) -> the noiseless outputs (objectives and constraints).
-        optimum: the best feasible objective value (single objective); ``None`` for two objectives.
+        optimum: the best feasible objective value (single objective); ``None`` for several objectives.
         noise: sd of the additive Gaussian noise on each objective as measured (constraints are noiseless).
-        ref_point: for two objectives, the reference point (in the objectives' own units and senses).
-        max_hv: for two objectives, the hypervolume bound the regret is measured against.
+        ref_point: for several objectives, the reference point (in the objectives' own units and senses).
+        max_hv: for several objectives, the hypervolume bound the regret is measured against.
         hit_tolerance: how close to the optimum (or to ``max_hv``) counts as "within 1 %".
         worst: the regret recorded before the first feasible point (the worst feasible value's regret, or the
-            whole bound for two objectives).
+            whole bound for several objectives).
     """
 
     name: str
@@ -85,17 +85,14 @@ class Problem:
     def regret_curve(self, true_outputs: Sequence[dict[str, float]]) -> list[float]:
         """Simple regret after each evaluation, scored on the noiseless outputs of the points evaluated so far.
 
-        Single objective: distance of the best feasible true value so far from the optimum. Two objectives:
+        Single objective: distance of the best feasible true value so far from the optimum. Several objectives:
         ``max_hv`` minus the hypervolume of the feasible true outputs so far.
         """
         curve: list[float] = []
         if self.multi_objective:
-            assert self.ref_point is not None and self.max_hv is not None
-            front: list[tuple[float, ...]] = []
-            for outputs in true_outputs:
-                if self.feasible(outputs):
-                    front.append(tuple(outputs[n] for n in self.objective_names))
-                curve.append(max(self.max_hv - hypervolume_2d(front, self.ref_point), 0.0))
+            assert self.max_hv is not None
+            for n in range(1, len(true_outputs) + 1):
+                curve.append(max(self.max_hv - (self.hypervolume(true_outputs[:n]) or 0.0), 0.0))
             return curve
         assert self.optimum is not None
         sign = 1.0 if self.maximize[0] else -1.0
@@ -108,11 +105,34 @@ class Problem:
         return curve
 
     def hypervolume(self, true_outputs: Sequence[dict[str, float]]) -> float | None:
-        """Hypervolume of the feasible true outputs (two objectives), else None."""
+        """Hypervolume of the feasible true outputs up to :attr:`ref_point` (several objectives), else None."""
         if not self.multi_objective or self.ref_point is None:
             return None
-        front = [tuple(o[n] for n in self.objective_names) for o in true_outputs if self.feasible(o)]
-        return hypervolume_2d(front, self.ref_point)
+        # as minimization: a maximized objective and its reference value change sign
+        signs = [-1.0 if up else 1.0 for up in self.maximize]
+        front = [[s * o[n] for s, n in zip(signs, self.objective_names, strict=True)] for o in true_outputs]
+        front = [f for f, o in zip(front, true_outputs, strict=True) if self.feasible(o)]
+        return hypervolume(front, [s * r for s, r in zip(signs, self.ref_point, strict=True)])
+
+
+def hypervolume(points: Sequence[Sequence[float]], ref_point: Sequence[float]) -> float:
+    """Hypervolume dominated by ``points`` (every objective minimized) up to ``ref_point``.
+
+    Two objectives: :func:`hypervolume_2d`. Three or more: BoTorch's ``Hypervolume`` (imports torch).
+    """
+    if len(ref_point) == 2:
+        return hypervolume_2d(points, ref_point)
+    import torch
+    from botorch.utils.multi_objective.hypervolume import Hypervolume
+    from botorch.utils.multi_objective.pareto import is_non_dominated
+
+    ref = torch.tensor(ref_point, dtype=torch.float64)
+    Y = torch.tensor(points, dtype=torch.float64).reshape(-1, len(ref_point))
+    Y = Y[(Y < ref).all(dim=-1)]
+    if len(Y) == 0:
+        return 0.0
+    Y = Y[is_non_dominated(-Y)]  # BoTorch's are for maximization
+    return float(Hypervolume(-ref).compute(-Y))
 
 
 def hypervolume_2d(points: Sequence[Sequence[float]], ref_point: Sequence[float]) -> float:

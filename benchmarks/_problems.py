@@ -29,11 +29,15 @@ height 1000 counts on a background of 20, measured with additive Gaussian noise;
 - ``spot5``: 5-D round spot, width 0.45, noise sd 20.
 - ``spot6_tilted``: 6-D elongated spot, widths 0.35 to 0.6 along tilted axes, noise sd 10.
 
-Two constrained design problems from the engineering literature, ``spring`` and ``welded_beam``, BoTorch's test
-functions on the unit cube (:mod:`benchmarks._engineering`).
+Five constrained problems from the literature's standard families, ``spring``, ``welded_beam``, ``gramacy``,
+``pressure_vessel`` and ``hartmann6_ball``, BoTorch's test functions on the unit cube (:mod:`benchmarks._engineering`).
+
+Four multi-objective problems, ``zdt1``, ``zdt2`` (two objectives, convex and concave fronts), ``dtlz2`` and
+``vehicle_safety`` (three objectives), BoTorch's test functions with their published reference points and largest
+hypervolumes (:mod:`benchmarks._multiobjective`).
 
 "Within 1 %" of the optimum means a true value within ``hit_tolerance = 0.01 * |f*|`` of f*, or, when f* is
-zero, within 1 % of the range of f over the domain; for the two-objective problem, a hypervolume of at least
+zero, within 1 % of the range of f over the domain; for the multi-objective problems, a hypervolume of at least
 99 % of the bound.
 """
 
@@ -50,6 +54,7 @@ import numpy as np
 from gest_api.vocs import VOCS
 
 from benchmarks._engineering import ENGINEERING, engineering_problem
+from benchmarks._multiobjective import MULTI_OBJECTIVE, multi_objective_problem
 from benchmarks._problem import Problem, hypervolume_2d
 from simulators.physics import (
     BEAMLINE_BOUNDS,
@@ -200,7 +205,7 @@ def grid_hypervolume(n: int = 1001) -> float:
 
 def feasible_optimum(n: int = 1501) -> tuple[dict[str, float], float]:
     """Recompute the ``branin_disk`` feasible optimum: the best point of an ``n x n`` grid, refined by SLSQP."""
-    from scipy.optimize import minimize
+    from scipy.optimize import minimize  # type: ignore[import-untyped]
 
     lo, hi = np.array([-5.0, 0.0]), np.array([10.0, 15.0])
     g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n))
@@ -345,6 +350,7 @@ def build_problems() -> dict[str, Problem]:
     problems += [peak_problem(*peak) for peak in PEAKS]
 
     problems += [engineering_problem(name) for name in ENGINEERING]
+    problems += [multi_objective_problem(name) for name in MULTI_OBJECTIVE]
     return {p.name: p for p in problems}
 
 

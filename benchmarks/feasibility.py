@@ -3,7 +3,8 @@
 Each contender starts from ``--initial`` Sobol points and proposes one point at a time, every result ingested, for
 ``--budget`` experiments in all, on each constrained problem (:mod:`benchmarks._problems`) and seed. Printed, per
 problem and contender: seeds with no feasible point after the budget, the median experiments to the first feasible
-point (over the seeds that found one), the median final regret, the numerical failures the planner caught by kind
+point (over the seeds that found one), the median final regret (best feasible, scored on the noiseless outputs),
+the seeds within 1 % of the optimum (hits), the worst seed's regret, the numerical failures the planner caught by kind
 and the step that recovered from each (``recoveries`` and ``recovered_by`` of the ``botorch`` planner's
 ``diagnostics``), and the proposals lost (a ``suggest`` that raised: the run ends there).
 
@@ -87,19 +88,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--until-feasible", action="store_true", help="stop each run at its first feasible point (feasibility only)"
     )
+    parser.add_argument("--each", action="store_true", help="also print each run as it ends")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     print(f"budget {args.budget} ({args.initial} Sobol), seeds {seeds.start}-{seeds.stop - 1}")
-    header = "| problem | contender | no feasible | median to first feasible | median regret | failures caught | "
-    print(header + "recovered by | proposals lost | s/run |")
-    print("|" + "---|" * 9)
+    header = "| problem | contender | no feasible | median to first feasible | median regret | hits | worst regret | "
+    print(header + "failures caught | recovered by | proposals lost | s/run |")
+    print("|" + "---|" * 11)
     for problem_name in args.problems.split(","):
         problem = PROBLEMS[problem_name]
         for spec in parse_planner_specs(args.contenders):
             try:
-                runs = [run(spec, problem, seed, args.initial, args.budget, args.until_feasible) for seed in seeds]
+                runs = []
+                for seed in seeds:
+                    runs.append(run(spec, problem, seed, args.initial, args.budget, args.until_feasible))
+                    if args.each:
+                        r = runs[-1]
+                        print(
+                            f"    {problem_name} {spec.label} seed {seed}: first feasible {r['first_feasible']}, "
+                            f"regret {r['regret']:.3g}, {r['seconds']:.0f} s",
+                            flush=True,
+                        )
             except PeerUnavailable as exc:
                 print(f"| {problem_name} | {spec.label} | skipped: {exc} |")
                 continue
@@ -108,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             median_first = f"{statistics.median(firsts):g} (of {len(firsts)})" if firsts else "-"
             print(
                 f"| {problem_name} | {spec.label} | {none} of {len(runs)} | {median_first} | "
-                f"{statistics.median(r['regret'] for r in runs):.4g} | "
+                f"{statistics.median(r['regret'] for r in runs):.3g} | "
+                f"{sum(r['regret'] <= problem.hit_tolerance for r in runs)} | {max(r['regret'] for r in runs):.3g} | "
                 f"{_counts(sum((r['recoveries'] for r in runs), Counter()))} | "
                 f"{_counts(sum((r['recovered_by'] for r in runs), Counter()))} | {sum(r['lost'] for r in runs)} | "
                 f"{statistics.median(r['seconds'] for r in runs):.0f} |",

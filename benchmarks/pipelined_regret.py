@@ -32,7 +32,7 @@ import statistics
 from typing import Any
 
 import torch
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu  # type: ignore[import-untyped]
 
 from benchmarks._problems import PROBLEMS, Problem, Replay
 from benchmarks.planners import PlannerSpec, parse_planner_specs

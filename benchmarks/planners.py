@@ -3,7 +3,7 @@
 Every contender starts from ``--initial`` Sobol points and then proposes one point at a time (q = 1) for
 ``--budget-2d`` more experiments on 2-D problems, ``--budget-6d`` on larger ones. After each experiment the
 harness records the simple regret of the best *noiseless* value among the feasible points evaluated so far (the
-hypervolume gap for the two-objective problem), and the wall time of each ``suggest(1)``. The problems, their
+hypervolume gap for the multi-objective problems), and the wall time of each ``suggest(1)``. The problems, their
 optima and the meaning of "within 1 %" are in :mod:`benchmarks._problems`; the peers in :mod:`benchmarks._peers`.
 
 Output in ``--out`` (default ``benchmarks/results/<timestamp>``): ``table.md`` (also printed), ``results.json``
@@ -415,7 +415,7 @@ def write_results(
         f"# Planner benchmark{'' if final else ' (partial: still running)'}\n\n`{command}`"
         f"\n\nseeds {args.seeds}, initial {args.initial}, budget {args.budget_2d} (2-D) / {args.budget_6d} (6-D), "
         f"torch threads {torch.get_num_threads()}, {elapsed:.0f} s. Regret of the best noiseless feasible value "
-        "(hypervolume gap for two objectives); s/proposal is the median over model-based proposals.\n"
+        "(hypervolume gap for several objectives); s/proposal is the median over model-based proposals.\n"
     )
     text = header + "\n" + table + "\n" + ("\n" + "\n".join(f"- {line}" for line in ratios) + "\n" if ratios else "")
     if skipped:

@@ -49,11 +49,11 @@ def _spec(case: str, addresses: QueueServerAddresses) -> SessionSpec:
         "documents_address": addresses.documents,
         "poll_interval": POLL,
     }
+    extra: dict[str, Any] = {}
     if case == "bundled-point":
-        devices, detector, field, extra = ("m1", "m2"), "det", "det-flux", {}
+        devices, detector, field = ("m1", "m2"), "det", "det-flux"
     else:
         devices, detector, field = ("motor1", "motor2"), "det4", "det4"
-        extra = {}
         if case == "stock-scan":
             extra = {"plan": {"name": "scan", "options": {"variable": "p1", "width": 2.0, "num": 11}}}
     objective: dict[str, Any] = {"field": field}
@@ -106,7 +106,10 @@ def measure(case: str, experiments: int) -> dict[str, Any]:
         try:
             bare, ours = [], []
             for index in range(experiments):
-                setpoints = {"p1": -0.4 + 0.8 * index / max(experiments - 1, 1), "p2": 0.3 - 0.5 * index / experiments}
+                setpoints: dict[str, float | str] = {
+                    "p1": -0.4 + 0.8 * index / max(experiments - 1, 1),
+                    "p2": 0.3 - 0.5 * index / experiments,
+                }
                 md = {"proposal_id": f"bare-{index}"}
                 bare.append(_bare_round_trip(api, plan_items(spec, executor.plan, setpoints, executor.movers, md)))
                 ours.append(_executor_round_trip(executor, Proposal(iteration=index, setpoints=setpoints)))

@@ -50,7 +50,8 @@ def build_session(folder: Path, n: int, seed: int = 0) -> None:
     rng = random.Random(seed)
     proposals, observations, decisions = [], [], []
     for i in range(n):
-        point = {"pitch1": rng.uniform(-1.5, 1.5), "pitch2": rng.uniform(-1.5, 1.5)}
+        pitch1, pitch2 = rng.uniform(-1.5, 1.5), rng.uniform(-1.5, 1.5)
+        point: dict[str, float | str] = {"pitch1": pitch1, "pitch2": pitch2}
         operator = i % 100 == 50
         proposal = Proposal(
             iteration=i,
@@ -65,7 +66,7 @@ def build_session(folder: Path, n: int, seed: int = 0) -> None:
                 proposal_id=proposal.id, status=ObservationStatus.FAILED, setpoints=point, error="det-flux: no reading"
             )
         else:
-            value = flux(point["pitch1"], point["pitch2"], rng)
+            value = flux(pitch1, pitch2, rng)
             observation = Observation(
                 proposal_id=proposal.id,
                 status=ObservationStatus.OK,

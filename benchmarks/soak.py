@@ -237,7 +237,8 @@ def soak(args: argparse.Namespace, planner: str, root: Path) -> dict[str, Any]:
     folder, log = root / "session", root / "soak.log"
     # spread the kills over the session's first 80 %
     spacing = max(2, int(0.8 * args.experiments / max(1, args.kills)))
-    lost, kills, lost_checkpoints, peak, seen = 0, 0, 0, 0.0, {}
+    lost, kills, lost_checkpoints, peak = 0, 0, 0, 0.0
+    seen: dict[str, str] = {}
     command = [*CLI, "run", str(path), "--dir", str(folder)]
     started = time.perf_counter()
     while True:

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 import yaml
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu  # type: ignore[import-untyped]
 
 from agent.session import Session
 from simulators import BEAMLINE_OPTIMUM, beamline_flux
@@ -90,7 +90,7 @@ def measure(data: dict[str, Any], initial: int) -> dict[str, float]:
         lane.append((start, stop))
     span = runs[-1][1]["time"] - runs[0][0]["time"]
     ok = [o for _, _, o in runs if o.ok]
-    best = max(beamline_flux(o.readbacks.get("pitch1", 0.0), o.readbacks.get("pitch2", 0.0)) for o in ok)
+    best = max(beamline_flux(float(o.readbacks.get("pitch1", 0.0)), float(o.readbacks.get("pitch2", 0.0))) for o in ok)
     return {
         "idle_median": statistics.median(idle) if idle else float("nan"),
         "idle_max": max(idle) if idle else float("nan"),

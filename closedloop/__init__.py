@@ -3,9 +3,12 @@
 from closedloop.changes import SpecChanges, spec_changes, spec_fingerprint
 from closedloop.errors import (
     ClosedLoopError,
+    ExitCode,
     InstrumentError,
+    NotRunningError,
     PlannerError,
     PointsExhaustedError,
+    RefusedError,
     SafetyError,
     SessionError,
     SpecError,
@@ -13,6 +16,7 @@ from closedloop.errors import (
 from closedloop.problem import ConstantSpec, ConstraintSpec, Direction, ObjectiveSpec, VariableSpec
 from closedloop.records import (
     Decision,
+    MissingValue,
     Observation,
     ObservationStatus,
     Proposal,
@@ -36,18 +40,22 @@ from closedloop.spec import (
 __all__ = [
     "BudgetSpec",
     "ClosedLoopError",
+    "ExitCode",
     "ConstantSpec",
     "ConstraintSpec",
     "Decision",
     "Direction",
     "FailureSpec",
     "InstrumentError",
+    "NotRunningError",
     "InstrumentSpec",
+    "MissingValue",
     "ObjectiveSpec",
     "Observation",
     "ObservationStatus",
     "PlannerError",
     "PointsExhaustedError",
+    "RefusedError",
     "PlannerSpec",
     "Proposal",
     "ProposalStatus",

@@ -33,7 +33,7 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
-from closedloop.errors import SessionError, SpecError
+from closedloop.errors import RefusedError, SpecError
 from closedloop.records import new_id
 
 PROTOCOL_VERSION: Final = 1
@@ -310,7 +310,7 @@ class Event(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class LateAnswerError(SessionError):
+class LateAnswerError(RefusedError):
     """A checkpoint was answered already (the first answer wins); a session's handler raises it for the second.
 
     Args:

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from closedloop.tiled import TiledSpec
+
 AUTO_PLAN = "auto"
 """``plan: auto`` picks closedloop's plan when the manager offers it, else a standard plan (see :attr:`plan`)."""
 CLOSEDLOOP_PLAN = "closedloop_point"
@@ -47,6 +49,11 @@ class QueueServerSpec(BaseModel):
             document to arrive through the proxy.
         poll_interval: seconds between status requests while a plan runs.
         open_environment: open the manager's worker environment when it is closed.
+        tiled: the Tiled server (or container on it) the manager's startup profile writes its runs to, with a
+            ``TiledWriter`` subscribed to its RunEngine. closedloop only reads it: on resume, a run the manager
+            finished while the agent was stopped, whose documents did not all reach the agent through the proxy,
+            is read back from there by its run uid and ingested. Without it such a run is recorded
+            ``interrupted`` and its measurement is lost (the manager keeps no documents).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -64,6 +71,7 @@ class QueueServerSpec(BaseModel):
     documents_timeout: float = Field(default=30.0, gt=0)
     poll_interval: float = Field(default=0.05, gt=0, le=5.0)
     open_environment: bool = True
+    tiled: TiledSpec | None = None
 
     @field_validator("control_address", "documents_address")
     @classmethod

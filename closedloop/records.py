@@ -79,8 +79,39 @@ class ObservationStatus(str, Enum):
     ABORTED = "aborted"  # an operator aborted the run: not a failed measurement
 
 
+class MissingValue(BaseModel):
+    """Why an output has no value in a run, and what the run says of it all the same.
+
+    A reducer that cannot give a number from the data (a peak whose top or half height is beyond the end of a
+    scan, a flat profile) leaves its output missing. When the data bound the value (the width is at least the
+    part of the peak that was scanned; the peak lies beyond the scan's end) the bound is kept: a censored value.
+
+    Attributes:
+        reason: why there is no value, in the reducer's words.
+        at_least: the value is at least this, when the data say so.
+        at_most: the value is at most this, when the data say so.
+    """
+
+    model_config = _RECORD
+
+    reason: str
+    at_least: float | None = None
+    at_most: float | None = None
+
+    def describe(self) -> str:
+        """One line for people: the reason, then the bound if any (``... does not fall to half ... (>= 0.82)``)."""
+        bound = [f">= {self.at_least:g}"] if self.at_least is not None else []
+        bound += [f"<= {self.at_most:g}"] if self.at_most is not None else []
+        return f"{self.reason} ({' and '.join(bound)})" if bound else self.reason
+
+
 class Observation(BaseModel):
     """What one run measured, taken from its documents.
+
+    An objective that could not be measured fails the run. A constraint output that could not be computed (its
+    reducer could not give a number from the data) does not: the run is ``ok``, the output is left out of
+    ``values`` and named in ``missing`` with why, and the planner is told it is missing (see :meth:`as_result`).
+    Such a point is never counted feasible, as its constraint is not known to hold.
 
     Attributes:
         proposal_id: the proposal the run carried out.
@@ -88,7 +119,8 @@ class Observation(BaseModel):
         setpoints: what was asked for.
         readbacks: what the instrument read back, variable name -> value.
         values: objective (and other output) name -> measured value, finite numbers only (a reading that is
-            not one is left out, and the run is failed).
+            not one is left out, and the run is failed, or the output named in ``missing``).
+        missing: output name -> why it has no value in this run (and a bound on it when the data give one).
         run_uid: the Bluesky run's uid, when a run started.
         error: why the run failed, when it did.
         duration: seconds from run start to run stop.
@@ -102,6 +134,7 @@ class Observation(BaseModel):
     setpoints: dict[str, float | str]
     readbacks: dict[str, float | str] = Field(default_factory=dict)
     values: dict[str, float] = Field(default_factory=dict)
+    missing: dict[str, MissingValue] = Field(default_factory=dict)
     run_uid: str | None = None
     error: str | None = None
     duration: float = 0.0
@@ -115,11 +148,17 @@ class Observation(BaseModel):
         return self.status == ObservationStatus.OK and all(math.isfinite(v) for v in self.values.values())
 
     def as_result(self) -> dict[str, Any]:
-        """The observation as a gest-api result: read-back inputs and outputs (NaN when failed)."""
+        """The observation as a gest-api result: read-back inputs and outputs.
+
+        A failed run gives no outputs (every one missing, so a planner records a failed point); an ok run gives
+        its values and NaN for each output in :attr:`missing` (a NaN in that output's column only, as a gest-api
+        generator such as Xopt's reads a value that is not there).
+        """
         point: dict[str, Any] = dict(self.setpoints)
         point.update(self.readbacks)
         if self.ok:
             point.update(self.values)
+            point.update(dict.fromkeys(self.missing, math.nan))
         return point
 
 

@@ -323,7 +323,8 @@ class SessionSpec(BaseModel):
             "suspenders": "install suspenders in the manager's startup profile (RE.install_suspender)",
             "publish": "the manager's RunEngine already publishes to its 0MQ proxy: subscribe to "
             "instrument.queueserver.documents_address",
-            "tiled": "subscribe a Tiled writer to the manager's RunEngine in its startup profile",
+            "tiled": "subscribe a Tiled writer to the manager's RunEngine in its startup profile, and name that "
+            "server in instrument.queueserver.tiled (read back on resume)",
         }
         for field, hint in where.items():
             if getattr(self, field):
@@ -335,6 +336,17 @@ class SessionSpec(BaseModel):
         if self.instrument is not None:
             return [(self.instrument.name or "instrument", self.instrument)]
         return [(spec.name or f"instrument-{i + 1}", spec) for i, spec in enumerate(self.instruments)]
+
+    def one_instrument(self) -> InstrumentSpec:
+        """The instrument of a spec for one: a session file's ``instrument``, or the one :meth:`for_instrument`
+        gives an executor.
+
+        Raises:
+            SpecError: the spec names several (``instruments``): an executor takes :meth:`for_instrument`'s spec.
+        """
+        if self.instrument is None:
+            raise SpecError("instruments: several instruments; an executor runs one (see SessionSpec.for_instrument)")
+        return self.instrument
 
     def for_instrument(self, index: int) -> SessionSpec:
         """This spec as seen by one of its instruments' executors: ``instrument`` is that one.

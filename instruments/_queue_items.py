@@ -13,7 +13,7 @@ variable around it); ``instrument.queueserver.plan`` says which of the manager's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bluesky_queueserver_api import BPlan
@@ -37,6 +37,7 @@ def choose_plan(spec: SessionSpec, allowed: set[str]) -> str:
     assert qs is not None
     group = f"user group '{qs.user_group}'"
     scanning = spec.plan.bundled == "scan"
+    choices: tuple[tuple[str, set[str]], ...]
     if scanning:
         choices = ((CLOSEDLOOP_SCAN, {CLOSEDLOOP_SCAN}), ("scan", {"scan"}))
     else:
@@ -68,9 +69,15 @@ def choose_plan(spec: SessionSpec, allowed: set[str]) -> str:
 
 
 def plan_items(
-    spec: SessionSpec, plan: str, setpoints: Mapping[str, Any], movers: Mapping[str, str], md: dict[str, Any]
+    spec: SessionSpec,
+    plan: str,
+    setpoints: Mapping[str, Any],
+    movers: Mapping[str, str],
+    md: dict[str, Any],
+    route: Sequence[Mapping[str, float]] = (),
 ) -> list[BPlan]:
-    """The queue items that carry out one proposal with ``plan``: one item, or ``mv`` then ``count``.
+    """The queue items that carry out one proposal with ``plan``: one item, or ``mv`` then ``count``; first an
+    ``mv`` item per waypoint of ``route`` (a move longer than ``max_step`` walked in legs).
 
     Args:
         spec: the session spec (its ``plan:`` and the queueserver's detectors).
@@ -78,10 +85,19 @@ def plan_items(
         setpoints: variable or constant name -> value (the constants with a device included).
         movers: variable or constant name -> its device's name in the manager's namespace.
         md: the start document's metadata (the proposal id).
+        route: waypoints (variable -> value) to move through, in order, before the run
+            (:func:`closedloop.reach.route`).
 
     Raises:
         InstrumentError: a scan without a numeric setpoint for its variable (nothing is submitted).
     """
+    legs = [BPlan("mv", *[p for n, v in waypoint.items() for p in (movers[n], v)]) for waypoint in route]
+    return legs + _run_items(spec, plan, setpoints, movers, md)
+
+
+def _run_items(
+    spec: SessionSpec, plan: str, setpoints: Mapping[str, Any], movers: Mapping[str, str], md: dict[str, Any]
+) -> list[BPlan]:
     qs = spec.instrument.queueserver if spec.instrument else None
     assert qs is not None
     detectors = list(qs.detectors)

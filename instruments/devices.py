@@ -50,7 +50,7 @@ def make_devices(spec: SessionSpec, run_engine: RunEngine) -> dict[str, Any]:
         InstrumentError: the factory raised, returned something other than a dict of devices, or a device did
             not connect within ``instrument.connect_timeout`` (one line naming the device).
     """
-    instrument = spec.instrument
+    instrument = spec.one_instrument()
     factory: Callable[..., Any] = resolve_import_path(instrument.factory_path)
     options = dict(instrument.options)
     parameters = inspect.signature(factory).parameters

@@ -31,7 +31,15 @@ from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
 from instruments.arrays import ExternalArrays
 from instruments.checks import check_connected
-from instruments.devices import in_loop, make_devices, position_source, read_limits, read_position, resolve_device
+from instruments.devices import (
+    PositionSource,
+    in_loop,
+    make_devices,
+    position_source,
+    read_limits,
+    read_position,
+    resolve_device,
+)
 from instruments.plans import end_positions, plan_for
 from instruments.protocols import DocumentSink, EventSink, RunRecord, is_transient
 from instruments.suspenders import build_suspenders
@@ -154,7 +162,7 @@ class InProcessExecutor:
         check_connected(spec, self.movers, self.detectors, self.run_engine)  # before anything moves
         self._sources = in_loop(self.run_engine, self._position_sources())
         self._limits: dict[str, Limits] = in_loop(self.run_engine, self._read_limits())
-        self.run_timeout = spec.instrument.run_timeout
+        self.run_timeout = spec.one_instrument().run_timeout
         """Seconds a run may take: ``instrument.run_timeout``, or one derived from the plan
         (:func:`~instruments.timeouts.default_run_timeout`)."""
         if self.run_timeout is None:
@@ -194,7 +202,7 @@ class InProcessExecutor:
                 ) from None
         return movers
 
-    async def _position_sources(self) -> dict[str, tuple[Any, str, str]]:
+    async def _position_sources(self) -> dict[str, tuple[Any, PositionSource, str]]:
         """variable -> (device, how to read its position, read-back field); refuses an unenforceable max_step."""
         sources = {}
         for name, variable in self.spec.variables.items():
@@ -258,7 +266,7 @@ class InProcessExecutor:
             name: proposal.setpoints.get(name, constant.value) for name, constant in self.spec.constants.items()
         }
         setpoints.update({k: v for k, v in proposal.setpoints.items() if k in self.spec.variables})
-        retries = self.spec.instrument.retries
+        retries = self.spec.one_instrument().retries
         with self._lock:
             with self._state:
                 self._active, self._interrupt = True, None
@@ -350,7 +358,9 @@ class InProcessExecutor:
                 used += now - last
             last = now
             if used >= limit:
-                derived = "" if self.spec.instrument.run_timeout else " (derived from the plan: instrument.run_timeout)"
+                derived = (
+                    "" if self.spec.one_instrument().run_timeout else " (derived from the plan: instrument.run_timeout)"
+                )
                 self._interrupt_run("timeout", f"timed out after {limit:g} s{derived}")
                 return
 

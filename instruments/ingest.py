@@ -7,8 +7,16 @@ observation, with a reason that names what is wrong, when:
 - it never started, made more than one run, or its start document names another proposal;
 - it stopped with ``abort`` or ``fail``, or with fewer ``primary`` events than its plan makes (``num`` for the
   bundled plans; the start document's ``num_points`` for a factory's plan, at least one);
-- a variable's read-back, an output's field or the monitor is not in the stream, or is not a finite number;
-- an output's reducer raises.
+- a variable's read-back, an output's field or the monitor is not in the stream;
+- an objective cannot be measured: its reading is not a finite number, or its reducer cannot compute it.
+
+A constraint output whose reducer cannot compute it from the data (a ``ValueError`` or an ``ArithmeticError``, such
+as a width whose peak does not fall to half its height inside the scan), or that reads a value that is not a finite
+number, does not
+fail the run: the objective was measured and is kept, and the output is recorded as missing with its reason (and
+the bound a :class:`~instruments.reducers.CensoredValue` gives) in the observation's ``missing``. A reducer that
+faults otherwise (it names a field the stream lacks, or raises anything else) fails the run, as a fault of the
+set-up rather than of the data.
 
 Values: an output with a ``reducer`` gets what the reducer returns; any other reads its field in every event
 and takes the mean. Objectives are divided by the plan's ``monitor`` event by event; constraints are not. A
@@ -24,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from closedloop.errors import InstrumentError
-from closedloop.records import Observation, ObservationStatus, Proposal
+from closedloop.records import MissingValue, Observation, ObservationStatus, Proposal
 from closedloop.spec import SessionSpec, resolve_import_path
-from instruments.reducers import RunDocuments
+from instruments.reducers import CensoredValue, RunDocuments
 
 Document = tuple[str, dict[str, Any]]
 
@@ -46,14 +54,17 @@ def observation_from_documents(
         error: what the executor saw go wrong, if anything (kept as the failure reason).
 
     Returns:
-        An ``ok`` observation with read-backs and output values, or a ``failed`` one saying why.
+        An ``ok`` observation with read-backs and output values (and the constraint outputs that could not be
+        computed, in ``missing``), or a ``failed`` one saying why.
     """
     run = RunDocuments(documents)
     start, stop = run.start, run.stop
     duration = float(stop["time"] - start["time"]) if start and stop else 0.0
     problems: list[str] = []
     readbacks = _readbacks(spec, run, problems)
-    values = _values(spec, run, documents, problems) if run.events else {}
+    missing: dict[str, MissingValue] = {}
+    values = _values(spec, run, documents, problems, missing) if run.events else {}
+    problems += [f"objectives.{name}: {missing[name].describe()}" for name in spec.objectives if name in missing]
     reason = _run_failure(spec, proposal, run, error) or error or (problems[0] if problems else None)
     return Observation(
         proposal_id=proposal.id,
@@ -61,6 +72,7 @@ def observation_from_documents(
         setpoints=dict(proposal.setpoints),
         readbacks=readbacks,
         values=values,
+        missing=missing,
         run_uid=start["uid"] if start else None,
         error=reason,
         duration=duration,
@@ -139,7 +151,14 @@ def _readback_field(spec: SessionSpec, run: RunDocuments, variable: str, mover: 
     return run.field(spec.device_of(variable))  # raises, naming the spec's device
 
 
-def _values(spec: SessionSpec, run: RunDocuments, documents: Sequence[Document], problems: list[str]) -> dict:
+def _values(
+    spec: SessionSpec,
+    run: RunDocuments,
+    documents: Sequence[Document],
+    problems: list[str],
+    missing: dict[str, MissingValue],
+) -> dict[str, float]:
+    """Every output's value; what cannot be computed from the data goes in ``missing``, a fault in ``problems``."""
     monitor: str | None = None
     if spec.plan.monitor is not None:
         try:
@@ -158,6 +177,9 @@ def _values(spec: SessionSpec, run: RunDocuments, documents: Sequence[Document],
                 value = _reduce(output.reducer, name, documents, spec.field_of(name), norm)
             else:
                 value = _mean_of_field(run, spec.field_of(name), norm)
+        except _Missing as exc:
+            missing[name] = exc.missing
+            continue
         except (InstrumentError, ValueError) as exc:
             problems.append(f"{where}: {exc}")
             continue
@@ -165,8 +187,16 @@ def _values(spec: SessionSpec, run: RunDocuments, documents: Sequence[Document],
             values[name] = value
         else:
             per = f" per monitor '{monitor}'" if norm else ""
-            problems.append(f"{where}: '{spec.field_of(name)}'{per} is {value}, not a finite number")
+            missing[name] = MissingValue(reason=f"'{spec.field_of(name)}'{per} is {value}, not a finite number")
     return values
+
+
+class _Missing(Exception):
+    """An output's reducer could not compute it from the data (raised by :func:`_reduce`)."""
+
+    def __init__(self, missing: MissingValue) -> None:
+        super().__init__(missing.reason)
+        self.missing = missing
 
 
 def _mean_of_field(run: RunDocuments, name: str, monitor: str | None) -> float:
@@ -185,8 +215,18 @@ def _mean_of_field(run: RunDocuments, name: str, monitor: str | None) -> float:
 def _reduce(path: str, output: str, documents: Sequence[Document], field: str, monitor: str | None) -> float:
     try:
         reducer = resolve_import_path(path)
+    except Exception as exc:
+        raise InstrumentError(f"reducer {path} failed: {type(exc).__name__}: {exc}") from None
+    try:
         result = reducer(documents, field=field, monitor=monitor)
-    except Exception as exc:  # a reducer is user code: any fault is this output's failure, with its name
+    except InstrumentError as exc:  # the set-up is wrong (a field the stream lacks): the run fails
+        raise InstrumentError(f"reducer {path} failed: {type(exc).__name__}: {exc}") from None
+    except (ValueError, ArithmeticError) as exc:  # the data do not give the value: the output is missing
+        bounds = {"at_least": exc.at_least, "at_most": exc.at_most} if isinstance(exc, CensoredValue) else {}
+        kind = "" if isinstance(exc, ValueError) else f"{type(exc).__name__}: "
+        reason = f"reducer {path} could not compute it: {kind}{exc}"
+        raise _Missing(MissingValue(reason=reason, **bounds)) from None
+    except Exception as exc:  # a reducer is user code: any other fault is this output's failure, with its name
         raise InstrumentError(f"reducer {path} failed: {type(exc).__name__}: {exc}") from None
     if isinstance(result, Mapping):
         if output not in result:

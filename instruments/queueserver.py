@@ -12,13 +12,19 @@ An unreachable manager or proxy, a plan or device the manager does not offer, or
 :class:`~closedloop.errors.InstrumentError` (one line, within the spec's timeouts); a plan that fails or is aborted
 comes back in the :class:`~instruments.protocols.RunRecord`.
 
+A move longer than a variable's ``max_step`` is walked, not refused: an ``mv`` item per waypoint of
+:func:`closedloop.reach.route` from :meth:`QueueServerExecutor.positions`, each leg within ``max_step``, then the
+run's item (the executor :class:`~instruments.protocols.Reaches`; the manager must allow ``mv``, checked at
+connect). The devices' own limits are not read through the manager (:meth:`QueueServerExecutor.limits` is empty).
+
 ``positions()`` reads every mover's read-back from the last run's documents while nothing else has run on the
 manager since (after a scan: where the scan left its motor); otherwise (at the start, or after someone else's
 plan) it submits a zero-move ``count`` of the movers and reads them from that run.
 
 ``recover()`` finds, after the agent's process ended during a run, what the manager did with that proposal's item:
 still running (the rest of its documents is collected), finished (its documents are those captured before the
-end, when they hold the whole run) or never started (taken off the queue).
+end, when they hold the whole run, else the run read back from the Tiled server the manager's profile writes to,
+``instrument.queueserver.tiled``) or never started (taken off the queue).
 """
 
 from __future__ import annotations
@@ -30,13 +36,16 @@ from typing import Any
 
 from bluesky_queueserver_api import BPlan
 
-from closedloop.errors import InstrumentError
+from closedloop.errors import InstrumentError, SafetyError
 from closedloop.queueserver import QueueServerSpec
+from closedloop.reach import route
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
+from closedloop.tiled import TiledSpec
 from instruments._document_stream import DocumentStream, RunWatch
 from instruments._manager_client import ManagerClient, close_api
 from instruments._queue_items import choose_plan, plan_items
+from instruments.plans import end_positions
 from instruments.protocols import Document, DocumentSink, Recovery, RunRecord
 
 __all__ = ["QueueServerExecutor", "close_api"]
@@ -59,7 +68,7 @@ class QueueServerExecutor:
     """
 
     def __init__(self, spec: SessionSpec, session_id: str) -> None:
-        qs = spec.instrument.queueserver
+        qs = spec.one_instrument().queueserver
         if qs is None:
             raise InstrumentError("instrument.queueserver: the session names no queueserver")
         self.spec = spec
@@ -77,7 +86,15 @@ class QueueServerExecutor:
             self._stream = DocumentStream(qs.documents_address, qs.serializer, qs.timeout)
             if not status["worker_environment_exists"]:
                 self._manager.open_environment()
-            self.plan = choose_plan(spec, self._manager.allowed("plans"))
+            allowed = self._manager.allowed("plans")
+            self.plan = choose_plan(spec, allowed)
+            walked = [name for name, v in spec.variables.items() if v.max_step is not None]
+            if walked and "mv" not in allowed:
+                raise InstrumentError(
+                    f"variables.{walked[0]}.max_step: a longer move is walked in 'mv' items, and the RE Manager "
+                    f"allows no 'mv' to user group '{qs.user_group}'",
+                    "allow 'mv' in the manager's user_group_permissions.yaml, or remove max_step",
+                )
             self._check_devices()
         except BaseException:
             self.close()
@@ -109,11 +126,39 @@ class QueueServerExecutor:
         started = time.perf_counter()
         setpoints = dict(proposal.setpoints)
         setpoints.update({n: c.value for n, c in self.spec.constants.items() if c.device is not None})
-        items = plan_items(self.spec, self.plan, setpoints, self.movers, metadata)
+        try:
+            legs = self._route(setpoints)
+        except SafetyError as exc:
+            return RunRecord(error=f"SafetyError: {exc}", seconds=time.perf_counter() - started)
+        items = plan_items(self.spec, self.plan, setpoints, self.movers, metadata, route=legs)
         record = self._carry_out(items, proposal.id, on_document)
         record.seconds = time.perf_counter() - started
         self._positions = self._readbacks(record.documents) if record.error is None else None
         return record
+
+    def _route(self, setpoints: Mapping[str, Any]) -> list[dict[str, float]]:
+        """The waypoints of a move longer than ``max_step`` from where the movers are (:func:`closedloop.reach.route`);
+        the positions are read only for a variable whose ``max_step`` is shorter than its whole range.
+
+        Raises:
+            SafetyError: such a variable's position is unknown (nothing moves).
+        """
+        steps = {}
+        for name, variable in self.spec.variables.items():
+            if variable.max_step is not None and not variable.categorical:
+                low, high = variable.limits
+                if variable.max_step < high - low:
+                    steps[name] = variable.max_step
+        return route(self.positions(), setpoints, steps) if steps else []
+
+    def limits(self) -> dict[str, tuple[float, float]]:
+        """The devices' own travel limits: none known (they are not read through the manager), so the hard limits
+        alone are in force."""
+        return {}
+
+    def end_positions(self, setpoints: Mapping[str, Any]) -> dict[str, Any]:
+        """Where a run to ``setpoints`` leaves the movers (a scan's end, not its centre)."""
+        return end_positions(self.spec, setpoints)
 
     def positions(self) -> dict[str, Any]:
         """Variable name -> its mover's read-back, for every variable whose mover the run's events hold.
@@ -135,9 +180,11 @@ class QueueServerExecutor:
         """What the manager did with ``proposal_id``'s item while the agent's process was gone.
 
         Running: its remaining documents are collected until it ends (``captured`` says which run they belong
-        to). Finished: its documents are ``captured``, complete when they reach the run's stop document (the
-        manager keeps no documents; what the proxy sent while no one listened is gone). Never started: it is
-        taken off the queue. A failed or aborted item's copy, re-queued by the manager, is removed.
+        to). Finished: its documents are ``captured``, complete when they reach the run's stop document; otherwise
+        (the manager keeps no documents, and what the proxy sent while no one listened is gone) the run is read
+        back from Tiled when ``instrument.queueserver.tiled`` names the server the manager's profile writes to.
+        Never started: it is taken off the queue. A failed or aborted item's copy, re-queued by the manager, is
+        removed.
 
         Returns:
             The run, complete or with the reason it is lost; None when the manager has no item for the proposal.
@@ -164,13 +211,25 @@ class QueueServerExecutor:
         error = None if result.get("exit_status") == "completed" else _describe(result)
         if {"start", "stop"} <= {name for name, _ in documents}:
             return Recovery(RunRecord(documents=documents, error=error), complete=True)
-        runs = ", ".join(result.get("run_uids") or []) or "none"
+        uids = list(result.get("run_uids") or [])
+        runs = ", ".join(uids) or "none"
         lost = (
             f"the RE Manager finished it ({result.get('exit_status')}, run {runs}) while the agent was stopped; "
-            f"{len(documents)} of its documents reached the agent, not the whole run, and the manager keeps none: "
-            "the measurement is lost"
+            f"{len(documents)} of its documents reached the agent, not the whole run, and the manager keeps none"
         )
-        return Recovery(RunRecord(documents=documents, error=lost), complete=False)
+        if len(uids) == 1 and self.qs.tiled is not None:
+            try:
+                return Recovery(
+                    RunRecord(documents=_from_tiled(self.qs.tiled, uids[0], proposal_id), error=error), complete=True
+                )
+            except InstrumentError as exc:
+                lost += f"; nor could it be read back from Tiled: {exc}"
+        elif self.qs.tiled is None:
+            lost += (
+                "; no Tiled to read it back from: have the manager's profile write runs to Tiled and name that server "
+                "in instrument.queueserver.tiled"
+            )
+        return Recovery(RunRecord(documents=documents, error=f"{lost}: the measurement is lost"), complete=False)
 
     def abort(self, reason: str) -> None:
         """Abort our plan in progress (``re_pause`` then ``re_abort``), or drop our item before it starts.
@@ -385,3 +444,19 @@ class QueueServerExecutor:
 def _describe(result: Mapping[str, Any]) -> str:
     message = str(result.get("msg") or "").strip().splitlines()
     return f"plan {result.get('exit_status')}: {message[-1] if message else 'no reason given'}"
+
+
+def _from_tiled(tiled: TiledSpec, run_uid: str, proposal_id: str) -> list[Document]:
+    """The run ``run_uid`` read back from ``tiled`` (:func:`instruments.tiled.read_run`), checked to be
+    ``proposal_id``'s.
+
+    Raises:
+        InstrumentError: Tiled does not hold it whole, or it is another proposal's run.
+    """
+    from instruments.tiled import read_run  # the tiled extra is optional: imported only when asked for
+
+    documents = read_run(tiled, run_uid)
+    named = documents[0][1].get("proposal_id")
+    if named != proposal_id:
+        raise InstrumentError(f"run {run_uid} in Tiled names proposal {named!r}, not {proposal_id!r}")
+    return documents

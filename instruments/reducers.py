@@ -15,7 +15,11 @@ A reducer turns a run into one outcome value. Name one on an objective or a cons
   scanned motor's read-back, for the ``scan`` plan (or any run whose start document names its ``motors``).
 
 Every reducer divides ``field`` by ``monitor`` event by event when a monitor is given, and raises ``ValueError``
-(or :class:`~closedloop.errors.InstrumentError` for a missing field) when the run cannot give the value.
+(or :class:`~closedloop.errors.InstrumentError` for a missing field) when the run cannot give the value. When the
+data bound the value all the same (a peak at the end of the scan lies beyond it; a width whose half height is
+beyond the scan's end is at least what was scanned), it raises :class:`CensoredValue`, a ``ValueError`` that
+carries the bound: the ingest keeps it with the output's reason (:class:`~closedloop.records.MissingValue`).
+A reducer of the user's own may raise it too.
 """
 
 from __future__ import annotations
@@ -23,16 +27,31 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlparse
 
 import numpy as np
-from event_model import unpack_event_page
+from event_model import EventPage, unpack_event_page
 
 from closedloop.errors import InstrumentError
 
 Document = tuple[str, dict[str, Any]]
 PRIMARY = "primary"
+
+
+class CensoredValue(ValueError):
+    """The run cannot give the value, but it bounds it: raised by a reducer with ``at_least`` or ``at_most``.
+
+    Args:
+        message: why there is no value (the reducer's reason, for the operator).
+        at_least: the value is at least this.
+        at_most: the value is at most this.
+    """
+
+    def __init__(self, message: str, *, at_least: float | None = None, at_most: float | None = None) -> None:
+        super().__init__(message)
+        self.at_least = at_least
+        self.at_most = at_most
 
 
 class RunDocuments:
@@ -75,7 +94,7 @@ class RunDocuments:
             elif name == "event":
                 events.append(doc)
             elif name == "event_page":
-                events.extend(unpack_event_page(doc))
+                events.extend(unpack_event_page(cast(EventPage, doc)))  # a page as the RunEngine emitted it
             elif name == "stream_resource":
                 self._resources[doc["uid"]] = doc
             elif name == "stream_datum":
@@ -219,12 +238,16 @@ def peak_position(documents: Sequence[Document], field: str, monitor: str | None
     its two neighbours.
 
     Raises:
-        ValueError: the highest reading is at an end of the scan (the peak may lie outside it).
+        CensoredValue: the highest reading is at an end of the scan: the peak lies beyond it, at least the scan's
+            high end or at most its low end.
     """
     x, y = _profile(documents, field, monitor)
     i = int(np.argmax(y))
     if i in (0, len(y) - 1):
-        raise ValueError(f"'{field}' is highest at the end of the scan (x={x[i]:g}): the peak is not inside it")
+        bound = {"at_most": float(x[0])} if i == 0 else {"at_least": float(x[-1])}
+        raise CensoredValue(
+            f"'{field}' is highest at the end of the scan (x={x[i]:g}): the peak is not inside it", **bound
+        )
     a, b, _ = np.polyfit(x[i - 1 : i + 2] - x[i], y[i - 1 : i + 2], 2)
     return float(x[i] - b / (2 * a)) if a < 0 else float(x[i])
 
@@ -234,18 +257,25 @@ def fwhm(documents: Sequence[Document], field: str, monitor: str | None = None) 
     highest reading on each side of the highest one, interpolated linearly.
 
     Raises:
-        ValueError: the peak does not fall to half its height on both sides inside the scan.
+        CensoredValue: the peak does not fall to half its height on a side inside the scan. When the highest
+            reading is inside the scan, the width is at least the distance from the one crossing found (or the
+            scan's other end) to the scan's end (by the scan's own half height); with the highest reading at an
+            end the height itself is unknown, and no bound is given.
     """
     x, y = _profile(documents, field, monitor)
     i = int(np.argmax(y))
     half = y.min() + (y[i] - y.min()) / 2
     left = next((j for j in range(i, -1, -1) if y[j] < half), None)
     right = next((j for j in range(i, len(y)) if y[j] < half), None)
+    x_left = x[0] if left is None else np.interp(half, [y[left], y[left + 1]], [x[left], x[left + 1]])
+    x_right = x[-1] if right is None else np.interp(half, [y[right], y[right - 1]], [x[right], x[right - 1]])
     if left is None or right is None:
-        side = "left" if left is None else "right"
-        raise ValueError(f"'{field}' does not fall to half its peak on the {side} of the scan")
-    x_left = np.interp(half, [y[left], y[left + 1]], [x[left], x[left + 1]])
-    x_right = np.interp(half, [y[right], y[right - 1]], [x[right], x[right - 1]])
+        sides = " and ".join(s for s, j in (("left", left), ("right", right)) if j is None)
+        inside = 0 < i < len(y) - 1
+        raise CensoredValue(
+            f"'{field}' does not fall to half its peak on the {sides} of the scan",
+            at_least=float(x_right - x_left) if inside else None,
+        )
     return float(x_right - x_left)
 
 

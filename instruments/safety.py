@@ -109,10 +109,10 @@ def check_setpoints(
     for name, variable in spec.variables.items():
         if name not in setpoints:
             raise SafetyError(f"setpoints.{name}: missing", "every variable needs a setpoint")
-        checked[name] = _check_variable(name, variable, setpoints[name])
-        if limits is not None and name in limits and isinstance(checked[name], float):
+        value = checked[name] = _check_variable(name, variable, setpoints[name])
+        if limits is not None and name in limits and isinstance(value, float):
             low, high = limits[name]
-            if not low <= checked[name] <= high:
+            if not low <= value <= high:
                 raise SafetyError(
                     f"setpoints.{name}: {checked[name]} is outside the limits in force [{low}, {high}] (the hard "
                     f"limits {list(variable.limits)} cut to device '{spec.device_of(name)}''s own limits)",

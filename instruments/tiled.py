@@ -272,3 +272,80 @@ def _reason(exc: Exception) -> str:
     except Exception:
         detail = None
     return str(detail or exc)
+
+
+def read_run(spec: TiledSpec, run_uid: str) -> list[tuple[str, dict[str, Any]]]:
+    """A run as documents, read back from the Tiled server ``spec`` names (its ``BlueskyRun`` entry ``run_uid``).
+
+    What a run's entry keeps is rebuilt: its start and stop documents, and per stream a descriptor (data keys,
+    hints, configuration) and one event per row of the stream's table, arrays a detector wrote to a file included
+    (read through Tiled, so put in the events). Enough for :func:`~instruments.ingest.observation_from_documents`;
+    event and descriptor uids are new.
+
+    Raises:
+        InstrumentError: the extra is missing, the server cannot be reached, or it has no whole run ``run_uid``
+            (no entry, or no stop document: the run had not ended when it was written).
+    """
+    if _MISSING is not None:
+        raise InstrumentError(
+            f"reading a run from Tiled needs the tiled extra ({_MISSING.name or _MISSING} is missing)"
+        )
+    key = spec.api_key.get_secret_value() if spec.api_key is not None else None
+    context = None
+    try:
+        context, path = Context.from_any_uri(spec.metadata_url(), api_key=key, timeout=httpx.Timeout(spec.timeout))
+        client = from_context(context, node_path_parts=path, remember_me=False)
+    except Exception as exc:
+        if context is not None:
+            context.close()
+        raise InstrumentError(f"Tiled at {spec.url} not usable: {type(exc).__name__}: {one_line(str(exc))}") from None
+    try:
+        if run_uid not in client:
+            raise InstrumentError(f"Tiled at {spec.url} has no run {run_uid}")
+        run = client[run_uid]
+        start, stop = run.metadata.get("start"), run.metadata.get("stop")
+        if not start or not stop:
+            raise InstrumentError(f"Tiled at {spec.url} holds run {run_uid} without its stop document: not whole")
+        documents: list[tuple[str, dict[str, Any]]] = [("start", dict(start))]
+        for stream in run:
+            documents += _stream_documents(start["uid"], stream, run[stream])
+        documents.append(("stop", dict(stop)))
+        return documents
+    except InstrumentError:
+        raise
+    except Exception as exc:
+        raise InstrumentError(
+            f"Tiled at {spec.url}: reading run {run_uid}: {type(exc).__name__}: {_reason(exc)}"
+        ) from None
+    finally:
+        client.context.close()
+
+
+def _stream_documents(run_start: str, name: str, stream: Any) -> list[tuple[str, dict[str, Any]]]:
+    """One stream of a run's Tiled entry as a descriptor and its events (the data read into them)."""
+    import uuid
+
+    meta = stream.metadata
+    data_keys = {k: {f: v for f, v in dk.items() if f != "external"} for k, dk in (meta.get("data_keys") or {}).items()}
+    object_keys: dict[str, list[str]] = {}
+    for field, key in data_keys.items():
+        object_keys.setdefault(str(key.get("object_name", field)), []).append(field)
+    descriptor = {
+        "uid": str(uuid.uuid4()),
+        "run_start": run_start,
+        "name": name,
+        "time": meta.get("time", 0.0),
+        "data_keys": data_keys,
+        "hints": meta.get("hints") or {},
+        "configuration": meta.get("configuration") or {},
+        "object_keys": object_keys,
+    }
+    table = stream.read()
+    times = table["time"].values.tolist() if "time" in table.coords or "time" in table else []
+    columns = {field: table[field].values for field in data_keys if field in table}
+    documents: list[tuple[str, dict[str, Any]]] = [("descriptor", descriptor)]
+    for row in range(len(times)):
+        data = {field: values[row].tolist() for field, values in columns.items()}
+        event = {"uid": str(uuid.uuid4()), "descriptor": descriptor["uid"], "seq_num": row + 1, "time": times[row]}
+        documents.append(("event", {**event, "data": data, "timestamps": dict.fromkeys(data, times[row])}))
+    return documents

@@ -45,8 +45,8 @@ class _Record:
     """One ingested point.
 
     ``x`` is real-domain (categorical: the index). ``outcomes`` holds every objective then every constraint
-    output as measured, or is ``None`` when the point failed (any of them missing or not finite); ``y`` is the
-    first objective, ``None`` when failed.
+    output as measured (NaN for a constraint output that is missing), or is ``None`` when the point failed (an
+    objective missing or not finite); ``y`` is the first objective, ``None`` when failed.
     """
 
     x: tuple[float, ...]
@@ -58,9 +58,12 @@ class _Record:
 class PlannerBase(Generator):
     """A gest-api generator; what a subclass may handle is set by its ``supports_*`` flags.
 
-    A point is *failed* when any objective or constraint output is missing, ``None`` or not finite: it is
-    counted in :attr:`n_failed`, kept, and never fit as a number. A point is *feasible* when every VOCS
-    constraint holds (:meth:`feasible`).
+    A point is *failed* when any objective is missing, ``None`` or not finite: it is counted in :attr:`n_failed`,
+    kept, and never fit as a number. A point whose objectives were measured but some constraint output is missing
+    (its reducer could not compute it, say) is an ok observation with that output missing: the objectives are fit,
+    the missing output is NaN in :meth:`train_outcomes` (a model of that output skips the point), and the point is
+    not feasible, as its constraint is not known to hold. A point is *feasible* when every VOCS constraint holds
+    (:meth:`feasible`).
 
     Args:
         vocs: the problem. Variables (continuous; discrete or categorical where ``supports_discrete``),
@@ -199,9 +202,10 @@ class PlannerBase(Generator):
         """Take evaluated points.
 
         Each result needs every variable (a categorical one an allowed member). An objective or constraint
-        output may be missing, ``None`` or not finite: the point is then recorded as failed and never fit as
-        a number. A result without ``"_id"`` (or with ``None``) is a foreign point, for example one
-        re-ingested from the store on resume. Nothing is recorded unless every result parses.
+        output may be missing, ``None`` or not finite: with an objective so, the point is recorded as failed and
+        never fit as a number; with only constraint outputs so, it is ok with those outputs missing. A result
+        without ``"_id"`` (or with ``None``) is a foreign point, for example one re-ingested from the store on
+        resume. Nothing is recorded unless every result parses.
 
         Raises:
             ValueError: a result has an ``"_id"`` this planner never gave out, or a variable is missing or
@@ -299,7 +303,7 @@ class PlannerBase(Generator):
 
         Returns:
             ``X: n x d`` in the unit cube; ``Y: n x m`` the objectives, each signed so that larger is better;
-            ``C: n x k`` the constraint outputs as measured, in VOCS order.
+            ``C: n x k`` the constraint outputs as measured, in VOCS order, NaN where one is missing.
         """
         ok = [r for r in self._records if r.outcomes is not None]
         m = len(self.objective_names)
@@ -410,14 +414,15 @@ class PlannerBase(Generator):
             if x[j] not in self.space.variables[j].numeric:
                 point[self.variable_names[j]] = x[j]
         point.update(self.constants)
-        # Missing, None, NaN, infinite or not a number at all: a failed point, kept as data, never fit.
+        # Missing, None, NaN, infinite or not a number at all: an objective so is a failed point, kept as data, never
+        # fit; a constraint output so is missing at an ok point (NaN in its column of the outcomes).
         values = []
         for name in self.objective_names + self.constraint_names:
             value = as_float(result.get(name))
             values.append(value if value is not None and math.isfinite(value) else None)
             point[name] = values[-1]
-        ok = all(v is not None for v in values)
-        outcomes = tuple(v for v in values if v is not None) if ok else None
+        ok = all(v is not None for v in values[: len(self.objective_names)])
+        outcomes = tuple(math.nan if v is None else v for v in values) if ok else None
         if point_id is not None:
             point[ID_KEY] = point_id
         return _Record(x=tuple(x), y=values[0] if ok else None, point=point, outcomes=outcomes), point_id

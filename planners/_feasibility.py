@@ -15,9 +15,16 @@ from collections.abc import Callable
 from functools import partial
 
 import torch
+from botorch.acquisition import AcquisitionFunction
+from botorch.acquisition.logei import qLogExpectedImprovement, qLogProbabilityOfFeasibility
+from botorch.acquisition.objective import GenericMCObjective
+from botorch.models.model import Model
 from botorch.models.transforms.outcome import Bilog
+from botorch.sampling.base import MCSampler
 from gest_api.vocs import VOCS, BoundsConstraint, GreaterThanConstraint, LessThanConstraint
 from torch import Tensor
+
+from planners.options import FeasibilitySearch
 
 
 def violations(vocs: VOCS, C: Tensor) -> Tensor:
@@ -49,3 +56,46 @@ def _holds(Z: Tensor, col: int) -> Tensor:
 def violation_constraints(k: int) -> list[Callable[[Tensor], Tensor]]:
     """BoTorch outcome constraints (feasible when ``<= 0``) on a model of ``k`` log violations."""
     return [partial(_holds, col=i) for i in range(k)]
+
+
+def total_violation(G: Tensor) -> Tensor:
+    """The total violation of log violations ``G: ... x k``: the sum of their positive parts, ``...`` (0 exactly
+    where every constraint holds)."""
+    return G.clamp_min(0.0).sum(dim=-1)
+
+
+def _less_violation(Z: Tensor, X: Tensor | None = None) -> Tensor:
+    return -total_violation(Z)
+
+
+class qLogExpectedLessViolation(qLogExpectedImprovement):
+    """``qLogExpectedImprovement`` of the negated :func:`total_violation` of a GP of ``k`` log violations, over the
+    least total violation observed (``G: n x k``, the log violations as observed).
+
+    A point sure to be feasible improves on the least violation by all of it, so this rewards the probability of
+    feasibility as ``qLogProbabilityOfFeasibility`` does; but where no point is likely to be feasible it still
+    rewards coming closer, where the probability of feasibility is tiny everywhere and its maximum is where the GP is
+    least sure, not nearest the feasible region.
+    """
+
+    def __init__(
+        self, model: Model, G: Tensor, sampler: MCSampler | None = None, X_pending: Tensor | None = None
+    ) -> None:
+        super().__init__(
+            model,
+            best_f=-float(total_violation(G).min()),
+            sampler=sampler,
+            objective=GenericMCObjective(_less_violation),
+            X_pending=X_pending,
+        )
+
+
+def violation_acquisition(
+    model: Model, G: Tensor, search: FeasibilitySearch, sampler: MCSampler, X_pending: Tensor | None
+) -> AcquisitionFunction:
+    """The acquisition function of the search for feasibility ``search`` on ``model``, a GP of the log violations
+    ``G: n x k``: :class:`qLogExpectedLessViolation` (``violation``) or ``qLogProbabilityOfFeasibility`` of every
+    constraint (``log-probability``)."""
+    if search == "violation":
+        return qLogExpectedLessViolation(model, G, sampler=sampler, X_pending=X_pending)
+    return qLogProbabilityOfFeasibility(model, violation_constraints(G.shape[-1]), sampler=sampler, X_pending=X_pending)

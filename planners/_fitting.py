@@ -2,6 +2,9 @@
 
 Above ``always_refit_below`` ok observations the hyperparameters are fitted only when the count reaches the next
 size of a geometric schedule (:func:`refit_size`), and reused in between with the GP conditioned on all the data.
+When an outcome is missing at some points (NaN: a constraint its reducer could not compute), the outcomes are
+modelled by a ``ModelListGP`` of one GP per outcome, each fitted to the points where its outcome was measured
+(:meth:`ScheduledFitting._fit`), instead of one batched GP over every outcome.
 Also here: the filter for the warnings BoTorch raises in normal use.
 """
 
@@ -23,7 +26,7 @@ from botorch.exceptions.warnings import (
     OptimizationWarning,
 )
 from botorch.fit import fit_gpytorch_mll
-from botorch.models import MixedSingleTaskGP, SingleTaskGP
+from botorch.models import MixedSingleTaskGP, ModelListGP, SingleTaskGP
 from botorch.models.model import Model
 from botorch.models.transforms import Standardize
 from botorch.optim.closures import get_loss_closure_with_grads
@@ -64,6 +67,9 @@ NOISELESS_BELOW = 1e-6
 
 def fitted_noise(model: Model) -> Tensor | None:
     """A fitted GP's noise variance per outcome (standardized units), or None for a likelihood without one."""
+    if isinstance(model, ModelListGP):
+        parts = [fitted_noise(m) for m in model.models]  # type: ignore[arg-type]
+        return None if any(p is None for p in parts) else torch.cat([p.reshape(-1) for p in parts if p is not None])
     noise = getattr(getattr(model, "likelihood", None), "noise", None)
     return None if noise is None else noise.detach()
 
@@ -109,6 +115,9 @@ AT_FLOOR = 1.5
 
 def lengthscales(model: Model) -> Tensor | None:
     """The fitted lengthscales, ``outputs x d`` (in the unit cube), or None for a kernel without them."""
+    if isinstance(model, ModelListGP):
+        parts = [lengthscales(m) for m in model.models]  # type: ignore[arg-type]
+        return None if any(p is None for p in parts) else torch.cat([p for p in parts if p is not None])
     kernel = getattr(model, "covar_module", None)
     lengthscale = getattr(getattr(kernel, "base_kernel", kernel), "lengthscale", None)
     return None if lengthscale is None else lengthscale.detach().reshape(-1, lengthscale.shape[-1])
@@ -255,8 +264,30 @@ def refit_size(n: int, always_below: int, growth: float) -> int:
 
 
 def hyperparameters(model: torch.nn.Module) -> dict[str, Tensor]:
-    """The fitted hyperparameters of one GP (its state dict without the transforms' data-dependent entries)."""
-    return {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith(_DATA_STATE)}
+    """The fitted hyperparameters of one GP (its state dict without the transforms' data-dependent entries), or of
+    each GP of a ``ModelListGP`` (under ``models.<i>.``)."""
+    return {
+        k: v.detach().clone()
+        for k, v in model.state_dict().items()
+        if not k.startswith(_DATA_STATE) and not any(f".{d}" in k for d in _DATA_STATE)
+    }
+
+
+def loaded(model: torch.nn.Module, fitted: dict[str, Tensor]) -> bool:
+    """Load ``fitted`` (:func:`hyperparameters`) into ``model``; False, and nothing loaded, when they are another
+    model's (a batched GP's into a ``ModelListGP``, or shapes that differ)."""
+    state = model.state_dict()
+    if any(k not in state or state[k].shape != v.shape for k, v in fitted.items()):
+        return False
+    model.load_state_dict(state | fitted)
+    return True
+
+
+def _within(fitted: dict[str, Tensor] | None, prefix: str) -> dict[str, Tensor] | None:
+    """The entries of ``fitted`` under ``prefix``, the prefix taken off (one GP's of a ``ModelListGP``'s)."""
+    if fitted is None:
+        return None
+    return {k.removeprefix(prefix): v for k, v in fitted.items() if k.startswith(prefix)}
 
 
 #: Below ``always_refit_below``, a fit from the defaults (a cold fit) happens whenever the ok observations have
@@ -316,11 +347,17 @@ class ScheduledFitting(PlannerBase):
             return GaussianLikelihood(noise_constraint=GreaterThan(1e-8), batch_shape=batch)
         return None
 
-    def _build(self, X: Tensor, outcomes: Tensor, noise_prior: NoisePrior | None = None) -> SingleTaskGP:
-        """An unfitted GP on ``X: n x d`` (unit cube) and ``outcomes: n x k``; one batched GP for all ``k``.
+    def _build(self, X: Tensor, outcomes: Tensor, noise_prior: NoisePrior | None = None) -> SingleTaskGP | ModelListGP:
+        """An unfitted GP on ``X: n x d`` (unit cube) and ``outcomes: n x k``; one batched GP for all ``k``, or, when
+        an outcome is NaN at some point, a ``ModelListGP`` of one GP per outcome on the points where it is not.
 
         ``noise_prior`` defaults to the planner's (``adaptive`` builds with the low one first).
         """
+        present = ~outcomes.isnan()
+        if not bool(present.all()):
+            return ModelListGP(
+                *(self._build(X[rows], outcomes[rows, i : i + 1], noise_prior) for i, rows in enumerate(present.T))
+            )
         k = outcomes.shape[-1]
         likelihood = self._likelihood(k, noise_prior)
         if self.space.cat_dims:
@@ -334,8 +371,11 @@ class ScheduledFitting(PlannerBase):
 
     def _fit(
         self, X: Tensor, Y: Tensor, C: Tensor, start: dict[str, Tensor] | None = None, from_priors: bool = False
-    ) -> SingleTaskGP:
-        """Fit one GP to ``X: n x d`` (unit cube) and the outcomes ``[Y | C]: n x k``.
+    ) -> SingleTaskGP | ModelListGP:
+        """Fit one GP to ``X: n x d`` (unit cube) and the outcomes ``[Y | C]: n x k``; with an outcome NaN at some
+        point, one GP per outcome, each fitted as here to the points where its outcome is not NaN (a
+        ``ModelListGP``: the objective's GP uses a point whose constraint output is missing, the constraint's
+        skips it).
 
         The fit starts from ``start`` (hyperparameters of an earlier fit of the same outcomes) when given, from
         hyperparameters drawn from their priors (BoTorch's ``sample_all_priors``, torch's RNG) with ``from_priors``,
@@ -343,10 +383,21 @@ class ScheduledFitting(PlannerBase):
         started from the last such refit, it kept the noise of fewer data (``spot2_noisy``, 5 seeds: median regret
         134 and worst 802, against 2.02 and 34).
         """
+        outcomes = torch.cat([Y, C], dim=-1)
+        present = ~outcomes.isnan()
+        if not bool(present.all()):
+            return ModelListGP(
+                *(
+                    self._fit(
+                        X[rows], outcomes[rows, i : i + 1], C[rows, :0], _within(start, f"models.{i}."), from_priors
+                    )
+                    for i, rows in enumerate(present.T)
+                )
+            )
         with expected_warnings_logged():
-            model = self._build(X, torch.cat([Y, C], dim=-1))
+            model = self._build(X, outcomes)
             if start is not None:
-                model.load_state_dict(model.state_dict() | start)
+                loaded(model, start)  # a start of another shape (fitted before an output went missing) is not used
             if from_priors:
                 sample_all_priors(model)
             if self.fitted_noise_prior != "adaptive":
@@ -376,18 +427,28 @@ class ScheduledFitting(PlannerBase):
                 self.n_fits += 1
                 return model
             fitted = self._fit_hyperparameters(X, Y, C)
+            reused = False
         else:
             size = refit_size(n, self.always_refit_below, self.refit_growth)
-            if self._fitted is not None and self._fitted[0] == size:
-                self.n_reuses += 1
-            else:
+            reused = self._fitted is not None and self._fitted[0] == size
+            if self._fitted is None or not reused:
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(self.seed + size)
                     self._fitted = (size, self._fit_hyperparameters(X[:size], Y[:size], C[:size]))
             fitted = self._fitted[1]
         if keep is not None:
             X, Y, C = X[keep], Y[keep], C[keep]
-        return self._conditioned(X, Y, C, fitted)
+        conditioned = self._conditioned(X, Y, C, fitted)
+        if conditioned is not None:
+            self.n_reuses += reused
+            return conditioned
+        # hyperparameters fitted to data without a missing output (a batched GP), these data with one: one GP per
+        # outcome, fitted to all, and on the schedule reused as such
+        model = self._fit(X, Y, C)
+        self.n_fits += 1
+        if self._fitted is not None and self._fitted[1] is fitted:
+            self._fitted = (self._fitted[0], hyperparameters(model))
+        return model
 
     def _fit_hyperparameters(self, X: Tensor, Y: Tensor, C: Tensor) -> dict[str, Tensor]:
         """Fit a GP to ``X, Y, C`` (a seeded subset of ``max_fit_points`` when larger) from the defaults."""
@@ -400,9 +461,11 @@ class ScheduledFitting(PlannerBase):
         self.n_fits += 1
         return hyperparameters(model)
 
-    def _conditioned(self, X: Tensor, Y: Tensor, C: Tensor, fitted: dict[str, Tensor]) -> Model:
-        """A GP on all of ``X`` and ``[Y | C]`` with the given hyperparameters."""
+    def _conditioned(self, X: Tensor, Y: Tensor, C: Tensor, fitted: dict[str, Tensor]) -> Model | None:
+        """A GP on all of ``X`` and ``[Y | C]`` with the given hyperparameters; None when they are another model's
+        (:func:`loaded`)."""
         with expected_warnings_logged():
             model = self._build(X, torch.cat([Y, C], dim=-1))
-            model.load_state_dict(model.state_dict() | fitted)
+            if not loaded(model, fitted):
+                return None
         return model.eval()

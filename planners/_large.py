@@ -6,8 +6,8 @@ per posterior evaluation, and qLogNEI's baseline pruning draws joint samples ove
 on a subset of that many (:func:`model_subset`): half the points nearest the incumbents (where improvement is sought),
 half a seeded random sample of the rest (so that the GP still knows what the explored space looks like and does
 not take a region it dropped for an unexplored one); with several objectives, each objective's worst observation
-too, so that the inferred hypervolume reference point does not move. The hyperparameters are fitted as before (on the fitting
-schedule, to at most ``max_fit_points`` observations); only the conditioning and the acquisition's baseline
+too, so that the inferred hypervolume reference point does not move. The hyperparameters are fitted as before (on
+the fitting schedule, to at most ``max_fit_points`` observations); only the conditioning and the acquisition's baseline
 (``X_baseline``) use the subset.
 """
 

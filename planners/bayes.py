@@ -12,9 +12,7 @@ import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction, LogExpectedImprovement, qLogNoisyExpectedImprovement
 from botorch.acquisition.analytic import LogConstrainedExpectedImprovement, LogProbabilityOfFeasibility
-from botorch.acquisition.logei import qLogExpectedImprovement, qLogProbabilityOfFeasibility
-from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
-from botorch.acquisition.multi_objective.objective import IdentityMCMultiOutputObjective
+from botorch.acquisition.logei import qLogProbabilityOfFeasibility
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.models.model import Model
 from botorch.optim import optimize_acqf, optimize_acqf_mixed
@@ -34,7 +32,7 @@ from planners._acquisition import (
     parse_reference_point,
 )
 from planners._base import near_any
-from planners._feasibility import log_violations, violation_constraints
+from planners._feasibility import log_violations, violation_acquisition
 from planners._fitting import (
     ScheduledFitting,
     expected_warnings_logged,
@@ -45,6 +43,7 @@ from planners._fitting import (
     stood_out,
 )
 from planners._large import model_subset, violations
+from planners._multiobjective import hypervolume_improvement
 from planners._recovery import SPACE_FILLING, STEPS, check_finite, failure_kind, more_jitter
 from planners._travel import Travelling, per_variable
 from planners.options import (
@@ -69,6 +68,7 @@ ACQUISITION_NAMES = {
     "qLogNoisyExpectedHypervolumeImprovement": "qLogNEHVI",
     "qLogProbabilityOfFeasibility": "probability of feasibility",
     "LogProbabilityOfFeasibility": "analytic probability of feasibility",
+    "qLogExpectedLessViolation": "expected reduction of the total violation",
     "UpperConfidenceBound": "UCB, believing the points in flight",
 }
 
@@ -146,20 +146,24 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
       ``pending="believe"``, one point with points in flight, once a reading stood out: UCB on the GP told its own
       mean there (:func:`~planners._acquisition.believed_ucb`);
     - while no ok observation is feasible, the search for feasibility (``feasibility_search``, said in ``why``): by
-      default ``qLogProbabilityOfFeasibility`` on a GP of the constraints alone, each as its violation on a log scale
-      (:mod:`planners._feasibility`); ``probability`` is the same acquisition on the GP of every outcome as measured,
-      which on the spring problem, whose constraint outputs span many orders of magnitude, left half the seeds with
-      no feasible point after 40 experiments (see ``benchmarks/feasibility.py``);
+      default the expected reduction of the total violation
+      (:class:`~planners._feasibility.qLogExpectedLessViolation`) on a GP of the constraints alone, each as its
+      violation on a log scale (:mod:`planners._feasibility`); ``log-probability`` is
+      ``qLogProbabilityOfFeasibility`` on that GP, which is tiny everywhere while the GP is sure of violations it
+      extrapolates (the welded beam's seed 5); ``probability`` is that acquisition on the GP of every outcome as
+      measured, which on the spring problem, whose constraint outputs span many orders of magnitude, left half the
+      seeds with no feasible point after 40 experiments (see ``benchmarks/feasibility.py``);
     - one objective with constraints: ``qLogNoisyExpectedImprovement`` with the constraints as BoTorch outcome
       constraints. With the default ``acquisition="auto"``, one point with nothing pending on data the GP fits as
-      noiseless (noise variance below :data:`~planners._fitting.NOISELESS_BELOW`) uses ``qLogExpectedImprovement``
-      against the best feasible observed value instead (no joint posterior over the observed points: about
-      two thirds of the time). ``acquisition="logei"`` uses the analytic ``LogConstrainedExpectedImprovement``
-      there: faster still, but on constrained Branin, whose optimum lies on the constraint's boundary, it stops
-      short of it. Over 10 seeds, median and worst regret: analytic 3.5e-4 and 0.0865 (it was the default until
-      that measurement), ``qLogExpectedImprovement`` 1.8e-4 and 2.7e-4, qLogNEI throughout 4.8e-5 and 1.4e-4;
-    - two or more objectives: ``qLogNoisyExpectedHypervolumeImprovement`` against ``reference_point`` or,
-      without it, the nadir of the observed objectives less 10% of their range.
+      noiseless (noise variance below :data:`~planners._fitting.NOISELESS_BELOW`) uses the analytic
+      ``LogConstrainedExpectedImprovement`` against the best feasible observed value instead (``acquisition="logei"``
+      uses it whatever the noise). It once stalled short of an optimum on a constraint's boundary (constrained
+      Branin); one optimizer restart at the best feasible observation (below) cured that, and on ``gramacy`` it
+      ends far nearer the optimum than the quasi-MC ``qLogExpectedImprovement`` that replaced it for a while
+      (``docs/benchmarks/constrained.md``);
+    - two or more objectives: ``qLogNoisyExpectedHypervolumeImprovement`` against ``reference_point`` or, without
+      it, the nadir of the observed objectives less 10% of their range (:mod:`planners._multiobjective` says why
+      the noisy form even on noiseless data).
 
     All the outcomes (objectives, then constraint outputs) are modelled by one batched multi-output GP: an
     independent GP per outcome, all fitted and evaluated together in one batch.
@@ -337,12 +341,15 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         known = self.n_known
         box = self._travel_box()
         n_design = min(n, max(0, self.n_initial - known))
-        if self.n_observed < self.results_for_model:
+        unmeasured = self._unmeasured_output()
+        if self.n_observed < self.results_for_model or unmeasured is not None:
             n_design = n
         # failed points (rejected, aborted, faulty) stay pending for good: the acquisition steers away from them
         avoid = torch.from_numpy(np.concatenate([self.pending_unit(), self.failed_unit()]))
         design = self._distinct(self._design(n_design, known, box), avoid, None, box, skip=known + n)
         waiting = "design: the model waits for the design's results"
+        if unmeasured is not None and self.n_observed >= self.results_for_model:
+            waiting = f"design: the model waits for values of '{unmeasured}' (missing at the points so far)"
         reasons = ["initial design" if known + i < self.n_initial else waiting for i in range(n_design)]
         if n_design == n:
             self._explain(reasons)
@@ -421,6 +428,16 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             return None
         return model_subset(X, Y, violations(self.vocs, C), self.max_model_points, self.seed + len(X))
 
+    def _unmeasured_output(self) -> str | None:
+        """A constraint output measured at fewer than :data:`~planners.options.MIN_OBSERVATIONS` ok observations (its
+        reducer could not compute it at the others), or None: its GP needs that many to be fitted."""
+        _, _, C = self.train_outcomes()
+        counts = (~np.isnan(C)).sum(axis=0)
+        short = [
+            name for name, count in zip(self.constraint_names, counts.tolist(), strict=True) if count < MIN_OBSERVATIONS
+        ]
+        return short[0] if short else None
+
     def _searching_feasibility(self) -> bool:
         """Whether proposals search for feasibility (:mod:`planners._feasibility`): constraints, none of the ok
         observations feasible, and ``feasibility_search`` is not ``probability`` (the joint GP's own)."""
@@ -463,6 +480,8 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         X, Y, C = self.train_tensors()
         if len(X) < MIN_OBSERVATIONS:
             raise PlannerError(f"no model yet: {len(X)} ok observation(s), the model needs {MIN_OBSERVATIONS}")
+        if (unmeasured := self._unmeasured_output()) is not None:
+            raise PlannerError(f"no model yet: '{unmeasured}' was measured at fewer than {MIN_OBSERVATIONS} points")
         U = torch.from_numpy(self.to_unit([self.point_x(p) for p in points]))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed + self.n_known)
@@ -500,34 +519,19 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             )
         if m > 1:
             ref_point = self.reference_point if self.reference_point is not None else infer_reference_point(Y)
-            return qLogNoisyExpectedHypervolumeImprovement(
-                model,
-                sampler=self._sampler(),
-                ref_point=ref_point,
-                X_baseline=X,
-                objective=IdentityMCMultiOutputObjective(outcomes=list(range(m))),
-                constraints=constraints or None,
-                X_pending=pending,
-                prune_baseline=True,
+            return hypervolume_improvement(
+                model, X, Y, ref_point, self._sampler(), constraints=constraints, X_pending=pending
             )
         if constraints and q == 1 and pending is None:
-            if self.acquisition == "logei":
+            if self.acquisition == "logei" or (self.acquisition == "auto" and noiseless(model)):
+                # the incumbent is known exactly: analytic, no joint posterior over the observed points; with one
+                # restart at the best feasible observation it closes in on an optimum on a constraint's boundary
+                # (see docs/benchmarks/constrained.md)
                 return LogConstrainedExpectedImprovement(
                     model,
                     best_f=self._best_feasible(),
                     objective_index=0,
                     constraints=constraint_bounds(self.vocs, m),
-                )
-            if self.acquisition == "auto" and noiseless(model):
-                # the incumbent is known exactly: no joint posterior over the observed points needed, so about two
-                # thirds of qLogNEI's time; quasi-MC with BoTorch's smoothed feasibility, which (unlike the analytic
-                # constrained LogEI) keeps closing in on an optimum on the constraint's boundary
-                return qLogExpectedImprovement(
-                    model,
-                    best_f=self._best_feasible(),
-                    sampler=self._sampler(),
-                    objective=GenericMCObjective(first_output),
-                    constraints=constraints,
                 )
         if constraints:
             return qLogNoisyExpectedImprovement(
@@ -606,9 +610,8 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
             if step == "simpler acquisition":
                 chosen = self._simple_acquisition(model, Y, G)
             elif G is not None:
-                constraints = violation_constraints(G.shape[-1])
                 pending = X_pending if len(X_pending) else None
-                chosen = qLogProbabilityOfFeasibility(model, constraints, sampler=self._sampler(), X_pending=pending)
+                chosen = violation_acquisition(model, G, self.feasibility_search, self._sampler(), pending)
             else:
                 chosen = self._acquisition(model, X, Y, C, X_pending, q)
             acq = self._penalized(chosen)

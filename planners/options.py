@@ -26,7 +26,7 @@ Acquisition = Literal["auto", "qlognei", "logei", "logei-mean"]
 Pending = Literal["joint", "believe"]
 Refit = Literal["scheduled", "always"]
 NoisePrior = Literal["low", "botorch", "flat", "adaptive"]
-FeasibilitySearch = Literal["log-probability", "probability"]
+FeasibilitySearch = Literal["log-probability", "violation", "probability"]
 PerVariable = float | dict[str, float] | None
 
 
@@ -65,7 +65,8 @@ class BoTorchOptions(PlannerOptions):
     n_initial: int = Field(5, ge=1, description="Sobol design points; the GP takes over once all but one have results")
     acquisition: Acquisition = Field(
         "auto",
-        description="auto (qLogNEI; with constraints, qLogEI for one point on noiseless data), qlognei, logei "
+        description="auto (qLogNEI; with constraints, analytic constrained LogEI for one point on noiseless data), "
+        "qlognei, logei "
         "(analytic LogEI, constrained LogEI with constraints, against the best feasible observation, one point), "
         "logei-mean (LogEI against the best posterior mean)",
     )
@@ -94,9 +95,10 @@ class BoTorchOptions(PlannerOptions):
         "peak, hurts on a narrow one: see the README)",
     )
     feasibility_search: FeasibilitySearch = Field(
-        "log-probability",
-        description="while no observation is feasible: log-probability (qLogPOF on a GP of each constraint's "
-        "violation on a log scale), probability (qLogPOF on the GP of every outcome as measured)",
+        "violation",
+        description="while no observation is feasible: violation (qLogEI of the total violation, on a GP of each "
+        "constraint's violation on a log scale), log-probability (qLogPOF on that GP), probability (qLogPOF on the "
+        "GP of every outcome as measured)",
     )
     ucb_beta: float = Field(4.0, gt=0.0, description="UCB's beta for pending: believe (mean + sqrt(beta) * std)")
     peak_box: float | None = Field(

@@ -51,11 +51,12 @@ class SimRing(StandardReadable):
         """
         if self._loop is None:
             raise RuntimeError(f"{self.name}: connect the ring before dumping its beam")
+        loop = self._loop
 
         def start() -> None:
             if self._refill is not None:
                 self._refill.cancel()
             self._set_current(current)
-            self._refill = self._loop.call_later(seconds, self._set_current, self.nominal)
+            self._refill = loop.call_later(seconds, self._set_current, self.nominal)
 
-        self._loop.call_soon_threadsafe(start)
+        loop.call_soon_threadsafe(start)

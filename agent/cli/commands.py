@@ -1,175 +1,43 @@
 """The ``closedloop`` command line: run, resume, demo, status, add.
 
 Exit codes: 0 success, 1 a failure while running, 2 bad input (one line naming the field), 3 stopped by an
-operator.
+operator (:class:`closedloop.errors.ExitCode`; every command's errors go through :func:`agent.cli.exits.guarded`).
+A session run here, in the foreground, is :mod:`agent.cli.foreground`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import sys
 import time
 from importlib import resources
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from agent.cli.exits import guarded
+from agent.cli.foreground import drive, set_threads, status_table, with_driver_lock
 from agent.cli.launch import Made, resume_through_channel, slug, start_detached, take_lock
-from agent.store import STORE_RECORD, holds_session, publish_control
+from agent.store import SessionFolder, holds_session
 from agent.views import folder_units, units_of
-from agent.views.status import SESSION_FILE, STORE_FILE, SessionState, summarize, summary, waiting_text
-from closedloop.errors import ClosedLoopError, InstrumentError, PlannerError, SafetyError, SessionError, SpecError
+from agent.views.status import summarize
+from closedloop.errors import ExitCode, SessionError, SpecError
 from closedloop.plugins import imports_unchecked
-from closedloop.records import Observation
 from closedloop.spec import check_store_url, folder_path, load_spec
 
 if TYPE_CHECKING:
-    from agent.session import Checkpoint, Session
+    pass
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 3
 YES_HELP = "approve every review; never read the terminal (answer other checkpoints with: closedloop review DIR)"
 
 COMMAND_GROUP = "closedloop.commands"
 """Entry points whose ``register(app)`` mounts more commands on ``closedloop``."""
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A closed-loop autonomous experiment agent.")
 console = Console()
-err = Console(stderr=True)
-
-
-def _fail(code: int, message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def _show(checkpoint: Checkpoint, folder: Path, out: Console) -> None:
-    """Show a checkpoint at the session's own terminal, with the keys that answer it (on ``out``: stderr when the
-    summary goes to stdout as JSON)."""
-    from agent.views import checkpoint_table
-    from closedloop.control import CheckpointInfo
-
-    console = out
-    if checkpoint.kind == "review":
-        console.print(checkpoint_table(CheckpointInfo.model_validate(checkpoint.info)))
-        console.print(escape("approve, approve all, reject, edit or stop? [a/A/r/e/s]"), style="bold")
-    elif checkpoint.kind == "points":
-        console.print(f"[bold]The planner has no points left:[/] {escape(checkpoint.reason)}")
-        console.print(f"queue some from another terminal with: closedloop add {folder} NAME=VALUE ...")
-        console.print("[bold]press Enter once they are queued, or s to stop[/]")
-    else:
-        console.print(f"[bold]{checkpoint.kind}:[/] {escape(checkpoint.reason)}")
-        console.print("[bold]press Enter to go on, or s to stop[/]")
-
-
-def _reads_terminal(yes: bool) -> bool:
-    """Whether the session process asks at its terminal: never with ``--yes``, never when stdin is not a terminal
-    (a pipe, a file, nothing), and never from a shell's background (reading would stop it with SIGTTIN)."""
-    if yes or sys.stdin is None or sys.stdin.closed:
-        return False
-    try:
-        descriptor = sys.stdin.fileno()
-        return os.isatty(descriptor) and os.tcgetpgrp(descriptor) == os.getpgrp()
-    except (OSError, ValueError):
-        return False
-
-
-def _show_elsewhere(checkpoint: Checkpoint, folder: Path, out: Console) -> None:
-    """Say, where nothing reads the terminal, that the session waits and how to answer it from another one."""
-    what = escape(checkpoint.reason) if checkpoint.reason else "proposals wait for review"
-    out.print(f"[bold]{checkpoint.kind}:[/] {what}", soft_wrap=True)
-    if checkpoint.kind == "points":
-        out.print(f"queue points with: closedloop add {escape(str(folder))} NAME=VALUE ...", soft_wrap=True)
-    out.print(
-        f"nobody reads this terminal (--yes, no terminal, or in the background); answer from another terminal "
-        f"with: closedloop review {escape(str(folder))}",
-        soft_wrap=True,
-    )
-
-
-def _drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.0.0.1") -> int:
-    """Run a session to its end (waiting at checkpoints for the terminal or the control channel); the exit code."""
-    from agent.driver import Driver
-    from agent.operator import ControlServer, Operations
-
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("best {task.fields[best]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=as_json,
-    )
-    tally = session.tally
-    task = progress.add_task(
-        escape(session.spec.name),
-        total=session.context.budget(),
-        completed=tally.experiments,
-        best=_fmt(tally.best_value),
-    )
-
-    def observed(observation: Observation) -> None:
-        # the running tally: no store read per observation, so the cost stays flat over a long session
-        progress.update(task, completed=tally.experiments, total=session.context.budget(), best=_fmt(tally.best_value))
-        if not observation.ok and not as_json:
-            what = f"{observation.proposal_id}: {escape(str(observation.error))}"
-            progress.console.print(f"[yellow]{observation.status.value}[/] {what}")
-
-    session.on_observation = observed
-    operations = Operations(session)
-    server = ControlServer(session.folder, operations.recorded, host=host, refused=operations.refused)
-    publish_control(session.store, server.info, session.folder)
-    session.context.emit = operations.emit = lambda kind, data: server.publish(kind, data)
-
-    reads_terminal = _reads_terminal(approve_all)
-
-    def show(checkpoint: Checkpoint) -> None:
-        progress.stop()
-        shown = _show if reads_terminal else _show_elsewhere
-        shown(checkpoint, session.folder, err if as_json else console)
-
-    driver = Driver(
-        session,
-        operations,
-        console,
-        approve_all=approve_all,
-        interactive=reads_terminal,
-        show=show,
-        wait_for_channel=True,
-    )
-    try:
-        # with --json, stdout holds the summary only: what else is printed meanwhile (bluesky's "Aborting: ..." at a
-        # run timeout or an abort) goes to stderr
-        with progress, contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-            driver.run()
-    finally:
-        server.close()
-        with contextlib.suppress(Exception):  # a store gone away must not hide why the session ended
-            publish_control(session.store, None, session.folder)
-    return _report(session, as_json)
-
-
-def _with_driver_lock(lock: Any, url: str, session: Session) -> Any:
-    """``lock`` and the store's lock on driving the session, let go together (the session is closed if that
-    lock is refused)."""
-    from agent.cli.launch import both
-    from agent.store import DriverLock
-
-    driver = DriverLock(url, session.session_id)
-    try:
-        driver.acquire()
-    except BaseException:
-        session.close()
-        raise
-    return both(lock, driver)
 
 
 def _store_url(url: str) -> str:
@@ -182,102 +50,6 @@ def _store_url(url: str) -> str:
         return check_store_url(url)
     except ValueError as exc:
         raise SpecError(f"store: {exc}") from None
-
-
-def _fmt(value: float | str | None, units: str | None = None) -> str:
-    from agent.views import quantity
-
-    return quantity(value, units)
-
-
-def _report(session: Session, as_json: bool) -> int:
-    status = summary(session.folder, session.spec, session.store, session.tally, session.store.observations())
-    if as_json:
-        console.print_json(json.dumps(status))
-    else:
-        console.print(_status_table(status, units_of(session.spec)))
-        checkpoint = session.pending_checkpoint()
-        if checkpoint is not None and checkpoint.kind == "points":
-            console.print(f"waiting for points: {checkpoint.reason}")
-            folder = session.folder
-            console.print(f"queue some with: closedloop add {folder} NAME=VALUE ..., then: closedloop resume {folder}")
-        elif status["state"] == SessionState.WAITING.value:
-            console.print(f"waiting at a checkpoint; answer it with: closedloop resume {session.folder}")
-    return {
-        SessionState.STOPPED.value: EXIT_STOPPED,
-        SessionState.FAILED.value: EXIT_FAILED,
-    }.get(status["state"], EXIT_OK)
-
-
-def _status_table(status: dict[str, Any], units: dict[str, str | None] | None = None) -> Table:
-    """The status for a terminal: numbers in plain notation, each variable's with its ``units``."""
-    units = units or {}
-    table = Table(title=f"closedloop session {status['name']} ({status['session_id']})", show_header=False)
-    table.add_column("what", style="bold")
-    table.add_column("value")
-    best_point = status["best_point"] or {}
-    rows = [
-        ("state", status["state"] + (f": {waiting_text(status['waiting'])}" if status.get("waiting") else "")),
-        ("experiments", f"{status['experiments']} of {status['budget']} ({status['failed']} failed)"),
-        (f"best {status['objective']}" + (" (feasible)" if status["infeasible"] else ""), _fmt(status["best_value"])),
-        ("best point", ", ".join(f"{k}={_fmt(v, units.get(k))}" for k, v in best_point.items()) or "-"),
-        ("decisions", str(status["decisions"])),
-        ("queued points", str(status["queued"])),
-        *([("prior observations", str(status["prior_observations"]))] if status.get("prior_observations") else []),
-        ("data", f"{status['store']}, {status['folder']}/runs/*.jsonl"),
-    ]
-    several = len(status["instruments"]) > 1
-    for name, lane in status["instruments"].items():
-        doing = {
-            "running": f"running {lane['proposal']}",
-            "failed": f"failed: {lane['error']}",
-            "suspended": f"suspended ({lane.get('suspended')})"
-            + (f", holding {lane['proposal']}" if lane.get("proposal") else ""),
-        }
-        shown = doing.get(lane["state"], lane["state"]) + (f" ({lane['waiting']})" if lane.get("waiting") else "")
-        rows.append((f"instrument {name}" if several else "instrument", shown))
-    for name, reach in status.get("reach", {}).items():
-        if reach["device_limits"] is not None:  # the device's own limits, next to the session file's
-            unit = units.get(name)
-            hard, device, limits = (
-                " to ".join(_fmt(x, unit) for x in reach[k]) for k in ("hard_limits", "device_limits", "limits")
-            )
-            rows.append((f"reach {name}", f"{limits} (hard limits {hard}, device limits {device})"))
-    if status["pareto_front"]:
-        rows.append(("pareto front", f"{len(status['pareto_front'])} point(s)"))
-        for entry in status["pareto_front"]:
-            rows.append(("", ", ".join(f"{k}={_fmt(v)}" for k, v in entry["values"].items())))
-    if status.get("error"):
-        rows.append(("error", status["error"]))
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
-def _guarded(action: Any) -> None:
-    """Run a command body, turning closedloop errors into one line and an exit code."""
-    try:
-        code = action()
-    except SpecError as exc:
-        raise _fail(EXIT_BAD_INPUT, str(exc)) from None
-    except (SessionError, PlannerError, SafetyError) as exc:
-        raise _fail(EXIT_BAD_INPUT, str(exc)) from None
-    except InstrumentError as exc:
-        raise _fail(EXIT_FAILED, str(exc)) from None
-    except ClosedLoopError as exc:
-        raise _fail(EXIT_FAILED, str(exc)) from None
-    except Exception as exc:  # a planner or device error while running: the session is marked failed
-        raise _fail(EXIT_FAILED, f"{type(exc).__name__}: {exc}") from None
-    raise typer.Exit(code)
-
-
-def _set_threads(threads: int) -> None:
-    """Give torch this many threads: the planner's matrices are small, and on a few cores more threads fight the
-    RunEngine and the instrument's own processes (one thread was up to 10x faster per proposal on 2 loaded cores).
-    """
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def _default_folder(spec_path: Path, folder: str | None, name: str) -> Path:
@@ -319,7 +91,7 @@ def run(
         folder = dir or _default_folder(session_file, spec.folder, spec.name)
         from agent.session import Session  # imports torch and bluesky: only once the input is good
 
-        _set_threads(threads)
+        set_threads(threads)
 
         if detach:
             where = ["--store", spec.store] if store is not None and spec.store else []
@@ -332,7 +104,7 @@ def run(
         try:
             session = Session.create(session_file, folder, spec, prior=prior)
             if spec.store is not None:  # a copy of the folder on another host must not drive it too
-                lock = _with_driver_lock(lock, spec.store, session)
+                lock = with_driver_lock(lock, spec.store, session)
         except BaseException:
             lock.release()
             if made is not None:
@@ -342,7 +114,7 @@ def run(
         try:
             if not as_json:
                 console.print(f"session folder: {escape(str(folder))}")
-            return _drive(session, yes, as_json)
+            return drive(session, yes, as_json)
         except Exception:
             failed = True
             raise
@@ -352,7 +124,7 @@ def run(
             if failed and made is not None and made.ran_nothing():
                 made.remove()
 
-    _guarded(body)
+    guarded(body)
 
 
 @app.command()
@@ -369,23 +141,24 @@ def resume(
     def body() -> int:
         from agent.store import holder
 
-        attached = (folder / STORE_RECORD).exists() and not (folder / SESSION_FILE).exists()
+        where = SessionFolder(folder)
+        attached = where.in_postgres and not where.session_file.exists()
         if holder(folder) is not None or attached:  # attached: `closedloop attach` made it, for a session elsewhere
             return resume_through_channel(folder, as_json)
         if detach:
             return start_detached(["resume", str(folder)], folder, yes, threads)
         from agent.session import Session
 
-        _set_threads(threads)
+        set_threads(threads)
         lock = take_lock(folder, new=False)
         session = Session.open(folder)
         try:
-            return _drive(session, yes, as_json)
+            return drive(session, yes, as_json)
         finally:
             session.close()
             lock.release()
 
-    _guarded(body)
+    guarded(body)
 
 
 @app.command()
@@ -440,8 +213,8 @@ def add(
         from agent.store import holder, open_store
         from planners.baselines import read_points
 
-        has_store = (folder / STORE_FILE).exists() or (folder / STORE_RECORD).exists()
-        if not has_store or not (folder / SESSION_FILE).exists():
+        where = SessionFolder(folder)
+        if not where.has_store or not where.session_file.exists():
             raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
         if bool(point) == (file is not None):
             raise SpecError("give one point as NAME=VALUE arguments, or --file, not both or neither")
@@ -449,7 +222,7 @@ def add(
         if not raw:
             raise SpecError(f"{file}: holds no points")
         with imports_unchecked():  # the limits only: no planner or instrument package is needed to queue a point
-            spec = load_spec(folder / SESSION_FILE)
+            spec = load_spec(where.session_file)
         checked = check_points(spec, raw)
         if holder(folder) is not None:
             # a process runs the session: through its channel, which wakes it if it waits for points
@@ -478,9 +251,9 @@ def add(
             console.print_json(json.dumps({"queued": checked, "waiting": waiting}))
         else:
             console.print(f"queued {len(checked)} point(s); {waiting} waiting to be measured")
-        return EXIT_OK
+        return ExitCode.OK
 
-    _guarded(body)
+    guarded(body)
 
 
 @app.command()
@@ -512,10 +285,10 @@ def status(
         if as_json:
             console.print_json(json.dumps(info))
         else:
-            console.print(_status_table(info, folder_units(folder) if folder is not None else None))
-        return EXIT_OK
+            console.print(status_table(info, folder_units(folder) if folder is not None else None))
+        return ExitCode.OK
 
-    _guarded(body)
+    guarded(body)
 
 
 @app.command()
@@ -532,9 +305,9 @@ def attach(
 
         session_id = attach_folder(folder, _store_url(store), session)
         console.print(f"{escape(str(folder))} stands for session {session_id}; try: closedloop status {folder}")
-        return EXIT_OK
+        return ExitCode.OK
 
-    _guarded(body)
+    guarded(body)
 
 
 def _mount_commands() -> None:
@@ -542,11 +315,11 @@ def _mount_commands() -> None:
     from agent.cli.planners import planners
     from agent.cli.queueserver import app as queueserver_app
     from agent.cli.report import register as register_report
-    from agent.provenance.cli import register as register_provenance
+    from agent.cli.share import register as register_share
 
     register(app)
     register_report(app)
-    register_provenance(app)
+    register_share(app)
     app.command("planners")(planners)
     app.add_typer(queueserver_app, name="queueserver", help="Start a local RE Manager for the bundled profile.")
     for entry in entry_points(group=COMMAND_GROUP):  # commands other packages add (benchmarks: bench)
@@ -563,4 +336,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

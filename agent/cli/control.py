@@ -5,7 +5,8 @@ same from a browser); and keys, audit and results, which need no running process
 agent.cli.control`` runs them alone. Each takes ``--json``; those that talk to the session take ``--by NAME`` (who
 the audit trail names; default the OS user; a key issued to someone is recorded under its own name instead),
 ``--timeout S`` and ``--keys PATH`` (a CurveZMQ client key file or its folder; default the session owner's own, in
-``DIR/keys``). :func:`send` is the one call they share, for other commands (add, resume) to reuse.
+``DIR/keys``). :func:`send` is the one call they share, for other commands (add, resume) to reuse. keys, audit
+and results are :mod:`agent.cli.records`'s.
 
 Exit codes: 0 done; 1 no session process runs, it did not answer, or it refused (too late, not possible now);
 2 bad input (one line naming the field); 3 the answer given was stop.
@@ -22,29 +23,24 @@ from typing import Annotated, Any, cast
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
+from agent.cli.exits import guarded
+from agent.cli.options import ByOpt, FolderArg, JsonOpt, KeysOpt, TimeoutOpt
+from agent.cli.records import audit, keys_command, results
 from agent.operator import (
     ControlClient,
     answer_at_terminal,
     answer_from_flags,
     build,
     describe_answer,
-    make_keys,
     subscribe,
     unchecked_budget,
 )
 from agent.views import (
-    READ_BACK,
-    TRAILING,
-    as_csv,
-    audit_table,
-    audit_trail,
     event_lines,
     fmt,
     folder_units,
-    session_results,
 )
 from closedloop.control import (
     AnswerRequest,
@@ -53,32 +49,10 @@ from closedloop.control import (
     Request,
     printable,
 )
-from closedloop.errors import ClosedLoopError, SessionError, SpecError
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 0, 1, 2, 3
-STORE_FILE = "store.sqlite"
+from closedloop.errors import ClosedLoopError, ExitCode, RefusedError, SpecError
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="print the reply as JSON")]
-ByOpt = Annotated[
-    str | None,
-    typer.Option("--by", help="your name for the audit trail (default: the OS user; an issued key records its own)"),
-]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.01, help="seconds to wait for the session's answer")]
-KeysOpt = Annotated[
-    Path | None,
-    typer.Option("--keys", help="your CurveZMQ client key file, or its folder (default: the owner's, in DIR/keys)"),
-]
-FolderArg = Annotated[Path, typer.Argument(help="the session folder")]
-
-
-class _Done(Exception):
-    """End a command with an exit code (after its output is printed)."""
-
-    def __init__(self, code: int) -> None:
-        self.code = code
 
 
 def send(folder: Path, request: Request, timeout: float = 5.0, keys_dir: Path | None = None) -> Reply:
@@ -94,8 +68,8 @@ def send(folder: Path, request: Request, timeout: float = 5.0, keys_dir: Path | 
 def exit_code(reply: Reply) -> int:
     """The exit code for a reply: 0 done, 2 an invalid request, 1 any other refusal."""
     if reply.ok:
-        return EXIT_OK
-    return EXIT_BAD_INPUT if reply.code == "invalid" else EXIT_FAILED
+        return ExitCode.OK
+    return ExitCode.BAD_INPUT if reply.code == "invalid" else ExitCode.FAILED
 
 
 def _refusal(reply: Reply) -> str:
@@ -105,27 +79,18 @@ def _refusal(reply: Reply) -> str:
 
 
 def _guarded(as_json: bool, body: Callable[[], int]) -> None:
-    """Run a command; closedloop errors become one line (and a JSON object with --json) and an exit code."""
-    try:
-        code = body()
-    except _Done as done:
-        code = done.code
-    except SpecError as exc:
-        code = _error(as_json, str(exc), EXIT_BAD_INPUT)
-    except ClosedLoopError as exc:
-        code = _error(as_json, str(exc), EXIT_FAILED)
-    except ValidationError as exc:  # a reply from a session speaking another dialect
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        code = _error(as_json, f"the session's reply is not understood: {where}: {first['msg']}", EXIT_FAILED)
-    raise typer.Exit(code)
+    """Run a command through the one error handler (:func:`agent.cli.exits.guarded`), a reply that does not parse
+    (from a session speaking another dialect) counting as a failure."""
 
+    def parsed() -> int:
+        try:
+            return body()
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ClosedLoopError(f"the session's reply is not understood: {where}: {first['msg']}") from None
 
-def _error(as_json: bool, message: str, code: int) -> int:
-    if as_json:
-        print(json.dumps({"ok": False, "error": message}))
-    err.print(Text("error: ", style="bold red") + Text(printable(message)), soft_wrap=True)
-    return code
+    guarded(parsed, as_json)
 
 
 def report(reply: Reply, as_json: bool, done: str | Callable[[dict[str, Any]], str]) -> int:
@@ -184,7 +149,7 @@ def review(
                 return report(reply, as_json, "")
             if reply.result.get("checkpoint") is None:
                 state = reply.result.get("state")
-                raise SessionError(f"{folder}: no checkpoint is waiting" + (f" (state: {state})" if state else ""))
+                raise RefusedError(f"{folder}: no checkpoint is waiting" + (f" (state: {state})" if state else ""))
             info = CheckpointInfo.model_validate(reply.result["checkpoint"])
             if interactive:
                 request = answer_at_terminal(info, by)
@@ -193,7 +158,7 @@ def review(
             reply = client.call(request)
         answer = cast(AnswerRequest, request)  # build("answer", ...) makes one
         code = report(reply, as_json, describe_answer(answer, info))
-        return EXIT_STOPPED if reply.ok and answer.stop else code
+        return ExitCode.STOPPED if reply.ok and answer.stop else code
 
     _guarded(as_json, body)
 
@@ -216,10 +181,10 @@ def watch(
             for line in lines:
                 print(line, flush=True)
         except KeyboardInterrupt:
-            return EXIT_OK
+            return ExitCode.OK
         if not as_json:
             print(f"the session process for {folder} has ended", flush=True)
-        return EXIT_OK
+        return ExitCode.OK
 
     _guarded(as_json, body)
 
@@ -289,105 +254,6 @@ def _tell_refused(folder: Path, request: Request, timeout: float, keys: Path | N
         pass
 
 
-# keys and audit: no process needed -------------------------------------------------------------------------------
-def keys_command(
-    folder: FolderArg,
-    name: Annotated[
-        str, typer.Option("--name", help="who the key is for: what the audit trail records for its requests")
-    ] = "client",
-    as_json: JsonOpt = False,
-) -> None:
-    """Issue a CurveZMQ client key for a session, to let in an operator on another host or account.
-
-    The session admits the key's public half; requests made with it are recorded under NAME. The session's owner
-    needs no key of their own: it is made when the session starts.
-    """
-
-    def body() -> int:
-        made = {what: str(path) for what, path in make_keys(folder, name).items()}
-        if as_json:
-            print(json.dumps(made))
-        else:
-            console.print(Text(f"server public key: {made['server']}"))
-            console.print(Text(f"client secret key: {made['client']} (give it to {name}; use it with --keys FILE)"))
-            console.print(Text(f"admitted:          {made['authorized']} (delete it to shut this client out)"))
-        return EXIT_OK
-
-    _guarded(as_json, body)
-
-
-def audit(folder: FolderArg, as_json: JsonOpt = False) -> None:
-    """Who decided what, when, from where and why, and what the session logged (no process needed)."""
-
-    def body() -> int:
-        trail = audit_trail(folder)
-        if as_json:
-            print(json.dumps({"folder": str(folder), "trail": trail}))
-            return EXIT_OK
-        console.print(audit_table(folder, trail))
-        return EXIT_OK
-
-    _guarded(as_json, body)
-
-
-def results(
-    folder: FolderArg,
-    csv_file: Annotated[
-        Path | None,
-        typer.Option("--csv", metavar="FILE", help="write the table as CSV to FILE ('-': print it)", allow_dash=True),
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Every run's result, in the order read: asked and read back, measured, how it ended, where and when it ran,
-    its Bluesky run uid, who released it, and its lineage: which planner (version, seed) made it knowing how many
-    observations, and what its model predicted there (no process needed). --csv FILE writes it as CSV."""
-
-    def body() -> int:
-        columns, rows, variables = session_results(folder)
-        if csv_file is not None:
-            text = as_csv(columns, rows)
-            if str(csv_file) == "-":
-                sys.stdout.write(text)
-                return EXIT_OK
-            try:
-                csv_file.write_text(text)
-            except OSError as exc:
-                raise SpecError(f"--csv: cannot write {csv_file} ({exc.strerror or exc})") from None
-            if not as_json:
-                console.print(Text(f"{len(rows)} run(s) written to {csv_file}"))
-        if as_json:
-            print(json.dumps({"folder": str(folder), "columns": columns, "rows": rows}))
-        elif csv_file is None:
-            console.print(_results_table(folder, columns, rows, variables))
-        return EXIT_OK
-
-    _guarded(as_json, body)
-
-
-def _results_table(folder: Path, columns: list[str], rows: list[dict[str, Any]], variables: list[str]) -> Table:
-    """The table of :func:`results` for a terminal: each variable where the instrument read it back (asked when it
-    read nothing back), the outputs, and how each run ended; the rest is in --csv and --json."""
-    several = len({row["instrument"] for row in rows}) > 1
-    outputs = columns[columns.index("status") + 1 + 2 * len(variables) : columns.index(TRAILING[0])]
-    table = Table(title=Text(f"results of {folder}: {len(rows)} run(s)"), caption=Text(RESULTS_CAPTION))
-    units = folder_units(folder)
-    headed = [f"{v} ({units[v]})" if units.get(v) else v for v in variables]
-    for column in ["#", "why", *(["instrument"] if several else []), "status", *headed, *outputs, "error"]:
-        table.add_column(Text(column))
-    for row in rows:
-        cells = [row["experiment"], row["why"], *([row["instrument"]] if several else []), row["status"]]
-        cells += [row[v + READ_BACK] if row[v + READ_BACK] is not None else row[v] for v in variables]
-        cells += [row[name] for name in outputs] + [row["error"]]
-        table.add_row(*(Text(fmt(cell)) for cell in cells))
-    return table
-
-
-RESULTS_CAPTION = (
-    "variables as read back; --csv FILE or --json for all: asked and read back, scan id, start time, seconds, "
-    "who released each run, the run's uid, and its lineage (planner, seed, observations known, prediction)"
-)
-
-
 # web: the operator's page ----------------------------------------------------------------------------------------
 def web(
     folder: FolderArg,
@@ -450,7 +316,7 @@ def web(
             pass
         finally:
             server.server_close()
-        return EXIT_OK
+        return ExitCode.OK
 
     _guarded(as_json, body)
 

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.store import SESSION_FILE, STORE_FILE, STORE_RECORD, holds_session, recorded_store
-from closedloop.errors import SessionError
+from agent.store import SessionFolder, holds_session, recorded_store
+from closedloop.errors import ExitCode, SessionError
 
 
 def slug(name: str) -> str:
@@ -37,7 +37,7 @@ def take_lock(folder: Path, new: bool) -> Any:
         if holds_session(folder):
             raise SessionError(f"{folder} already holds a session", f"use: closedloop resume {folder}")
         folder.mkdir(parents=True, exist_ok=True)
-    elif not (folder / STORE_FILE).exists() and not (folder / SESSION_FILE).exists():
+    elif not SessionFolder(folder).store_file.exists() and not SessionFolder(folder).session_file.exists():
         raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
     lock = SessionLock(folder)
     lock.acquire()
@@ -97,38 +97,37 @@ def start_detached(args: list[str], folder: Path, yes: bool, threads: int) -> in
         start: its exit code (1 if it said 0) after one line on stderr with the end of its output, and a folder
         this start made is removed when nothing ran in it.
     """
-    from agent.operator import CONTROL_FILE
-
+    where = SessionFolder(folder)
     made = Made(folder) if args[0] == "run" and not holds_session(folder) else None
     folder.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "agent.cli", *args, "--threads", str(threads)] + (["--yes"] if yes else [])
-    with (folder / "session.log").open("a") as log:
+    with where.log_file.open("a") as log:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 120
-    while not (folder / CONTROL_FILE).exists() and process.poll() is None and time.monotonic() < deadline:
+    while not where.control_file.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     code = process.poll()
-    started = _store_state(folder) not in (None, "new") or (folder / STORE_RECORD).exists()  # PostgreSQL: the code
+    started = _store_state(folder) not in (None, "new") or where.in_postgres  # PostgreSQL: the code
     if code is not None and (code != 0 or not started):
-        tail = (folder / "session.log").read_text(errors="replace").strip().splitlines()[-1:]
+        tail = where.log_file.read_text(errors="replace").strip().splitlines()[-1:]
         said = " ".join(tail) or "no output"
         if made is not None and made.ran_nothing():
             made.remove()
         when = "" if started else " before the session started"
         print(f"error: the session process ended with exit {code}{when}: {said}", file=sys.stderr)
-        return code or 1
+        return code or ExitCode.FAILED
     if code is not None:
         print(f"the session process has already ended (exit 0); see: closedloop status {folder}")
-        return 0
+        return ExitCode.OK
     print(f"session running in the background: pid {process.pid}, folder {folder}")
-    print(f"watch it with: closedloop watch {folder}; its output is in {folder / 'session.log'}")
-    return 0
+    print(f"watch it with: closedloop watch {folder}; its output is in {where.log_file}")
+    return ExitCode.OK
 
 
 def _store_state(folder: Path) -> str | None:
     """The state the folder's SQLite store records, or None (no store, or none readable yet)."""
     try:
-        uri = (folder / STORE_FILE).resolve().as_uri() + "?mode=ro"
+        uri = SessionFolder(folder).store_file.resolve().as_uri() + "?mode=ro"
         with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'state'").fetchone()
     except sqlite3.Error:
@@ -148,11 +147,11 @@ class Made:
 
     def ran_nothing(self) -> bool:
         """True when no run started: no run documents and no observation in the store."""
-        runs = self.folder / "runs"
+        runs = SessionFolder(self.folder).runs
         if runs.is_dir() and any(runs.iterdir()):
             return False
         try:
-            uri = (self.folder / STORE_FILE).resolve().as_uri() + "?mode=ro"
+            uri = SessionFolder(self.folder).store_file.resolve().as_uri() + "?mode=ro"
             with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
                 (count,) = conn.execute("SELECT COUNT(*) FROM observations").fetchone()
         except sqlite3.Error:

@@ -17,13 +17,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from agent.cli.exits import exit_code, fail
 from closedloop.errors import ClosedLoopError
 from closedloop.spec import PLANNER_GROUP
 
-EXIT_BAD_INPUT = 2
-
 console = Console()
-err = Console(stderr=True)
 
 
 def planner_listing() -> list[dict[str, Any]]:
@@ -104,8 +102,7 @@ def planners(
     try:
         detail = planner_detail(name)
     except ClosedLoopError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        raise fail(str(exc), exit_code(exc)) from None
     if as_json:
         console.print_json(json.dumps(detail))
         return

@@ -26,7 +26,8 @@ from typing import Annotated
 
 import typer
 
-from closedloop.errors import InstrumentError
+from agent.cli.exits import fail
+from closedloop.errors import ExitCode, InstrumentError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="A local bluesky-queueserver for closedloop.")
 
@@ -34,6 +35,7 @@ HOST = "127.0.0.1"
 PUBLISH_ENV = "CLOSEDLOOP_QSERVER_PUBLISH"
 NOISE_ENV = "CLOSEDLOOP_QSERVER_NOISE"
 EXPOSURE_ENV = "CLOSEDLOOP_QSERVER_EXPOSURE"
+TILED_ENV = "CLOSEDLOOP_QSERVER_TILED"
 
 
 def bundled_startup_dir() -> Path:
@@ -131,6 +133,8 @@ class LocalQueueServer:
         control_port, info_port, proxy_in_port, proxy_out_port: loopback ports; default: free ones.
         noise: the bundled profile's detector noise in counts (``CLOSEDLOOP_QSERVER_NOISE``).
         exposure: the bundled profile's seconds per reading (``CLOSEDLOOP_QSERVER_EXPOSURE``).
+        tiled: the Tiled server the bundled profile writes every run to (``CLOSEDLOOP_QSERVER_TILED``; its key in
+            ``TILED_API_KEY``, taken from this process's environment); None: not written to Tiled.
         start_timeout: seconds for every process to come up and the worker environment to open.
     """
 
@@ -145,6 +149,7 @@ class LocalQueueServer:
         noise: float = 10.0,
         exposure: float = 0.0,
         start_timeout: float = 60.0,
+        tiled: str | None = None,
     ) -> None:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.workdir = Path(tempfile.mkdtemp(prefix="closedloop-qserver-"))
@@ -154,6 +159,7 @@ class LocalQueueServer:
             self.startup_dir = Path(startup_dir) if startup_dir else bundled_startup_dir()
         self.noise = noise
         self.exposure = exposure
+        self.tiled = tiled
         self.start_timeout = start_timeout
         self._redis = redis.removeprefix("redis://").rstrip("/") if redis else None
         ports = [port or free_port() for port in (control_port, info_port, proxy_in_port, proxy_out_port)]
@@ -191,14 +197,15 @@ class LocalQueueServer:
                 raise InstrumentError(f"queueserver: the {role} port {port} is in use", "choose another port")
         try:
             if self._redis is None:
-                port = self.addresses.redis.rpartition(":")[2]
+                redis_port = self.addresses.redis.rpartition(":")[2]
                 self._spawn(
-                    "redis", ["redis-server", "--port", port, "--bind", HOST, "--save", "", "--appendonly", "no"]
+                    "redis", ["redis-server", "--port", redis_port, "--bind", HOST, "--save", "", "--appendonly", "no"]
                 )
             self._wait_for_redis()
             proxy = [_program("bluesky-0MQ-proxy"), "--in-address", self.addresses.publish]
             self._spawn("proxy", [*proxy, "--out-address", self.addresses.documents])  # loopback only
             env = {PUBLISH_ENV: self.addresses.publish, NOISE_ENV: str(self.noise), EXPOSURE_ENV: str(self.exposure)}
+            env.update({TILED_ENV: self.tiled} if self.tiled else {})
             self._spawn("manager", self._manager_command(), env)
             self._open_environment()
         except BaseException:
@@ -348,11 +355,9 @@ def start(
     Exit codes: 0 after Ctrl-C (or SIGTERM), 1 when a process fails to start or exits, 2 for a bad --startup-dir.
     """
     if startup_dir is not None and not (startup_dir / "user_group_permissions.yaml").is_file():
-        typer.echo(f"error: --startup-dir: {startup_dir} has no user_group_permissions.yaml", err=True)
-        raise typer.Exit(2)
+        raise fail(f"--startup-dir: {startup_dir} has no user_group_permissions.yaml", ExitCode.BAD_INPUT)
     if stock_profile and startup_dir is not None:
-        typer.echo("error: --stock-profile: give it or --startup-dir, not both", err=True)
-        raise typer.Exit(2)
+        raise fail("--stock-profile: give it or --startup-dir, not both", ExitCode.BAD_INPUT)
     chosen: Path | str | None = "stock" if stock_profile else startup_dir
     server = LocalQueueServer(chosen, redis, control_port, info_port, proxy_in_port, proxy_out_port, noise)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -360,8 +365,7 @@ def start(
         try:
             addresses = server.start()
         except InstrumentError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+            raise fail(str(exc), exc.exit_code) from None
         pids = {name: process.pid for name, process in server.processes.items()}
         if as_json:
             typer.echo(json.dumps({**asdict(addresses), "pids": pids}), nl=True)
@@ -374,8 +378,7 @@ def start(
         sys.stdout.flush()
         while all(process.poll() is None for process in server.processes.values()):
             time.sleep(0.5)
-        typer.echo("error: a queueserver process exited; stopping the others", err=True)
-        raise typer.Exit(1)
+        raise fail("a queueserver process exited; stopping the others", ExitCode.FAILED)
     except KeyboardInterrupt:
         pass
     finally:

@@ -1,8 +1,8 @@
 """``closedloop report DIR`` and ``closedloop compare DIR DIR...``: a session's report, or sessions compared, as
 one self-contained HTML file (or the report's figures as PNG files). Read the stores only.
 
-Exit codes as every command: 0, or 2 for bad input (a folder that holds no session, sessions that pose different
-problems, an ``--out`` that cannot be written), with one line naming what is wrong.
+Exit codes as every command (:mod:`agent.cli.exits`): 0, or 2 for bad input (a folder that holds no session,
+sessions that pose different problems, an ``--out`` that cannot be written), with one line naming what is wrong.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from closedloop.errors import ClosedLoopError
-
-EXIT_BAD_INPUT = 2
+from agent.cli.exits import guarded
+from agent.store import SessionFolder
+from closedloop.errors import ExitCode, SpecError
 
 console = Console()
-err = Console(stderr=True)
 
 
 class ReportFormat(str, Enum):
@@ -30,24 +29,19 @@ class ReportFormat(str, Enum):
     PNG = "png"
 
 
-def _bad(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(EXIT_BAD_INPUT)
-
-
 def _writable(path: Path) -> None:
     """Refuse, before any work, an ``--out`` file that cannot be written: a folder, or in a missing folder."""
     if path.is_dir():
-        raise _bad(f"--out: {path} is a folder; give a file name")
+        raise SpecError(f"--out: {path} is a folder; give a file name")
     if not path.parent.is_dir():
-        raise _bad(f"--out: {path.parent} does not exist")
+        raise SpecError(f"--out: {path.parent} does not exist")
 
 
 def _write(path: Path, text: str) -> None:
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise _bad(f"--out: cannot write {path}: {exc.strerror or exc}") from None
+        raise SpecError(f"--out: cannot write {path}: {exc.strerror or exc}") from None
 
 
 def report(
@@ -65,24 +59,24 @@ def report(
     """Write a session's report: one self-contained HTML page (or its figures as PNG files)."""
     from agent.views import report_html, write_pngs
 
-    try:
+    def body() -> int:
         if format == ReportFormat.PNG:
-            target = out or folder / "figures"
+            target = out or SessionFolder(folder).figures_dir
             if target.exists() and not target.is_dir():
-                raise _bad(f"--out: {target} is a file; --format png writes a folder of figures")
+                raise SpecError(f"--out: {target} is a file; --format png writes a folder of figures")
             try:
                 paths = write_pngs(folder, target)
             except OSError as exc:
-                raise _bad(f"--out: cannot write {target}: {exc.strerror or exc}") from None
+                raise SpecError(f"--out: cannot write {target}: {exc.strerror or exc}") from None
             console.print(f"wrote {len(paths)} figures to {escape(str(target))}", highlight=False)
-            return
-        target = out or folder / "report.html"
+            return ExitCode.OK
+        target = out or SessionFolder(folder).report_file
         _writable(target)
-        page = report_html(folder)
-    except ClosedLoopError as exc:
-        raise _bad(str(exc)) from None
-    _write(target, page)
-    console.print(f"wrote {escape(str(target))}", highlight=False)
+        _write(target, report_html(folder))
+        console.print(f"wrote {escape(str(target))}", highlight=False)
+        return ExitCode.OK
+
+    guarded(body)
 
 
 def compare(
@@ -92,13 +86,13 @@ def compare(
     """Compare sessions on the same problem (different planners or options) in one self-contained HTML page."""
     from agent.views import compare_html
 
-    _writable(out)
-    try:
-        page = compare_html(folders)
-    except ClosedLoopError as exc:
-        raise _bad(str(exc)) from None
-    _write(out, page)
-    console.print(f"wrote {escape(str(out))}", highlight=False)
+    def body() -> int:
+        _writable(out)
+        _write(out, compare_html(folders))
+        console.print(f"wrote {escape(str(out))}", highlight=False)
+        return ExitCode.OK
+
+    guarded(body)
 
 
 def register(app: typer.Typer) -> None:

@@ -100,7 +100,7 @@ class LoopContext:
     runs: Path
     tally: Tally
     on_observation: Callable[[Observation], None] = lambda observation: None
-    emit: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
+    emit: Callable[[str, dict[str, Any]], object] = lambda kind, data: None
     issued: dict[str, int] = field(default_factory=dict)
     requests: Requests = field(default_factory=Requests)
     reach: dict[str, Any] = field(default_factory=dict)
@@ -156,6 +156,26 @@ class LoopContext:
         except Exception:  # a prediction is for people only: never let it stop the loop
             return [None] * len(proposals)
 
+    def suggest(self, count: int) -> list[dict[str, Any]]:
+        """``planner.suggest(count)``; the numerical failures it recovered from meanwhile (a planner's
+        ``diagnostics`` ``recoveries`` and ``recovered_by``) are added to the store's ``planner_recoveries``, which
+        ``closedloop status`` shows. Counted as differences, so a planner rebuilt on resume adds to the session's."""
+        before = _recoveries(self.planner)
+        points = self.planner.suggest(count)
+        after = _recoveries(self.planner)
+        if after != before:
+            stored = self.store.meta("planner_recoveries") or {}
+            self.store.set_meta(
+                planner_recoveries={
+                    part: {
+                        key: int(stored.get(part, {}).get(key, 0)) + after[part][key] - before[part].get(key, 0)
+                        for key in set(stored.get(part, {})) | set(after[part])
+                    }
+                    for part in RECOVERY_PARTS
+                }
+            )
+        return points
+
     def tell_rejected(self, proposal: Proposal) -> None:
         """Tell the planner a point will not be measured: as a failed result (see ``planners``' policy)."""
         result: dict[str, Any] = dict(proposal.setpoints)
@@ -163,6 +183,20 @@ class LoopContext:
         if proposal.id in self.issued:
             result["_id"] = self.issued.pop(proposal.id)
         self.planner.ingest([result])
+
+
+#: The parts of a planner's ``diagnostics`` that count numerical failures: by kind, and by the step that recovered.
+RECOVERY_PARTS = ("recoveries", "recovered_by")
+
+
+def _recoveries(planner: Any) -> dict[str, dict[str, int]]:
+    """The counters of :data:`RECOVERY_PARTS` in ``diagnostics`` of ``planner`` or of the planner it wraps (a warm
+    start's ``planner``), empty for a planner that keeps none."""
+    diagnostics = getattr(planner, "diagnostics", None)
+    while not isinstance(diagnostics, dict) and (planner := getattr(planner, "planner", None)) is not None:
+        diagnostics = getattr(planner, "diagnostics", None)
+    diagnostics = diagnostics if isinstance(diagnostics, dict) else {}
+    return {part: {str(k): int(v) for k, v in (diagnostics.get(part) or {}).items()} for part in RECOVERY_PARTS}
 
 
 def proposal_setpoints(spec: SessionSpec, point: dict[str, Any]) -> dict[str, float | str]:

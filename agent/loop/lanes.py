@@ -61,7 +61,7 @@ class Lanes:
     """
 
     def __init__(
-        self, lanes: Sequence[Lane], store: SqlStore, emit: Callable[[str, dict[str, Any]], None] | None = None
+        self, lanes: Sequence[Lane], store: SqlStore, emit: Callable[[str, dict[str, Any]], object] | None = None
     ) -> None:
         self.lanes = list(lanes)
         self.store = store

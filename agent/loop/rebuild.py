@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from agent.store import SqlStore, read_run_file
 from closedloop.errors import PlannerError, SessionError
@@ -30,7 +30,7 @@ from closedloop.records import ProposalStatus
 from closedloop.spec import SessionSpec
 from planners import RestoresPending
 
-HIGH_WATER = "observed"
+HIGH_WATER: Final = "observed"
 """The graph-state key holding how many observations the store held at that step (see :func:`check_high_water`)."""
 
 

@@ -3,8 +3,9 @@
 The loop stores a proposal's intent before anything moves; a proposal with an intent but no run is one the process
 died during. An instrument that outlives the process (a queueserver RE Manager, :class:`~instruments.protocols.
 Recovers`) is asked about it: a run it still carries out is followed to its end, a run it finished is ingested
-when its documents reached ``runs/<id>.jsonl`` in full, and otherwise the run is recorded ``interrupted`` with the
-reason the instrument gives (the measurement is lost) or, from an instrument that cannot say, the loop's own.
+when its documents reached ``runs/<id>.jsonl`` in full or the instrument can read it back (from the Tiled server
+its RunEngine writes to), and otherwise the run is recorded ``interrupted`` with the reason the instrument gives
+(the measurement is lost) or, from an instrument that cannot say, the loop's own.
 """
 
 from __future__ import annotations

@@ -184,7 +184,7 @@ def read_answer(answer: Any, ids: Sequence[str], checkpoint: str) -> list[Decisi
     The answer is a decision (JSON) for the whole batch, or ``{"decisions": [...]}`` with one per proposal; a
     decision without proposal ids covers every proposal no other decision names. A stop anywhere stops them all.
     """
-    raw = answer.get("decisions") if isinstance(answer, dict) and "decisions" in answer else [answer]
+    raw = answer["decisions"] if isinstance(answer, dict) and "decisions" in answer else [answer]
     decisions = [Decision.model_validate(item) for item in raw]
     stop = next((d for d in decisions if d.verdict == Verdict.STOP), None)
     if stop is not None:

@@ -24,12 +24,10 @@ _EXPORTS = {
     "describe_answer": "input",
     "parse_edits": "input",
     "unchecked_budget": "input",
-    "KEYS_DIR": "keys",
     "client_curve": "keys",
     "make_keys": "keys",
     "Operations": "operations",
     "check_points": "operations",
-    "CONTROL_FILE": "server",
     "ControlServer": "server",
     "MAX_FRAME_BYTES": "server",
 }
@@ -47,6 +45,6 @@ if TYPE_CHECKING:
         parse_edits,
         unchecked_budget,
     )
-    from agent.operator.keys import KEYS_DIR, client_curve, make_keys
+    from agent.operator.keys import client_curve, make_keys
     from agent.operator.operations import Operations, check_points
-    from agent.operator.server import CONTROL_FILE, MAX_FRAME_BYTES, ControlServer
+    from agent.operator.server import MAX_FRAME_BYTES, ControlServer

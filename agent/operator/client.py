@@ -19,12 +19,11 @@ from typing import Any
 
 import zmq
 
-from agent.operator.keys import KEYS_DIR, client_curve
-from agent.store import process_alive
+from agent.operator.keys import client_curve
+from agent.store import SessionFolder, process_alive
 from closedloop.control import Event, Reply, Request, encode, operator_name
-from closedloop.errors import SessionError
+from closedloop.errors import NotRunningError, SessionError
 
-CONTROL_FILE = "control.json"
 BACKLOG = 100
 """Events a server sends again to each subscriber that joins."""
 
@@ -34,15 +33,16 @@ def read_control(folder: Path) -> dict[str, Any]:
     in PostgreSQL (perhaps run on another host), as the process published them in the store.
 
     Raises:
-        SessionError: no process runs it (no ``control.json``, or one left by a process on this host that died).
+        NotRunningError: no process runs it (no ``control.json``, or one left by a process on this host that died).
+        SessionError: ``control.json`` is there but only the session's owner may read it.
     """
     folder = Path(folder)
-    not_running = SessionError(f"no session process is running for {folder}")
+    not_running = NotRunningError(f"no session process is running for {folder}")
     try:
-        info = json.loads((folder / CONTROL_FILE).read_text())
+        info = json.loads(SessionFolder(folder).control_file.read_text())
     except PermissionError:
         raise SessionError(
-            f"{folder / CONTROL_FILE}: only the session's owner may read it",
+            f"{SessionFolder(folder).control_file}: only the session's owner may read it",
             f"ask the owner for a key (closedloop keys {folder} --name YOU) and a copy of this file; put both in a "
             "folder of yours (the key in its keys/) and name that folder instead",
         ) from None
@@ -71,7 +71,7 @@ class ControlClient:
             made it; None: the owner's, or the one key there (:func:`agent.operator.keys.client_key`).
 
     Raises:
-        SessionError: no session process is running for ``folder``.
+        NotRunningError: no session process is running for ``folder``.
     """
 
     def __init__(
@@ -86,7 +86,7 @@ class ControlClient:
         self.key: Path | None = None
         """The secret key file this client presents (None: none found; the session will not answer)."""
         if self.info.get("server_key"):
-            keys = Path(keys_dir or self.folder / KEYS_DIR)
+            keys = Path(keys_dir or SessionFolder(self.folder).keys_dir)
             self.key = client_curve(self._sock, keys, key_name, self.info["server_key"])
             self._keys = keys
         self._sock.connect(self.info["requests"])
@@ -96,7 +96,7 @@ class ControlClient:
         """Send a request without waiting for its reply; returns its id, for :meth:`receive`.
 
         Raises:
-            SessionError: it could not even be handed over within the timeout (no connection was made).
+            NotRunningError: it could not even be handed over within the timeout (no connection was made).
         """
         timeout = self.timeout if timeout is None else timeout
         self._sock.sndtimeo = max(1, int(timeout * 1000))
@@ -110,7 +110,7 @@ class ControlClient:
         """The reply to the request with this id; replies to other requests that arrive first are kept for later.
 
         Raises:
-            SessionError: no reply within the timeout: the session is not running, or this client is not
+            NotRunningError: no reply within the timeout: the session is not running, or this client is not
                 authorised.
         """
         timeout = self.timeout if timeout is None else timeout
@@ -120,7 +120,7 @@ class ControlClient:
         """Send a request and wait for its reply; ``timeout`` (default the client's) covers both.
 
         Raises:
-            SessionError: no reply within the timeout: the session is not running, or this client is not
+            NotRunningError: no reply within the timeout: the session is not running, or this client is not
                 authorised.
         """
         timeout = self.timeout if timeout is None else timeout
@@ -143,9 +143,9 @@ class ControlClient:
             self._early[reply.id] = reply
         raise self._silence(timeout)
 
-    def _silence(self, timeout: float) -> SessionError:
+    def _silence(self, timeout: float) -> NotRunningError:
         hint = "" if self.key is not None or not self.info.get("server_key") else f" (no key found in {self._keys})"
-        return SessionError(
+        return NotRunningError(
             f"{self.folder}: no answer within {timeout:g} s: the session is not running, or this client is not "
             f"authorised{hint}"
         )
@@ -214,7 +214,7 @@ def subscribe(
             ends the iteration.
 
     Raises:
-        SessionError: no session process is running for ``folder`` (when the iteration starts).
+        NotRunningError: no session process is running for ``folder`` (when the iteration starts).
     """
     info = read_control(Path(folder))
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -222,7 +222,7 @@ def subscribe(
     sock.linger = 0
     try:
         if info.get("server_key"):
-            client_curve(sock, Path(keys_dir or Path(folder) / KEYS_DIR), key_name, info["server_key"])
+            client_curve(sock, Path(keys_dir or SessionFolder(folder).keys_dir), key_name, info["server_key"])
         sock.setsockopt(zmq.SUBSCRIBE, b"")
         sock.connect(info["events"])
         seen: set[int] = set()

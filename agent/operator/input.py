@@ -24,7 +24,7 @@ from closedloop.control import (
     operator_name,
     validate_request,
 )
-from closedloop.errors import SessionError, SpecError
+from closedloop.errors import ClosedLoopError, SpecError
 from closedloop.records import new_id
 
 console = Console(highlight=False)
@@ -131,7 +131,7 @@ def _ask(prompt: str) -> str:
     try:
         return console.input(Text(prompt, style="bold")).strip()
     except EOFError:
-        raise SessionError("no answer given; nothing was sent") from None
+        raise ClosedLoopError("no answer given; nothing was sent") from None
 
 
 def _ask_proposal(proposal: ProposalInfo, info: CheckpointInfo) -> dict[str, Any] | None:

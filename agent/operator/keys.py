@@ -25,9 +25,9 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
+from agent.store import SessionFolder
 from closedloop.errors import SessionError, SpecError
 
-KEYS_DIR = "keys"
 AUTHORIZED_DIR = "authorized"
 OWNER = "owner"
 """The name (and ZAP User-Id) of the session owner's own client key."""
@@ -58,7 +58,7 @@ def ensure_keys(folder: Path) -> Path:
     Raises:
         SessionError: the keys folder cannot be made or its modes set.
     """
-    keys = Path(folder) / KEYS_DIR
+    keys = SessionFolder(folder).keys_dir
     try:
         _private_dir(keys)
         authorized = _private_dir(keys / AUTHORIZED_DIR)

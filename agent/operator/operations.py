@@ -30,7 +30,7 @@ from closedloop.control import (
     StatusRequest,
     StopRequest,
 )
-from closedloop.errors import ClosedLoopError, SafetyError, SessionError, SpecError
+from closedloop.errors import ClosedLoopError, RefusedError, SafetyError, SpecError
 from closedloop.reach import Limits, in_force
 from closedloop.records import Decision, Verdict
 from instruments.safety import check_edit, check_setpoints
@@ -47,7 +47,7 @@ class Operations:
         emit: publishes an event (kind, data) to whoever watches (the control channel).
     """
 
-    def __init__(self, session: Session, emit: Callable[[str, dict[str, Any]], None] | None = None) -> None:
+    def __init__(self, session: Session, emit: Callable[[str, dict[str, Any]], object] | None = None) -> None:
         self.session = session
         self.emit = emit or (lambda kind, data: None)
         self._lock = threading.Lock()
@@ -142,11 +142,14 @@ class Operations:
 
     def _decisions(self, request: AnswerRequest) -> list[Decision]:
         """A channel answer as decisions: a stop, a verdict per proposal, or (none given) carry on."""
-        common = {"by": request.by, "via": request.via, "checkpoint": request.checkpoint}
+
+        def decision(**fields: Any) -> Decision:
+            return Decision(by=request.by, via=request.via, checkpoint=request.checkpoint, **fields)
+
         if request.stop:
-            return [Decision(verdict=Verdict.STOP, reason=request.reason, **common)]
+            return [decision(verdict=Verdict.STOP, reason=request.reason)]
         if not request.answers:
-            return [Decision(verdict=Verdict.APPROVE, reason=request.reason, **common)]
+            return [decision(verdict=Verdict.APPROVE, reason=request.reason)]
         with self._lock:
             shown = {p["id"]: p for p in (self._pending.proposals if self._pending is not None else [])}
         decisions = []
@@ -156,12 +159,11 @@ class Operations:
                 # variables the edit does not name keep the proposed value
                 setpoints = {**shown.get(answer.proposal_id, {}).get("setpoints", {}), **(answer.setpoints or {})}
             decisions.append(
-                Decision(
+                decision(
                     verdict=Verdict(answer.verdict),
                     proposal_ids=[answer.proposal_id],
                     setpoints=setpoints,
                     reason=answer.reason or request.reason,
-                    **common,
                 )
             )
         return decisions
@@ -218,9 +220,9 @@ class Operations:
             if checkpoint in self._answered:
                 raise LateAnswerError(checkpoint, self._answered[checkpoint])
             if pending is None:
-                raise SessionError("the session is not waiting at a checkpoint")
+                raise RefusedError("the session is not waiting at a checkpoint")
             if checkpoint and checkpoint != pending.id:
-                raise SessionError(f"too late: checkpoint {checkpoint} is over; the session now waits at {pending.id}")
+                raise RefusedError(f"too late: checkpoint {checkpoint} is over; the session now waits at {pending.id}")
             ids = [p["id"] for p in pending.proposals]
             checked = [self._checked(pending, decision, ids) for decision in decisions]
             self._answered[pending.id] = checked[0].by
@@ -251,7 +253,7 @@ class Operations:
         with self._lock:
             pending = self._pending
         if pending is None:
-            raise SessionError("the session is not waiting at a checkpoint")
+            raise RefusedError("the session is not waiting at a checkpoint")
         return self.answer(pending.id, [Decision(verdict=Verdict.APPROVE, by=by, via=via, reason=reason)])
 
     def pause(self, by: str, via: str) -> dict[str, Any]:
@@ -274,7 +276,7 @@ class Operations:
             self.session.store.log("resume", action("pause withdrawn before it held", by, via))
             return {"resumed": True}
         if pending is None or pending.kind != "paused":
-            raise SessionError("the session is running, not paused")
+            raise RefusedError("the session is running, not paused")
         self.session.store.log("resume", action("carry on after the pause", by, via))
         self.answer(pending.id, [Decision(verdict=Verdict.APPROVE, by=by, via=via, reason="resume")])
         return {"resumed": True}

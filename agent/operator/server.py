@@ -40,8 +40,9 @@ from typing import Any
 
 import zmq
 
-from agent.operator.client import BACKLOG, CONTROL_FILE, ControlClient, read_control, subscribe
+from agent.operator.client import BACKLOG, ControlClient, read_control, subscribe
 from agent.operator.keys import OWNER, KeyAuthenticator, ensure_keys, load_server_keys
+from agent.store import CONTROL_FILE, SessionFolder
 from closedloop.control import (
     REQUEST_TYPES,
     Event,
@@ -54,7 +55,7 @@ from closedloop.control import (
     request_id,
     validate_request,
 )
-from closedloop.errors import ClosedLoopError, SessionError, SpecError
+from closedloop.errors import ClosedLoopError, ExitCode, SessionError, SpecError
 
 MAX_FRAME_BYTES = 1 << 20
 """A peer that sends a frame larger than this is disconnected (ZeroMQ's MAXMSGSIZE); between
@@ -163,7 +164,7 @@ class ControlServer:
                 "server_key": server_key,
                 "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             }
-            _write_private(self.folder / CONTROL_FILE, json.dumps(self.info, indent=1))
+            _write_private(SessionFolder(self.folder).control_file, json.dumps(self.info, indent=1))
         except (OSError, zmq.ZMQError) as exc:
             self._teardown()
             raise SessionError(f"{self.folder}: cannot open the control channel on {host} ({exc})") from None
@@ -243,7 +244,7 @@ class ControlServer:
             code, result = "late", {"checkpoint": exc.checkpoint, "answered_by": exc.answered_by}
             error = str(exc)
         except ClosedLoopError as exc:
-            code, error = ("invalid" if isinstance(exc, ValueError) else "refused"), str(exc)
+            code, error = ("invalid" if exc.exit_code == ExitCode.BAD_INPUT else "refused"), str(exc)
         except Exception as exc:  # the session's handler failed: say so, and keep serving
             log.exception("control handler failed on a %s request", request.type)
             code, error, result = "internal", f"{type(exc).__name__}: {exc}", {}
@@ -301,7 +302,7 @@ class ControlServer:
             self._closed = True
             self._push.send(_STOP)
         self._thread.join(timeout=5)
-        path = self.folder / CONTROL_FILE
+        path = SessionFolder(self.folder).control_file
         try:
             if json.loads(path.read_text()).get("requests") == self.info["requests"]:
                 path.unlink()

@@ -1,7 +1,8 @@
 """Where a session's data lives: its folder, its store (SQLite in the folder, or PostgreSQL), the run files, the lock.
 
-:func:`open_store` is the way to open a session's store: it makes the seal and integrity checks every time. A
-:class:`SqlStore` holds every query the rest of the agent calls, whichever database it lives in.
+:class:`SessionFolder` names every path of a session folder. :func:`open_store` is the one way to open a session's
+store: it makes the seal and integrity checks every time. A :class:`SqlStore` holds every query the rest of the
+agent calls, whichever database it lives in.
 """
 
 from __future__ import annotations
@@ -11,8 +12,19 @@ from typing import TYPE_CHECKING
 from agent._lazy import lazy_exports
 
 _EXPORTS = {
-    "CHECKPOINT_FILE": "backends",
-    "STORE_RECORD": "backends",
+    "CHECKPOINT_FILE": "layout",
+    "CONTROL_FILE": "layout",
+    "FIGURES_DIR": "layout",
+    "KEYS_DIR": "layout",
+    "LOCK_FILE": "layout",
+    "LOG_FILE": "layout",
+    "REPORT_FILE": "layout",
+    "RUNS_DIR": "layout",
+    "SEAL_FILE": "layout",
+    "SESSION_FILE": "layout",
+    "STORE_FILE": "layout",
+    "STORE_RECORD": "layout",
+    "SessionFolder": "layout",
     "attach": "backends",
     "open_checkpoints": "backends",
     "open_postgres": "backends",
@@ -24,15 +36,11 @@ _EXPORTS = {
     "saver_for": "backends",
     "RunFile": "documents",
     "read_run_file": "documents",
-    "SEAL_FILE": "folder",
-    "SESSION_FILE": "folder",
-    "STORE_FILE": "folder",
     "check_run_files": "folder",
     "clear_unfinished": "folder",
     "holds_session": "folder",
     "open_store": "folder",
     "write_seal": "folder",
-    "LOCK_FILE": "lock",
     "SessionLock": "lock",
     "holder": "lock",
     "process_alive": "lock",
@@ -48,8 +56,6 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from agent.store.backends import (
-        CHECKPOINT_FILE,
-        STORE_RECORD,
         attach,
         open_checkpoints,
         open_postgres,
@@ -61,17 +67,23 @@ if TYPE_CHECKING:
         saver_for,
     )
     from agent.store.documents import RunFile, read_run_file
-    from agent.store.folder import (
+    from agent.store.folder import check_run_files, clear_unfinished, holds_session, open_store, write_seal
+    from agent.store.layout import (
+        CHECKPOINT_FILE,
+        CONTROL_FILE,
+        FIGURES_DIR,
+        KEYS_DIR,
+        LOCK_FILE,
+        LOG_FILE,
+        REPORT_FILE,
+        RUNS_DIR,
         SEAL_FILE,
         SESSION_FILE,
         STORE_FILE,
-        check_run_files,
-        clear_unfinished,
-        holds_session,
-        open_store,
-        write_seal,
+        STORE_RECORD,
+        SessionFolder,
     )
-    from agent.store.lock import LOCK_FILE, SessionLock, holder, process_alive
+    from agent.store.lock import SessionLock, holder, process_alive
     from agent.store.postgres import DriverLock, PostgresStore
     from agent.store.sql import SqlStore
     from agent.store.sqlite import SessionStore, dumps

@@ -16,11 +16,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from agent.store.layout import STORE_RECORD, SessionFolder
 from agent.store.sql import SqlStore
 from closedloop.errors import SessionError
-
-STORE_RECORD = "store.json"
-CHECKPOINT_FILE = "checkpoints.sqlite"
 
 
 def recorded_store(folder: Path) -> dict[str, str] | None:
@@ -29,7 +27,7 @@ def recorded_store(folder: Path) -> dict[str, str] | None:
     Raises:
         SessionError: the record is there but unreadable.
     """
-    path = Path(folder) / STORE_RECORD
+    path = SessionFolder(folder).store_record
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -43,7 +41,7 @@ def recorded_store(folder: Path) -> dict[str, str] | None:
 
 def record_store(folder: Path, url: str, session_id: str) -> None:
     """Write the folder's record of its PostgreSQL store (readable by its owner only: the URL may hold a password)."""
-    path = Path(folder) / STORE_RECORD
+    path = SessionFolder(folder).store_record
     temporary = path.with_name(f".{STORE_RECORD}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as file:
@@ -87,7 +85,7 @@ def open_checkpoints(folder: Path, session_id: str, store: SqlStore | None = Non
 
     if isinstance(store, PostgresStore):
         return open_postgres_checkpoints(store.url, session_id)
-    path = folder / CHECKPOINT_FILE
+    path = SessionFolder(folder).checkpoints_file
     fresh = not path.exists() or path.stat().st_size == 0
     conn = sqlite3.connect(path, check_same_thread=False)
     try:
@@ -168,16 +166,16 @@ def attach(folder: Path, url: str, name_or_id: str) -> str:
     Raises:
         SessionError: the folder holds a session already, or the store holds no such session.
     """
-    folder = Path(folder)
-    if any((folder / name).exists() for name in (STORE_RECORD, "store.sqlite", "session.yaml")):
+    where = SessionFolder(folder)
+    if any(path.exists() for path in (where.store_record, where.store_file, where.session_file)):
         raise SessionError(f"{folder} holds a session already", "attach into a new folder")
     store = open_remote(url, name_or_id)
     try:
         session_id = store.scope
     finally:
         store.close()
-    folder.mkdir(parents=True, exist_ok=True)
-    record_store(folder, url, session_id)
+    where.path.mkdir(parents=True, exist_ok=True)
+    record_store(where.path, url, session_id)
     return session_id
 
 

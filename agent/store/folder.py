@@ -18,23 +18,32 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from agent.store.backends import STORE_RECORD, open_postgres
+from agent.store.backends import open_postgres
 from agent.store.documents import read_run_file
+from agent.store.layout import SEAL_FILE, SESSION_FILE, STORE_FILE, SessionFolder
 from agent.store.sql import SqlStore
 from agent.store.sqlite import SessionStore
 from closedloop.errors import SessionError
 
-SESSION_FILE = "session.yaml"
-STORE_FILE = "store.sqlite"
-SEAL_FILE = "seal.json"
+__all__ = [
+    "SESSION_FILE",
+    "STORE_FILE",
+    "SEAL_FILE",
+    "check_run_files",
+    "clear_unfinished",
+    "holds_session",
+    "open_store",
+    "write_seal",
+]
 
 
-def holds_session(folder: Path) -> bool:
+def holds_session(folder: Path | SessionFolder) -> bool:
     """Whether the folder holds a session: a store that records a session id (a creation that was killed before it
     recorded one holds none, and a new ``run`` may start over in it), or a record of its PostgreSQL store."""
-    if (folder / STORE_RECORD).exists():
+    where = _folder(folder)
+    if where.in_postgres:
         return True
-    path = folder / STORE_FILE
+    path = where.store_file
     if not path.exists() or path.stat().st_size == 0:
         return False
     try:
@@ -47,15 +56,17 @@ def holds_session(folder: Path) -> bool:
     return row is not None
 
 
-def clear_unfinished(folder: Path) -> None:
+def clear_unfinished(folder: Path | SessionFolder) -> None:
     """Remove what a killed creation left (a store with no session id, its checkpoints), before starting over."""
-    for name in (STORE_FILE, "checkpoints.sqlite", SEAL_FILE):
-        for suffix in ("", "-wal", "-shm"):
-            (folder / f"{name}{suffix}").unlink(missing_ok=True)
+    for path in _folder(folder).database_files():
+        path.unlink(missing_ok=True)
 
 
-def open_store(folder: Path, new: bool, url: str | None = None, session_id: str | None = None) -> SqlStore:
-    """Open a session's store: checked for damage, its identity and what the session recorded of it.
+def open_store(
+    folder: Path | SessionFolder, new: bool, url: str | None = None, session_id: str | None = None
+) -> SqlStore:
+    """Open a session's store: checked for damage, its identity and what the session recorded of it. The one way
+    to open a session folder's store: every command, view and process opens it here.
 
     Args:
         folder: the session folder.
@@ -70,16 +81,17 @@ def open_store(folder: Path, new: bool, url: str | None = None, session_id: str 
             PostgreSQL store that cannot be reached, or does not hold the session, is named by its URL (without the
             password).
     """
-    if (url is not None and new) or (not new and (folder / STORE_RECORD).exists()):
-        kept = open_postgres(folder, new, url, session_id)
+    where = _folder(folder)
+    if (url is not None and new) or (not new and where.in_postgres):
+        kept = open_postgres(where.path, new, url, session_id)
         if not new:
             try:
-                check_run_files(folder / "runs", kept)
+                check_run_files(where.runs, kept)
             except SessionError:
                 kept.close()
                 raise
         return kept
-    path = folder / STORE_FILE
+    path = where.store_file
     if not new and (not path.exists() or path.stat().st_size == 0):
         raise SessionError(f"{path}: missing or empty; the session cannot be resumed from it", "restore a copy")
     store = SessionStore(path, check=not new)
@@ -87,7 +99,7 @@ def open_store(folder: Path, new: bool, url: str | None = None, session_id: str 
         return store
     try:
         session_id = store.meta("session_id")
-        seal = _read_seal(folder)
+        seal = _read_seal(where)
         lost = "(copied without its -wal file, or rolled back?)"
         if session_id is None and seal.get("session_id"):
             raise SessionError(f"{path}: holds none of session {seal['session_id']}'s records {lost}", "restore a copy")
@@ -101,28 +113,33 @@ def open_store(folder: Path, new: bool, url: str | None = None, session_id: str 
                 f"{path}: holds {held} observations but the session recorded {seal['observations']} {lost}",
                 "restore the store with its -wal file",
             )
-        check_run_files(folder / "runs", store)
+        check_run_files(where.runs, store)
     except SessionError:
         store.close()
         raise
     return store
 
 
-def _read_seal(folder: Path) -> dict[str, Any]:
+def _folder(folder: Path | SessionFolder) -> SessionFolder:
+    return folder if isinstance(folder, SessionFolder) else SessionFolder(folder)
+
+
+def _read_seal(where: SessionFolder) -> dict[str, Any]:
     try:
-        return dict(json.loads((folder / SEAL_FILE).read_text()))
+        return dict(json.loads(where.seal_file.read_text()))
     except (OSError, ValueError, TypeError):
         return {}
 
 
-def write_seal(folder: Path, session_id: str, observations: int) -> None:
+def write_seal(folder: Path | SessionFolder, session_id: str, observations: int) -> None:
     """Record how many observations the store holds (written beside it, replaced atomically; nothing for a store
     in PostgreSQL)."""
-    if (folder / STORE_RECORD).exists():
+    where = _folder(folder)
+    if where.in_postgres:
         return
-    temporary = folder / f".{SEAL_FILE}.tmp"
+    temporary = where.path / f".{SEAL_FILE}.tmp"
     temporary.write_text(json.dumps({"session_id": session_id, "observations": observations}))
-    os.replace(temporary, folder / SEAL_FILE)
+    os.replace(temporary, where.seal_file)
 
 
 def check_run_files(runs: Path, store: SqlStore) -> None:

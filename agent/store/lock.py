@@ -21,9 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from agent.store.layout import SessionFolder
 from closedloop.errors import SessionError
-
-LOCK_FILE = "session.lock"
 
 
 def _read(fd: int) -> dict[str, Any] | None:
@@ -75,7 +74,7 @@ class SessionLock:
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self.path = self.folder / LOCK_FILE
+        self.path = SessionFolder(self.folder).lock_file
         self._fd: int | None = None
 
     @property
@@ -146,7 +145,7 @@ def holder(folder: Path) -> dict[str, Any] | None:
 
     Decided by trying the lock (and letting it go at once), so a process that was killed holds nothing.
     """
-    path = Path(folder) / LOCK_FILE
+    path = SessionFolder(folder).lock_file
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:

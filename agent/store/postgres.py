@@ -273,7 +273,7 @@ def _saver_class() -> type:
 
         def close(self) -> None:
             """Close the saver's connection."""
-            self.conn.close()  # type: ignore[union-attr]
+            self.conn.close()
 
     return ClosingPostgresSaver
 

@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from agent.store import STORE_RECORD, SessionStore, SqlStore, open_postgres
+from agent.store import STORE_FILE, SessionFolder, SqlStore, open_store
 from agent.views.display import fmt
 from agent.views.numbers import folder_units, number, point
 from closedloop.errors import SpecError
 
-STORE_FILE = "store.sqlite"
 SESSION = "session"
 """Who the trail names for what the session did by itself."""
 _BY = re.compile(r"\bby (?P<who>[^\s,:;()]+) via (?P<via>[^\s,:;()]+)|, by (?P<by>[^\s,:;()]+)$")
@@ -36,11 +35,9 @@ def _when(timestamp: float) -> str:
 
 
 def _open(folder: Path) -> SqlStore:
-    if (Path(folder) / STORE_RECORD).exists():  # kept in PostgreSQL
-        return open_postgres(Path(folder), new=False)
-    if not (Path(folder) / STORE_FILE).exists():
+    if not SessionFolder(folder).has_store:
         raise SpecError(f"{folder}: holds no session (no {STORE_FILE})")
-    return SessionStore(Path(folder) / STORE_FILE)
+    return open_store(folder, new=False)  # checked, as every store is opened
 
 
 def audit_trail(folder: Path) -> list[dict[str, Any]]:
@@ -53,6 +50,7 @@ def audit_trail(folder: Path) -> list[dict[str, Any]]:
 
     Raises:
         SpecError: the folder holds no session.
+        SessionError: its store is damaged, or older than the folder (see :func:`agent.store.open_store`).
     """
     store = _open(folder)
     try:

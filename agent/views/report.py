@@ -134,6 +134,7 @@ def _summary(data: SessionData) -> str:
         ("failed", status["failed"]),
         ("interrupted or aborted", status["interrupted"]),
         ("infeasible", status["infeasible"]),
+        ("with a constraint output missing", status.get("missing", 0)),
     ]
     if best is not None:
         values = ", ".join(f"{k} = {v:.6g}" for k, v in best.values.items())

@@ -2,7 +2,8 @@
 (no process needed, so safe while another process runs the session, and the same for a folder attached to a
 session kept in PostgreSQL).
 
-Each row says what was asked and what the instrument read back, what was measured, how the run ended, where and
+Each row says what was asked and what the instrument read back, what was measured (and which outputs could not be
+computed, and why, in ``missing``), how the run ended, where and
 when it ran (instrument, Bluesky ``scan_id`` and start time, from the run's start document), the run's uid (to find
 its documents in Tiled or a databroker), who released it (the last decision on the proposal), and its lineage
 (:data:`agent.provenance.lineage.COLUMNS`: which planner, version, seed and build made the point, knowing how many
@@ -24,7 +25,7 @@ from agent.views.status import folder_spec, session_store
 
 #: Columns before the variables' and after the outputs', in order.
 LEADING = ("experiment", "proposal", "why", "instrument", "scan_id", "started", "status")
-TRAILING = ("seconds", "error", "decided", "run_uid", "tiled", *LINEAGE)
+TRAILING = ("seconds", "missing", "error", "decided", "run_uid", "tiled", *LINEAGE)
 #: The suffix of a variable's read-back column (the variable's own column is the value asked for).
 READ_BACK = "_read"
 
@@ -67,6 +68,7 @@ def session_results(folder: Path) -> tuple[list[str], list[dict[str, Any]], list
             started=_iso(start.get("time")),
             status=observation.status.value,
             seconds=round(observation.duration, 3),
+            missing="; ".join(f"{name}: {gap.describe()}" for name, gap in observation.missing.items()) or None,
             error=observation.error,
             decided=_decided(decisions[observation.proposal_id]),
             run_uid=observation.run_uid,

@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.store import (
-    SESSION_FILE,
-    STORE_FILE,
-    STORE_RECORD,
+    SessionFolder,
     SqlStore,
     open_remote,
     open_store,
@@ -86,6 +84,7 @@ class Tally:
         self._sign = 1.0 if spec.objectives[self.objective].direction == Direction.MAXIMIZE else -1.0
         self.experiments = 0
         self.infeasible = 0
+        self.missing = 0  # ok, with a constraint output missing: its feasibility is not known
         self.failed = 0
         self.interrupted = 0
         self.best_observation: Observation | None = None
@@ -110,7 +109,10 @@ class Tally:
             return False
         self.experiments += 1
         if not self.spec.feasible(observation.values):
-            self.infeasible += 1
+            if observation.missing:
+                self.missing += 1
+            else:
+                self.infeasible += 1
             return False
         best = self.best_observation
         if best is None or self._sign * observation.values[self.objective] > self._sign * best.values[self.objective]:
@@ -133,11 +135,18 @@ class Tally:
 
     @property
     def last(self) -> dict[str, Any] | None:
-        """The last observation, for people: proposal, status, values, error."""
+        """The last observation, for people: proposal, status, values, the outputs missing and why, error."""
         o = self.last_observation
         if o is None:
             return None
-        return {"proposal": o.proposal_id, "status": o.status.value, "values": o.values, "error": o.error}
+        missing = {name: gap.describe() for name, gap in o.missing.items()}
+        return {
+            "proposal": o.proposal_id,
+            "status": o.status.value,
+            "values": o.values,
+            "missing": missing,
+            "error": o.error,
+        }
 
 
 def summarize(folder: Path) -> dict[str, Any]:
@@ -155,17 +164,18 @@ def session_store(folder: Path) -> SqlStore:
     Raises:
         SessionError: the folder holds no session, or its store is damaged.
     """
-    if not (folder / STORE_FILE).exists() and not (folder / STORE_RECORD).exists():
+    if not SessionFolder(folder).has_store:
         raise SessionError(f"{folder} holds no session", "start one with: closedloop run SESSION.yaml")
     return open_store(folder, new=False)
 
 
 def folder_spec(folder: Path, store: SqlStore) -> SessionSpec:
     """The spec of the session in ``folder`` (its store open), read without importing its planner or instrument."""
-    if not (folder / SESSION_FILE).exists() and (folder / STORE_RECORD).exists():
+    where = SessionFolder(folder)
+    if not where.session_file.exists() and where.in_postgres:
         return recorded_spec(store)  # a folder attached to a session kept in PostgreSQL
     with imports_unchecked():  # the planner or the instrument's packages may not be on this host
-        return load_spec(folder / SESSION_FILE)
+        return load_spec(where.session_file)
 
 
 def summarize_store(folder: Path, spec: SessionSpec, store: SqlStore) -> dict[str, Any]:
@@ -197,6 +207,7 @@ def summary(
         "store": store.location,
         "experiments": tally.experiments,
         "infeasible": tally.infeasible,
+        "missing": tally.missing,
         "failed": tally.failed,
         "interrupted": tally.interrupted,
         "budget": int(store.meta("budget", spec.budget.experiments)),
@@ -212,6 +223,7 @@ def summary(
         "prior_observations": int((store.meta("prior") or {}).get("kept", 0)),  # a warm start's (agent.provenance)
         "instruments": instrument_states(spec, store, live=state in LIVE_STATES, held=held),
         "reach": store.meta("reach") or {},
+        "planner_recoveries": store.meta("planner_recoveries") or {},
         "waiting": waiting_info(waiting),
         "error": store.meta("error") or (NEVER_STARTED if state == "failed" and store.meta("state") == "new" else None),
     }
@@ -243,6 +255,19 @@ def waiting_text(waiting: dict[str, Any] | None, now: float | None = None) -> st
         return f"waiting for {what}"
     minutes = int(((now if now is not None else time.time()) - since.timestamp()) // 60)
     return f"waiting for {what} since {since.strftime('%H:%M:%S')} ({minutes} min)"
+
+
+def recoveries_text(recoveries: dict[str, dict[str, int]] | None) -> str:
+    """``recovered 2 numerical failures (restarts 1, space-filling 1; kinds: nan_gradient 2)``, what the planner did
+    about numerical failures, from a status's ``planner_recoveries`` (empty when there were none)."""
+    by_kind = (recoveries or {}).get("recoveries") or {}
+    by_step = (recoveries or {}).get("recovered_by") or {}
+    total = sum(by_kind.values())
+    if not total:
+        return ""
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items()) if v)
+    steps = ", ".join(f"{k} {v}" for k, v in sorted(by_step.items()) if v)
+    return f"recovered {total} numerical failure{'s' if total > 1 else ''} ({steps}; kinds: {kinds})"
 
 
 PLANNER_WAITS = "the planner makes one point at a time: it waits for a run to end"

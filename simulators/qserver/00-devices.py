@@ -8,6 +8,10 @@ Two environment variables, set by whoever starts the manager, configure it:
 - ``CLOSEDLOOP_QSERVER_NOISE``: the detector's flux noise in counts (default 10, as in the demo; 0 makes every
   reading noiseless, exactly the physics of :mod:`simulators.physics`).
 - ``CLOSEDLOOP_QSERVER_EXPOSURE``: seconds each detector reading takes (default 0).
+- ``CLOSEDLOOP_QSERVER_TILED``: a Tiled server (or container) URL the RunEngine writes every run to, with Tiled's
+  ``TiledWriter`` (needs the ``closedloop[tiled]`` extra); its API key in ``TILED_API_KEY``, as Tiled reads it.
+  Unset: runs are not written to Tiled. A session names the same server in ``instrument.queueserver.tiled`` to read
+  back a run the manager finished while the agent was stopped.
 
 Devices: the mirror-pitch motors ``m1`` and ``m2`` and the detector ``det`` of :func:`simulators.beamline`
 (``det-flux``, ``det-width``, ``det-heat``), and ``slow_m``, a motor that moves at a real velocity (for tests that
@@ -16,6 +20,7 @@ interrupt a run while it moves).
 
 import json
 import os
+from typing import Any
 
 from bluesky import RunEngine
 from bluesky.callbacks.zmq import Publisher
@@ -42,8 +47,15 @@ _publish_to = os.environ.get("CLOSEDLOOP_QSERVER_PUBLISH")
 if _publish_to:
     RE.subscribe(Publisher(_publish_to, serializer=_to_json))
 
+_tiled = os.environ.get("CLOSEDLOOP_QSERVER_TILED")
+if _tiled:
+    from bluesky_tiled_plugins import TiledWriter
+    from tiled.client import from_uri
+
+    RE.subscribe(TiledWriter(from_uri(_tiled), batch_size=1))
+
 _noise = float(os.environ.get("CLOSEDLOOP_QSERVER_NOISE", "10.0"))
-_quiet = {"width_noise": 0.0, "heat_noise": 0.0} if _noise == 0 else {}
+_quiet: dict[str, Any] = {"width_noise": 0.0, "heat_noise": 0.0} if _noise == 0 else {}
 _exposure = float(os.environ.get("CLOSEDLOOP_QSERVER_EXPOSURE", "0"))
 _devices = beamline(noise=_noise, exposure=_exposure, **_quiet)
 with init_devices():

@@ -35,7 +35,7 @@ from closedloop.control import (
     Request,
     StatusRequest,
 )
-from closedloop.errors import SafetyError, SessionError
+from closedloop.errors import RefusedError, SafetyError, SessionError
 from closedloop.records import Decision, Verdict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,7 +140,8 @@ def test_handler_errors_become_error_replies_and_the_server_keeps_answering(tmp_
     with ControlClient(tmp_path, timeout=2) as client:
         cases: list[tuple[BaseException, str, str]] = [
             (SafetyError("edit.pitch1: 3.0 is outside the hard limits [-2, 2]"), "invalid", "hard limits"),
-            (SessionError("no checkpoint is waiting"), "refused", "no checkpoint is waiting"),
+            (RefusedError("no checkpoint is waiting"), "refused", "no checkpoint is waiting"),
+            (SessionError("store.sqlite: damaged"), "invalid", "damaged"),  # as its exit code: bad input
             (LateAnswerError("c-1", "alice"), "late", "answered already by alice"),
             (ZeroDivisionError("division by zero"), "internal", "ZeroDivisionError: division by zero"),
         ]
@@ -566,6 +567,7 @@ def test_keys_then_commands_through_curve(tmp_path: Path, serve) -> None:
 
 def test_audit_reads_who_decided_what_from_the_store_without_a_process(tmp_path: Path) -> None:
     store = SessionStore(tmp_path / "store.sqlite")
+    store.set_meta(session_id="s-audit")  # a session's store: the audit opens it with the checks a resume makes
     store.log("start", "session started")
     store.add_decision(1, Decision(verdict=Verdict.REJECT, proposal_ids=["p-1"], by="ada", reason="near the [edge]"))
     store.add_decision(2, Decision(verdict=Verdict.APPROVE, proposal_ids=["p-2"], by="bob"))

@@ -245,11 +245,34 @@ def test_a_reducer_that_raises_is_a_failed_observation_naming_it(run_engine: Any
     movers = {"pitch1": classic["m1"], "pitch2": classic["m2"]}
     # centred at -0.8: the Gaussian only rises towards the end of the scan, so it has no peak inside it
     observation, _ = carry_out(run_engine, spec, {"pitch1": -0.8, "pitch2": 0.0}, movers, [classic["det"]])
-    assert observation.status == ObservationStatus.FAILED
+    assert observation.status == ObservationStatus.FAILED  # an objective that cannot be computed fails the run
     assert (observation.error or "").startswith(
-        "objectives.peak: reducer instruments.reducers:peak_position failed: ValueError:"
+        "objectives.peak: reducer instruments.reducers:peak_position could not compute it: 'det' is highest at the "
+        "end of the scan (x=-0.4)"
     )
+    assert (observation.error or "").endswith("(>= -0.4)")  # the peak lies beyond the scan's high end
     assert "peak" not in observation.values and "area" in observation.values
+    assert observation.missing["peak"].at_least == pytest.approx(-0.4)
+
+
+def test_a_constraint_the_reducer_cannot_compute_is_missing_and_the_run_ok(run_engine: Any, classic: dict) -> None:
+    constraints = {"width": {"field": "det", "reducer": "instruments.reducers:fwhm", "less_than": 0.5}}
+    spec = session(CLASSIC_VARIABLES, {"area": SCAN_OBJECTIVES["area"]}, constraints=constraints, plan=SCAN_PLAN)
+    movers = {"pitch1": classic["m1"], "pitch2": classic["m2"]}
+    # scanned over [0.2, 1.0]: the peak at 0.3 is inside, but falls to half its height only on its right
+    observation, _ = carry_out(run_engine, spec, {"pitch1": 0.6, "pitch2": 0.0}, movers, [classic["det"]])
+    assert observation.status == ObservationStatus.OK and observation.error is None
+    assert list(observation.values) == ["area"] and observation.ok
+    gap = observation.missing["width"]
+    assert gap.reason == (
+        "reducer instruments.reducers:fwhm could not compute it: 'det' does not fall to half its peak on the left "
+        "of the scan"
+    )
+    # the width is at least the scanned part: from the scan's start to the right half-height crossing
+    right = CENTER + math.sqrt(2 * math.log(2)) * SIGMA
+    assert gap.at_least == pytest.approx(right - 0.2, abs=0.01) and gap.at_most is None
+    result = observation.as_result()
+    assert math.isnan(result["width"]) and result["area"] == observation.values["area"]
 
 
 def test_a_baseline_stream_is_ignored(run_engine: Any, classic: dict) -> None:

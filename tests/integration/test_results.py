@@ -101,7 +101,7 @@ def test_the_command_prints_the_table_writes_the_csv_and_names_a_folder_without_
     as_json = json.loads(closedloop("results", str(folder), "--json").stdout)
     assert as_json["columns"] == columns and as_json["rows"] == json.loads(json.dumps(rows))
     missing = closedloop("results", str(tmp_path / "nothing"))
-    assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "holds no session" in missing.stderr
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "holds no session" in missing.stderr
     unwritable = closedloop("results", str(folder), "--csv", str(tmp_path / "no" / "such" / "dir.csv"))
     assert unwritable.returncode == 2 and unwritable.stderr.startswith("error: --csv: cannot write")
 

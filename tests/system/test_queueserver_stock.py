@@ -113,6 +113,32 @@ def test_max_step_on_one_variable_every_position_is_known_and_the_session_runs(s
         assert observation.values["intensity"] == pytest.approx(_det4(point["x"], point["y"]), rel=1e-6)
 
 
+def test_a_move_longer_than_max_step_is_walked_in_mv_items_not_refused(stock, manager) -> None:
+    """From x = 0.4 to -1.9 (2.3 with max_step 1.5): the gate lets it through, the manager gets one ``mv`` to the
+    midpoint, then the run at the setpoint."""
+    from instruments.safety import gate
+
+    manager.item_execute(BPlan("mv", "motor1", 0.4, "motor2", -0.3))
+    manager.wait_for_idle(timeout=30)
+    spec = spec_from_dict(_session(stock))
+    executor = QueueServerExecutor(spec, "s-walk")
+    try:
+        setpoints = gate(spec, {"x": -1.9, "y": 0.2}, executor)  # refused before: a move of 2.3 exceeds max_step
+        before = len(manager.history_get(reload=True)["items"])
+        proposal = Proposal(iteration=0, setpoints=setpoints)
+        record = executor.run(proposal)
+        assert record.error is None
+        observation = observation_from_documents(spec, proposal, record.documents)
+        assert observation.status == ObservationStatus.OK, observation.error
+        assert observation.readbacks == pytest.approx({"x": -1.9, "y": 0.2})
+    finally:
+        executor.close()
+    items = manager.history_get(reload=True)["items"][before:]
+    moves = [(item["name"], item["args"]) for item in items if item["name"] == "mv"]
+    assert moves == [("mv", ["motor1", pytest.approx(-0.75)])]  # one waypoint, halfway: two legs of 1.15
+    assert items[-1]["kwargs"]["md"]["proposal_id"] == proposal.id
+
+
 def test_plan_scan_with_a_reducer_submits_the_whole_scan(stock, manager) -> None:
     """plan: scan becomes Bluesky's scan of motor1 over the range, motor2 held at its setpoint and read at every
     point; the peak reducer finds det4's centre, and the motor is left at the scan's end."""

@@ -390,7 +390,7 @@ def test_the_web_command_refuses_a_folder_without_a_session_and_a_port_in_use(
     tmp_path: Path, url: str, folder: Path
 ) -> None:
     empty = closedloop("web", str(tmp_path), "--port", "0")
-    assert empty.returncode == 1 and empty.stderr.startswith(f"error: {tmp_path} holds no session (")
+    assert empty.returncode == 2 and empty.stderr.startswith(f"error: {tmp_path} holds no session (")
     port = url.split(":")[2].split("/")[0]  # the module's page server holds it
     taken = closedloop("web", str(folder), "--port", port)
     assert taken.returncode == 2 and taken.stderr.startswith(f"error: --port: cannot serve on 127.0.0.1:{port} (")

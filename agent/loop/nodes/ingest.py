@@ -95,6 +95,8 @@ def observe(ctx: LoopContext, proposal: Proposal) -> None:
         return
     if not observation.ok:
         store.log("failure", f"{proposal.id}: {observation.status.value}: {observation.error}")
+    for name, gap in observation.missing.items() if observation.ok else ():
+        store.log("missing", f"{proposal.id}: {name} missing: {gap.describe()}")
     if observation.status in (ObservationStatus.INTERRUPTED, ObservationStatus.ABORTED):
         ctx.tell_rejected(proposal)
     else:

@@ -97,8 +97,9 @@ def planner_proposals(ctx: LoopContext, iteration: int, count: int) -> list[Prop
             ctx.planner.set_position(where)
     attempts, answered = 0, 0
     while attempts < PLANNER_ATTEMPTS:
-        proposals, batch, told = [], {}, False
-        for point in ctx.planner.suggest(count):
+        proposals, told = [], False
+        batch: dict[tuple[Any, ...], int] = {}  # the keys of this batch's points (see SeenPoints.check)
+        for point in ctx.suggest(count):
             planner_id = point.get("_id") if isinstance(point, dict) else None
             try:
                 setpoints = proposal_setpoints(spec, point)

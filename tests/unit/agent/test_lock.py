@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.store.lock import LOCK_FILE, SessionLock, holder
+from agent.store import LOCK_FILE, SessionLock, holder
 from closedloop.errors import SessionError
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from agent.cli.commands import _status_table
+from agent.cli.foreground import status_table
 
 
 def lane(state: str, proposal: str | None = None, error: str | None = None) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def rendered(instruments: dict[str, Any], reach: dict[str, Any] | None = None) -
         "reach": reach or {},
     }
     console = Console(width=100, record=True)
-    console.print(_status_table(status))
+    console.print(status_table(status))
     return [" ".join(line.replace("│", " ").split()) for line in console.export_text().splitlines()]
 
 
@@ -68,7 +68,7 @@ def test_a_device_s_own_limits_are_shown_beside_the_hard_limits() -> None:
 
 
 def test_a_waiting_session_says_for_what_and_since_when() -> None:
-    from agent.cli.commands import _status_table as table
+    from agent.cli.foreground import status_table as table
     from agent.views.status import waiting_text
 
     since = datetime.datetime(2026, 1, 2, 14, 2, 11, tzinfo=datetime.UTC)

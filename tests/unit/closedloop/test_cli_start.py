@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.cli.commands import _default_folder, _fail
+from agent.cli.commands import _default_folder
+from agent.cli.exits import fail
+from closedloop.errors import ExitCode
 from tests.conftest import beamline_session
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -122,6 +124,6 @@ def test_the_default_folder_keeps_a_plain_name_and_honours_the_files_folder(tmp_
 
 
 def test_fail_prints_bracketed_text_as_it_is(capsys: pytest.CaptureFixture[str]) -> None:
-    exit_ = _fail(2, "variables.x.bounds: [nan, 1.5] is not [mrad] [/] [bold]")
+    exit_ = fail("variables.x.bounds: [nan, 1.5] is not [mrad] [/] [bold]", ExitCode.BAD_INPUT)
     assert exit_.exit_code == 2
     assert "variables.x.bounds: [nan, 1.5] is not [mrad] [/] [bold]" in capsys.readouterr().err

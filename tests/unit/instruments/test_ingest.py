@@ -168,13 +168,34 @@ def test_objectives_are_normalised_by_the_monitor_and_a_zero_monitor_fails() -> 
     assert observation.error == "objectives.flux: 'det-flux' per monitor 'i0' is inf, not a finite number"
 
 
-def test_a_reducer_that_raises_is_a_failure_naming_it() -> None:
+def test_an_objective_whose_reducer_raises_is_a_failure_naming_it() -> None:
     objectives = {"flux": {"field": "det-flux", "reducer": f"{HERE}:broken_reducer"}}
     spec = spec_from_dict(beamline_session(objectives=objectives))
     observation = observation_from_documents(spec, PROPOSAL, documents())
     assert observation.status == ObservationStatus.FAILED
     assert observation.error == (
-        f"objectives.flux: reducer {HERE}:broken_reducer failed: ZeroDivisionError: no counts in det-flux"
+        f"objectives.flux: reducer {HERE}:broken_reducer could not compute it: ZeroDivisionError: no counts in det-flux"
+    )
+
+
+def test_a_constraint_whose_reducer_cannot_compute_it_is_missing_and_the_run_ok() -> None:
+    constraints = {"heat": {"field": "det-flux", "reducer": f"{HERE}:broken_reducer", "less_than": 5.0}}
+    spec = spec_from_dict(beamline_session(constraints=constraints))
+    observation = observation_from_documents(spec, PROPOSAL, documents())
+    assert observation.status == ObservationStatus.OK and observation.ok
+    assert list(observation.values) == ["flux"] and not spec.feasible(observation.values)
+    assert observation.missing["heat"].reason == (
+        f"reducer {HERE}:broken_reducer could not compute it: ZeroDivisionError: no counts in det-flux"
+    )
+
+
+def test_a_constraint_reducer_naming_a_field_the_stream_lacks_fails_the_run() -> None:
+    constraints = {"heat": {"field": "det-nothing", "reducer": "instruments.reducers:mean", "less_than": 5.0}}
+    spec = spec_from_dict(beamline_session(constraints=constraints))
+    observation = observation_from_documents(spec, PROPOSAL, documents())
+    assert observation.status == ObservationStatus.FAILED and not observation.missing
+    assert (observation.error or "").startswith(
+        "constraints.heat: reducer instruments.reducers:mean failed: InstrumentError: no field 'det-nothing'"
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from gest_api.vocs import VOCS
@@ -38,37 +40,23 @@ def spy_on(monkeypatch, name: str) -> list[dict]:
     return calls
 
 
-def test_the_logei_option_uses_analytic_constrained_log_ei_for_one_point(monkeypatch):
+@pytest.mark.parametrize("options", [{}, {"acquisition": "logei"}], ids=["default on noiseless data", "logei"])
+def test_one_point_uses_analytic_constrained_log_ei(monkeypatch, options):
     analytic = spy_on(monkeypatch, "LogConstrainedExpectedImprovement")
     sampled = spy_on(monkeypatch, "qLogNoisyExpectedImprovement")
-    planner = BoTorchPlanner(CONSTRAINED, seed=0, acquisition="logei", **FAST)
+    planner = BoTorchPlanner(CONSTRAINED, seed=0, **FAST, **options)
     results = evaluate(planner.suggest(6))
     planner.ingest(results)
-    planner.suggest(1)  # q = 1, nothing pending
+    planner.suggest(1)  # q = 1, nothing pending, a noiseless fit
     assert sampled == []
     (kwargs,) = analytic
     assert kwargs["constraints"] == {1: (None, 0.1)}  # output 1 (c) below 0.1
     assert float(kwargs["best_f"]) == pytest.approx(max(r["f"] for r in results if r["c"] < 0.1))
 
 
-def test_one_point_on_noiseless_data_uses_constrained_q_log_ei(monkeypatch):
-    analytic = spy_on(monkeypatch, "LogConstrainedExpectedImprovement")
-    noisy = spy_on(monkeypatch, "qLogNoisyExpectedImprovement")
-    exact = spy_on(monkeypatch, "qLogExpectedImprovement")
-    planner = BoTorchPlanner(CONSTRAINED, seed=0, **FAST)
-    results = evaluate(planner.suggest(6))
-    planner.ingest(results)
-    planner.suggest(1)  # q = 1, nothing pending, a noiseless fit
-    assert analytic == [] and noisy == []
-    (kwargs,) = exact
-    assert len(kwargs["constraints"]) == 1
-    assert float(kwargs["best_f"]) == pytest.approx(max(r["f"] for r in results if r["c"] < 0.1))
-
-
 @pytest.mark.parametrize("case", ["qlognei option", "noisy data", "logei, a batch"])
 def test_otherwise_constrained_q_log_nei(monkeypatch, case):
     analytic = spy_on(monkeypatch, "LogConstrainedExpectedImprovement")
-    exact = spy_on(monkeypatch, "qLogExpectedImprovement")
     sampled = spy_on(monkeypatch, "qLogNoisyExpectedImprovement")
     options = {"qlognei option": {"acquisition": "qlognei"}, "logei, a batch": {"acquisition": "logei"}}.get(case, {})
     planner = BoTorchPlanner(CONSTRAINED, seed=0, **FAST | {"n_initial": 16}, **options)
@@ -79,7 +67,7 @@ def test_otherwise_constrained_q_log_nei(monkeypatch, case):
             result["f"] += float(rng.normal(0.0, 0.3))
     planner.ingest(results)
     planner.suggest(2 if case == "logei, a batch" else 1)
-    assert analytic == [] and exact == []
+    assert analytic == []
     assert [len(kwargs["constraints"]) for kwargs in sampled] == [1]
 
 
@@ -96,12 +84,13 @@ def test_best_is_the_best_feasible_point():
     assert not planner.feasible({"x1": 0.2, "x2": 0.2})  # the constraint output is missing
 
 
-def test_missing_constraint_output_is_a_failed_point():
+def test_missing_constraint_output_is_an_ok_point_with_that_output_missing():
     planner = BoTorchPlanner(CONSTRAINED, seed=0, **FAST)
     results = evaluate(planner.suggest(4))
     del results[0]["c"]
     planner.ingest(results)
-    assert (planner.n_observed, planner.n_failed) == (3, 1)
+    assert (planner.n_observed, planner.n_failed) == (4, 0)  # the objective was measured
+    assert not planner.feasible(planner.results[0])
 
 
 def feasible_fraction(planner) -> float:
@@ -148,3 +137,36 @@ def test_with_constraints_one_optimizer_restart_starts_at_the_best_feasible_poin
     best = max(feasible, key=lambda r: r["f"])
     at_best = [bool(np.allclose(x.numpy(), [best["x1"], best["x2"]])) for x in initial[:, 0]]
     assert at_best == ([False, True] if constraints else [False, False])
+
+
+#: Gramacy et al.'s problem (benchmarks/_engineering.py's ``gramacy``): minimize x1 + x2 under a sinusoidal and a disk
+#: constraint; its feasible region is disconnected and its optimum on the sinusoid's boundary.
+GRAMACY = VOCS(
+    variables={"x1": [0.0, 1.0], "x2": [0.0, 1.0]},
+    objectives={"f": "MINIMIZE"},
+    constraints={"c1": ["LESS_THAN", 0.0], "c2": ["LESS_THAN", 0.0]},
+)
+#: The default planner's first three model points on it, seed 7, 8 design points, with why. The constrained default
+#: was chosen by measurement (docs/benchmarks/constrained.md); a change that moves these points must update them
+#: knowingly, after measuring it there.
+GRAMACY_PINNED = [
+    (0.0, 0.570193, "model (constrained LogEI)"),
+    (0.0, 0.0, "model (constrained LogEI)"),
+    (0.0, 0.795297, "model (qLogNEI)"),
+]
+
+
+def gramacy(p: dict) -> dict:
+    x1, x2 = p["x1"], p["x2"]
+    c1 = 1.5 - x1 - 2 * x2 - 0.5 * math.sin(2 * math.pi * (x1**2 - 2 * x2))
+    return dict(p, f=x1 + x2, c1=c1, c2=x1**2 + x2**2 - 1.5)
+
+
+def test_the_constrained_default_s_seeded_proposals_are_pinned():
+    planner = BoTorchPlanner(GRAMACY, seed=7, n_initial=8)
+    planner.ingest([gramacy(p) for p in planner.suggest(8)])
+    for x1, x2, why in GRAMACY_PINNED:
+        (p,) = planner.suggest(1)
+        assert (p["x1"], p["x2"]) == pytest.approx((x1, x2), abs=1e-5)
+        assert planner.why(p["_id"]) == why
+        planner.ingest([gramacy(p)])

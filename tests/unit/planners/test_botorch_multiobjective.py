@@ -6,7 +6,7 @@ import pytest
 import torch
 from gest_api.vocs import VOCS
 
-import planners.bayes as bayes
+import planners._multiobjective as multiobjective
 from planners import BoTorchPlanner
 
 MO = VOCS(variables={"x1": [0.0, 1.0], "x2": [0.0, 1.0]}, objectives={"f1": "MINIMIZE", "f2": "MAXIMIZE"})
@@ -23,12 +23,12 @@ def ref_points(monkeypatch) -> list[torch.Tensor]:
     """Record the reference point each qLogNEHVI is built with."""
     seen: list[torch.Tensor] = []
 
-    class Spy(bayes.qLogNoisyExpectedHypervolumeImprovement):
+    class Spy(multiobjective.qLogNoisyExpectedHypervolumeImprovement):
         def __init__(self, *args, ref_point, **kwargs):
             seen.append(torch.as_tensor(ref_point).clone())
             super().__init__(*args, ref_point=ref_point, **kwargs)
 
-    monkeypatch.setattr(bayes, "qLogNoisyExpectedHypervolumeImprovement", Spy)
+    monkeypatch.setattr(multiobjective, "qLogNoisyExpectedHypervolumeImprovement", Spy)
     return seen
 
 

@@ -270,3 +270,35 @@ def test_a_seeded_foreign_generator_neither_reads_nor_moves_the_process_torch_rn
         assert torch.equal(torch.get_rng_state(), state)
         points.append((point["x"], point["y"]))
     assert points[0] == points[1]
+
+
+def test_a_missing_constraint_output_reaches_xopt_as_nan_in_its_column_only() -> None:
+    """An ok run whose constraint output is missing is told as NaN in that output's column (``Observation.as_result``):
+    Xopt fits each outcome to the rows where it is not NaN, so its objective's GP uses the point."""
+    from closedloop import MissingValue, Observation, ObservationStatus
+
+    constrained = VOCS(
+        variables={"x": [0.0, 1.0], "y": [-1.0, 1.0]},
+        objectives={"f": "MAXIMIZE"},
+        constraints={"c": ["LESS_THAN", 0.5]},
+    )
+    torch.manual_seed(0)
+    planner = load_planner(EI, constrained)
+    results = []
+    for i, point in enumerate(design(8)):
+        values = {"f": point["f"]} if i < 3 else {"f": point["f"], "c": point["x"] - 1.0}
+        missing = {"c": MissingValue(reason="the peak does not fall to half its height")} if i < 3 else {}
+        observation = Observation(
+            proposal_id=f"p-{i}",
+            status=ObservationStatus.OK,
+            setpoints={"x": point["x"], "y": point["y"]},
+            values=values,
+            missing=missing,
+        )
+        results.append(observation.as_result())
+    planner.ingest(results)
+    planner.suggest(1)
+    data = planner.planner.data
+    assert int(data["c"].isna().sum()) == 3 and not data["f"].isna().any()
+    objective_gp, constraint_gp = planner.planner.model.models
+    assert (len(objective_gp.train_inputs[0]), len(constraint_gp.train_inputs[0])) == (8, 5)

@@ -1,4 +1,5 @@
-"""The commands that share sessions: ``sessions``, ``export``, ``replay``. Each reads stores and bundles only.
+"""The commands that share sessions (:mod:`agent.provenance`): ``sessions``, ``export``, ``replay``. Each reads
+stores and bundles only.
 
 Exit codes as every command: 0 success; 1 a replay whose proposals do not all match, or a bundle refused by
 replay; 2 bad input (a missing, truncated, altered or newer bundle, an OUT that exists, a PATH that is not a
@@ -9,39 +10,25 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from closedloop.errors import ClosedLoopError
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+from agent.cli.exits import fail, guarded
+from closedloop.errors import ClosedLoopError, ExitCode
 
 console = Console()
-err = Console(stderr=True)
 
 
 class ReplayFailed(ClosedLoopError, RuntimeError):
-    """A replay that could not be carried out, or whose bundle was refused (exit 1)."""
+    """A replay that could not be carried out, or whose bundle was refused: exit 1 (elsewhere, as ``--from``, the
+    same bundle is bad input)."""
 
-
-def _guarded(body: Callable[[], int]) -> None:
-    """Run a command body: a closedloop error is one line on stderr and exit 2 (1 for a failed replay)."""
-    try:
-        code = body()
-    except ReplayFailed as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_FAILED) from None
-    except ClosedLoopError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    raise typer.Exit(code)
+    exit_code = ExitCode.FAILED
 
 
 def _when(timestamp: Any) -> str:
@@ -63,7 +50,7 @@ def sessions(
         rows = list_sessions(path)
         if as_json:
             print(json.dumps({"path": str(path), "sessions": rows}))
-            return EXIT_OK
+            return ExitCode.OK
         shown = ("name", "state", "experiments", "best_value", "planner", "last_activity")
         table = Table(title=Text(f"sessions under {path}: {len(rows)}"), caption="ids and folders: --json")
         for column in shown:
@@ -72,9 +59,9 @@ def sessions(
             cells = [row[c] if c != "last_activity" else _when(row[c]) for c in shown]
             table.add_row(*(Text(fmt(cell) if isinstance(cell, float) else str(cell or "-")) for cell in cells))
         console.print(table)
-        return EXIT_OK
+        return ExitCode.OK
 
-    _guarded(body)
+    guarded(body)
 
 
 def export(
@@ -98,9 +85,9 @@ def export(
                     f"{written['bytes']} bytes"
                 )
             )
-        return EXIT_OK
+        return ExitCode.OK
 
-    _guarded(body)
+    guarded(body)
 
 
 def replay(
@@ -129,17 +116,14 @@ def replay(
             )
         if found["mismatches"]:
             first = found["mismatches"][0]
-            err.print(
-                Text(
-                    f"error: {len(found['mismatches'])} mismatch(es); the first: {first['proposal']} "
-                    f"({first['why']}) recorded {first['recorded']}, replayed {first['replayed']}"
-                ),
-                soft_wrap=True,
+            raise fail(
+                f"{len(found['mismatches'])} mismatch(es); the first: {first['proposal']} "
+                f"({first['why']}) recorded {first['recorded']}, replayed {first['replayed']}",
+                ExitCode.FAILED,
             )
-            return EXIT_FAILED
-        return EXIT_OK
+        return ExitCode.OK
 
-    _guarded(body)
+    guarded(body)
 
 
 def register(app: typer.Typer) -> None:
