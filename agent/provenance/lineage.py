@@ -109,7 +109,7 @@ def record_proposed(
         position: the instrument position the planner was told before it proposed, if it was.
     """
     own = [p for p in proposals if p.origin == "planner"]
-    if not own and not proposals:
+    if not proposals:
         return
     observed = store.count_observations()
     rejected = store.rejected_ids() if own else []

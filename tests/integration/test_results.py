@@ -126,7 +126,9 @@ def test_each_row_names_its_lineage_the_planner_seed_and_what_it_knew(finished) 
     by_origin: dict[str, list[dict]] = {}
     for row in rows:
         by_origin.setdefault(row["origin"], []).append(row)
+    assert set(by_origin) == {"planner", "operator"}  # every row says where its point came from
     assert {row["why"] for row in by_origin["operator"]} >= {"operator"}
+    assert any(row["why"].startswith("edited ") for row in by_origin["operator"])
     assert all(row["why"] == "operator" or row["why"].startswith("edited ") for row in by_origin["operator"])
     planned = by_origin["planner"]
     assert planned and all((row["planner"], row["seed"], row["build"]) == ("sobol", 3, 0) for row in planned)
@@ -140,3 +142,14 @@ def test_each_row_names_its_lineage_the_planner_seed_and_what_it_knew(finished) 
         store.close()
     assert {"closedloop", "bluesky", "ophyd", "ophyd-async", "botorch", "torch", "langgraph", "python"} <= set(versions)
     assert all(isinstance(versions[name], str) for name in ("bluesky", "torch", "langgraph", "python"))
+
+
+def test_a_pipelined_session_on_two_instruments_replays_every_planner_point(finished, tmp_path: Path) -> None:
+    """Exported and replayed: the planner's points were made with runs in flight on two instruments, around an
+    operator's edit, a queued point and a failed run; each follows from what the planner had been told then."""
+    out = tmp_path / "bundle"
+    assert closedloop("export", str(finished[0]), str(out)).returncode == 0
+    replayed = closedloop("replay", str(out), "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    found = json.loads(replayed.stdout)
+    assert found["operator"] == 2 and found["reproduced"] == found["proposals"] >= 5

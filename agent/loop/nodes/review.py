@@ -17,7 +17,7 @@ from langgraph.types import interrupt
 from agent.loop.context import LoopContext
 from agent.loop.review import checkpoint_id, checkpoint_info, policy_asks, read_answer, shown_predictions
 from agent.loop.state import LoopState
-from agent.provenance.lineage import record_predictions
+from agent.provenance.lineage import note_proposals, record_predictions
 from closedloop.errors import SafetyError
 from closedloop.records import Decision, ObservationStatus, Proposal, ProposalStatus, Verdict
 from instruments.safety import check_edit
@@ -123,4 +123,5 @@ def edited_proposal(
         status=ProposalStatus.APPROVED,
     )
     store.add_proposals([edited])  # the same id on a re-run: stored once
+    note_proposals(ctx, [edited])
     return edited
