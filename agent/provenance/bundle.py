@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.store.backends import recorded_spec
+from agent.store.layout import STORE_FILE
 from agent.store.sql import SqlStore
 from agent.store.sqlite import SessionStore
 from closedloop.errors import SessionError
@@ -39,8 +40,7 @@ from closedloop.spec import SessionSpec
 FORMAT = 1
 METADATA = "ro-crate-metadata.json"
 MANIFEST = "bundle.json"
-STORE = "store.sqlite"
-SESSION_FILE = "session.yaml"
+STORE = STORE_FILE  # the bundle keeps the store and the session file under the session folder's names
 
 
 class BundleError(SessionError):

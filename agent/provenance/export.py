@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
-from agent.provenance.bundle import FORMAT, MANIFEST, SESSION_FILE, STORE, files_under, publish, sha256
+from agent.provenance.bundle import FORMAT, MANIFEST, STORE, files_under, publish, sha256
 from agent.provenance.lineage import BUILDS, VERSIONS, software_versions
 from agent.store.backends import STORE_RECORD
-from agent.store.folder import STORE_FILE
+from agent.store.layout import SESSION_FILE, STORE_FILE
 from agent.store.sql import SqlStore
 from agent.store.sqlite import SessionStore
 from agent.views.status import folder_spec, session_store
