@@ -64,6 +64,15 @@ def total_violation(G: Tensor) -> Tensor:
     return G.clamp_min(0.0).sum(dim=-1)
 
 
+def least_violation(G: Tensor) -> float:
+    """The least total violation observed among the points whose every constraint was measured; where none was,
+    among all, a missing output (its reducer could not compute it) counted as no violation."""
+    complete = ~G.isnan().any(dim=-1)
+    if bool(complete.any()):
+        return float(total_violation(G[complete]).min())
+    return float(total_violation(G.nan_to_num(nan=0.0)).min())
+
+
 def _less_violation(Z: Tensor, X: Tensor | None = None) -> Tensor:
     return -total_violation(Z)
 
@@ -83,7 +92,7 @@ class qLogExpectedLessViolation(qLogExpectedImprovement):
     ) -> None:
         super().__init__(
             model,
-            best_f=-float(total_violation(G).min()),
+            best_f=-least_violation(G),
             sampler=sampler,
             objective=GenericMCObjective(_less_violation),
             X_pending=X_pending,
