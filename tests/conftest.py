@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,19 @@ def run_engine() -> Iterator[Any]:
     yield engine
     if engine.state != "idle":
         engine.halt()
+
+
+@pytest.fixture(autouse=True)
+def _torch_default_dtype() -> Iterator[None]:
+    """Each test starts with the torch default dtype the one before it started with.
+
+    Xopt's generators set torch's default dtype to float64 for the whole process; a test that runs one in process
+    (a session with an Xopt planner) would change what the seeded planners of the next test file in the same
+    worker compute. Nothing is imported here: torch is only looked at when a test has loaded it.
+    """
+    torch = sys.modules.get("torch")
+    before = torch.get_default_dtype() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_default_dtype(before if before is not None else torch.float32)

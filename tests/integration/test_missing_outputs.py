@@ -7,12 +7,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from agent.audit import audit_trail
-from agent.results import session_results
-from agent.status import summarize
 from botorch.models import ModelListGP
 
 from agent.session import Session
+from agent.views.audit import audit_trail
+from agent.views.results import session_results
+from agent.views.status import summarize
 from closedloop import ObservationStatus
 
 CENTER, SIGMA = 0.3, 0.3

@@ -6,14 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.status import summarize
 from gest_api import Generator
 from gest_api.vocs import VOCS
 from linear_operator.utils.errors import NotPSDError
 from rich.console import Console
 
-from agent.cli import _status_table
+from agent.cli.foreground import status_table
 from agent.session import Session
+from agent.views.status import summarize
 from tests.conftest import beamline_session
 
 
@@ -57,6 +57,6 @@ def test_status_shows_the_planner_s_recoveries(tmp_path: Path, write_session) ->
     assert status["experiments"] == 3
     assert status["planner_recoveries"] == {"recoveries": {"not_psd": 1}, "recovered_by": {"retry": 1}}
     console = Console(width=120, record=True)
-    console.print(_status_table(status))
+    console.print(status_table(status))
     text = " ".join(console.export_text().replace("│", " ").split())
     assert "planner recovered 1 numerical failure (retry 1; kinds: not_psd 1)" in text

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from agent.cli_queueserver import LocalQueueServer, QueueServerAddresses
 from bluesky_queueserver_api.zmq import REManagerAPI
 
+from agent.cli.queueserver import LocalQueueServer, QueueServerAddresses
 from closedloop.records import ObservationStatus, Proposal
 from closedloop.spec import SessionSpec, spec_from_dict
 from instruments.ingest import observation_from_documents
