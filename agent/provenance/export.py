@@ -81,9 +81,10 @@ def snapshot_store(folder: Path, target: Path) -> None:
     kept = session_store(folder)
     try:
         SessionStore(target).close()  # the schema
+        everything = kept.tables_rows(TABLES)  # one snapshot: a running session is copied as it was
         with contextlib.closing(sqlite3.connect(target)) as copy, copy:
             for table, columns in TABLES.items():
-                rows = kept.table_rows(table, columns)
+                rows = everything[table]
                 marks = ", ".join("?" for _ in columns)
                 copy.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
     finally:

@@ -51,11 +51,14 @@ class Dialect:
         name: ``sqlite`` or ``postgresql``.
         pyformat: placeholders are ``%(name)s`` (psycopg) rather than ``:name`` (sqlite3).
         upsert_meta: the statement that sets one ``meta`` value, replacing an older one.
+        snapshot: the statement that makes a transaction read from one snapshot of the database, when its default
+            does not (PostgreSQL's read committed sees each statement's own).
     """
 
     name: str
     pyformat: bool
     upsert_meta: str
+    snapshot: str | None = None
     _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def sql(self, text: str) -> str:
@@ -78,6 +81,7 @@ POSTGRESQL = Dialect(
     pyformat=True,
     upsert_meta="INSERT INTO meta (session, key, value) VALUES (:session, :key, :value) "
     "ON CONFLICT (session, key) DO UPDATE SET value = EXCLUDED.value",
+    snapshot="SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
 )
 
 
@@ -463,17 +467,26 @@ class SqlStore:
         row = self._one("SELECT MAX(time) FROM events WHERE session = :session")
         return None if row is None or row[0] is None else float(row[0])
 
-    def table_rows(self, table: str, columns: Sequence[str]) -> list[tuple[Any, ...]]:
-        """Every row of one of the store's tables, these columns only, for a copy of the session (``export``).
+    def tables_rows(self, tables: Mapping[str, Sequence[str]]) -> dict[str, list[tuple[Any, ...]]]:
+        """Every row of these of the store's tables (these columns only), for a copy of the session (``export``),
+        all read in one transaction from one snapshot: a session that writes meanwhile is copied as it was.
 
         Raises:
             ValueError: a table or column name that is not a plain name.
         """
-        names = [table, *columns]
+        names = [*tables, *(column for columns in tables.values() for column in columns)]
         if not all(re.fullmatch(r"[a-z_]+", name) for name in names):
             raise ValueError(f"not a table or column name: {names}")
-        rows = self._all(f"SELECT {', '.join(columns)} FROM {table} WHERE session = :session")
-        return [tuple(row) for row in rows]
+        with self._tx() as conn:
+            if self.dialect.snapshot:
+                conn.execute(self.dialect.snapshot)
+            return {
+                table: [
+                    tuple(row)
+                    for row in self._run(conn, f"SELECT {', '.join(columns)} FROM {table} WHERE session = :session")
+                ]
+                for table, columns in tables.items()
+            }
 
     def events(self) -> list[tuple[float, str, str]]:
         """The audit log, oldest first."""
