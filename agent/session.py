@@ -164,7 +164,7 @@ def build_executor(
     if lane_spec.instrument.queueserver is not None:
         from instruments.queueserver import QueueServerExecutor
 
-        return QueueServerExecutor(lane_spec, session_id)
+        return QueueServerExecutor(lane_spec, session_id, arrays_dir=runs)
     run_engine = build_run_engine(loop) if loop is not None else None
     scan_id = int(store.meta("scan_id", 0))
     return InProcessExecutor(lane_spec, session_id, run_engine, scan_id=scan_id, on_event=on_event, arrays_dir=runs)

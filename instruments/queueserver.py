@@ -32,6 +32,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from bluesky_queueserver_api import BPlan
@@ -45,6 +46,7 @@ from closedloop.tiled import TiledSpec
 from instruments._document_stream import DocumentStream, RunWatch
 from instruments._manager_client import ManagerClient, close_api
 from instruments._queue_items import choose_plan, plan_items
+from instruments.arrays import ExternalArrays
 from instruments.plans import end_positions
 from instruments.protocols import Document, DocumentSink, Recovery, RunRecord
 
@@ -61,13 +63,15 @@ class QueueServerExecutor:
     Args:
         spec: the session spec; its ``instrument.queueserver`` section says where the manager is.
         session_id: goes into every start document.
+        arrays_dir: the folder large array readings in the manager's documents are written to as HDF5 files, as
+            they arrive (``spec.arrays``, :class:`~instruments.arrays.ExternalArrays`); None keeps them inline.
 
     Raises:
         InstrumentError: the manager or the proxy does not answer within ``timeout``, the environment does not
             open, or the manager lacks the plan or a device (the message names it).
     """
 
-    def __init__(self, spec: SessionSpec, session_id: str) -> None:
+    def __init__(self, spec: SessionSpec, session_id: str, arrays_dir: Path | None = None) -> None:
         qs = spec.one_instrument().queueserver
         if qs is None:
             raise InstrumentError("instrument.queueserver: the session names no queueserver")
@@ -81,6 +85,9 @@ class QueueServerExecutor:
         self._history_uid: str | None = None
         self._manager = ManagerClient(qs)
         self._stream: DocumentStream | None = None
+        threshold = spec.arrays.external_above
+        #: Large arrays in the manager's documents go to HDF5 files in ``arrays_dir`` as they arrive, as in process.
+        self.arrays = ExternalArrays(arrays_dir, threshold) if arrays_dir and threshold is not None else None
         try:
             status = self._manager.status()
             self._stream = DocumentStream(qs.documents_address, qs.serializer, qs.timeout)
@@ -249,6 +256,8 @@ class QueueServerExecutor:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
+        if self.arrays is not None:
+            self.arrays.close()
         self._manager.close()
 
     # ---------------------------------------------------------------------------------------- set-up checks
@@ -396,10 +405,11 @@ class QueueServerExecutor:
         """Hand on the documents received so far; with ``wait``, until the run's stop document arrives."""
         deadline = time.monotonic() + self.qs.documents_timeout
         while True:
-            for name, doc in watch.drain():
-                record.documents.append((name, doc))
-                if sink is not None:
-                    sink(name, doc)
+            for received in watch.drain():
+                for name, doc in self.arrays(*received) if self.arrays is not None else [received]:
+                    record.documents.append((name, doc))
+                    if sink is not None:
+                        sink(name, doc)
             if not wait or watch.stopped:
                 return
             if time.monotonic() > deadline:

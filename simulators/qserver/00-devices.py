@@ -14,7 +14,8 @@ Two environment variables, set by whoever starts the manager, configure it:
   back a run the manager finished while the agent was stopped.
 
 Devices: the mirror-pitch motors ``m1`` and ``m2`` and the detector ``det`` of :func:`simulators.beamline`
-(``det-flux``, ``det-width``, ``det-heat``), and ``slow_m``, a motor that moves at a real velocity (for tests that
+(``det-flux``, ``det-width``, ``det-heat``), its camera ``cam`` (a 40 x 40 frame per event, ``cam-image``, read
+only when a session lists it among its detectors), and ``slow_m``, a motor that moves at a real velocity (for tests that
 interrupt a run while it moves).
 """
 
@@ -57,10 +58,11 @@ if _tiled:
 _noise = float(os.environ.get("CLOSEDLOOP_QSERVER_NOISE", "10.0"))
 _quiet: dict[str, Any] = {"width_noise": 0.0, "heat_noise": 0.0} if _noise == 0 else {}
 _exposure = float(os.environ.get("CLOSEDLOOP_QSERVER_EXPOSURE", "0"))
-_devices = beamline(noise=_noise, exposure=_exposure, **_quiet)
+_devices = beamline(noise=_noise, exposure=_exposure, camera=40, **_quiet)  # cam: a 40 x 40 frame per event
 with init_devices():
     m1 = _devices["m1"]
     m2 = _devices["m2"]
     det = _devices["det"]
+    cam = _devices["cam"]
     slow_m = SimMotor(name="slow_m", instant=False)
 del _devices, _noise, _quiet, _exposure

@@ -471,3 +471,49 @@ def test_recover_says_what_the_manager_did_with_an_item_the_agent_lost_track_of(
         assert executor.recover("p-unknown-to-the-manager", []) is None
     finally:
         executor.close()
+
+
+def test_a_cameras_frames_from_the_manager_go_to_hdf5_in_the_session_folder(qserver, tmp_path: Path) -> None:
+    """The manager's documents carry each 40 x 40 frame inline; the session writes them to HDF5 as they arrive, and
+    the store keeps references (stream_resource, stream_datum) that read back to the frames."""
+    import h5py
+    import yaml
+
+    from agent.session import Session
+    from simulators.physics import beamline_flux
+
+    queueserver = {"control_address": qserver.control, "documents_address": qserver.documents, "detectors": ["cam"]}
+    session = {
+        "name": "qserver-camera",
+        "seed": 2,
+        "variables": {
+            "pitch1": {"bounds": [-1.5, 1.5], "device": "m1"},
+            "pitch2": {"bounds": [-1.5, 1.5], "device": "m2"},
+        },
+        "objectives": {"flux": {"field": "cam-image", "reducer": "instruments.reducers:frame_sum"}},
+        "budget": {"experiments": 3},
+        "planner": {"name": "sobol"},
+        "instrument": {"queueserver": queueserver},
+        "review": {"policy": "never"},
+    }
+    path = tmp_path / "session.yaml"
+    path.write_text(yaml.safe_dump(session))
+    folder = tmp_path / "run"
+    with Session.create(path, folder) as opened:
+        assert opened.advance() is None
+        observations = opened.store.observations()
+        stored = {o.proposal_id: opened.store.run_with_status(o.proposal_id) for o in observations}
+    assert [o.status for o in observations] == [ObservationStatus.OK] * 3
+    for observation in observations:
+        documents = stored[observation.proposal_id][0]
+        names = [name for name, _ in documents]
+        assert "stream_resource" in names and "stream_datum" in names
+        event = next(doc for name, doc in documents if name == "event")
+        assert "cam-image" not in event["data"]  # the frame is in the file, not in the event
+        resource = next(doc for name, doc in documents if name == "stream_resource")
+        with h5py.File(folder / "runs" / Path(resource["uri"]).name, "r") as h5:
+            frame = h5[resource["parameters"]["dataset"]][0]
+        point = observation.readbacks
+        assert frame.shape == (40, 40)
+        assert observation.values["flux"] == pytest.approx(float(frame.sum()), rel=1e-5)
+        assert float(frame.sum()) > 0 and beamline_flux(point["pitch1"], point["pitch2"]) > 0
