@@ -85,7 +85,8 @@ def _run(spec: Any, out: Path, workers: int, scheduler: str | None, resume: bool
         console.print()
     for error in progress.errors:
         console.print(f"[red]failed:[/] {escape(error)}")
-    results = [folder.finished()[t.key] for t in spec.tasks() if t.key in folder.finished()]
+    done = folder.finished()  # read once: every task file, after the last one was written
+    results = [done[t.key] for t in spec.tasks() if t.key in done]
     found = dataset.summaries(spec, results)
     dataset.write_tables(out, results)
     plots = dataset.plot(out, spec, results)

@@ -96,13 +96,14 @@ def _run_harness(task: Task, problem: Any) -> dict[str, Any]:
     per_point = _seconds_per_point(run.seconds, task)
     for i, truth in enumerate(run.truths):
         value = truth[objective] if objective else None
-        if value is not None and problem.feasible(truth):
+        feasible = problem.feasible(truth)
+        if value is not None and feasible:
             best = max(best, sign * value)
         rows.append(
             {
                 "experiment": i + 1,
                 "value": value,
-                "feasible": problem.feasible(truth),
+                "feasible": feasible,
                 "best_so_far": sign * best if objective and best > -math.inf else None,
                 "regret": run.regret[i] if i < len(run.regret) else None,
                 "seconds_per_proposal": per_point[i] if i < len(per_point) else None,
