@@ -107,8 +107,7 @@ def test_up_to_max_model_points_the_points_are_as_without_it():
     data = observed(peak, 24)
     points = []
     for limit in (24, 10**9):
-        planner = BoTorchPlanner(SINGLE, seed=5, max_model_points=24, **FAST)
-        planner.max_model_points = limit
+        planner = BoTorchPlanner(SINGLE, seed=5, max_model_points=limit, **FAST)
         planner.ingest(data)
         points.append(planner.suggest(2))
     assert points[0] == points[1]

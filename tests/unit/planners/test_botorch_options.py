@@ -10,6 +10,7 @@ from gest_api.vocs import VOCS
 
 from closedloop.errors import PlannerError
 from planners import BoTorchPlanner
+from planners.gp.fitting import GPFitting
 
 VOCS_2D = VOCS(variables={"x": [0.0, 1.0], "y": [-1.0, 1.0]}, objectives={"f": "MAXIMIZE"})
 
@@ -34,7 +35,7 @@ def test_every_acquisition_and_prior_proposes_inside_the_bounds(acquisition: str
         (point,) = planner.suggest(1)
         assert 0.0 <= point["x"] <= 1.0 and -1.0 <= point["y"] <= 1.0
         planner.ingest([{**point, "f": peak(point["x"], point["y"])}])
-    assert planner.n_fits >= 2
+    assert planner.fitting.n_fits >= 2
 
 
 def test_the_low_noise_prior_lets_the_gp_interpolate_noiseless_data() -> None:
@@ -75,7 +76,7 @@ def test_noiseless_tells_noiseless_data_from_noisy_data() -> None:
     """What the constrained qLogEI path is switched on (``noiseless``)."""
     import numpy as np
 
-    from planners._fitting import noiseless
+    from planners.gp.reading import noiseless
 
     found = {}
     for noise in (0.0, 0.1):
@@ -94,13 +95,13 @@ def test_noiseless_tells_noiseless_data_from_noisy_data() -> None:
 
 def test_fits_start_cold_on_a_geometric_schedule_and_warm_in_between(monkeypatch) -> None:
     seen: list[tuple[int, bool]] = []
-    fit = BoTorchPlanner._fit
+    fit = GPFitting.fit
 
     def spy(self, X, Y, C, start=None):
         seen.append((len(X), start is not None))
         return fit(self, X, Y, C, start)
 
-    monkeypatch.setattr(BoTorchPlanner, "_fit", spy)
+    monkeypatch.setattr(GPFitting, "fit", spy)
     planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=20, num_restarts=2, raw_samples=32)
     planner.ingest([{**p, "f": peak(p["x"], p["y"])} for p in planner.suggest(20)])
     for _ in range(7):
@@ -112,13 +113,13 @@ def test_fits_start_cold_on_a_geometric_schedule_and_warm_in_between(monkeypatch
 
 def test_warm_start_can_be_turned_off(monkeypatch) -> None:
     seen: list[bool] = []
-    fit = BoTorchPlanner._fit
+    fit = GPFitting.fit
 
     def spy(self, X, Y, C, start=None):
         seen.append(start is not None)
         return fit(self, X, Y, C, start)
 
-    monkeypatch.setattr(BoTorchPlanner, "_fit", spy)
+    monkeypatch.setattr(GPFitting, "fit", spy)
     planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=12, num_restarts=2, raw_samples=32, warm_start=False)
     planner.ingest([{**p, "f": peak(p["x"], p["y"])} for p in planner.suggest(12)])
     for _ in range(3):

@@ -15,7 +15,7 @@ import torch
 from gest_api.vocs import VOCS
 
 from planners import BoTorchPlanner
-from planners._fitting import NARROW_BELOW, lengthscales, peak_box, stood_out
+from planners.gp.reading import NARROW_BELOW, lengthscales, peak_box, stood_out
 from planners.sobol import sobol_points
 
 VOCS_3D = VOCS(variables={n: [-1.5, 1.5] for n in ("x", "y", "z")}, objectives={"f": "MAXIMIZE"})
@@ -53,7 +53,7 @@ def test_peak_box_only_once_a_narrow_peak_stood_out() -> None:
     planner = BoTorchPlanner(VOCS_3D, seed=0, **FAST)
     planner.ingest(results)
     X, Y, C = planner.train_tensors()
-    model = planner._fit(X, Y, C)
+    model = planner.fitting.fit(X, Y, C)
     ls = lengthscales(model)
     assert ls is not None and float(ls.min()) < NARROW_BELOW
     assert stood_out(Y[:, 0])

@@ -10,6 +10,7 @@ import torch
 
 import planners.bayes as bayes
 from planners import BoTorchPlanner, SobolPlanner
+from planners.gp.fitting import GPFitting
 
 
 @pytest.fixture
@@ -87,13 +88,13 @@ def test_batch_uses_q_log_nei(vocs, spy, evaluate):
 
 def test_failed_points_are_never_fit(vocs, monkeypatch, evaluate):
     fitted = []
-    original = BoTorchPlanner._fit
+    original = GPFitting.fit
 
     def fit(self, X, Y, C, start=None):
         fitted.append(Y.clone())
         return original(self, X, Y, C, start)
 
-    monkeypatch.setattr(BoTorchPlanner, "_fit", fit)
+    monkeypatch.setattr(GPFitting, "fit", fit)
     planner = BoTorchPlanner(vocs, seed=3, n_initial=5)
     results = evaluate(planner.suggest(6))
     results[0]["f"] = math.nan
