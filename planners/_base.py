@@ -27,7 +27,7 @@ from planners._points import SAME_POINT, near_any, non_dominated
 from planners._results import ID_KEY, Record, ResultShape, parse_id, parse_result
 from planners._space import Space, as_float, build_variables
 from planners._vocs_check import check_vocs
-from planners.options import NoOptions, PlannerOptions, validate_options
+from planners.options import MIN_OBSERVATIONS, NoOptions, PlannerOptions, validate_options
 
 __all__ = ["ID_KEY", "SAME_POINT", "PlannerBase", "near_any", "non_dominated"]
 
@@ -290,6 +290,18 @@ class PlannerBase(Generator):
             if value is None or not math.isfinite(value) or not spec.check(value):
                 return False
         return True
+
+    def any_feasible(self) -> bool:
+        """Whether an ok observation is feasible (:meth:`feasible`)."""
+        return any(r.outcomes is not None and self.feasible(r.point) for r in self._records)
+
+    def unmeasured_output(self) -> str | None:
+        """A constraint output measured at fewer than :data:`~planners.options.MIN_OBSERVATIONS` ok observations (its
+        reducer could not compute it at the others), or None: a model of it needs that many."""
+        _, _, C = self.train_outcomes()
+        counts = (~np.isnan(C)).sum(axis=0)
+        short = [n for n, count in zip(self.constraint_names, counts.tolist(), strict=True) if count < MIN_OBSERVATIONS]
+        return short[0] if short else None
 
     @property
     def best(self) -> dict[str, Any] | None:

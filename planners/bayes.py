@@ -11,37 +11,27 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from botorch.acquisition import AcquisitionFunction, LogExpectedImprovement, qLogNoisyExpectedImprovement
-from botorch.acquisition.analytic import LogConstrainedExpectedImprovement, LogProbabilityOfFeasibility
-from botorch.acquisition.logei import qLogProbabilityOfFeasibility
-from botorch.acquisition.objective import GenericMCObjective
+from botorch.acquisition import AcquisitionFunction
 from botorch.models.model import Model
-from botorch.sampling.normal import SobolQMCNormalSampler
 from gest_api.vocs import VOCS
 from torch import Tensor
 
 from closedloop.errors import PlannerError
 from planners._acquisition import (
-    believed_ucb,
-    constraint_bounds,
-    first_output,
-    infer_reference_point,
-    outcome_constraints,
     parse_reference_point,
 )
 from planners._base import PlannerBase
+from planners._choice import choose_acquisition, sampler, simple_acquisition
+from planners._design import SobolDesign
 from planners._feasibility import log_violations, violation_acquisition
 from planners._large import model_subset, violations
-from planners._multiobjective import hypervolume_improvement
 from planners._optimizer import AcquisitionOptimizer, acquisition_name
-from planners._points import distinct
 from planners._recovery import SPACE_FILLING, STEPS, failure_kind, more_jitter
 from planners._travel import Movement
 from planners.gp.expected_warnings import expected_warnings_logged
 from planners.gp.fitting import GPFitting
-from planners.gp.reading import noise_share, noiseless, peak_box, stands_out, stood_out
+from planners.gp.reading import noise_share, peak_box, stands_out
 from planners.options import MIN_OBSERVATIONS, BoTorchOptions
-from planners.sobol import sobol_points
 
 _log = logging.getLogger(__name__)
 
@@ -60,20 +50,7 @@ class BoTorchPlanner(PlannerBase):
     geometric schedule) and an acquisition function chosen by :meth:`_acquisition` is maximized by
     :attr:`optimizer` (:class:`~planners._optimizer.AcquisitionOptimizer`). Failed points are never fit.
 
-    Which acquisition function (see :meth:`_acquisition`; ``docs/explanation/planners.md`` says why each):
-
-    - one objective, no constraints: ``qLogNoisyExpectedImprovement`` with the pending points as ``X_pending``;
-      ``acquisition="logei"`` (``"logei-mean"``) is ``LogExpectedImprovement`` against the best observed value
-      (the best posterior mean) for one point with nothing pending; ``pending="believe"``, one point with points in
-      flight, once a reading stood out: UCB on the GP told its own mean there
-      (:func:`~planners._acquisition.believed_ucb`);
-    - while no ok observation is feasible, the search for feasibility (``feasibility_search``, said in ``why``;
-      :mod:`planners._feasibility`);
-    - one objective with constraints: ``qLogNoisyExpectedImprovement`` with the constraints as outcome constraints;
-      one point with nothing pending on data the GP fits as noiseless (or with ``acquisition="logei"``): the
-      analytic ``LogConstrainedExpectedImprovement`` against the best feasible observed value;
-    - two or more objectives: ``qLogNoisyExpectedHypervolumeImprovement`` against ``reference_point`` or the nadir
-      of the observed objectives less 10% of their range (:mod:`planners._multiobjective`).
+    Which acquisition function, when: :mod:`planners._choice` (``docs/explanation/planners.md`` says why).
 
     Large data: above ``max_model_points`` ok observations the GP is conditioned on that many of them and qLogNEI's
     (qLogNEHVI's) baseline is that subset (:mod:`planners._large`); at or below it nothing changes.
@@ -121,6 +98,8 @@ class BoTorchPlanner(PlannerBase):
 
     def __init__(self, vocs: VOCS, *, seed: int | None = None, **options: Any) -> None:
         super().__init__(vocs, seed=seed, **options)
+        #: The Sobol points: the design, and the replacements of repeats.
+        self.design = SobolDesign(self.space, self.seed)
         #: The acquisition optimizer (restarts, raw samples, iterations, tolerance).
         self.optimizer = AcquisitionOptimizer(self.options, self.space, len(self.objective_names))
         #: The GP fitting: schedule, warm starts, noise prior, and its counts of fits and reuses.
@@ -182,31 +161,15 @@ class BoTorchPlanner(PlannerBase):
 
     @property
     def results_for_model(self) -> int:
-        """The ok observations the GP waits for: the design's results, all but one, and at least
-        :data:`~planners.options.MIN_OBSERVATIONS`; Sobol points until then.
-
-        All but one: a pipelined instrument runs one design point while the next proposal is made, so one instrument
-        is served as the sequential loop is. Several instruments, with more of the design in flight, would otherwise
-        fit the first GP to two results and propose nearly blind: four instruments, 30 experiments, 24 seeds, median
-        regret 3.97 against 25.3 on ``spot2`` and 0.555 against 0.623 on the beamline (see the README).
-        """
+        """The ok observations the GP waits for: the design's results, all but one (a pipelined instrument runs
+        one design point while the next proposal is made), and at least :data:`~planners.options.MIN_OBSERVATIONS`;
+        Sobol points until then (why: ``docs/explanation/planners.md``)."""
         return max(MIN_OBSERVATIONS, self.options.n_initial - 1)
-
-    def _design(self, n: int, skip: int, box: Tensor | None) -> Tensor:
-        """``n`` Sobol points from ``skip`` on, inside ``box``, discrete columns snapped."""
-        U = torch.from_numpy(sobol_points(self.dim, n, seed=self.seed, skip=skip))
-        if box is not None:
-            U = box[0] + U * (box[1] - box[0])
-        return self._snap(U, box)
 
     def train_tensors(self) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`~planners.PlannerBase.train_outcomes` as float64 tensors: ``X: n x d``, ``Y: n x m``, ``C: n x k``."""
         X, Y, C = self.train_outcomes()
         return torch.from_numpy(X), torch.from_numpy(Y), torch.from_numpy(C)
-
-    def _snap(self, U: Tensor, box: Tensor | None) -> Tensor:
-        """:meth:`Space.snap_unit <planners._space.Space.snap_unit>` on tensors."""
-        return torch.from_numpy(self.space.snap_unit(U.detach().numpy(), None if box is None else box.numpy()))
 
     def _propose(self, n: int) -> np.ndarray:
         return self._points(n).detach().numpy()
@@ -216,12 +179,12 @@ class BoTorchPlanner(PlannerBase):
         known = self.n_known
         box = self.movement.unit_box()
         n_design = min(n, max(0, self.options.n_initial - known))
-        unmeasured = self._unmeasured_output()
+        unmeasured = self.unmeasured_output()
         if self.n_observed < self.results_for_model or unmeasured is not None:
             n_design = n
         # failed points (rejected, aborted, faulty) stay pending for good: the acquisition steers away from them
         avoid = torch.from_numpy(np.concatenate([self.pending_unit(), self.failed_unit()]))
-        design = self._distinct(self._design(n_design, known, box), avoid, None, box, skip=known + n)
+        design = self.design.distinct(self.design.points(n_design, known, box), avoid, None, box, skip=known + n)
         waiting = "design: the model waits for the design's results"
         if unmeasured is not None and self.n_observed >= self.results_for_model:
             waiting = f"design: the model waits for values of '{unmeasured}' (missing at the points so far)"
@@ -236,10 +199,10 @@ class BoTorchPlanner(PlannerBase):
             candidates, why, local = self._recovering(X, Y, C, X_pending, n - n_design, box)
         if candidates is None:
             self._explain([why] * n)
-            return self._distinct(self._design(n, known, box), avoid, None, box, skip=known + n)
+            return self.design.distinct(self.design.points(n, known, box), avoid, None, box, skip=known + n)
         self._explain(reasons + [why] * (n - n_design))
         exact = X if (self.space.cat_dims or self.space.discrete_dims) else None
-        candidates = self._distinct(candidates, X_pending, exact, local, skip=known + n)
+        candidates = self.design.distinct(candidates, X_pending, exact, local, skip=known + n)
         return torch.cat([design, candidates])
 
     def _recovering(
@@ -305,23 +268,11 @@ class BoTorchPlanner(PlannerBase):
             return None
         return model_subset(X, Y, violations(self.vocs, C), limit, self.seed + len(X))
 
-    def _unmeasured_output(self) -> str | None:
-        """A constraint output measured at fewer than :data:`~planners.options.MIN_OBSERVATIONS` ok observations (its
-        reducer could not compute it at the others), or None: its GP needs that many to be fitted."""
-        _, _, C = self.train_outcomes()
-        counts = (~np.isnan(C)).sum(axis=0)
-        short = [
-            name for name, count in zip(self.constraint_names, counts.tolist(), strict=True) if count < MIN_OBSERVATIONS
-        ]
-        return short[0] if short else None
-
     def _searching_feasibility(self) -> bool:
         """Whether proposals search for feasibility (:mod:`planners._feasibility`): constraints, none of the ok
         observations feasible, and ``feasibility_search`` is not ``probability`` (the joint GP's own)."""
         return (
-            bool(self.vocs.constraints)
-            and self.options.feasibility_search != "probability"
-            and not self._any_feasible()
+            bool(self.vocs.constraints) and self.options.feasibility_search != "probability" and not self.any_feasible()
         )
 
     def _feasibility_model(self, X: Tensor, G: Tensor, from_priors: bool = False) -> Model:
@@ -331,7 +282,7 @@ class BoTorchPlanner(PlannerBase):
         return model
 
     def _local_box(self, model: Model, X: Tensor, Y: Tensor, C: Tensor, box: Tensor | None) -> Tensor | None:
-        """``box`` narrowed to :func:`~planners._fitting.peak_box` (one objective, no constraints, no categories)."""
+        """``box`` narrowed to :func:`~planners.gp.reading.peak_box` (one objective, no constraints, no categories)."""
         if self.options.peak_box is None or Y.shape[1] != 1 or C.shape[1] or self.space.cat_dims:
             return box
         local = peak_box(model, X, Y, self.options.peak_box)
@@ -361,7 +312,7 @@ class BoTorchPlanner(PlannerBase):
         X, Y, C = self.train_tensors()
         if len(X) < MIN_OBSERVATIONS:
             raise PlannerError(f"no model yet: {len(X)} ok observation(s), the model needs {MIN_OBSERVATIONS}")
-        if (unmeasured := self._unmeasured_output()) is not None:
+        if (unmeasured := self.unmeasured_output()) is not None:
             raise PlannerError(f"no model yet: '{unmeasured}' was measured at fewer than {MIN_OBSERVATIONS} points")
         U = torch.from_numpy(self.to_unit([self.point_x(p) for p in points]))
         with torch.random.fork_rng(devices=[]):
@@ -391,77 +342,8 @@ class BoTorchPlanner(PlannerBase):
     def _acquisition(
         self, model: Model, X: Tensor, Y: Tensor, C: Tensor, X_pending: Tensor, q: int
     ) -> AcquisitionFunction:
-        m = Y.shape[1]
-        constraints = outcome_constraints(self.vocs, first_col=m)
-        pending = X_pending if len(X_pending) else None
-        if constraints and not self._any_feasible():
-            return qLogProbabilityOfFeasibility(
-                model, constraints=constraints, X_pending=pending, sampler=self._sampler()
-            )
-        if m > 1:
-            ref_point = self.reference_point if self.reference_point is not None else infer_reference_point(Y)
-            return hypervolume_improvement(
-                model, X, Y, ref_point, self._sampler(), constraints=constraints, X_pending=pending
-            )
-        if constraints and q == 1 and pending is None:
-            if self.options.acquisition == "logei" or (self.options.acquisition == "auto" and noiseless(model)):
-                # the incumbent is known exactly: analytic, no joint posterior over the observed points; with one
-                # restart at the best feasible observation it closes in on an optimum on a constraint's boundary
-                # (see docs/benchmarks/constrained.md)
-                return LogConstrainedExpectedImprovement(
-                    model,
-                    best_f=self._best_feasible(),
-                    objective_index=0,
-                    constraints=constraint_bounds(self.vocs, m),
-                )
-        if constraints:
-            return qLogNoisyExpectedImprovement(
-                model,
-                sampler=self._sampler(),
-                X_baseline=X,
-                objective=GenericMCObjective(first_output),
-                constraints=constraints,
-                X_pending=pending,
-                prune_baseline=True,
-            )
-        if pending is not None and q == 1 and self.options.pending == "believe" and stood_out(Y[:, 0]):
-            return believed_ucb(model, pending, self.options.ucb_beta)
-        if q == 1 and pending is None and self.options.acquisition == "logei":
-            return LogExpectedImprovement(model, best_f=Y.max())
-        if q == 1 and pending is None and self.options.acquisition == "logei-mean":
-            with torch.no_grad():
-                incumbent = model.posterior(X).mean.max()  # type: ignore[attr-defined]
-            return LogExpectedImprovement(model, best_f=incumbent)
-        return qLogNoisyExpectedImprovement(
-            model, X_baseline=X, X_pending=pending, prune_baseline=True, sampler=self._sampler()
-        )
-
-    def _simple_acquisition(self, model: Model, Y: Tensor, G: Tensor | None) -> AcquisitionFunction:
-        """An analytic acquisition function on ``model`` for one point, the recovery step ``simpler acquisition``:
-        ``LogProbabilityOfFeasibility`` while nothing is feasible, ``LogConstrainedExpectedImprovement`` with
-        constraints, else ``LogExpectedImprovement``. One objective only (:meth:`_recovering` skips the step for
-        several)."""
-        m = Y.shape[1]
-        if G is not None:
-            return LogProbabilityOfFeasibility(model, {i: (None, 0.0) for i in range(G.shape[-1])})
-        if self.vocs.constraints:
-            bounds = constraint_bounds(self.vocs, m)
-            return LogConstrainedExpectedImprovement(model, self._best_feasible(), 0, constraints=bounds)
-        return LogExpectedImprovement(model, best_f=Y.max())
-
-    def _best_feasible(self) -> Tensor:
-        """The best feasible observed objective value (:attr:`~planners.PlannerBase.best`), signed so that larger is
-        better, as a float64 tensor; asked for only once an observation is feasible."""
-        best = self.best
-        assert best is not None, "no feasible observation yet"
-        return torch.tensor(self.signs[0] * float(best[self.objective_names[0]]), dtype=torch.float64)
-
-    def _sampler(self) -> SobolQMCNormalSampler:
-        """Quasi-MC base samples for the MC acquisition functions (``mc_samples`` of them)."""
-        return SobolQMCNormalSampler(sample_shape=torch.Size([self.options.mc_samples]))
-
-    def _any_feasible(self) -> bool:
-        return any(r.outcomes is not None and self.feasible(r.point) for r in self._records)
+        """The acquisition function for ``q`` new points (:func:`~planners._choice.choose_acquisition`)."""
+        return choose_acquisition(self, model, X, Y, C, X_pending, q)
 
     def _optimize(
         self,
@@ -481,18 +363,20 @@ class BoTorchPlanner(PlannerBase):
         ``step`` is the recovery step (:mod:`planners._recovery`): after the first, no restart starts at the best
         feasible observation (where a noiseless GP's posterior variance vanishes and its gradient can be NaN);
         ``restarts`` doubles the restarts and raw samples, ``simpler acquisition`` uses
-        :meth:`_simple_acquisition`. ``G`` (``n x k`` log violations) means the model is a feasibility search's
-        (:meth:`_feasibility_model`).
+        :func:`~planners._choice.simple_acquisition`. ``G`` (``n x k`` log violations) means the model is a
+        feasibility search's (:meth:`_feasibility_model`).
 
         Raises:
             CandidateGenerationError: a candidate or an acquisition value is NaN (see :func:`check_finite`).
         """
         with expected_warnings_logged():
             if step == "simpler acquisition":
-                chosen = self._simple_acquisition(model, Y, G)
+                chosen = simple_acquisition(self, model, Y, G)
             elif G is not None:
                 pending = X_pending if len(X_pending) else None
-                chosen = violation_acquisition(model, G, self.options.feasibility_search, self._sampler(), pending)
+                chosen = violation_acquisition(
+                    model, G, self.options.feasibility_search, sampler(self.options), pending
+                )
             else:
                 chosen = self._acquisition(model, X, Y, C, X_pending, q)
             acq = self.movement.penalized(chosen)
@@ -502,13 +386,4 @@ class BoTorchPlanner(PlannerBase):
             start = torch.from_numpy(self.to_unit([self.point_x(best)]))[0] if best is not None else None
             more = 2 if step == "restarts" else 1
             candidates = self.optimizer.optimize(acq, bounds, q, start=start, more=more)
-        return self._snap(candidates.detach().reshape(q, self.dim), box), acquisition_name(chosen)
-
-    def _distinct(
-        self, candidates: Tensor, avoid: Tensor, exact: Tensor | None, box: Tensor | None, skip: int
-    ) -> Tensor:
-        """Each candidate that repeats another replaced by a fresh Sobol point inside ``box``
-        (:func:`~planners._points.distinct`; ``exact``: the observations, when rounding can land on them)."""
-        spare = self._design(max(32, 4 * len(candidates)), skip, box).numpy()
-        ex = None if exact is None else exact.numpy()
-        return torch.from_numpy(distinct(candidates.numpy(), avoid.numpy(), ex, spare))
+        return self.design.snap(candidates.detach().reshape(q, self.dim), box), acquisition_name(chosen)
