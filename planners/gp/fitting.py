@@ -34,10 +34,8 @@ from planners.options import BoTorchOptions, NoisePrior
 _DATA_STATE = ("outcome_transform.",)
 
 #: From this many variables on, ``noise_prior: adaptive`` fits with BoTorch's own noise prior (LogNormal(-4, 1), the
-#: partner of its dimension-scaled lengthscale prior) instead of the low one. In 6-D the data are too sparse for the
-#: low prior's short-lengthscale fits, and filling the space rarely lands on a small spot, while a GP that takes most
-#: of the data as noise follows a spot's weak, wide flank up (``spot6``, 5 seeds: median regret 9.04 against 566; see
-#: the README's benchmarks).
+#: partner of its dimension-scaled lengthscale prior) instead of the low one: there the data are too sparse for the
+#: low prior's short-lengthscale fits (measured: ``docs/explanation/planners.md``).
 HIGH_DIMENSIONAL = 5
 
 
@@ -167,7 +165,7 @@ class GPFitting:
                 X, outcomes, cat_dims=self.space.cat_dims, outcome_transform=Standardize(m=k), likelihood=likelihood
             )
         # No input transform: X is in the unit cube already, and a ``Normalize`` to the unit cube is the identity
-        # that cost up to a quarter of a proposal's time (the same proposals bit for bit; see
+        # that cost proposal time for the same proposals bit for bit (see
         # ``benchmarks/proposal_overhead.py``).
         return SingleTaskGP(X, outcomes, likelihood=likelihood, outcome_transform=Standardize(m=k))
 
@@ -182,8 +180,7 @@ class GPFitting:
         The fit starts from ``start`` (hyperparameters of an earlier fit of the same outcomes) when given, from
         hyperparameters drawn from their priors (BoTorch's ``sample_all_priors``, torch's RNG) with ``from_priors``,
         otherwise from the defaults. A refit with no noise prior (``adaptive``) always starts from the defaults:
-        started from the last such refit, it kept the noise of fewer data (``spot2_noisy``, 5 seeds: median regret
-        134 and worst 802, against 2.02 and 34).
+        started from the last such refit, it kept the noise of fewer data (``docs/explanation/planners.md``).
         """
         outcomes = torch.cat([Y, C], dim=-1)
         present = ~outcomes.isnan()
@@ -221,8 +218,8 @@ class GPFitting:
             if n <= self.options.max_fit_points and keep is None:
                 # A warm start from a fit that took the data as noiseless begins at the noise's lower bound, where the
                 # gradient of its softplus parameter vanishes: warm fits alone never found the noise that more data
-                # reveal (noisy beamline, 10 seeds: median regret 0.49 against 0.13 with every fit cold). Cold fits
-                # on a geometric schedule find it; warm fits in between halve the fitting time.
+                # reveal. Cold fits on a geometric schedule find it; warm fits in between are cheaper (the
+                # measurements: docs/explanation/planners.md).
                 warm = (
                     self._warm
                     if self.options.warm_start and self._warm and n < self._warm[0] * COLD_FIT_GROWTH

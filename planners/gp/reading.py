@@ -8,8 +8,8 @@ from botorch.models import ModelListGP
 from botorch.models.model import Model
 from torch import Tensor
 
-#: Below this fitted noise variance (in standardized units) a GP takes its data as noiseless. Measured here with
-#: the low-noise prior: Branin (noiseless) fits 1e-8, the beamline (noise sd 10 on a 1000-count peak) 2e-4 to 7e-4.
+#: Below this fitted noise variance (in standardized units) a GP takes its data as noiseless (with the low-noise
+#: prior; what noiseless and noisy problems fit: ``docs/explanation/planners.md``).
 NOISELESS_BELOW = 1e-6
 
 
@@ -95,9 +95,8 @@ def peak_box(model: Model, X: Tensor, Y: Tensor, half_width: float) -> Tensor | 
     :data:`NARROW_BELOW`, the box reaches ``half_width`` fitted lengthscales either side of the observed point with
     the highest posterior mean. A GP with short lengthscales is unsure of everything a few lengthscales from its
     data, so over the whole space the acquisition sends most points to the flat background, which may hide
-    another peak as high (on ``ridge3``, after the ridge was found at 700 counts, 30 of the next 36 points read
-    background and the best stayed at 926 of 1020). Inside the box it refines the peak; the box moves with the
-    best posterior mean, so it follows a ridge.
+    another peak as high (measured: ``docs/explanation/planners.md``). Inside the box it refines the peak; the box
+    moves with the best posterior mean, so it follows a ridge.
 
     Args:
         model: the fitted GP, objective first. X: ``n x d`` ok observations (unit cube). Y: ``n x 1`` objective.
