@@ -104,10 +104,10 @@ class BoTorchPlanner(PlannerBase):
         self.optimizer = AcquisitionOptimizer(self.options, self.space, len(self.objective_names))
         #: The GP fitting: schedule, warm starts, noise prior, and its counts of fits and reuses.
         self.fitting = self.fitting_class(self.options, self.space, self.seed)
-        #: Where the instrument is, and what ``max_travel`` and ``travel_cost`` make of it.
-        self.movement = Movement(self.space, self.options.travel_cost, self.options.max_travel)
         #: ``reference_point`` as a tensor of signed objective values, or None.
         self.reference_point = parse_reference_point(self.options.reference_point, self.objective_names, self.signs)
+        #: Where the instrument is, and what ``max_travel`` and ``travel_cost`` make of it.
+        self.movement = Movement(self.space, self.options.travel_cost, self.options.max_travel)
         #: Proposals sought inside :func:`~planners.gp.reading.peak_box` rather than the whole space.
         self.n_peak_boxes = 0
         #: Numerical failures of fitting and acquisition caught while proposing, by kind (:mod:`planners._recovery`).

@@ -1,5 +1,8 @@
 """Finding planners: by name in the ``closedloop.planners`` entry-point group, or by import path.
 
+The group is read in one place, :func:`closedloop.plugins.planner_entry_points` (the spec's validation needs the
+names below ``planners``); this module, ``closedloop planners`` and the tests ask it.
+
 Importing this module imports no torch, and neither do :func:`planner_names`, :func:`options_model` and
 :func:`accepts_option` for our own planners: their options models live in :mod:`planners.options`, found from
 the entry point's value without loading the planner class. :func:`load_planner` loads the class.
