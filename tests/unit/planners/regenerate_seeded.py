@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from tests.unit.planners.seeded_scenarios import GOLDEN, SCENARIOS, play
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", choices=[[], *SCENARIOS], help="scenarios to replay (default: all)")
+    parser.add_argument("names", nargs="*", help=f"scenarios to replay (default: all): {', '.join(SCENARIOS)}")
     args = parser.parse_args()
+    unknown = [name for name in args.names if name not in SCENARIOS]
+    if unknown:
+        print(f"names: unknown scenario '{unknown[0]}'; scenarios: {', '.join(SCENARIOS)}", file=sys.stderr)
+        raise SystemExit(2)
     stored = json.loads(GOLDEN.read_text()) if GOLDEN.exists() and args.names else {}
     for name in args.names or list(SCENARIOS):
         stored[name] = play(SCENARIOS[name])
