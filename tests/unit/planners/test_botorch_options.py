@@ -45,7 +45,7 @@ def test_the_low_noise_prior_lets_the_gp_interpolate_noiseless_data() -> None:
         points = planner.suggest(12)
         planner.ingest([{**p, "f": peak(p["x"], p["y"])} for p in points])
         X, Y, C = planner.train_tensors()
-        noises[low] = float(planner._model(X, Y, C).likelihood.noise.detach().mean())
+        noises[low] = float(planner.fitting.model_for(X, Y, C).likelihood.noise.detach().mean())
     assert noises[True] < noises[False] / 10
 
 
@@ -85,7 +85,7 @@ def test_noiseless_tells_noiseless_data_from_noisy_data() -> None:
         points = planner.suggest(40)
         planner.ingest([{**p, "f": peak(p["x"], p["y"]) + noise * rng.normal()} for p in points])
         X, Y, C = planner.train_tensors()
-        model = planner._model(X, Y, C)
+        model = planner.fitting.model_for(X, Y, C)
         found[noise] = noiseless(model)
         # one objective, no constraints: qLogNEI either way
         acq = planner._acquisition(model, X, Y, C, torch.from_numpy(planner.pending_unit()), q=1)
@@ -131,7 +131,7 @@ def test_warm_start_can_be_turned_off(monkeypatch) -> None:
 def test_default_restarts_depend_on_the_problem() -> None:
     two_objectives = VOCS(variables={"x": [0.0, 1.0], "y": [-1.0, 1.0]}, objectives={"f": "MAXIMIZE", "g": "MINIMIZE"})
     six_d = VOCS(variables={f"x{i}": [0.0, 1.0] for i in range(6)}, objectives={"f": "MINIMIZE"})
-    assert BoTorchPlanner(VOCS_2D).num_restarts == 2
-    assert BoTorchPlanner(two_objectives).num_restarts == 4
-    assert BoTorchPlanner(six_d).num_restarts == 4
-    assert BoTorchPlanner(six_d, num_restarts=3).num_restarts == 3
+    assert BoTorchPlanner(VOCS_2D).optimizer.num_restarts == 2
+    assert BoTorchPlanner(two_objectives).optimizer.num_restarts == 4
+    assert BoTorchPlanner(six_d).optimizer.num_restarts == 4
+    assert BoTorchPlanner(six_d, num_restarts=3).optimizer.num_restarts == 3

@@ -95,8 +95,8 @@ def test_the_next_point_is_sought_around_the_ridge_not_over_the_background() -> 
 
 
 def test_peak_box_is_an_option_with_none_to_turn_it_off() -> None:
-    assert BoTorchPlanner(VOCS_3D, seed=0).peak_box == 2.0
-    assert BoTorchPlanner(VOCS_3D, seed=0, peak_box=None).peak_box is None
+    assert BoTorchPlanner(VOCS_3D, seed=0).options.peak_box == 2.0
+    assert BoTorchPlanner(VOCS_3D, seed=0, peak_box=None).options.peak_box is None
     with pytest.raises(ValueError, match="planner.options.peak_box"):
         BoTorchPlanner(VOCS_3D, seed=0, peak_box=0.0)
     assert torch.get_default_dtype() == torch.float32  # the planner leaves global state alone
