@@ -148,11 +148,11 @@ GRAMACY = VOCS(
 )
 #: The default planner's first three model points on it, seed 7, 8 design points, with why. The constrained default
 #: was chosen by measurement (docs/benchmarks/constrained.md); a change that moves these points must update them
-#: knowingly, after measuring it there.
+#: knowingly, after measuring it there. Computed with the portable math of tests/__init__.py.
 GRAMACY_PINNED = [
     (0.0, 0.570193, "model (constrained LogEI)"),
     (0.0, 0.0, "model (constrained LogEI)"),
-    (0.0, 0.795297, "model (qLogNEI)"),
+    (0.0, 0.796418, "model (qLogNEI)"),
 ]
 
 

@@ -107,8 +107,9 @@ def _branin(x1: float, x2: float) -> float:
 #: as the planner proposed them before numerical failures were recovered from and feasibility was searched for.
 PINNED = {
     "plain": [10.0, 6.106022619709945, -5.0, 0.0, 5.025133551242847, 5.304191119552902],
+    # recomputed with the portable math of tests/__init__.py (each CPU gave its own last digits before)
     # moved knowingly when the analytic constrained LogEI came back as the default for one point on noiseless data
-    "disk": [0.8737075545582016, 6.076975508055118, -1.4926994768952335, 6.973161165092914, -1.9454347393684768, 0.0],
+    "disk": [0.8737075546591608, 6.0769755078154155, -1.493127046655065, 6.973284890169147, -1.946864946191051, 0.0],
 }
 
 
