@@ -10,8 +10,6 @@ executor.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import threading
 import time
@@ -20,16 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bluesky import RunEngine
-from bluesky.callbacks.zmq import Publisher
 from bluesky.run_engine import TransitionError
 from bluesky.utils import MsgGenerator, RunEngineInterrupted
-from event_model import NumpyEncoder
 
 from closedloop.errors import InstrumentError, SpecError
 from closedloop.reach import Limits, route
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
-from instruments.arrays import ExternalArrays
 from instruments.checks import check_connected
 from instruments.devices import (
     PositionSource,
@@ -42,8 +37,10 @@ from instruments.devices import (
 )
 from instruments.plans import end_positions, plan_for
 from instruments.protocols import DocumentSink, EventSink, RunRecord, is_transient
+from instruments.run_engine import build_run_engine
 from instruments.suspenders import build_suspenders
 from instruments.timeouts import default_run_timeout
+from instruments.writer import DocumentWriter, document_writer
 
 if TYPE_CHECKING:
     from instruments.tiled import TiledSink
@@ -52,42 +49,7 @@ log = logging.getLogger(__name__)
 WATCHDOG_TICK = 0.02
 """Seconds between the run-timeout watchdog's looks at the clock."""
 
-
-def build_run_engine(loop: asyncio.AbstractEventLoop | None = None) -> RunEngine:
-    """The RunEngine as closedloop uses it: no signal handlers (safe off the main thread; Ctrl-C never reaches it),
-    plans' results returned.
-
-    Args:
-        loop: the event loop of another RunEngine to share (several instruments in one process: ophyd-async
-            devices belong to the loop they connected in, and bluesky keeps one such loop per process); by
-            default a new one.
-    """
-    engine = RunEngine(loop=loop, context_managers=[], call_returns_result=True)
-    engine.loop.set_exception_handler(_quiet_status_race)
-    return engine
-
-
-def _quiet_status_race(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """The loop's exception handler: bluesky's status callback racing an abort is logged at debug, all else as usual.
-
-    When a run is aborted while it waits on a device's status, the RunEngine cancels the future it waits on; the
-    status then completes and bluesky's ``_status_object_completed`` sets a result on the cancelled future. asyncio
-    would print that ``InvalidStateError`` with a traceback on the operator's terminal, though nothing is wrong: the
-    run is over and recorded as aborted.
-    """
-    handle = context.get("handle")
-    callback = getattr(handle, "_callback", None)
-    if isinstance(context.get("exception"), asyncio.InvalidStateError) and (
-        getattr(callback, "__name__", "") == "_status_object_completed"
-    ):
-        log.debug("a device's status completed after its run was aborted: %s", context.get("message"))
-        return
-    loop.default_exception_handler(context)
-
-
-def json_document(doc: dict[str, Any]) -> bytes:
-    """A document as JSON bytes (numpy values as plain numbers), for bluesky's 0MQ ``Publisher``; never pickle."""
-    return json.dumps(doc, cls=NumpyEncoder).encode()
+__all__ = ["InProcessExecutor", "build_run_engine"]
 
 
 class _Interrupted(Exception):
@@ -112,6 +74,9 @@ class InProcessExecutor:
         arrays_dir: the folder large array readings are written to as HDF5 files (the session's ``runs/``), as
             ``spec.arrays`` says (see :class:`~instruments.arrays.ExternalArrays`); every sink (the run's, 0MQ,
             Tiled) gets the documents that reference them. None keeps every array in the documents.
+        writer: the one subscriber that writes every document (:class:`~instruments.writer.DocumentWriter`); by
+            default the one the spec's ``arrays``, ``publish`` and ``tiled`` sections ask for (``arrays_dir`` is
+            then where its HDF5 files go). The executor closes it.
 
     Raises:
         InstrumentError: the factory failed or returned a non-device, a device did not connect in time, a
@@ -130,6 +95,7 @@ class InProcessExecutor:
         scan_id: int = 0,
         on_event: EventSink | None = None,
         arrays_dir: Path | None = None,
+        writer: DocumentWriter | None = None,
     ) -> None:
         self.spec = spec
         self.session_id = session_id
@@ -142,11 +108,7 @@ class InProcessExecutor:
         self._interrupt: tuple[str, str] | None = None
         self._wake = threading.Event()
         self._tokens: list[int] = []
-        self._publisher: Publisher | None = None
-        self._sinks: list[DocumentSink] = []  # every run's documents, in this order: 0MQ, Tiled, the run's own
-        self._run_sink: DocumentSink | None = None
-        threshold = spec.arrays.external_above
-        self.arrays = ExternalArrays(arrays_dir, threshold) if arrays_dir and threshold is not None else None
+        self.writer: DocumentWriter | None = writer
         self.devices = make_devices(spec, self.run_engine)
         self.movers = self._find_movers()
         moving = {id(device) for device in self.movers.values()}
@@ -168,24 +130,20 @@ class InProcessExecutor:
         if self.run_timeout is None:
             self.run_timeout = in_loop(self.run_engine, default_run_timeout(spec, self.movers, self.detectors))
         self._suspenders = build_suspenders(spec.suspenders, self.devices, self.run_engine, self._suspender_changed)
-        if spec.publish is not None:
-            self._publisher = Publisher(spec.publish.address, serializer=json_document)
-            self._sinks.append(self._publisher)
-        self.tiled: TiledSink | None = None
-        if spec.tiled is not None:
-            from instruments.tiled import TiledSink  # the tiled extra is optional: imported only when asked for
+        if self.writer is None:
+            self.writer = document_writer(
+                arrays=spec.arrays,
+                arrays_dir=arrays_dir,
+                publish=spec.publish,
+                tiled=spec.tiled,
+                on_tiled_error=lambda details: self._emit("tiled_failed", details),
+            )
+        self._tokens.append(self.run_engine.subscribe(self.writer))  # the one subscription: every document
 
-            self.tiled = TiledSink(spec.tiled, on_error=lambda details: self._emit("tiled_failed", details))
-            self._sinks.append(self.tiled)
-        self._tokens.append(self.run_engine.subscribe(self._dispatch))
-
-    def _dispatch(self, name: str, doc: dict[str, Any]) -> None:
-        """The one subscription: each document, its large arrays moved out (``arrays_dir``), to every sink."""
-        documents = self.arrays(name, doc) if self.arrays is not None else [(name, doc)]
-        for sink in [*self._sinks, self._run_sink]:
-            if sink is not None:
-                for out in documents:
-                    sink(*out)
+    @property
+    def tiled(self) -> TiledSink | None:
+        """The Tiled server every run is written to (the spec's ``tiled``), if any."""
+        return self.writer.tiled if self.writer is not None else None
 
     def _find_movers(self) -> dict[str, Any]:
         wanted = {name: (f"variables.{name}.device", self.spec.device_of(name)) for name in self.spec.variables}
@@ -323,7 +281,7 @@ class InProcessExecutor:
             )
             if watchdog is not None:
                 watchdog.start()
-            self._run_sink = lambda name, doc: _collect(record, sink, name, doc)
+            record.documents = self._writer().begin(sink)  # this attempt's documents, kept once, as they come
             self.run_engine(self._guarded(plan))
         except (RunEngineInterrupted, _Interrupted):
             pass  # an abort or a timeout: said below
@@ -332,7 +290,7 @@ class InProcessExecutor:
             record.error = f"{type(root).__name__}: {root}"
             transient = is_transient(exc)
         finally:
-            self._run_sink = None
+            self._writer().end()
             done.set()
             if watchdog is not None:
                 watchdog.join()
@@ -412,13 +370,14 @@ class InProcessExecutor:
         for token in self._tokens:
             self.run_engine.unsubscribe(token)
         self._tokens.clear()
-        if self.arrays is not None:
-            self.arrays.close()
-        if self.tiled is not None:
-            self.tiled.close()
-        if self._publisher is not None:
-            self._publisher.close()
-            self._publisher = None
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def _writer(self) -> DocumentWriter:
+        if self.writer is None:
+            raise InstrumentError("instrument: the executor is closed")
+        return self.writer
 
 
 def _readable(device: Any) -> bool:
@@ -431,12 +390,6 @@ def _is_number(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return not isinstance(value, bool | str)
-
-
-def _collect(record: RunRecord, sink: DocumentSink | None, name: str, doc: dict[str, Any]) -> None:
-    record.documents.append((name, doc))
-    if sink is not None:
-        sink(name, doc)
 
 
 def _root_cause(exc: BaseException) -> BaseException:
