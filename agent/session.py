@@ -58,6 +58,7 @@ from closedloop.changes import spec_changes, spec_fingerprint
 from closedloop.errors import InstrumentError, RefusedError, SessionError, SpecError
 from closedloop.reach import Limits, reach_summary, reachable_vocs
 from closedloop.records import Decision, Observation, ProposalStatus, new_id
+from closedloop.resolve import resolve
 from closedloop.spec import SessionSpec, folder_path, load_spec
 from instruments.executor import InProcessExecutor, build_run_engine
 from instruments.protocols import Executes
@@ -314,6 +315,7 @@ class Session:
             SpecError: ``prior`` is another problem (the field named).
         """
         spec = spec or load_spec(spec_path)
+        resolve(spec, str(spec_path))  # what it names by import path: bad input before anything is created
         if holds_session(folder):
             raise SessionError(f"{folder} already holds a session", f"use: closedloop resume {folder}")
         source = prior or (folder_path(spec_path, spec.prior) if spec.prior else None)
@@ -361,6 +363,7 @@ class Session:
         if not (folder / SESSION_FILE).exists():
             raise SessionError(f"{folder / SESSION_FILE}: missing", "restore the session file the session began with")
         spec = load_spec(folder / SESSION_FILE)
+        resolve(spec, str(folder / SESSION_FILE))  # what it names by import path: bad input before anything moves
         store = open_store(folder, new=False)
         try:
             check_edits(folder, spec, store)

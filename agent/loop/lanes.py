@@ -6,9 +6,10 @@ The loop's dispatch step checks a proposal against the safety gate on a free lan
 the run's documents file (:meth:`Lanes.start` takes them), and returns at once; the lane's thread runs the
 proposal, stores the run, and wakes whoever waits in :meth:`Lanes.wait`. Runs that finished are collected by the
 ingest step, from memory (:meth:`Lanes.take_ended`: the documents the instrument's writer kept as they streamed);
-the store's copy is read back only for a run that ended before this process started. An instrument that stops answering (:class:`~closedloop.errors.InstrumentError`) takes its lane out
-of use; its proposal keeps its intent without a run, which the loop records as interrupted, and the other lanes go
-on. What each lane is doing is kept in the store's ``instruments`` meta for ``closedloop status``.
+the store's copy is read back only for a run that ended before this process started. An instrument that stops
+answering (:class:`~closedloop.errors.InstrumentError`) takes its lane out of use; its proposal keeps its intent
+without a run, which the loop records as interrupted, and the other lanes go on. What each lane is doing is kept
+in the store's ``instruments`` meta for ``closedloop status``.
 """
 
 from __future__ import annotations
