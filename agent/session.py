@@ -62,6 +62,7 @@ from closedloop.resolve import resolve
 from closedloop.spec import SessionSpec, folder_path, load_spec
 from instruments.executor import InProcessExecutor, build_run_engine
 from instruments.protocols import Executes
+from instruments.writer import document_writer
 from planners.registry import accepts_option, load_planner
 from planners.warmup import WarmStart
 
@@ -149,26 +150,40 @@ def build_executor(
     spec: SessionSpec, session_id: str, store: SqlStore, index: int = 0, loop: Any = None, runs: Path | None = None
 ) -> Executes:
     """The executor for one of the session's instruments (the first by default), its scan ids carrying on from the
-    store's last; in-process ones after the first share ``loop``, the first one's event loop. Large arrays go to
-    HDF5 files in ``runs`` (the session folder's ``runs/``), as the spec's ``arrays`` section says."""
+    store's last; in-process ones after the first share ``loop``, the first one's event loop.
+
+    Its documents go through one :class:`~instruments.writer.DocumentWriter`, built here from the session's
+    sections: large arrays to HDF5 files in ``runs`` (the session folder's ``runs/``) as ``arrays`` says, every
+    document to the 0MQ proxy of ``publish`` and the Tiled server of ``tiled``; the loop gives each run its file.
+    """
 
     lane_name = spec.lanes()[index][0]
 
     def on_event(kind: str, details: dict[str, Any]) -> None:
-        # called from the RunEngine's thread: record it, never block
+        # called from the RunEngine's (or the Tiled writer's) thread: record it, never block
         if kind in ("suspended", "resumed"):
             store.set_meta(**{suspended_key(lane_name): suspension(details) if kind == "suspended" else None})
         store.log(kind, json.dumps({"instrument": lane_name, **details}, default=str))
 
+    def tiled_failed(details: dict[str, Any]) -> None:
+        on_event("tiled_failed", details)  # from the Tiled writer's thread, which logs what this raises
+
     lane_spec = spec.for_instrument(index)
     assert lane_spec.instrument is not None
-    if lane_spec.instrument.queueserver is not None:
-        from instruments.queueserver import QueueServerExecutor
+    writer = document_writer(
+        arrays=spec.arrays, arrays_dir=runs, publish=spec.publish, tiled=spec.tiled, on_tiled_error=tiled_failed
+    )
+    try:
+        if lane_spec.instrument.queueserver is not None:
+            from instruments.queueserver import QueueServerExecutor
 
-        return QueueServerExecutor(lane_spec, session_id, arrays_dir=runs)
-    run_engine = build_run_engine(loop) if loop is not None else None
-    scan_id = int(store.meta("scan_id", 0))
-    return InProcessExecutor(lane_spec, session_id, run_engine, scan_id=scan_id, on_event=on_event, arrays_dir=runs)
+            return QueueServerExecutor(lane_spec, session_id, writer=writer)
+        run_engine = build_run_engine(loop) if loop is not None else None
+        scan_id = int(store.meta("scan_id", 0))
+        return InProcessExecutor(lane_spec, session_id, run_engine, scan_id=scan_id, on_event=on_event, writer=writer)
+    except BaseException:
+        writer.close()  # the executor closes it once it is built
+        raise
 
 
 def build_lanes(
