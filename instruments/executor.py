@@ -2,8 +2,9 @@
 
 It builds the RunEngine as beamlines configure it (session metadata in every start document, ``scan_id``
 continuing from the last one used, suspenders from the session file, one subscriber writing every document: the
-:class:`~instruments.writer.DocumentWriter`, which publishes to 0MQ, writes to Tiled and keeps the run), connects the devices within their timeout (reading each mover's own travel limits), and runs each proposal under
-the session's run timeout and retry policy, a move longer than ``max_step`` walked in steps of at most that
+:class:`~instruments.writer.DocumentWriter`, which publishes to 0MQ, writes to Tiled and keeps the run), connects
+the devices within their timeout (reading each mover's own travel limits), and runs each proposal under the
+session's run timeout and retry policy, a move longer than ``max_step`` walked in steps of at most that
 (:func:`closedloop.reach.route`). It does not check proposals: :func:`instruments.safety.gate` does, above every
 executor.
 """
