@@ -22,20 +22,12 @@ from bluesky import RunEngine
 from bluesky.run_engine import TransitionError
 from bluesky.utils import MsgGenerator, RunEngineInterrupted
 
-from closedloop.errors import InstrumentError, SpecError
+from closedloop.errors import InstrumentError
 from closedloop.reach import Limits, route
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
 from instruments.checks import check_connected
-from instruments.devices import (
-    PositionSource,
-    in_loop,
-    make_devices,
-    position_source,
-    read_limits,
-    read_position,
-    resolve_device,
-)
+from instruments.devices import find_movers, in_loop, make_devices, movers_limits, position_sources, read_position
 from instruments.plans import end_positions, plan_for
 from instruments.protocols import DocumentSink, EventSink, RunRecord, is_transient
 from instruments.run_engine import build_run_engine
@@ -111,7 +103,7 @@ class InProcessExecutor:
         self._tokens: list[int] = []
         self.writer: DocumentWriter | None = writer
         self.devices = make_devices(spec, self.run_engine)
-        self.movers = self._find_movers()
+        self.movers = find_movers(spec, self.devices)
         moving = {id(device) for device in self.movers.values()}
         top_level_movers = {key for key, device in self.devices.items() if id(device) in moving}
         self.detectors = [device for key, device in self.devices.items() if key not in top_level_movers]
@@ -123,8 +115,8 @@ class InProcessExecutor:
         if unreadable:
             raise InstrumentError(f"instrument: device '{unreadable[0]}' moves nothing and has no read()")
         check_connected(spec, self.movers, self.detectors, self.run_engine)  # before anything moves
-        self._sources = in_loop(self.run_engine, self._position_sources())
-        self._limits: dict[str, Limits] = in_loop(self.run_engine, self._read_limits())
+        self._sources = in_loop(self.run_engine, position_sources(spec, self.movers))
+        self._limits: dict[str, Limits] = in_loop(self.run_engine, movers_limits(spec, self.movers))
         self.run_timeout = spec.one_instrument().run_timeout
         """Seconds a run may take: ``instrument.run_timeout``, or one derived from the plan
         (:func:`~instruments.timeouts.default_run_timeout`)."""
@@ -145,41 +137,6 @@ class InProcessExecutor:
     def tiled(self) -> TiledSink | None:
         """The Tiled server every run is written to (the spec's ``tiled``), if any."""
         return self.writer.tiled if self.writer is not None else None
-
-    def _find_movers(self) -> dict[str, Any]:
-        wanted = {name: (f"variables.{name}.device", self.spec.device_of(name)) for name in self.spec.variables}
-        for name, constant in self.spec.constants.items():
-            if constant.device is not None:
-                wanted[name] = (f"constants.{name}.device", constant.device)
-        movers = {}
-        for name, (where, path) in wanted.items():
-            try:
-                movers[name] = resolve_device(self.devices, path)
-            except KeyError as exc:  # a mistake in the session file: bad input, like any other found at connect
-                raise SpecError(
-                    f"{where}: {exc.args[0]} in the instrument", f"devices are: {', '.join(sorted(self.devices))}"
-                ) from None
-        return movers
-
-    async def _position_sources(self) -> dict[str, tuple[Any, PositionSource, str]]:
-        """variable -> (device, how to read its position, read-back field); refuses an unenforceable max_step."""
-        sources = {}
-        for name, variable in self.spec.variables.items():
-            device = self.movers[name]
-            field = variable.readback or device.name
-            source = await position_source(device, field)
-            if source is not None:
-                sources[name] = (device, source, field)
-            elif variable.max_step is not None:
-                raise InstrumentError(
-                    f"variables.{name}.max_step: device '{self.spec.device_of(name)}' cannot report its position "
-                    f"(no locate(), no position, no '{field}' in its read()), so max_step cannot be enforced"
-                )
-        return sources
-
-    async def _read_limits(self) -> dict[str, Limits]:
-        found = {name: await read_limits(self.movers[name]) for name in self.spec.variables}
-        return {name: limits for name, limits in found.items() if limits is not None}
 
     def limits(self) -> dict[str, Limits]:
         """Variable -> its device's own travel limits, as read at connect (variables whose device has none are left
