@@ -24,7 +24,6 @@ from closedloop.records import (
     Verdict,
     new_id,
 )
-from closedloop.resolve import Resolved, resolve
 from closedloop.spec import (
     BudgetSpec,
     FailureSpec,
@@ -57,7 +56,6 @@ __all__ = [
     "PlannerError",
     "PointsExhaustedError",
     "RefusedError",
-    "Resolved",
     "PlannerSpec",
     "Proposal",
     "ProposalStatus",
@@ -72,7 +70,6 @@ __all__ = [
     "Verdict",
     "load_spec",
     "new_id",
-    "resolve",
     "resolve_import_path",
     "spec_changes",
     "spec_fingerprint",
