@@ -239,7 +239,9 @@ def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, b
             torch.set_default_dtype(dtype)
     run.warnings = len(caught)
     if contender is not None:
-        run.counters = {k: int(getattr(contender, k)) for k in COUNTERS if isinstance(getattr(contender, k, None), int)}
+        diagnostics = getattr(contender, "diagnostics", None)  # the BoTorch planner's counters live there
+        if isinstance(diagnostics, dict):
+            run.counters = {k: int(diagnostics[k]) for k in COUNTERS if isinstance(diagnostics.get(k), int)}
     run.seconds = replay.seconds
     run.regret = replay.regret
     run.truths = replay.truths

@@ -9,7 +9,7 @@ raises is reported as a bad value of the field that named it, never as a crash o
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from closedloop.errors import one_line
@@ -30,9 +30,18 @@ def check_import_path(path: str) -> str:
     return path
 
 
+def planner_entry_points() -> dict[str, EntryPoint]:
+    """The ``closedloop.planners`` entry points by name, sorted (the first of a name registered twice): the one
+    place that reads the group (``planners.registry`` and ``closedloop planners`` ask here)."""
+    found: dict[str, EntryPoint] = {}
+    for entry in entry_points(group=PLANNER_GROUP):
+        found.setdefault(entry.name, entry)
+    return dict(sorted(found.items()))
+
+
 def registered_planners() -> list[str]:
-    """Names of the planners registered in the ``closedloop.planners`` entry-point group."""
-    return sorted({entry.name for entry in entry_points(group=PLANNER_GROUP)})
+    """Names of the planners registered in the ``closedloop.planners`` entry-point group, sorted."""
+    return list(planner_entry_points())
 
 
 def _failure(path: str, exc: BaseException) -> ValueError:

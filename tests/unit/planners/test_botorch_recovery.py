@@ -69,12 +69,12 @@ def test_more_jitter_raises_gpytorchs_cholesky_jitter_only_inside() -> None:
 def test_when_every_step_fails_a_sobol_point_goes_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every optimization fails (a NotPSDError raised where BoTorch's optimizer runs: the one patch here, as no real
     data is known to defeat every step): the proposal is a Sobol point, each failure counted, nothing raised."""
-    import planners.bayes
+    import planners._optimizer
 
     def not_psd(*args: Any, **kwargs: Any) -> Any:
         raise NotPSDError("Matrix not positive definite after repeatedly adding jitter")
 
-    monkeypatch.setattr(planners.bayes, "optimize_acqf", not_psd)
+    monkeypatch.setattr(planners._optimizer, "optimize_acqf", not_psd)
     planner = BoTorchPlanner(SPRING, seed=3, n_initial=10)
     planner.ingest(spring_results()[:20])
     (point,) = planner.suggest(1)
@@ -85,12 +85,12 @@ def test_when_every_step_fails_a_sobol_point_goes_and_says_so(monkeypatch: pytes
 
 
 def test_an_error_that_is_not_numerical_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    import planners.bayes
+    import planners._optimizer
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("a bug, not a numerical failure")
 
-    monkeypatch.setattr(planners.bayes, "optimize_acqf", broken)
+    monkeypatch.setattr(planners._optimizer, "optimize_acqf", broken)
     planner = BoTorchPlanner(SPRING, seed=3, n_initial=10)
     planner.ingest(spring_results()[:20])
     with pytest.raises(KeyError):
