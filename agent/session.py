@@ -56,6 +56,7 @@ from agent.store import (
 from agent.views.status import SessionState, Tally, suspended_key
 from closedloop.changes import spec_changes, spec_fingerprint
 from closedloop.errors import InstrumentError, RefusedError, SessionError, SpecError
+from closedloop.execution import executor_args
 from closedloop.reach import Limits, reach_summary, reachable_vocs
 from closedloop.records import Decision, Observation, ProposalStatus, new_id
 from closedloop.resolve import resolve
@@ -168,19 +169,18 @@ def build_executor(
     def tiled_failed(details: dict[str, Any]) -> None:
         on_event("tiled_failed", details)  # from the Tiled writer's thread, which logs what this raises
 
-    lane_spec = spec.for_instrument(index)
-    assert lane_spec.instrument is not None
+    args = executor_args(spec, session_id, index)
     writer = document_writer(
         arrays=spec.arrays, arrays_dir=runs, publish=spec.publish, tiled=spec.tiled, on_tiled_error=tiled_failed
     )
     try:
-        if lane_spec.instrument.queueserver is not None:
+        if args.instrument.queueserver is not None:
             from instruments.queueserver import QueueServerExecutor
 
-            return QueueServerExecutor(lane_spec, session_id, writer=writer)
+            return QueueServerExecutor(args, writer=writer)
         run_engine = build_run_engine(loop) if loop is not None else None
         scan_id = int(store.meta("scan_id", 0))
-        return InProcessExecutor(lane_spec, session_id, run_engine, scan_id=scan_id, on_event=on_event, writer=writer)
+        return InProcessExecutor(args, run_engine, scan_id=scan_id, on_event=on_event, writer=writer)
     except BaseException:
         writer.close()  # the executor closes it once it is built
         raise

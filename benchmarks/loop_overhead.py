@@ -29,9 +29,11 @@ import yaml
 
 from agent.operator import ControlServer, Operations
 from agent.session import Session
+from closedloop.execution import executor_args
 from closedloop.records import Proposal
 from closedloop.spec import spec_from_dict
 from instruments.executor import InProcessExecutor
+from instruments.writer import document_writer
 
 SESSION: dict[str, Any] = {
     "name": "loop-overhead",
@@ -143,7 +145,8 @@ def measure_bare_run_engine(experiments: int, publish: str | None = None) -> lis
     """Seconds per run of the same plan on a bare RunEngine with the same devices (the baseline), publishing its
     documents to ``publish`` if given."""
     spec = spec_from_dict(SESSION if publish is None else dict(SESSION, publish={"address": publish}))
-    executor = InProcessExecutor(spec, "s-bare")
+    writer = document_writer(publish=spec.publish)
+    executor = InProcessExecutor(executor_args(spec, "s-bare"), writer=writer)
     seconds = []
     try:
         for i in range(experiments):

@@ -32,6 +32,7 @@ from bluesky_queueserver_api import BPlan
 from bluesky_queueserver_api.zmq import REManagerAPI
 
 from agent.cli import LocalQueueServer, QueueServerAddresses
+from closedloop.execution import executor_args
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec, spec_from_dict
 from instruments._queue_items import plan_items
@@ -86,11 +87,11 @@ def _bare_round_trip(api: REManagerAPI, items: list[BPlan]) -> float:
             return time.perf_counter() - started
 
 
-def _executor_round_trip(executor: QueueServerExecutor, proposal: Proposal) -> float:
+def _executor_round_trip(spec: SessionSpec, executor: QueueServerExecutor, proposal: Proposal) -> float:
     """Seconds from submitting the proposal to its observation built from the documents received."""
     started = time.perf_counter()
     record = executor.run(proposal)
-    observation = observation_from_documents(executor.spec, proposal, record.documents, record.error)
+    observation = observation_from_documents(spec, proposal, record.documents, record.error)
     elapsed = time.perf_counter() - started
     if not observation.ok:
         raise RuntimeError(f"experiment {proposal.iteration} failed: {observation.error}")
@@ -101,7 +102,7 @@ def measure(case: str, experiments: int) -> dict[str, Any]:
     """Both round trips of ``case``, ``experiments`` times each, alternating; their medians."""
     with LocalQueueServer("stock" if case.startswith("stock") else None, noise=0.0) as server:
         spec = _spec(case, server.addresses)
-        executor = QueueServerExecutor(spec, "benchmark")
+        executor = QueueServerExecutor(executor_args(spec, "benchmark"))
         api = REManagerAPI(zmq_control_addr=server.addresses.control)
         try:
             bare, ours = [], []
@@ -111,8 +112,11 @@ def measure(case: str, experiments: int) -> dict[str, Any]:
                     "p2": 0.3 - 0.5 * index / experiments,
                 }
                 md = {"proposal_id": f"bare-{index}"}
-                bare.append(_bare_round_trip(api, plan_items(spec, executor.plan, setpoints, executor.movers, md)))
-                ours.append(_executor_round_trip(executor, Proposal(iteration=index, setpoints=setpoints)))
+                items = plan_items(
+                    executor.problem, executor.qs, spec.plan, executor.plan, setpoints, executor.movers, md
+                )
+                bare.append(_bare_round_trip(api, items))
+                ours.append(_executor_round_trip(spec, executor, Proposal(iteration=index, setpoints=setpoints)))
             plan = executor.plan
         finally:
             close_api(api)

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from agent.session import Session
+from closedloop.execution import executor_args
 from closedloop.records import Proposal
 from closedloop.spec import spec_from_dict
 from instruments.executor import InProcessExecutor
@@ -101,7 +102,7 @@ def run(data: dict[str, Any], blind: bool, folder: Path) -> dict[str, Any]:
     folder.mkdir(parents=True)
     path = folder / "session.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    executor = Blind(InProcessExecutor(spec_from_dict(data), "s-bench")) if blind else None
+    executor = Blind(InProcessExecutor(executor_args(spec_from_dict(data), "s-bench"))) if blind else None
     session = Session.create(path, folder / "run", executor=executor)
     try:
         session.advance()

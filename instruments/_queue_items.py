@@ -19,24 +19,24 @@ from typing import Any
 from bluesky_queueserver_api import BPlan
 
 from closedloop.errors import InstrumentError
-from closedloop.queueserver import AUTO_PLAN, CLOSEDLOOP_PLAN
-from closedloop.spec import SessionSpec
+from closedloop.execution import Problem
+from closedloop.plan import PlanSpec
+from closedloop.queueserver import AUTO_PLAN, CLOSEDLOOP_PLAN, QueueServerSpec
 from instruments.plans import scan_range
 
 CLOSEDLOOP_SCAN = "closedloop_scan"
 """closedloop's own scan plan, offered by the bundled startup folder (``simulators/qserver``)."""
 
 
-def choose_plan(spec: SessionSpec, allowed: set[str]) -> str:
-    """The manager's plan that carries out the session's ``plan:``, among the plans ``allowed`` its user group.
+def choose_plan(qs: QueueServerSpec, spec: PlanSpec, allowed: set[str]) -> str:
+    """The manager's plan that carries out the session's ``plan:`` (``spec``), among the plans ``allowed`` the user
+    group of ``qs`` (the instrument's ``queueserver``).
 
     Raises:
         InstrumentError: the manager allows no plan that can, or the one named cannot (the message names it).
     """
-    qs = spec.instrument.queueserver if spec.instrument else None
-    assert qs is not None
     group = f"user group '{qs.user_group}'"
-    scanning = spec.plan.bundled == "scan"
+    scanning = spec.bundled == "scan"
     choices: tuple[tuple[str, set[str]], ...]
     if scanning:
         choices = ((CLOSEDLOOP_SCAN, {CLOSEDLOOP_SCAN}), ("scan", {"scan"}))
@@ -69,7 +69,9 @@ def choose_plan(spec: SessionSpec, allowed: set[str]) -> str:
 
 
 def plan_items(
-    spec: SessionSpec,
+    problem: Problem,
+    qs: QueueServerSpec,
+    spec: PlanSpec,
     plan: str,
     setpoints: Mapping[str, Any],
     movers: Mapping[str, str],
@@ -80,7 +82,9 @@ def plan_items(
     ``mv`` item per waypoint of ``route`` (a move longer than ``max_step`` walked in legs).
 
     Args:
-        spec: the session spec (its ``plan:`` and the queueserver's detectors).
+        problem: the variables (the scanned one's hard limits).
+        qs: the instrument's ``queueserver`` (its detectors).
+        spec: the session's ``plan:``.
         plan: the manager's plan, from :func:`choose_plan`.
         setpoints: variable or constant name -> value (the constants with a device included).
         movers: variable or constant name -> its device's name in the manager's namespace.
@@ -92,19 +96,23 @@ def plan_items(
         InstrumentError: a scan without a numeric setpoint for its variable (nothing is submitted).
     """
     legs = [BPlan("mv", *[p for n, v in waypoint.items() for p in (movers[n], v)]) for waypoint in route]
-    return legs + _run_items(spec, plan, setpoints, movers, md)
+    return legs + _run_items(problem, qs, spec, plan, setpoints, movers, md)
 
 
 def _run_items(
-    spec: SessionSpec, plan: str, setpoints: Mapping[str, Any], movers: Mapping[str, str], md: dict[str, Any]
+    problem: Problem,
+    qs: QueueServerSpec,
+    spec: PlanSpec,
+    plan: str,
+    setpoints: Mapping[str, Any],
+    movers: Mapping[str, str],
+    md: dict[str, Any],
 ) -> list[BPlan]:
-    qs = spec.instrument.queueserver if spec.instrument else None
-    assert qs is not None
     detectors = list(qs.detectors)
     moves = [(movers[name], value) for name, value in setpoints.items() if name in movers]
-    if spec.plan.bundled == "scan":
-        return [_scan_item(spec, plan, setpoints, movers, moves, detectors, md)]
-    num = spec.plan.measure_options().num
+    if spec.bundled == "scan":
+        return [_scan_item(problem, spec, plan, setpoints, movers, moves, detectors, md)]
+    num = spec.measure_options().num
     if plan == "scan":
         axes = [part for device, value in moves for part in (device, value, value)]
         return [BPlan("scan", detectors, *axes, num=num, md=md)]
@@ -116,7 +124,8 @@ def _run_items(
 
 
 def _scan_item(
-    spec: SessionSpec,
+    problem: Problem,
+    spec: PlanSpec,
     plan: str,
     setpoints: Mapping[str, Any],
     movers: Mapping[str, str],
@@ -124,8 +133,8 @@ def _scan_item(
     detectors: list[str],
     md: dict[str, Any],
 ) -> BPlan:
-    scan = spec.plan.scan_options()
-    start, stop = scan_range(spec, setpoints)
+    scan = spec.scan_options()
+    start, stop = scan_range(problem, spec, setpoints)
     motor = movers[scan.variable]
     if plan == CLOSEDLOOP_SCAN:
         devices, values = [d for d, _ in moves], [v for _, v in moves]

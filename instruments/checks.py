@@ -30,17 +30,25 @@ from bluesky.protocols import Movable
 from ophyd_async.core import StandardDetector, TriggerInfo
 
 from closedloop.errors import InstrumentError, SpecError
+from closedloop.execution import Problem
+from closedloop.plan import PlanSpec
 from closedloop.problem import VariableSpec, path_segment
-from closedloop.spec import SessionSpec
 from instruments.devices import in_loop
 from instruments.reducers import RunDocuments
 
 NUMERIC = ("number", "integer")
 
 
-def check_connected(spec: SessionSpec, movers: Mapping[str, Any], detectors: Sequence[Any], engine: Any) -> None:
+def check_connected(
+    problem: Problem,
+    plan: PlanSpec,
+    movers: Mapping[str, Any],
+    detectors: Sequence[Any],
+    engine: Any,
+    timeout: float = 10.0,
+) -> None:
     """Describe what a run reads (``detectors`` and ``movers``) in the RunEngine ``engine``'s loop, then
-    :func:`check_devices`; each device has ``instrument.connect_timeout`` to describe itself.
+    :func:`check_devices`; each device has ``timeout`` seconds (``instrument.connect_timeout``) to describe itself.
 
     Raises:
         SpecError: see :func:`check_devices`.
@@ -50,14 +58,13 @@ def check_connected(spec: SessionSpec, movers: Mapping[str, Any], detectors: Seq
     for device in [*detectors, *movers.values()]:
         if not any(device is seen for seen in readables):
             readables.append(device)
-    timeout = spec.instrument.connect_timeout if spec.instrument is not None else 10.0
-    count_time = spec.plan.count_time
-    described = in_loop(engine, describe_devices(readables, count_time, timeout))
-    check_devices(spec, movers, readables, described)
+    described = in_loop(engine, describe_devices(readables, plan.count_time, timeout))
+    check_devices(problem, plan, movers, readables, described)
 
 
 def check_devices(
-    spec: SessionSpec,
+    problem: Problem,
+    plan: PlanSpec,
     movers: Mapping[str, Any],
     readables: Sequence[Any],
     describe: Mapping[str, Any],
@@ -65,7 +72,8 @@ def check_devices(
     """Check the session file against its devices (see the module docstring).
 
     Args:
-        spec: the session spec.
+        problem: the variables (their devices and read-backs), the constants and the outputs' fields.
+        plan: the plan (a factory's plan may make fields of its own; the monitor's field).
         movers: variable or constant name -> the device that sets it.
         readables: every device a run reads (detectors and movers).
         describe: what :func:`describe_devices` gave for ``readables``.
@@ -75,39 +83,41 @@ def check_devices(
     """
     fields = RunDocuments([("descriptor", {"uid": "check", "name": "primary", **describe})])
     for name in movers:
-        where = f"{'variables' if name in spec.variables else 'constants'}.{path_segment(name)}"
+        where = f"{'variables' if name in problem.variables else 'constants'}.{path_segment(name)}"
         if not isinstance(movers[name], Movable):
             can = ", ".join(sorted(_name(d) for d in readables if isinstance(d, Movable))) or "none"
             raise SpecError(
                 f"{where}.device: '{_name(movers[name])}' cannot be moved (no set(): a detector?); "
                 f"devices that can: {can}"
             )
-    for name, variable in spec.variables.items():
-        _check_readback(spec, name, variable, movers[name], fields)
-    for name, constant in spec.constants.items():
+    for name, variable in problem.variables.items():
+        _check_readback(problem, plan, name, variable, movers[name], fields)
+    for name, constant in problem.constants.items():
         if constant.device is not None and name in movers:
             own = _own_key(movers[name], fields)
             if own is not None:
                 where = f"constants.{path_segment(name)}"
                 _check_kind(where, isinstance(constant.value, str), [constant.value], fields.data_keys[own])
-    if spec.plan.factory is not None:
+    if plan.factory is not None:
         return  # a plan of the user's own may read devices and make fields of its own: its outputs are not looked up
-    for section, outputs in (("objectives", spec.objectives), ("constraints", spec.constraints)):
+    for section, outputs in (("objectives", problem.objectives), ("constraints", problem.constraints)):
         for name, output in outputs.items():
             if output.reducer is None:
-                _check_value_field(f"{section}.{path_segment(name)}.field", spec.field_of(name), fields)
-    if spec.plan.monitor is not None:
-        _check_value_field("plan.monitor", spec.plan.monitor, fields)
+                _check_value_field(f"{section}.{path_segment(name)}.field", problem.field_of(name), fields)
+    if plan.monitor is not None:
+        _check_value_field("plan.monitor", plan.monitor, fields)
 
 
-def _check_readback(spec: SessionSpec, name: str, variable: VariableSpec, mover: Any, fields: RunDocuments) -> None:
+def _check_readback(
+    problem: Problem, plan: PlanSpec, name: str, variable: VariableSpec, mover: Any, fields: RunDocuments
+) -> None:
     where = f"variables.{path_segment(name)}"
     field = _own_key(mover, fields) if variable.readback is None else None
     if field is None and variable.readback is None and not callable(getattr(mover, "describe", None)):
         return  # a write-only setpoint: nothing to compare
     if field is None:
-        wanted = variable.readback or spec.device_of(name)
-        if spec.plan.factory is not None and wanted not in fields.data_keys:
+        wanted = variable.readback or problem.device_of(name)
+        if plan.factory is not None and wanted not in fields.data_keys:
             return  # a plan of the user's own may read it from a device of its own
         field = _lookup(f"{where}.readback", wanted, fields)
     _check_kind(where, variable.categorical, list(variable.values or []), fields.data_keys[field])

@@ -18,8 +18,10 @@ from typing import Any, Literal, TypeVar
 from bluesky import RunEngine
 
 from closedloop.errors import InstrumentError, SpecError
+from closedloop.execution import Problem
+from closedloop.instrument import InstrumentSpec
+from closedloop.plugins import resolve_import_path
 from closedloop.reach import device_limits
-from closedloop.spec import SessionSpec, resolve_import_path
 
 T = TypeVar("T")
 PositionSource = Literal["locate", "position", "read"]
@@ -41,22 +43,21 @@ def is_device(obj: Any) -> bool:
     return callable(getattr(obj, "read", None)) or callable(getattr(obj, "set", None))
 
 
-def make_devices(spec: SessionSpec, run_engine: RunEngine) -> dict[str, Any]:
-    """Call the session's device factory, check what it returned and connect every device.
+def make_devices(instrument: InstrumentSpec, run_engine: RunEngine, seed: int | None = None) -> dict[str, Any]:
+    """Call the instrument's device factory, check what it returned and connect every device.
 
-    The factory gets ``instrument.options`` as keyword arguments, the session's ``seed`` if it takes one and no
-    seed is given, and ``run_engine`` if it takes that keyword.
+    The factory gets ``instrument.options`` as keyword arguments, ``seed`` (the session's) if it takes one and the
+    options give none, and ``run_engine`` if it takes that keyword.
 
     Raises:
         InstrumentError: the factory raised, returned something other than a dict of devices, or a device did
             not connect within ``instrument.connect_timeout`` (one line naming the device).
     """
-    instrument = spec.one_instrument()
     factory: Callable[..., Any] = resolve_import_path(instrument.factory_path)
     options = dict(instrument.options)
     parameters = inspect.signature(factory).parameters
-    if spec.seed is not None and "seed" in parameters:
-        options.setdefault("seed", spec.seed)
+    if seed is not None and "seed" in parameters:
+        options.setdefault("seed", seed)
     if "run_engine" in parameters:
         options["run_engine"] = run_engine
     try:
@@ -188,14 +189,14 @@ async def read_limits(device: Any) -> tuple[float, float] | None:
     return None
 
 
-def find_movers(spec: SessionSpec, devices: Mapping[str, Any]) -> dict[str, Any]:
+def find_movers(problem: Problem, devices: Mapping[str, Any]) -> dict[str, Any]:
     """Variable (or constant with a ``device``) -> the device that moves it, found by its dotted path.
 
     Raises:
         SpecError: a variable's or constant's device is not among ``devices`` (the field named).
     """
-    wanted = {name: (f"variables.{name}.device", spec.device_of(name)) for name in spec.variables}
-    for name, constant in spec.constants.items():
+    wanted = {name: (f"variables.{name}.device", problem.device_of(name)) for name in problem.variables}
+    for name, constant in problem.constants.items():
         if constant.device is not None:
             wanted[name] = (f"constants.{name}.device", constant.device)
     movers = {}
@@ -209,7 +210,7 @@ def find_movers(spec: SessionSpec, devices: Mapping[str, Any]) -> dict[str, Any]
     return movers
 
 
-async def position_sources(spec: SessionSpec, movers: Mapping[str, Any]) -> dict[str, tuple[Any, PositionSource, str]]:
+async def position_sources(problem: Problem, movers: Mapping[str, Any]) -> dict[str, tuple[Any, PositionSource, str]]:
     """Variable -> (its device, how to read its position, its read-back field), for each whose device can say.
 
     Raises:
@@ -217,7 +218,7 @@ async def position_sources(spec: SessionSpec, movers: Mapping[str, Any]) -> dict
             could not be enforced).
     """
     sources = {}
-    for name, variable in spec.variables.items():
+    for name, variable in problem.variables.items():
         device = movers[name]
         field = variable.readback or device.name
         source = await position_source(device, field)
@@ -225,13 +226,13 @@ async def position_sources(spec: SessionSpec, movers: Mapping[str, Any]) -> dict
             sources[name] = (device, source, field)
         elif variable.max_step is not None:
             raise InstrumentError(
-                f"variables.{name}.max_step: device '{spec.device_of(name)}' cannot report its position "
+                f"variables.{name}.max_step: device '{problem.device_of(name)}' cannot report its position "
                 f"(no locate(), no position, no '{field}' in its read()), so max_step cannot be enforced"
             )
     return sources
 
 
-async def movers_limits(spec: SessionSpec, movers: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+async def movers_limits(problem: Problem, movers: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
     """Variable -> its device's own travel limits (:func:`read_limits`); variables whose device has none left out."""
-    found = {name: await read_limits(movers[name]) for name in spec.variables}
+    found = {name: await read_limits(movers[name]) for name in problem.variables}
     return {name: limits for name, limits in found.items() if limits is not None}

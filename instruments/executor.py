@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bluesky import RunEngine
@@ -23,9 +22,9 @@ from bluesky.run_engine import TransitionError
 from bluesky.utils import MsgGenerator, RunEngineInterrupted
 
 from closedloop.errors import InstrumentError
+from closedloop.execution import ExecutorArgs
 from closedloop.reach import Limits, route
 from closedloop.records import Proposal
-from closedloop.spec import SessionSpec
 from instruments.checks import check_connected
 from instruments.devices import find_movers, in_loop, make_devices, movers_limits, position_sources, read_position
 from instruments.plans import end_positions, plan_for
@@ -50,26 +49,24 @@ class _Interrupted(Exception):
 
 
 class InProcessExecutor:
-    """Runs proposals on the session's devices through a RunEngine in this process.
+    """Runs proposals on one instrument's devices through a RunEngine in this process.
 
-    The RunEngine is created first, then the devices (from the session's instrument factory, which may take the
+    The RunEngine is created first, then the devices (from the instrument's factory, which may take the
     RunEngine as ``run_engine``), each connected within ``instrument.connect_timeout``. Devices that move a
     variable or a constant (``device``, or a dotted path such as ``stage.x``) are movers; every other device of
     the factory is triggered and read as a detector (a parent of a mover included, so that it can be staged).
 
     Args:
-        spec: the session spec.
-        session_id: goes into every start document.
+        args: what it uses (:class:`~closedloop.execution.ExecutorArgs`): the problem, the instrument, the plan,
+            the session id and metadata that go into every start document, the seed, the suspenders.
         run_engine: an existing RunEngine to use (tests); by default one is built (:func:`build_run_engine`).
         scan_id: the last scan id used (from the store, on resume); the next run gets ``scan_id + 1``.
         on_event: called with ``(kind, details)`` on ``"suspended"``, ``"resumed"`` and ``"retry"``, from the
             RunEngine's thread (for suspenders) or the running thread (for retries); it must not block.
-        arrays_dir: the folder large array readings are written to as HDF5 files (the session's ``runs/``), as
-            ``spec.arrays`` says (see :class:`~instruments.arrays.ExternalArrays`); every sink (the run's, 0MQ,
-            Tiled) gets the documents that reference them. None keeps every array in the documents.
-        writer: the one subscriber that writes every document (:class:`~instruments.writer.DocumentWriter`); by
-            default the one the spec's ``arrays``, ``publish`` and ``tiled`` sections ask for (``arrays_dir`` is
-            then where its HDF5 files go). The executor closes it.
+        writer: the one subscriber that writes every document (:class:`~instruments.writer.DocumentWriter`), as
+            the session's ``arrays``, ``publish`` and ``tiled`` sections ask (the agent builds it with
+            :func:`~instruments.writer.document_writer`); by default one that keeps each run's documents, arrays
+            inline, and nothing more. The executor closes it.
 
     Raises:
         InstrumentError: the factory failed or returned a non-device, a device did not connect in time, a
@@ -81,17 +78,16 @@ class InProcessExecutor:
 
     def __init__(
         self,
-        spec: SessionSpec,
-        session_id: str,
+        args: ExecutorArgs,
         run_engine: RunEngine | None = None,
         *,
         scan_id: int = 0,
         on_event: EventSink | None = None,
-        arrays_dir: Path | None = None,
         writer: DocumentWriter | None = None,
     ) -> None:
-        self.spec = spec
-        self.session_id = session_id
+        self.args = args
+        self.session_id = args.session_id
+        problem, plan, instrument = args.problem, args.plan, args.instrument
         self.run_engine = run_engine or build_run_engine()
         self.run_engine.md["scan_id"] = int(scan_id)
         self._on_event = on_event
@@ -102,8 +98,8 @@ class InProcessExecutor:
         self._wake = threading.Event()
         self._tokens: list[int] = []
         self.writer: DocumentWriter | None = writer
-        self.devices = make_devices(spec, self.run_engine)
-        self.movers = find_movers(spec, self.devices)
+        self.devices = make_devices(instrument, self.run_engine, args.seed)
+        self.movers = find_movers(problem, self.devices)
         moving = {id(device) for device in self.movers.values()}
         top_level_movers = {key for key, device in self.devices.items() if id(device) in moving}
         self.detectors = [device for key, device in self.devices.items() if key not in top_level_movers]
@@ -114,28 +110,24 @@ class InProcessExecutor:
         ]
         if unreadable:
             raise InstrumentError(f"instrument: device '{unreadable[0]}' moves nothing and has no read()")
-        check_connected(spec, self.movers, self.detectors, self.run_engine)  # before anything moves
-        self._sources = in_loop(self.run_engine, position_sources(spec, self.movers))
-        self._limits: dict[str, Limits] = in_loop(self.run_engine, movers_limits(spec, self.movers))
-        self.run_timeout = spec.one_instrument().run_timeout
+        timeout = instrument.connect_timeout
+        check_connected(problem, plan, self.movers, self.detectors, self.run_engine, timeout)  # before anything moves
+        self._sources = in_loop(self.run_engine, position_sources(problem, self.movers))
+        self._limits: dict[str, Limits] = in_loop(self.run_engine, movers_limits(problem, self.movers))
+        self.run_timeout = instrument.run_timeout
         """Seconds a run may take: ``instrument.run_timeout``, or one derived from the plan
         (:func:`~instruments.timeouts.default_run_timeout`)."""
         if self.run_timeout is None:
-            self.run_timeout = in_loop(self.run_engine, default_run_timeout(spec, self.movers, self.detectors))
-        self._suspenders = build_suspenders(spec.suspenders, self.devices, self.run_engine, self._suspender_changed)
+            estimate = default_run_timeout(problem, plan, self.movers, self.detectors)
+            self.run_timeout = in_loop(self.run_engine, estimate)
+        self._suspenders = build_suspenders(args.suspenders, self.devices, self.run_engine, self._suspender_changed)
         if self.writer is None:
-            self.writer = document_writer(
-                arrays=spec.arrays,
-                arrays_dir=arrays_dir,
-                publish=spec.publish,
-                tiled=spec.tiled,
-                on_tiled_error=lambda details: self._emit("tiled_failed", details),
-            )
+            self.writer = document_writer()
         self._tokens.append(self.run_engine.subscribe(self.writer))  # the one subscription: every document
 
     @property
     def tiled(self) -> TiledSink | None:
-        """The Tiled server every run is written to (the spec's ``tiled``), if any."""
+        """The Tiled server every run is written to (the writer's, as the session's ``tiled`` says), if any."""
         return self.writer.tiled if self.writer is not None else None
 
     def limits(self) -> dict[str, Limits]:
@@ -145,7 +137,7 @@ class InProcessExecutor:
 
     def end_positions(self, setpoints: Mapping[str, Any]) -> dict[str, Any]:
         """Where a run to ``setpoints`` leaves the movers (a scan's end, not its centre)."""
-        return end_positions(self.spec, setpoints, self._limits)
+        return end_positions(self.args.problem, self.args.plan, setpoints, self._limits)
 
     @property
     def scan_id(self) -> int:
@@ -178,11 +170,12 @@ class InProcessExecutor:
         timeout, an abort) is not raised: it comes back in the record, with whatever documents were emitted. A
         run that failed of a transient fault is run again, up to ``instrument.retries.attempts`` times.
         """
+        problem = self.args.problem
         setpoints: dict[str, float | str] = {
-            name: proposal.setpoints.get(name, constant.value) for name, constant in self.spec.constants.items()
+            name: proposal.setpoints.get(name, constant.value) for name, constant in problem.constants.items()
         }
-        setpoints.update({k: v for k, v in proposal.setpoints.items() if k in self.spec.variables})
-        retries = self.spec.one_instrument().retries
+        setpoints.update({k: v for k, v in proposal.setpoints.items() if k in problem.variables})
+        retries = self.args.instrument.retries
         with self._lock:
             with self._state:
                 self._active, self._interrupt = True, None
@@ -217,7 +210,7 @@ class InProcessExecutor:
     ) -> tuple[RunRecord, bool]:
         metadata = {
             "plan_name": "measure_point",
-            **self.spec.metadata,
+            **self.args.metadata,
             **(md or {}),
             "proposal_id": proposal.id,
             "session_id": self.session_id,
@@ -231,11 +224,19 @@ class InProcessExecutor:
         watchdog = threading.Thread(target=self._watchdog, args=(timeout, done), daemon=True) if timeout else None
         started = time.perf_counter()
         try:
-            steps = {name: v.max_step for name, v in self.spec.variables.items() if v.max_step is not None}
+            variables = self.args.problem.variables
+            steps = {name: v.max_step for name, v in variables.items() if v.max_step is not None}
             # a move longer than max_step is made in steps of at most max_step, from where the movers are now
             legs = route(self.positions(), setpoints, steps) if steps else []
             plan = plan_for(
-                self.spec, setpoints, self.movers, self.detectors, metadata, route=legs, limits=self._limits
+                self.args.problem,
+                self.args.plan,
+                setpoints,
+                self.movers,
+                self.detectors,
+                metadata,
+                route=legs,
+                limits=self._limits,
             )
             if watchdog is not None:
                 watchdog.start()
@@ -274,9 +275,7 @@ class InProcessExecutor:
                 used += now - last
             last = now
             if used >= limit:
-                derived = (
-                    "" if self.spec.one_instrument().run_timeout else " (derived from the plan: instrument.run_timeout)"
-                )
+                derived = "" if self.args.instrument.run_timeout else " (derived from the plan: instrument.run_timeout)"
                 self._interrupt_run("timeout", f"timed out after {limit:g} s{derived}")
                 return
 

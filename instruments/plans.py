@@ -30,14 +30,17 @@ from bluesky.utils import MsgGenerator
 from ophyd_async.core import StandardDetector, TriggerInfo
 
 from closedloop.errors import InstrumentError
-from closedloop.spec import SessionSpec, resolve_import_path
+from closedloop.execution import Problem
+from closedloop.plan import PlanSpec
+from closedloop.plugins import resolve_import_path
 
 ACQUIRE_TIME_SIGNALS = ("acquire_time", "count_time", "preset_time", "exposure_time", "cam.acquire_time")
 """Where ``count_time`` goes on a detector that is not a StandardDetector: the first of these that can be set."""
 
 
 def plan_for(
-    spec: SessionSpec,
+    problem: Problem,
+    plan: PlanSpec,
     setpoints: Mapping[str, float | str],
     movers: Mapping[str, Any],
     detectors: Sequence[Any],
@@ -54,7 +57,8 @@ def plan_for(
     records a failed run with the reason.
 
     Args:
-        spec: the session spec (its ``plan``, its variables' hard limits).
+        problem: the variables (their hard limits).
+        plan: the session's ``plan:``.
         setpoints: variable or constant name -> value, already through the safety gate.
         movers: variable or constant name -> the device that sets it.
         detectors: every device that moves nothing; all are triggered and read.
@@ -67,7 +71,6 @@ def plan_for(
     Returns:
         The plan (a generator of Bluesky messages); it returns the run's uid.
     """
-    plan = spec.plan
     meta: dict[str, Any] = {
         **md,
         "plan_name": plan.label,
@@ -82,21 +85,24 @@ def plan_for(
     if plan.factory is not None:
         chosen = _factory_plan(plan.factory, plan.options, setpoints, movers, detectors, meta)
     else:
-        chosen = _bundled_plan(spec, setpoints, movers, detectors, meta, limits or {})
+        chosen = _bundled_plan(problem, plan, setpoints, movers, detectors, meta, limits or {})
     return _approach(route, movers, chosen) if route else chosen
 
 
 def end_positions(
-    spec: SessionSpec, setpoints: Mapping[str, Any], limits: Mapping[str, tuple[float, float]] | None = None
+    problem: Problem,
+    plan: PlanSpec,
+    setpoints: Mapping[str, Any],
+    limits: Mapping[str, tuple[float, float]] | None = None,
 ) -> dict[str, Any]:
     """Where the session's plan leaves the movers after a run to ``setpoints``: the setpoints, but for the scanned
     variable of the bundled ``scan``, which ends at the scan's last point (a factory's plan: the setpoints)."""
     ends = dict(setpoints)
-    if spec.plan.bundled == "scan":
-        scan = spec.plan.scan_options()
+    if plan.bundled == "scan":
+        scan = plan.scan_options()
         centre = setpoints.get(scan.variable)
         if isinstance(centre, int | float) and not isinstance(centre, bool):
-            ends[scan.variable] = scan_range(spec, setpoints, limits)[1]
+            ends[scan.variable] = scan_range(problem, plan, setpoints, limits)[1]
     return ends
 
 
@@ -176,7 +182,10 @@ def scan_point(
 
 
 def scan_range(
-    spec: SessionSpec, setpoints: Mapping[str, float | str], limits: Mapping[str, tuple[float, float]] | None = None
+    problem: Problem,
+    plan: PlanSpec,
+    setpoints: Mapping[str, float | str],
+    limits: Mapping[str, tuple[float, float]] | None = None,
 ) -> tuple[float, float]:
     """Where the ``scan`` plan starts and stops: ``width`` centred on the scanned variable's setpoint, cut to its
     hard limits and to the device's own (``limits``, by variable, where known).
@@ -185,26 +194,26 @@ def scan_range(
         InstrumentError: the scanned variable has no numeric setpoint (``plan.options.variable``).
         ValueError: the session's plan is not ``scan``.
     """
-    scan = spec.plan.scan_options()
+    scan = plan.scan_options()
     centre = setpoints.get(scan.variable)
     if isinstance(centre, bool) or not isinstance(centre, int | float):
         raise InstrumentError(f"plan.options.variable: no numeric setpoint for '{scan.variable}'")
-    low, high = spec.variables[scan.variable].limits
+    low, high = problem.variables[scan.variable].limits
     if limits and scan.variable in limits:
         low, high = max(low, limits[scan.variable][0]), min(high, limits[scan.variable][1])
     return max(centre - scan.width / 2, low), min(centre + scan.width / 2, high)
 
 
 def _bundled_plan(
-    spec: SessionSpec,
+    problem: Problem,
+    plan: PlanSpec,
     setpoints: Mapping[str, float | str],
     movers: Mapping[str, Any],
     detectors: Sequence[Any],
     md: dict[str, Any],
     limits: Mapping[str, tuple[float, float]],
 ) -> MsgGenerator[str]:
-    plan = spec.plan
-    missing = [name for name in spec.variables if name not in movers]
+    missing = [name for name in problem.variables if name not in movers]
     if missing:
         raise InstrumentError(f"variables.{missing[0]}: no device moves it")
     moves = {movers[name]: value for name, value in setpoints.items() if name in movers}
@@ -212,7 +221,7 @@ def _bundled_plan(
         num = plan.measure_options().num
         return (yield from measure_point(moves, detectors, md, num=num, count_time=plan.count_time))
     scan = plan.scan_options()
-    start, stop = scan_range(spec, setpoints, limits)
+    start, stop = scan_range(problem, plan, setpoints, limits)
     positions = [float(x) for x in np.linspace(start, stop, scan.num)]
     motor = movers[scan.variable]
     md["closedloop"]["scan"] = {"variable": scan.variable, "motor": _name(motor), "start": start, "stop": stop}

@@ -31,16 +31,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from bluesky_queueserver_api import BPlan
 
 from closedloop.errors import InstrumentError, SafetyError
+from closedloop.execution import ExecutorArgs
 from closedloop.queueserver import QueueServerSpec
 from closedloop.reach import route
 from closedloop.records import Proposal
-from closedloop.spec import SessionSpec
 from closedloop.tiled import TiledSpec
 from instruments._document_stream import DocumentStream
 from instruments._manager_client import ManagerClient, close_api
@@ -61,12 +60,12 @@ class QueueServerExecutor:
     spec's user group.
 
     Args:
-        spec: the session spec; its ``instrument.queueserver`` section says where the manager is.
-        session_id: goes into every start document.
-        arrays_dir: the folder large array readings in the manager's documents are written to as HDF5 files, as
-            they arrive (``spec.arrays``, :class:`~instruments.arrays.ExternalArrays`); None keeps them inline.
-        writer: the one writer every document received goes through (:class:`~instruments.writer.DocumentWriter`);
-            by default one that moves large arrays as ``arrays_dir`` says. The executor closes it.
+        args: what it uses (:class:`~closedloop.execution.ExecutorArgs`): the problem, the plan, the session id
+            that goes into every start document, and the instrument, whose ``queueserver`` section says where the
+            manager is.
+        writer: the one writer every document received goes through (:class:`~instruments.writer.DocumentWriter`),
+            as the session's ``arrays`` section asks (the agent builds it); by default one that keeps each run's
+            documents, arrays inline. The executor closes it.
 
     Raises:
         InstrumentError: the manager or the proxy does not answer within ``timeout``, the environment does not
@@ -75,23 +74,22 @@ class QueueServerExecutor:
 
     def __init__(
         self,
-        spec: SessionSpec,
-        session_id: str,
-        arrays_dir: Path | None = None,
+        args: ExecutorArgs,
         writer: DocumentWriter | None = None,
     ) -> None:
-        qs = spec.one_instrument().queueserver
+        qs = args.instrument.queueserver
         if qs is None:
             raise InstrumentError("instrument.queueserver: the session names no queueserver")
-        self.spec = spec
+        self.args = args
+        self.problem = args.problem
         self.qs: QueueServerSpec = qs
-        self.session_id = session_id
+        self.session_id = args.session_id
         self._positions: dict[str, Any] | None = None
         self._manager = ManagerClient(qs)
         self._stream: DocumentStream | None = None
         self._runner: ItemRunner | None = None
-        #: Every document received goes through it (large arrays to HDF5 files in ``arrays_dir``, as in process).
-        self.writer = writer or document_writer(arrays=spec.arrays, arrays_dir=arrays_dir)
+        #: Every document received goes through it (large arrays to HDF5 files, as in process).
+        self.writer = writer or document_writer()
         try:
             status = self._manager.status()
             self._stream = DocumentStream(qs.documents_address, qs.serializer, qs.timeout)
@@ -99,8 +97,8 @@ class QueueServerExecutor:
             if not status["worker_environment_exists"]:
                 self._manager.open_environment()
             allowed = self._manager.allowed("plans")
-            self.plan = choose_plan(spec, allowed)
-            walked = [name for name, v in spec.variables.items() if v.max_step is not None]
+            self.plan = choose_plan(qs, args.plan, allowed)
+            walked = [name for name, v in self.problem.variables.items() if v.max_step is not None]
             if walked and "mv" not in allowed:
                 raise InstrumentError(
                     f"variables.{walked[0]}.max_step: a longer move is walked in 'mv' items, and the RE Manager "
@@ -117,8 +115,8 @@ class QueueServerExecutor:
     @property
     def movers(self) -> dict[str, str]:
         """Variable (or constant) name -> the name of its device in the manager's namespace."""
-        movers = {name: self.spec.device_of(name) for name in self.spec.variables}
-        movers.update({name: c.device for name, c in self.spec.constants.items() if c.device is not None})
+        movers = {name: self.problem.device_of(name) for name in self.problem.variables}
+        movers.update({name: c.device for name, c in self.problem.constants.items() if c.device is not None})
         return movers
 
     def run(
@@ -137,12 +135,13 @@ class QueueServerExecutor:
         metadata.update(md or {})
         started = time.perf_counter()
         setpoints = dict(proposal.setpoints)
-        setpoints.update({n: c.value for n, c in self.spec.constants.items() if c.device is not None})
+        setpoints.update({n: c.value for n, c in self.problem.constants.items() if c.device is not None})
         try:
             legs = self._route(setpoints)
         except SafetyError as exc:
             return RunRecord(error=f"SafetyError: {exc}", seconds=time.perf_counter() - started)
-        items = plan_items(self.spec, self.plan, setpoints, self.movers, metadata, route=legs)
+        plan = self.args.plan
+        items = plan_items(self.problem, self.qs, plan, self.plan, setpoints, self.movers, metadata, route=legs)
         record = self._run_items().carry_out(items, proposal.id, on_document)
         record.seconds = time.perf_counter() - started
         self._positions = self._readbacks(record.documents) if record.error is None else None
@@ -156,7 +155,7 @@ class QueueServerExecutor:
             SafetyError: such a variable's position is unknown (nothing moves).
         """
         steps = {}
-        for name, variable in self.spec.variables.items():
+        for name, variable in self.problem.variables.items():
             if variable.max_step is not None and not variable.categorical:
                 low, high = variable.limits
                 if variable.max_step < high - low:
@@ -170,7 +169,7 @@ class QueueServerExecutor:
 
     def end_positions(self, setpoints: Mapping[str, Any]) -> dict[str, Any]:
         """Where a run to ``setpoints`` leaves the movers (a scan's end, not its centre)."""
-        return end_positions(self.spec, setpoints)
+        return end_positions(self.problem, self.args.plan, setpoints)
 
     def positions(self) -> dict[str, Any]:
         """Variable name -> its mover's read-back, for every variable whose mover the run's events hold.
@@ -272,8 +271,8 @@ class QueueServerExecutor:
     def _check_devices(self) -> None:
         allowed = self._manager.allowed("devices")
         wanted = {f"instrument.queueserver.detectors.{i}": name for i, name in enumerate(self.qs.detectors)}
-        wanted.update({f"variables.{n}.device": self.spec.device_of(n) for n in self.spec.variables})
-        wanted.update({f"constants.{n}.device": c.device for n, c in self.spec.constants.items() if c.device})
+        wanted.update({f"variables.{n}.device": self.problem.device_of(n) for n in self.problem.variables})
+        wanted.update({f"constants.{n}.device": c.device for n, c in self.problem.constants.items() if c.device})
         for where, device in wanted.items():
             if device not in allowed:
                 raise InstrumentError(
@@ -294,22 +293,22 @@ class QueueServerExecutor:
             return {}
         data = events[-1]["data"]
         return {
-            name: data[self.spec.readback_of(name)]
-            for name in self.spec.variables
-            if self.spec.readback_of(name) in data
+            name: data[self.problem.readback_of(name)]
+            for name in self.problem.variables
+            if self.problem.readback_of(name) in data
         }
 
     def _read_positions(self) -> dict[str, Any]:
         """Read the movers with a zero-move ``count`` on the manager."""
         if "count" not in self._manager.allowed("plans"):
-            if not any(v.max_step is not None for v in self.spec.variables.values()):
+            if not any(v.max_step is not None for v in self.problem.variables.values()):
                 return {}  # nothing needs them: the positions are known after the first run
             raise InstrumentError(
                 f"variables: max_step cannot be enforced: the RE Manager allows no 'count' to user group "
                 f"'{self.qs.user_group}' to read the movers' positions with",
                 "allow 'count' or remove max_step",
             )
-        movers = sorted({self.spec.device_of(name) for name in self.spec.variables})
+        movers = sorted({self.problem.device_of(name) for name in self.problem.variables})
         token = f"positions-{time.time_ns()}"
         md = {"proposal_id": token, "session_id": self.session_id, "purpose": "read positions"}
         record = self._run_items().carry_out([BPlan("count", movers, num=1, md=md)], token, None)

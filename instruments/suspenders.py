@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bluesky import RunEngine
@@ -107,7 +107,7 @@ class ReportingSuspendFloor(SuspendFloor):
 
 
 def build_suspenders(
-    specs: list[SuspenderSpec], devices: Mapping[str, Any], run_engine: RunEngine, on_change: SuspendedCallback
+    specs: Sequence[SuspenderSpec], devices: Mapping[str, Any], run_engine: RunEngine, on_change: SuspendedCallback
 ) -> list[ReportingSuspendFloor]:
     """Make the session's suspenders and install them on ``run_engine``.
 

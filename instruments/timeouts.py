@@ -22,7 +22,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from closedloop.spec import SessionSpec
+from closedloop.execution import Problem
+from closedloop.plan import PlanSpec
 from instruments.plans import ACQUIRE_TIME_SIGNALS
 
 RUN_TIMEOUT_FLOOR = 60.0
@@ -32,20 +33,22 @@ RUN_TIMEOUT_FACTOR = 4.0
 EXPOSURE_SIGNALS = (*ACQUIRE_TIME_SIGNALS, "exposure")
 
 
-async def default_run_timeout(spec: SessionSpec, movers: Mapping[str, Any], detectors: Sequence[Any]) -> float:
+async def default_run_timeout(
+    problem: Problem, plan: PlanSpec, movers: Mapping[str, Any], detectors: Sequence[Any]
+) -> float:
     """Seconds a run of this session may take before it is aborted, when ``instrument.run_timeout`` is not given.
 
     Args:
-        spec: the session spec (its plan and each variable's hard limits).
+        problem: the variables (each one's hard limits).
+        plan: the plan (its events, its ``count_time``, the scan's width).
         movers: variable or constant name -> the device that sets it (connected).
         detectors: the devices read in each run (connected).
 
     Returns:
         ``max(RUN_TIMEOUT_FLOOR, RUN_TIMEOUT_FACTOR * estimate)`` (see the module docstring).
     """
-    plan = spec.plan
     moves = 0.0
-    for name, variable in spec.variables.items():
+    for name, variable in problem.variables.items():
         if variable.categorical:
             continue  # a setting by name: no travel to estimate
         low, high = variable.limits

@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
+from closedloop.execution import ExecutorArgs, executor_args
+from closedloop.spec import SessionSpec, spec_from_dict
 from instruments.executor import build_run_engine
+from instruments.writer import DocumentWriter, document_writer
 
 # A test run started in the background of a non-interactive shell (`make test &` in a script) inherits SIGINT
 # ignored, and so would every command a test starts: the tests that end a command with Ctrl-C would then wait in
@@ -42,6 +45,25 @@ def beamline_session(**overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
+
+
+def args_for(session: SessionSpec | dict[str, Any], session_id: str = "s-test", index: int = 0) -> ExecutorArgs:
+    """What an executor of the session's instrument ``index`` takes, from a session spec or dict, as the agent
+    builds it (:func:`closedloop.execution.executor_args`)."""
+    spec = session if isinstance(session, SessionSpec) else spec_from_dict(session)
+    return executor_args(spec, session_id, index)
+
+
+def writer_for(
+    session: SessionSpec | dict[str, Any], arrays_dir: Path | None = None, events: list[Any] | None = None
+) -> DocumentWriter:
+    """The document writer the session's ``arrays``, ``publish`` and ``tiled`` sections ask for, as the agent builds
+    it; a Tiled write that fails is appended to ``events`` as ``("tiled_failed", details)``."""
+    spec = session if isinstance(session, SessionSpec) else spec_from_dict(session)
+    on_tiled_error = (lambda details: events.append(("tiled_failed", details))) if events is not None else None
+    return document_writer(
+        arrays=spec.arrays, arrays_dir=arrays_dir, publish=spec.publish, tiled=spec.tiled, on_tiled_error=on_tiled_error
+    )
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from ophyd_async.sim import PatternGenerator, SimBlobDetector, SimPointDetector,
 import simulators
 from closedloop import SpecError, spec_from_dict
 from instruments import InProcessExecutor
-from tests.conftest import beamline_session
+from tests.conftest import args_for, beamline_session
 
 HERE = "tests.integration.test_device_checks"
 MADE: dict[str, Any] = {}
@@ -69,7 +69,7 @@ def own_plan(setpoints: dict[str, Any], movers: dict[str, Any], detectors: list[
 
 def refusal(run_engine: Any, data: dict[str, Any]) -> str:
     with pytest.raises(SpecError) as info:
-        InProcessExecutor(spec_from_dict(data), "s-check", run_engine=run_engine)
+        InProcessExecutor(args_for(spec_from_dict(data), "s-check"), run_engine=run_engine)
     assert "\n" not in str(info.value)
     return str(info.value)
 
@@ -130,7 +130,7 @@ def test_a_session_that_does_not_fit_the_devices_is_refused_before_anything_move
 
 def test_a_plan_factory_may_make_fields_the_devices_do_not_describe(run_engine: Any) -> None:
     data = watched(objectives={"flux": {"field": "computed-flux"}}, plan={"factory": f"{HERE}:own_plan"})
-    InProcessExecutor(spec_from_dict(data), "s-ok", run_engine=run_engine).close()
+    InProcessExecutor(args_for(spec_from_dict(data), "s-ok"), run_engine=run_engine).close()
     to_det = {"pitch1": {"bounds": [-1, 1], "device": "det"}, "pitch2": {"bounds": [-1, 1], "device": "m2"}}
     assert "variables.pitch1.device: 'det' cannot be moved" in refusal(run_engine, {**data, "variables": to_det})
 
@@ -146,12 +146,12 @@ def test_ophyd_classic_devices_are_checked_by_their_describe(run_engine: Any) ->
             **changes,
         }
 
-    InProcessExecutor(spec_from_dict(data()), "s-ok", run_engine=run_engine).close()
+    InProcessExecutor(args_for(spec_from_dict(data()), "s-ok"), run_engine=run_engine).close()
     assert "objectives.peak.field: no field 'gaus'" in refusal(run_engine, data(objectives={"peak": {"field": "gaus"}}))
     to_gauss = {"x": {"bounds": [-1, 1], "device": "gauss"}}
     assert "variables.x.device: 'gauss' cannot be moved" in refusal(run_engine, data(variables=to_gauss))
     crystals = {"x": {"bounds": [-1, 1], "device": "mx"}, "c": {"values": ["Si111", "Si311"], "device": "xtal"}}
-    InProcessExecutor(spec_from_dict(data(variables=crystals)), "s-ok", run_engine=run_engine).close()
+    InProcessExecutor(args_for(spec_from_dict(data(variables=crystals)), "s-ok"), run_engine=run_engine).close()
     numbers_on_names = {"x": {"bounds": [-1, 1], "device": "mx"}, "c": {"bounds": [0, 1], "device": "xtal"}}
     assert "variables.c: numbers on a device that reads string values" in refusal(
         run_engine, data(variables=numbers_on_names)
@@ -169,18 +169,17 @@ def test_ophyd_async_sims_fields_come_from_describe_and_a_blob_needs_a_reducer(r
         }
 
     point = {"c": {"field": "pdet-channel-1-value"}}
-    InProcessExecutor(spec_from_dict(data(point)), "s-ok", run_engine=run_engine).close()
+    InProcessExecutor(args_for(spec_from_dict(data(point)), "s-ok"), run_engine=run_engine).close()
     assert "objectives.s.field: 'blob-sum' is written to a file by its detector" in refusal(
         run_engine, data({"s": {"field": "blob-sum"}})
     )
     summed = {"s": {"field": "blob-sum", "reducer": "instruments.reducers:mean"}}
-    InProcessExecutor(spec_from_dict(data(summed)), "s-ok", run_engine=run_engine).close()
+    InProcessExecutor(args_for(spec_from_dict(data(summed)), "s-ok"), run_engine=run_engine).close()
     made_by_a_reducer = {"s": {"field": "blob", "reducer": "instruments.reducers:frame_sum"}}
-    InProcessExecutor(spec_from_dict(data(made_by_a_reducer)), "s-ok", run_engine=run_engine).close()
+    InProcessExecutor(args_for(spec_from_dict(data(made_by_a_reducer)), "s-ok"), run_engine=run_engine).close()
     # an enum setting takes its names only
     InProcessExecutor(
-        spec_from_dict(data(point, xtal={"values": ["Si111", "Si311"], "device": "mono"})),
-        "s-ok",
+        args_for(spec_from_dict(data(point, xtal={"values": ["Si111", "Si311"], "device": "mono"})), "s-ok"),
         run_engine=run_engine,
     ).close()
     assert "variables.xtal: 'Ge220' is not among the device's choices (Si111, Si311)" in refusal(

@@ -19,9 +19,11 @@ from ophyd_async.epics.motor import Motor
 from ophyd_async.sim import PatternGenerator, SimBlobDetector, SimMotor, SimPointDetector, SimStage
 
 from closedloop import InstrumentError, ObservationStatus, Proposal, SafetyError, SpecError, spec_from_dict
+from closedloop.spec import SessionSpec
 from instruments import InProcessExecutor, gate, observation_from_documents
 from instruments.safety import check_setpoints
 from simulators import SimFieldDetector
+from tests.conftest import args_for
 
 CENTRE, PEAK, SIGMA = 0.3, 100.0, 0.5
 HERE = "tests.integration.test_devices"
@@ -97,10 +99,10 @@ def session(factory: str, variables: dict[str, Any], objectives: dict[str, Any],
     )
 
 
-def run_gated(executor: InProcessExecutor, setpoints: dict[str, Any], iteration: int = 0) -> Any:
-    proposal = Proposal(iteration=iteration, setpoints=gate(executor.spec, setpoints, executor))
+def run_gated(spec: SessionSpec, executor: InProcessExecutor, setpoints: dict[str, Any], iteration: int = 0) -> Any:
+    proposal = Proposal(iteration=iteration, setpoints=gate(spec, setpoints, executor))
     record = executor.run(proposal)
-    return observation_from_documents(executor.spec, proposal, record.documents, record.error)
+    return observation_from_documents(spec, proposal, record.documents, record.error)
 
 
 def test_ophyd_classic_devices_run_and_read_the_physics(run_engine: Any) -> None:
@@ -109,13 +111,13 @@ def test_ophyd_classic_devices_run_and_read_the_physics(run_engine: Any) -> None
         {"x": {"bounds": [-1, 1], "device": "mx", "max_step": 0.4}},
         {"peak": {"field": "gauss"}},
     )
-    executor = InProcessExecutor(spec, "s-classic", run_engine=run_engine)
+    executor = InProcessExecutor(args_for(spec, "s-classic"), run_engine=run_engine)
     assert executor.positions() == {"x": 0.0}
-    observation = run_gated(executor, {"x": 0.25})
+    observation = run_gated(spec, executor, {"x": 0.25})
     assert observation.status == ObservationStatus.OK
     assert observation.readbacks == {"x": 0.25}
     assert observation.values["peak"] == pytest.approx(gaussian(0.25))
-    observation = run_gated(executor, {"x": 0.6}, iteration=1)
+    observation = run_gated(spec, executor, {"x": 0.6}, iteration=1)
     assert observation.values["peak"] == pytest.approx(gaussian(0.6))
     assert executor.positions() == {"x": 0.6}
     # the classic motor's read-back is what max_step is measured from
@@ -133,10 +135,10 @@ def test_classic_and_async_devices_mixed_in_one_instrument(run_engine: Any) -> N
         },
         {"peak": {"field": "gauss"}, "top": {"field": "adet-value"}},
     )
-    executor = InProcessExecutor(spec, "s-mixed", run_engine=run_engine)
+    executor = InProcessExecutor(args_for(spec, "s-mixed"), run_engine=run_engine)
     assert SEEN["run_engine"] is run_engine
     assert {type(d).__name__ for d in executor.detectors} == {"SynGauss", "SimFieldDetector"}
-    observation = run_gated(executor, {"x": -0.5, "y": 0.4})
+    observation = run_gated(spec, executor, {"x": -0.5, "y": 0.4})
     assert observation.status == ObservationStatus.OK, observation.error
     assert observation.readbacks == pytest.approx({"x": -0.5, "y": 0.4})
     assert observation.values["peak"] == pytest.approx(gaussian(-0.5))
@@ -153,7 +155,7 @@ def test_ophyd_async_sim_stage_child_motor_and_detectors(run_engine: Any, tmp_pa
         {"c": {"field": "pdet-channel-1-value"}},
         options={"tmp": str(tmp_path)},
     )
-    executor = InProcessExecutor(spec, "s-stage", run_engine=run_engine)
+    executor = InProcessExecutor(args_for(spec, "s-stage"), run_engine=run_engine)
     assert executor.movers["x"] is executor.devices["stage"].x
     # the stage (a mover's parent) and both detectors are triggered and read; the blob detector is connected
     assert [d.name for d in executor.detectors] == ["stage", "pdet", "blob"]
@@ -175,9 +177,9 @@ def test_a_classic_signal_reports_its_position_through_read(run_engine: Any) -> 
         {"g": {"bounds": [0, 2], "device": "gap", "max_step": 0.5}},
         {"p": {"field": "gauss"}},
     )
-    executor = InProcessExecutor(spec, "s-signal", run_engine=run_engine)
+    executor = InProcessExecutor(args_for(spec, "s-signal"), run_engine=run_engine)
     assert executor.positions() == {"g": 1.0}
-    assert run_gated(executor, {"g": 1.4}).readbacks == {"g": 1.4}
+    assert run_gated(spec, executor, {"g": 1.4}).readbacks == {"g": 1.4}
     with pytest.raises(SafetyError, match="exceeds max_step 0.5"):
         check_setpoints(spec, {"g": 0.5}, executor.positions())
 
@@ -186,10 +188,12 @@ def test_max_step_on_a_device_without_a_position_is_refused_at_build(run_engine:
     variables = {"s": {"bounds": [0, 2], "device": "sp", "max_step": 0.5}}
     spec = session("write_only_instrument", variables, {"v": {"field": "det-value"}})
     with pytest.raises(InstrumentError, match=r"variables.s.max_step: device 'sp' cannot report its position"):
-        InProcessExecutor(spec, "s-wo", run_engine=run_engine)
+        InProcessExecutor(args_for(spec, "s-wo"), run_engine=run_engine)
     # without max_step the write-only setpoint is a fine mover
     variables["s"].pop("max_step")
-    executor = InProcessExecutor(session("write_only_instrument", variables, {"v": {"field": "det-value"}}), "s")
+    executor = InProcessExecutor(
+        args_for(session("write_only_instrument", variables, {"v": {"field": "det-value"}}), "s")
+    )
     assert executor.positions() == {}
     executor.close()
 
@@ -197,7 +201,7 @@ def test_max_step_on_a_device_without_a_position_is_refused_at_build(run_engine:
 def test_a_factory_value_that_is_not_a_device_is_named(run_engine: Any) -> None:
     spec = session("not_a_device", {"x": {"bounds": [0, 1], "device": "mx"}}, {"v": {"field": "det"}})
     with pytest.raises(InstrumentError, match=r"instrument: 'det' from .*:not_a_device is not a device") as info:
-        InProcessExecutor(spec, "s", run_engine=run_engine)
+        InProcessExecutor(args_for(spec, "s"), run_engine=run_engine)
     assert "\n" not in str(info.value)
 
 
@@ -217,7 +221,7 @@ def test_a_device_that_never_connects_is_named_within_the_timeout(run_engine: An
     )
     started = time.monotonic()
     with pytest.raises(InstrumentError) as info:
-        InProcessExecutor(spec, "s", run_engine=run_engine)
+        InProcessExecutor(args_for(spec, "s"), run_engine=run_engine)
     assert str(info.value) == f"instrument: device '{device}' did not connect within 0.3 s"
     assert time.monotonic() - started < 3.0
 
@@ -237,7 +241,7 @@ def test_an_epics_motor_without_its_ioc_is_named(
         connect_timeout=0.5,
     )
     with pytest.raises(InstrumentError) as info:
-        InProcessExecutor(spec, "s", run_engine=run_engine)
+        InProcessExecutor(args_for(spec, "s"), run_engine=run_engine)
     message = str(info.value)
     assert message.startswith("instrument: device 'm' did not connect within 0.5 s (")
     assert pv in message and "\n" not in message

@@ -15,13 +15,15 @@ from ophyd.status import Status
 from closedloop import InstrumentError, ObservationStatus, Proposal, SafetyError, SpecError, spec_from_dict
 from instruments import InProcessExecutor, build_run_engine, gate, observation_from_documents
 from simulators import BEAMLINE_OPTIMUM
-from tests.conftest import beamline_session
+from tests.conftest import args_for, beamline_session
+
+QUIET = spec_from_dict(beamline_session(instrument={"simulator": "beamline", "options": {"noise": 0.0}}))
+"""The beamline session without noise: its variables, objectives and plan are those of every executor here."""
 
 
 @pytest.fixture
 def executor(run_engine: Any) -> InProcessExecutor:
-    spec = spec_from_dict(beamline_session(instrument={"simulator": "beamline", "options": {"noise": 0.0}}))
-    return InProcessExecutor(spec, "s-test", run_engine=run_engine)
+    return InProcessExecutor(args_for(QUIET, "s-test"), run_engine=run_engine)
 
 
 def test_one_proposal_is_one_run_with_ids_in_the_start_document(executor: InProcessExecutor) -> None:
@@ -31,7 +33,7 @@ def test_one_proposal_is_one_run_with_ids_in_the_start_document(executor: InProc
     assert names == ["start", "descriptor", "event", "stop"]
     start = record.documents[0][1]
     assert (start["proposal_id"], start["session_id"], start["iteration"]) == (proposal.id, "s-test", 7)
-    observation = observation_from_documents(executor.spec, proposal, record.documents, record.error)
+    observation = observation_from_documents(QUIET, proposal, record.documents, record.error)
     assert observation.status == ObservationStatus.OK
     assert observation.values["flux"] == pytest.approx(BEAMLINE_OPTIMUM.value)
     assert observation.readbacks == pytest.approx(BEAMLINE_OPTIMUM.point)
@@ -47,7 +49,7 @@ def test_a_device_fault_becomes_a_failed_observation(executor: InProcessExecutor
     proposal = Proposal(iteration=0, setpoints={"pitch1": 0.0, "pitch2": 0.0})
     record = executor.run(proposal)
     assert record.error is not None and "injected detector fault" in record.error
-    observation = observation_from_documents(executor.spec, proposal, record.documents, record.error)
+    observation = observation_from_documents(QUIET, proposal, record.documents, record.error)
     assert observation.status == ObservationStatus.FAILED
     assert observation.run_uid is not None
     # the next run works again
@@ -62,7 +64,7 @@ def test_the_safety_gate_refuses_before_anything_moves(executor: InProcessExecut
 
     before = call_in_bluesky_event_loop(position())
     with pytest.raises(SafetyError, match="setpoints.pitch1"):
-        gate(executor.spec, {"pitch1": 2.5, "pitch2": 0.0}, executor)
+        gate(QUIET, {"pitch1": 2.5, "pitch2": 0.0}, executor)
     assert call_in_bluesky_event_loop(position()) == before
     assert executor.detectors[0].triggers == 0
 
@@ -71,14 +73,14 @@ def test_a_variable_without_a_device_is_refused(run_engine: Any) -> None:
     data = beamline_session()
     data["variables"]["pitch1"]["device"] = "m9"
     with pytest.raises(SpecError, match="variables.pitch1.device: no device 'm9'"):
-        InProcessExecutor(spec_from_dict(data), "s-test", run_engine=run_engine)
+        InProcessExecutor(args_for(spec_from_dict(data), "s-test"), run_engine=run_engine)
 
 
 def test_a_move_longer_than_max_step_is_walked_in_steps_from_the_read_back(run_engine: Any) -> None:
     data = beamline_session(instrument={"simulator": "beamline", "options": {"noise": 0.0}})
     data["variables"]["pitch1"]["max_step"] = 0.5
-    executor = InProcessExecutor(spec_from_dict(data), "s-test", run_engine=run_engine)
-    spec = executor.spec
+    spec = spec_from_dict(data)
+    executor = InProcessExecutor(args_for(spec, "s-test"), run_engine=run_engine)
     assert executor.positions() == {"pitch1": 0.0, "pitch2": 0.0}
     first = {"pitch1": 0.5, "pitch2": 0.0}
     assert executor.run(Proposal(iteration=0, setpoints=gate(spec, first, executor))).error is None
@@ -101,7 +103,7 @@ def beamline_executor(run_engine: Any, options: dict[str, Any] | None = None, **
     instrument = top.pop("instrument", {})
     options = {"noise": 0.0, "width_noise": 0.0, "heat_noise": 0.0, **(options or {})}
     data = beamline_session(instrument={"simulator": "beamline", "options": options, **instrument}, **top)
-    return InProcessExecutor(spec_from_dict(data), "s-test", run_engine=run_engine)
+    return InProcessExecutor(args_for(spec_from_dict(data), "s-test"), run_engine=run_engine)
 
 
 def stop_of(record: Any) -> dict[str, Any]:
@@ -121,7 +123,7 @@ def test_a_hanging_trigger_is_aborted_at_the_run_timeout_and_the_engine_runs_on(
     assert run_engine.state == "idle"
     # the engine is not panicked: the next run measures the physics
     again = executor.run(OPTIMUM)
-    observation = observation_from_documents(executor.spec, OPTIMUM, again.documents, again.error)
+    observation = observation_from_documents(QUIET, OPTIMUM, again.documents, again.error)
     assert observation.values["flux"] == pytest.approx(BEAMLINE_OPTIMUM.value)
 
 
@@ -151,7 +153,9 @@ def test_transient_faults_are_retried_with_backoff_and_others_are_not(run_engine
         }
     )
     spec = spec_from_dict(data)
-    executor = InProcessExecutor(spec, "s-test", run_engine=run_engine, on_event=lambda k, d: events.append((k, d)))
+    executor = InProcessExecutor(
+        args_for(spec, "s-test"), run_engine=run_engine, on_event=lambda k, d: events.append((k, d))
+    )
     documents: list[tuple[str, dict[str, Any]]] = []
     record = executor.run(OPTIMUM, on_document=lambda name, doc: documents.append((name, doc)))
     assert record.error is None and record.attempts == 3
@@ -185,7 +189,7 @@ def test_faulty_motors_and_readings_are_what_the_documents_say(run_engine: Any) 
     executor = beamline_executor(run_engine, {"faults": {"stall": 1, "nan_reading": 1}})
     target = Proposal(iteration=0, setpoints={"pitch1": 0.8, "pitch2": 0.0})
     record = executor.run(target)
-    observation = observation_from_documents(executor.spec, target, record.documents, record.error)
+    observation = observation_from_documents(QUIET, target, record.documents, record.error)
     # m1 stalled half-way (m2 did not need to move); the reading was NaN: a failed observation, read-backs true
     assert observation.readbacks == pytest.approx({"pitch1": 0.4, "pitch2": 0.0})
     assert observation.status == ObservationStatus.FAILED and "det-flux" in (observation.error or "")
@@ -197,7 +201,7 @@ def test_faulty_motors_and_readings_are_what_the_documents_say(run_engine: Any) 
 
 def test_metadata_and_scan_id_go_into_every_start_document(run_engine: Any) -> None:
     data = beamline_session(metadata={"beamline": "BL-7", "proposal": {"pi": "Ada"}})
-    executor = InProcessExecutor(spec_from_dict(data), "s-test", run_engine=run_engine, scan_id=41)
+    executor = InProcessExecutor(args_for(spec_from_dict(data), "s-test"), run_engine=run_engine, scan_id=41)
     record = executor.run(OPTIMUM, md={"proposal_id": "forged", "operator": "Bo"})
     start = record.documents[0][1]
     assert (start["beamline"], start["proposal"], start["operator"]) == ("BL-7", {"pi": "Ada"}, "Bo")
@@ -246,8 +250,7 @@ def test_no_observation_is_taken_without_beam(run_engine: Any, suspend: bool) ->
         instrument={"simulator": "beamline", "options": {"noise": 0.0, "exposure": 0.6}}, suspenders=suspenders
     )
     executor = InProcessExecutor(
-        spec_from_dict(data),
-        "s-test",
+        args_for(spec_from_dict(data), "s-test"),
         run_engine=run_engine,
         on_event=lambda k, d: events.append((time.monotonic(), k)),
     )
@@ -255,7 +258,7 @@ def test_no_observation_is_taken_without_beam(run_engine: Any, suspend: bool) ->
     started = time.monotonic()
     threading.Timer(0.2, ring.dump, args=(0.8,)).start()
     record = executor.run(OPTIMUM)
-    observation = observation_from_documents(executor.spec, OPTIMUM, record.documents, record.error)
+    observation = observation_from_documents(QUIET, OPTIMUM, record.documents, record.error)
     event = next(doc for name, doc in record.documents if name == "event")
     if suspend:
         # held while the beam was down, measured again once it was back: the physics at full beam
@@ -272,7 +275,7 @@ def test_no_observation_is_taken_without_beam(run_engine: Any, suspend: bool) ->
 
 def test_a_run_asked_for_while_the_beam_is_down_waits_for_it(run_engine: Any) -> None:
     data = beamline_session(suspenders=[{"signal": "ring.current", "below": 100.0}])
-    executor = InProcessExecutor(spec_from_dict(data), "s-test", run_engine=run_engine)
+    executor = InProcessExecutor(args_for(spec_from_dict(data), "s-test"), run_engine=run_engine)
     executor.devices["ring"].dump(0.5)
     time.sleep(0.05)
     assert executor.suspended
@@ -287,7 +290,7 @@ def test_a_suspension_does_not_count_against_the_run_timeout(run_engine: Any) ->
         instrument={"simulator": "beamline", "options": {"noise": 0.0, "exposure": 0.3}, "run_timeout": 0.8},
         suspenders=[{"signal": "ring.current", "below": 100.0}],
     )
-    executor = InProcessExecutor(spec_from_dict(data), "s-test", run_engine=run_engine)
+    executor = InProcessExecutor(args_for(spec_from_dict(data), "s-test"), run_engine=run_engine)
     threading.Timer(0.1, executor.devices["ring"].dump, args=(1.0,)).start()
     record = executor.run(OPTIMUM)
     assert record.error is None and record.seconds > 1.0
@@ -296,7 +299,7 @@ def test_a_suspension_does_not_count_against_the_run_timeout(run_engine: Any) ->
 def test_a_suspender_on_a_missing_signal_is_named(run_engine: Any) -> None:
     data = beamline_session(suspenders=[{"signal": "ring.voltage", "below": 1.0}])
     with pytest.raises(InstrumentError, match=r"suspenders.0.signal: device 'ring' has no 'voltage'"):
-        InProcessExecutor(spec_from_dict(data), "s-test", run_engine=run_engine)
+        InProcessExecutor(args_for(spec_from_dict(data), "s-test"), run_engine=run_engine)
 
 
 PITCHES = (("pitch1", "m1"), ("pitch2", "m2"))

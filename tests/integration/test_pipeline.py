@@ -25,7 +25,7 @@ from closedloop.errors import InstrumentError
 from closedloop.records import Decision, Verdict
 from closedloop.spec import spec_from_dict
 from instruments.executor import InProcessExecutor, build_run_engine
-from tests.conftest import beamline_session
+from tests.conftest import args_for, beamline_session
 from tests.integration.test_cli import meta, run_then_kill
 
 CLI = [sys.executable, "-m", "agent.cli"]
@@ -206,8 +206,8 @@ def test_an_instrument_that_stops_answering_is_set_aside_and_the_other_goes_on(t
     data = two_instruments(0.05)
     spec = spec_from_dict(data)
     folder = tmp_path / "run"
-    gone = ControlHostGone(spec.for_instrument(0), "s-test", runs=1)
-    other = InProcessExecutor(spec.for_instrument(1), "s-test", build_run_engine(gone.run_engine.loop))
+    gone = ControlHostGone(args_for(spec, "s-test", 0), runs=1)
+    other = InProcessExecutor(args_for(spec, "s-test", 1), build_run_engine(gone.run_engine.loop))
     executors: list[Any] = [gone, other]
     with Session.create(write_session(data), folder, executor=executors) as session:
         assert session.advance() is None

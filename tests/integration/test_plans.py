@@ -23,6 +23,7 @@ from ophyd_async.core import StaticPathProvider, UUIDFilenameProvider, init_devi
 from ophyd_async.sim import PatternGenerator, SimBlobDetector, SimPointDetector, SimStage
 
 from closedloop import Observation, ObservationStatus, Proposal, SessionSpec, spec_from_dict
+from closedloop.execution import Problem
 from instruments import observation_from_documents, plan_for
 
 HERE = "tests.integration.test_plans"
@@ -49,7 +50,10 @@ def carry_out(
     error = None
     md = {"proposal_id": proposal.id, "session_id": "s-test"}
     try:
-        run_engine(plan_for(spec, setpoints, movers, detectors, md), lambda name, doc: documents.append((name, doc)))
+        run_engine(
+            plan_for(Problem.of(spec), spec.plan, setpoints, movers, detectors, md),
+            lambda name, doc: documents.append((name, doc)),
+        )
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
     return observation_from_documents(spec, proposal, documents, error), documents

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from bluesky.callbacks.zmq import RemoteDispatcher
 
-from closedloop import Proposal, spec_from_dict
+from closedloop import Proposal
 from instruments import InProcessExecutor, json_document
 from simulators import BEAMLINE_OPTIMUM
-from tests.conftest import beamline_session
+from tests.conftest import args_for, beamline_session, writer_for
 
 pytestmark = pytest.mark.system
 
@@ -83,7 +83,7 @@ def test_a_runs_documents_reach_a_remote_dispatcher_through_a_real_proxy(run_eng
             publish={"address": f"127.0.0.1:{port_in}"},
             metadata={"beamline": "BL-7"},
         )
-        executor = InProcessExecutor(spec_from_dict(data), "s-pub", run_engine=run_engine)
+        executor = InProcessExecutor(args_for(data, "s-pub"), run_engine=run_engine, writer=writer_for(data))
         # PUB/SUB drops messages until both ends are joined: warm up until a whole run comes through
         for attempt in range(50):
             warm = executor.run(Proposal(iteration=attempt, setpoints={"pitch1": 0.0, "pitch2": 0.0}))

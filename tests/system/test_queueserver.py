@@ -32,6 +32,7 @@ from instruments.protocols import Executes
 from instruments.queueserver import QueueServerExecutor, close_api
 from planners.sobol import SobolPlanner
 from simulators.physics import beamline_flux, mirror_heat
+from tests.conftest import args_for
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(120)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,7 +99,7 @@ def _check_physics(spec: SessionSpec, proposal: Proposal, documents: list[tuple[
 
 def test_ten_proposals_run_on_the_manager_and_match_the_physics(qserver, manager) -> None:
     spec = _spec(qserver)
-    executor = QueueServerExecutor(spec, "s-qs")
+    executor = QueueServerExecutor(args_for(spec, "s-qs"))
     try:
         assert isinstance(executor, Executes)
         assert executor.plan == "closedloop_point"
@@ -134,7 +135,7 @@ def test_ten_proposals_run_on_the_manager_and_match_the_physics(qserver, manager
 )
 def test_a_profile_without_closedloops_plan_gets_standard_plans(qserver, manager, group, plan, names) -> None:
     spec = _spec(qserver, user_group=group)
-    executor = QueueServerExecutor(spec, "s-std")
+    executor = QueueServerExecutor(args_for(spec, "s-std"))
     try:
         assert executor.plan == plan
         proposal = Proposal(iteration=0, setpoints={"pitch1": -0.4, "pitch2": 0.7})
@@ -157,7 +158,7 @@ def test_plan_scan_is_one_whole_scan_on_the_manager(qserver, manager, group, pla
     data["plan"] = {"name": "scan", "options": {"variable": "pitch1", "width": 0.8, "num": 5}}
     data["objectives"]["flux"]["reducer"] = "instruments.reducers:integrated_intensity"
     spec = spec_from_dict(data)
-    executor = QueueServerExecutor(spec, "s-scan")
+    executor = QueueServerExecutor(args_for(spec, "s-scan"))
     try:
         assert executor.plan == plan
         proposal = Proposal(iteration=0, setpoints={"pitch1": 0.2, "pitch2": -0.3})
@@ -176,11 +177,11 @@ def test_plan_scan_is_one_whole_scan_on_the_manager(qserver, manager, group, pla
 
 def test_a_plan_or_device_the_manager_lacks_is_named(qserver) -> None:
     with pytest.raises(InstrumentError, match=r"queueserver.plan: .*no plan 'tune_everything'"):
-        QueueServerExecutor(_spec(qserver, plan="tune_everything"), "s")
+        QueueServerExecutor(args_for(_spec(qserver, plan="tune_everything"), "s"))
     with pytest.raises(InstrumentError, match=r"none of 'closedloop_point', 'scan', or 'mv' with 'count'"):
-        QueueServerExecutor(_spec(qserver, user_group="count_only"), "s")
+        QueueServerExecutor(args_for(_spec(qserver, user_group="count_only"), "s"))
     with pytest.raises(InstrumentError, match=r"queueserver.detectors.0: the RE Manager has no device 'diode'"):
-        QueueServerExecutor(_spec(qserver, detectors=["diode"]), "s")
+        QueueServerExecutor(args_for(_spec(qserver, detectors=["diode"]), "s"))
 
 
 def test_a_manager_or_proxy_that_is_not_there_fails_in_one_line_within_the_timeout(qserver) -> None:
@@ -191,14 +192,14 @@ def test_a_manager_or_proxy_that_is_not_there_fails_in_one_line_within_the_timeo
     ):
         started = time.monotonic()
         with pytest.raises(InstrumentError, match=f"queueserver.{field}: {expected} at {nobody}") as caught:
-            QueueServerExecutor(_spec(qserver, timeout=1.0, **{field: nobody}), "s")
+            QueueServerExecutor(args_for(_spec(qserver, timeout=1.0, **{field: nobody}), "s"))
         assert time.monotonic() - started < 5.0
         assert "\n" not in str(caught.value)
 
 
 def test_a_failing_plan_is_a_failed_record_and_is_not_run_again(qserver, manager) -> None:
     spec = _spec(qserver)
-    executor = QueueServerExecutor(spec, "s-fail")
+    executor = QueueServerExecutor(args_for(spec, "s-fail"))
     try:
         assert manager.item_execute(BPlan("mv", "det.fail_next", 1))["success"]  # the next trigger fails
         manager.wait_for_idle(timeout=30)
@@ -223,7 +224,7 @@ def test_abort_and_stop_end_the_run_and_the_item_never_runs_again(
     qserver, manager, verb, exit_status, stop_status
 ) -> None:
     spec = _spec(qserver, variables={"x": {"bounds": [0.0, 20.0], "device": "slow_m"}})
-    executor = QueueServerExecutor(spec, "s-abort")
+    executor = QueueServerExecutor(args_for(spec, "s-abort"))
     started = threading.Event()
     try:
         proposal = Proposal(iteration=0, setpoints={"x": 10.0})  # slow_m moves at 1 unit/s: a 10 s move
@@ -255,7 +256,7 @@ def test_abort_and_stop_end_the_run_and_the_item_never_runs_again(
 
 def test_a_busy_manager_is_waited_for_and_others_items_are_left_alone(qserver, manager) -> None:
     spec = _spec(qserver)
-    executor = QueueServerExecutor(spec, "s-busy")
+    executor = QueueServerExecutor(args_for(spec, "s-busy"))
     try:
         manager.item_add(BPlan("count", ["det"], num=12, delay=0.1, md={"owner": "someone-else"}))
         manager.queue_start()
@@ -279,7 +280,7 @@ def test_a_busy_manager_is_waited_for_and_others_items_are_left_alone(qserver, m
 
 
 def test_an_abort_while_waiting_for_a_busy_manager_submits_nothing(qserver, manager) -> None:
-    executor = QueueServerExecutor(_spec(qserver), "s-wait")
+    executor = QueueServerExecutor(args_for(_spec(qserver), "s-wait"))
     try:
         manager.item_add(BPlan("count", ["det"], num=15, delay=0.1, md={"owner": "someone-else"}))
         manager.queue_start()
@@ -448,7 +449,7 @@ def test_recover_says_what_the_manager_did_with_an_item_the_agent_lost_track_of(
     """Finished with every document captured: the whole run, complete. Finished with only its start captured:
     lost, saying why. Queued but never started: taken off the queue. Unknown to the manager: None."""
     spec = _spec(qserver)
-    executor = QueueServerExecutor(spec, "s-recover")
+    executor = QueueServerExecutor(args_for(spec, "s-recover"))
     try:
         proposal = Proposal(iteration=0, setpoints={"pitch1": 0.3, "pitch2": -0.1})
         record = executor.run(proposal)

@@ -34,6 +34,7 @@ from closedloop.records import ObservationStatus, Proposal
 from closedloop.spec import spec_from_dict
 from instruments.ingest import observation_from_documents
 from instruments.queueserver import QueueServerExecutor, close_api
+from tests.conftest import args_for
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ def test_max_step_on_one_variable_every_position_is_known_and_the_session_runs(s
     manager.item_execute(BPlan("mv", "motor1", 0.4, "motor2", -0.3))
     manager.wait_for_idle(timeout=30)
     data = _session(stock)
-    executor = QueueServerExecutor(spec_from_dict(data), "s-positions")
+    executor = QueueServerExecutor(args_for(spec_from_dict(data), "s-positions"))
     try:
         assert executor.positions() == {"x": pytest.approx(0.4), "y": pytest.approx(-0.3)}
     finally:
@@ -121,7 +122,7 @@ def test_a_move_longer_than_max_step_is_walked_in_mv_items_not_refused(stock, ma
     manager.item_execute(BPlan("mv", "motor1", 0.4, "motor2", -0.3))
     manager.wait_for_idle(timeout=30)
     spec = spec_from_dict(_session(stock))
-    executor = QueueServerExecutor(spec, "s-walk")
+    executor = QueueServerExecutor(args_for(spec, "s-walk"))
     try:
         setpoints = gate(spec, {"x": -1.9, "y": 0.2}, executor)  # refused before: a move of 2.3 exceeds max_step
         before = len(manager.history_get(reload=True)["items"])
@@ -148,7 +149,7 @@ def test_plan_scan_with_a_reducer_submits_the_whole_scan(stock, manager) -> None
         plan={"name": "scan", "options": {"variable": "x", "width": 1.5, "num": 11}},
     )
     spec = spec_from_dict(data)
-    executor = QueueServerExecutor(spec, "s-scan")
+    executor = QueueServerExecutor(args_for(spec, "s-scan"))
     try:
         assert executor.plan == "scan"  # the stock profile has no closedloop_scan
         proposal = Proposal(iteration=0, setpoints={"x": 0.1, "y": 0.5})

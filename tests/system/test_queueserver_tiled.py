@@ -25,6 +25,7 @@ from closedloop.records import ObservationStatus, Proposal
 from closedloop.spec import SessionSpec, spec_from_dict
 from instruments.ingest import observation_from_documents
 from instruments.queueserver import QueueServerExecutor, close_api
+from tests.conftest import args_for
 from tests.system.test_queueserver_stock import _kill_when_ours_runs, _start_killable
 from tests.system.test_tiled import TiledServer, tiled_server  # noqa: F401 (the fixture)
 
@@ -78,7 +79,7 @@ def test_a_run_finished_while_the_agent_was_away_is_read_back_from_tiled(
     tiled_server: TiledServer,  # noqa: F811
 ) -> None:
     spec = _spec(qserver_to_tiled, {"url": tiled_server.url, "api_key": tiled_server.api_key})
-    executor = QueueServerExecutor(spec, "s-tiled-recover")
+    executor = QueueServerExecutor(args_for(spec, "s-tiled-recover"))
     try:
         proposal = Proposal(iteration=0, setpoints={"pitch1": 0.3, "pitch2": -0.1})
         record = executor.run(proposal)
@@ -96,7 +97,7 @@ def test_a_run_finished_while_the_agent_was_away_is_read_back_from_tiled(
 
 
 def test_without_tiled_the_lost_run_says_what_to_configure(qserver_to_tiled: QueueServerAddresses) -> None:
-    executor = QueueServerExecutor(_spec(qserver_to_tiled, None), "s-no-tiled")
+    executor = QueueServerExecutor(args_for(_spec(qserver_to_tiled, None), "s-no-tiled"))
     try:
         proposal = Proposal(iteration=0, setpoints={"pitch1": 0.1, "pitch2": 0.0})
         record = executor.run(proposal)
@@ -111,7 +112,7 @@ def test_without_tiled_the_lost_run_says_what_to_configure(qserver_to_tiled: Que
 
 def test_a_tiled_that_lacks_the_run_says_so(qserver_to_tiled: QueueServerAddresses, tiled_server: TiledServer) -> None:  # noqa: F811
     tiled = {"url": f"{tiled_server.url}/api/v1/metadata/elsewhere", "api_key": tiled_server.api_key}
-    executor = QueueServerExecutor(_spec(qserver_to_tiled, tiled), "s-wrong-tiled")
+    executor = QueueServerExecutor(args_for(_spec(qserver_to_tiled, tiled), "s-wrong-tiled"))
     try:
         proposal = Proposal(iteration=0, setpoints={"pitch1": -0.2, "pitch2": 0.0})
         record = executor.run(proposal)

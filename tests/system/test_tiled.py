@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from closedloop import Proposal, spec_from_dict
-from tests.conftest import beamline_session
+from tests.conftest import args_for, beamline_session, writer_for
 
 pytestmark = [
     pytest.mark.system,
@@ -198,7 +198,12 @@ def executor_for(tiled: dict[str, Any], run_engine: Any, events: list[tuple[str,
     spec = spec_from_dict(
         beamline_session(instrument={"simulator": "beamline", "options": {"noise": 0.0}}, tiled=tiled)
     )
-    return InProcessExecutor(spec, "s-tiled", run_engine=run_engine, on_event=lambda kind, d: events.append((kind, d)))
+    return InProcessExecutor(
+        args_for(spec, "s-tiled"),
+        run_engine=run_engine,
+        writer=writer_for(spec, events=events),
+        on_event=lambda kind, d: events.append((kind, d)),
+    )
 
 
 def run_point(executor: Any, iteration: int) -> tuple[str, list[float]]:
@@ -296,7 +301,7 @@ def camera_executor(server: TiledServer, run_engine: Any, arrays_dir: Path, even
         tiled={"url": server.url, "api_key": server.api_key},
     )
     return InProcessExecutor(
-        spec_from_dict(session), "s-tiled", run_engine=run_engine, arrays_dir=arrays_dir,
+        args_for(session, "s-tiled"), run_engine=run_engine, writer=writer_for(session, arrays_dir, events),
         on_event=lambda kind, details: events.append((kind, details)),
     )  # fmt: skip
 
@@ -355,7 +360,8 @@ def test_an_area_detectors_own_hdf5_frames_read_back_through_tiled(tiled_server:
     session["tiled"] = {"url": tiled_server.url, "api_key": tiled_server.api_key}
     events: list[tuple[str, dict[str, Any]]] = []
     executor = InProcessExecutor(
-        spec_from_dict(session), "s-tiled", run_engine=run_engine, arrays_dir=tiled_server.readable / "runs",
+        args_for(session, "s-tiled"), run_engine=run_engine,
+        writer=writer_for(session, tiled_server.readable / "runs", events),
         on_event=lambda kind, details: events.append((kind, details)),
     )  # fmt: skip
     try:
