@@ -217,27 +217,6 @@ class SessionSpec(BaseModel):
             return [(self.instrument.name or "instrument", self.instrument)]
         return [(spec.name or f"instrument-{i + 1}", spec) for i, spec in enumerate(self.instruments)]
 
-    def one_instrument(self) -> InstrumentSpec:
-        """The instrument of a spec for one: a session file's ``instrument``, or the one :meth:`for_instrument`
-        gives an executor.
-
-        Raises:
-            SpecError: the spec names several (``instruments``): an executor takes :meth:`for_instrument`'s spec.
-        """
-        if self.instrument is None:
-            raise SpecError("instruments: several instruments; an executor runs one (see SessionSpec.for_instrument)")
-        return self.instrument
-
-    def for_instrument(self, index: int) -> SessionSpec:
-        """This spec as seen by one of its instruments' executors: ``instrument`` is that one.
-
-        Among several instruments, each after the first gets the seed plus its index (simulated copies of one
-        instrument then have noise of their own).
-        """
-        _, instrument = self.lanes()[index]
-        seed = (self.seed + index) % 2**32 if self.seed is not None and index else self.seed
-        return self.model_copy(update={"instrument": instrument, "instruments": [], "seed": seed})
-
     @model_validator(mode="after")
     def _names_unique(self) -> SessionSpec:
         seen: dict[str, str] = {}

@@ -178,9 +178,6 @@ def test_several_instruments_each_named_and_seen_one_at_a_time() -> None:
     data["instruments"] = [dict(section, name="hutch-a"), section]
     spec = spec_from_dict(data)
     assert [name for name, _ in spec.lanes()] == ["hutch-a", "instrument-2"]
-    first, second = spec.for_instrument(0), spec.for_instrument(1)
-    assert first.instrument is not None and first.instrument.name == "hutch-a" and first.instruments == []
-    assert (first.seed, second.seed) == (2**32 - 1, 0)  # simulated copies get noise of their own, seeds in range
     assert spec_from_dict(beamline_session()).lanes()[0][0] == "instrument"
     assert spec_from_dict(beamline_session(pipeline=True)).pipeline is True
 
