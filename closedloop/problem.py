@@ -5,6 +5,8 @@ gives them. :mod:`closedloop.spec` puts them together into a :class:`~closedloop
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -296,3 +298,45 @@ def check_reducer(value: str | None) -> str | None:
     from closedloop.plugins import check_import_path
 
     return check_import_path(value)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The optimization problem as an instrument sees it: what it moves and what each run must measure
+    (:meth:`closedloop.spec.SessionSpec.problem`).
+
+    Attributes:
+        variables: variable name -> its spec (bounds, hard limits, device, read-back, largest step).
+        objectives: objective name -> its spec (the event field or reducer it reads).
+        constraints: output name -> its outcome constraint.
+        constants: name -> a setting held fixed (moved when it names a ``device``).
+    """
+
+    variables: Mapping[str, VariableSpec]
+    objectives: Mapping[str, ObjectiveSpec]
+    constraints: Mapping[str, ConstraintSpec] = field(default_factory=dict)
+    constants: Mapping[str, ConstantSpec] = field(default_factory=dict)
+
+    def device_of(self, variable: str) -> str:
+        """The device name that moves ``variable``."""
+        return self.variables[variable].device or variable
+
+    def readback_of(self, variable: str) -> str:
+        """The event field holding ``variable``'s read-back position."""
+        return self.variables[variable].readback or self.device_of(variable)
+
+    def field_of(self, output: str) -> str:
+        """The event field an objective or constraint reads.
+
+        Raises:
+            KeyError: ``output`` is neither an objective nor a constraint.
+        """
+        spec = self.objectives.get(output) or self.constraints.get(output)
+        if spec is None:
+            raise KeyError(output)
+        return spec.field or output
+
+    @property
+    def outputs(self) -> list[str]:
+        """Objective names, then constraint names: what each run must measure."""
+        return list(self.objectives) + list(self.constraints)

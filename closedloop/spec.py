@@ -26,6 +26,7 @@ from closedloop.problem import (
     ConstraintSpec,
     FieldError,
     ObjectiveSpec,
+    Problem,
     VariableSpec,
     input_name_problem,
     name_problem,
@@ -260,26 +261,26 @@ class SessionSpec(BaseModel):
             readers[readback] = where
         return self
 
+    def problem(self) -> Problem:
+        """The optimization problem as an instrument sees it: the variables, objectives, constraints and constants."""
+        return Problem(self.variables, self.objectives, self.constraints, self.constants)
+
     def device_of(self, variable: str) -> str:
         """The device name that moves ``variable``."""
-        return self.variables[variable].device or variable
+        return self.problem().device_of(variable)
 
     def readback_of(self, variable: str) -> str:
         """The event field holding ``variable``'s read-back position."""
-        spec = self.variables[variable]
-        return spec.readback or self.device_of(variable)
+        return self.problem().readback_of(variable)
 
     def field_of(self, output: str) -> str:
         """The event field an objective or constraint reads."""
-        spec = self.objectives.get(output) or self.constraints.get(output)
-        if spec is None:
-            raise KeyError(output)
-        return spec.field or output
+        return self.problem().field_of(output)
 
     @property
     def outputs(self) -> list[str]:
         """Objective names, then constraint names: what each run must measure."""
-        return list(self.objectives) + list(self.constraints)
+        return self.problem().outputs
 
     def feasible(self, values: dict[str, float]) -> bool:
         """Whether measured outputs satisfy every outcome constraint."""

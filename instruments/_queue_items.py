@@ -19,8 +19,8 @@ from typing import Any
 from bluesky_queueserver_api import BPlan
 
 from closedloop.errors import InstrumentError
-from closedloop.execution import Problem
 from closedloop.plan import PlanSpec
+from closedloop.problem import Problem
 from closedloop.queueserver import AUTO_PLAN, CLOSEDLOOP_PLAN, QueueServerSpec
 from instruments.plans import scan_range
 

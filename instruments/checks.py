@@ -30,9 +30,8 @@ from bluesky.protocols import Movable
 from ophyd_async.core import StandardDetector, TriggerInfo
 
 from closedloop.errors import InstrumentError, SpecError
-from closedloop.execution import Problem
 from closedloop.plan import PlanSpec
-from closedloop.problem import VariableSpec, path_segment
+from closedloop.problem import Problem, VariableSpec, path_segment
 from instruments.devices import in_loop
 from instruments.reducers import RunDocuments
 

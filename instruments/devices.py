@@ -18,9 +18,9 @@ from typing import Any, Literal, TypeVar
 from bluesky import RunEngine
 
 from closedloop.errors import InstrumentError, SpecError
-from closedloop.execution import Problem
 from closedloop.instrument import InstrumentSpec
 from closedloop.plugins import resolve_import_path
+from closedloop.problem import Problem
 from closedloop.reach import device_limits
 
 T = TypeVar("T")

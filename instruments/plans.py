@@ -30,9 +30,9 @@ from bluesky.utils import MsgGenerator
 from ophyd_async.core import StandardDetector, TriggerInfo
 
 from closedloop.errors import InstrumentError
-from closedloop.execution import Problem
 from closedloop.plan import PlanSpec
 from closedloop.plugins import resolve_import_path
+from closedloop.problem import Problem
 
 ACQUIRE_TIME_SIGNALS = ("acquire_time", "count_time", "preset_time", "exposure_time", "cam.acquire_time")
 """Where ``count_time`` goes on a detector that is not a StandardDetector: the first of these that can be set."""

@@ -22,8 +22,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from closedloop.execution import Problem
 from closedloop.plan import PlanSpec
+from closedloop.problem import Problem
 from instruments.plans import ACQUIRE_TIME_SIGNALS
 
 RUN_TIMEOUT_FLOOR = 60.0

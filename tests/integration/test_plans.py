@@ -23,7 +23,6 @@ from ophyd_async.core import StaticPathProvider, UUIDFilenameProvider, init_devi
 from ophyd_async.sim import PatternGenerator, SimBlobDetector, SimPointDetector, SimStage
 
 from closedloop import Observation, ObservationStatus, Proposal, SessionSpec, spec_from_dict
-from closedloop.execution import Problem
 from instruments import observation_from_documents, plan_for
 
 HERE = "tests.integration.test_plans"
@@ -51,7 +50,7 @@ def carry_out(
     md = {"proposal_id": proposal.id, "session_id": "s-test"}
     try:
         run_engine(
-            plan_for(Problem.of(spec), spec.plan, setpoints, movers, detectors, md),
+            plan_for(spec.problem(), spec.plan, setpoints, movers, detectors, md),
             lambda name, doc: documents.append((name, doc)),
         )
     except Exception as exc:

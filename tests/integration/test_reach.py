@@ -24,7 +24,6 @@ from agent.views.display import checkpoint_table
 from agent.views.status import summarize
 from closedloop import Decision, Proposal, SafetyError, Verdict, spec_from_dict
 from closedloop.control import CheckpointInfo
-from closedloop.execution import Problem
 from instruments import gate
 from instruments.devices import read_limits
 from instruments.plans import end_positions
@@ -161,12 +160,12 @@ def test_the_next_move_is_planned_from_the_end_of_a_scan() -> None:
     spec = spec_from_dict(
         beamline_session(plan={"name": "scan", "options": {"variable": "pitch1", "width": 0.4, "num": 5}})
     )
-    assert end_positions(Problem.of(spec), spec.plan, {"pitch1": 0.1, "pitch2": -0.3}) == pytest.approx(
+    assert end_positions(spec.problem(), spec.plan, {"pitch1": 0.1, "pitch2": -0.3}) == pytest.approx(
         {"pitch1": 0.3, "pitch2": -0.3}
     )
     # cut to the device's limits as the scan is
     assert (
-        end_positions(Problem.of(spec), spec.plan, {"pitch1": 0.1, "pitch2": 0.0}, {"pitch1": (-1.0, 0.2)})["pitch1"]
+        end_positions(spec.problem(), spec.plan, {"pitch1": 0.1, "pitch2": 0.0}, {"pitch1": (-1.0, 0.2)})["pitch1"]
         == 0.2
     )
 

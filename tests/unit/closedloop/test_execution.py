@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from closedloop.execution import ExecutorArgs, Problem, executor_args
+from closedloop.execution import ExecutorArgs, executor_args
 from closedloop.spec import spec_from_dict
 from tests.conftest import beamline_session
 
@@ -63,7 +63,7 @@ def test_the_problem_names_devices_and_fields_as_the_spec_does() -> None:
     data["variables"]["pitch3"] = {"bounds": [0, 1]}
     data["objectives"]["area"] = {"direction": "minimize"}
     spec = spec_from_dict(data)
-    problem = Problem.of(spec)
+    problem = spec.problem()
     for name in spec.variables:
         assert (problem.device_of(name), problem.readback_of(name)) == (spec.device_of(name), spec.readback_of(name))
     assert (problem.device_of("pitch1"), problem.readback_of("pitch2"), problem.device_of("pitch3")) == (

@@ -13,7 +13,6 @@ from ophyd_async.core import StaticPathProvider, TriggerInfo, UUIDFilenameProvid
 from ophyd_async.sim import SimBlobDetector, SimMotor
 
 from closedloop import InstrumentError, SessionSpec, SpecError, spec_from_dict
-from closedloop.execution import Problem
 from closedloop.resolve import resolve
 from instruments import plan_for
 from tests.conftest import beamline_session
@@ -119,7 +118,7 @@ def test_measure_stages_moves_together_reads_and_unstages(run_engine: Any, class
     spec = classic_spec(options={"num": 2})
     movers = {"pitch1": classic["m1"], "pitch2": classic["m2"]}
     plan = plan_for(
-        Problem.of(spec), spec.plan, {"pitch1": 0.2, "pitch2": 0.4}, movers, [classic["det"]], {"proposal_id": "p-1"}
+        spec.problem(), spec.plan, {"pitch1": 0.2, "pitch2": 0.4}, movers, [classic["det"]], {"proposal_id": "p-1"}
     )
     seen = messages_of(run_engine, plan)
     commands = [(m.command, getattr(m.obj, "name", None)) for m in seen]
@@ -142,7 +141,7 @@ def test_the_scan_moves_within_max_step_from_the_setpoint(run_engine: Any, class
     spec = classic_spec(name="scan", options={"variable": "pitch1", "width": 1.0, "num": 5})
     movers = {"pitch1": classic["m1"], "pitch2": classic["m2"]}
     plan = plan_for(
-        Problem.of(spec), spec.plan, {"pitch1": 0.1, "pitch2": -0.3}, movers, [classic["det"]], {"proposal_id": "p-1"}
+        spec.problem(), spec.plan, {"pitch1": 0.1, "pitch2": -0.3}, movers, [classic["det"]], {"proposal_id": "p-1"}
     )
     seen = messages_of(run_engine, plan)
     moves = [m.args[0] for m in seen if m.command == "set" and m.obj is classic["m1"]]
@@ -157,7 +156,7 @@ def test_a_count_time_no_detector_takes_fails_before_anything_moves(run_engine: 
     spec = classic_spec(count_time=0.5)
     movers = {"pitch1": classic["m1"], "pitch2": classic["m2"]}
     plan = plan_for(
-        Problem.of(spec), spec.plan, {"pitch1": 0.5, "pitch2": 0.5}, movers, [classic["det"]], {"proposal_id": "p-1"}
+        spec.problem(), spec.plan, {"pitch1": 0.5, "pitch2": 0.5}, movers, [classic["det"]], {"proposal_id": "p-1"}
     )
     with pytest.raises(InstrumentError, match=r"plan\.count_time: no detector takes it \(det: none is a Standard"):
         run_engine(plan)
@@ -176,7 +175,7 @@ def test_a_standard_detector_is_prepared_with_the_count_time(run_engine: Any, tm
         )
     )
     seen = messages_of(
-        run_engine, plan_for(Problem.of(spec), spec.plan, {"x": 0.5}, {"x": motor}, [blob], {"proposal_id": "p-1"})
+        run_engine, plan_for(spec.problem(), spec.plan, {"x": 0.5}, {"x": motor}, [blob], {"proposal_id": "p-1"})
     )
     commands = [m.command for m in seen]
     prepares = [m for m in seen if m.command == "prepare"]
