@@ -31,7 +31,9 @@ ProblemsOption = Annotated[
 
 
 bench_app = typer.Typer(
-    add_completion=False, help="Benchmark campaigns: run one (no subcommand), or render its dataset as a page's table."
+    add_completion=False,
+    help="Run a benchmark campaign: planners x problems x seeds, each run a task on Dask; results as a dataset. "
+    "'closedloop bench page OUT' renders a finished campaign's tables.",
 )
 
 

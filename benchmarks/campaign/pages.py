@@ -150,6 +150,19 @@ def merge(campaigns: list[Campaign]) -> dict[str, dict[str, Cell]]:
     return found
 
 
+def summary(cell: Cell) -> dict[str, Any]:
+    """The statistics of a cell with finished runs, keyed as :func:`benchmarks.targets.check` reads them."""
+    q1, q3 = _quartiles(cell.finals)
+    return {
+        "final_regret": statistics.median(cell.finals),
+        "final_regret_q1": q1,
+        "final_regret_q3": q3,
+        "final_regret_worst": max(cell.finals),
+        "hit_rate": cell.hits / len(cell.finals),
+        "seconds_per_proposal": _median(cell.proposal_seconds),
+    }
+
+
 def _status(cell: Cell) -> str:
     others = {s: n for s, n in cell.statuses.items() if s != "ok"}
     return ", ".join(f"{n} {s}" for s, n in sorted(others.items()))
@@ -163,13 +176,13 @@ def _regret_rows(found: dict[str, dict[str, Cell]], ours: str) -> list[str]:
             if not cell.finals:
                 rows.append(f"| {problem} | {planner} | {_status(cell) or 'no runs'}: {cell.message} | | | | |")
                 continue
-            median, (q1, q3) = statistics.median(cell.finals), _quartiles(cell.finals)
-            seconds = _median(cell.proposal_seconds)
+            s = summary(cell)
             ratio = _ratio(mine, cell) if mine is not None and mine.finals and planner != ours else ""
             runs = "" if len(cell.finals) == cell.runs else f" ({len(cell.finals)} of {cell.runs} runs)"
             rows.append(
-                f"| {problem} | {planner}{runs} | {fmt(median)} [{fmt(q1)}, {fmt(q3)}] | {fmt(max(cell.finals))} "
-                f"| {cell.hits / len(cell.finals):.0%} | {_seconds(seconds)} | {ratio} |"
+                f"| {problem} | {planner}{runs} | {fmt(s['final_regret'])} [{fmt(s['final_regret_q1'])}, "
+                f"{fmt(s['final_regret_q3'])}] | {fmt(s['final_regret_worst'])} | {s['hit_rate']:.0%} "
+                f"| {_seconds(s['seconds_per_proposal'])} | {ratio} |"
             )
     return rows
 

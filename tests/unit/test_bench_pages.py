@@ -108,3 +108,13 @@ def test_the_command_fills_a_page_and_refuses_a_folder_with_no_campaign(tmp_path
     assert done.exit_code == 2 and "holds no finished campaign" in done.output
     done = CliRunner().invoke(bench_app, ["page", str(out), "--table", "nosuch"])
     assert done.exit_code == 2 and "--table: unknown table 'nosuch'" in done.output
+
+
+def test_the_targets_read_a_campaign_folder(tmp_path: Path) -> None:
+    from benchmarks.targets import load as load_targets
+
+    out = write_campaign(tmp_path / "tiny")
+    found = load_targets([out])
+    ours, source = found["p"]["botorch"]
+    assert source == str(out) and ours["final_regret_worst"] == 0.5 and ours["hit_rate"] == 0.5
+    assert found["p"]["ax"][0]["seconds_per_proposal"] == pytest.approx(1.1)
