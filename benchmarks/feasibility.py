@@ -2,11 +2,11 @@
 
 ``python -m benchmarks.feasibility`` ran ``botorch``, Xopt and Ax on the harness's constrained problems and printed,
 per problem and contender, the seeds with no feasible point, the median experiment of the first feasible point, the
-best-feasible regret (median, hits, worst seed), the proposals lost and the seconds per run. A campaign runs the
-same contenders on the same seeds (:func:`benchmarks.planners.run_one`), and ``closedloop bench page OUT --table
-constrained`` renders the same columns from its dataset. Two things of the old script are not carried over: its
-``--until-feasible`` mode (runs stopped at their first feasible point) and the counts of numerical failures the
-planner caught (``diagnostics``; the planner's own tests keep the cases that made it fail).
+best-feasible regret (median, hits, worst seed), the numerical failures the planner caught and what recovered from
+them, the proposals lost and the seconds per run. A campaign runs the same contenders on the same seeds
+(:func:`benchmarks.planners.run_one`), and ``closedloop bench page OUT --table constrained`` renders the same
+columns from its dataset. Its ``--until-feasible`` mode (each run stopped at its first feasible point) is not
+carried over: a campaign's runs have a fixed number of experiments.
 """
 
 from __future__ import annotations

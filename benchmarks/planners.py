@@ -189,6 +189,7 @@ class Run:
     hypervolume: float | None = None
     warnings: int = 0
     counters: dict[str, int] = field(default_factory=dict)
+    diagnostics: dict[str, dict[str, int]] = field(default_factory=dict)  # recoveries, recovered_by: kind -> count
     truths: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -219,6 +220,9 @@ def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, b
     run.warnings = len(caught)
     if contender is not None:
         run.counters = {k: int(getattr(contender, k)) for k in COUNTERS if isinstance(getattr(contender, k, None), int)}
+        diagnostics = getattr(contender, "diagnostics", None)
+        if isinstance(diagnostics, dict):  # the numerical failures the planner caught, and what recovered from each
+            run.diagnostics = {k: dict(diagnostics.get(k) or {}) for k in ("recoveries", "recovered_by")}
     run.seconds = replay.seconds
     run.regret = replay.regret
     run.truths = replay.truths

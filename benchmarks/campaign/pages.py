@@ -8,7 +8,8 @@ command), so whoever holds a campaign folder, from this repository or another gr
   ours over each other planner (median regret and seconds, both from the same campaign).
 - ``multi-objective``: the same for the hypervolume gap (a hit is 99 % of the largest hypervolume).
 - ``constrained``: the seeds with no feasible point, the median experiment of the first feasible point, the
-  median, worst and hits of the best-feasible regret, the proposals lost (runs that ended in an error: a
+  median, worst and hits of the best-feasible regret, the numerical failures the planner caught by kind and the
+  step that recovered from each (its ``diagnostics``), the proposals lost (runs that ended in an error: a
   ``suggest`` that raised) and the median seconds per run.
 
 Several campaign folders make one table (a problem's rows from the last folder that holds it). With ``--into``,
@@ -47,6 +48,8 @@ class Cell:
     last_regret: list[float] = field(default_factory=list)  # likewise: the regret where the run ended
     last_hits: int = 0
     lost: int = 0
+    recoveries: dict[str, int] | None = None  # summed over the runs; None: the dataset does not record them
+    recovered_by: dict[str, int] | None = None
     statuses: dict[str, int] = field(default_factory=dict)
     message: str = ""
 
@@ -125,6 +128,12 @@ def _add(cell: Cell, run: dict[str, Any], rows: list[dict[str, Any]], initial: i
         cell.last_regret.append(regrets[-1])
         cell.last_hits += bool(run.get("hit"))
         cell.lost += status == "error"
+        for name in ("recoveries", "recovered_by"):
+            if run.get(name) is not None:
+                total = getattr(cell, name) or {}
+                for kind, count in json.loads(run[name]).items():
+                    total[kind] = total.get(kind, 0) + int(count)
+                setattr(cell, name, total)
         if run.get("seconds") is not None:
             cell.run_seconds.append(float(run["seconds"]))
     if status == "ok" and run.get("final_regret") is not None:
@@ -223,8 +232,9 @@ def constrained_table(found: dict[str, dict[str, Cell]], ours: str = "botorch") 
     """Feasibility and best-feasible regret per problem and planner (runs that lost a proposal included)."""
     lines = [
         "| problem | planner | seeds with no feasible point | median experiment of the first feasible point "
-        "| best-feasible regret: median [IQR] | worst | hits (1 %) | proposals lost | s/run |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| best-feasible regret: median [IQR] | worst | hits (1 %) | failures caught | recovered by "
+        "| proposals lost | s/run |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     del ours  # every contender's row stands alone here
     for problem, by_planner in found.items():
@@ -232,7 +242,7 @@ def constrained_table(found: dict[str, dict[str, Cell]], ours: str = "botorch") 
             n = len(cell.last_regret)
             if not n:
                 status = f"{_status(cell) or 'no runs'}: {cell.message}"
-                lines.append(f"| {problem} | {planner} | {status} | | | | | | |")
+                lines.append(f"| {problem} | {planner} | {status} | | | | | | | | |")
                 continue
             firsts = [f for f in cell.first_feasible if f is not None]
             first = "-"
@@ -242,9 +252,17 @@ def constrained_table(found: dict[str, dict[str, Cell]], ours: str = "botorch") 
             lines.append(
                 f"| {problem} | {planner} | {n - len(firsts)} of {n} | {first} "
                 f"| {fmt(median)} [{fmt(q1)}, {fmt(q3)}] | {fmt(max(cell.last_regret))} | {cell.last_hits} of {n} "
-                f"| {cell.lost} | {fmt(_median(cell.run_seconds))} |"
+                f"| {_counts(cell.recoveries)} | {_counts(cell.recovered_by)} | {cell.lost} "
+                f"| {fmt(_median(cell.run_seconds))} |"
             )
     return "\n".join(lines)
+
+
+def _counts(counts: dict[str, int] | None) -> str:
+    """``cholesky 2, nan 1``; ``0`` for none; ``-`` when the dataset does not record them."""
+    if counts is None:
+        return "-"
+    return ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items()) if n) or "0"
 
 
 RENDER: dict[str, Callable[[dict[str, dict[str, Cell]], str], str]] = {

@@ -25,6 +25,11 @@ RUNS: dict[tuple[str, int], tuple[str, list[float], list[float], list[bool], flo
     ("ax", 1): ("error", [7, 7, 7], [0.01, 0.01, 0.9], [False] * 3, 4.0, False),
 }
 
+RECOVERIES = [
+    {"recoveries": json.dumps({"cholesky": 1, "nan": 0}), "recovered_by": json.dumps({"jitter": 1})},
+    {"recoveries": json.dumps({"cholesky": 2}), "recovered_by": json.dumps({"jitter": 1, "refit": 1})},
+]
+
 
 def write_campaign(out: Path) -> Path:
     """A finished campaign folder as ``closedloop bench`` writes it, with made-up numbers."""
@@ -41,6 +46,7 @@ def write_campaign(out: Path) -> Path:
             shared
             | {"status": status, "message": message, "final_regret": regret[-1], "hit": hit}
             | {"seconds": run_seconds, "versions": VERSIONS}
+            | (RECOVERIES[seed] if planner == "botorch" else {})  # the peers record none
         )
         for i, (r, s, f) in enumerate(zip(regret, seconds, feasible, strict=True)):
             experiments.append(shared | {"experiment": i + 1, "regret": r, "seconds_per_proposal": s, "feasible": f})
@@ -74,8 +80,8 @@ def test_the_constrained_table_counts_every_run_that_has_a_regret_and_the_propos
     table = render([campaign], "constrained").split("\n\n")[0]
     # botorch first feasible at 2 and 3; ax never feasible, seed 1 lost a proposal (its regret 7 still counts)
     assert table.splitlines()[2:] == [
-        "| p | botorch | 0 of 2 | 2.5 | 0.3 [0.2, 0.4] | 0.5 | 1 of 2 | 0 | 4 |",
-        "| p | ax | 2 of 2 | - | 4.5 [3.25, 5.75] | 7 | 0 of 2 | 1 | 7 |",
+        "| p | botorch | 0 of 2 | 2.5 | 0.3 [0.2, 0.4] | 0.5 | 1 of 2 | cholesky 3 | jitter 2, refit 1 | 0 | 4 |",
+        "| p | ax | 2 of 2 | - | 4.5 [3.25, 5.75] | 7 | 0 of 2 | - | - | 1 | 7 |",
     ]
     assert "seeds with no feasible point" in table.splitlines()[0]
 
