@@ -95,12 +95,14 @@ def load(path: Path) -> Campaign:
     """
     import pyarrow.parquet as pq
 
-    definition_file, runs_file = path / "campaign.json", path / "runs.parquet"
-    if not definition_file.is_file() or not runs_file.is_file():
-        raise CampaignError(f"OUT: {path} holds no finished campaign (no campaign.json or runs.parquet)")
+    definition_file, runs_file, experiments_file = (
+        path / n for n in ("campaign.json", "runs.parquet", "experiments.parquet")
+    )
+    if not all(f.is_file() for f in (definition_file, runs_file, experiments_file)):
+        raise CampaignError(f"CAMPAIGNS: {path} holds no finished campaign (no campaign.json or runs.parquet)")
     definition = json.loads(definition_file.read_text())
     runs = pq.read_table(runs_file).to_pylist()
-    experiments = pq.read_table(path / "experiments.parquet").to_pylist()
+    experiments = pq.read_table(experiments_file).to_pylist()
     by_run: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for row in experiments:
         by_run.setdefault((row["problem"], row["planner"], row["seed"]), []).append(row)
@@ -177,13 +179,20 @@ def _status(cell: Cell) -> str:
     return ", ".join(f"{n} {s}" for s, n in sorted(others.items()))
 
 
+def _missing(cell: Cell) -> str:
+    """Why a cell has no row of numbers: its runs did not finish, or they have no regret (a session file)."""
+    if not cell.runs:
+        return "no runs"
+    return f"{_status(cell)}: {cell.message}" if _status(cell) else "no regret (a session file: no known optimum)"
+
+
 def _regret_rows(found: dict[str, dict[str, Cell]], ours: str) -> list[str]:
     rows = []
     for problem, by_planner in found.items():
         mine = by_planner.get(ours)
         for planner, cell in by_planner.items():
             if not cell.finals:
-                rows.append(f"| {problem} | {planner} | {_status(cell) or 'no runs'}: {cell.message} | | | | |")
+                rows.append(f"| {problem} | {planner} | {_missing(cell)} | | | | |")
                 continue
             s = summary(cell)
             ratio = _ratio(mine, cell) if mine is not None and mine.finals and planner != ours else ""
@@ -241,8 +250,7 @@ def constrained_table(found: dict[str, dict[str, Cell]], ours: str = "botorch") 
         for planner, cell in by_planner.items():
             n = len(cell.last_regret)
             if not n:
-                status = f"{_status(cell) or 'no runs'}: {cell.message}"
-                lines.append(f"| {problem} | {planner} | {status} | | | | | | | | |")
+                lines.append(f"| {problem} | {planner} | {_missing(cell)} | | | | | | | | |")
                 continue
             firsts = [f for f in cell.first_feasible if f is not None]
             first = "-"

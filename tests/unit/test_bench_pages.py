@@ -31,20 +31,22 @@ RECOVERIES = [
 ]
 
 
-def write_campaign(out: Path) -> Path:
+def write_campaign(out: Path, runs_given: dict[tuple[str, int], Any] | None = None) -> Path:
     """A finished campaign folder as ``closedloop bench`` writes it, with made-up numbers."""
     out.mkdir()
-    definition = {"planners": ["botorch", "ax"], "problems": ["p"], "seeds": 2, "experiments": 4, "initial": 2}
+    given = RUNS if runs_given is None else runs_given
+    planners = list(dict.fromkeys(planner for planner, _ in given))
+    definition = {"planners": planners, "problems": ["p"], "seeds": 2, "experiments": 4, "initial": 2}
     (out / "campaign.json").write_text(json.dumps({"fingerprint": "f", **definition, "batch": 1, "problem_set": "t1"}))
     (out / "CAMPAIGN.md").write_text(f"# Campaign\n\n## Reproduce\n\n    {COMMAND}\n\nEvery run's rows...\n")
     runs: list[dict[str, Any]] = []
     experiments: list[dict[str, Any]] = []
-    for (planner, seed), (status, regret, seconds, feasible, run_seconds, hit) in RUNS.items():
+    for (planner, seed), (status, regret, seconds, feasible, run_seconds, hit) in given.items():
         shared = {"planner": planner, "problem": "p", "seed": seed}
-        message = "ValueError: boom\nTraceback..." if status == "error" else ""
+        message = {"error": "ValueError: boom\nTraceback...", "skipped": "xopt is not installed"}.get(status, "")
         runs.append(
             shared
-            | {"status": status, "message": message, "final_regret": regret[-1], "hit": hit}
+            | {"status": status, "message": message, "final_regret": regret[-1] if regret else None, "hit": hit}
             | {"seconds": run_seconds, "versions": VERSIONS}
             | (RECOVERIES[seed] if planner == "botorch" else {})  # the peers record none
         )
@@ -111,7 +113,7 @@ def test_the_command_fills_a_page_and_refuses_a_folder_with_no_campaign(tmp_path
     assert text.startswith("Intro.\n\n<!-- bench:constrained -->\n| problem | planner | seeds with no feasible")
     assert "| p | ax | 2 of 2 |" in text and text.endswith(f"`{COMMAND}`\n<!-- /bench:constrained -->\n")
     done = CliRunner().invoke(bench_app, ["page", str(tmp_path / "nothing")])
-    assert done.exit_code == 2 and "holds no finished campaign" in done.output
+    assert done.exit_code == 2 and "holds no finished campaign" in done.output and "CAMPAIGNS:" in done.output
     done = CliRunner().invoke(bench_app, ["page", str(out), "--table", "nosuch"])
     assert done.exit_code == 2 and "--table: unknown table 'nosuch'" in done.output
 
@@ -124,3 +126,12 @@ def test_the_targets_read_a_campaign_folder(tmp_path: Path) -> None:
     ours, source = found["p"]["botorch"]
     assert source == str(out) and ours["final_regret_worst"] == 0.5 and ours["hit_rate"] == 0.5
     assert found["p"]["ax"][0]["seconds_per_proposal"] == pytest.approx(1.1)
+
+
+def test_a_contender_that_did_not_run_has_a_row_that_says_why(tmp_path: Path) -> None:
+    skipped = ("skipped", [], [], [], 0.0, False)
+    out = write_campaign(tmp_path / "tiny", {**RUNS, ("xopt", 0): skipped, ("xopt", 1): skipped})
+    text = render([load(out)], "regret")
+    assert "| p | xopt | 2 skipped: xopt is not installed | | | | |" in text.splitlines()
+    assert "- p, xopt: 2 skipped of 2 runs (xopt is not installed)" in text
+    assert "| p | xopt | 2 skipped: xopt is not installed |" in render([load(out)], "constrained")
