@@ -121,8 +121,8 @@ def _run_harness(task: Task, problem: Any) -> dict[str, Any]:
             "hypervolume": run.hypervolume,
             "warnings": run.warnings,
             "counters": run.counters,
-            "recoveries": run.diagnostics.get("recoveries", {}),
-            "recovered_by": run.diagnostics.get("recovered_by", {}),
+            "recoveries": run.diagnostics.get("recoveries"),  # None: the contender does not report them
+            "recovered_by": run.diagnostics.get("recovered_by"),
         },
         "experiments": rows,
         "regret": run.regret,
