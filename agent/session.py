@@ -58,9 +58,11 @@ from closedloop.changes import spec_changes, spec_fingerprint
 from closedloop.errors import InstrumentError, RefusedError, SessionError, SpecError
 from closedloop.reach import Limits, reach_summary, reachable_vocs
 from closedloop.records import Decision, Observation, ProposalStatus, new_id
+from closedloop.resolve import resolve
 from closedloop.spec import SessionSpec, folder_path, load_spec
 from instruments.executor import InProcessExecutor, build_run_engine
 from instruments.protocols import Executes
+from instruments.writer import document_writer
 from planners.registry import accepts_option, load_planner
 from planners.warmup import WarmStart
 
@@ -148,26 +150,40 @@ def build_executor(
     spec: SessionSpec, session_id: str, store: SqlStore, index: int = 0, loop: Any = None, runs: Path | None = None
 ) -> Executes:
     """The executor for one of the session's instruments (the first by default), its scan ids carrying on from the
-    store's last; in-process ones after the first share ``loop``, the first one's event loop. Large arrays go to
-    HDF5 files in ``runs`` (the session folder's ``runs/``), as the spec's ``arrays`` section says."""
+    store's last; in-process ones after the first share ``loop``, the first one's event loop.
+
+    Its documents go through one :class:`~instruments.writer.DocumentWriter`, built here from the session's
+    sections: large arrays to HDF5 files in ``runs`` (the session folder's ``runs/``) as ``arrays`` says, every
+    document to the 0MQ proxy of ``publish`` and the Tiled server of ``tiled``; the loop gives each run its file.
+    """
 
     lane_name = spec.lanes()[index][0]
 
     def on_event(kind: str, details: dict[str, Any]) -> None:
-        # called from the RunEngine's thread: record it, never block
+        # called from the RunEngine's (or the Tiled writer's) thread: record it, never block
         if kind in ("suspended", "resumed"):
             store.set_meta(**{suspended_key(lane_name): suspension(details) if kind == "suspended" else None})
         store.log(kind, json.dumps({"instrument": lane_name, **details}, default=str))
 
+    def tiled_failed(details: dict[str, Any]) -> None:
+        on_event("tiled_failed", details)  # from the Tiled writer's thread, which logs what this raises
+
     lane_spec = spec.for_instrument(index)
     assert lane_spec.instrument is not None
-    if lane_spec.instrument.queueserver is not None:
-        from instruments.queueserver import QueueServerExecutor
+    writer = document_writer(
+        arrays=spec.arrays, arrays_dir=runs, publish=spec.publish, tiled=spec.tiled, on_tiled_error=tiled_failed
+    )
+    try:
+        if lane_spec.instrument.queueserver is not None:
+            from instruments.queueserver import QueueServerExecutor
 
-        return QueueServerExecutor(lane_spec, session_id, arrays_dir=runs)
-    run_engine = build_run_engine(loop) if loop is not None else None
-    scan_id = int(store.meta("scan_id", 0))
-    return InProcessExecutor(lane_spec, session_id, run_engine, scan_id=scan_id, on_event=on_event, arrays_dir=runs)
+            return QueueServerExecutor(lane_spec, session_id, writer=writer)
+        run_engine = build_run_engine(loop) if loop is not None else None
+        scan_id = int(store.meta("scan_id", 0))
+        return InProcessExecutor(lane_spec, session_id, run_engine, scan_id=scan_id, on_event=on_event, writer=writer)
+    except BaseException:
+        writer.close()  # the executor closes it once it is built
+        raise
 
 
 def build_lanes(
@@ -314,6 +330,7 @@ class Session:
             SpecError: ``prior`` is another problem (the field named).
         """
         spec = spec or load_spec(spec_path)
+        resolve(spec, str(spec_path))  # what it names by import path: bad input before anything is created
         if holds_session(folder):
             raise SessionError(f"{folder} already holds a session", f"use: closedloop resume {folder}")
         source = prior or (folder_path(spec_path, spec.prior) if spec.prior else None)
@@ -361,6 +378,7 @@ class Session:
         if not (folder / SESSION_FILE).exists():
             raise SessionError(f"{folder / SESSION_FILE}: missing", "restore the session file the session began with")
         spec = load_spec(folder / SESSION_FILE)
+        resolve(spec, str(folder / SESSION_FILE))  # what it names by import path: bad input before anything moves
         store = open_store(folder, new=False)
         try:
             check_edits(folder, spec, store)

@@ -219,9 +219,9 @@ def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, b
             torch.set_default_dtype(dtype)
     run.warnings = len(caught)
     if contender is not None:
-        run.counters = {k: int(getattr(contender, k)) for k in COUNTERS if isinstance(getattr(contender, k, None), int)}
-        diagnostics = getattr(contender, "diagnostics", None)
-        if isinstance(diagnostics, dict):  # the numerical failures the planner caught, and what recovered from each
+        diagnostics = getattr(contender, "diagnostics", None)  # the BoTorch planner's counters live there
+        if isinstance(diagnostics, dict):  # and the numerical failures it caught, and what recovered from each
+            run.counters = {k: int(diagnostics[k]) for k in COUNTERS if isinstance(diagnostics.get(k), int)}
             run.diagnostics = {k: dict(diagnostics.get(k) or {}) for k in ("recoveries", "recovered_by")}
     run.seconds = replay.seconds
     run.regret = replay.regret

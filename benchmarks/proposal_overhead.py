@@ -22,23 +22,30 @@ from botorch.models.transforms import Normalize, Standardize
 
 from benchmarks._problems import PROBLEMS, Problem, Replay
 from planners import BoTorchPlanner
+from planners.gp.fitting import GPFitting
 
 
-class WithNormalize(BoTorchPlanner):
-    """The planner with the identity ``Normalize`` input transform its GPs had before."""
+class NormalizingFitting(GPFitting):
+    """The GP fitting with the identity ``Normalize`` input transform its GPs had before."""
 
-    def _build(self, X: Any, outcomes: Any, noise_prior: Any = None) -> Any:
+    def build(self, X: Any, outcomes: Any, noise_prior: Any = None) -> Any:
         if self.space.cat_dims:  # the mixed GP for categorical variables never had it
-            return super()._build(X, outcomes, noise_prior)
-        k = outcomes.shape[-1]
-        unit = torch.stack([torch.zeros(self.dim), torch.ones(self.dim)]).to(torch.float64)
+            return super().build(X, outcomes, noise_prior)
+        k, d = outcomes.shape[-1], self.space.d
+        unit = torch.stack([torch.zeros(d), torch.ones(d)]).to(torch.float64)
         return SingleTaskGP(
             X,
             outcomes,
-            likelihood=self._likelihood(k, noise_prior),
-            input_transform=Normalize(d=self.dim, bounds=unit),
+            likelihood=self.likelihood(k, noise_prior),
+            input_transform=Normalize(d=d, bounds=unit),
             outcome_transform=Standardize(m=k),
         )
+
+
+class WithNormalize(BoTorchPlanner):
+    """The planner whose GPs have the identity ``Normalize`` input transform."""
+
+    fitting_class = NormalizingFitting
 
 
 def session(cls: type[BoTorchPlanner], problem: Problem, seed: int, experiments: int) -> tuple[np.ndarray, float]:

@@ -79,23 +79,19 @@ class InstrumentSpec(BaseModel):
     @field_validator("factory", "simulator")
     @classmethod
     def _imports(cls, value: str | None, info: ValidationInfo) -> str | None:
-        """The factory (or bundled simulator) must import and be callable; the error names this field."""
-        from closedloop.plugins import imports_checked, resolve_import_path
+        """The form of a factory's import path, or of a bundled simulator's name; importing them is
+        :func:`closedloop.resolve.resolve`'s step."""
+        from closedloop.plugins import check_import_path
 
-        if value is None or not imports_checked():
+        if value is None:
             return value
-        path = value if info.field_name == "factory" else f"simulators:{value}"
-        if info.field_name == "simulator" and ":" in value:
-            raise ValueError(f"'{value}' is a bundled simulator's name (beamline, branin, hartmann6); use 'factory'")
-        try:
-            factory = resolve_import_path(path)
-        except ValueError as exc:
-            if info.field_name == "simulator":
-                raise ValueError(f"no bundled simulator '{value}' ({exc})") from None
-            raise
-        if not callable(factory):
-            raise ValueError(f"'{path}' is not callable")
-        return value
+        if info.field_name == "simulator":
+            if ":" in value:
+                raise ValueError(
+                    f"'{value}' is a bundled simulator's name (beamline, branin, hartmann6); use 'factory'"
+                )
+            return value
+        return check_import_path(value)
 
     @model_validator(mode="after")
     def _one_source(self) -> InstrumentSpec:

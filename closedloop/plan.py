@@ -26,7 +26,6 @@ pydantic only: the plans themselves live in :mod:`instruments.plans`.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -97,15 +96,10 @@ class PlanSpec(BaseModel):
     @field_validator("factory")
     @classmethod
     def _factory_imports(cls, value: str | None) -> str | None:
-        from closedloop.plugins import imports_checked, resolve_import_path
+        from closedloop.plugins import check_import_path
 
-        if value is None or not imports_checked():
-            return value
-
-        factory = resolve_import_path(value)
-        if not callable(factory):
-            raise ValueError(f"'{value}' is not callable")
-        return value
+        # the form only: importing it (and checking what it takes) is closedloop.resolve's step
+        return value if value is None else check_import_path(value)
 
     @field_validator("options")
     @classmethod
@@ -133,26 +127,7 @@ class PlanSpec(BaseModel):
         if self.factory is not None:
             if self.count_time is not None:
                 raise ValueError("count_time applies to the bundled plans; give your factory its own option")
-            self._check_factory_signature()
         return self
-
-    def _check_factory_signature(self) -> None:
-        from closedloop.plugins import imports_checked, resolve_import_path
-
-        if not imports_checked():
-            return
-
-        factory = resolve_import_path(str(self.factory))
-        try:
-            signature = inspect.signature(factory)
-        except (TypeError, ValueError):
-            return  # a builtin or C callable: it is called as documented and fails at run time if it cannot
-        try:
-            signature.bind(**dict.fromkeys(FACTORY_ARGUMENTS), **self.options)
-        except TypeError as exc:
-            raise ValueError(
-                f"factory '{self.factory}' cannot be called with {', '.join(FACTORY_ARGUMENTS)} and its options: {exc}"
-            ) from None
 
     @property
     def label(self) -> str:

@@ -1,45 +1,47 @@
 """Where planners and instrument factories come from: the ``closedloop.planners`` entry-point group, or an import
 path ``"package.module:attribute"`` named in a session file.
 
-Importing a named module runs foreign code; whatever it raises is reported as a bad value of the field that named
-it, never as a crash or an exit of the caller.
+Validating a session file checks an import path's form only (:func:`check_import_path`); importing a named module
+(:func:`resolve_import_path`, called by :func:`closedloop.resolve.resolve`) runs foreign code, and whatever it
+raises is reported as a bad value of the field that named it, never as a crash or an exit of the caller.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import importlib
-from collections.abc import Iterator
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from closedloop.errors import one_line
 
 PLANNER_GROUP = "closedloop.planners"
 
-_IMPORTS_CHECKED: contextvars.ContextVar[bool] = contextvars.ContextVar("closedloop_imports_checked", default=True)
+
+def check_import_path(path: str) -> str:
+    """``path`` if it has the form ``"package.module:attribute"`` (dotted identifiers); nothing is imported.
+
+    Raises:
+        ValueError: it has not that form.
+    """
+    module_name, sep, attribute = path.partition(":")
+    parts = module_name.split(".")
+    if not sep or not all(part.isidentifier() for part in parts) or not attribute.isidentifier():
+        raise ValueError(f"'{path}' is not of the form 'package.module:function'")
+    return path
 
 
-@contextlib.contextmanager
-def imports_unchecked() -> Iterator[None]:
-    """Validate specs without importing what they name (planners, factories, plans, reducers): for reading a
-    session's status or audit where the instrument's packages may not be importable, and quickly."""
-    token = _IMPORTS_CHECKED.set(False)
-    try:
-        yield
-    finally:
-        _IMPORTS_CHECKED.reset(token)
-
-
-def imports_checked() -> bool:
-    """Whether spec validation imports what a spec names (the default), or only checks its form."""
-    return _IMPORTS_CHECKED.get()
+def planner_entry_points() -> dict[str, EntryPoint]:
+    """The ``closedloop.planners`` entry points by name, sorted (the first of a name registered twice): the one
+    place that reads the group (``planners.registry`` and ``closedloop planners`` ask here)."""
+    found: dict[str, EntryPoint] = {}
+    for entry in entry_points(group=PLANNER_GROUP):
+        found.setdefault(entry.name, entry)
+    return dict(sorted(found.items()))
 
 
 def registered_planners() -> list[str]:
-    """Names of the planners registered in the ``closedloop.planners`` entry-point group."""
-    return sorted({entry.name for entry in entry_points(group=PLANNER_GROUP)})
+    """Names of the planners registered in the ``closedloop.planners`` entry-point group, sorted."""
+    return list(planner_entry_points())
 
 
 def _failure(path: str, exc: BaseException) -> ValueError:

@@ -283,7 +283,8 @@ class ObjectiveSpec(BaseModel):
 
 
 def check_reducer(value: str | None) -> str | None:
-    """Check a reducer's import path at load time: it must import and be callable.
+    """Check the form of a reducer's import path (``"package.module:function"``); whether it imports and is callable
+    is :func:`closedloop.resolve.resolve`'s step.
 
     A reducer is called once per run as ``reducer(documents, field=..., monitor=...)``: ``documents`` are the
     run's ``(name, document)`` pairs as emitted, ``field`` the output's ``field`` (its name by default), and
@@ -292,11 +293,6 @@ def check_reducer(value: str | None) -> str | None:
     """
     if value is None:
         return value
-    from closedloop.plugins import imports_checked, resolve_import_path
+    from closedloop.plugins import check_import_path
 
-    if not imports_checked():
-        return value
-
-    if not callable(resolve_import_path(value)):
-        raise ValueError(f"'{value}' is not callable")
-    return value
+    return check_import_path(value)

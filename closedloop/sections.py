@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from closedloop.plugins import imports_checked, registered_planners, resolve_import_path
+from closedloop.plugins import check_import_path
 
 STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 """The configuration of every section model: unknown keys refused, NaN and infinities too."""
@@ -50,12 +50,11 @@ class PlannerSpec(BaseModel):
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
-        if not imports_checked():
-            return value
+        # the form only: whether it names a registered planner or imports is closedloop.resolve's step
         if ":" in value:
-            resolve_import_path(value)
-        elif value not in registered_planners():
-            raise ValueError(f"unknown planner '{value}'; registered: {', '.join(registered_planners()) or 'none'}")
+            check_import_path(value)
+        elif not value.strip() or not value.isprintable():
+            raise ValueError("must be a registered planner's name or an import path 'package.module:Class'")
         return value
 
 

@@ -7,16 +7,14 @@ objectives and the event fields they read, the budget, the planner, the instrume
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 from gest_api.vocs import VOCS
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_core import ErrorDetails
 
 from closedloop.arrays import ArraysSpec
-from closedloop.errors import SpecError, one_line
+from closedloop.errors import SpecError
 from closedloop.files import SESSION_FILE_LIMIT, load_yaml_file
 from closedloop.instrument import InstrumentSpec, PublishSpec, RunMetadata, SuspenderSpec
 from closedloop.plan import PlanSpec
@@ -37,6 +35,7 @@ from closedloop.sections import STRICT, BudgetSpec, FailureSpec, PlannerSpec, Re
 from closedloop.sections import ReviewPolicy as ReviewPolicy  # re-exported: the sections were defined here
 from closedloop.sections import RiskySpec as RiskySpec
 from closedloop.tiled import TiledSpec
+from closedloop.validation import describe_error, non_finite_path
 
 #: The largest seed accepted (NumPy's and torch's seeds are 32-bit unsigned).
 MAX_SEED = 2**32 - 1
@@ -128,7 +127,7 @@ class SessionSpec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _finite_everywhere(cls, data: Any) -> Any:
-        path = _non_finite(data, "")
+        path = non_finite_path(data)
         if path is not None:
             raise FieldError(path, "not a finite number (NaN and infinity are refused)")
         return data
@@ -344,45 +343,6 @@ def check_store_url(url: str) -> str:
     return url
 
 
-def _non_finite(data: Any, path: str) -> str | None:
-    """The path of the first NaN or infinite float in nested dicts and lists, or None."""
-    if isinstance(data, float):
-        return None if math.isfinite(data) else path or "(top level)"
-    if isinstance(data, dict):
-        items: Any = ((path_segment(str(key)), value) for key, value in data.items())
-    elif isinstance(data, list | tuple):
-        items = ((str(i), value) for i, value in enumerate(data))
-    else:
-        return None
-    for segment, value in items:
-        found = _non_finite(value, f"{path}.{segment}" if path else segment)
-        if found is not None:
-            return found
-    return None
-
-
-REFERENCE_PAGE = "docs/reference/session-file.md"
-"""The documentation page that lists every key of the session file, named in an unknown key's error."""
-
-
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    return ".".join(path_segment(part) if isinstance(part, str) else str(part) for part in loc)
-
-
-def _describe(error: ErrorDetails) -> str:
-    path = _field_path(error["loc"])
-    cause = (error.get("ctx") or {}).get("error")
-    if isinstance(cause, FieldError):
-        path = f"{path}.{cause.path}" if path else cause.path
-    path = path or "(top level)"
-    if error["type"] == "extra_forbidden":
-        return f"{path}: unknown key (every key of the session file: {REFERENCE_PAGE})"
-    if error["type"] == "missing":
-        return f"{path}: required but missing"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    return one_line(f"{path}: {message}")
-
-
 def spec_from_dict(data: Any, source: str = "session") -> SessionSpec:
     """Validate a parsed session file.
 
@@ -394,7 +354,7 @@ def spec_from_dict(data: Any, source: str = "session") -> SessionSpec:
     try:
         return SessionSpec.model_validate(data)
     except ValidationError as exc:
-        details = "; ".join(_describe(error) for error in exc.errors())
+        details = "; ".join(describe_error(error) for error in exc.errors())
         raise SpecError(f"{source}: {details}") from None
 
 

@@ -2,14 +2,17 @@
 safety gate."""
 
 from instruments.devices import connect_devices, is_device, make_devices, resolve_device
-from instruments.executor import InProcessExecutor, build_run_engine, json_document
+from instruments.executor import InProcessExecutor
 from instruments.ingest import observation_from_documents
 from instruments.plans import measure_point, plan_for, scan_point
 from instruments.protocols import DocumentSink, EventSink, Executes, RunRecord, is_transient
+from instruments.run_engine import build_run_engine
 from instruments.safety import check_setpoints, gate
+from instruments.writer import DocumentWriter, document_writer, json_document
 
 __all__ = [
     "DocumentSink",
+    "DocumentWriter",
     "EventSink",
     "Executes",
     "InProcessExecutor",
@@ -17,6 +20,7 @@ __all__ = [
     "build_run_engine",
     "check_setpoints",
     "connect_devices",
+    "document_writer",
     "gate",
     "is_device",
     "is_transient",

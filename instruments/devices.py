@@ -2,7 +2,8 @@
 
 This module owns making the session's devices (calling its factory), connecting each within a timeout (ophyd-async
 ``connect(timeout=)`` in the RunEngine's event loop, ophyd classic ``wait_for_connection(timeout=)``), finding a
-device by its dotted path (``stage.x``), and reading where a mover is: ``locate()`` (ophyd-async, any
+device by its dotted path (``stage.x``) and the mover of each variable and constant (:func:`find_movers`), their
+own travel limits, and reading where a mover is: ``locate()`` (ophyd-async, any
 ``Locatable``), ``position`` (ophyd classic positioners such as ``EpicsMotor`` or ``ophyd.sim.SynAxis``), or the
 read-back field of the mover's ``read()``.
 """
@@ -16,7 +17,7 @@ from typing import Any, Literal, TypeVar
 
 from bluesky import RunEngine
 
-from closedloop.errors import InstrumentError
+from closedloop.errors import InstrumentError, SpecError
 from closedloop.reach import device_limits
 from closedloop.spec import SessionSpec, resolve_import_path
 
@@ -185,3 +186,52 @@ async def read_limits(device: Any) -> tuple[float, float] | None:
     except Exception:  # noqa: BLE001 - a device that cannot say its limits has none we know of
         return None
     return None
+
+
+def find_movers(spec: SessionSpec, devices: Mapping[str, Any]) -> dict[str, Any]:
+    """Variable (or constant with a ``device``) -> the device that moves it, found by its dotted path.
+
+    Raises:
+        SpecError: a variable's or constant's device is not among ``devices`` (the field named).
+    """
+    wanted = {name: (f"variables.{name}.device", spec.device_of(name)) for name in spec.variables}
+    for name, constant in spec.constants.items():
+        if constant.device is not None:
+            wanted[name] = (f"constants.{name}.device", constant.device)
+    movers = {}
+    for name, (where, path) in wanted.items():
+        try:
+            movers[name] = resolve_device(devices, path)
+        except KeyError as exc:  # a mistake in the session file: bad input, like any other found at connect
+            raise SpecError(
+                f"{where}: {exc.args[0]} in the instrument", f"devices are: {', '.join(sorted(devices))}"
+            ) from None
+    return movers
+
+
+async def position_sources(spec: SessionSpec, movers: Mapping[str, Any]) -> dict[str, tuple[Any, PositionSource, str]]:
+    """Variable -> (its device, how to read its position, its read-back field), for each whose device can say.
+
+    Raises:
+        InstrumentError: a variable with a ``max_step`` whose device cannot report its position (the ``max_step``
+            could not be enforced).
+    """
+    sources = {}
+    for name, variable in spec.variables.items():
+        device = movers[name]
+        field = variable.readback or device.name
+        source = await position_source(device, field)
+        if source is not None:
+            sources[name] = (device, source, field)
+        elif variable.max_step is not None:
+            raise InstrumentError(
+                f"variables.{name}.max_step: device '{spec.device_of(name)}' cannot report its position "
+                f"(no locate(), no position, no '{field}' in its read()), so max_step cannot be enforced"
+            )
+    return sources
+
+
+async def movers_limits(spec: SessionSpec, movers: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+    """Variable -> its device's own travel limits (:func:`read_limits`); variables whose device has none left out."""
+    found = {name: await read_limits(movers[name]) for name in spec.variables}
+    return {name: limits for name, limits in found.items() if limits is not None}

@@ -1,17 +1,16 @@
 """The in-process executor: owns the one RunEngine and the session's devices, runs one plan at a time.
 
 It builds the RunEngine as beamlines configure it (session metadata in every start document, ``scan_id``
-continuing from the last one used, suspenders from the session file, documents published to a 0MQ proxy as JSON),
-connects the devices within their timeout (reading each mover's own travel limits), and runs each proposal under
-the session's run timeout and retry policy, a move longer than ``max_step`` walked in steps of at most that
+continuing from the last one used, suspenders from the session file, one subscriber writing every document: the
+:class:`~instruments.writer.DocumentWriter`, which publishes to 0MQ, writes to Tiled and keeps the run), connects
+the devices within their timeout (reading each mover's own travel limits), and runs each proposal under the
+session's run timeout and retry policy, a move longer than ``max_step`` walked in steps of at most that
 (:func:`closedloop.reach.route`). It does not check proposals: :func:`instruments.safety.gate` does, above every
 executor.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import threading
 import time
@@ -20,30 +19,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bluesky import RunEngine
-from bluesky.callbacks.zmq import Publisher
 from bluesky.run_engine import TransitionError
 from bluesky.utils import MsgGenerator, RunEngineInterrupted
-from event_model import NumpyEncoder
 
-from closedloop.errors import InstrumentError, SpecError
+from closedloop.errors import InstrumentError
 from closedloop.reach import Limits, route
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
-from instruments.arrays import ExternalArrays
 from instruments.checks import check_connected
-from instruments.devices import (
-    PositionSource,
-    in_loop,
-    make_devices,
-    position_source,
-    read_limits,
-    read_position,
-    resolve_device,
-)
+from instruments.devices import find_movers, in_loop, make_devices, movers_limits, position_sources, read_position
 from instruments.plans import end_positions, plan_for
 from instruments.protocols import DocumentSink, EventSink, RunRecord, is_transient
+from instruments.run_engine import build_run_engine
 from instruments.suspenders import build_suspenders
 from instruments.timeouts import default_run_timeout
+from instruments.writer import DocumentWriter, document_writer
 
 if TYPE_CHECKING:
     from instruments.tiled import TiledSink
@@ -52,42 +42,7 @@ log = logging.getLogger(__name__)
 WATCHDOG_TICK = 0.02
 """Seconds between the run-timeout watchdog's looks at the clock."""
 
-
-def build_run_engine(loop: asyncio.AbstractEventLoop | None = None) -> RunEngine:
-    """The RunEngine as closedloop uses it: no signal handlers (safe off the main thread; Ctrl-C never reaches it),
-    plans' results returned.
-
-    Args:
-        loop: the event loop of another RunEngine to share (several instruments in one process: ophyd-async
-            devices belong to the loop they connected in, and bluesky keeps one such loop per process); by
-            default a new one.
-    """
-    engine = RunEngine(loop=loop, context_managers=[], call_returns_result=True)
-    engine.loop.set_exception_handler(_quiet_status_race)
-    return engine
-
-
-def _quiet_status_race(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    """The loop's exception handler: bluesky's status callback racing an abort is logged at debug, all else as usual.
-
-    When a run is aborted while it waits on a device's status, the RunEngine cancels the future it waits on; the
-    status then completes and bluesky's ``_status_object_completed`` sets a result on the cancelled future. asyncio
-    would print that ``InvalidStateError`` with a traceback on the operator's terminal, though nothing is wrong: the
-    run is over and recorded as aborted.
-    """
-    handle = context.get("handle")
-    callback = getattr(handle, "_callback", None)
-    if isinstance(context.get("exception"), asyncio.InvalidStateError) and (
-        getattr(callback, "__name__", "") == "_status_object_completed"
-    ):
-        log.debug("a device's status completed after its run was aborted: %s", context.get("message"))
-        return
-    loop.default_exception_handler(context)
-
-
-def json_document(doc: dict[str, Any]) -> bytes:
-    """A document as JSON bytes (numpy values as plain numbers), for bluesky's 0MQ ``Publisher``; never pickle."""
-    return json.dumps(doc, cls=NumpyEncoder).encode()
+__all__ = ["InProcessExecutor", "build_run_engine"]
 
 
 class _Interrupted(Exception):
@@ -112,6 +67,9 @@ class InProcessExecutor:
         arrays_dir: the folder large array readings are written to as HDF5 files (the session's ``runs/``), as
             ``spec.arrays`` says (see :class:`~instruments.arrays.ExternalArrays`); every sink (the run's, 0MQ,
             Tiled) gets the documents that reference them. None keeps every array in the documents.
+        writer: the one subscriber that writes every document (:class:`~instruments.writer.DocumentWriter`); by
+            default the one the spec's ``arrays``, ``publish`` and ``tiled`` sections ask for (``arrays_dir`` is
+            then where its HDF5 files go). The executor closes it.
 
     Raises:
         InstrumentError: the factory failed or returned a non-device, a device did not connect in time, a
@@ -130,6 +88,7 @@ class InProcessExecutor:
         scan_id: int = 0,
         on_event: EventSink | None = None,
         arrays_dir: Path | None = None,
+        writer: DocumentWriter | None = None,
     ) -> None:
         self.spec = spec
         self.session_id = session_id
@@ -142,13 +101,9 @@ class InProcessExecutor:
         self._interrupt: tuple[str, str] | None = None
         self._wake = threading.Event()
         self._tokens: list[int] = []
-        self._publisher: Publisher | None = None
-        self._sinks: list[DocumentSink] = []  # every run's documents, in this order: 0MQ, Tiled, the run's own
-        self._run_sink: DocumentSink | None = None
-        threshold = spec.arrays.external_above
-        self.arrays = ExternalArrays(arrays_dir, threshold) if arrays_dir and threshold is not None else None
+        self.writer: DocumentWriter | None = writer
         self.devices = make_devices(spec, self.run_engine)
-        self.movers = self._find_movers()
+        self.movers = find_movers(spec, self.devices)
         moving = {id(device) for device in self.movers.values()}
         top_level_movers = {key for key, device in self.devices.items() if id(device) in moving}
         self.detectors = [device for key, device in self.devices.items() if key not in top_level_movers]
@@ -160,67 +115,28 @@ class InProcessExecutor:
         if unreadable:
             raise InstrumentError(f"instrument: device '{unreadable[0]}' moves nothing and has no read()")
         check_connected(spec, self.movers, self.detectors, self.run_engine)  # before anything moves
-        self._sources = in_loop(self.run_engine, self._position_sources())
-        self._limits: dict[str, Limits] = in_loop(self.run_engine, self._read_limits())
+        self._sources = in_loop(self.run_engine, position_sources(spec, self.movers))
+        self._limits: dict[str, Limits] = in_loop(self.run_engine, movers_limits(spec, self.movers))
         self.run_timeout = spec.one_instrument().run_timeout
         """Seconds a run may take: ``instrument.run_timeout``, or one derived from the plan
         (:func:`~instruments.timeouts.default_run_timeout`)."""
         if self.run_timeout is None:
             self.run_timeout = in_loop(self.run_engine, default_run_timeout(spec, self.movers, self.detectors))
         self._suspenders = build_suspenders(spec.suspenders, self.devices, self.run_engine, self._suspender_changed)
-        if spec.publish is not None:
-            self._publisher = Publisher(spec.publish.address, serializer=json_document)
-            self._sinks.append(self._publisher)
-        self.tiled: TiledSink | None = None
-        if spec.tiled is not None:
-            from instruments.tiled import TiledSink  # the tiled extra is optional: imported only when asked for
+        if self.writer is None:
+            self.writer = document_writer(
+                arrays=spec.arrays,
+                arrays_dir=arrays_dir,
+                publish=spec.publish,
+                tiled=spec.tiled,
+                on_tiled_error=lambda details: self._emit("tiled_failed", details),
+            )
+        self._tokens.append(self.run_engine.subscribe(self.writer))  # the one subscription: every document
 
-            self.tiled = TiledSink(spec.tiled, on_error=lambda details: self._emit("tiled_failed", details))
-            self._sinks.append(self.tiled)
-        self._tokens.append(self.run_engine.subscribe(self._dispatch))
-
-    def _dispatch(self, name: str, doc: dict[str, Any]) -> None:
-        """The one subscription: each document, its large arrays moved out (``arrays_dir``), to every sink."""
-        documents = self.arrays(name, doc) if self.arrays is not None else [(name, doc)]
-        for sink in [*self._sinks, self._run_sink]:
-            if sink is not None:
-                for out in documents:
-                    sink(*out)
-
-    def _find_movers(self) -> dict[str, Any]:
-        wanted = {name: (f"variables.{name}.device", self.spec.device_of(name)) for name in self.spec.variables}
-        for name, constant in self.spec.constants.items():
-            if constant.device is not None:
-                wanted[name] = (f"constants.{name}.device", constant.device)
-        movers = {}
-        for name, (where, path) in wanted.items():
-            try:
-                movers[name] = resolve_device(self.devices, path)
-            except KeyError as exc:  # a mistake in the session file: bad input, like any other found at connect
-                raise SpecError(
-                    f"{where}: {exc.args[0]} in the instrument", f"devices are: {', '.join(sorted(self.devices))}"
-                ) from None
-        return movers
-
-    async def _position_sources(self) -> dict[str, tuple[Any, PositionSource, str]]:
-        """variable -> (device, how to read its position, read-back field); refuses an unenforceable max_step."""
-        sources = {}
-        for name, variable in self.spec.variables.items():
-            device = self.movers[name]
-            field = variable.readback or device.name
-            source = await position_source(device, field)
-            if source is not None:
-                sources[name] = (device, source, field)
-            elif variable.max_step is not None:
-                raise InstrumentError(
-                    f"variables.{name}.max_step: device '{self.spec.device_of(name)}' cannot report its position "
-                    f"(no locate(), no position, no '{field}' in its read()), so max_step cannot be enforced"
-                )
-        return sources
-
-    async def _read_limits(self) -> dict[str, Limits]:
-        found = {name: await read_limits(self.movers[name]) for name in self.spec.variables}
-        return {name: limits for name, limits in found.items() if limits is not None}
+    @property
+    def tiled(self) -> TiledSink | None:
+        """The Tiled server every run is written to (the spec's ``tiled``), if any."""
+        return self.writer.tiled if self.writer is not None else None
 
     def limits(self) -> dict[str, Limits]:
         """Variable -> its device's own travel limits, as read at connect (variables whose device has none are left
@@ -323,7 +239,7 @@ class InProcessExecutor:
             )
             if watchdog is not None:
                 watchdog.start()
-            self._run_sink = lambda name, doc: _collect(record, sink, name, doc)
+            record.documents = self._writer().begin(sink)  # this attempt's documents, kept once, as they come
             self.run_engine(self._guarded(plan))
         except (RunEngineInterrupted, _Interrupted):
             pass  # an abort or a timeout: said below
@@ -332,7 +248,7 @@ class InProcessExecutor:
             record.error = f"{type(root).__name__}: {root}"
             transient = is_transient(exc)
         finally:
-            self._run_sink = None
+            self._writer().end()
             done.set()
             if watchdog is not None:
                 watchdog.join()
@@ -412,13 +328,14 @@ class InProcessExecutor:
         for token in self._tokens:
             self.run_engine.unsubscribe(token)
         self._tokens.clear()
-        if self.arrays is not None:
-            self.arrays.close()
-        if self.tiled is not None:
-            self.tiled.close()
-        if self._publisher is not None:
-            self._publisher.close()
-            self._publisher = None
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def _writer(self) -> DocumentWriter:
+        if self.writer is None:
+            raise InstrumentError("instrument: the executor is closed")
+        return self.writer
 
 
 def _readable(device: Any) -> bool:
@@ -431,12 +348,6 @@ def _is_number(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return not isinstance(value, bool | str)
-
-
-def _collect(record: RunRecord, sink: DocumentSink | None, name: str, doc: dict[str, Any]) -> None:
-    record.documents.append((name, doc))
-    if sink is not None:
-        sink(name, doc)
 
 
 def _root_cause(exc: BaseException) -> BaseException:

@@ -29,7 +29,6 @@ end, when they hold the whole run, else the run read back from the Tiled server 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,12 +42,13 @@ from closedloop.reach import route
 from closedloop.records import Proposal
 from closedloop.spec import SessionSpec
 from closedloop.tiled import TiledSpec
-from instruments._document_stream import DocumentStream, RunWatch
+from instruments._document_stream import DocumentStream
 from instruments._manager_client import ManagerClient, close_api
 from instruments._queue_items import choose_plan, plan_items
-from instruments.arrays import ExternalArrays
+from instruments._queue_runner import ItemRunner, describe
 from instruments.plans import end_positions
 from instruments.protocols import Document, DocumentSink, Recovery, RunRecord
+from instruments.writer import DocumentWriter, document_writer
 
 __all__ = ["QueueServerExecutor", "close_api"]
 
@@ -65,32 +65,37 @@ class QueueServerExecutor:
         session_id: goes into every start document.
         arrays_dir: the folder large array readings in the manager's documents are written to as HDF5 files, as
             they arrive (``spec.arrays``, :class:`~instruments.arrays.ExternalArrays`); None keeps them inline.
+        writer: the one writer every document received goes through (:class:`~instruments.writer.DocumentWriter`);
+            by default one that moves large arrays as ``arrays_dir`` says. The executor closes it.
 
     Raises:
         InstrumentError: the manager or the proxy does not answer within ``timeout``, the environment does not
             open, or the manager lacks the plan or a device (the message names it).
     """
 
-    def __init__(self, spec: SessionSpec, session_id: str, arrays_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        spec: SessionSpec,
+        session_id: str,
+        arrays_dir: Path | None = None,
+        writer: DocumentWriter | None = None,
+    ) -> None:
         qs = spec.one_instrument().queueserver
         if qs is None:
             raise InstrumentError("instrument.queueserver: the session names no queueserver")
         self.spec = spec
         self.qs: QueueServerSpec = qs
         self.session_id = session_id
-        self._abort_reason: str | None = None
-        self._stop_requested = False
-        self._lock = threading.Lock()
         self._positions: dict[str, Any] | None = None
-        self._history_uid: str | None = None
         self._manager = ManagerClient(qs)
         self._stream: DocumentStream | None = None
-        threshold = spec.arrays.external_above
-        #: Large arrays in the manager's documents go to HDF5 files in ``arrays_dir`` as they arrive, as in process.
-        self.arrays = ExternalArrays(arrays_dir, threshold) if arrays_dir and threshold is not None else None
+        self._runner: ItemRunner | None = None
+        #: Every document received goes through it (large arrays to HDF5 files in ``arrays_dir``, as in process).
+        self.writer = writer or document_writer(arrays=spec.arrays, arrays_dir=arrays_dir)
         try:
             status = self._manager.status()
             self._stream = DocumentStream(qs.documents_address, qs.serializer, qs.timeout)
+            self._runner = ItemRunner(qs, self._manager, self._stream, self.writer)
             if not status["worker_environment_exists"]:
                 self._manager.open_environment()
             allowed = self._manager.allowed("plans")
@@ -138,7 +143,7 @@ class QueueServerExecutor:
         except SafetyError as exc:
             return RunRecord(error=f"SafetyError: {exc}", seconds=time.perf_counter() - started)
         items = plan_items(self.spec, self.plan, setpoints, self.movers, metadata, route=legs)
-        record = self._carry_out(items, proposal.id, on_document)
+        record = self._run_items().carry_out(items, proposal.id, on_document)
         record.seconds = time.perf_counter() - started
         self._positions = self._readbacks(record.documents) if record.error is None else None
         return record
@@ -177,7 +182,7 @@ class QueueServerExecutor:
             InstrumentError: the positions must be read, a variable has a ``max_step``, and the manager allows no
                 ``count`` to read them with.
         """
-        if self._positions is None or self._manager.status()["plan_history_uid"] != self._history_uid:
+        if self._positions is None or self._manager.status()["plan_history_uid"] != self._run_items().history_uid:
             self._positions = self._read_positions()
         return dict(self._positions)
 
@@ -210,12 +215,12 @@ class QueueServerExecutor:
             reason = "the RE Manager had not started it when the agent stopped; taken off its queue, never run"
             return Recovery(RunRecord(documents=documents, error=reason), complete=False)
         if where == "running":
-            result = self._follow(proposal_id, item, documents, on_document)
+            result = self._run_items().follow(proposal_id, item, documents, on_document)
         else:
             result = dict(item.get("result") or {})
             if result.get("exit_status") not in {"completed", "stopped"}:
                 self._manager.remove_requeued(item)
-        error = None if result.get("exit_status") == "completed" else _describe(result)
+        error = None if result.get("exit_status") == "completed" else describe(result)
         if {"start", "stop"} <= {name for name, _ in documents}:
             return Recovery(RunRecord(documents=documents, error=error), complete=True)
         uids = list(result.get("run_uids") or [])
@@ -244,20 +249,22 @@ class QueueServerExecutor:
         Returns at once; the run in progress ends aborted and its record says ``aborted_by_operator``. Someone
         else's plan is never touched.
         """
-        self._abort_reason = reason or "aborted by an operator"
+        if self._runner is not None:
+            self._runner.abort_reason = reason or "aborted by an operator"
 
     def stop(self, reason: str = "stopped by an operator") -> None:
         """Like :meth:`abort`, but ends our run through ``re_stop`` (the run closes as a success, events cut short)."""
-        self._stop_requested = True
-        self._abort_reason = reason
+        if self._runner is not None:
+            self._runner.stop_requested = True
+            self._runner.abort_reason = reason
 
     def close(self) -> None:
         """Close the document subscription and the connection to the manager (the manager keeps running)."""
+        self._runner = None
         if self._stream is not None:
             self._stream.close()
             self._stream = None
-        if self.arrays is not None:
-            self.arrays.close()
+        self.writer.close()
         self._manager.close()
 
     # ---------------------------------------------------------------------------------------- set-up checks
@@ -274,152 +281,12 @@ class QueueServerExecutor:
                     f"it allows: {', '.join(sorted(allowed)) or 'nothing'}",
                 )
 
-    # ----------------------------------------------------------------------------------------- running items
-
-    def _carry_out(self, items: list[BPlan], proposal_id: str, sink: DocumentSink | None) -> RunRecord:
-        """Run ``items`` one after the other (stopping at the first that fails) and collect their run."""
-        record = RunRecord()
-        with self._lock:
-            self._abort_reason, self._stop_requested = None, False
-            watch = self._stream_or_fail().watch(proposal_id)
-            try:
-                opened = False
-                for item in items:
-                    result = self._execute(item, watch, record, sink)
-                    opened = opened or bool(result.get("run_uids"))
-                    if result["exit_status"] != "completed":
-                        record.error = _describe(result)
-                        break
-                self._collect(watch, record, sink, wait=opened)
-            finally:
-                self._stream_or_fail().unwatch(proposal_id)
-        return record
-
-    def _execute(self, item: BPlan, watch: RunWatch, record: RunRecord, sink: DocumentSink | None) -> dict[str, Any]:
-        """Wait for an idle manager, run ``item`` alone, and return its history entry's ``result``."""
-        status = self._wait_idle(watch, record, sink)
-        if status is None:
-            return {"exit_status": "aborted", "msg": self._abort_reason}
-        added = self._manager.request("item_add", item, pos="front")["item"]
-        uid = added["item_uid"]
-        if self._manager.attempt("queue_start")["success"] and status["items_in_queue"] > 0:
-            self._manager.attempt("queue_stop")  # the others' items wait for their owner; ours runs alone
-        seen_running = interrupted = False
-        deadline = time.monotonic() + self.qs.run_timeout
-        while True:
-            self._collect(watch, record, sink, wait=False)
-            status = self._manager.status()
-            if status["running_item_uid"] == uid:
-                seen_running = True
-                if self._abort_reason is not None and not interrupted:
-                    interrupted = self._interrupt(status)
-            elif (result := self._manager.history_result(uid)) is not None:
-                break
-            elif not seen_running and self._abort_reason is not None:
-                if self._manager.attempt("item_remove", uid=uid)["success"]:  # not started yet: now it never will
-                    record.aborted_by_operator = True
-                    return {"exit_status": "aborted", "msg": self._abort_reason}
-            elif not seen_running and status["manager_state"] == "idle" and not status["queue_stop_pending"]:
-                restarted = self._manager.attempt("queue_start")["success"]  # someone stopped the queue meanwhile
-                if not restarted and self._manager.status()["manager_state"] == "idle":
-                    raise InstrumentError(f"queueserver: the RE Manager does not start item {uid}")
-            if time.monotonic() > deadline:
-                raise InstrumentError(f"queueserver: item {uid} did not finish within {self.qs.run_timeout:g} s")
-            time.sleep(self.qs.poll_interval)
-        self._history_uid = self._manager.status()["plan_history_uid"]
-        if result["exit_status"] not in {"completed", "stopped"}:
-            self._manager.remove_requeued(added)
-        if self._abort_reason is not None and result["exit_status"] in {"aborted", "stopped"}:
-            record.aborted_by_operator = True
-            result = {**result, "msg": self._abort_reason}
-        return result
-
-    def _wait_idle(self, watch: RunWatch, record: RunRecord, sink: DocumentSink | None) -> dict[str, Any] | None:
-        """Wait (up to ``busy_timeout``) until the manager is idle; ``None`` when we are aborted meanwhile."""
-        deadline = time.monotonic() + self.qs.busy_timeout
-        while True:
-            status = self._manager.status()
-            if self._abort_reason is not None:
-                record.aborted_by_operator = True
-                return None
-            if status["manager_state"] == "idle" and status["worker_environment_exists"]:
-                return status
-            if status["manager_state"] == "idle":
-                self._manager.open_environment()  # closed since we started (raises unless open_environment)
-                continue
-            if time.monotonic() > deadline:
-                raise InstrumentError(
-                    f"queueserver: the RE Manager stayed busy ({status['manager_state']}) for "
-                    f"{self.qs.busy_timeout:g} s (busy_timeout)"
-                )
-            self._collect(watch, record, sink, wait=False)
-            time.sleep(self.qs.poll_interval)
-
-    def _follow(
-        self, proposal_id: str, item: dict[str, Any], documents: list[Document], sink: DocumentSink | None
-    ) -> dict[str, Any]:
-        """Wait for our running ``item`` to end, adding its documents that arrive to ``documents``; its result."""
-        uid = item["item_uid"]
-        record = RunRecord()
-        with self._lock:
-            active = self._manager.request("re_runs", option="active").get("run_list") or []
-            uids = [str(run["uid"]) for run in active if run.get("uid")]  # its start may have gone unheard
-            watch = self._stream_or_fail().watch(proposal_id, documents, uids)
-            try:
-                deadline = time.monotonic() + self.qs.run_timeout
-                while (result := self._manager.history_result(uid)) is None:
-                    self._collect(watch, record, sink, wait=False)
-                    if time.monotonic() > deadline:
-                        raise InstrumentError(
-                            f"queueserver: item {uid} did not finish within {self.qs.run_timeout:g} s"
-                        )
-                    time.sleep(self.qs.poll_interval)
-                self._history_uid = self._manager.status()["plan_history_uid"]
-                try:
-                    self._collect(watch, record, sink, wait=bool(result.get("run_uids")))
-                except InstrumentError:
-                    pass  # the stop document went out while no one listened: the run is incomplete
-            finally:
-                self._stream_or_fail().unwatch(proposal_id)
-        if result["exit_status"] not in {"completed", "stopped"}:
-            self._manager.remove_requeued(item)
-        documents.extend(record.documents)
-        return result
-
-    def _interrupt(self, status: dict[str, Any]) -> bool:
-        """Pause our running plan at once, then abort (or stop) it; True once the abort or stop is accepted."""
-        if status["manager_state"] == "executing_queue" and not status["pause_pending"]:
-            self._manager.attempt("re_pause", "immediate")
-        elif status["manager_state"] == "paused":
-            return bool(self._manager.attempt("re_stop" if self._stop_requested else "re_abort")["success"])
-        return False
-
-    # ------------------------------------------------------------------------------------------- documents
-
-    def _stream_or_fail(self) -> DocumentStream:
-        if self._stream is None:
+    def _run_items(self) -> ItemRunner:
+        if self._runner is None:
             raise InstrumentError("queueserver: the executor is closed")
-        return self._stream
+        return self._runner
 
-    def _collect(self, watch: RunWatch, record: RunRecord, sink: DocumentSink | None, wait: bool) -> None:
-        """Hand on the documents received so far; with ``wait``, until the run's stop document arrives."""
-        deadline = time.monotonic() + self.qs.documents_timeout
-        while True:
-            for received in watch.drain():
-                for name, doc in self.arrays(*received) if self.arrays is not None else [received]:
-                    record.documents.append((name, doc))
-                    if sink is not None:
-                        sink(name, doc)
-            if not wait or watch.stopped:
-                return
-            if time.monotonic() > deadline:
-                raise InstrumentError(
-                    f"instrument.queueserver.documents_address: the documents of proposal {watch.proposal_id}'s run "
-                    f"did not arrive from {self.qs.documents_address} within {self.qs.documents_timeout:g} s"
-                    f"{self._stream_or_fail().describe_trouble()}",
-                    "is the profile's RunEngine publishing to this proxy?",
-                )
-            watch.wait(self.qs.poll_interval)
+    # ------------------------------------------------------------------------------------------- positions
 
     def _readbacks(self, documents: list[Document]) -> dict[str, Any]:
         events = [doc for name, doc in documents if name == "event"]
@@ -445,15 +312,10 @@ class QueueServerExecutor:
         movers = sorted({self.spec.device_of(name) for name in self.spec.variables})
         token = f"positions-{time.time_ns()}"
         md = {"proposal_id": token, "session_id": self.session_id, "purpose": "read positions"}
-        record = self._carry_out([BPlan("count", movers, num=1, md=md)], token, None)
+        record = self._run_items().carry_out([BPlan("count", movers, num=1, md=md)], token, None)
         if record.error is not None:
             raise InstrumentError(f"queueserver: reading the movers' positions failed: {record.error}")
         return self._readbacks(record.documents)
-
-
-def _describe(result: Mapping[str, Any]) -> str:
-    message = str(result.get("msg") or "").strip().splitlines()
-    return f"plan {result.get('exit_status')}: {message[-1] if message else 'no reason given'}"
 
 
 def _from_tiled(tiled: TiledSpec, run_uid: str, proposal_id: str) -> list[Document]:

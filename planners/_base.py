@@ -16,43 +16,20 @@ import math
 import random
 from abc import abstractmethod
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from gest_api import Generator
-from gest_api.vocs import (
-    VOCS,
-    BoundsConstraint,
-    DiscreteVariable,
-    GreaterThanConstraint,
-    LessThanConstraint,
-    MaximizeObjective,
-    MinimizeObjective,
-)
+from gest_api.vocs import VOCS, MaximizeObjective
 
 from closedloop.errors import PlannerError
 from planners._points import SAME_POINT, near_any, non_dominated
+from planners._results import ID_KEY, Record, ResultShape, parse_id, parse_result
 from planners._space import Space, as_float, build_variables
-from planners.options import NoOptions, PlannerOptions, validate_options
+from planners._vocs_check import check_vocs
+from planners.options import MIN_OBSERVATIONS, NoOptions, PlannerOptions, validate_options
 
-ID_KEY = "_id"
 __all__ = ["ID_KEY", "SAME_POINT", "PlannerBase", "near_any", "non_dominated"]
-
-
-@dataclass(frozen=True)
-class _Record:
-    """One ingested point.
-
-    ``x`` is real-domain (categorical: the index). ``outcomes`` holds every objective then every constraint
-    output as measured (NaN for a constraint output that is missing), or is ``None`` when the point failed (an
-    objective missing or not finite); ``y`` is the first objective, ``None`` when failed.
-    """
-
-    x: tuple[float, ...]
-    y: float | None
-    point: dict[str, Any]
-    outcomes: tuple[float, ...] | None = None
 
 
 class PlannerBase(Generator):
@@ -106,52 +83,23 @@ class PlannerBase(Generator):
         self.space = Space(build_variables(vocs))
         #: 2 x d, low and high of every variable in the real domain (categorical: index 0 .. k-1), float64.
         self.bounds: np.ndarray = np.stack([self.space.lo, self.space.hi])
+        self._shape = ResultShape(
+            self.space, self.variable_names, self.objective_names, self.constraint_names, self.constants
+        )
         self._next_id = 0
         self._pending: dict[int, dict[str, Any]] = {}
         #: why each point was proposed, by ``_id`` (see :meth:`why`); :meth:`_propose` gives the reasons
         self._reasons: dict[int, str] = {}
         self._proposing: list[str] = []
-        self._records: list[_Record] = []
+        self._records: list[Record] = []
         self._finalized = False
 
     # -- the VOCS check ------------------------------------------------------------------------------------
 
     def _validate_vocs(self, vocs: VOCS) -> None:
-        """Refuse what the ``supports_*`` flags exclude; a subclass may override and call this."""
-        name = type(self).__name__
-        if not isinstance(vocs, VOCS):
-            raise PlannerError(f"{name} needs a gest-api VOCS, got {type(vocs).__name__}")
-        if not vocs.variables:
-            raise PlannerError(f"{name} needs at least one variable")
-        for var, spec in vocs.variables.items():
-            if isinstance(spec, DiscreteVariable) and not self.supports_discrete:
-                raise PlannerError(
-                    f"{name} supports continuous variables only; variable '{var}' is {type(spec).__name__}",
-                    hint="choose a planner that supports discrete variables, e.g. botorch or sobol",
-                )
-        try:
-            build_variables(vocs)
-        except PlannerError as exc:
-            raise PlannerError(f"{name}: {exc}") from None
-        if vocs.constraints and not self.supports_constraints:
-            raise PlannerError(
-                f"{name} does not support constraints; got {', '.join(vocs.constraints)}",
-                hint="remove the constraints or choose a planner that supports them",
-            )
-        for con, cspec in vocs.constraints.items():
-            if not isinstance(cspec, LessThanConstraint | GreaterThanConstraint | BoundsConstraint):
-                raise PlannerError(f"{name} does not support constraint '{con}' of type {type(cspec).__name__}")
-        if not vocs.objectives or (len(vocs.objectives) > 1 and not self.supports_multi_objective):
-            raise PlannerError(
-                f"{name} supports exactly one objective; got {len(vocs.objectives)}"
-                + (f" ({', '.join(vocs.objectives)})" if vocs.objectives else ""),
-                hint="choose a planner that supports multiple objectives" if vocs.objectives else None,
-            )
-        for obj, spec in vocs.objectives.items():
-            if not isinstance(spec, MaximizeObjective | MinimizeObjective):
-                raise PlannerError(
-                    f"{name} supports MAXIMIZE or MINIMIZE objectives; objective '{obj}' is {type(spec).__name__}"
-                )
+        """Refuse what the ``supports_*`` flags exclude (:func:`~planners._vocs_check.check_vocs`); a subclass may
+        override and call this."""
+        check_vocs(type(self), vocs)
 
     # -- gest-api ------------------------------------------------------------------------------------------
 
@@ -211,7 +159,7 @@ class PlannerBase(Generator):
             ValueError: a result has an ``"_id"`` this planner never gave out, or a variable is missing or
                 not a valid value.
         """
-        parsed = [self._parse(result) for result in results]
+        parsed = [parse_result(self._shape, result, self._next_id) for result in results]
         for record, point_id in parsed:
             if point_id is not None:
                 self._pending.pop(point_id, None)
@@ -223,7 +171,7 @@ class PlannerBase(Generator):
         Raises:
             ValueError: an id is not pending.
         """
-        wanted = [self._parse_id(i) for i in ids]
+        wanted = [parse_id(i, self._next_id) for i in ids]
         unknown = [str(i) for i in wanted if i is None or i not in self._pending]
         if unknown:
             raise PlannerError(f"not pending: _id {', '.join(unknown)}")
@@ -343,6 +291,18 @@ class PlannerBase(Generator):
                 return False
         return True
 
+    def any_feasible(self) -> bool:
+        """Whether an ok observation is feasible (:meth:`feasible`)."""
+        return any(r.outcomes is not None and self.feasible(r.point) for r in self._records)
+
+    def unmeasured_output(self) -> str | None:
+        """A constraint output measured at fewer than :data:`~planners.options.MIN_OBSERVATIONS` ok observations (its
+        reducer could not compute it at the others), or None: a model of it needs that many."""
+        _, _, C = self.train_outcomes()
+        counts = (~np.isnan(C)).sum(axis=0)
+        short = [n for n, count in zip(self.constraint_names, counts.tolist(), strict=True) if count < MIN_OBSERVATIONS]
+        return short[0] if short else None
+
     @property
     def best(self) -> dict[str, Any] | None:
         """The best ok, feasible point so far (variables, constants, outputs, ``"_id"`` if it had one), or None.
@@ -377,8 +337,6 @@ class PlannerBase(Generator):
         """Points suggested and not yet ingested, oldest first."""
         return [dict(p) for p in self._pending.values()]
 
-    # -- parsing -------------------------------------------------------------------------------------------
-
     def point_x(self, point: dict[str, Any]) -> list[float]:
         """The real-domain coordinates of a point's variables (categorical: the index).
 
@@ -392,53 +350,3 @@ class PlannerBase(Generator):
                 raise PlannerError(f"variable '{var}' is {point[var]!r}")
             x.append(value)
         return x
-
-    def _parse(self, result: dict[str, Any]) -> tuple[_Record, int | None]:
-        if not isinstance(result, dict):
-            raise PlannerError(f"each result must be a dict, got {type(result).__name__}")
-        point_id = self._parse_id(result.get(ID_KEY))
-        x = []
-        for j, var in enumerate(self.variable_names):
-            if var not in result:
-                raise PlannerError(f"result {self._label(point_id)} has no value for variable '{var}'")
-            value = self.space.parse(j, result[var])
-            if value is None:
-                allowed = self.space.variables[j].values
-                raise PlannerError(
-                    f"result {self._label(point_id)}: variable '{var}' is {result[var]!r}"
-                    + (f"; allowed: {', '.join(map(repr, allowed))}" if allowed else "")
-                )
-            x.append(value)
-        point: dict[str, Any] = {v: self.space.member(j, x[j]) for j, v in enumerate(self.variable_names)}
-        for j in self.space.discrete_dims:  # a foreign value between the allowed ones is kept as measured
-            if x[j] not in self.space.variables[j].numeric:
-                point[self.variable_names[j]] = x[j]
-        point.update(self.constants)
-        # Missing, None, NaN, infinite or not a number at all: an objective so is a failed point, kept as data, never
-        # fit; a constraint output so is missing at an ok point (NaN in its column of the outcomes).
-        values = []
-        for name in self.objective_names + self.constraint_names:
-            value = as_float(result.get(name))
-            values.append(value if value is not None and math.isfinite(value) else None)
-            point[name] = values[-1]
-        ok = all(v is not None for v in values[: len(self.objective_names)])
-        outcomes = tuple(math.nan if v is None else v for v in values) if ok else None
-        if point_id is not None:
-            point[ID_KEY] = point_id
-        return _Record(x=tuple(x), y=values[0] if ok else None, point=point, outcomes=outcomes), point_id
-
-    def _parse_id(self, raw: Any) -> int | None:
-        if raw is None:
-            return None
-        value = as_float(raw)
-        if value is None or not value.is_integer() or not 0 <= value < self._next_id:
-            raise PlannerError(
-                f"unknown _id {raw!r}: this planner gave out "
-                + (f"ids 0..{self._next_id - 1}" if self._next_id else "no ids yet"),
-                hint="points the planner did not suggest must be ingested without an '_id'",
-            )
-        return int(value)
-
-    @staticmethod
-    def _label(point_id: int | None) -> str:
-        return f"_id={point_id}" if point_id is not None else "(no _id)"

@@ -23,3 +23,27 @@ def near_any(U: np.ndarray, taken: np.ndarray, tolerance: float = SAME_POINT) ->
     if len(U) == 0 or len(taken) == 0:
         return np.zeros(len(U), dtype=bool)
     return (np.abs(U[:, None, :] - taken[None, :, :]).max(axis=-1) <= tolerance).any(axis=-1)
+
+
+def distinct(candidates: np.ndarray, avoid: np.ndarray, exact: np.ndarray | None, spare: np.ndarray) -> np.ndarray:
+    """``candidates: q x d`` (unit cube) with each that repeats another replaced by the next ``spare`` point that
+    does not.
+
+    A repeat lies within :data:`SAME_POINT` of a row of ``avoid`` (pending and failed points) or of an earlier
+    candidate, or exactly (to 1e-9) on a row of ``exact`` (the observations, given when rounding discrete and
+    categorical variables can land on them). With the spares used up, a repeat is kept rather than fail.
+    """
+    out: list[np.ndarray] = []
+    used = 0
+    for row in candidates:
+        while used < len(spare) and _repeats(row, np.concatenate([avoid, *[r[None] for r in out]]), exact):
+            row = spare[used]
+            used += 1
+        out.append(row)
+    return np.stack(out) if out else candidates
+
+
+def _repeats(row: np.ndarray, avoid: np.ndarray, exact: np.ndarray | None) -> bool:
+    if len(avoid) and bool(near_any(row[None], avoid)[0]):
+        return True
+    return exact is not None and len(exact) > 0 and bool((np.abs(exact - row).max(axis=-1) <= 1e-9).any())

@@ -1,5 +1,5 @@
 """Movement: a travel-cost penalty for the acquisition function, the ``max_travel`` box around the position, and
-:class:`Travelling`, the part of the BoTorch planner that knows where the instrument is.
+:class:`Movement`, the object the BoTorch planner composes that knows where the instrument is.
 
 Distances are per variable, in each variable's own units; categorical variables have no distance and take
 no part. The penalty is a ``torch.nn.Module`` for BoTorch's ``PenalizedAcquisitionFunction``, like BoTorch's
@@ -18,8 +18,8 @@ from botorch.acquisition.penalized import PenalizedAcquisitionFunction
 from torch import Tensor
 
 from closedloop.errors import PlannerError
-from planners._base import PlannerBase
 from planners._space import Space, as_float
+from planners.options import PerVariable
 
 
 def per_variable(option: str, value: Any, space: Space, default: float) -> Tensor | None:
@@ -100,24 +100,42 @@ def unit_box(space: Space, position: Tensor, max_travel: Tensor) -> Tensor:
     return box
 
 
-class Travelling(PlannerBase):
-    """The movement half of :class:`~planners.BoTorchPlanner`: the current position, the ``max_travel`` box around
-    it and the travel-cost penalty (see its docstring)."""
+class Movement:
+    """Where the instrument is, and what that allows: the ``max_travel`` box around it and the travel-cost penalty.
 
-    travel_cost: Tensor | None
-    max_travel: Tensor | None
-    _position: Tensor | None
-    _position_at: int
+    The *current position* is the later of the last :meth:`set_position` and the last point measured
+    (:meth:`measured_at`: the instrument is where it last measured); before either there is none, and neither
+    option acts. ``travel_cost`` subtracts ``sum_j cost_j * |x_j - position_j|`` (summed over the points of a
+    batch) from the acquisition value (:meth:`penalized`); as the acquisition values are logarithms, a cost ``c``
+    means each unit of travel must multiply the expected improvement by ``e**c`` to pay for itself. ``max_travel``
+    keeps every proposal, design points included, inside the box ``position +- max_travel`` intersected with the
+    bounds; in a batch, *each* point is within ``max_travel`` of the current position. Categorical variables take
+    no part.
+
+    Args:
+        space: the planner's variables.
+        travel_cost: the option as given (a number, ``{variable: cost}`` or None; see :func:`per_variable`).
+        max_travel: the option as given (a number, ``{variable: distance}`` or None).
+
+    Raises:
+        PlannerError: an option's value is not a finite number >= 0 or names no variable (see :func:`per_variable`).
+    """
+
+    def __init__(self, space: Space, travel_cost: PerVariable, max_travel: PerVariable) -> None:
+        self.space = space
+        #: ``d`` cost per unit of distance, or None.
+        self.travel_cost = per_variable("travel_cost", travel_cost, space, default=0.0)
+        #: ``d`` largest move, or None.
+        self.max_travel = per_variable("max_travel", max_travel, space, default=float("inf"))
+        self._position: Tensor | None = None
 
     def set_position(self, position: dict[str, float]) -> None:
-        """Tell the planner where the instrument is: a value for every non-categorical variable.
-
-        Other keys (constants, outputs, ``_id``) are ignored. Holds until the next ingest.
+        """The instrument is at ``position``: a value for every non-categorical variable (other keys ignored).
 
         Raises:
             ValueError: a non-categorical variable is missing or not a finite number.
         """
-        x = torch.zeros(self.dim, dtype=torch.float64)
+        x = torch.zeros(self.space.d, dtype=torch.float64)
         for j, var in enumerate(self.space.variables):
             if var.kind == "categorical":
                 continue
@@ -126,41 +144,42 @@ class Travelling(PlannerBase):
                 raise PlannerError(f"set_position: variable '{var.name}' is {position.get(var.name)!r}")
             x[j] = value
         self._position = x
-        self._position_at = len(self._records)
+
+    def measured_at(self, x: tuple[float, ...]) -> None:
+        """The instrument measured at ``x`` (real domain, categorical: the index), so it is there now."""
+        self._position = torch.tensor(x, dtype=torch.float64)
+
+    @property
+    def current(self) -> Tensor | None:
+        """The current position, ``d`` in the real domain, or None when not known."""
+        return self._position
 
     @property
     def position(self) -> dict[str, float] | None:
         """The current position (non-categorical variables), or None when not known."""
-        x = self._current_position()
+        x = self._position
         if x is None:
             return None
         return {v.name: float(x[j]) for j, v in enumerate(self.space.variables) if v.kind != "categorical"}
 
-    def _current_position(self) -> Tensor | None:
-        if self._position is not None and self._position_at >= len(self._records):
-            return self._position
-        if self._records:
-            return torch.tensor(self._records[-1].x, dtype=torch.float64)
-        return self._position
-
-    def _travel_box(self) -> Tensor | None:
+    def unit_box(self) -> Tensor | None:
         """The ``2 x d`` unit-cube box ``max_travel`` allows, or None."""
-        position = self._current_position()
-        if self.max_travel is None or position is None:
+        if self.max_travel is None or self._position is None:
             return None
-        return unit_box(self.space, position, self.max_travel)
+        return unit_box(self.space, self._position, self.max_travel)
 
-    def _proposal_box(self) -> np.ndarray | None:
-        position = self._current_position()
-        if self.max_travel is None or position is None:
+    def proposal_box(self) -> np.ndarray | None:
+        """The ``2 x d`` real-domain box ``max_travel`` allows, or None."""
+        if self.max_travel is None or self._position is None:
             return None
-        return travel_box(self.space, position, self.max_travel).numpy()
+        return travel_box(self.space, self._position, self.max_travel).numpy()
 
-    def _penalized(self, acq: AcquisitionFunction) -> AcquisitionFunction:
-        position = self._current_position()
+    def penalized(self, acq: AcquisitionFunction) -> AcquisitionFunction:
+        """``acq`` less the travel cost from the current position (``acq`` itself without a cost or a position)."""
+        position = self._position
         if self.travel_cost is None or position is None or not bool((self.travel_cost > 0).any()):
             return acq
         weights = self.travel_cost * torch.from_numpy(self.space.span)
         weights[self.space.cat_dims] = 0.0
-        pos_unit = torch.from_numpy(self.to_unit(position.reshape(1, -1).numpy())).reshape(-1)
+        pos_unit = torch.from_numpy(self.space.to_unit(position.reshape(1, -1).numpy())).reshape(-1)
         return PenalizedAcquisitionFunction(acq, TravelPenalty(pos_unit, weights), regularization_parameter=1.0)

@@ -16,8 +16,7 @@ every generator not of this package (:func:`planners.load_planner` does it) and 
   matching in the unit cube) stand for those, and the other ``n`` go. One that cannot make that many
   (``ValueError``) keeps its first answer. Asking for the whole batch every time was measured and not kept: the
   point left over is the batch's most exploratory one, and Xopt's EI with four instruments ended far worse
-  (median final regret 29 against 1.1 with the rule above, the simulated beamline replayed, 30 experiments, 8
-  seeds).
+  (``docs/explanation/planners.md``).
 - Its first ``suggest`` failing before it has any data says to set ``planner.initial_design``.
 - A numerical failure once it has data (:func:`~planners._recovery.failure_kind`: a NaN gradient, a covariance not
   positive definite, a fit that did not converge, as Xopt's BoTorch models raise them) costs no experiment: it is

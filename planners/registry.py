@@ -1,5 +1,8 @@
 """Finding planners: by name in the ``closedloop.planners`` entry-point group, or by import path.
 
+The group is read in one place, :func:`closedloop.plugins.planner_entry_points` (the spec's validation needs the
+names below ``planners``); this module, ``closedloop planners`` and the tests ask it.
+
 Importing this module imports no torch, and neither do :func:`planner_names`, :func:`options_model` and
 :func:`accepts_option` for our own planners: their options models live in :mod:`planners.options`, found from
 the entry point's value without loading the planner class. :func:`load_planner` loads the class.
@@ -8,13 +11,13 @@ the entry point's value without loading the planner class. :func:`load_planner` 
 from __future__ import annotations
 
 import inspect
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 from typing import Any
 
 from gest_api.vocs import VOCS
 
 from closedloop.errors import PlannerError
-from closedloop.spec import PLANNER_GROUP, registered_planners, resolve_import_path
+from closedloop.plugins import planner_entry_points, registered_planners, resolve_import_path
 from planners.options import BUILTIN_OPTIONS, PlannerOptions
 
 
@@ -23,14 +26,19 @@ def planner_names() -> list[str]:
     return registered_planners()
 
 
+def planner_paths() -> dict[str, str]:
+    """Each registered name and the import path of its class (``"package.module:Class"``), sorted by name."""
+    return {name: entry.value for name, entry in planner_entry_points().items()}
+
+
 def _entry_point(name: str) -> EntryPoint:
-    found = [entry for entry in entry_points(group=PLANNER_GROUP) if entry.name == name]
-    if not found:
+    found = planner_entry_points().get(name)
+    if found is None:
         raise PlannerError(
             f"unknown planner '{name}'; registered: {', '.join(planner_names()) or 'none'}",
             hint="or give the import path of a gest-api generator, 'package.module:Class'",
         )
-    return found[0]
+    return found
 
 
 def planner_class(name: str) -> Any:

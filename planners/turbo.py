@@ -35,7 +35,7 @@ from torch.quasirandom import SobolEngine
 
 from closedloop.errors import PlannerError
 from planners._base import PlannerBase, near_any
-from planners._fitting import expected_warnings_logged
+from planners.gp.expected_warnings import expected_warnings_logged
 from planners.options import MIN_OBSERVATIONS, TurboOptions
 
 _log = logging.getLogger(__name__)
@@ -151,13 +151,11 @@ class TurboPlanner(PlannerBase):
     def __init__(self, vocs: VOCS, *, seed: int | None = None, **options: Any) -> None:
         super().__init__(vocs, seed=seed, **options)
         o, d = self.options, self.dim
+        #: Sobol points of each run's design: the option, or ``max(2 d, 5)`` (the other options are read from
+        #: :attr:`options`).
         self.n_initial = max(2 * d, 5) if o.n_initial is None else o.n_initial
-        self.batch_size = o.batch_size
-        self.acquisition = o.acquisition
+        #: Thompson-sampling candidates: the option, or ``min(5000, max(1000, 100 d))``.
         self.n_candidates = min(5000, max(1000, 100 * d)) if o.n_candidates is None else o.n_candidates
-        self.max_fit_points = o.max_fit_points
-        self.num_restarts = o.num_restarts
-        self.raw_samples = o.raw_samples
         #: 2 x d, the trust region of the last proposal in the unit cube, or None when it came from a design.
         self.last_region: Tensor | None = None
 
@@ -184,7 +182,7 @@ class TurboPlanner(PlannerBase):
         """The trust-region state replayed from the ok observations ingested so far."""
         _, Y = self._data()
         return replay_trust_region(
-            Y.reshape(-1).tolist(), dim=self.dim, n_initial=self.n_initial, batch_size=self.batch_size
+            Y.reshape(-1).tolist(), dim=self.dim, n_initial=self.n_initial, batch_size=self.options.batch_size
         )
 
     def _design(self, n: int, restarts: int) -> Tensor:
@@ -209,7 +207,7 @@ class TurboPlanner(PlannerBase):
         """``n`` new points in the unit cube, ``n x d`` (see :meth:`PlannerBase._propose`)."""
         X, Y = self._data()
         state = replay_trust_region(
-            Y.reshape(-1).tolist(), dim=self.dim, n_initial=self.n_initial, batch_size=self.batch_size
+            Y.reshape(-1).tolist(), dim=self.dim, n_initial=self.n_initial, batch_size=self.options.batch_size
         )
         X, Y = X[state.run_start :], Y[state.run_start :]
         n_design = min(n, max(0, self.n_initial - len(Y) - len(self._pending)))
@@ -241,7 +239,7 @@ class TurboPlanner(PlannerBase):
             if model is None:
                 candidates = region[0] + (region[1] - region[0]) * torch.rand(q, self.dim, dtype=torch.float64)
                 how = "uniform in the trust region: the GP fit failed"
-            elif self.acquisition == "ts":
+            elif self.options.acquisition == "ts":
                 candidates = self._thompson(model, center, region, X_pending, q)
                 how = f"model (Thompson sampling), trust region {state.length:.2g}"
             else:
@@ -267,9 +265,9 @@ class TurboPlanner(PlannerBase):
 
     def _nearest(self, X: Tensor, Y: Tensor, center: Tensor) -> tuple[Tensor, Tensor]:
         """The ``max_fit_points`` observations nearest ``center`` (sup norm), all of them when there are fewer."""
-        if len(X) <= self.max_fit_points:
+        if len(X) <= self.options.max_fit_points:
             return X, Y
-        keep = (X - center).abs().amax(dim=-1).argsort(stable=True)[: self.max_fit_points]
+        keep = (X - center).abs().amax(dim=-1).argsort(stable=True)[: self.options.max_fit_points]
         return X[keep], Y[keep]
 
     def _fit(self, X: Tensor, Y: Tensor) -> SingleTaskGP:
@@ -317,6 +315,6 @@ class TurboPlanner(PlannerBase):
         )
         with expected_warnings_logged():
             candidates, _ = optimize_acqf(
-                acq, bounds=region, q=q, num_restarts=self.num_restarts, raw_samples=self.raw_samples
+                acq, bounds=region, q=q, num_restarts=self.options.num_restarts, raw_samples=self.options.raw_samples
             )
         return candidates.detach().reshape(q, self.dim)

@@ -26,7 +26,7 @@ from agent.store import SessionFolder, holds_session
 from agent.views import folder_units, units_of
 from agent.views.status import summarize
 from closedloop.errors import ExitCode, SessionError, SpecError
-from closedloop.plugins import imports_unchecked
+from closedloop.resolve import resolve
 from closedloop.spec import check_store_url, folder_path, load_spec
 
 if TYPE_CHECKING:
@@ -86,6 +86,7 @@ def run(
 
     def body() -> int:
         spec = load_spec(session_file)
+        resolve(spec, str(session_file))  # what it names by import path, before anything is created or moves
         if store is not None:
             spec = spec.model_copy(update={"store": _store_url(store)})
         folder = dir or _default_folder(session_file, spec.folder, spec.name)
@@ -221,8 +222,7 @@ def add(
         raw = [parse_point(point)] if point else read_points(file) if file is not None else []
         if not raw:
             raise SpecError(f"{file}: holds no points")
-        with imports_unchecked():  # the limits only: no planner or instrument package is needed to queue a point
-            spec = load_spec(where.session_file)
+        spec = load_spec(where.session_file)  # the limits only: no planner or instrument package is imported
         checked = check_points(spec, raw)
         if holder(folder) is not None:
             # a process runs the session: through its channel, which wakes it if it waits for points

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import json
-from importlib.metadata import entry_points
 from typing import Annotated, Any
 
 import typer
@@ -19,7 +18,6 @@ from rich.table import Table
 
 from agent.cli.exits import exit_code, fail
 from closedloop.errors import ClosedLoopError
-from closedloop.spec import PLANNER_GROUP
 
 console = Console()
 
@@ -27,14 +25,15 @@ console = Console()
 def planner_listing() -> list[dict[str, Any]]:
     """Every registered planner: ``{name, class, summary, options}`` (option names), sorted by name."""
     from planners.options import BUILTIN_OPTIONS
+    from planners.registry import planner_paths
 
     out = []
-    for entry in sorted(entry_points(group=PLANNER_GROUP), key=lambda e: e.name):
-        model = BUILTIN_OPTIONS.get(entry.value)
+    for name, path in planner_paths().items():
+        model = BUILTIN_OPTIONS.get(path)
         out.append(
             {
-                "name": entry.name,
-                "class": entry.value,
+                "name": name,
+                "class": path,
                 "summary": model.summary if model else "",
                 "options": list(model.model_fields) if model else None,
             }
@@ -50,9 +49,9 @@ def planner_detail(name: str) -> dict[str, Any]:
         PlannerError: the planner is unknown or does not import.
     """
     from planners.options import describe
-    from planners.registry import options_model, planner_class
+    from planners.registry import options_model, planner_class, planner_paths
 
-    registered = {entry.name: entry.value for entry in entry_points(group=PLANNER_GROUP)}
+    registered = planner_paths()
     path = name if ":" in name else registered.get(name, name)
     model = options_model(name)  # raises for an unknown name
     if model is not None:

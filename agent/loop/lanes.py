@@ -5,9 +5,11 @@ A :class:`Lane` owns one executor (one RunEngine, or one queueserver manager) an
 The loop's dispatch step checks a proposal against the safety gate on a free lane, stores the intent and creates
 the run's documents file (:meth:`Lanes.start` takes them), and returns at once; the lane's thread runs the
 proposal, stores the run, and wakes whoever waits in :meth:`Lanes.wait`. Runs that finished are collected by the
-ingest step. An instrument that stops answering (:class:`~closedloop.errors.InstrumentError`) takes its lane out
-of use; its proposal keeps its intent without a run, which the loop records as interrupted, and the other lanes go
-on. What each lane is doing is kept in the store's ``instruments`` meta for ``closedloop status``.
+ingest step, from memory (:meth:`Lanes.take_ended`: the documents the instrument's writer kept as they streamed);
+the store's copy is read back only for a run that ended before this process started. An instrument that stops
+answering (:class:`~closedloop.errors.InstrumentError`) takes its lane out of use; its proposal keeps its intent
+without a run, which the loop records as interrupted, and the other lanes go on. What each lane is doing is kept
+in the store's ``instruments`` meta for ``closedloop status``.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.store import RunFile, SqlStore
+from agent.store import RunFile, SqlStore, read_run_file
 from closedloop.errors import InstrumentError
 from closedloop.reach import Limits
 from closedloop.records import Proposal
-from instruments.protocols import Executes, Reaches, RunRecord
+from instruments.protocols import Document, Executes, Reaches, RunRecord
+
+EndedRun = tuple[list[Document], str | None, str]
+"""A run as the store keeps it: its documents, its error (or None) and its status (``done``, ``aborted``)."""
 
 
 @dataclass
@@ -68,6 +73,7 @@ class Lanes:
         self.emit = emit or (lambda kind, data: None)
         self._changed = threading.Condition()
         self._threads: list[threading.Thread] = []
+        self._ended: dict[str, EndedRun] = {}  # proposal id -> its run, stored and not yet ingested
         self._publish()
 
     def __len__(self) -> int:
@@ -175,11 +181,14 @@ class Lanes:
                 self.emit("failure", {"instrument": lane.name, "reason": str(exc)})
                 return
             except Exception as exc:  # an executor bug is a failed run, never a dead session
-                record = RunRecord(error=f"{type(exc).__name__}: {exc}", documents=sink.documents)
+                sink.close()  # what the run emitted before the bug is in its file
+                record = RunRecord(error=f"{type(exc).__name__}: {exc}", documents=read_run_file(sink.path))
             finally:
                 sink.close()
             status = "aborted" if record.aborted_by_operator else "done"
             self.store.add_run(proposal.id, record.documents, record.error, record.seconds, status=status)
+            with self._changed:
+                self._ended[proposal.id] = (record.documents, record.error, status)
             stored = True
             scan_ids = [doc.get("scan_id") for name, doc in record.documents if name == "start"]
             if scan_ids and isinstance(scan_ids[-1], int):
@@ -195,6 +204,12 @@ class Lanes:
             self._publish()
             if not stored and lane.failed is None:
                 self.store.log("error", f"{proposal.id}: the run on {lane.name} ended without a record")
+
+    def take_ended(self, proposal_id: str) -> EndedRun | None:
+        """The run of ``proposal_id`` that ended in this process (stored already), handed over once, from memory;
+        None when it is not here (it ended before this process started: read the store's copy)."""
+        with self._changed:
+            return self._ended.pop(proposal_id, None)
 
     def states(self) -> dict[str, dict[str, Any]]:
         """Each instrument's state, proposal and since when, as ``status`` shows them."""

@@ -3,6 +3,9 @@
 One ``[name, document]`` JSON array per line, the form suitcase-jsonl writes. The file is created before
 anything moves, so every run that started has one; a line is flushed as soon as its document arrives, so a run
 cut short by a kill leaves what it emitted. Reading tolerates a last line cut in half.
+
+A :class:`RunFile` is the run's own sink of the instrument's :class:`~instruments.writer.DocumentWriter`, which
+keeps the run's documents in memory (once); the file is read back only after a crash.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ class RunFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.documents: list[tuple[str, dict[str, Any]]] = []
         self._file: IO[str] | None = None
 
     def open(self) -> RunFile:
@@ -29,7 +31,7 @@ class RunFile:
         return self
 
     def close(self) -> None:
-        """Close the file; documents that come later are kept in memory only."""
+        """Close the file; documents that come later are not written."""
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -38,7 +40,6 @@ class RunFile:
         return self.open()
 
     def __call__(self, name: str, doc: dict[str, Any]) -> None:
-        self.documents.append((name, doc))
         if self._file is not None:
             self._file.write(dumps([name, doc]) + "\n")
             self._file.flush()

@@ -71,9 +71,10 @@ def collect_dispatched(ctx: LoopContext) -> None:
 
 
 def observe(ctx: LoopContext, proposal: Proposal) -> None:
-    """Turn a proposal's stored run into its observation and tell the planner."""
+    """Turn a proposal's run into its observation and tell the planner: the documents its instrument's writer kept
+    in memory, or, for a run that ended before this process started (a crash, a resume), the store's copy."""
     store = ctx.store
-    stored = store.run_with_status(proposal.id)
+    stored = ctx.lanes.take_ended(proposal.id) or store.run_with_status(proposal.id)
     if stored is None:
         if not store.was_dispatched(proposal.id):
             return  # never moved

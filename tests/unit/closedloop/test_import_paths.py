@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from closedloop import SpecError, resolve_import_path, spec_from_dict
+from closedloop.resolve import Resolved, resolve
 from tests.conftest import beamline_session
 
 
@@ -57,7 +58,7 @@ def test_good_and_malformed_paths(modules: Path) -> None:
 )
 def test_the_planner_field_is_named(modules: Path, module: str, expected: str) -> None:
     with pytest.raises(SpecError) as info:
-        spec_from_dict(beamline_session(planner={"name": f"{module}:Gen"}))
+        resolve(spec_from_dict(beamline_session(planner={"name": f"{module}:Gen"})))
     assert expected in str(info.value)
     assert "\n" not in str(info.value)
 
@@ -65,6 +66,32 @@ def test_the_planner_field_is_named(modules: Path, module: str, expected: str) -
 def test_a_factory_that_exits_on_import_is_a_spec_error(modules: Path) -> None:
     # the instrument field's own naming belongs to InstrumentSpec; here: it is refused as bad input, not an exit
     with pytest.raises(SpecError) as info:
-        spec_from_dict(beamline_session(instrument={"factory": "exits_on_import:make"}))
+        resolve(spec_from_dict(beamline_session(instrument={"factory": "exits_on_import:make"})))
     assert "instrument" in str(info.value)
     assert "'exits_on_import:make' does not import: SystemExit: 7" in str(info.value)
+
+
+def test_validation_imports_nothing_and_resolution_is_the_step_that_does(
+    modules: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    for name in ("raises_on_import", "fine_module"):  # imported by the tests above, perhaps
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    data = beamline_session(
+        planner={"name": "raises_on_import:Gen"},
+        instrument={"factory": "fine_module:make"},
+        objectives={"flux": {"field": "det-flux", "reducer": "fine_module:make"}},
+    )
+    spec = spec_from_dict(data)  # a planner module that raises on import: validation never runs it
+    assert "raises_on_import" not in sys.modules and "fine_module" not in sys.modules
+    with pytest.raises(SpecError, match="planner.name: 'raises_on_import:Gen' does not import"):
+        resolve(spec)
+    good = resolve(spec_from_dict(dict(data, planner={"name": "fine_module:Gen"})))
+    fine = sys.modules["fine_module"]
+    assert good == Resolved(planner=fine.Gen, factories={"instrument": fine.make}, reducers={"flux": fine.make})
+
+
+def test_validation_still_refuses_a_malformed_import_path() -> None:
+    with pytest.raises(SpecError, match=r"instrument\.factory: 'no colon' is not of the form"):
+        spec_from_dict(beamline_session(instrument={"factory": "no colon"}))

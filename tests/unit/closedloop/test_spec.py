@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 import closedloop
 from closedloop import SessionSpec, SpecError, load_spec, spec_fingerprint, spec_from_dict
 from closedloop.files import parse_yaml
+from closedloop.resolve import resolve
 from tests.conftest import beamline_session
 
 
@@ -68,7 +69,7 @@ def _variables(**pitch1: object) -> dict[str, object]:
 )
 def test_bad_input_is_one_line_naming_the_field(overrides: dict, field: str, words: str) -> None:
     with pytest.raises(SpecError) as info:
-        spec_from_dict(beamline_session(**overrides))
+        resolve(spec_from_dict(beamline_session(**overrides)))  # validation, then what the agent resolves
     message = str(info.value)
     assert "\n" not in message
     assert f"{field}:" in message

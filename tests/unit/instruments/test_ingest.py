@@ -207,11 +207,13 @@ def test_a_reducer_may_return_several_outputs_by_name() -> None:
     assert observation.values == {"flux": 812.0 * 2, "heat": 3.0}
 
 
-def test_an_unimportable_reducer_is_refused_at_load_time() -> None:
+def test_an_unimportable_reducer_is_refused_when_the_spec_is_resolved() -> None:
     from closedloop import SpecError
+    from closedloop.resolve import resolve
 
+    spec = spec_from_dict(beamline_session(objectives={"flux": {"reducer": "instruments.reducers:nope"}}))
     with pytest.raises(SpecError, match=r"objectives\.flux\.reducer: 'instruments\.reducers:nope' does not import"):
-        spec_from_dict(beamline_session(objectives={"flux": {"reducer": "instruments.reducers:nope"}}))
+        resolve(spec)
 
 
 # -- used by import path above ------------------------------------------------------------------------------------

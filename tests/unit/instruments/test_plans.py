@@ -13,6 +13,7 @@ from ophyd_async.core import StaticPathProvider, TriggerInfo, UUIDFilenameProvid
 from ophyd_async.sim import SimBlobDetector, SimMotor
 
 from closedloop import InstrumentError, SessionSpec, SpecError, spec_from_dict
+from closedloop.resolve import resolve
 from instruments import plan_for
 from tests.conftest import beamline_session
 
@@ -53,7 +54,7 @@ def my_plan(setpoints, movers, detectors, md, exposure: float = 1.0):  # pragma:
 )
 def test_bad_plan_input_is_one_line_naming_the_field(plan: dict, message: str) -> None:
     with pytest.raises(SpecError) as info:
-        spec_from_dict(beamline_session(plan=plan))
+        resolve(spec_from_dict(beamline_session(plan=plan)))  # validation, then what the agent resolves
     text = str(info.value)
     assert "\n" not in text
     assert f"session: {message}" in text

@@ -26,7 +26,7 @@ def zdt1(point: dict) -> dict:
 
 def run(planner: BoTorchPlanner, proposals: int) -> list[dict]:
     """The planner's design, then ``proposals`` model-based points one at a time; every point it proposed."""
-    points = planner.suggest(planner.n_initial)
+    points = planner.suggest(planner.options.n_initial)
     planner.ingest([zdt1(p) for p in points])
     for _ in range(proposals):
         (point,) = planner.suggest(1)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from gest_api.vocs import VOCS
 
-import planners.bayes as bayes
+import planners._choice as choice
 from closedloop.errors import PlannerError
 from planners import BoTorchPlanner
 from planners._acquisition import infer_reference_point
@@ -107,8 +107,7 @@ def test_up_to_max_model_points_the_points_are_as_without_it():
     data = observed(peak, 24)
     points = []
     for limit in (24, 10**9):
-        planner = BoTorchPlanner(SINGLE, seed=5, max_model_points=24, **FAST)
-        planner.max_model_points = limit
+        planner = BoTorchPlanner(SINGLE, seed=5, max_model_points=limit, **FAST)
         planner.ingest(data)
         points.append(planner.suggest(2))
     assert points[0] == points[1]
@@ -118,12 +117,12 @@ def test_above_max_model_points_the_gp_and_baseline_see_the_subset(monkeypatch):
     seen = spy_models(monkeypatch)
     baselines = []
 
-    class Spy(bayes.qLogNoisyExpectedImprovement):
+    class Spy(choice.qLogNoisyExpectedImprovement):
         def __init__(self, model, X_baseline, **kwargs):
             baselines.append(X_baseline)
             super().__init__(model, X_baseline, **kwargs)
 
-    monkeypatch.setattr(bayes, "qLogNoisyExpectedImprovement", Spy)
+    monkeypatch.setattr(choice, "qLogNoisyExpectedImprovement", Spy)
     planner = BoTorchPlanner(SINGLE, seed=5, max_model_points=12, **FAST)
     planner.ingest(observed(peak, 25))
     (point,) = planner.suggest(1)

@@ -90,11 +90,11 @@ def test_reused_hyperparameters_of_complete_data_are_refitted_once_an_output_goe
     planner = BoTorchPlanner(CONSTRAINED, seed=0, refit="scheduled", always_refit_below=4, refit_growth=3.0, **FAST)
     planner.ingest(evaluate(planner.suggest(6), missing_above=2.0))  # complete
     planner.suggest(1)  # hyperparameters fitted to the first 4 points (the schedule's sizes: 4, 12)
-    fits = planner.n_fits
+    fits = planner.fitting.n_fits
     planner.ingest([{"x1": 0.95, "x2": 0.5, "f": 1.45, "c": math.nan}])
     planner.suggest(1)  # the batched GP's hyperparameters do not fit a GP per outcome: fitted afresh
-    assert planner.n_fits == fits + 1 and isinstance(planner._last_model[1], ModelListGP)
+    assert planner.fitting.n_fits == fits + 1 and isinstance(planner._last_model[1], ModelListGP)
     planner.ingest([{"x1": 0.1, "x2": 0.3, "f": 0.4, "c": 0.02}])
-    reuses = planner.n_reuses
+    reuses = planner.fitting.n_reuses
     planner.suggest(1)  # and reused from then on, as the schedule says
-    assert planner.n_reuses == reuses + 1 and planner.n_fits == fits + 1
+    assert planner.fitting.n_reuses == reuses + 1 and planner.fitting.n_fits == fits + 1

@@ -12,14 +12,10 @@ from gest_api.vocs import VOCS
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from planners import BoTorchPlanner
-from planners._fitting import (
-    expected_warnings_logged,
-    fit_and_check_noise,
-    hyperparameters,
-    interpolates_noise,
-    noise_share,
-    stands_out,
-)
+from planners.gp.expected_warnings import expected_warnings_logged
+from planners.gp.fitting import hyperparameters
+from planners.gp.low_noise import fit_and_check_noise
+from planners.gp.reading import interpolates_noise, noise_share, stands_out
 from planners.sobol import sobol_points
 
 VOCS_2D = VOCS(variables={"x": [-1.5, 1.5], "y": [-1.5, 1.5]}, objectives={"f": "MAXIMIZE"})
@@ -39,7 +35,7 @@ def fitted(noise_prior: str, results: list[dict]) -> tuple[BoTorchPlanner, objec
     # the planner fits under a seeded RNG, as here: a fit that retries draws its new start from the priors, and from
     # an unseeded RNG the smooth data's low-noise fit ended at the lengthscale floor in about 1 run of 25
     torch.manual_seed(0)
-    return planner, planner._fit(X, Y, C)
+    return planner, planner.fitting.fit(X, Y, C)
 
 
 def design(n: int = 40) -> list[dict]:
@@ -87,11 +83,11 @@ def full_and_watched_fits(
     X, Y, _ = planner.train_tensors()
     count = evaluations(monkeypatch)
     with expected_warnings_logged():
-        full = planner._build(X, Y)
+        full = planner.fitting.build(X, Y)
         torch.manual_seed(0)  # a fit that retries draws its new start from the priors
         fit_gpytorch_mll(ExactMarginalLogLikelihood(full.likelihood, full))
         n_full, count[0] = count[0], 0
-        watched = planner._build(X, Y)
+        watched = planner.fitting.build(X, Y)
         torch.manual_seed(0)
         verdict = fit_and_check_noise(watched)
     return full, n_full, watched, count[0], verdict
@@ -141,6 +137,6 @@ def test_adaptive_takes_botorchs_noise_prior_from_five_variables_on(dim: int, pr
     points = (-1.5 + 3 * sobol_points(dim, 12, seed=3)).tolist()
     planner.ingest([{**{f"x{i}": x[i] for i in range(dim)}, "f": float(rng.normal())} for x in points])
     X, Y, C = planner.train_tensors()
-    model = planner._fit(X, Y, C)
+    model = planner.fitting.fit(X, Y, C)
     assert type(model.likelihood.noise_covar.noise_prior).__name__ == f"{prior}Prior"
-    assert planner.fitted_noise_prior == ("botorch" if dim >= 5 else "adaptive")
+    assert planner.fitting.fitted_noise_prior == ("botorch" if dim >= 5 else "adaptive")

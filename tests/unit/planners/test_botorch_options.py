@@ -10,6 +10,7 @@ from gest_api.vocs import VOCS
 
 from closedloop.errors import PlannerError
 from planners import BoTorchPlanner
+from planners.gp.fitting import GPFitting
 
 VOCS_2D = VOCS(variables={"x": [0.0, 1.0], "y": [-1.0, 1.0]}, objectives={"f": "MAXIMIZE"})
 
@@ -34,7 +35,7 @@ def test_every_acquisition_and_prior_proposes_inside_the_bounds(acquisition: str
         (point,) = planner.suggest(1)
         assert 0.0 <= point["x"] <= 1.0 and -1.0 <= point["y"] <= 1.0
         planner.ingest([{**point, "f": peak(point["x"], point["y"])}])
-    assert planner.n_fits >= 2
+    assert planner.fitting.n_fits >= 2
 
 
 def test_the_low_noise_prior_lets_the_gp_interpolate_noiseless_data() -> None:
@@ -44,7 +45,7 @@ def test_the_low_noise_prior_lets_the_gp_interpolate_noiseless_data() -> None:
         points = planner.suggest(12)
         planner.ingest([{**p, "f": peak(p["x"], p["y"])} for p in points])
         X, Y, C = planner.train_tensors()
-        noises[low] = float(planner._model(X, Y, C).likelihood.noise.detach().mean())
+        noises[low] = float(planner.fitting.model_for(X, Y, C).likelihood.noise.detach().mean())
     assert noises[True] < noises[False] / 10
 
 
@@ -75,7 +76,7 @@ def test_noiseless_tells_noiseless_data_from_noisy_data() -> None:
     """What the constrained qLogEI path is switched on (``noiseless``)."""
     import numpy as np
 
-    from planners._fitting import noiseless
+    from planners.gp.reading import noiseless
 
     found = {}
     for noise in (0.0, 0.1):
@@ -84,7 +85,7 @@ def test_noiseless_tells_noiseless_data_from_noisy_data() -> None:
         points = planner.suggest(40)
         planner.ingest([{**p, "f": peak(p["x"], p["y"]) + noise * rng.normal()} for p in points])
         X, Y, C = planner.train_tensors()
-        model = planner._model(X, Y, C)
+        model = planner.fitting.model_for(X, Y, C)
         found[noise] = noiseless(model)
         # one objective, no constraints: qLogNEI either way
         acq = planner._acquisition(model, X, Y, C, torch.from_numpy(planner.pending_unit()), q=1)
@@ -94,13 +95,13 @@ def test_noiseless_tells_noiseless_data_from_noisy_data() -> None:
 
 def test_fits_start_cold_on_a_geometric_schedule_and_warm_in_between(monkeypatch) -> None:
     seen: list[tuple[int, bool]] = []
-    fit = BoTorchPlanner._fit
+    fit = GPFitting.fit
 
     def spy(self, X, Y, C, start=None):
         seen.append((len(X), start is not None))
         return fit(self, X, Y, C, start)
 
-    monkeypatch.setattr(BoTorchPlanner, "_fit", spy)
+    monkeypatch.setattr(GPFitting, "fit", spy)
     planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=20, num_restarts=2, raw_samples=32)
     planner.ingest([{**p, "f": peak(p["x"], p["y"])} for p in planner.suggest(20)])
     for _ in range(7):
@@ -112,13 +113,13 @@ def test_fits_start_cold_on_a_geometric_schedule_and_warm_in_between(monkeypatch
 
 def test_warm_start_can_be_turned_off(monkeypatch) -> None:
     seen: list[bool] = []
-    fit = BoTorchPlanner._fit
+    fit = GPFitting.fit
 
     def spy(self, X, Y, C, start=None):
         seen.append(start is not None)
         return fit(self, X, Y, C, start)
 
-    monkeypatch.setattr(BoTorchPlanner, "_fit", spy)
+    monkeypatch.setattr(GPFitting, "fit", spy)
     planner = BoTorchPlanner(VOCS_2D, seed=0, n_initial=12, num_restarts=2, raw_samples=32, warm_start=False)
     planner.ingest([{**p, "f": peak(p["x"], p["y"])} for p in planner.suggest(12)])
     for _ in range(3):
@@ -130,7 +131,7 @@ def test_warm_start_can_be_turned_off(monkeypatch) -> None:
 def test_default_restarts_depend_on_the_problem() -> None:
     two_objectives = VOCS(variables={"x": [0.0, 1.0], "y": [-1.0, 1.0]}, objectives={"f": "MAXIMIZE", "g": "MINIMIZE"})
     six_d = VOCS(variables={f"x{i}": [0.0, 1.0] for i in range(6)}, objectives={"f": "MINIMIZE"})
-    assert BoTorchPlanner(VOCS_2D).num_restarts == 2
-    assert BoTorchPlanner(two_objectives).num_restarts == 4
-    assert BoTorchPlanner(six_d).num_restarts == 4
-    assert BoTorchPlanner(six_d, num_restarts=3).num_restarts == 3
+    assert BoTorchPlanner(VOCS_2D).optimizer.num_restarts == 2
+    assert BoTorchPlanner(two_objectives).optimizer.num_restarts == 4
+    assert BoTorchPlanner(six_d).optimizer.num_restarts == 4
+    assert BoTorchPlanner(six_d, num_restarts=3).optimizer.num_restarts == 3

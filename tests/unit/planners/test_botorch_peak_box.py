@@ -15,7 +15,7 @@ import torch
 from gest_api.vocs import VOCS
 
 from planners import BoTorchPlanner
-from planners._fitting import NARROW_BELOW, lengthscales, peak_box, stood_out
+from planners.gp.reading import NARROW_BELOW, lengthscales, peak_box, stood_out
 from planners.sobol import sobol_points
 
 VOCS_3D = VOCS(variables={n: [-1.5, 1.5] for n in ("x", "y", "z")}, objectives={"f": "MAXIMIZE"})
@@ -53,7 +53,7 @@ def test_peak_box_only_once_a_narrow_peak_stood_out() -> None:
     planner = BoTorchPlanner(VOCS_3D, seed=0, **FAST)
     planner.ingest(results)
     X, Y, C = planner.train_tensors()
-    model = planner._fit(X, Y, C)
+    model = planner.fitting.fit(X, Y, C)
     ls = lengthscales(model)
     assert ls is not None and float(ls.min()) < NARROW_BELOW
     assert stood_out(Y[:, 0])
@@ -95,8 +95,8 @@ def test_the_next_point_is_sought_around_the_ridge_not_over_the_background() -> 
 
 
 def test_peak_box_is_an_option_with_none_to_turn_it_off() -> None:
-    assert BoTorchPlanner(VOCS_3D, seed=0).peak_box == 2.0
-    assert BoTorchPlanner(VOCS_3D, seed=0, peak_box=None).peak_box is None
+    assert BoTorchPlanner(VOCS_3D, seed=0).options.peak_box == 2.0
+    assert BoTorchPlanner(VOCS_3D, seed=0, peak_box=None).options.peak_box is None
     with pytest.raises(ValueError, match="planner.options.peak_box"):
         BoTorchPlanner(VOCS_3D, seed=0, peak_box=0.0)
     assert torch.get_default_dtype() == torch.float32  # the planner leaves global state alone

@@ -15,7 +15,7 @@ import pytest
 from gest_api.vocs import VOCS
 
 import planners._acquisition as acquisition
-import planners.bayes as bayes
+import planners._choice as choice
 from planners import BoTorchPlanner
 from planners.sobol import sobol_points
 
@@ -64,13 +64,13 @@ def acquisitions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             made.append("UCB")
             super().__init__(*args, **kwargs)
 
-    class QLogNEI(bayes.qLogNoisyExpectedImprovement):
+    class QLogNEI(choice.qLogNoisyExpectedImprovement):
         def __init__(self, *args, **kwargs):
             made.append("qLogNEI")
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(acquisition, "UpperConfidenceBound", UCB)
-    monkeypatch.setattr(bayes, "qLogNoisyExpectedImprovement", QLogNEI)
+    monkeypatch.setattr(choice, "qLogNoisyExpectedImprovement", QLogNEI)
     return made
 
 

@@ -8,8 +8,9 @@ import math
 import pytest
 import torch
 
-import planners.bayes as bayes
+import planners._choice as choice
 from planners import BoTorchPlanner, SobolPlanner
+from planners.gp.fitting import GPFitting
 
 
 @pytest.fixture
@@ -17,18 +18,18 @@ def spy(monkeypatch):
     """Record which acquisition function each proposal used, and with how many pending points."""
     calls: list[tuple[str, int]] = []
 
-    class LogEI(bayes.LogExpectedImprovement):
+    class LogEI(choice.LogExpectedImprovement):
         def __init__(self, *args, **kwargs):
             calls.append(("LogEI", 0))
             super().__init__(*args, **kwargs)
 
-    class QLogNEI(bayes.qLogNoisyExpectedImprovement):
+    class QLogNEI(choice.qLogNoisyExpectedImprovement):
         def __init__(self, *args, X_pending=None, **kwargs):
             calls.append(("qLogNEI", 0 if X_pending is None else len(X_pending)))
             super().__init__(*args, X_pending=X_pending, **kwargs)
 
-    monkeypatch.setattr(bayes, "LogExpectedImprovement", LogEI)
-    monkeypatch.setattr(bayes, "qLogNoisyExpectedImprovement", QLogNEI)
+    monkeypatch.setattr(choice, "LogExpectedImprovement", LogEI)
+    monkeypatch.setattr(choice, "qLogNoisyExpectedImprovement", QLogNEI)
     return calls
 
 
@@ -87,13 +88,13 @@ def test_batch_uses_q_log_nei(vocs, spy, evaluate):
 
 def test_failed_points_are_never_fit(vocs, monkeypatch, evaluate):
     fitted = []
-    original = BoTorchPlanner._fit
+    original = GPFitting.fit
 
     def fit(self, X, Y, C, start=None):
         fitted.append(Y.clone())
         return original(self, X, Y, C, start)
 
-    monkeypatch.setattr(BoTorchPlanner, "_fit", fit)
+    monkeypatch.setattr(GPFitting, "fit", fit)
     planner = BoTorchPlanner(vocs, seed=3, n_initial=5)
     results = evaluate(planner.suggest(6))
     results[0]["f"] = math.nan

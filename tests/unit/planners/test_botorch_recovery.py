@@ -69,12 +69,12 @@ def test_more_jitter_raises_gpytorchs_cholesky_jitter_only_inside() -> None:
 def test_when_every_step_fails_a_sobol_point_goes_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every optimization fails (a NotPSDError raised where BoTorch's optimizer runs: the one patch here, as no real
     data is known to defeat every step): the proposal is a Sobol point, each failure counted, nothing raised."""
-    import planners.bayes
+    import planners._optimizer
 
     def not_psd(*args: Any, **kwargs: Any) -> Any:
         raise NotPSDError("Matrix not positive definite after repeatedly adding jitter")
 
-    monkeypatch.setattr(planners.bayes, "optimize_acqf", not_psd)
+    monkeypatch.setattr(planners._optimizer, "optimize_acqf", not_psd)
     planner = BoTorchPlanner(SPRING, seed=3, n_initial=10)
     planner.ingest(spring_results()[:20])
     (point,) = planner.suggest(1)
@@ -85,12 +85,12 @@ def test_when_every_step_fails_a_sobol_point_goes_and_says_so(monkeypatch: pytes
 
 
 def test_an_error_that_is_not_numerical_is_raised(monkeypatch: pytest.MonkeyPatch) -> None:
-    import planners.bayes
+    import planners._optimizer
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("a bug, not a numerical failure")
 
-    monkeypatch.setattr(planners.bayes, "optimize_acqf", broken)
+    monkeypatch.setattr(planners._optimizer, "optimize_acqf", broken)
     planner = BoTorchPlanner(SPRING, seed=3, n_initial=10)
     planner.ingest(spring_results()[:20])
     with pytest.raises(KeyError):
@@ -107,8 +107,9 @@ def _branin(x1: float, x2: float) -> float:
 #: as the planner proposed them before numerical failures were recovered from and feasibility was searched for.
 PINNED = {
     "plain": [10.0, 6.106022619709945, -5.0, 0.0, 5.025133551242847, 5.304191119552902],
+    # recomputed with the portable math of tests/__init__.py (each CPU gave its own last digits before)
     # moved knowingly when the analytic constrained LogEI came back as the default for one point on noiseless data
-    "disk": [0.8737075545582016, 6.076975508055118, -1.4926994768952335, 6.973161165092914, -1.9454347393684768, 0.0],
+    "disk": [0.8737075546591608, 6.0769755078154155, -1.493127046655065, 6.973284890169147, -1.946864946191051, 0.0],
 }
 
 

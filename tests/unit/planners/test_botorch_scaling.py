@@ -8,7 +8,7 @@ import pytest
 
 from closedloop.errors import PlannerError
 from planners import BoTorchPlanner
-from planners._fitting import refit_size
+from planners.gp.fitting import GPFitting, refit_size
 
 #: Small and quick; the schedule fits at 6, 9, 14 and 21 ok observations and at every size below 6.
 SCHEDULE = {"always_refit_below": 6, "refit_growth": 1.5}
@@ -27,7 +27,7 @@ def run(planner: BoTorchPlanner, evaluate, until: int) -> tuple[list[dict], list
         n_ok = planner.n_observed
         (point,) = planner.suggest(1)
         if n_ok >= FAST["n_initial"]:
-            counts.append((n_ok, planner.n_fits, planner.n_reuses))
+            counts.append((n_ok, planner.fitting.n_fits, planner.fitting.n_reuses))
         (result,) = evaluate([point])
         planner.ingest([result])
         results.append(result)
@@ -61,7 +61,7 @@ def test_fits_on_the_schedule_and_reuses_between(vocs, evaluate):
 def test_reused_hyperparameters_give_points_inside_the_bounds(vocs, evaluate):
     planner = BoTorchPlanner(vocs, seed=2, **FAST, **SCHEDULE)
     results, _ = run(planner, evaluate, until=13)
-    assert planner.n_reuses > 0
+    assert planner.fitting.n_reuses > 0
     for point in results + planner.suggest(2):
         assert -1.5 <= point["x1"] <= 1.5 and 0.0 <= point["x2"] <= 5.0
 
@@ -80,8 +80,8 @@ def test_a_rebuilt_planner_proposes_what_the_original_would(vocs, evaluate):
     (expected,) = original.suggest(1)
     (got,) = rebuilt.suggest(1)
     assert (got["x1"], got["x2"]) == (expected["x1"], expected["x2"])
-    assert (rebuilt.n_fits, rebuilt.n_reuses) == (1, 0)  # one fit, to the first 9, as the original did
-    assert original.n_reuses > 0
+    assert (rebuilt.fitting.n_fits, rebuilt.fitting.n_reuses) == (1, 0)  # one fit, to the first 9, as the original did
+    assert original.fitting.n_reuses > 0
 
 
 def test_refit_always_fits_for_every_proposal(vocs, evaluate):
@@ -93,7 +93,7 @@ def test_refit_always_fits_for_every_proposal(vocs, evaluate):
 def test_large_fits_use_a_subset_and_condition_on_all(vocs, evaluate, monkeypatch):
     fitted: list[int] = []
     conditioned: list[tuple[int, float, float]] = []
-    fit, optimize = BoTorchPlanner._fit, BoTorchPlanner._optimize
+    fit, optimize = GPFitting.fit, BoTorchPlanner._optimize
 
     def spy_fit(self, X, Y, C, start=None):
         fitted.append(len(X))
@@ -103,7 +103,7 @@ def test_large_fits_use_a_subset_and_condition_on_all(vocs, evaluate, monkeypatc
         conditioned.append((len(model.train_inputs[0]), float(model.outcome_transform.means), float(Y.mean())))
         return optimize(self, model, X, Y, *args, **kwargs)
 
-    monkeypatch.setattr(BoTorchPlanner, "_fit", spy_fit)
+    monkeypatch.setattr(GPFitting, "fit", spy_fit)
     monkeypatch.setattr(BoTorchPlanner, "_optimize", spy_optimize)
     planner = BoTorchPlanner(vocs, seed=6, max_fit_points=10, **FAST, **SCHEDULE)
     run(planner, evaluate, until=16)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from importlib.metadata import entry_points
 
 import numpy as np
 import pytest
 from gest_api.vocs import VOCS
 
 from closedloop.errors import PlannerError
-from closedloop.spec import PLANNER_GROUP
+from closedloop.plugins import planner_entry_points
 from planners import load_planner as _load_planner
 from tests.unit.planners.conftest import PLANNER_OPTIONS, SEED_FREE
 
@@ -162,8 +161,7 @@ def test_vocs_as_keyword(planner_name, vocs):
 
 def planner_class(name: str) -> type:
     """The class registered under ``name``."""
-    (entry,) = [e for e in entry_points(group=PLANNER_GROUP) if e.name == name]
-    return entry.load()
+    return planner_entry_points()[name].load()
 
 
 #: Each optional feature: the support flag that decides it, a VOCS using it, what a refusal must name, and

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from typer.testing import CliRunner
 
 from agent.cli.planners import planners as planners_command
 from closedloop.errors import PlannerError
-from closedloop.spec import PLANNER_GROUP
+from closedloop.plugins import planner_entry_points
 from planners.foreign import Foreign
 from planners.options import BUILTIN_OPTIONS, BoTorchOptions
 from planners.registry import accepts_option, load_planner, options_model
@@ -24,7 +23,7 @@ VOCS_2D = VOCS(variables={"x": [0.0, 1.0], "y": [-1.0, 1.0]}, objectives={"f": "
 
 def test_each_registered_planner_declares_the_model_the_table_names() -> None:
     """The table lets ``closedloop planners`` read options without loading a planner: it must not drift."""
-    for entry in entry_points(group=PLANNER_GROUP):
+    for entry in planner_entry_points().values():
         if entry.value.startswith("planners."):
             assert entry.load().options_model is BUILTIN_OPTIONS[entry.value], entry.name
             assert options_model(entry.name) is BUILTIN_OPTIONS[entry.value]

@@ -22,7 +22,7 @@ def test_load_by_name(vocs):
     assert isinstance(load_planner("sobol", vocs, seed=1), SobolPlanner)
     planner = load_planner("botorch", vocs, seed=1, n_initial=3)
     assert isinstance(planner, BoTorchPlanner)
-    assert planner.n_initial == 3
+    assert planner.options.n_initial == 3
 
 
 def test_load_by_import_path(vocs):
