@@ -295,3 +295,11 @@ def test_a_repeat_counts_only_while_the_point_it_repeats_is_in_flight() -> None:
     assert repeats_in_flight(problem, [a, near_a, b], lanes=1) == 1
     assert repeats_in_flight(problem, [a, b, near_a], lanes=1) == 0  # a's run ended before near_a was proposed
     assert repeats_in_flight(problem, [a, b, near_a], lanes=2) == 1
+
+
+def test_a_run_records_the_planners_counters_and_the_numerical_failures_it_caught() -> None:
+    problem = PROBLEMS["branin"]
+    run = run_one(PlannerSpec("botorch", "botorch"), problem, seed=0, n_initial=3, budget=1)
+    assert run.status == "ok" and run.counters["n_fits"] >= 1
+    assert run.diagnostics == {"recoveries": {}, "recovered_by": {}}  # nothing to recover from on Branin
+    assert run_one(PlannerSpec("sobol", "sobol"), problem, seed=0, n_initial=3, budget=1).diagnostics == {}
