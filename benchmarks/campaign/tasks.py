@@ -120,6 +120,9 @@ def _run_harness(task: Task, problem: Any) -> dict[str, Any]:
             "hit": final is not None and final <= problem.hit_tolerance,
             "hypervolume": run.hypervolume,
             "warnings": run.warnings,
+            "counters": run.counters,
+            "recoveries": run.diagnostics.get("recoveries"),  # None: the contender does not report them
+            "recovered_by": run.diagnostics.get("recovered_by"),
         },
         "experiments": rows,
         "regret": run.regret,
