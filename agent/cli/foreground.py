@@ -23,7 +23,8 @@ from closedloop.errors import ExitCode
 from closedloop.records import Observation
 
 if TYPE_CHECKING:
-    from agent.session import Checkpoint, Session
+    from agent.loop import Checkpoint
+    from agent.session import Session
 
 console = Console()
 err = Console(stderr=True)

@@ -17,8 +17,9 @@ from typing import IO, Any
 from rich.console import Console
 from rich.markup import escape
 
+from agent.loop import Checkpoint
 from agent.operator import Operations
-from agent.session import Checkpoint, Session
+from agent.session import Session
 from closedloop.control import operator_name
 from closedloop.errors import ClosedLoopError
 from closedloop.records import Decision, Verdict

@@ -20,7 +20,8 @@ from agent.process.driver import Driver
 from agent.store import publish_control
 
 if TYPE_CHECKING:
-    from agent.session import Checkpoint, Session
+    from agent.loop import Checkpoint
+    from agent.session import Session
 
 
 class SessionProcess:
