@@ -44,6 +44,7 @@ from planners._fitting import (
 )
 from planners._large import model_subset, violations
 from planners._multiobjective import hypervolume_improvement
+from planners._pending import choose_pending
 from planners._recovery import SPACE_FILLING, STEPS, check_finite, failure_kind, more_jitter
 from planners._travel import Travelling, per_variable
 from planners.options import (
@@ -544,7 +545,7 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
                 X_pending=pending,
                 prune_baseline=True,
             )
-        if pending is not None and q == 1 and self.pending_rule == "believe" and stood_out(Y[:, 0]):
+        if pending is not None and q == 1 and self._believes(model, X, Y):
             return believed_ucb(model, pending, self.ucb_beta)
         if q == 1 and pending is None and self.acquisition == "logei":
             return LogExpectedImprovement(model, best_f=Y.max())
@@ -555,6 +556,12 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
         return qLogNoisyExpectedImprovement(
             model, X_baseline=X, X_pending=pending, prune_baseline=True, sampler=self._sampler()
         )
+
+    def _believes(self, model: Model, X: Tensor, Y: Tensor) -> bool:
+        """Whether a proposal with points in flight believes the GP there (``pending``; :mod:`planners._pending`)."""
+        if self.pending_rule == "auto":
+            return choose_pending(model, X, Y, len(self._pending), self.n_initial) == "believe"
+        return self.pending_rule == "believe" and stood_out(Y[:, 0])
 
     def _simple_acquisition(self, model: Model, Y: Tensor, G: Tensor | None) -> AcquisitionFunction:
         """An analytic acquisition function on ``model`` for one point, the recovery step ``simpler acquisition``:
