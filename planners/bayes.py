@@ -43,7 +43,7 @@ from planners._fitting import (
     stood_out,
 )
 from planners._large import model_subset, violations
-from planners._multiobjective import hypervolume_improvement
+from planners._multiobjective import FRONT_STARTS, hypervolume_improvement
 from planners._pending import choose_pending
 from planners._recovery import SPACE_FILLING, STEPS, check_finite, failure_kind, more_jitter
 from planners._travel import Travelling, per_variable
@@ -633,6 +633,8 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
                 "options": {"maxiter": self.maxiter, "ftol": self.ftol, "factr": None},
                 "retry_on_optimization_warning": False,
             }
+            if Y.shape[1] > 1 and G is None:  # several objectives: start near the observed front too
+                effort["options"].update(FRONT_STARTS)
             if combos is not None and free > 0:
                 candidates, values = optimize_acqf_mixed(acq, bounds, q, fixed_features_list=combos, **effort)
             else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from gest_api.vocs import VOCS
 
 from planners import BoTorchPlanner
@@ -36,6 +37,7 @@ def whys(vocs: VOCS, data: list[dict], count: int) -> list[str]:
     return [planner.why(planner.suggest(1)[0]["_id"]) for _ in range(count)]
 
 
+@pytest.mark.slow
 def test_a_broad_peak_is_believed_from_three_points_in_flight_on() -> None:
     got = whys(*peak_data(2, 0.5), count=BELIEVE_IN_FLIGHT + 2)
     # nothing, one and two in flight: qLogNEI; three and four: UCB on the believing GP
@@ -43,6 +45,7 @@ def test_a_broad_peak_is_believed_from_three_points_in_flight_on() -> None:
     assert got[BELIEVE_IN_FLIGHT:] == [BELIEVED] * 2
 
 
+@pytest.mark.slow
 def test_a_narrow_spot_and_six_variables_keep_joint() -> None:
     assert BELIEVED not in whys(*peak_data(2, 0.15), count=BELIEVE_IN_FLIGHT + 2)  # spot2's width
     assert BELIEVED not in whys(*peak_data(6, 0.5), count=BELIEVE_IN_FLIGHT + 1)
