@@ -189,13 +189,13 @@ class BoTorchPlanner(ScheduledFitting, Travelling):
 
     The acquisition optimizer (``optimize_acqf``, L-BFGS-B) starts from ``num_restarts`` of ``raw_samples`` random
     points, chosen by BoTorch's initialization heuristic; with outcome constraints, one of the restarts starts at the
-    best feasible observation instead (:func:`starting_at`); with several objectives the random points are joined by
-    as many perturbations of the observations on the Pareto front (:data:`~planners._multiobjective.FRONT_STARTS`).
-    An optimum on a constraint's edge, where BoTorch's
+    best feasible observation instead (:func:`starting_at`). An optimum on a constraint's edge, where BoTorch's
     smoothed feasibility is nearly a step, is reached from there in fewer steps: on constrained Branin
     (``branin_disk``, 5 seeds) 27 evaluations of the acquisition a proposal instead of 48, ending nearer the optimum
     (see the README's benchmarks). BoTorch's own ``sample_around_best`` does not serve: it cannot see the
-    constraints of ``qLogExpectedImprovement`` and samples around the best point whether feasible or not.
+    constraints of ``qLogExpectedImprovement`` and samples around the best point whether feasible or not. With several
+    objectives it does serve: the random points are joined by as many perturbations of the observations on the
+    Pareto front (:data:`~planners._multiobjective.FRONT_STARTS`).
 
     Discrete variables are optimized relaxed and rounded to the nearest allowed value; categorical ones by
     ``optimize_acqf_mixed`` over every combination of categories when there are at most
