@@ -41,6 +41,7 @@ from planners._acquisition import (
     outcome_constraints,
 )
 from planners._multiobjective import hypervolume_improvement
+from planners._pending import choose_pending
 from planners.gp.reading import noiseless, stood_out
 from planners.options import BoTorchOptions
 
@@ -100,7 +101,7 @@ def choose_acquisition(
             X_pending=pending,
             prune_baseline=True,
         )
-    if pending is not None and q == 1 and planner.options.pending == "believe" and stood_out(Y[:, 0]):
+    if pending is not None and q == 1 and believes(planner, model, X, Y):
         return believed_ucb(model, pending, planner.options.ucb_beta)
     if q == 1 and pending is None and planner.options.acquisition == "logei":
         return LogExpectedImprovement(model, best_f=Y.max())
@@ -111,6 +112,14 @@ def choose_acquisition(
     return qLogNoisyExpectedImprovement(
         model, X_baseline=X, X_pending=pending, prune_baseline=True, sampler=sampler(planner.options)
     )
+
+
+def believes(planner: BoTorchPlanner, model: Model, X: Tensor, Y: Tensor) -> bool:
+    """Whether a proposal with points in flight believes the GP there (``pending``; :mod:`planners._pending`)."""
+    if planner.options.pending == "auto":
+        in_flight = len(planner.pending_unit())
+        return choose_pending(model, X, Y, in_flight, planner.options.n_initial) == "believe"
+    return planner.options.pending == "believe" and stood_out(Y[:, 0])
 
 
 def simple_acquisition(planner: BoTorchPlanner, model: Model, Y: Tensor, G: Tensor | None) -> AcquisitionFunction:

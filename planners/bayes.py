@@ -385,5 +385,7 @@ class BoTorchPlanner(PlannerBase):
             # one restart starts at the best feasible observation (see planners._optimizer)
             start = torch.from_numpy(self.to_unit([self.point_x(best)]))[0] if best is not None else None
             more = 2 if step == "restarts" else 1
-            candidates = self.optimizer.optimize(acq, bounds, q, start=start, more=more)
+            # several objectives (not a feasibility search): restarts start near the observed Pareto front too
+            front = Y.shape[1] > 1 and G is None
+            candidates = self.optimizer.optimize(acq, bounds, q, start=start, more=more, front=front)
         return self.design.snap(candidates.detach().reshape(q, self.dim), box), acquisition_name(chosen)
