@@ -80,17 +80,22 @@ def choose_acquisition(
         return hypervolume_improvement(
             model, X, Y, ref_point, sampler(planner.options), constraints=constraints, X_pending=pending
         )
-    if constraints and q == 1 and pending is None:
-        if planner.options.acquisition == "logei" or (planner.options.acquisition == "auto" and noiseless(model)):
-            # the incumbent is known exactly: analytic, no joint posterior over the observed points; with one
-            # restart at the best feasible observation it closes in on an optimum on a constraint's boundary
-            # (see docs/benchmarks/constrained.md)
-            return LogConstrainedExpectedImprovement(
-                model,
-                best_f=best_feasible(planner),
-                objective_index=0,
-                constraints=constraint_bounds(planner.vocs, m),
-            )
+    acquisition = planner.options.acquisition
+    if (
+        constraints
+        and q == 1
+        and pending is None
+        and (acquisition == "logei" or (acquisition == "auto" and noiseless(model)))
+    ):
+        # the incumbent is known exactly: analytic, no joint posterior over the observed points; with one
+        # restart at the best feasible observation it closes in on an optimum on a constraint's boundary
+        # (see docs/benchmarks/constrained.md)
+        return LogConstrainedExpectedImprovement(
+            model,
+            best_f=best_feasible(planner),
+            objective_index=0,
+            constraints=constraint_bounds(planner.vocs, m),
+        )
     if constraints:
         return qLogNoisyExpectedImprovement(
             model,

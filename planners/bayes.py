@@ -234,10 +234,10 @@ class BoTorchPlanner(PlannerBase):
                     elif step == "first":
                         model = self.fitting.model_for(*full, keep=keep)
                         self._last_model = (len(self._records), model)
-                        if self.options.noise_fill is not None and noise_share(model) > self.options.noise_fill:
-                            if not stands_out(full[1][:, 0]):
-                                # no structure yet, only noise, and no reading stands out: keep filling the space
-                                return None, "Sobol: only noise so far", box
+                        fill = self.options.noise_fill
+                        if fill is not None and noise_share(model) > fill and not stands_out(full[1][:, 0]):
+                            # no structure yet, only noise, and no reading stands out: keep filling the space
+                            return None, "Sobol: only noise so far", box
                     elif model is None or step in ("refit", "jitter"):
                         fit = self.fitting.fit
                         model = self._feasibility_model(X, G, True) if G is not None else fit(X, Y, C, None, True)

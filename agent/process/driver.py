@@ -7,6 +7,7 @@ asks to stop after the current run at the first, and aborts the run at a second.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sys
 import threading
@@ -118,10 +119,8 @@ class Driver:
         """First Ctrl-C: stop after the current run. Second: abort the run now. Never a KeyboardInterrupt."""
         self._interrupts += 1
         abort = self._interrupts > 1
-        try:
+        with contextlib.suppress(ClosedLoopError):
             self.ops.stop(self.by, "terminal", abort=abort, reason="Ctrl-C")
-        except ClosedLoopError:
-            pass
         message = "aborting the run" if abort else "stopping after the current run (Ctrl-C again aborts it)"
         self.console.print(f"[yellow]{message}[/]")
 

@@ -9,6 +9,7 @@ and then the scheduler runs it again elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import socket
@@ -28,10 +29,8 @@ def versions() -> dict[str, str]:
     """Python's and the packages' versions on this worker (those installed)."""
     found = {"python": platform.python_version()}
     for name in VERSIONED:
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             found[name] = version(name)
-        except PackageNotFoundError:
-            pass
     return found
 
 

@@ -275,7 +275,20 @@ def test_the_planner_without_the_identity_input_transform_proposes_the_same_poin
 def test_the_pipelined_replay_runs_the_planner_it_is_given(capsys: pytest.CaptureFixture[str]) -> None:
     from benchmarks.pipelined_regret import main
 
-    main("--problems beamline --seeds 2 --experiments 4 --lanes 0,1 --planner grid[shuffle=false]".split())
+    main(
+        [
+            "--problems",
+            "beamline",
+            "--seeds",
+            "2",
+            "--experiments",
+            "4",
+            "--lanes",
+            "0,1",
+            "--planner",
+            "grid[shuffle=false]",
+        ]
+    )
     out = capsys.readouterr().out
     assert "beamline: 4 experiments, grid[shuffle=false], seeds 0-1" in out
     # an unshuffled grid proposes the same points whatever the seed, so both seeds end at the same regret
