@@ -15,25 +15,27 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from langgraph.types import Command
 
 from agent.loop import (
+    Checkpoint,
     Lane,
     Lanes,
     LoopContext,
     build_graph,
+    build_planner,
     check_high_water,
     checkpoint_gap,
     collect_dispatched,
     replay_into_planner,
+    start_iteration,
+    thread_config,
 )
 from agent.loop import (
     collect_ended as collect_ended_runs,
@@ -46,7 +48,9 @@ from agent.store import (
     STORE_FILE,
     SessionFolder,
     SqlStore,
+    check_edits,
     clear_unfinished,
+    create_store,
     holds_session,
     open_checkpoints,
     open_store,
@@ -54,90 +58,15 @@ from agent.store import (
     write_seal,
 )
 from agent.views.status import SessionState, Tally, suspended_key
-from closedloop.changes import spec_changes, spec_fingerprint
-from closedloop.errors import InstrumentError, RefusedError, SessionError, SpecError
+from closedloop.errors import InstrumentError, RefusedError, SessionError
 from closedloop.execution import executor_args
-from closedloop.reach import Limits, reach_summary, reachable_vocs
-from closedloop.records import Decision, Observation, ProposalStatus, new_id
+from closedloop.reach import reach_summary
+from closedloop.records import Decision, Observation
 from closedloop.resolve import resolve
 from closedloop.spec import SessionSpec, folder_path, load_spec
 from instruments.executor import InProcessExecutor, build_run_engine
 from instruments.protocols import Executes
 from instruments.writer import document_writer
-from planners.registry import accepts_option, load_planner
-from planners.warmup import WarmStart
-
-
-def thread_config(session_id: str, budget: int) -> dict[str, Any]:
-    """LangGraph's run configuration for one session (its thread id), hidden behind one helper."""
-    return {"configurable": {"thread_id": session_id}, "recursion_limit": 10_000 + 12 * budget}
-
-
-@dataclass
-class Checkpoint:
-    """The loop is holding for a human: what it shows them (see :func:`agent.loop.checkpoint_info`).
-
-    Attributes:
-        info: the question, JSON-ready: its ``checkpoint`` id, ``kind`` (``review``, ``points``, ``paused``,
-            ``failures``), ``iteration``, ``reason``, ``proposals`` with predictions, the variables' limits, the
-            last and best values.
-    """
-
-    info: dict[str, Any]
-
-    @property
-    def kind(self) -> str:
-        """``review``, ``points``, ``paused`` or ``failures``."""
-        return str(self.info["kind"])
-
-    @property
-    def id(self) -> str:
-        """The checkpoint's id (a late answer to an earlier one is recognised by it)."""
-        return str(self.info["checkpoint"])
-
-    @property
-    def iteration(self) -> int:
-        """The loop iteration it holds in."""
-        return int(self.info["iteration"])
-
-    @property
-    def proposals(self) -> list[dict[str, Any]]:
-        """The proposals to review (empty unless ``kind`` is ``review``)."""
-        return list(self.info["proposals"])
-
-    @property
-    def reason(self) -> str:
-        """Why the loop holds."""
-        return str(self.info.get("reason", ""))
-
-
-def build_planner(spec: SessionSpec, device_limits: Mapping[str, Limits] | None = None) -> Any:
-    """The session's planner, built from its spec, searching what the devices can reach.
-
-    The session seed is passed when the planner takes one, and variables' ``max_step`` become the planner's
-    ``max_travel`` when it takes that and the options do not set it.
-
-    Args:
-        spec: the session spec.
-        device_limits: variable -> its devices' own limits (:meth:`Lanes.device_limits`): the planner's VOCS
-            has each variable's domain cut to them (:func:`closedloop.reach.reachable_vocs`).
-
-    Raises:
-        PlannerError: the planner refuses the problem or its options.
-        InstrumentError: a variable's search range lies outside its device's limits.
-    """
-    vocs = reachable_vocs(spec, device_limits or {})
-    options = dict(spec.planner.options)
-    steps = {name: v.max_step for name, v in spec.variables.items() if v.max_step is not None}
-    if steps and "max_travel" not in options and accepts_option(spec.planner.name, "max_travel"):
-        # keep proposals within reach of the safety gate's max_step; in a batch, run one after another, two
-        # points each within max_step/2 of the start are within max_step of each other
-        share = 1.0 if spec.planner.batch_size == 1 else 2.0
-        options["max_travel"] = {name: step / share for name, step in steps.items()}
-    planner = load_planner(spec.planner.name, vocs, default_seed=spec.seed, **options)
-    if spec.planner.initial_design:
-        planner = WarmStart(vocs, planner=planner, initial=spec.planner.initial_design, seed=spec.seed)
-    return planner
 
 
 def suspension(details: dict[str, Any]) -> str:
@@ -221,34 +150,6 @@ def build_lanes(
             lane.executor.close()
         raise
     return Lanes(lanes, store)
-
-
-def check_edits(folder: Path, spec: SessionSpec, store: SqlStore) -> None:
-    """Compare the session file with the spec the session began with: the budget, review and failure policy may
-    change (each change goes into the audit log), nothing else.
-
-    Raises:
-        SpecError: the file changed in a way that would mix two experiments under one session; names the fields.
-    """
-    stored = store.meta("spec")
-    if stored is None:  # a session made before specs were recorded: record this one
-        store.set_meta(spec=spec.model_dump(mode="json"), spec_fingerprint=spec_fingerprint(spec))
-        return
-    if store.meta("spec_fingerprint") == spec_fingerprint(spec):
-        return
-    changes = spec_changes(SessionSpec.model_validate(stored), spec)
-    if changes.refused:
-        more = f" (and {len(changes.refused) - 3} more)" if len(changes.refused) > 3 else ""
-        raise SpecError(
-            f"{folder / SESSION_FILE}: changed since the session began: {'; '.join(changes.refused[:3])}{more}",
-            "only budget, review and failures may change; restore the file, or start a new session",
-        )
-    for change in changes.allowed:
-        store.log("edit", f"session file edited: {change}")
-    values: dict[str, Any] = {"spec": spec.model_dump(mode="json"), "spec_fingerprint": spec_fingerprint(spec)}
-    if spec.budget.experiments != SessionSpec.model_validate(stored).budget.experiments:
-        values["budget"] = spec.budget.experiments
-    store.set_meta(**values)
 
 
 class Session:
@@ -338,29 +239,16 @@ class Session:
         clear_unfinished(folder)
         if "planner" not in kwargs:
             build_planner(spec)  # refuse a planner that cannot take the problem before anything is created
-        folder.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(spec_path, folder / SESSION_FILE)
-        session_id = new_id("s")
-        store = open_store(folder, new=True, url=spec.store, session_id=session_id)
-        store.set_meta(
-            session_id=session_id,
-            name=spec.name,
-            state=SessionState.NEW.value,
-            pid=os.getpid(),  # a process that dies before the session starts leaves it `new`: status says failed
-            created=time.time(),
-            budget=spec.budget.experiments,
-            spec=spec.model_dump(mode="json"),
-            spec_fingerprint=spec_fingerprint(spec),
-        )
-        if earlier is not None:
-            store.set_meta(prior=earlier)
-            store.log(
-                "prior",
-                f"warm start from {earlier['source']}: {earlier['kept']} prior observation(s) kept, "
-                f"{earlier['dropped']} outside this session's bounds dropped",
-            )
-        write_seal(folder, session_id, 0)
+        # state `new` until the loop starts: a process that dies before that leaves it so, and status says failed
+        store = create_store(folder, spec_path, spec, state=SessionState.NEW.value)
         try:
+            if earlier is not None:
+                store.set_meta(prior=earlier)
+                store.log(
+                    "prior",
+                    f"warm start from {earlier['source']}: {earlier['kept']} prior observation(s) kept, "
+                    f"{earlier['dropped']} outside this session's bounds dropped",
+                )
             return cls(folder, spec, store, **kwargs)
         except BaseException:
             store.close()
@@ -406,18 +294,6 @@ class Session:
         self.on_observation(observation)
 
     # running -------------------------------------------------------------------------------------------------
-    def _start_iteration(self) -> int:
-        """Where a loop with no checkpoint starts: the store's last iteration, or the next one when it is done."""
-        if self.store.count_proposals() == 0:
-            return 0
-        last = self.store.max_iteration()
-        open_ = [
-            p
-            for p in self.store.proposals(iteration=last)
-            if p.status in (ProposalStatus.PROPOSED, ProposalStatus.APPROVED)
-        ]
-        return last if open_ else last + 1
-
     def advance(self, resume: Any = None) -> Checkpoint | None:
         """Run the loop until it ends (returns None) or holds at a checkpoint (returns what it shows)."""
         snapshot = self.graph.get_state(self.config)
@@ -430,7 +306,7 @@ class Session:
                 self.store.log("end", SessionState.FINISHED.value)
                 return None
             graph_input: Any = {
-                "iteration": self._start_iteration(),
+                "iteration": start_iteration(self.store),
                 **{"proposal_ids": [], "in_flight": [], "held": [], "outcome": "", "verdict": ""},
             }
         elif resume is not None:
@@ -440,7 +316,7 @@ class Session:
         elif snapshot.values.get("outcome") == "stopped":
             # an operator stopped it; resuming carries on at the iteration it stopped in, whose proposals that have
             # not run are shown again
-            graph_input = {"iteration": self._start_iteration(), "proposal_ids": [], "outcome": "", "verdict": ""}
+            graph_input = {"iteration": start_iteration(self.store), "proposal_ids": [], "outcome": "", "verdict": ""}
             self.store.log("resume", "resumed after a stop")
         elif snapshot.values.get("outcome") and self.store.count_observations() and self._budget_left() <= 0:
             return None  # over: finished
@@ -449,7 +325,7 @@ class Session:
         else:
             # a new session, one whose checkpoint names no next step, or one whose budget was raised: start at the
             # store's last iteration (the store is the truth)
-            graph_input = {"iteration": self._start_iteration(), "proposal_ids": [], "outcome": "", "verdict": ""}
+            graph_input = {"iteration": start_iteration(self.store), "proposal_ids": [], "outcome": "", "verdict": ""}
         self.store.set_meta(state=SessionState.RUNNING.value, pid=os.getpid())
         try:
             # durability="sync": each step's checkpoint is on disk before the next step starts, so a kill at any

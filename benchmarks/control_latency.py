@@ -12,10 +12,11 @@ Two measurements, each against a baseline measured in the same invocation:
 - **event delivery**: :meth:`~agent.operator.ControlServer.publish` to a :func:`~agent.operator.subscribe` iterator
   in another thread, one event in flight at a time; the baseline is a bare PUB/SUB pair sending the same bytes.
 
-- **approve to first move**: a real session (the simulated beamline, review always) served by its control channel,
-  its driver waiting at each checkpoint; a client sends ``answer`` (approve) and the time until the RunEngine
-  processes the first ``set`` message is taken from the RunEngine's message hook. The baseline, in the same
-  invocation, is the same session answered in-process (``Session.answer`` called directly, no channel).
+- **approve to first move**: a real session (the simulated beamline, review always) run as a
+  :class:`~agent.process.SessionProcess` (its control channel served, its driver waiting at each checkpoint); a
+  client sends ``answer`` (approve) and the time until the RunEngine processes the first ``set`` message is taken
+  from the RunEngine's message hook. The baseline, in the same invocation, is the same session answered in-process
+  (``Session.answer`` called directly, no channel).
 
     python -m benchmarks.control_latency [--calls 2000] [--approvals 20] [--streams 300]
 """
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import queue
 import socket
 import statistics
@@ -243,10 +243,8 @@ def _first_moves(session: Any) -> list[float]:
 def approve_to_move(folder: Path, approvals: int, channel: bool) -> list[float]:
     """Seconds from an approve to the first move of the run it releases, over ``approvals`` checkpoints."""
     import yaml
-    from rich.console import Console
 
-    from agent.driver import Driver
-    from agent.operator import Operations
+    from agent.process import SessionProcess
     from agent.session import Session
     from closedloop.control import AnswerRequest, CheckpointRequest
     from closedloop.records import Decision, Verdict
@@ -265,31 +263,22 @@ def approve_to_move(folder: Path, approvals: int, channel: bool) -> list[float]:
                 checkpoint = session.answer(Decision(verdict=Verdict.APPROVE))
                 latencies.append(moves[count] - started)
             return latencies
-        operations = Operations(session)
-        server = ControlServer(session.folder, operations.handle)
-        session.context.emit = operations.emit = server.publish
-        quiet = Console(file=open(os.devnull, "w"))  # noqa: SIM115 - closed with the process
-        driver = Driver(session, operations, quiet, False, False, lambda c: None, wait_for_channel=True)
-        thread = threading.Thread(target=driver.run, daemon=True)
-        thread.start()
-        client = ControlClient(session.folder, timeout=10)
-        try:
-            for _ in range(approvals):
-                pending = None
-                while pending is None:
-                    pending = client.call(CheckpointRequest(by="bench")).result.get("checkpoint")
-                    time.sleep(0.002)
-                count, started = len(moves), time.perf_counter()
-                reply = client.call(AnswerRequest(by="bench", checkpoint=pending["checkpoint"]))
-                assert reply.ok, reply.error
-                while len(moves) <= count:
-                    time.sleep(0.0005)
-                latencies.append(moves[count] - started)
-            client.call(AnswerRequest(by="bench", checkpoint=_wait_checkpoint(client), stop=True))
-            thread.join(timeout=30)
-        finally:
-            client.close()
-            server.close()
+        with SessionProcess(session) as process:  # served and driven as `closedloop run` does, in a thread
+            process.start()
+            with ControlClient(session.folder, timeout=10) as client:
+                for _ in range(approvals):
+                    pending = None
+                    while pending is None:
+                        pending = client.call(CheckpointRequest(by="bench")).result.get("checkpoint")
+                        time.sleep(0.002)
+                    count, started = len(moves), time.perf_counter()
+                    reply = client.call(AnswerRequest(by="bench", checkpoint=pending["checkpoint"]))
+                    assert reply.ok, reply.error
+                    while len(moves) <= count:
+                        time.sleep(0.0005)
+                    latencies.append(moves[count] - started)
+                client.call(AnswerRequest(by="bench", checkpoint=_wait_checkpoint(client), stop=True))
+                process.join(timeout=30)
     finally:
         session.close()
     return latencies

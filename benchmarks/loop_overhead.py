@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from agent.operator import ControlServer, Operations
+from agent.process import SessionProcess
 from agent.session import Session
 from closedloop.execution import executor_args
 from closedloop.records import Proposal
@@ -114,17 +114,17 @@ def measure_loop(
     path.write_text(yaml.safe_dump(data))
     marks: list[tuple[float, float, str]] = []
     session = Session.create(path, folder / "run")
-    server = None
-    if channel:
-        operations = Operations(session)
-        server = ControlServer(session.folder, operations.handle)
-        session.context.emit = server.publish
+    process = SessionProcess(session) if channel else None  # served and driven as `closedloop run` does
     timed = TimedPlanner(session.planner)
     session.context.planner = timed
     session.context.on_observation = lambda o: marks.append((time.perf_counter(), timed.seconds, o.proposal_id))
     started = time.perf_counter()
     try:
-        session.advance()
+        if process is not None:
+            with process:
+                process.run()
+        else:
+            session.advance()
         iterations, planner, engine = [], [], []
         previous_time, previous_planner = started, 0.0
         for now, planner_total, proposal_id in marks:
@@ -134,8 +134,6 @@ def measure_loop(
             engine.append(run_seconds)
             previous_time, previous_planner = now, planner_total
     finally:
-        if server is not None:
-            server.close()
         session.close()
     # the first iteration carries one-off costs (first LangGraph compile paths, first run): leave it out
     return iterations[1:], planner[1:], engine[1:]

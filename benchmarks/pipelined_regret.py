@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lanes", default="0,1,2,4", help="instruments; 0 is pipeline: false")
     parser.add_argument("--at", default="", help="also compare at these experiment counts, e.g. 40,50,60")
     parser.add_argument("--planner", default="botorch", help="one planner, as benchmarks.planners takes it: name[k=v]")
+    parser.add_argument(
+        "--no-batches", action="store_true", help="leave out the batches of L + 1 in turn (half the runs)"
+    )
     args = parser.parse_args(argv)
     (spec,) = parse_planner_specs(args.planner)
     torch.set_num_threads(1)
@@ -81,13 +84,16 @@ def main(argv: list[str] | None = None) -> None:
                 earlier = [statistics.median(c[-1 - back] for c in sequential) for back in (k, k + 2)]
                 # the lag alone: the sequential loop's regret L experiments earlier, tested as the L rows are
                 lag = mannwhitneyu(sequential_final, [c[-1 - k] for c in sequential], alternative="less")
+                line += f"{p:7.2f}  {earlier[0]:.3g} (p {lag.pvalue:.2f}), {earlier[1]:.3g}"
+                if args.no_batches:
+                    print(line, flush=True)
+                    continue
                 # L + 1 parallel runs with no pipelining: the same depth of adaptation (see the module docstring)
                 batched = [
                     Replay(problem, seed).play_batches(build(spec, problem, seed), args.experiments, k + 1).regret[-1]
                     for seed in range(args.seeds)
                 ]
                 in_batches = mannwhitneyu(sequential_final, batched, alternative="less")
-                line += f"{p:7.2f}  {earlier[0]:.3g} (p {lag.pvalue:.2f}), {earlier[1]:.3g}"
                 line += f"; {statistics.median(batched):.3g} (p {in_batches.pvalue:.2f})"
             print(line, flush=True)
         for n in [int(n) for n in args.at.split(",") if n]:

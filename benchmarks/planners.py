@@ -1,66 +1,50 @@
-"""Planner benchmark: planners x problems x seeds, scored by simple regret, with Xopt and Ax run beside ours.
+"""The planner benchmark's harness: a contender (ours or a peer) on a problem for a seed, scored by simple regret.
 
-Every contender starts from ``--initial`` Sobol points and then proposes one point at a time (q = 1) for
-``--budget-2d`` more experiments on 2-D problems, ``--budget-6d`` on larger ones. After each experiment the
-harness records the simple regret of the best *noiseless* value among the feasible points evaluated so far (the
-hypervolume gap for the multi-objective problems), and the wall time of each ``suggest(1)``. The problems, their
-optima and the meaning of "within 1 %" are in :mod:`benchmarks._problems`; the peers in :mod:`benchmarks._peers`.
+``closedloop bench`` (:mod:`benchmarks.campaign`) runs planners x problems x seeds through :func:`run_one`, one task
+per run, and ``closedloop bench page`` renders the benchmark pages' tables from the campaign's dataset
+(:mod:`benchmarks.campaign.pages`). This module was the command ``python -m benchmarks.planners`` before; that
+command is retired (it now says so and exits 2): the same runs, the same seeds, the same numbers come from
 
-Output in ``--out`` (default ``benchmarks/results/<timestamp>``): ``table.md`` (also printed), ``results.json``
-(every run's regret curve and proposal times, and the summary) and ``regret_<problem>.png`` (median and
-interquartile band over seeds, log scale). The ratio lines compare each of our planners with each peer on the
-same problems and seeds: median final regret and median seconds per model-based proposal, ours / theirs.
+    closedloop bench --planners botorch,sobol,xopt,ax --problems branin,hartmann6 --seeds 5 --experiments 40 --out OUT
+    closedloop bench page OUT
 
-    python -m benchmarks.planners --planners botorch,sobol,xopt,ax --seeds 5
-    python -m benchmarks.planners --planners "botorch,botorch[raw_samples=512,num_restarts=10]" --problems branin
-    python -m benchmarks.planners --quick
-
-The harness sets ``torch.set_num_threads(1)`` (``--threads``, 0 for torch's default): on this 2-core machine,
-shared with other processes, two torch threads made per-proposal times both slower and far noisier (measured
-for BoTorch on Branin, model-based proposals: median 1.0-1.4 s, sd 0.3-0.4 s with 2 threads; 0.11 s, sd 0.02-0.12
-s with 1; Xopt 2.3-2.7 s, sd 1.0-1.2 s against 0.20-0.24 s, sd 0.04-0.07 s).
+Every contender starts from ``n_initial`` Sobol points and then proposes one point at a time (or ``batch``). After
+each experiment the harness records the simple regret of the best *noiseless* value among the feasible points
+evaluated so far (the hypervolume gap for the multi-objective problems), and the wall time of each ``suggest``. The
+problems, their optima and the meaning of "within 1 %" are in :mod:`benchmarks._problems`; the peers in
+:mod:`benchmarks._peers`. torch runs on one thread per task (the campaign pins it to the worker's threads): on
+this 2-core machine, shared with other processes, two torch threads made per-proposal times both slower and far
+noisier (BoTorch on Branin, model-based proposals: median 1.0-1.4 s, sd 0.3-0.4 s with 2 threads; 0.11 s, sd
+0.02-0.12 s with 1; Xopt 2.3-2.7 s, sd 1.0-1.2 s against 0.20-0.24 s, sd 0.04-0.07 s).
 
 A planner entry is a registered name, an import path, ``xopt`` or ``ax``, optionally with constructor options in
 brackets (``name[key=value,...]``; values parse as int, float, bool or string). Ours are built with
-``planners.load_planner`` and ``n_initial=--initial`` when the constructor takes it (a generator given by import
-path that takes none starts behind :class:`planners.warmup.WarmStart`'s ``--initial`` Sobol points; and, for
-two objectives, the
-problem's reference point, as the peers are given it). A contender that refuses a
-problem (``PlannerError``/``ValueError`` when built) is reported as unsupported; an uninstalled peer as skipped.
+``planners.load_planner`` and ``n_initial`` when the constructor takes it (a generator given by import path that
+takes none starts behind :class:`planners.warmup.WarmStart`'s ``n_initial`` Sobol points; and, for two
+objectives, the problem's reference point, as the peers are given it). A contender that refuses a problem
+(``PlannerError``/``ValueError`` when built) is reported as unsupported; an uninstalled peer as skipped.
 """
 
 from __future__ import annotations
 
+import math
+import re
+import statistics
 import sys
+import traceback
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-if __name__ == "__main__" and __package__ in (None, ""):
-    # Run as a file: this file's folder would shadow the ``planners`` package, so put the project root first.
-    _here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
-    sys.path.insert(0, str(_here.parent))
+import numpy as np
+import torch
 
-import argparse  # noqa: E402
-import datetime as dt  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import re  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-import traceback  # noqa: E402
-import warnings  # noqa: E402
-from dataclasses import asdict, dataclass, field  # noqa: E402
-from typing import Any  # noqa: E402
+from benchmarks._peers import PEER_NAMES, PeerUnavailable, build_peer
+from benchmarks._problems import Problem, Replay
+from planners.registry import accepts_option, load_planner
+from planners.warmup import WarmStart
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from benchmarks._peers import PEER_NAMES, PeerUnavailable, build_peer  # noqa: E402
-from benchmarks._problems import PROBLEMS, Problem, Replay  # noqa: E402
-from planners.registry import accepts_option, load_planner  # noqa: E402
-from planners.warmup import WarmStart  # noqa: E402
-
-DEFAULT_PLANNERS = "botorch,sobol,xopt,ax"
 #: A planner's counters recorded with each run (in results.json, and summed in the summary), when it has them.
 COUNTERS = ("n_fits", "n_reuses", "n_peak_boxes")
 
@@ -205,12 +189,8 @@ class Run:
     hypervolume: float | None = None
     warnings: int = 0
     counters: dict[str, int] = field(default_factory=dict)
+    diagnostics: dict[str, dict[str, int]] = field(default_factory=dict)  # recoveries, recovered_by: kind -> count
     truths: list[dict[str, float]] = field(default_factory=list)
-
-
-def budget_for(problem: Problem, budget_2d: int, budget_6d: int) -> int:
-    """Experiments after the initial design: ``budget_2d`` up to 2-D, ``budget_6d`` above."""
-    return budget_2d if problem.dim <= 2 else budget_6d
 
 
 def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, budget: int, batch: int = 1) -> Run:
@@ -240,8 +220,9 @@ def run_one(spec: PlannerSpec, problem: Problem, *, seed: int, n_initial: int, b
     run.warnings = len(caught)
     if contender is not None:
         diagnostics = getattr(contender, "diagnostics", None)  # the BoTorch planner's counters live there
-        if isinstance(diagnostics, dict):
+        if isinstance(diagnostics, dict):  # and the numerical failures it caught, and what recovered from each
             run.counters = {k: int(diagnostics[k]) for k in COUNTERS if isinstance(diagnostics.get(k), int)}
+            run.diagnostics = {k: dict(diagnostics.get(k) or {}) for k in ("recoveries", "recovered_by")}
     run.seconds = replay.seconds
     run.regret = replay.regret
     run.truths = replay.truths
@@ -299,55 +280,6 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def format_table(summaries: dict[str, dict[str, dict[str, Any]]], problems: dict[str, Problem]) -> str:
-    """Markdown table: one row per (problem, planner)."""
-    lines = [
-        "| problem | planner | runs | regret@init | regret@mid | final regret [IQR] | worst seed | hit rate "
-        "| exps to 1 % | s/proposal | hypervolume | status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for problem_name, by_planner in summaries.items():
-        problem = problems[problem_name]
-        for planner, s in by_planner.items():
-            if "final_regret" not in s:
-                lines.append(
-                    f"| {problem_name} | {planner} | {s['runs']} | - | - | - | - | - | - | - | - | "
-                    f"{s.get('status', '?')}: {s.get('message', '')[:80]} |"
-                )
-                continue
-            at = list(s["regret_at"].values())
-            hv = _fmt(s.get("hypervolume"), 4) + f" / {problem.max_hv:.4g}" if problem.multi_objective else "-"
-            lines.append(
-                f"| {problem_name} | {planner} | {s['ok']}/{s['runs']} | {_fmt(at[0])}"
-                f" | {_fmt(at[1] if len(at) > 2 else None)}"
-                f" | {_fmt(s['final_regret'])} [{_fmt(s['final_regret_q1'])}, {_fmt(s['final_regret_q3'])}]"
-                f" | {_fmt(s['final_regret_worst'])}"
-                f" | {s['hit_rate']:.0%} | {_fmt(s['experiments_to_hit'])} | {s['seconds_per_proposal']:.3f}"
-                f" | {hv} | {s['status']} |"
-            )
-    return "\n".join(lines)
-
-
-def ratio_lines(summaries: dict[str, dict[str, dict[str, Any]]], specs: list[PlannerSpec]) -> list[str]:
-    """``ours / peer`` for median final regret and median seconds per proposal, per problem."""
-    ours = [s.label for s in specs if not s.is_peer]
-    peers = [s.label for s in specs if s.is_peer]
-    lines = []
-    for problem_name, by_planner in summaries.items():
-        for mine in ours:
-            for peer in peers:
-                a, b = by_planner.get(mine, {}), by_planner.get(peer, {})
-                if "final_regret" not in a or "final_regret" not in b:
-                    continue
-                regret = a["final_regret"] / b["final_regret"] if b["final_regret"] > 0 else math.inf
-                seconds = a["seconds_per_proposal"] / b["seconds_per_proposal"]
-                lines.append(
-                    f"{problem_name}: {mine} / {peer}: final regret x{_fmt(regret)},"
-                    f" seconds per proposal x{_fmt(seconds)}"
-                )
-    return lines
-
-
 def plot_regret(runs: list[Run], problem: Problem, path: Path, n_initial: int) -> None:
     """Median simple regret with the interquartile band over seeds, one line per planner, log y."""
     import matplotlib
@@ -377,126 +309,23 @@ def plot_regret(runs: list[Run], problem: Problem, path: Path, n_initial: int) -
     plt.close(fig)
 
 
-# -- the command -----------------------------------------------------------------------------------------------
+# -- the retired command --------------------------------------------------------------------------------------
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--planners", default=DEFAULT_PLANNERS, help="comma-separated specs, name[key=value,...]")
-    parser.add_argument("--problems", default=",".join(PROBLEMS), help=f"comma-separated, from {', '.join(PROBLEMS)}")
-    parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
-    parser.add_argument("--budget-2d", type=int, default=30, help="experiments after the initial design, d <= 2")
-    parser.add_argument("--budget-6d", type=int, default=50, help="experiments after the initial design, d > 2")
-    parser.add_argument("--initial", type=int, default=10, help="initial Sobol points for every contender")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results/<time>)")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch.set_num_threads for this process (0: torch default)"
-    )
-    parser.add_argument("--quick", action="store_true", help="smoke test: 2 seeds, initial 6, budgets 6")
-    return parser
-
-
-def write_results(
-    out: Path,
-    args: argparse.Namespace,
-    argv: list[str] | None,
-    specs: list[PlannerSpec],
-    problems: dict[str, Problem],
-    runs: list[Run],
-    summaries: dict[str, dict[str, dict[str, Any]]],
-    elapsed: float,
-    *,
-    final: bool,
-) -> str:
-    """Write ``table.md`` and ``results.json`` (after every planner, so a long run leaves a partial table)."""
-    table = format_table(summaries, {n: problems[n] for n in summaries})
-    ratios = ratio_lines(summaries, specs)
-    skipped = sorted({r.planner for r in runs if r.status == "skipped"})
-    command = " ".join(["python -m benchmarks.planners", *(argv if argv is not None else sys.argv[1:])])
-    header = (
-        f"# Planner benchmark{'' if final else ' (partial: still running)'}\n\n`{command}`"
-        f"\n\nseeds {args.seeds}, initial {args.initial}, budget {args.budget_2d} (2-D) / {args.budget_6d} (6-D), "
-        f"torch threads {torch.get_num_threads()}, {elapsed:.0f} s. Regret of the best noiseless feasible value "
-        "(hypervolume gap for several objectives); s/proposal is the median over model-based proposals.\n"
-    )
-    text = header + "\n" + table + "\n" + ("\n" + "\n".join(f"- {line}" for line in ratios) + "\n" if ratios else "")
-    if skipped:
-        text += f"\nSkipped (not installed): {', '.join(skipped)}\n"
-    (out / "table.md").write_text(text)
-    (out / "results.json").write_text(
-        json.dumps(
-            {
-                "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                "command": command,
-                "finished": final,
-                "planners": [asdict(s) for s in specs],
-                "elapsed_seconds": elapsed,
-                "torch_threads": torch.get_num_threads(),
-                "summary": summaries,
-                "ratios": ratios,
-                "runs": [asdict(r) for r in runs],
-            },
-            indent=1,
-        )
-    )
-    return text
+RETIRED = (
+    "python -m benchmarks.planners is retired: run the same contenders on the same seeds with\n"
+    "  closedloop bench --planners botorch,xopt,ax --problems branin,hartmann6 --seeds 5 --experiments 40 --out OUT\n"
+    "and render the table with\n"
+    "  closedloop bench page OUT\n"
+    "(see docs/how-to/campaigns.md; --experiments counts the initial design: --initial 10 and --budget-2d 30 are "
+    "--experiments 40)"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; returns the exit code (2 for bad input)."""
-    args = build_parser().parse_args(argv)
-    if args.quick:
-        args.seeds, args.initial, args.budget_2d, args.budget_6d = 2, 6, 6, 6
-    try:
-        specs = parse_planner_specs(args.planners)
-        names = [p.strip() for p in args.problems.split(",") if p.strip()]
-        unknown = [n for n in names if n not in PROBLEMS]
-        if unknown:
-            raise ValueError(f"unknown problem(s) {', '.join(unknown)}; known: {', '.join(PROBLEMS)}")
-        if min(args.seeds, args.initial, args.budget_2d, args.budget_6d) < 1:
-            raise ValueError("--seeds, --initial and the budgets must be >= 1")
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = args.out or Path(__file__).resolve().parent / "results" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
-    problems = {n: PROBLEMS[n] for n in names}
-
-    started = time.perf_counter()
-    runs: list[Run] = []
-    summaries: dict[str, dict[str, dict[str, Any]]] = {}
-    for problem in problems.values():
-        budget = budget_for(problem, args.budget_2d, args.budget_6d)
-        summaries[problem.name] = {}
-        # The contenders take turns seed by seed, so a change in the machine's load during the invocation falls on
-        # all of them alike (their seconds per proposal are compared).
-        mine: dict[str, list[Run]] = {spec.label: [] for spec in specs}
-        for seed in range(args.seeds):
-            for spec in specs:
-                if any(r.status in ("unsupported", "skipped") for r in mine[spec.label]):
-                    continue  # the same for every seed
-                run = run_one(spec, problem, seed=seed, n_initial=args.initial, budget=budget)
-                mine[spec.label].append(run)
-                print(
-                    f"[{time.perf_counter() - started:7.1f}s] {problem.name} {spec.label} seed {seed}: {run.status}"
-                    + (f", final regret {_fmt(run.regret[-1])}" if run.status == "ok" else f" ({run.message[:100]})"),
-                    flush=True,
-                )
-            for label, theirs in mine.items():
-                summaries[problem.name][label] = summarize(theirs, problem, args.initial, budget)
-            so_far = runs + [r for theirs in mine.values() for r in theirs]
-            elapsed = time.perf_counter() - started
-            write_results(out, args, argv, specs, problems, so_far, summaries, elapsed, final=False)
-        runs.extend(r for theirs in mine.values() for r in theirs)
-        mine_all = [r for r in runs if r.problem == problem.name]
-        plot_regret(mine_all, problem, out / f"regret_{problem.name}.png", args.initial)
-
-    text = write_results(out, args, argv, specs, problems, runs, summaries, time.perf_counter() - started, final=True)
-    print(text)
-    print(f"wrote {out}")
-    return 0
+    """Say where the command went; exit 2."""
+    del argv
+    print(RETIRED, file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

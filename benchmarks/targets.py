@@ -1,13 +1,14 @@
-"""Issue 10's targets, checked from the harness's ``results.json`` files: ours against the best of the peers.
+"""Issue 10's targets, checked from campaign folders (``closedloop bench``): ours against the best of the peers.
 
 On each problem, for our planner (``--ours``, a label as written in the harness's ``--planners``) against Xopt and
 Ax on the same seeds: median final regret at most the best peer's; hit rate at least every peer's; worst seed no
 worse than the best peer's worst seed; median seconds per model-based proposal at most ``--speed`` times Ax's. Runs
-may come from several invocations (one per problem, say); for a problem, the last file that holds a planner wins.
-Seconds are compared only within one invocation (the load on a shared machine changes between invocations): the
-speed ratio is printed only when ours and Ax ran in the same file.
+may come from several campaigns (one per problem, say); for a problem, the last folder that holds a planner wins.
+Seconds are compared only within one campaign (the load on a shared machine changes between campaigns): the
+speed ratio is printed only when ours and Ax ran in the same campaign. The ``results.json`` files of the retired
+``python -m benchmarks.planners`` are read too.
 
-    python -m benchmarks.targets benchmarks/results/spot2 benchmarks/results/branin ...
+    python -m benchmarks.targets campaigns/spot2 campaigns/branin ...
 """
 
 from __future__ import annotations
@@ -29,10 +30,26 @@ def _fmt(value: float) -> str:
     return f"{value:.2e}" if abs(value) < 1e-2 else f"{value:.3g}"
 
 
+def _campaign(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """A campaign folder's dataset as ``{problem: {planner: summary}}`` (the keys :func:`check` reads)."""
+    from benchmarks.campaign.pages import load as load_campaign
+    from benchmarks.campaign.pages import merge, summary
+
+    return {
+        problem: {planner: summary(cell) for planner, cell in by_planner.items() if cell.finals}
+        for problem, by_planner in merge([load_campaign(path)]).items()
+    }
+
+
 def load(paths: list[Path]) -> dict[str, dict[str, tuple[dict[str, Any], str]]]:
-    """``{problem: {planner: (summary, source file)}}`` from every ``results.json`` (a folder holding one, or it)."""
+    """``{problem: {planner: (summary, source)}}`` from campaign folders and ``results.json`` files."""
     out: dict[str, dict[str, tuple[dict[str, Any], str]]] = {}
     for path in paths:
+        if (path / "campaign.json").is_file():
+            for problem, by_planner in _campaign(path).items():
+                for planner, summary in by_planner.items():
+                    out.setdefault(problem, {})[planner] = (summary, str(path))
+            continue
         file = path / "results.json" if path.is_dir() else path
         data = json.loads(file.read_text())
         for problem, by_planner in data["summary"].items():
@@ -93,13 +110,17 @@ def table(data: dict[str, dict[str, tuple[dict[str, Any], str]]], ours: str, spe
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("results", nargs="+", type=Path, help="results.json files or the folders holding them")
+    parser.add_argument("results", nargs="+", type=Path, help="campaign folders (or results.json files)")
     parser.add_argument("--ours", default="botorch", help="our planner's label (default botorch)")
     parser.add_argument("--speed", type=float, default=0.5, help="target seconds per proposal, times Ax's")
     args = parser.parse_args(argv)
-    missing = [str(p) for p in args.results if not (p / "results.json" if p.is_dir() else p).is_file()]
+    missing = [
+        str(p)
+        for p in args.results
+        if not (p / "runs.parquet").is_file() and not (p / "results.json" if p.is_dir() else p).is_file()
+    ]
     if missing:
-        print(f"error: no results.json in {', '.join(missing)}", file=sys.stderr)
+        print(f"error: results: no finished campaign (runs.parquet) in {', '.join(missing)}", file=sys.stderr)
         return 2
     print(table(load(args.results), args.ours, args.speed))
     return 0

@@ -140,11 +140,16 @@ def command_section(command: Any, path: str, parent: Any) -> list[str]:
         return []
     ctx = command.context_class(command, info_name=path.rpartition(" ")[2], parent=parent)
     if hasattr(command, "list_commands"):
-        out = []
+        # a group that runs on its own too (``closedloop bench``) has its own section, then its subcommands'
+        out = _own_section(command, path, ctx) if command.invoke_without_command else []
         for name in sorted(command.list_commands(ctx)):
             out += command_section(command.get_command(ctx, name), f"{path} {name}", ctx)
         return out
-    usage = " ".join(command.collect_usage_pieces(ctx))
+    return _own_section(command, path, ctx)
+
+
+def _own_section(command: Any, path: str, ctx: Any) -> list[str]:
+    usage = " ".join(piece for piece in command.collect_usage_pieces(ctx) if piece != "COMMAND [ARGS]...")
     out = [f"### {path}", "", f"`{path} {usage}`", "", (command.help or "").strip().replace("\b\n", ""), ""]
     rows = []
     for param in command.params:

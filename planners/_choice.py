@@ -22,8 +22,9 @@ Model outputs are laid out as ``[objective_1 .. objective_m, constraint_1 .. con
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+import numpy as np
 import torch
 from botorch.acquisition import AcquisitionFunction, LogExpectedImprovement, qLogNoisyExpectedImprovement
 from botorch.acquisition.analytic import LogConstrainedExpectedImprovement, LogProbabilityOfFeasibility
@@ -31,6 +32,7 @@ from botorch.acquisition.logei import qLogProbabilityOfFeasibility
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.models.model import Model
 from botorch.sampling.normal import SobolQMCNormalSampler
+from gest_api.vocs import VOCS
 from torch import Tensor
 
 from planners._acquisition import (
@@ -41,11 +43,29 @@ from planners._acquisition import (
     outcome_constraints,
 )
 from planners._multiobjective import hypervolume_improvement
+from planners._pending import choose_pending
 from planners.gp.reading import noiseless, stood_out
 from planners.options import BoTorchOptions
 
-if TYPE_CHECKING:
-    from planners.bayes import BoTorchPlanner
+
+class Chooser(Protocol):
+    """What the acquisition choice reads of its planner (a :class:`~planners.BoTorchPlanner`), named here so that
+    this module does not import the planner that calls it."""
+
+    @property
+    def vocs(self) -> VOCS: ...
+    @property
+    def options(self) -> BoTorchOptions: ...
+    @property
+    def reference_point(self) -> Tensor | None: ...
+    @property
+    def best(self) -> dict[str, Any] | None: ...
+    @property
+    def signs(self) -> list[float]: ...
+    @property
+    def objective_names(self) -> list[str]: ...
+    def any_feasible(self) -> bool: ...
+    def pending_unit(self) -> np.ndarray: ...
 
 
 def sampler(options: BoTorchOptions) -> SobolQMCNormalSampler:
@@ -53,7 +73,7 @@ def sampler(options: BoTorchOptions) -> SobolQMCNormalSampler:
     return SobolQMCNormalSampler(sample_shape=torch.Size([options.mc_samples]))
 
 
-def best_feasible(planner: BoTorchPlanner) -> Tensor:
+def best_feasible(planner: Chooser) -> Tensor:
     """The best feasible observed objective value (:attr:`~planners.PlannerBase.best`), signed so that larger is
     better, as a float64 tensor; asked for only once an observation is feasible."""
     best = planner.best
@@ -62,7 +82,7 @@ def best_feasible(planner: BoTorchPlanner) -> Tensor:
 
 
 def choose_acquisition(
-    planner: BoTorchPlanner, model: Model, X: Tensor, Y: Tensor, C: Tensor, X_pending: Tensor, q: int
+    planner: Chooser, model: Model, X: Tensor, Y: Tensor, C: Tensor, X_pending: Tensor, q: int
 ) -> AcquisitionFunction:
     """The acquisition function for ``q`` new points given the model, the ok observations it is conditioned on
     (``X: n x d`` unit cube, ``Y: n x m`` signed objectives, ``C: n x k`` constraint outputs) and the points in
@@ -79,17 +99,22 @@ def choose_acquisition(
         return hypervolume_improvement(
             model, X, Y, ref_point, sampler(planner.options), constraints=constraints, X_pending=pending
         )
-    if constraints and q == 1 and pending is None:
-        if planner.options.acquisition == "logei" or (planner.options.acquisition == "auto" and noiseless(model)):
-            # the incumbent is known exactly: analytic, no joint posterior over the observed points; with one
-            # restart at the best feasible observation it closes in on an optimum on a constraint's boundary
-            # (see docs/benchmarks/constrained.md)
-            return LogConstrainedExpectedImprovement(
-                model,
-                best_f=best_feasible(planner),
-                objective_index=0,
-                constraints=constraint_bounds(planner.vocs, m),
-            )
+    acquisition = planner.options.acquisition
+    if (
+        constraints
+        and q == 1
+        and pending is None
+        and (acquisition == "logei" or (acquisition == "auto" and noiseless(model)))
+    ):
+        # the incumbent is known exactly: analytic, no joint posterior over the observed points; with one
+        # restart at the best feasible observation it closes in on an optimum on a constraint's boundary
+        # (see docs/benchmarks/constrained.md)
+        return LogConstrainedExpectedImprovement(
+            model,
+            best_f=best_feasible(planner),
+            objective_index=0,
+            constraints=constraint_bounds(planner.vocs, m),
+        )
     if constraints:
         return qLogNoisyExpectedImprovement(
             model,
@@ -100,7 +125,7 @@ def choose_acquisition(
             X_pending=pending,
             prune_baseline=True,
         )
-    if pending is not None and q == 1 and planner.options.pending == "believe" and stood_out(Y[:, 0]):
+    if pending is not None and q == 1 and believes(planner, model, X, Y):
         return believed_ucb(model, pending, planner.options.ucb_beta)
     if q == 1 and pending is None and planner.options.acquisition == "logei":
         return LogExpectedImprovement(model, best_f=Y.max())
@@ -113,7 +138,15 @@ def choose_acquisition(
     )
 
 
-def simple_acquisition(planner: BoTorchPlanner, model: Model, Y: Tensor, G: Tensor | None) -> AcquisitionFunction:
+def believes(planner: Chooser, model: Model, X: Tensor, Y: Tensor) -> bool:
+    """Whether a proposal with points in flight believes the GP there (``pending``; :mod:`planners._pending`)."""
+    if planner.options.pending == "auto":
+        in_flight = len(planner.pending_unit())
+        return choose_pending(model, X, Y, in_flight, planner.options.n_initial) == "believe"
+    return planner.options.pending == "believe" and stood_out(Y[:, 0])
+
+
+def simple_acquisition(planner: Chooser, model: Model, Y: Tensor, G: Tensor | None) -> AcquisitionFunction:
     """An analytic acquisition function on ``model`` for one point, the recovery step ``simpler acquisition``:
     ``LogProbabilityOfFeasibility`` while nothing is feasible, ``LogConstrainedExpectedImprovement`` with
     constraints, else ``LogExpectedImprovement``. One objective only (the planner skips the step for several)."""

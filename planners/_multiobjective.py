@@ -23,6 +23,9 @@ from botorch.models.model import Model
 from botorch.sampling.base import MCSampler
 from torch import Tensor
 
+#: Options for BoTorch's initial conditions with several objectives: sample around the observed Pareto front too.
+FRONT_STARTS = {"sample_around_best": True}
+
 
 def hypervolume_improvement(
     model: Model,

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from closedloop.errors import PlannerError
 from planners._acquisition import categorical_combinations
+from planners._multiobjective import FRONT_STARTS
 from planners._recovery import check_finite
 from planners._space import Space
 from planners.options import BoTorchOptions
@@ -89,12 +90,21 @@ class AcquisitionOptimizer:
             )
 
     def optimize(
-        self, acq: AcquisitionFunction, bounds: Tensor, q: int, *, start: Tensor | None = None, more: int = 1
+        self,
+        acq: AcquisitionFunction,
+        bounds: Tensor,
+        q: int,
+        *,
+        start: Tensor | None = None,
+        more: int = 1,
+        front: bool = False,
     ) -> Tensor:
         """``q`` points maximizing ``acq`` inside ``bounds`` (``2 x d``, unit cube), ``q x d`` (not snapped).
 
         ``start`` (``d``, unit cube): one restart starts there (not for categorical variables, whose combinations
-        are enumerated). ``more`` multiplies the restarts and raw samples (a recovery step's).
+        are enumerated). ``more`` multiplies the restarts and raw samples (a recovery step's). ``front``: random
+        starts are joined by perturbations of the observations on the Pareto front (several objectives,
+        :data:`~planners._multiobjective.FRONT_STARTS`).
 
         Raises:
             CandidateGenerationError: a candidate or an acquisition value is NaN (see :func:`check_finite`).
@@ -107,6 +117,8 @@ class AcquisitionOptimizer:
             "options": {"maxiter": self.options.maxiter, "ftol": self.options.ftol, "factr": None},
             "retry_on_optimization_warning": False,
         }
+        if front:
+            effort["options"].update(FRONT_STARTS)
         if combos is not None and free > 0:
             candidates, values = optimize_acqf_mixed(acq, bounds, q, fixed_features_list=combos, **effort)
         else:

@@ -234,10 +234,10 @@ class BoTorchPlanner(PlannerBase):
                     elif step == "first":
                         model = self.fitting.model_for(*full, keep=keep)
                         self._last_model = (len(self._records), model)
-                        if self.options.noise_fill is not None and noise_share(model) > self.options.noise_fill:
-                            if not stands_out(full[1][:, 0]):
-                                # no structure yet, only noise, and no reading stands out: keep filling the space
-                                return None, "Sobol: only noise so far", box
+                        fill = self.options.noise_fill
+                        if fill is not None and noise_share(model) > fill and not stands_out(full[1][:, 0]):
+                            # no structure yet, only noise, and no reading stands out: keep filling the space
+                            return None, "Sobol: only noise so far", box
                     elif model is None or step in ("refit", "jitter"):
                         fit = self.fitting.fit
                         model = self._feasibility_model(X, G, True) if G is not None else fit(X, Y, C, None, True)
@@ -385,5 +385,7 @@ class BoTorchPlanner(PlannerBase):
             # one restart starts at the best feasible observation (see planners._optimizer)
             start = torch.from_numpy(self.to_unit([self.point_x(best)]))[0] if best is not None else None
             more = 2 if step == "restarts" else 1
-            candidates = self.optimizer.optimize(acq, bounds, q, start=start, more=more)
+            # several objectives (not a feasibility search): restarts start near the observed Pareto front too
+            front = Y.shape[1] > 1 and G is None
+            candidates = self.optimizer.optimize(acq, bounds, q, start=start, more=more, front=front)
         return self.design.snap(candidates.detach().reshape(q, self.dim), box), acquisition_name(chosen)

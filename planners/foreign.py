@@ -232,7 +232,7 @@ class Foreign:
         asked = n + len(self._out)
         try:
             batch = list(self._call(lambda: self.planner.suggest(asked)))
-        except Exception:  # noqa: BLE001 - it cannot make that many (ValueError, as gest-api says) or failed
+        except Exception:  # it cannot make that many (ValueError, as gest-api says) or failed
             return None
         units = [self._unit(point) for point in batch]
         candidates = [i for i, u in enumerate(units) if u is not None]

@@ -23,7 +23,7 @@ from closedloop.errors import PlannerError
 MIN_OBSERVATIONS = 2
 
 Acquisition = Literal["auto", "qlognei", "logei", "logei-mean"]
-Pending = Literal["joint", "believe"]
+Pending = Literal["joint", "believe", "auto"]
 Refit = Literal["scheduled", "always"]
 NoisePrior = Literal["low", "botorch", "flat", "adaptive"]
 FeasibilitySearch = Literal["log-probability", "violation", "probability"]
@@ -92,7 +92,8 @@ class BoTorchOptions(PlannerOptions):
         description="how a proposal allows for the points still in flight (pipelining, several instruments): "
         "joint (qLogNEI over the new point and those in flight), believe (once a reading stood out, one objective "
         "and no constraints: UCB on the GP told its own mean at the points in flight, GP-BUCB; helps on a broad "
-        "peak, hurts on a narrow one: see the README)",
+        "peak, hurts on a narrow one: see the README), auto (believe with 3+ in flight on a broad peak in under 5 "
+        "variables, else joint: planners/_pending.py)",
     )
     feasibility_search: FeasibilitySearch = Field(
         "violation",

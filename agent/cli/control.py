@@ -14,6 +14,7 @@ Exit codes: 0 done; 1 no session process runs, it did not answer, or it refused 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -248,10 +249,8 @@ def budget(
 def _tell_refused(folder: Path, request: Request, timeout: float, keys: Path | None) -> None:
     """Send a request refused here to the session all the same, unchecked, so that the session refuses it too and
     its audit trail records the attempt (nothing happens when no session process answers)."""
-    try:
+    with contextlib.suppress(ClosedLoopError):
         send(folder, request, timeout, keys)
-    except ClosedLoopError:
-        pass
 
 
 # web: the operator's page ----------------------------------------------------------------------------------------

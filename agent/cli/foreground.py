@@ -17,14 +17,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.store import publish_control
 from agent.views import units_of
 from agent.views.status import SessionState, recoveries_text, summary, waiting_text
 from closedloop.errors import ExitCode
 from closedloop.records import Observation
 
 if TYPE_CHECKING:
-    from agent.session import Checkpoint, Session
+    from agent.loop import Checkpoint
+    from agent.session import Session
 
 console = Console()
 err = Console(stderr=True)
@@ -76,8 +76,7 @@ def show_elsewhere(checkpoint: Checkpoint, folder: Path, out: Console) -> None:
 
 def drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.0.0.1") -> int:
     """Run a session to its end (waiting at checkpoints for the terminal or the control channel); the exit code."""
-    from agent.driver import Driver
-    from agent.operator import ControlServer, Operations
+    from agent.process import SessionProcess
 
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -104,11 +103,6 @@ def drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.0
             progress.console.print(f"[yellow]{observation.status.value}[/] {what}")
 
     session.on_observation = observed
-    operations = Operations(session)
-    server = ControlServer(session.folder, operations.recorded, host=host, refused=operations.refused)
-    publish_control(session.store, server.info, session.folder)
-    session.context.emit = operations.emit = server.publish
-
     at_terminal = reads_terminal(approve_all)
 
     def show(checkpoint: Checkpoint) -> None:
@@ -116,24 +110,13 @@ def drive(session: Session, approve_all: bool, as_json: bool, host: str = "127.0
         shown = show_here if at_terminal else show_elsewhere
         shown(checkpoint, session.folder, err if as_json else console)
 
-    driver = Driver(
-        session,
-        operations,
-        console,
-        approve_all=approve_all,
-        interactive=at_terminal,
-        show=show,
-        wait_for_channel=True,
+    process = SessionProcess(
+        session, host=host, approve_all=approve_all, interactive=at_terminal, show=show, console=console
     )
-    try:
-        # with --json, stdout holds the summary only: what else is printed meanwhile (bluesky's "Aborting: ..." at a
-        # run timeout or an abort) goes to stderr
-        with progress, contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
-            driver.run()
-    finally:
-        server.close()
-        with contextlib.suppress(Exception):  # a store gone away must not hide why the session ended
-            publish_control(session.store, None, session.folder)
+    # with --json, stdout holds the summary only: what else is printed meanwhile (bluesky's "Aborting: ..." at a
+    # run timeout or an abort) goes to stderr
+    with process, progress, contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+        process.run()
     return session_summary(session, as_json)
 
 

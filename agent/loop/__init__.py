@@ -19,12 +19,16 @@ _EXPORTS = {
     "collect_dispatched": "nodes",
     "collect_ended": "nodes",
     "build_graph": "graph",
+    "thread_config": "graph",
+    "build_planner": "planner",
     "Lane": "lanes",
     "Lanes": "lanes",
     "SeenPoints": "rebuild",
     "check_high_water": "rebuild",
     "checkpoint_gap": "rebuild",
     "replay_into_planner": "rebuild",
+    "start_iteration": "rebuild",
+    "Checkpoint": "review",
     "checkpoint_info": "review",
     "shown_predictions": "review",
     "variables_info": "review",
@@ -35,9 +39,16 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
     from agent.loop.context import LoopContext
-    from agent.loop.graph import build_graph
+    from agent.loop.graph import build_graph, thread_config
     from agent.loop.lanes import Lane, Lanes
     from agent.loop.nodes import collect_dispatched, collect_ended
-    from agent.loop.rebuild import SeenPoints, check_high_water, checkpoint_gap, replay_into_planner
-    from agent.loop.review import checkpoint_info, shown_predictions, variables_info
+    from agent.loop.planner import build_planner
+    from agent.loop.rebuild import (
+        SeenPoints,
+        check_high_water,
+        checkpoint_gap,
+        replay_into_planner,
+        start_iteration,
+    )
+    from agent.loop.review import Checkpoint, checkpoint_info, shown_predictions, variables_info
     from agent.loop.state import LoopState

@@ -1,4 +1,5 @@
-"""The loop as a LangGraph graph: propose -> review -> dispatch -> ingest -> decide.
+"""The loop as a LangGraph graph: propose -> review -> dispatch -> ingest -> decide, and the configuration that names
+one session's thread in it (:func:`thread_config`).
 
 Graph state (:class:`~agent.loop.state.LoopState`) holds small things only; the proposals, documents and
 observations live in the :class:`~agent.store.SqlStore`. The nodes (:mod:`agent.loop.nodes`) are functions of the
@@ -43,3 +44,8 @@ def build_graph(checkpointer: BaseCheckpointSaver) -> Any:
     builder.add_edge("ingest", "decide")
     builder.add_conditional_edges("decide", after_decide, ["propose", "dispatch", END])
     return builder.compile(checkpointer=checkpointer)
+
+
+def thread_config(session_id: str, budget: int) -> dict[str, Any]:
+    """LangGraph's run configuration for one session (its thread id), hidden behind one helper."""
+    return {"configurable": {"thread_id": session_id}, "recursion_limit": 10_000 + 12 * budget}

@@ -7,7 +7,7 @@ process was. On resume:
   (:class:`~planners.RestoresPending`), then each observation and each rejected point as a failed one, so that a
   rebuilt planner continues its sequence instead of giving one of them again;
 - checkpoints that are missing, emptied or behind the store are recognised (:func:`checkpoint_gap`), so that the
-  loop restarts from the store and says so, instead of going on from an older step;
+  loop restarts from the store (at :func:`start_iteration`) and says so, instead of going on from an older step;
 - checkpoints that are ahead of the store (a store restored from an older copy) refuse the resume
   (:func:`check_high_water`);
 - a run the store says was started whose documents file holds the whole run is ingested from that file
@@ -193,3 +193,15 @@ def _rounded(value: Any) -> Any:
     if isinstance(value, float):
         return float(f"{value:.12g}")
     return value
+
+
+def start_iteration(store: SqlStore) -> int:
+    """Where a loop with no checkpoint to go on from starts: the store's last iteration while one of its proposals
+    is still open (proposed or approved), else the next one (0 in an empty store)."""
+    if store.count_proposals() == 0:
+        return 0
+    last = store.max_iteration()
+    open_ = [
+        p for p in store.proposals(iteration=last) if p.status in (ProposalStatus.PROPOSED, ProposalStatus.APPROVED)
+    ]
+    return last if open_ else last + 1

@@ -1,4 +1,5 @@
-"""Review checkpoints: when the policy asks an operator, what the operator is shown, and how answers are read.
+"""Review checkpoints: when the policy asks an operator, what the operator is shown (a :class:`Checkpoint`), and how
+answers are read.
 
 The question is built from the store and the session's running tally, never from graph state, so a session killed
 at a checkpoint asks the same question after resume. Answers come as one :class:`~closedloop.records.Decision`
@@ -8,6 +9,7 @@ for the whole batch or one per proposal.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langgraph.types import interrupt
@@ -18,6 +20,44 @@ from closedloop.spec import ReviewPolicy, SessionSpec
 
 if TYPE_CHECKING:
     from agent.loop.context import LoopContext
+
+
+@dataclass
+class Checkpoint:
+    """The loop is holding for a human: what it shows them (see :func:`checkpoint_info`).
+
+    Attributes:
+        info: the question, JSON-ready: its ``checkpoint`` id, ``kind`` (``review``, ``points``, ``paused``,
+            ``failures``), ``iteration``, ``reason``, ``proposals`` with predictions, the variables' limits, the
+            last and best values.
+    """
+
+    info: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        """``review``, ``points``, ``paused`` or ``failures``."""
+        return str(self.info["kind"])
+
+    @property
+    def id(self) -> str:
+        """The checkpoint's id (a late answer to an earlier one is recognised by it)."""
+        return str(self.info["checkpoint"])
+
+    @property
+    def iteration(self) -> int:
+        """The loop iteration it holds in."""
+        return int(self.info["iteration"])
+
+    @property
+    def proposals(self) -> list[dict[str, Any]]:
+        """The proposals to review (empty unless ``kind`` is ``review``)."""
+        return list(self.info["proposals"])
+
+    @property
+    def reason(self) -> str:
+        """Why the loop holds."""
+        return str(self.info.get("reason", ""))
 
 
 def checkpoint_id(kind: str, iteration: int, proposals: Sequence[Proposal] = ()) -> str:

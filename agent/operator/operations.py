@@ -36,7 +36,8 @@ from closedloop.records import Decision, Verdict
 from instruments.safety import check_edit, check_setpoints
 
 if TYPE_CHECKING:
-    from agent.session import Checkpoint, Session
+    from agent.loop import Checkpoint
+    from agent.session import Session
 
 
 class Operations:

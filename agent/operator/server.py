@@ -277,10 +277,10 @@ class ControlServer:
                         return
                     backlog.append(payload)
                     self._xpub.send(payload)
-                if self._xpub in ready:
-                    if self._xpub.recv()[:1] == b"\x01":  # a subscriber joined: send it what is recent
-                        for payload in backlog:
-                            self._xpub.send(payload)
+                # a subscriber joined: send it what is recent
+                if self._xpub in ready and self._xpub.recv()[:1] == b"\x01":
+                    for payload in backlog:
+                        self._xpub.send(payload)
                 if self._router in ready:
                     frames = self._router.recv_multipart(copy=False)
                     key_name = str(frames[-1].get("User-Id")) if len(frames) >= 2 else ""

@@ -97,7 +97,7 @@ def _device_limits(store: SqlStore) -> dict[str, tuple[float, float]]:
 
 def _build(spec: SessionSpec, store: SqlStore, build: dict[str, Any]) -> Any:
     """A planner as the build ``build`` made it (its seed, the devices' limits), told what the store held then."""
-    from agent.session import build_planner
+    from agent.loop import build_planner
 
     seed = build.get("planner", {}).get("seed")
     planner = build_planner(

@@ -2,7 +2,7 @@
 
 :class:`SessionFolder` names every path of a session folder. :func:`open_store` is the one way to open a session's
 store: it makes the seal and integrity checks every time. A :class:`SqlStore` holds every query the rest of the
-agent calls, whichever database it lives in.
+agent calls, whichever database it lives in: the reads of a :class:`StoreReader` and the appends.
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ _EXPORTS = {
     "saver_for": "backends",
     "RunFile": "documents",
     "read_run_file": "documents",
+    "check_edits": "edits",
     "check_run_files": "folder",
     "clear_unfinished": "folder",
+    "create_store": "folder",
     "holds_session": "folder",
     "open_store": "folder",
     "write_seal": "folder",
@@ -46,6 +48,7 @@ _EXPORTS = {
     "process_alive": "lock",
     "DriverLock": "postgres",
     "PostgresStore": "postgres",
+    "StoreReader": "reads",
     "SqlStore": "sql",
     "SessionStore": "sqlite",
     "dumps": "sqlite",
@@ -67,7 +70,15 @@ if TYPE_CHECKING:
         saver_for,
     )
     from agent.store.documents import RunFile, read_run_file
-    from agent.store.folder import check_run_files, clear_unfinished, holds_session, open_store, write_seal
+    from agent.store.edits import check_edits
+    from agent.store.folder import (
+        check_run_files,
+        clear_unfinished,
+        create_store,
+        holds_session,
+        open_store,
+        write_seal,
+    )
     from agent.store.layout import (
         CHECKPOINT_FILE,
         CONTROL_FILE,
@@ -85,5 +96,6 @@ if TYPE_CHECKING:
     )
     from agent.store.lock import SessionLock, holder, process_alive
     from agent.store.postgres import DriverLock, PostgresStore
+    from agent.store.reads import StoreReader
     from agent.store.sql import SqlStore
     from agent.store.sqlite import SessionStore, dumps

@@ -1,4 +1,4 @@
-"""A session folder's own files and the checks made when one is opened.
+"""A session folder's own files: made for a new session (:func:`create_store`), and checked when one is opened.
 
 ``store.sqlite`` is the truth; ``seal.json`` records, beside it, how many observations it holds, so that a store
 that lost its last commits (copied without its ``-wal`` file, or rolled back) is recognised instead of resumed. The
@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,10 @@ from agent.store.documents import read_run_file
 from agent.store.layout import SEAL_FILE, SESSION_FILE, STORE_FILE, SessionFolder
 from agent.store.sql import SqlStore
 from agent.store.sqlite import SessionStore
+from closedloop.changes import spec_fingerprint
 from closedloop.errors import SessionError
+from closedloop.records import new_id
+from closedloop.spec import SessionSpec
 
 __all__ = [
     "SESSION_FILE",
@@ -31,6 +36,7 @@ __all__ = [
     "SEAL_FILE",
     "check_run_files",
     "clear_unfinished",
+    "create_store",
     "holds_session",
     "open_store",
     "write_seal",
@@ -117,6 +123,34 @@ def open_store(
     except SessionError:
         store.close()
         raise
+    return store
+
+
+def create_store(folder: Path, spec_path: Path, spec: SessionSpec, **meta: Any) -> SqlStore:
+    """A new session's store, in ``folder`` (made if need be) or in PostgreSQL when the spec's ``store`` says so.
+
+    The session file at ``spec_path`` is copied into the folder as given; the store records a new session id, the
+    session's name, budget, spec and its fingerprint, the pid and time of its creation, and ``meta``; the seal
+    records an empty store.
+
+    Raises:
+        SessionError: the store cannot be made (a PostgreSQL store that cannot be reached is named by its URL).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(spec_path, SessionFolder(folder).session_file)
+    session_id = new_id("s")
+    store = open_store(folder, new=True, url=spec.store, session_id=session_id)
+    store.set_meta(
+        session_id=session_id,
+        name=spec.name,
+        pid=os.getpid(),
+        created=time.time(),
+        budget=spec.budget.experiments,
+        spec=spec.model_dump(mode="json"),
+        spec_fingerprint=spec_fingerprint(spec),
+        **meta,
+    )
+    write_seal(folder, session_id, 0)
     return store
 
 

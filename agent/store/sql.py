@@ -1,12 +1,9 @@
 """The session store's SQL, written once for every database it lives in (SQLite, PostgreSQL).
 
-:class:`SqlStore` holds every query the rest of the agent calls, as text with named parameters (``:name``); a
-:class:`Dialect` turns that text into the database's own form (placeholders) and supplies the few statements that
-differ (the schema, the upsert of a ``meta`` value). A subclass only connects and runs transactions: see
-:class:`agent.store.SessionStore` (one SQLite file) and :class:`agent.store.PostgresStore`.
-
-Every row carries the key of the session it belongs to (column ``session``), so that one PostgreSQL database holds
-many sessions without mixing them; a SQLite file holds one session, whose rows all have the empty key.
+:class:`SqlStore` is the store the rest of the agent calls: the reads of :class:`~agent.store.reads.StoreReader` and
+the appends here, as text with named parameters (``:name``) that a :class:`~agent.store.dialect.Dialect` turns into
+the database's own form. A subclass only connects and runs transactions: see :class:`agent.store.SessionStore` (one
+SQLite file) and :class:`agent.store.PostgresStore`.
 
 Rows are appended and never rewritten, except a proposal's status and the session's small ``meta`` table. The
 LangGraph state holds ids only; everything that grows lives here.
@@ -14,143 +11,31 @@ LangGraph state holds ids only; everything that grows lives here.
 
 from __future__ import annotations
 
-import json
-import re
-import threading
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import Any
 
-from closedloop.records import Decision, Observation, ObservationStatus, Proposal, ProposalStatus
-
-_NAMED = re.compile(r"(?<![:\w]):([a-z_]+)")
-NO_LIMIT = 2**62
-"""A ``LIMIT`` that limits nothing (SQLite reads -1 that way, PostgreSQL refuses it)."""
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
+from agent.store.dialect import NO_LIMIT as NO_LIMIT  # re-exported: the store's SQL in one place to import from
+from agent.store.dialect import POSTGRESQL as POSTGRESQL
+from agent.store.dialect import SQLITE as SQLITE
+from agent.store.dialect import Dialect as Dialect
+from agent.store.dialect import dumps as dumps
+from agent.store.reads import StoreReader
+from closedloop.records import Decision, Observation, Proposal, ProposalStatus
 
 
-def dumps(value: Any) -> str:
-    """JSON text for a document or record (numpy values become plain numbers)."""
-    return json.dumps(value, default=_json_default)
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """What differs between the databases the store lives in.
-
-    Attributes:
-        name: ``sqlite`` or ``postgresql``.
-        pyformat: placeholders are ``%(name)s`` (psycopg) rather than ``:name`` (sqlite3).
-        upsert_meta: the statement that sets one ``meta`` value, replacing an older one.
-        snapshot: the statement that makes a transaction read from one snapshot of the database, when its default
-            does not (PostgreSQL's read committed sees each statement's own).
-    """
-
-    name: str
-    pyformat: bool
-    upsert_meta: str
-    snapshot: str | None = None
-    _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
-
-    def sql(self, text: str) -> str:
-        """``text`` (named ``:parameters``) in this database's placeholder style."""
-        if not self.pyformat:
-            return text
-        done = self._cache.get(text)
-        if done is None:
-            done = self._cache[text] = _NAMED.sub(r"%(\1)s", text)
-        return done
-
-
-SQLITE = Dialect(
-    "sqlite",
-    pyformat=False,
-    upsert_meta="INSERT OR REPLACE INTO meta (session, key, value) VALUES (:session, :key, :value)",
-)
-POSTGRESQL = Dialect(
-    "postgresql",
-    pyformat=True,
-    upsert_meta="INSERT INTO meta (session, key, value) VALUES (:session, :key, :value) "
-    "ON CONFLICT (session, key) DO UPDATE SET value = EXCLUDED.value",
-    snapshot="SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY",
-)
-
-
-class SqlStore:
-    """The append-only store of one session, over a DB-API connection; thread-safe (one lock around the
-    connection, so the loop, the RunEngine's thread and the control channel's handlers may all call it).
+class SqlStore(StoreReader):
+    """The append-only store of one session: the reads of :class:`~agent.store.reads.StoreReader`, and the appends
+    (thread-safe, under the same lock).
 
     Subclasses set :attr:`dialect`, :attr:`scope` and ``_conn`` and implement :meth:`_tx` and :meth:`close`.
-
-    Attributes:
-        dialect: the database's :class:`Dialect`.
-        scope: the session key of every row this store reads and writes.
     """
-
-    dialect: Dialect = SQLITE
-    scope: str = ""
-    _conn: Any
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-
-    # plumbing ------------------------------------------------------------------------------------------------
-    def _tx(self) -> AbstractContextManager[Any]:
-        """A transaction, under the store's lock: yields a connection whose ``execute`` runs inside it."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Close the database connection."""
-        raise NotImplementedError
-
-    @property
-    def location(self) -> str:
-        """Where the store is, for people (a file, or a URL without its password)."""
-        raise NotImplementedError
-
-    def _run(self, conn: Any, sql: str, **params: Any) -> Any:
-        return conn.execute(self.dialect.sql(sql), {"session": self.scope, **params})
-
-    def _run_many(self, conn: Any, sql: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        if not rows:
-            return 0
-        cursor = conn.cursor()
-        try:
-            cursor.executemany(self.dialect.sql(sql), [{"session": self.scope, **row} for row in rows])
-            return int(cursor.rowcount)
-        finally:
-            cursor.close()
-
-    def _one(self, sql: str, **params: Any) -> Any:
-        with self._lock:
-            return self._run(self._conn, sql, **params).fetchone()
-
-    def _all(self, sql: str, **params: Any) -> list[Any]:
-        with self._lock:
-            return list(self._run(self._conn, sql, **params).fetchall())
-
-    def _count(self, sql: str, **params: Any) -> int:
-        return int(self._one(sql, **params)[0])
 
     # meta ----------------------------------------------------------------------------------------------------
     def set_meta(self, **values: Any) -> None:
         """Set session-level values (state, session id, ...), stored as JSON."""
         with self._tx() as conn:
             self._run_many(conn, self.dialect.upsert_meta, [{"key": k, "value": dumps(v)} for k, v in values.items()])
-
-    def meta(self, key: str, default: Any = None) -> Any:
-        """One session-level value, or ``default``."""
-        row = self._one("SELECT value FROM meta WHERE session = :session AND key = :key", key=key)
-        return json.loads(row[0]) if row else default
 
     # proposals -----------------------------------------------------------------------------------------------
     def add_proposals(self, proposals: Sequence[Proposal], taken: Mapping[int, str] | None = None) -> None:
@@ -192,19 +77,6 @@ class SqlStore:
                 seqs.append(int(row[0]))
         return seqs
 
-    def queued_points(self, limit: int = -1) -> list[tuple[int, dict[str, float | str]]]:
-        """The queued points no proposal has taken yet, oldest first (at most ``limit``), as ``(seq, setpoints)``."""
-        rows = self._all(
-            "SELECT seq, setpoints FROM queued_points WHERE session = :session AND proposal_id IS NULL "
-            "ORDER BY seq LIMIT :limit",
-            limit=NO_LIMIT if limit < 0 else limit,
-        )
-        return [(int(row[0]), json.loads(row[1])) for row in rows]
-
-    def count_queued(self) -> int:
-        """How many queued points wait to be proposed."""
-        return self._count("SELECT COUNT(*) FROM queued_points WHERE session = :session AND proposal_id IS NULL")
-
     def set_status(self, proposal_ids: Sequence[str], status: ProposalStatus) -> None:
         """Move proposals to a new status."""
         with self._tx() as conn:
@@ -225,33 +97,6 @@ class SqlStore:
             id=proposal_id,
         )
 
-    def proposals(self, ids: Sequence[str] | None = None, iteration: int | None = None) -> list[Proposal]:
-        """Proposals by id (in the order given), or of one iteration, or all (in order of birth)."""
-        if ids is not None:
-            by_id = "SELECT body FROM proposals WHERE session = :session AND id = :id"
-            rows = [self._one(by_id, id=proposal_id) for proposal_id in ids]
-        elif iteration is not None:
-            rows = self._all(
-                "SELECT body FROM proposals WHERE session = :session AND iteration = :iteration ORDER BY seq",
-                iteration=iteration,
-            )
-        else:
-            rows = self._all("SELECT body FROM proposals WHERE session = :session ORDER BY seq")
-        return [Proposal.model_validate_json(row[0]) for row in rows if row is not None]
-
-    def proposals_from(self, seq: int) -> list[Proposal]:
-        """The proposals made from the ``seq``-th on (0 is the first), in order of birth."""
-        sql = "SELECT body FROM proposals WHERE session = :session AND seq >= :seq ORDER BY seq"
-        return [Proposal.model_validate_json(row[0]) for row in self._all(sql, seq=seq)]
-
-    def count_proposals(self) -> int:
-        """How many proposals were made."""
-        return self._count("SELECT COUNT(*) FROM proposals WHERE session = :session")
-
-    def max_iteration(self) -> int:
-        """The highest iteration any proposal was made in (0 when there is none)."""
-        return self._count("SELECT COALESCE(MAX(iteration), 0) FROM proposals WHERE session = :session")
-
     # runs ----------------------------------------------------------------------------------------------------
     def mark_dispatched(self, proposal_id: str, setpoints: Mapping[str, Any]) -> None:
         """Record, durably and before anything moves, that a proposal's run is about to start."""
@@ -264,11 +109,6 @@ class SqlStore:
                 time=time.time(),
                 setpoints=dumps(dict(setpoints)),
             )
-
-    def was_dispatched(self, proposal_id: str) -> bool:
-        """Whether a run was started (or about to start) for this proposal."""
-        sql = "SELECT 1 FROM dispatches WHERE session = :session AND proposal_id = :proposal_id"
-        return self._one(sql, proposal_id=proposal_id) is not None
 
     def add_run(
         self,
@@ -295,32 +135,6 @@ class SqlStore:
                 status=status,
             )
 
-    def run_with_status(self, proposal_id: str) -> tuple[list[tuple[str, dict[str, Any]]], str | None, str] | None:
-        """A proposal's run documents, error and status (see :meth:`add_run`), or ``None`` if it has not run."""
-        row = self._one(
-            "SELECT documents, error, status FROM runs WHERE session = :session AND proposal_id = :proposal_id",
-            proposal_id=proposal_id,
-        )
-        if row is None:
-            return None
-        return [(name, doc) for name, doc in json.loads(row[0])], row[1], row[2] or "done"
-
-    def has_run(self, proposal_id: str) -> bool:
-        """Whether the proposal's run is stored (without loading its documents)."""
-        sql = "SELECT 1 FROM runs WHERE session = :session AND proposal_id = :proposal_id"
-        return self._one(sql, proposal_id=proposal_id) is not None
-
-    def run(self, proposal_id: str) -> tuple[list[tuple[str, dict[str, Any]]], str | None] | None:
-        """A proposal's run documents and error, or ``None`` if it has not run."""
-        found = self.run_with_status(proposal_id)
-        return None if found is None else (found[0], found[1])
-
-    def run_seconds(self, proposal_id: str) -> float:
-        """Seconds the proposal's run spent inside the RunEngine (0 if it has not run)."""
-        sql = "SELECT seconds FROM runs WHERE session = :session AND proposal_id = :proposal_id"
-        row = self._one(sql, proposal_id=proposal_id)
-        return float(row[0]) if row else 0.0
-
     # observations --------------------------------------------------------------------------------------------
     def add_observation(self, observation: Observation) -> bool:
         """Store an observation; returns False if the proposal already has one (nothing is duplicated)."""
@@ -338,54 +152,6 @@ class SqlStore:
                 self._restatus(conn, observation.proposal_id, ProposalStatus.OBSERVED)
         return added
 
-    def observation(self, proposal_id: str) -> Observation | None:
-        """The observation of one proposal, if any."""
-        sql = "SELECT body FROM observations WHERE session = :session AND proposal_id = :proposal_id"
-        row = self._one(sql, proposal_id=proposal_id)
-        return Observation.model_validate_json(row[0]) if row else None
-
-    def observations(self) -> list[Observation]:
-        """Every observation, in the order they were made."""
-        rows = self._all("SELECT body FROM observations WHERE session = :session ORDER BY seq")
-        return [Observation.model_validate_json(row[0]) for row in rows]
-
-    def unobserved_dispatches(self) -> list[str]:
-        """The proposals whose run was started (:meth:`mark_dispatched`) and that have no observation, oldest first."""
-        sql = (
-            "SELECT proposal_id FROM dispatches WHERE session = :session AND proposal_id NOT IN "
-            "(SELECT proposal_id FROM observations WHERE session = :session) ORDER BY time"
-        )
-        return [str(row[0]) for row in self._all(sql)]
-
-    def dispatched_ids(self) -> set[str]:
-        """Every proposal whose run was started."""
-        return {str(row[0]) for row in self._all("SELECT proposal_id FROM dispatches WHERE session = :session")}
-
-    def unobserved_runs(self) -> list[str]:
-        """The proposals whose run is stored but not yet turned into an observation."""
-        sql = (
-            "SELECT proposal_id FROM runs WHERE session = :session AND proposal_id NOT IN "
-            "(SELECT proposal_id FROM observations WHERE session = :session)"
-        )
-        return [str(row[0]) for row in self._all(sql)]
-
-    def recent_observations(self, count: int) -> list[Observation]:
-        """The last ``count`` observations, newest first."""
-        sql = "SELECT body FROM observations WHERE session = :session ORDER BY seq DESC LIMIT :count"
-        return [Observation.model_validate_json(row[0]) for row in self._all(sql, count=count)]
-
-    def recent_statuses(self, count: int) -> list[str]:
-        """The statuses of the last ``count`` observations, newest first."""
-        sql = "SELECT status FROM observations WHERE session = :session ORDER BY seq DESC LIMIT :count"
-        return [row[0] for row in self._all(sql, count=count)]
-
-    def count_observations(self, status: ObservationStatus | None = None) -> int:
-        """How many observations (of one status, if given)."""
-        if status is None:
-            return self._count("SELECT COUNT(*) FROM observations WHERE session = :session")
-        sql = "SELECT COUNT(*) FROM observations WHERE session = :session AND status = :status"
-        return self._count(sql, status=status.value)
-
     # decisions and the audit log -----------------------------------------------------------------------------
     def add_decision(self, iteration: int, decision: Decision, key: str | None = None) -> bool:
         """Record an answer at a checkpoint, once per ``key`` (a re-run step writes nothing twice); True if added."""
@@ -402,24 +168,6 @@ class SqlStore:
             )
             return bool(cursor.rowcount == 1)
 
-    def decisions_for(self, proposal_id: str) -> list[tuple[int, Decision]]:
-        """The decisions that answered one proposal, in order."""
-        rows = self._all(
-            "SELECT iteration, body FROM decisions WHERE session = :session AND proposal_id = :proposal_id "
-            "ORDER BY seq",
-            proposal_id=proposal_id,
-        )
-        return [(int(row[0]), Decision.model_validate_json(row[1])) for row in rows]
-
-    def count_decisions(self) -> int:
-        """How many decisions are recorded."""
-        return self._count("SELECT COUNT(*) FROM decisions WHERE session = :session")
-
-    def decisions(self) -> list[tuple[int, Decision]]:
-        """Every decision, in order, with its iteration."""
-        rows = self._all("SELECT iteration, body FROM decisions WHERE session = :session ORDER BY seq")
-        return [(int(row[0]), Decision.model_validate_json(row[1])) for row in rows]
-
     def log(self, kind: str, message: str, key: str | None = None) -> None:
         """Append a line to the audit log (once per ``key``, when one is given: a re-run step logs nothing twice)."""
         with self._tx() as conn:
@@ -433,11 +181,6 @@ class SqlStore:
                 key=key,
             )
 
-    def logged(self, key: str) -> str | None:
-        """The message of the audit-log line written with ``key``, if any."""
-        row = self._one("SELECT message FROM events WHERE session = :session AND key = :key", key=key)
-        return None if row is None else str(row[0])
-
     # lineage (see agent.provenance.lineage) ------------------------------------------------------------------
     def add_lineage(self, entries: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
         """Record what produced proposals, as ``(proposal id, kind, body)``: once per proposal and kind (a re-run
@@ -449,46 +192,3 @@ class SqlStore:
                 "ON CONFLICT DO NOTHING",
                 [{"proposal_id": pid, "kind": kind, "body": dumps(dict(body))} for pid, kind, body in entries],
             )
-
-    def rejected_ids(self) -> list[str]:
-        """The proposals rejected so far, in order of birth."""
-        sql = "SELECT id FROM proposals WHERE session = :session AND status = :status ORDER BY seq"
-        return [str(row[0]) for row in self._all(sql, status=ProposalStatus.REJECTED.value)]
-
-    def lineage(self) -> dict[str, dict[str, Any]]:
-        """Every lineage record: proposal id -> kind -> body."""
-        found: dict[str, dict[str, Any]] = {}
-        for pid, kind, body in self._all("SELECT proposal_id, kind, body FROM lineage WHERE session = :session"):
-            found.setdefault(str(pid), {})[str(kind)] = json.loads(body)
-        return found
-
-    def last_event_time(self) -> float | None:
-        """When the audit log's last line was written (None when it has none)."""
-        row = self._one("SELECT MAX(time) FROM events WHERE session = :session")
-        return None if row is None or row[0] is None else float(row[0])
-
-    def tables_rows(self, tables: Mapping[str, Sequence[str]]) -> dict[str, list[tuple[Any, ...]]]:
-        """Every row of these of the store's tables (these columns only), for a copy of the session (``export``),
-        all read in one transaction from one snapshot: a session that writes meanwhile is copied as it was.
-
-        Raises:
-            ValueError: a table or column name that is not a plain name.
-        """
-        names = [*tables, *(column for columns in tables.values() for column in columns)]
-        if not all(re.fullmatch(r"[a-z_]+", name) for name in names):
-            raise ValueError(f"not a table or column name: {names}")
-        with self._tx() as conn:
-            if self.dialect.snapshot:
-                conn.execute(self.dialect.snapshot)
-            return {
-                table: [
-                    tuple(row)
-                    for row in self._run(conn, f"SELECT {', '.join(columns)} FROM {table} WHERE session = :session")
-                ]
-                for table, columns in tables.items()
-            }
-
-    def events(self) -> list[tuple[float, str, str]]:
-        """The audit log, oldest first."""
-        rows = self._all("SELECT time, kind, message FROM events WHERE session = :session ORDER BY seq")
-        return [(float(row[0]), str(row[1]), str(row[2])) for row in rows]

@@ -163,7 +163,7 @@ def belief(data: SessionData) -> Belief | str:
 
 
 def _rebuilt_planner(data: SessionData, best: Observation) -> Any:
-    """The session's planner as :func:`agent.session.build_planner` makes it, without the wrappers that shape its
+    """The session's planner as :func:`agent.loop.build_planner` makes it, without the wrappers that shape its
     proposals only (a warm-start design, a travel limit): what it predicts is the same, and building it this way
     imports neither Bluesky nor LangGraph."""
     from closedloop.reach import reachable_vocs

@@ -121,8 +121,38 @@ def build_app(gate: WebGate, tokens: Mapping[str, str | None], hub: EventHub, bo
         hub: the event streams.
         body_timeout: seconds a request's body may take to arrive.
     """
+    api = _Endpoints(gate, hub, body_timeout)
+    routes = [
+        Route("/", api.page),
+        Route("/operator.js", api.script),
+        Route("/api/session", api.session),
+        Route("/api/status", api.reading(gate.status)),
+        Route("/api/checkpoint", api.reading(gate.checkpoint)),
+        Route("/api/observations", api.reading(gate.observations)),
+        Route("/api/results", api.reading(gate.results)),
+        Route("/api/history", api.reading(gate.history)),
+        Route("/api/belief", api.belief),
+        Route("/api/results.csv", api.results_csv),
+        Route("/api/request", api.post_request, methods=["POST"]),
+        Route("/api/events", api.events),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: api.refused, Exception: api.refused})
+    app.add_middleware(_Guard, tokens=tokens, on_refused=gate.unadmitted)
+    return app
 
+
+class _Endpoints:
+    """The API's endpoints over one session's gate and event hub."""
+
+    def __init__(self, gate: WebGate, hub: EventHub, body_timeout: float) -> None:
+        self.gate = gate
+        self.hub = hub
+        self.body_timeout = body_timeout
+
+    @staticmethod
     def reading(call: Callable[[], Any]) -> Callable[[Request], Any]:
+        """An endpoint answering with what ``call`` returns, 404 when the session is gone."""
+
         async def endpoint(request: Request) -> Response:
             try:
                 return _json(HTTPStatus.OK, await run_in_threadpool(call))
@@ -131,77 +161,61 @@ def build_app(gate: WebGate, tokens: Mapping[str, str | None], hub: EventHub, bo
 
         return endpoint
 
-    async def page(request: Request) -> Response:
+    async def page(self, request: Request) -> Response:
         return Response(PAGE.read_bytes(), media_type="text/html; charset=utf-8")
 
-    async def script(request: Request) -> Response:
+    async def script(self, request: Request) -> Response:
         return Response(SCRIPT.read_bytes(), media_type="text/javascript; charset=utf-8")
 
-    async def belief(request: Request) -> Response:
+    async def belief(self, request: Request) -> Response:
         variable = request.query_params.get("variable", "")
         try:
-            status, found = await run_in_threadpool(gate.belief, variable)
+            status, found = await run_in_threadpool(self.gate.belief, variable)
         except SessionError as exc:
             return _error(HTTPStatus.NOT_FOUND, str(exc))
         return _json(status, found)
 
-    async def session(request: Request) -> Response:
+    async def session(self, request: Request) -> Response:
         try:
-            found = await run_in_threadpool(gate.session)
+            found = await run_in_threadpool(self.gate.session)
         except SessionError as exc:
             return _error(HTTPStatus.NOT_FOUND, str(exc))
         return _json(HTTPStatus.OK, {**found, "operator": request.scope["state"]["operator"]})
 
-    async def results_csv(request: Request) -> Response:
+    async def results_csv(self, request: Request) -> Response:
         try:
-            return Response(await run_in_threadpool(gate.results_csv), media_type="text/csv; charset=utf-8")
+            return Response(await run_in_threadpool(self.gate.results_csv), media_type="text/csv; charset=utf-8")
         except SessionError as exc:
             return _error(HTTPStatus.NOT_FOUND, str(exc))
 
-    async def post_request(request: Request) -> Response:
+    async def post_request(self, request: Request) -> Response:
         try:
-            body = decode(await _body(request, body_timeout))
+            body = decode(await _body(request, self.body_timeout))
         except SpecError as exc:
             return _error(HTTPStatus.BAD_REQUEST, str(exc), code="invalid")
         except TimeoutError:
-            return _error(HTTPStatus.REQUEST_TIMEOUT, f"request: the body did not arrive within {body_timeout:g} s")
-        status, reply = await run_in_threadpool(gate.request, body, request.scope["state"]["operator"])
+            return _error(
+                HTTPStatus.REQUEST_TIMEOUT, f"request: the body did not arrive within {self.body_timeout:g} s"
+            )
+        status, reply = await run_in_threadpool(self.gate.request, body, request.scope["state"]["operator"])
         return _json(status, reply)
 
-    async def events(request: Request) -> Response:
+    async def events(self, request: Request) -> Response:
         since = request.headers.get("Last-Event-ID") or request.query_params.get("since", "0")
         try:
             query = EventsQuery.model_validate({"since": since})
         except ValidationError as exc:
             return _error(HTTPStatus.BAD_REQUEST, _field_error(exc))
         try:
-            stream = hub.open(query.since)
+            stream = self.hub.open(query.since)
         except StreamsFullError as exc:
             return _error(HTTPStatus.SERVICE_UNAVAILABLE, str(exc))
-        return _EventStream(hub, stream)
+        return _EventStream(self.hub, stream)
 
-    async def refused(request: Request, exc: Exception) -> Response:
+    async def refused(self, request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else HTTPStatus.INTERNAL_SERVER_ERROR
         what = {404: "no such page", 405: f"{request.method} is not served here"}.get(status, "failed")
         return _error(status, f"{request.url.path}: {what}" + ("" if status < 500 else f" ({exc!r})"))
-
-    routes = [
-        Route("/", page),
-        Route("/operator.js", script),
-        Route("/api/session", session),
-        Route("/api/status", reading(gate.status)),
-        Route("/api/checkpoint", reading(gate.checkpoint)),
-        Route("/api/observations", reading(gate.observations)),
-        Route("/api/results", reading(gate.results)),
-        Route("/api/history", reading(gate.history)),
-        Route("/api/belief", belief),
-        Route("/api/results.csv", results_csv),
-        Route("/api/request", post_request, methods=["POST"]),
-        Route("/api/events", events),
-    ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: refused, Exception: refused})
-    app.add_middleware(_Guard, tokens=tokens, on_refused=gate.unadmitted)
-    return app
 
 
 async def _body(request: Request, timeout: float) -> bytes:

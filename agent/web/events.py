@@ -11,6 +11,7 @@ starts the next one: a page follows a session process that starts later.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import deque
 from collections.abc import AsyncIterator
@@ -57,10 +58,8 @@ class Stream:
 
     def post(self, item: Event | _Ended) -> None:
         """:meth:`put`, from any thread."""
-        try:
+        with contextlib.suppress(RuntimeError):  # the server's loop is closed: nobody listens any more
             self._loop.call_soon_threadsafe(self.put, item)
-        except RuntimeError:
-            pass  # the server's loop is closed: nobody listens any more
 
     async def events(self) -> AsyncIterator[Event]:
         """The events, as they come; ends when the session process's events end."""

@@ -30,7 +30,16 @@ ProblemsOption = Annotated[
 ]
 
 
+bench_app = typer.Typer(
+    add_completion=False,
+    help="Run a benchmark campaign: planners x problems x seeds, each run a task on Dask; results as a dataset. "
+    "'closedloop bench page OUT' renders a finished campaign's tables.",
+)
+
+
+@bench_app.callback(invoke_without_command=True)
 def bench(
+    ctx: typer.Context,
     planners: PlannersOption = "botorch,sobol",
     problems: ProblemsOption = "branin,hartmann6",
     seeds: Annotated[int, typer.Option(min=1, help="seeds 0 .. N-1")] = 5,
@@ -43,6 +52,8 @@ def bench(
     resume: Annotated[bool, typer.Option(help="finish the campaign in --out: run only what is missing")] = False,
 ) -> None:
     """Run a benchmark campaign: planners x problems x seeds, each run a task on Dask; results as a dataset."""
+    if ctx.invoked_subcommand is not None:
+        return
     from benchmarks.campaign.errors import CampaignError
     from benchmarks.campaign.problems import PROBLEM_SET  # torch and the planners load here, not at --help
     from benchmarks.campaign.spec import CampaignSpec, check, planner_specs
@@ -118,6 +129,33 @@ def _where(client: Any) -> str:
     return f"{len(workers)} worker(s) at {client.scheduler.address}"
 
 
+@bench_app.command("page")
+def page(
+    campaigns: Annotated[list[Path], typer.Argument(help="finished campaign folders (a problem's rows: the last)")],
+    table: Annotated[str, typer.Option(help="regret, multi-objective or constrained")] = "regret",
+    into: Annotated[Path | None, typer.Option(help="a page whose marked section the table replaces")] = None,
+    section: Annotated[str | None, typer.Option(help="the section's name in --into (default: --table)")] = None,
+    ours: Annotated[str, typer.Option(help="the planner the others are compared with")] = "botorch",
+) -> None:
+    """Render campaigns' datasets as a benchmark page's Markdown table (printed, or filled into a page)."""
+    from benchmarks.campaign.errors import CampaignError
+    from benchmarks.campaign.pages import fill, load, markers, render
+
+    try:
+        text = render([load(path) for path in campaigns], table, ours)
+        if into is None:
+            print(text, end="")
+            return
+        if not into.is_file():
+            raise CampaignError(f"--into: no page {into}")
+        name = section or table
+        into.write_text(fill(into.read_text(), name, text))
+    except CampaignError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    console.print(f"wrote the table between {escape(' and '.join(markers(name)))} in {escape(str(into))}")
+
+
 def register(app: typer.Typer) -> None:
     """Mount ``bench`` on the ``closedloop`` app (the ``closedloop.commands`` entry point)."""
-    app.command("bench")(bench)
+    app.add_typer(bench_app, name="bench")

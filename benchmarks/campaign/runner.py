@@ -137,7 +137,7 @@ def execute(
         task = by_key[future.key]
         try:
             result = future.result()
-        except Exception as exc:  # noqa: BLE001 - a failed task is counted, shown, and left for --resume
+        except Exception as exc:  # a failed task is counted, shown, and left for --resume
             progress.failed += 1
             progress.errors.append(f"{task.key}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         else:

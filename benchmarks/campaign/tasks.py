@@ -9,6 +9,7 @@ and then the scheduler runs it again elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import socket
@@ -28,10 +29,8 @@ def versions() -> dict[str, str]:
     """Python's and the packages' versions on this worker (those installed)."""
     found = {"python": platform.python_version()}
     for name in VERSIONED:
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             found[name] = version(name)
-        except PackageNotFoundError:
-            pass
     return found
 
 
@@ -120,6 +119,9 @@ def _run_harness(task: Task, problem: Any) -> dict[str, Any]:
             "hit": final is not None and final <= problem.hit_tolerance,
             "hypervolume": run.hypervolume,
             "warnings": run.warnings,
+            "counters": run.counters,
+            "recoveries": run.diagnostics.get("recoveries"),  # None: the contender does not report them
+            "recovered_by": run.diagnostics.get("recovered_by"),
         },
         "experiments": rows,
         "regret": run.regret,

@@ -54,6 +54,11 @@ def test_a_campaign_writes_its_dataset_and_gives_the_same_numbers_on_one_worker_
     assert "closedloop bench --planners botorch,sobol" in card and "best_branin.png" in card
     assert (two / "best_branin.png").stat().st_size > 0 and (two / "experiments.csv").exists()
     assert "| branin | botorch | 2/2 |" in done.stdout
+    # the page's table from the dataset: both planners' rows, and where they came from
+    page = subprocess.run([*CLI, "page", str(two)], capture_output=True, text=True, timeout=120)
+    assert page.returncode == 0, page.stderr
+    assert page.stdout.splitlines()[2].startswith("| branin | botorch | ") and "| branin | sobol | " in page.stdout
+    assert "- `two`: branin; seeds 0-1, 9 experiments (5 initial Sobol points)" in page.stdout
 
 
 def test_a_killed_campaign_resumes_with_only_what_is_missing(tmp_path: Path) -> None:

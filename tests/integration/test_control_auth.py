@@ -79,13 +79,18 @@ def _as_nobody(address: str) -> str | None:
 def test_a_client_without_the_owners_key_gets_nothing_done(running: Path, tmp_path: Path) -> None:
     before_log, before_decisions = log_lines(running), decisions(running)
     address = json.loads((running / "control.json").read_text())["requests"]
-    with ControlClient(running, timeout=1, keys_dir=tmp_path / "no-keys") as client:  # no key at all
-        with pytest.raises(SessionError, match="not authorised"):
-            client.call(StopRequest(by="ada", via="terminal", reason="forged"))
+    # no key at all
+    with (
+        ControlClient(running, timeout=1, keys_dir=tmp_path / "no-keys") as client,
+        pytest.raises(SessionError, match="not authorised"),
+    ):
+        client.call(StopRequest(by="ada", via="terminal", reason="forged"))
     make_keys(tmp_path / "elsewhere", "ada")  # a well-formed key the session never admitted
-    with ControlClient(running, timeout=1, keys_dir=tmp_path / "elsewhere" / "keys", key_name="ada") as client:
-        with pytest.raises(SessionError, match="not authorised"):
-            client.call(StopRequest(by="ada", via="terminal", reason="forged"))
+    with (
+        ControlClient(running, timeout=1, keys_dir=tmp_path / "elsewhere" / "keys", key_name="ada") as client,
+        pytest.raises(SessionError, match="not authorised"),
+    ):
+        client.call(StopRequest(by="ada", via="terminal", reason="forged"))
     from tests.integration.zmtp_null_client import ask
 
     assert ask(address, FORGED.encode(), 3.0) == "silent"  # ZMTP by hand, with no key: no reply at all

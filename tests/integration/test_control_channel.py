@@ -290,18 +290,25 @@ def test_only_the_owner_and_admitted_keys_are_answered_under_the_name_each_key_p
     events = subscribe(tmp_path, key_name="alice")  # events are encrypted too, and reach an admitted subscriber
     assert next(events).data == {"by": "alice"}
     events.close()
-    with ControlClient(tmp_path, timeout=0.5, keys_dir=tmp_path / "none") as client:  # no key at all
-        with pytest.raises(SessionError, match="not running, or this client is not authorised .no key found in"):
-            client.call(StatusRequest())
+    # no key at all
+    with (
+        ControlClient(tmp_path, timeout=0.5, keys_dir=tmp_path / "none") as client,
+        pytest.raises(SessionError, match="not running, or this client is not authorised .no key found in"),
+    ):
+        client.call(StatusRequest())
     stranger = tmp_path / "stranger"
     make_keys(stranger, "alice")  # a valid key pair the session never admitted
-    with ControlClient(tmp_path, timeout=0.5, keys_dir=stranger / "keys", key_name="alice") as client:
-        with pytest.raises(SessionError, match="not authorised"):
-            client.call(StatusRequest())
+    with (
+        ControlClient(tmp_path, timeout=0.5, keys_dir=stranger / "keys", key_name="alice") as client,
+        pytest.raises(SessionError, match="not authorised"),
+    ):
+        client.call(StatusRequest())
     made["authorized"].unlink()  # shut alice out: refused from her next connection
-    with ControlClient(tmp_path, timeout=0.5, keys_dir=made["client"]) as alice:
-        with pytest.raises(SessionError, match="not authorised"):
-            alice.call(StatusRequest())
+    with (
+        ControlClient(tmp_path, timeout=0.5, keys_dir=made["client"]) as alice,
+        pytest.raises(SessionError, match="not authorised"),
+    ):
+        alice.call(StatusRequest())
     assert len(handler.requests) == 2
 
 
@@ -333,9 +340,11 @@ def test_off_loopback_the_owner_is_admitted_without_setting_keys_up(tmp_path: Pa
     assert server.curve and f":{server.requests_address.rsplit(':', 1)[1]}" in server.info["requests"]
     with ControlClient(tmp_path, timeout=2) as client:
         assert client.call(StatusRequest()).ok
-    with ControlClient(tmp_path, timeout=0.3, keys_dir=tmp_path / "none") as client:
-        with pytest.raises(SessionError, match="not authorised"):
-            client.call(StatusRequest())
+    with (
+        ControlClient(tmp_path, timeout=0.3, keys_dir=tmp_path / "none") as client,
+        pytest.raises(SessionError, match="not authorised"),
+    ):
+        client.call(StatusRequest())
 
 
 def test_control_json_and_the_keys_are_readable_by_their_owner_only(tmp_path: Path, serve) -> None:

@@ -4,6 +4,7 @@ executor's JSON ``Publisher`` on its input, bluesky's ``RemoteDispatcher`` (JSON
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import socket
@@ -67,10 +68,8 @@ def test_a_runs_documents_reach_a_remote_dispatcher_through_a_real_proxy(run_eng
     dispatcher.subscribe(lambda name, doc: received.append((name, doc)))
 
     def listen() -> None:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             dispatcher.start()
-        except asyncio.CancelledError:
-            pass
 
     listener = threading.Thread(target=listen, daemon=True)
     executor = None

@@ -18,6 +18,7 @@ AGENT_PACKAGES = [
     "agent.cli",
     "agent.loop",
     "agent.operator",
+    "agent.process",
     "agent.provenance",
     "agent.store",
     "agent.views",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -22,7 +21,7 @@ from benchmarks._problems import (
     grid_hypervolume,
     hypervolume_2d,
 )
-from benchmarks.planners import PlannerSpec, main, parse_planner_specs, parse_value, run_one
+from benchmarks.planners import PlannerSpec, parse_planner_specs, parse_value, plot_regret, run_one, summarize
 from benchmarks.targets import check
 from closedloop.errors import PlannerError
 from planners import BoTorchPlanner
@@ -192,23 +191,24 @@ def test_targets_ours_against_the_best_peer() -> None:
     assert check(ours, peers, same_run_ax=False, speed=0.5)["speed"] is None  # Ax timed in another run
 
 
-def test_bad_input_exits_2(tmp_path) -> None:
-    assert main(["--problems", "nope", "--out", str(tmp_path)]) == 2
-    assert main(["--planners", "sobol[x", "--out", str(tmp_path)]) == 2
+@pytest.mark.parametrize("module", ["benchmarks.planners", "benchmarks.feasibility"])
+def test_the_retired_commands_exit_2_and_name_the_campaign_that_replaces_them(module: str, capsys) -> None:
+    import importlib
+
+    assert importlib.import_module(module).main(["--seeds", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "is retired" in err and "closedloop bench --planners botorch,xopt,ax" in err
+    assert "closedloop bench page OUT" in err
 
 
-def test_smoke_run_writes_table_json_and_plot(tmp_path) -> None:
-    argv = ["--planners", "sobol", "--problems", "branin", "--seeds", "1", "--initial", "3", "--budget-2d", "2"]
-    assert main([*argv, "--out", str(tmp_path)]) == 0
-    table = (tmp_path / "table.md").read_text()
-    assert "| branin | sobol | 1/1 |" in table
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert results["finished"] is True
-    (run,) = results["runs"]
-    assert run["status"] == "ok" and len(run["regret"]) == 5 and len(run["seconds"]) == 5
-    summary = results["summary"]["branin"]["sobol"]
-    assert summary["final_regret_worst"] == max(run["regret"][-1] for run in results["runs"])
-    assert "| worst seed |" in table
+def test_a_short_run_is_summarized_and_plotted(tmp_path) -> None:
+    problem = PROBLEMS["branin"]
+    runs = [run_one(PlannerSpec("sobol", "sobol"), problem, seed=s, n_initial=3, budget=2) for s in (0, 1)]
+    assert all(run.status == "ok" and len(run.regret) == 5 and len(run.seconds) == 5 for run in runs)
+    summary = summarize(runs, problem, 3, 2)
+    assert summary["ok"] == 2 and summary["final_regret_worst"] == max(run.regret[-1] for run in runs)
+    assert summary["final_regret_q1"] <= summary["final_regret"] <= summary["final_regret_q3"]
+    plot_regret(runs, problem, tmp_path / "regret_branin.png", 3)
     assert (tmp_path / "regret_branin.png").stat().st_size > 1000
 
 
@@ -275,7 +275,20 @@ def test_the_planner_without_the_identity_input_transform_proposes_the_same_poin
 def test_the_pipelined_replay_runs_the_planner_it_is_given(capsys: pytest.CaptureFixture[str]) -> None:
     from benchmarks.pipelined_regret import main
 
-    main("--problems beamline --seeds 2 --experiments 4 --lanes 0,1 --planner grid[shuffle=false]".split())
+    main(
+        [
+            "--problems",
+            "beamline",
+            "--seeds",
+            "2",
+            "--experiments",
+            "4",
+            "--lanes",
+            "0,1",
+            "--planner",
+            "grid[shuffle=false]",
+        ]
+    )
     out = capsys.readouterr().out
     assert "beamline: 4 experiments, grid[shuffle=false], seeds 0-1" in out
     # an unshuffled grid proposes the same points whatever the seed, so both seeds end at the same regret
@@ -295,3 +308,11 @@ def test_a_repeat_counts_only_while_the_point_it_repeats_is_in_flight() -> None:
     assert repeats_in_flight(problem, [a, near_a, b], lanes=1) == 1
     assert repeats_in_flight(problem, [a, b, near_a], lanes=1) == 0  # a's run ended before near_a was proposed
     assert repeats_in_flight(problem, [a, b, near_a], lanes=2) == 1
+
+
+def test_a_run_records_the_planners_counters_and_the_numerical_failures_it_caught() -> None:
+    problem = PROBLEMS["branin"]
+    run = run_one(PlannerSpec("botorch", "botorch"), problem, seed=0, n_initial=3, budget=1)
+    assert run.status == "ok" and run.counters["n_fits"] >= 1
+    assert run.diagnostics == {"recoveries": {}, "recovered_by": {}}  # nothing to recover from on Branin
+    assert run_one(PlannerSpec("sobol", "sobol"), problem, seed=0, n_initial=3, budget=1).diagnostics == {}

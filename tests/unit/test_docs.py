@@ -87,6 +87,8 @@ def test_the_cli_reference_holds_every_command(site: Path) -> None:
     text = page_text(site, "reference/cli")
     for command in commands:
         assert f"closedloop {command}" in text
+    # a group that also runs on its own: its options and its subcommands
+    assert "closedloop bench [OPTIONS]" in text and "--planners" in text and "closedloop bench page" in text
 
 
 def test_the_readme_is_a_front_door() -> None:

@@ -1,13 +1,14 @@
 """The session process's driver: runs the loop, and at each checkpoint waits for the first answer from the
 terminal, the control channel, or the review policy's timeout.
 
-Ctrl-C never reaches the RunEngine: the first asks to stop after the current run, a second aborts the run.
+Ctrl-C never reaches the RunEngine: :meth:`Driver.on_sigint` (installed by :class:`~agent.process.SessionProcess`)
+asks to stop after the current run at the first, and aborts the run at a second.
 """
 
 from __future__ import annotations
 
+import contextlib
 import queue
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -17,8 +18,9 @@ from typing import IO, Any
 from rich.console import Console
 from rich.markup import escape
 
+from agent.loop import Checkpoint
 from agent.operator import Operations
-from agent.session import Checkpoint, Session
+from agent.session import Session
 from closedloop.control import operator_name
 from closedloop.errors import ClosedLoopError
 from closedloop.records import Decision, Verdict
@@ -117,18 +119,13 @@ class Driver:
         """First Ctrl-C: stop after the current run. Second: abort the run now. Never a KeyboardInterrupt."""
         self._interrupts += 1
         abort = self._interrupts > 1
-        try:
+        with contextlib.suppress(ClosedLoopError):
             self.ops.stop(self.by, "terminal", abort=abort, reason="Ctrl-C")
-        except ClosedLoopError:
-            pass
         message = "aborting the run" if abort else "stopping after the current run (Ctrl-C again aborts it)"
         self.console.print(f"[yellow]{message}[/]")
 
     def run(self) -> None:
         """Run the loop until it ends or is left waiting."""
-        previous = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGINT, self.on_sigint)
         try:
             checkpoint = self.session.pending_checkpoint()
             if checkpoint is None:
@@ -142,8 +139,6 @@ class Driver:
                 checkpoint = self.session.answer(decisions)
         finally:
             self.ops.holding(None)
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
 
     # waiting at a checkpoint ----------------------------------------------------------------------------------
     def _wait(self, checkpoint: Checkpoint) -> list[Decision] | None:
