@@ -124,9 +124,8 @@ class PlanSpec(BaseModel):
     def _one_plan(self) -> PlanSpec:
         if self.name is not None and self.factory is not None:
             raise ValueError("give one of 'name' (a bundled plan) or 'factory' (your own), not both")
-        if self.factory is not None:
-            if self.count_time is not None:
-                raise ValueError("count_time applies to the bundled plans; give your factory its own option")
+        if self.factory is not None and self.count_time is not None:
+            raise ValueError("count_time applies to the bundled plans; give your factory its own option")
         return self
 
     @property

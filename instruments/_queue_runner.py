@@ -10,6 +10,7 @@ instrument's :class:`~instruments.writer.DocumentWriter` as they arrive.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Mapping
@@ -151,10 +152,9 @@ class ItemRunner:
                         )
                     time.sleep(self.qs.poll_interval)
                 self.history_uid = self.manager.status()["plan_history_uid"]
-                try:
+                # the stop document may have gone out while no one listened: the run is then incomplete
+                with contextlib.suppress(InstrumentError):
                     self._collect(watch, wait=bool(result.get("run_uids")))
-                except InstrumentError:
-                    pass  # the stop document went out while no one listened: the run is incomplete
             finally:
                 self.writer.end()
                 self.stream.unwatch(proposal_id)

@@ -176,15 +176,15 @@ async def read_limits(device: Any) -> tuple[float, float] | None:
         high: Any = getattr(device, "high_limit_travel", None)
         if callable(getattr(low, "get_value", None)) and callable(getattr(high, "get_value", None)):
             dial: list[Any] = [getattr(device, f"dial_{side}_limit_travel", None) for side in ("low", "high")]
-            if all(callable(getattr(signal, "get_value", None)) for signal in dial):
-                if [await signal.get_value() for signal in dial] == [0, 0]:
-                    return None
+            readable = all(callable(getattr(signal, "get_value", None)) for signal in dial)
+            if readable and [await signal.get_value() for signal in dial] == [0, 0]:
+                return None
             return device_limits(await low.get_value(), await high.get_value())
         if "limits" in dir(type(device)):
             limits = await asyncio.to_thread(getattr, device, "limits")
             if isinstance(limits, tuple | list) and len(limits) == 2:
                 return device_limits(*limits)
-    except Exception:  # noqa: BLE001 - a device that cannot say its limits has none we know of
+    except Exception:  # a device that cannot say its limits has none we know of
         return None
     return None
 

@@ -11,6 +11,7 @@ executor.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -300,10 +301,8 @@ class InProcessExecutor:
             self._abort_engine(reason)
 
     def _abort_engine(self, reason: str) -> None:
-        try:
+        with contextlib.suppress(TransitionError):  # not started yet (the guarded plan refuses to start) or over
             self.run_engine.abort(reason)
-        except TransitionError:
-            pass  # not started yet (the guarded plan refuses to start) or already over
 
     def positions(self) -> dict[str, Any]:
         """Variable -> the read-back position of its device now, for every variable whose device can report one
