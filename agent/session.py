@@ -6,9 +6,8 @@ state), ``runs/`` (one JSON-lines file of documents per run) and ``seal.json`` (
 last changed, so that a store copied without its ``-wal`` file is recognised).
 
 The store is the truth. Both databases carry the session's id; a store that is empty, damaged, foreign or older
-than the session's own record of it is refused, and a lost checkpoint database is rebuilt from the store. A session
-started with a ``store:`` URL keeps both in PostgreSQL instead (the folder's ``store.json`` names it; see
-:mod:`agent.store.backends`). The session's instruments run as :class:`~agent.loop.Lanes`, one run at a time each.
+than the session's own record of it is refused, and a lost checkpoint database is rebuilt from the store. With a
+``store:`` URL both live in PostgreSQL (:mod:`agent.store.backends`). Instruments run as :class:`~agent.loop.Lanes`.
 """
 
 from __future__ import annotations
