@@ -1,5 +1,9 @@
-"""The search for feasibility on a small feasible region: on the welded beam's seed 5, where the probability of
-feasibility found no feasible point in 30 proposals, the default search finds one."""
+"""The search for feasibility on a small feasible region: the welded beam's seed 5, a seed that traced the default
+search's choice, stays a guard that the default finds a feasible point there and says it is searching.
+
+One seed is not a comparison: on the CPU where it was traced the probability of feasibility found no feasible point
+in 30 proposals and the default search found one at the 6th; with the tests' portable math (``tests/__init__.py``)
+they take 7 and 13. The comparison over seeds is on ``docs/benchmarks/constrained.md``."""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ from benchmarks._problems import PROBLEMS
 from planners import BoTorchPlanner
 
 #: Proposals after the 10 design points within which the default search must find a feasible point on
-#: ``welded_beam`` seed 5 (it took 6; the probability of feasibility had none after 30).
-WITHIN = 10
+#: ``welded_beam`` seed 5 (13 with the tests' portable math).
+WITHIN = 16
 SEARCH = "searching for feasibility: expected reduction of the total violation, constraints on a log scale"
 
 
