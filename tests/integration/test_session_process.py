@@ -28,12 +28,13 @@ def reviewed(write_session, tmp_path: Path) -> Iterator[Session]:
         yield session
 
 
-def pending(client: ControlClient, timeout: float = 60.0) -> str:
-    """The id of the checkpoint the session waits at, once it waits at one."""
+def pending(client: ControlClient, timeout: float = 60.0, answered: frozenset[str] = frozenset()) -> str:
+    """The id of the checkpoint the session waits at, once it waits at one not in ``answered`` (an answered one is
+    still shown until the session has taken its answer)."""
     deadline = time.monotonic() + timeout
     while True:
         found = client.call(CheckpointRequest(by="test")).result.get("checkpoint")
-        if found is not None:
+        if found is not None and str(found["checkpoint"]) not in answered:
             return str(found["checkpoint"])
         assert time.monotonic() < deadline, "no checkpoint came"
         time.sleep(0.01)
@@ -58,9 +59,12 @@ def test_a_session_answered_through_the_channel_runs_to_its_end(reviewed: Sessio
     with SessionProcess(reviewed) as process:
         process.start()
         with ControlClient(reviewed.folder, timeout=10) as client:
+            answered: set[str] = set()
             for _ in range(3):
-                reply = client.call(AnswerRequest(by="ann", checkpoint=pending(client)))
+                checkpoint = pending(client, answered=frozenset(answered))
+                reply = client.call(AnswerRequest(by="ann", checkpoint=checkpoint))
                 assert reply.ok, reply.error
+                answered.add(checkpoint)
             assert process.join(timeout=120)
     assert reviewed.outcome == "finished"
     assert reviewed.store.count_observations() == 3
