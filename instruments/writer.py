@@ -124,8 +124,7 @@ def document_writer(
         try:
             tiled_sink = TiledSink(tiled, on_error=on_tiled_error)
         except BaseException:
-            for sink in sinks:
-                getattr(sink, "close", lambda: None)()
+            DocumentWriter(sinks, arrays=moved).close()  # what was opened so far, closed as a writer closes it
             raise
         sinks.append(tiled_sink)
     return DocumentWriter(sinks, arrays=moved, tiled=tiled_sink)
