@@ -111,6 +111,11 @@ PINNED = {
     # moved knowingly when the analytic constrained LogEI came back as the default for one point on noiseless data
     "disk": [0.8737075546591608, 6.0769755078154155, -1.493127046655065, 6.973284890169147, -1.946864946191051, 0.0],
 }
+#: How close each problem's points must come. The disk's third model point ends on a ridge where the acquisition is
+#: flat to the last bits: with the same portable math (tests/__init__.py) an Intel Xeon puts it at x1 = -1.924 and an
+#: AMD EPYC at -1.947, after the second point differed by 1.2e-6, so the third is held to 0.05 (a third of a percent
+#: of the box) and the points before it to 1e-5. tests/unit/planners/test_seeded_proposals.py pins the planners exactly.
+TOLERANCE = {"plain": [1e-6] * 6, "disk": [1e-5] * 4 + [0.05] * 2}
 
 
 @pytest.mark.parametrize("problem", sorted(PINNED))
@@ -128,7 +133,9 @@ def test_seeded_proposals_without_a_failure_are_the_points_they_were(problem: st
         c = (p["x1"] - 2.5) ** 2 + (p["x2"] - 7.5) ** 2 - 20
         planner.ingest([{**p, "f": _branin(p["x1"], p["x2"]), "c": c}])
     assert not planner.recoveries
-    assert model_points == pytest.approx(PINNED[problem], abs=1e-6)
+    assert len(model_points) == len(PINNED[problem])
+    for i, (got, pinned, tol) in enumerate(zip(model_points, PINNED[problem], TOLERANCE[problem], strict=True)):
+        assert got == pytest.approx(pinned, abs=tol), f"model point {i // 2}, x{i % 2 + 1}"
 
 
 def test_while_nothing_is_feasible_the_planner_searches_for_feasibility_and_says_so() -> None:
