@@ -46,7 +46,7 @@ from planners.registry import accepts_option, load_planner
 from planners.warmup import WarmStart
 
 #: A planner's counters recorded with each run (in results.json, and summed in the summary), when it has them.
-COUNTERS = ("n_fits", "n_reuses", "n_peak_boxes")
+COUNTERS = ("n_fits", "n_reuses", "n_peak_boxes", "n_stalls")
 
 
 # -- planner specs ---------------------------------------------------------------------------------------------

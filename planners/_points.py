@@ -25,6 +25,27 @@ def near_any(U: np.ndarray, taken: np.ndarray, tolerance: float = SAME_POINT) ->
     return (np.abs(U[:, None, :] - taken[None, :, :]).max(axis=-1) <= tolerance).any(axis=-1)
 
 
+#: On data a GP fits as noiseless, a proposal within :data:`SAME_POINT` of an observation after this many such
+#: proposals in a row is a stall (:func:`stalls`): the model refines one point by less than it could tell apart.
+REFINEMENTS = 2
+#: Why a Sobol point replaced a stalled model proposal; the model proposes again after it.
+STALLED = "Sobol: the model's third point in a row within 0.1 % of one measured (a stall, not a refinement)"
+
+
+def stalls(candidate: np.ndarray, observed: np.ndarray, refinements: int = REFINEMENTS) -> bool:
+    """Whether ``candidate: d`` (unit cube) lies within :data:`SAME_POINT` of a row of ``observed: n x d`` (in the
+    order measured) while the last ``refinements`` observations each lay within it of an earlier one.
+
+    On noiseless data the analytic constrained LogEI can close in on a local optimum on a constraint's boundary
+    by steps of 1e-7 for a dozen experiments (``gramacy``, seed 3: 16 experiments at f = 0.75 before the global
+    optimum at 0.5998 was found; docs/benchmarks/constrained.md).
+    """
+    if len(observed) <= refinements or not bool(near_any(candidate[None], observed)[0]):
+        return False
+    n = len(observed)
+    return all(bool(near_any(observed[i : i + 1], observed[:i])[0]) for i in range(n - refinements, n))
+
+
 def distinct(candidates: np.ndarray, avoid: np.ndarray, exact: np.ndarray | None, spare: np.ndarray) -> np.ndarray:
     """``candidates: q x d`` (unit cube) with each that repeats another replaced by the next ``spare`` point that
     does not.

@@ -26,11 +26,12 @@ from planners._design import SobolDesign
 from planners._feasibility import log_violations, violation_acquisition
 from planners._large import model_subset, violations
 from planners._optimizer import AcquisitionOptimizer, acquisition_name
+from planners._points import STALLED, stalls
 from planners._recovery import SPACE_FILLING, STEPS, failure_kind, more_jitter
 from planners._travel import Movement
 from planners.gp.expected_warnings import expected_warnings_logged
 from planners.gp.fitting import GPFitting
-from planners.gp.reading import noise_share, peak_box, stands_out
+from planners.gp.reading import noise_share, noiseless, peak_box, stands_out
 from planners.options import MIN_OBSERVATIONS, BoTorchOptions
 
 _log = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ class BoTorchPlanner(PlannerBase):
 
     Failed points stay pending for good (``X_pending``), and no proposal lies within
     :data:`~planners._points.SAME_POINT` of one, of a pending point or of another point of its batch (a repeat is
-    replaced by a fresh Sobol point, :func:`~planners._points.distinct`). Discrete variables are optimized relaxed
-    and rounded; categorical ones as :class:`~planners._optimizer.AcquisitionOptimizer` says.
+    replaced by a fresh Sobol point, :func:`~planners._points.distinct`); nor, on data fitted as noiseless, a third
+    in a row within it of an observation (a stall, :func:`~planners._points.stalls`). Discrete variables are
+    optimized relaxed and rounded; categorical ones as :class:`~planners._optimizer.AcquisitionOptimizer` says.
 
     Movement (``travel_cost``, ``max_travel``): :attr:`movement` (:class:`~planners._travel.Movement`) knows the
     current position, penalizes the acquisition by the travel from it and keeps every proposal within reach.
@@ -110,6 +112,8 @@ class BoTorchPlanner(PlannerBase):
         self.movement = Movement(self.space, self.options.travel_cost, self.options.max_travel)
         #: Proposals sought inside :func:`~planners.gp.reading.peak_box` rather than the whole space.
         self.n_peak_boxes = 0
+        #: Model proposals that stalled on one point, a Sobol point sent instead (:func:`~planners._points.stalls`).
+        self.n_stalls = 0
         #: Numerical failures of fitting and acquisition caught while proposing, by kind (:mod:`planners._recovery`).
         self.recoveries: Counter[str] = Counter()
         #: The step that recovered from them (:data:`~planners._recovery.STEPS`, or ``space-filling``), by step.
@@ -155,6 +159,7 @@ class BoTorchPlanner(PlannerBase):
             "n_fits": self.fitting.n_fits,
             "n_reuses": self.fitting.n_reuses,
             "n_peak_boxes": self.n_peak_boxes,
+            "n_stalls": self.n_stalls,
             "recoveries": dict(self.recoveries),
             "recovered_by": dict(self.recovered_by),
         }
@@ -200,6 +205,10 @@ class BoTorchPlanner(PlannerBase):
         if candidates is None:
             self._explain([why] * n)
             return self.design.distinct(self.design.points(n, known, box), avoid, None, box, skip=known + n)
+        fitted = self._last_model[1] if self._last_model is not None else None
+        if n - n_design == 1 and fitted is not None and noiseless(fitted) and stalls(candidates[0].numpy(), X.numpy()):
+            self.n_stalls += 1
+            why, candidates, local = STALLED, self.design.points(1, known, box), box
         self._explain(reasons + [why] * (n - n_design))
         exact = X if (self.space.cat_dims or self.space.discrete_dims) else None
         candidates = self.design.distinct(candidates, X_pending, exact, local, skip=known + n)
@@ -329,15 +338,14 @@ class BoTorchPlanner(PlannerBase):
                 values = acq(U[:, None, :]).reshape(-1).tolist()
                 posterior = model.posterior(U)
                 mean, std = posterior.mean, posterior.variance.clamp_min(0.0).sqrt()  # type: ignore[attr-defined]
-        out = []
-        for i, value in enumerate(values):
-            out.append(
-                {
-                    name: {"mean": sign * float(mean[i, j]), "std": float(std[i, j]), "acquisition": float(value)}
-                    for j, (name, sign) in enumerate(zip(self.objective_names, self.signs, strict=True))
-                }
-            )
-        return out
+        outputs = list(enumerate(zip(self.objective_names, self.signs, strict=True)))
+        return [
+            {
+                name: {"mean": sign * float(mean[i, j]), "std": float(std[i, j]), "acquisition": v}
+                for j, (name, sign) in outputs
+            }
+            for i, v in enumerate(values)
+        ]
 
     def _acquisition(
         self, model: Model, X: Tensor, Y: Tensor, C: Tensor, X_pending: Tensor, q: int

@@ -174,7 +174,12 @@ def test_a_run_records_the_planners_counters() -> None:
     spec = PlannerSpec("botorch[num_restarts=1,raw_samples=8]", "botorch", {"num_restarts": 1, "raw_samples": 8})
     run = run_one(spec, PROBLEMS["branin"], seed=0, n_initial=3, budget=2)
     assert run.status == "ok"
-    assert run.counters == {"n_fits": 2, "n_reuses": 0, "n_peak_boxes": 0}  # two model-based proposals, no peak
+    assert run.counters == {
+        "n_fits": 2,
+        "n_reuses": 0,
+        "n_peak_boxes": 0,
+        "n_stalls": 0,
+    }  # two model-based proposals, no peak
     assert run_one(PlannerSpec("sobol", "sobol"), PROBLEMS["branin"], seed=0, n_initial=3, budget=1).counters == {}
 
 
