@@ -25,8 +25,9 @@ def near_any(U: np.ndarray, taken: np.ndarray, tolerance: float = SAME_POINT) ->
     return (np.abs(U[:, None, :] - taken[None, :, :]).max(axis=-1) <= tolerance).any(axis=-1)
 
 
-#: On data a GP fits as noiseless, a proposal within :data:`SAME_POINT` of an observation after this many such
-#: proposals in a row is a stall (:func:`stalls`): the model refines one point by less than it could tell apart.
+#: With one objective, on data a GP fits as noiseless, a proposal within :data:`SAME_POINT` of an observation after
+#: this many such proposals in a row is a stall (:func:`stalls`): the model refines one point by less than it could
+#: tell apart.
 REFINEMENTS = 2
 #: Why a Sobol point replaced a stalled model proposal; the model proposes again after it.
 STALLED = "Sobol: the model's third point in a row within 0.1 % of one measured (a stall, not a refinement)"
@@ -38,7 +39,8 @@ def stalls(candidate: np.ndarray, observed: np.ndarray, refinements: int = REFIN
 
     On noiseless data the analytic constrained LogEI can close in on a local optimum on a constraint's boundary
     by steps of 1e-7 for a dozen experiments (``gramacy``, seed 3: 16 experiments at f = 0.75 before the global
-    optimum at 0.5998 was found; docs/benchmarks/constrained.md).
+    optimum at 0.5998 was found; docs/benchmarks/constrained.md). Not with several objectives: on ``zdt2`` (seeds
+    0-4) it sent 3 Sobol points and lost hypervolume on the two seeds where it did.
     """
     if len(observed) <= refinements or not bool(near_any(candidate[None], observed)[0]):
         return False

@@ -64,9 +64,10 @@ class BoTorchPlanner(PlannerBase):
 
     Failed points stay pending for good (``X_pending``), and no proposal lies within
     :data:`~planners._points.SAME_POINT` of one, of a pending point or of another point of its batch (a repeat is
-    replaced by a fresh Sobol point, :func:`~planners._points.distinct`); nor, on data fitted as noiseless, a third
-    in a row within it of an observation (a stall, :func:`~planners._points.stalls`). Discrete variables are
-    optimized relaxed and rounded; categorical ones as :class:`~planners._optimizer.AcquisitionOptimizer` says.
+    replaced by a fresh Sobol point, :func:`~planners._points.distinct`); nor, with one objective on noiseless
+    data, a third in a row within it of an observation (a stall, :func:`~planners._points.stalls`). Discrete
+    variables are optimized relaxed and rounded; categorical ones as :class:`~planners._optimizer.AcquisitionOptimizer`
+    says.
 
     Movement (``travel_cost``, ``max_travel``): :attr:`movement` (:class:`~planners._travel.Movement`) knows the
     current position, penalizes the acquisition by the travel from it and keeps every proposal within reach.
@@ -205,7 +206,7 @@ class BoTorchPlanner(PlannerBase):
         if candidates is None:
             self._explain([why] * n)
             return self.design.distinct(self.design.points(n, known, box), avoid, None, box, skip=known + n)
-        fitted = self._last_model[1] if self._last_model is not None else None
+        fitted = self._last_model[1] if self._last_model is not None and Y.shape[1] == 1 else None
         if n - n_design == 1 and fitted is not None and noiseless(fitted) and stalls(candidates[0].numpy(), X.numpy()):
             self.n_stalls += 1
             why, candidates, local = STALLED, self.design.points(1, known, box), box
