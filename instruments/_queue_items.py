@@ -96,31 +96,19 @@ def plan_items(
         InstrumentError: a scan without a numeric setpoint for its variable (nothing is submitted).
     """
     legs = [BPlan("mv", *[p for n, v in waypoint.items() for p in (movers[n], v)]) for waypoint in route]
-    return legs + _run_items(problem, qs, spec, plan, setpoints, movers, md)
-
-
-def _run_items(
-    problem: Problem,
-    qs: QueueServerSpec,
-    spec: PlanSpec,
-    plan: str,
-    setpoints: Mapping[str, Any],
-    movers: Mapping[str, str],
-    md: dict[str, Any],
-) -> list[BPlan]:
     detectors = list(qs.detectors)
     moves = [(movers[name], value) for name, value in setpoints.items() if name in movers]
     if spec.bundled == "scan":
-        return [_scan_item(problem, spec, plan, setpoints, movers, moves, detectors, md)]
+        return [*legs, _scan_item(problem, spec, plan, setpoints, movers, moves, detectors, md)]
     num = spec.measure_options().num
     if plan == "scan":
         axes = [part for device, value in moves for part in (device, value, value)]
-        return [BPlan("scan", detectors, *axes, num=num, md=md)]
+        return [*legs, BPlan("scan", detectors, *axes, num=num, md=md)]
     if plan == "count":
         pairs = [part for move in moves for part in move]
-        return [BPlan("mv", *pairs), BPlan("count", detectors + [d for d, _ in moves], num=num, md=md)]
+        return [*legs, BPlan("mv", *pairs), BPlan("count", detectors + [d for d, _ in moves], num=num, md=md)]
     extra = {"num": num} if num > 1 else {}
-    return [BPlan(plan, detectors, [d for d, _ in moves], [v for _, v in moves], md=md, **extra)]
+    return [*legs, BPlan(plan, detectors, [d for d, _ in moves], [v for _, v in moves], md=md, **extra)]
 
 
 def _scan_item(
