@@ -17,13 +17,11 @@ from gest_api.vocs import VOCS
 from torch import Tensor
 
 from closedloop.errors import PlannerError
-from planners._acquisition import (
-    parse_reference_point,
-)
+from planners._acquisition import parse_reference_point
 from planners._base import PlannerBase
 from planners._choice import choose_acquisition, sampler, simple_acquisition
 from planners._design import SobolDesign
-from planners._feasibility import log_violations, violation_acquisition
+from planners._feasibility import log_violations, model_constraints, violation_acquisition
 from planners._large import model_subset, violations
 from planners._optimizer import AcquisitionOptimizer, acquisition_name
 from planners._points import STALLED, stalls
@@ -228,10 +226,10 @@ class BoTorchPlanner(PlannerBase):
         failed: list[str] = []
         model: Model | None = None
         search = self._searching_feasibility()
-        full, keep = (X, Y, C), self._model_subset(X, Y, C)
-        if keep is not None:  # large data: the model and the acquisition see a subset (planners._large)
-            X, Y, C = X[keep], Y[keep], C[keep]
-        G = log_violations(self.vocs, C) if search else None
+        keep = self._model_subset(X, Y, C)  # large data: the model and the acquisition see a subset (planners._large)
+        G = log_violations(self.vocs, C if keep is None else C[keep]) if search else None
+        full = (X, Y, model_constraints(self.vocs, C, self.options.n_initial))
+        X, Y, C = full if keep is None else (full[0][keep], full[1][keep], full[2][keep])
         for step in ("first", *STEPS):
             if step == "simpler acquisition" and (q > 1 or (G is None and Y.shape[1] > 1)):
                 continue  # analytic acquisition functions take one point and one objective
@@ -330,7 +328,8 @@ class BoTorchPlanner(PlannerBase):
             if self._last_model is not None and self._last_model[0] == len(self._records):
                 model = self._last_model[1]
             else:
-                if (keep := self._model_subset(X, Y, C)) is not None:
+                keep, C = self._model_subset(X, Y, C), model_constraints(self.vocs, C, self.options.n_initial)
+                if keep is not None:
                     X, Y, C = X[keep], Y[keep], C[keep]
                 model = self.fitting.fit(X, Y, C)
             failed = torch.from_numpy(self.failed_unit())
