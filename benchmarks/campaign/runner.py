@@ -53,12 +53,25 @@ class CampaignFolder:
     def claim(self, spec: CampaignSpec, *, resume: bool) -> None:
         """Make the folder this campaign's, or refuse one that holds something else.
 
+        The same campaign with more seeds than the folder's is this one grown (with ``resume``): its tasks are kept
+        and the new seeds' run.
+
         Raises:
-            CampaignError: the folder holds another campaign, holds this one without ``resume``, or is not empty.
+            CampaignError: the folder holds another campaign (or this one with more seeds), holds this one without
+                ``resume``, or is not empty.
         """
         if self.definition.exists():
             held = json.loads(self.definition.read_text())
-            if held.get("fingerprint") != spec.fingerprint():
+            seeds = held.get("seeds")
+            same = (
+                isinstance(seeds, int)
+                and held.get("fingerprint") == spec.model_copy(update={"seeds": seeds}).fingerprint()
+            )
+            if same and seeds > spec.seeds:
+                raise CampaignError(
+                    f"--seeds: {self.path} holds this campaign with {seeds} seeds; --seeds can only grow"
+                )
+            if not same:
                 raise CampaignError(f"--out: {self.path} holds a different campaign; choose another folder")
             if not resume:
                 done = len(self.finished())

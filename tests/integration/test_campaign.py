@@ -83,6 +83,14 @@ def test_a_killed_campaign_resumes_with_only_what_is_missing(tmp_path: Path) -> 
     assert resumed.returncode == 0, resumed.stderr
     assert f"12 tasks, {done_before} done before, {12 - done_before} to run" in resumed.stderr
     assert len(pq.read_table(out / "runs.parquet")) == 12
+    # more seeds later: the same campaign with a fourth seed keeps its 12 tasks and runs the new seed's 4
+    grown = [*args[:5], "4", *args[6:]]
+    more = bench(*grown, "--resume")
+    assert more.returncode == 0, more.stderr
+    assert "16 tasks, 12 done before, 4 to run" in more.stderr
+    assert len(pq.read_table(out / "runs.parquet")) == 16
+    fewer = bench(*[*args[:5], "2", *args[6:]], "--resume")
+    assert fewer.returncode == 2 and "--seeds: " in fewer.stderr and "holds this campaign with 4 seeds" in fewer.stderr
 
 
 def test_a_task_whose_worker_dies_is_run_again(tmp_path: Path) -> None:
