@@ -57,16 +57,16 @@ def model_constraints(vocs: VOCS, C: Tensor, n_design: int) -> Tensor:
     """The constraint outputs ``C: n x k`` as the GP sees them, ``n x k``: a heavy-tailed one compressed around its
     bound, the others as measured.
 
-    An output is heavy-tailed when one of the first ``n_design`` readings (the design's, spread over the space, so
-    a sample of what the output reads there) lies beyond Tukey's far-out fences, :data:`FAR_OUT` interquartile
-    ranges outside their quartiles. Then every reading ``c`` becomes ``b + s sign(c - b) log(1 + |c - b| / s)``,
+    The first ``n_design`` readings (the design's, spread over the space, so a sample of what the output reads there)
+    set Tukey's far-out fences, :data:`FAR_OUT` interquartile ranges outside their quartiles; an output with any
+    reading beyond them is heavy-tailed. Then every reading ``c`` becomes ``b + s sign(c - b) log(1 + |c - b| / s)``,
     ``b`` its bound (``LESS_THAN`` or ``GREATER_THAN``) and ``s`` the design readings' median distance from it:
     monotone and ``b`` kept, so every point's feasibility and the acquisition's constraint are unchanged, while a
     few extreme readings no longer flatten the rest (on the spring problem a GP of its outputs as measured ended
     three times farther from the optimum; see ``docs/benchmarks/constrained.md``). ``s`` makes it independent of
-    the output's units. Only the design's readings decide: the model's own points crowd at the bound once it has
-    found the optimum's region, and judged on them every output looks heavy-tailed. ``BOUNDS`` outputs and NaN
-    readings stay as they are.
+    the output's units. The fences are the design's because the model's own points crowd at the bound once it has
+    found the optimum's region: quartiles of all the readings would shrink around the bound and make any output
+    look heavy-tailed. ``BOUNDS`` outputs and NaN readings stay as they are.
     """
     out = C.clone()
     for i, spec in enumerate(vocs.constraints.values()):
@@ -75,7 +75,7 @@ def model_constraints(vocs: VOCS, C: Tensor, n_design: int) -> Tensor:
         g = C[:, i] - float(spec.value)
         design = g[:n_design]
         q1, q3 = torch.nanquantile(design, torch.tensor([0.25, 0.75], dtype=g.dtype))
-        far = (design > q3 + FAR_OUT * (q3 - q1)) | (design < q1 - FAR_OUT * (q3 - q1))
+        far = (g > q3 + FAR_OUT * (q3 - q1)) | (g < q1 - FAR_OUT * (q3 - q1))  # any reading, the design's fences
         s = float(design.abs().nanmedian())
         if bool(far.any()) and s > 0:
             out[:, i] = float(spec.value) + s * torch.sign(g) * torch.log1p(g.abs() / s)

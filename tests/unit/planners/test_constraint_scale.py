@@ -60,13 +60,16 @@ def test_a_missing_reading_stays_missing_and_the_others_are_compressed() -> None
     assert seen[-1, 0] > -50
 
 
-def test_only_the_design_s_readings_decide() -> None:
-    # the far reading is the model's own (the 11th, after a design of 10): crowded near the bound, the model's points
-    # would make any output look heavy-tailed, so it stays as measured
+def test_the_design_s_readings_set_the_fences() -> None:
+    # a far reading after a design of 10 (the model's own) is beyond the design's fences: compressed
     C = outputs()
-    assert torch.equal(model_constraints(VOCS3, C, 10), C)
-    early = C[[10, *range(10)]]  # the same far reading, now the design's first
-    assert not torch.equal(model_constraints(VOCS3, early, 10)[:, 0], early[:, 0])
+    assert not torch.equal(model_constraints(VOCS3, C, 10)[:, 0], C[:, 0])
+    # twenty more readings crowded at the bound, as once the model has found the optimum's region: inside the
+    # design's fences, so the output stays as measured; judged on all readings, the design's would be far out
+    crowded = torch.cat([C[:10], C[:1].repeat(20, 1)])
+    crowded[10:, 0] = 2.0 + torch.linspace(-1e-3, 1e-3, 20, dtype=torch.float64)
+    assert torch.equal(model_constraints(VOCS3, crowded, 10), crowded)
+    assert not torch.equal(model_constraints(VOCS3, crowded, 30)[:, 0], crowded[:, 0])
 
 
 def best_feasible_regret(problem, seed: int, experiments: int = 40) -> float:
