@@ -29,6 +29,9 @@ from planners.options import FeasibilitySearch
 #: Tukey's far-out fences, in interquartile ranges outside the quartiles: a constraint output with a reading beyond
 #: them is heavy-tailed (:func:`model_constraints`).
 FAR_OUT = 3.0
+#: The fewest design readings that set the fences: quartiles of fewer say little, and with a design of 3 a smooth
+#: output's later readings fell beyond them (:func:`model_constraints` leaves the output as measured then).
+FENCE_READINGS = 8
 
 
 def violations(vocs: VOCS, C: Tensor) -> Tensor:
@@ -66,7 +69,8 @@ def model_constraints(vocs: VOCS, C: Tensor, n_design: int) -> Tensor:
     three times farther from the optimum; see ``docs/benchmarks/constrained.md``). ``s`` makes it independent of
     the output's units. The fences are the design's because the model's own points crowd at the bound once it has
     found the optimum's region: quartiles of all the readings would shrink around the bound and make any output
-    look heavy-tailed. ``BOUNDS`` outputs and NaN readings stay as they are.
+    look heavy-tailed. An output stays as measured when fewer than :data:`FENCE_READINGS` of its design readings
+    are in; so do ``BOUNDS`` outputs and NaN readings.
     """
     out = C.clone()
     for i, spec in enumerate(vocs.constraints.values()):
@@ -74,6 +78,8 @@ def model_constraints(vocs: VOCS, C: Tensor, n_design: int) -> Tensor:
             continue
         g = C[:, i] - float(spec.value)
         design = g[:n_design]
+        if int((~design.isnan()).sum()) < FENCE_READINGS:
+            continue
         q1, q3 = torch.nanquantile(design, torch.tensor([0.25, 0.75], dtype=g.dtype))
         far = (g > q3 + FAR_OUT * (q3 - q1)) | (g < q1 - FAR_OUT * (q3 - q1))  # any reading, the design's fences
         s = float(design.abs().nanmedian())

@@ -57,8 +57,8 @@ class CampaignFolder:
         and the new seeds' run.
 
         Raises:
-            CampaignError: the folder holds another campaign (or this one with more seeds), holds this one without
-                ``resume``, or is not empty.
+            CampaignError: the folder holds another campaign (or this one with more seeds than ``spec``), holds
+                this one without ``resume``, or is not empty.
         """
         if self.definition.exists():
             held = json.loads(self.definition.read_text())

@@ -1,5 +1,5 @@
-"""The constraint outputs as the GP sees them: one whose design readings are heavy-tailed compressed around its
-bound, the rest as measured."""
+"""The constraint outputs as the GP sees them: one with a reading beyond the fences its design readings set
+compressed around its bound, the rest as measured."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from gest_api.vocs import VOCS
 
 from benchmarks._engineering import engineering_problem
 from planners import BoTorchPlanner
-from planners._feasibility import model_constraints
+from planners._feasibility import FENCE_READINGS, model_constraints
 
 VOCS3 = VOCS(
     variables={"x": [0.0, 1.0]},
@@ -70,6 +70,8 @@ def test_the_design_s_readings_set_the_fences() -> None:
     crowded[10:, 0] = 2.0 + torch.linspace(-1e-3, 1e-3, 20, dtype=torch.float64)
     assert torch.equal(model_constraints(VOCS3, crowded, 10), crowded)
     assert not torch.equal(model_constraints(VOCS3, crowded, 30)[:, 0], crowded[:, 0])
+    # a design of fewer than FENCE_READINGS readings sets no fences: nothing is compressed
+    assert torch.equal(model_constraints(VOCS3, C, FENCE_READINGS - 1), C)
 
 
 def best_feasible_regret(problem, seed: int, experiments: int = 40) -> float:
